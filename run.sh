@@ -1,0 +1,15 @@
+#!/usr/bin/env sh
+# Thin wrapper: every decision lives in tools/hitctl.py (shared with run.ps1).
+#   ./run.sh test    lint, types and every test (installs what it needs on first use)
+#   ./run.sh demo    the whole system on paper, no credentials
+#   ./run.sh [server|bot]
+set -eu
+cd "$(dirname "$0")"
+for candidate in python3.13 python3.12 python3.11 python3 python; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+        "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        exec "$candidate" tools/hitctl.py "$@"
+    fi
+done
+echo "HIT needs Python 3.11 or newer on the PATH (python3 --version)." >&2
+exit 2

@@ -1,0 +1,145 @@
+"""The one entry point behind run.sh / run.ps1 and setup.sh / setup.ps1.
+
+It uses only the standard library, so it runs on a fresh machine with nothing but Python 3.11+.
+On first use it creates `.tools/uv` (a small virtual environment holding a pinned uv) and `.venv`
+(the project's environment, synced from `uv.lock`); later runs only re-sync, which is a no-op when
+nothing changed. The shell scripts stay thin: every decision lives here, where it is tested once.
+
+Commands:
+  setup   install (or update) the environment and stop
+  test    ruff, mypy (strict) and every test; extra arguments go to pytest
+  demo    the whole system on paper, no credentials
+  server  the trading server alone
+  bot     the Discord bot alone
+  (none)  server and bot together
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+UV_VERSION = "0.13.9"
+MIN_PYTHON = (3, 11)
+PYTEST_NO_TESTS_COLLECTED = 5
+WINDOWS = os.name == "nt"
+
+
+def venv_bin(env_dir: Path, name: str) -> Path:
+    """Path of an executable inside a virtual environment, on Windows and elsewhere."""
+    if WINDOWS:
+        return env_dir / "Scripts" / f"{name}.exe"
+    return env_dir / "bin" / name
+
+
+def say(message: str) -> None:
+    print(f"[hit] {message}", flush=True)
+
+
+def run(cmd: Sequence[str | Path], env: dict[str, str] | None = None) -> int:
+    return subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env)
+
+
+def ensure_uv() -> Path:
+    """A pinned uv in `.tools/uv`, installed with the running interpreter's pip on first use."""
+    tool_env = ROOT / ".tools" / "uv"
+    uv = venv_bin(tool_env, "uv")
+    stamp = tool_env / "uv-version.txt"
+    if uv.exists() and stamp.exists() and stamp.read_text().strip() == UV_VERSION:
+        return uv
+    say(f"installing uv {UV_VERSION} into .tools/uv (first run only)")
+    if tool_env.exists():
+        shutil.rmtree(tool_env)
+    venv.EnvBuilder(with_pip=True, clear=True).create(tool_env)
+    pip_cmd: list[str | Path] = [venv_bin(tool_env, "python"), "-m", "pip", "install", "--quiet"]
+    if run([*pip_cmd, f"uv=={UV_VERSION}"]) != 0:
+        raise SystemExit("could not install uv from PyPI: check the network and try again")
+    stamp.write_text(UV_VERSION)
+    return uv
+
+
+def uv_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["UV_PYTHON"] = sys.executable
+    env["UV_PROJECT_ENVIRONMENT"] = str(ROOT / ".venv")
+    env.setdefault("UV_NO_PROGRESS", "1")
+    return env
+
+
+def setup() -> Path:
+    """Create or update `.venv` from the lock file; returns the environment's python."""
+    uv = ensure_uv()
+    say("syncing .venv with uv.lock")
+    cmd: list[str | Path] = [uv, "sync", "--locked", "--all-packages", "--all-extras", "--quiet"]
+    if run(cmd, env=uv_env()) != 0:
+        raise SystemExit("installing the project failed (see the lines above)")
+    return venv_bin(ROOT / ".venv", "python")
+
+
+def venv_tool(name: str) -> Path:
+    return venv_bin(ROOT / ".venv", name)
+
+
+def pytest_outcome(code: int) -> tuple[bool, str]:
+    """pytest's exit code read strictly: a run that collected nothing is a failure, never a pass."""
+    if code == 0:
+        return True, "all tests passed"
+    if code == PYTEST_NO_TESTS_COLLECTED:
+        return False, "pytest collected no tests: that is a failure, not a pass"
+    return False, f"pytest failed (exit {code})"
+
+
+def test(pytest_args: Sequence[str]) -> int:
+    python = setup()
+    steps: list[tuple[str, list[str | Path]]] = [
+        ("ruff", [venv_tool("ruff"), "check", "."]),
+        ("mypy", [python, "-m", "mypy"]),
+    ]
+    env = dict(os.environ)
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    for name, cmd in steps:
+        say(f"{name} ...")
+        if run(cmd, env=env) != 0:
+            say(f"{name} failed")
+            return 1
+    say("pytest ...")
+    ok, message = pytest_outcome(run([python, "-m", "pytest", *pytest_args], env=env))
+    say(message)
+    return 0 if ok else 1
+
+
+def module_command(module: str, args: Sequence[str]) -> int:
+    python = setup()
+    return run([python, "-m", module, *args])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if sys.version_info < MIN_PYTHON:
+        print("HIT needs Python 3.11 or newer", file=sys.stderr)
+        return 2
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, rest = (args[0], args[1:]) if args else ("run", [])
+    if command == "setup":
+        setup()
+        say("ready: .venv is installed")
+        return 0
+    if command == "test":
+        return test(rest)
+    if command in {"demo", "run"}:
+        return module_command("hit_server.launcher", [command, *rest])
+    if command == "server":
+        return module_command("hit_server", rest)
+    if command == "bot":
+        return module_command("hit_bot", rest)
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
