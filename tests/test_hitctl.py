@@ -1,12 +1,14 @@
 """The bootstrap behind run.sh / run.ps1 (stdlib only, so it is imported by path)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_hitctl():
+    sys.path.insert(0, str(ROOT / "tools"))
     spec = importlib.util.spec_from_file_location("hitctl", ROOT / "tools" / "hitctl.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

@@ -24,6 +24,8 @@ import venv
 from collections.abc import Sequence
 from pathlib import Path
 
+import launcher
+
 ROOT = Path(__file__).resolve().parent.parent
 UV_VERSION = "0.13.9"
 MIN_PYTHON = (3, 11)
@@ -132,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "test":
         return test(rest)
     if command in {"demo", "run"}:
-        return module_command("hit_server.launcher", [command, *rest])
+        return launcher.main([command, *rest], setup(), ROOT)
     if command == "server":
         return module_command("hit_server", rest)
     if command == "bot":

@@ -1,0 +1,221 @@
+"""Starting the two services together (`./run.sh`) and the paper demo (`./run.sh demo`).
+
+Standard library only: it runs from tools/hitctl.py before or after the environment exists, and it
+never imports the services (they run as their own processes, exactly as a user would run them).
+
+The supervisor's contract: the server starts first and must answer /health before the bot starts;
+Ctrl+C stops both; if either dies, the other is stopped and the exit says which one died.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HEALTH_TIMEOUT_S = 90.0
+STOP_GRACE_S = 10.0
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+EXAMPLE_HEADING = "<!-- examples -->"
+
+
+def say(message: str) -> None:
+    print(f"[hit] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Service:
+    """A child process with a name, started in its own process group so it can be stopped whole."""
+
+    name: str
+    cmd: Sequence[str]
+    env: Mapping[str, str]
+    cwd: Path
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        kwargs: dict[str, Any] = {}
+        if os.name == "nt":
+            kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        else:
+            kwargs["start_new_session"] = True
+        self.proc = subprocess.Popen(list(self.cmd), cwd=self.cwd, env=dict(self.env), **kwargs)
+
+    def exit_code(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def stop(self) -> None:
+        """Ask politely (SIGINT / CTRL_BREAK), then terminate, then kill."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        polite = signal.CTRL_BREAK_EVENT if os.name == "nt" else signal.SIGINT  # type: ignore[attr-defined]
+        with suppress(ProcessLookupError, OSError):
+            proc.send_signal(polite)
+        try:
+            proc.wait(STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def http_json(url: str, *, api_key: str | None = None, timeout: float = 5.0) -> Any:
+    request = urllib.request.Request(url, headers={"X-API-Key": api_key} if api_key else {})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (loopback only)
+        return json.loads(response.read().decode("utf-8"))
+
+
+def wait_healthy(url: str, service: Service, timeout: float = HEALTH_TIMEOUT_S) -> bool:
+    """Poll /health until it answers; give up early if the process has already exited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.exit_code() is not None:
+            return False
+        with suppress(urllib.error.URLError, OSError, ValueError):
+            http_json(url, timeout=2.0)
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def supervise(services: Sequence[Service], poll: Callable[[], None] = lambda: time.sleep(0.5)) -> int:
+    """Wait until one service exits or Ctrl+C; then stop the others. Returns the exit status."""
+    try:
+        while True:
+            for service in services:
+                code = service.exit_code()
+                if code is not None:
+                    say(f"{service.name} stopped (exit {code}); stopping the others")
+                    return code or 1
+            poll()
+    except KeyboardInterrupt:
+        say("Ctrl+C: stopping")
+        return 0
+    finally:
+        for service in reversed(services):
+            service.stop()
+
+
+def extract_examples(markdown: str) -> list[str]:
+    """Every fenced code block after the examples marker of TEST_SIGNALS.md, one message each."""
+    _, _, tail = markdown.partition(EXAMPLE_HEADING)
+    return [block.strip("\n") for block in FENCE.findall(tail or markdown)]
+
+
+@contextmanager
+def running(service: Service) -> Iterator[Service]:
+    service.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def run_all(python: Path, root: Path) -> int:
+    """Server, then (once healthy) the bot; each reads its own .env in its own folder."""
+    server = Service("trading server", [str(python), "-m", "hit_server"], os.environ, root / "trading-server")
+    bot = Service("discord bot", [str(python), "-m", "hit_bot"], os.environ, root / "discord-bot")
+    port = os.environ.get("PORT", "8000")
+    server.start()
+    if not wait_healthy(f"http://127.0.0.1:{port}/health", server):
+        say("the trading server did not become healthy; see its messages above")
+        server.stop()
+        return 1
+    bot.start()
+    return supervise([server, bot])
+
+
+def demo_env(base: Mapping[str, str], workdir: Path, port: int, api_key: str) -> dict[str, str]:
+    """Paper mode on a throwaway journal: whatever the user's .env says, the demo never trades live."""
+    env = dict(base)
+    env.update(
+        {
+            "TRADING_MODE": "paper",
+            "BLOFIN_API_KEY": "",
+            "BLOFIN_API_SECRET": "",
+            "BLOFIN_PASSPHRASE": "",
+            "BLOFIN_BASE_URL": "",
+            "API_KEYS": api_key,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{(workdir / 'demo-journal.db').as_posix()}",
+            "PAPER_PRICE_SOURCE": "model",
+            "MAX_OPEN_POSITIONS": "50",
+            "TRADING_SERVER_URL": f"http://127.0.0.1:{port}",
+            "TRADING_SERVER_API_KEY": api_key,
+            "LOG_DIR": str(workdir / "logs"),
+        }
+    )
+    return env
+
+
+def print_summary(base_url: str, api_key: str) -> None:
+    stats = http_json(f"{base_url}/api/v1/stats", api_key=api_key)
+    positions = http_json(f"{base_url}/api/v1/positions", api_key=api_key)
+    say("stats: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+    rows = positions if isinstance(positions, list) else positions.get("positions", [])
+    say(f"paper positions ({len(rows)}):")
+    for row in rows:
+        fields = ("instId", "positions", "averagePrice", "unrealizedPnl")
+        print("    " + "  ".join(f"{k}={row.get(k, row.get(k.lower()))}" for k in fields), flush=True)
+
+
+def demo(python: Path, root: Path) -> int:
+    """The whole system on paper: server with its in-process simulator, TEST_SIGNALS.md replayed."""
+    examples = extract_examples((root / "TEST_SIGNALS.md").read_text(encoding="utf-8"))
+    with tempfile.TemporaryDirectory(prefix="hit-demo-") as tmp:
+        workdir = Path(tmp)
+        port, api_key = free_port(), secrets.token_urlsafe(32)
+        env = demo_env(os.environ, workdir, port, api_key)
+        feed = workdir / "signals.jsonl"
+        feed.write_text("".join(json.dumps({"text": t}) + "\n" for t in examples), encoding="utf-8")
+        base_url = f"http://127.0.0.1:{port}"
+        server = Service("trading server", [str(python), "-m", "hit_server"], env, workdir)
+        say(f"starting the trading server in paper mode on {base_url} (no credentials, simulator exchange)")
+        with running(server):
+            if not wait_healthy(f"{base_url}/health", server):
+                say("the trading server did not become healthy; see its messages above")
+                return 1
+            say(f"replaying {len(examples)} messages from TEST_SIGNALS.md through the bot's pipeline")
+            replay = [str(python), "-m", "hit_bot", "replay", str(feed)]
+            code = subprocess.call(replay, cwd=workdir, env=env)
+            print_summary(base_url, api_key)
+        say(f"API docs while it runs: {base_url}/docs; the journal: GET /api/v1/trades")
+        say("next: QUICKSTART.md connects Discord and BloFin demo keys; then ./run.sh starts both services")
+        return code
+
+
+def main(argv: Sequence[str], python: Path, root: Path) -> int:
+    command = argv[0] if argv else "run"
+    if command == "demo":
+        return demo(python, root)
+    return run_all(python, root)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:], Path(sys.executable), Path(__file__).resolve().parent.parent))
