@@ -1,0 +1,122 @@
+"""Client-side rate limiting for BloFin, so callers wait instead of getting the IP banned.
+
+BloFin allows per IP 500 requests a minute and 1500 per 5 minutes (a breach suspends the IP for 5
+minutes or an hour), and per account 30 trading writes (`POST /api/v1/trade/...`) per 10 seconds.
+
+Each limit is a sliding window: it remembers when its last `limit` requests went out and lets a new
+one through only when the oldest is older than the period. Unlike a refilling token bucket, this
+never lets `2 x limit` through across a window edge, which is what BloFin would punish. Waiters are
+served in arrival order (one lock per window). Clock and sleep are injected so tests run on fake time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+TRADE_PREFIX = "/api/v1/trade/"
+
+
+class SlidingWindow:
+    """At most `limit` acquisitions in any `period` seconds; `limit` 0 means unlimited."""
+
+    def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        if limit < 0 or period <= 0:
+            raise ValueError(f"a rate window needs limit >= 0 and period > 0, got {limit}/{period}s")
+        self.limit = limit
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self.lock = asyncio.Lock()
+
+    def wait_needed(self, now: float) -> float:
+        """Seconds until one more request may go out (0 when it may go now)."""
+        if self.limit == 0:
+            return 0.0
+        while self._sent and self._sent[0] <= now - self.period:
+            self._sent.popleft()
+        if len(self._sent) < self.limit:
+            return 0.0
+        return self._sent[0] + self.period - now
+
+    async def wait_for_slot(self) -> tuple[float, float]:
+        """Wait (the caller holds `lock`) until a slot is free; returns (seconds waited, now)."""
+        waited = 0.0
+        while True:
+            now = self._clock()
+            wait = self.wait_needed(now)
+            if wait <= 0:
+                return waited, now
+            await self._sleep(wait)
+            waited += wait
+
+    def record(self, now: float) -> None:
+        if self.limit:
+            self._sent.append(now)
+
+    async def acquire(self) -> float:
+        """Wait for a slot and take it. Returns the seconds waited."""
+        async with self.lock:
+            waited, now = await self.wait_for_slot()
+            self.record(now)
+            return waited
+
+
+class RateLimiter:
+    """BloFin's REST limits for one account (one limiter per client; the client is per account)."""
+
+    def __init__(
+        self,
+        *,
+        per_minute: int = 500,
+        per_5_minutes: int = 1500,
+        trade_per_10s: int = 30,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self._overall = (
+            SlidingWindow(per_minute, 60.0, clock=clock, sleep=sleep),
+            SlidingWindow(per_5_minutes, 300.0, clock=clock, sleep=sleep),
+        )
+        self._trade = SlidingWindow(trade_per_10s, 10.0, clock=clock, sleep=sleep)
+        self._clock = clock
+
+    @classmethod
+    def unlimited(cls) -> RateLimiter:
+        """No limits: for benchmarks and tests against the local simulator only."""
+        return cls(per_minute=0, per_5_minutes=0, trade_per_10s=0)
+
+    @staticmethod
+    def is_trade(method: str, path: str) -> bool:
+        return method.upper() == "POST" and path.startswith(TRADE_PREFIX)
+
+    async def acquire(self, method: str, path: str) -> float:
+        """Wait until this request may be sent without breaking a limit. Returns the seconds waited.
+
+        Locks are taken in one fixed order (trade, then overall) and every window records the moment
+        the last wait ended, so no window ever records a send earlier than it really happens.
+        """
+        windows = ((self._trade,) if self.is_trade(method, path) else ()) + self._overall
+        waited = 0.0
+        async with contextlib.AsyncExitStack() as stack:
+            now = self._clock()
+            for window in windows:
+                await stack.enter_async_context(window.lock)
+                spent, now = await window.wait_for_slot()
+                waited += spent
+            for window in windows:
+                window.record(now)
+        if waited > 0:
+            log.info("rate limit: %s %s waited %.2f s", method, path, waited)
+        return waited
