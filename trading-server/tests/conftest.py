@@ -1,0 +1,192 @@
+"""Shared fixtures. Client fixtures are named `client_*` (the BloFin client's tests own them)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from pydantic import SecretStr
+
+from hit_server.blofin_auth import BloFinAuth, Credentials
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_rest import RetryPolicy
+from hit_server.ratelimit import RateLimiter
+
+CLIENT_API_KEY = "client-test-key-0123456789abcdef"
+CLIENT_SECRET = "client-SECRET-never-shown-9f8e7d6c5b4a"
+CLIENT_PASSPHRASE = "client-PASSPHRASE-never-shown-42"
+DEMO_VARS = ("BLOFIN_DEMO_API_KEY", "BLOFIN_DEMO_API_SECRET", "BLOFIN_DEMO_PASSPHRASE")
+DEMO_URL = "https://demo-trading-openapi.blofin.com"
+
+
+@pytest.fixture
+def client_credentials() -> Credentials:
+    return Credentials(CLIENT_API_KEY, SecretStr(CLIENT_SECRET), SecretStr(CLIENT_PASSPHRASE))
+
+
+@dataclass
+class ClientSleeps:
+    """A retry sleep that records the waits and returns at once."""
+
+    waits: list[float]
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+def client_sleeps() -> ClientSleeps:
+    return ClientSleeps([])
+
+
+@pytest.fixture
+def client_retry(client_sleeps: ClientSleeps) -> RetryPolicy:
+    return RetryPolicy(sleep=client_sleeps)
+
+
+@pytest.fixture
+async def client_mock(
+    client_credentials: Credentials, client_retry: RetryPolicy
+) -> AsyncIterator[Callable[..., BloFinClient]]:
+    """A factory: `client_mock(handler, **client_kwargs)` -> a client over `httpx.MockTransport`."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(handler: Callable[[httpx.Request], Any], **kwargs: Any) -> BloFinClient:
+        http = httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="https://blofin.test")
+        opened.append(http)
+        kwargs.setdefault("retry", client_retry)
+        kwargs.setdefault("rate_limiter", RateLimiter.unlimited())
+        return BloFinClient(http, BloFinAuth(client_credentials), **kwargs)
+
+    yield make
+    for http in opened:
+        await http.aclose()
+
+
+# -- the simulator, over ASGI or a real loopback port -------------------------------------------
+
+
+@dataclass
+class ClientTarget:
+    """What a contract test talks to: a client, plus the simulator's engine and control API."""
+
+    name: str
+    client: BloFinClient
+    auth: BloFinAuth
+    http: httpx.AsyncClient
+    sim: Any | None  # app.state.sim, None against BloFin's demo
+
+    async def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the simulator's unsigned /sim/* API."""
+        response = await self.http.request(method, path, json=body)
+        response.raise_for_status()
+        return response.json() if response.content else None
+
+    async def set_price(self, inst_id: str, price: Decimal) -> None:
+        await self.control("POST", "/sim/price", {"instId": inst_id, "price": str(price)})
+
+    async def fault(self, kind: str, *, count: int = 1, path: str | None = None, **extra: Any) -> None:
+        body: dict[str, Any] = {"kind": kind, "count": count, **extra}
+        if path:
+            body["path"] = path
+        await self.control("POST", "/sim/faults", body)
+
+
+class ClientUvicorn:
+    """The simulator app served by uvicorn on a free 127.0.0.1 port, in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self) -> ClientUvicorn:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the simulator did not start on 127.0.0.1")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
+
+
+def client_sim_config(**overrides: Any) -> Any:
+    from hit_server.blofin_sim import SimConfig
+
+    settings: dict[str, Any] = {
+        "api_key": CLIENT_API_KEY, "api_secret": CLIENT_SECRET, "passphrase": CLIENT_PASSPHRASE,
+        "rate_limit_per_min": 0, "trade_limit_per_10s": 0,
+    }
+    settings.update(overrides)
+    return SimConfig(**settings)
+
+
+@pytest.fixture(
+    params=["asgi", "uvicorn", pytest.param("demo", marks=pytest.mark.blofin_demo)],
+)
+def client_transport(request: pytest.FixtureRequest) -> str:
+    """The transport a contract test runs over: ASGI in-process, real loopback uvicorn, or demo."""
+    name: str = request.param
+    if name == "demo":
+        missing = [var for var in DEMO_VARS if not os.environ.get(var)]
+        if missing or os.environ.get("CI"):
+            pytest.skip(f"BloFin demo run is opt-in: set {', '.join(DEMO_VARS)} (never in CI)")
+    return name
+
+
+@pytest.fixture
+def client_sim_overrides() -> dict[str, Any]:
+    """SimConfig overrides; a test module may override this fixture."""
+    return {}
+
+
+@pytest.fixture
+async def client_target(
+    client_transport: str, client_retry: RetryPolicy, client_sim_overrides: dict[str, Any]
+) -> AsyncIterator[ClientTarget]:
+    if client_transport == "demo":
+        creds = Credentials(
+            os.environ[DEMO_VARS[0]], SecretStr(os.environ[DEMO_VARS[1]]), SecretStr(os.environ[DEMO_VARS[2]])
+        )
+        async with httpx.AsyncClient(base_url=DEMO_URL) as http:
+            auth = BloFinAuth(creds)
+            yield ClientTarget("demo", BloFinClient(http, auth, retry=client_retry), auth, http, None)
+        return
+    from hit_server.blofin_sim import create_app
+
+    app = create_app(client_sim_config(**client_sim_overrides))
+    creds = Credentials(CLIENT_API_KEY, SecretStr(CLIENT_SECRET), SecretStr(CLIENT_PASSPHRASE))
+    auth = BloFinAuth(creds)
+    if client_transport == "asgi":
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim.test") as http:
+            client = BloFinClient(http, auth, request_timeout=2.0, retry=client_retry,
+                                  rate_limiter=RateLimiter.unlimited())
+            yield ClientTarget("asgi", client, auth, http, app.state.sim)
+        return
+    with ClientUvicorn(app) as server:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
+            client = BloFinClient(http, auth, request_timeout=2.0, retry=client_retry,
+                                  rate_limiter=RateLimiter.unlimited())
+            yield ClientTarget("uvicorn", client, auth, http, app.state.sim)
+

@@ -1,0 +1,120 @@
+"""The client-side rate limiter on fake time: sleeping advances the clock, nothing really waits."""
+
+import asyncio
+
+import pytest
+
+from hit_server.ratelimit import RateLimiter, SlidingWindow
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def make_limiter(fake: FakeTime, **limits: int) -> RateLimiter:
+    return RateLimiter(clock=fake.clock, sleep=fake.sleep, **limits)
+
+
+async def test_window_lets_limit_requests_through_without_waiting():
+    fake = FakeTime()
+    window = SlidingWindow(3, 10.0, clock=fake.clock, sleep=fake.sleep)
+    waits = [await window.acquire() for _ in range(3)]
+    assert waits == [0.0, 0.0, 0.0]
+    assert fake.sleeps == []
+
+
+async def test_window_waits_until_oldest_request_leaves_the_period():
+    fake = FakeTime()
+    window = SlidingWindow(3, 10.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(3):
+        await window.acquire()
+        fake.now += 1.0
+    waited = await window.acquire()
+    assert waited == pytest.approx(7.0)
+    assert fake.now == pytest.approx(1010.0)
+
+
+async def test_window_never_allows_more_than_limit_in_any_period():
+    fake = FakeTime()
+    window = SlidingWindow(5, 10.0, clock=fake.clock, sleep=fake.sleep)
+    sent: list[float] = []
+    for i in range(40):
+        await window.acquire()
+        sent.append(fake.now)
+        fake.now += 0.3 * (i % 4)
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 10.0) <= 5
+
+
+async def test_window_with_zero_limit_is_unlimited():
+    fake = FakeTime()
+    window = SlidingWindow(0, 10.0, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(1000):
+        assert await window.acquire() == 0.0
+
+
+def test_window_rejects_nonsense_settings():
+    with pytest.raises(ValueError, match="limit"):
+        SlidingWindow(-1, 10.0)
+    with pytest.raises(ValueError, match="period"):
+        SlidingWindow(5, 0)
+
+
+async def test_limiter_applies_trade_limit_to_trade_writes_only():
+    fake = FakeTime()
+    limiter = make_limiter(fake, trade_per_10s=30)
+    for _ in range(30):
+        assert await limiter.acquire("POST", "/api/v1/trade/order") == 0.0
+    for _ in range(50):
+        assert await limiter.acquire("GET", "/api/v1/trade/orders-pending") == 0.0
+    assert await limiter.acquire("POST", "/api/v1/account/set-leverage") == 0.0
+    assert await limiter.acquire("POST", "/api/v1/trade/cancel-order") == pytest.approx(10.0)
+
+
+async def test_limiter_applies_overall_limit_per_minute():
+    fake = FakeTime()
+    limiter = make_limiter(fake, per_minute=500)
+    for _ in range(500):
+        await limiter.acquire("GET", "/api/v1/market/tickers")
+    assert fake.sleeps == []
+    assert await limiter.acquire("GET", "/api/v1/market/tickers") == pytest.approx(60.0)
+
+
+async def test_limiter_applies_five_minute_limit():
+    fake = FakeTime()
+    limiter = make_limiter(fake, per_minute=500, per_5_minutes=1500)
+    for _ in range(1501):
+        await limiter.acquire("GET", "/api/v1/account/balance")
+    # 3 full minutes of 500, then the 1501st must wait for the first to be 300 s old
+    assert fake.now - 1000.0 == pytest.approx(300.0)
+
+
+async def test_limiter_serves_concurrent_callers_without_breaking_the_trade_limit():
+    fake = FakeTime()
+    limiter = make_limiter(fake, trade_per_10s=30)
+    sent: list[float] = []
+
+    async def place() -> None:
+        await limiter.acquire("POST", "/api/v1/trade/order")
+        sent.append(fake.now)
+
+    await asyncio.gather(*(place() for _ in range(95)))
+    assert len(sent) == 95
+    for start in sent:
+        assert sum(1 for t in sent if start <= t < start + 10.0) <= 30
+    assert max(sent) - min(sent) == pytest.approx(30.0)
+
+
+async def test_limiter_unlimited_never_waits():
+    limiter = RateLimiter.unlimited()
+    waits = [await limiter.acquire("POST", "/api/v1/trade/order") for _ in range(200)]
+    assert sum(waits) == 0.0
