@@ -1,0 +1,134 @@
+"""`create_app(config)`: the simulator as an ASGI app, built entirely here (no lifespan needed)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from .auth import AuthChecker
+from .config import SimConfig
+from .engine import Simulator
+from .errors import MESSAGES, SimError
+from .faults import FaultPlan
+from .limits import SlidingWindow
+from .middleware import SimMiddleware
+from .prices import PriceWalk
+
+
+class OrderRefused(SimError):
+    """A refusal of one order/TP-SL, reported per item in `data` (see SimConfig.failure_envelope)."""
+
+    def __init__(self, err: SimError, item: dict[str, Any], *, as_list: bool = True) -> None:
+        super().__init__(err.code, msg=err.msg, status=err.status)
+        self.item = {**item, "code": err.code, "msg": err.msg}
+        self.as_list = as_list
+
+
+class SimState:
+    """Everything one app instance owns; reachable as `app.state.sim_state` (and the engine as `.sim`)."""
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.sim = Simulator(config)
+        self.auth = AuthChecker(config, self.sim.clock_ms)
+        self.faults = FaultPlan()
+        self.ip_limit = SlidingWindow(config.rate_limit_per_min, 60_000)
+        self.trade_limit = SlidingWindow(config.trade_limit_per_10s, 10_000)
+        self.walk = PriceWalk(self.sim, config.seed)
+        self._walk_task: asyncio.Task[None] | None = None
+
+    def start_walk(self) -> None:
+        """Start the random walk on the first request, inside the server's running loop."""
+        if self.config.price_walk and self._walk_task is None:
+            loop = asyncio.get_running_loop()
+            self._walk_task = loop.create_task(self.walk.run(self.config.walk_interval_s))
+
+    def reset(self) -> None:
+        self.sim.reset()
+        self.auth.reset()
+        self.faults.clear()
+        self.ip_limit.reset()
+        self.trade_limit.reset()
+
+
+def state_of(request: Request) -> SimState:
+    state: SimState = request.app.state.sim_state
+    return state
+
+
+StateDep = Annotated[SimState, Depends(state_of)]
+
+
+def raw_target(request: Request) -> str:
+    """The path and query exactly as the client sent them (what BloFin's signature covers)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return f"{path}?{query}" if query else path
+
+
+async def require_auth(request: Request, state: StateDep) -> None:
+    body = await request.body()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    state.auth.check(request.method, raw_target(request), headers, body)
+
+
+def ok(data: Any) -> dict[str, Any]:
+    return {"code": "0", "msg": "", "data": data}
+
+
+async def _sim_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SimError)  # noqa: S101 - registered for SimError only
+    if isinstance(exc, OrderRefused):
+        if not exc.as_list:  # endpoints whose data is one object answer the real code at the top
+            return JSONResponse({"code": exc.code, "msg": exc.msg, "data": exc.item})
+        if state_of(request).config.failure_envelope == "item":
+            return JSONResponse({"code": "1", "msg": MESSAGES["1"], "data": [exc.item]})
+        return JSONResponse({"code": exc.code, "msg": exc.msg, "data": [exc.item]})
+    return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"code": "152005", "msg": "Parameter error: wrong or empty"})
+
+
+class SimApp(FastAPI):
+    """A FastAPI app whose outermost layer is SimMiddleware (rate limits, faults, drop_reply)."""
+
+    sim_middleware: SimMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.sim_middleware is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.sim_middleware(scope, receive, send)
+
+    async def inner(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
+
+
+def create_app(config: SimConfig) -> FastAPI:
+    """The simulator app. `app.state.sim` is the engine, `app.state.sim_state` the rest."""
+    from .routes_account import router as account_router
+    from .routes_market import router as market_router
+    from .routes_sim import router as sim_router
+    from .routes_trade import router as trade_router
+
+    state = SimState(config)
+    app = SimApp(title="BloFin simulator", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.sim = state.sim
+    app.state.sim_state = state
+    app.add_exception_handler(SimError, _sim_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    private = [Depends(require_auth)]
+    app.include_router(market_router, prefix="/api/v1")
+    app.include_router(account_router, prefix="/api/v1", dependencies=private)
+    app.include_router(trade_router, prefix="/api/v1/trade", dependencies=private)
+    app.include_router(sim_router, prefix="/sim")
+    app.sim_middleware = SimMiddleware(app.inner, state)
+    return app

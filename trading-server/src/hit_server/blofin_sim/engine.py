@@ -1,0 +1,445 @@
+"""The simulated exchange: account, positions, orders and TP/SL orders, with no HTTP in sight.
+
+Everything happens synchronously under the caller's control: an order is checked, filled or rested at
+once; a price move (`set_price`) fills resting limit orders and fires TP/SL orders in the order the move
+crosses them. Each change is appended to `events` and passed to every subscriber, which is where a private
+WebSocket plugs in. Liquidation is not simulated.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from hit_server.instruments import Instrument
+
+from . import ledger, rules, views
+from .catalog import default_instruments, starting_prices
+from .config import SimConfig
+from .errors import SimError
+from .matching import Trigger, next_trigger
+from .models import (
+    ClosedPosition,
+    Fill,
+    MarginMode,
+    OrderParams,
+    Side,
+    SimEvent,
+    SimOrder,
+    SimPosition,
+    SimTpsl,
+    TpslParams,
+)
+
+DEFAULT_LEVERAGE = 3
+Subscriber = Callable[[SimEvent], None]
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    cash: Decimal
+    equity: Decimal
+    unrealized_pnl: Decimal
+    position_margin: Decimal
+    order_frozen: Decimal
+    isolated_equity: Decimal
+    isolated_upl: Decimal
+
+    @property
+    def frozen(self) -> Decimal:
+        return self.position_margin + self.order_frozen
+
+    @property
+    def available(self) -> Decimal:
+        return max(Decimal(0), self.equity - self.frozen)
+
+
+class Simulator:
+    """One simulated BloFin futures account. Tests may read every attribute directly."""
+
+    def __init__(self, config: SimConfig, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self.clock_ms = clock_ms
+        self.instruments: dict[str, Instrument] = default_instruments()
+        self.subscribers: list[Subscriber] = []
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the starting balance and prices; subscribers stay."""
+        self.cash: Decimal = self.config.balance
+        self.prices: dict[str, Decimal] = starting_prices()
+        self.margin_mode: MarginMode = "cross"
+        self.position_mode = "net_mode"
+        self.leverage: dict[tuple[str, str], int] = {}
+        self.positions: dict[str, SimPosition] = {}
+        self.orders: dict[str, SimOrder] = {}
+        self.orders_by_client_id: dict[str, SimOrder] = {}
+        self.tpsl_orders: dict[str, SimTpsl] = {}
+        self.tpsl_by_client_id: dict[str, SimTpsl] = {}
+        self.used_client_ids: set[str] = set()
+        self.fills: list[Fill] = []
+        self.position_history: list[ClosedPosition] = []
+        self.events: deque[SimEvent] = deque(maxlen=10_000)
+        self._ids = itertools.count(1_000_000_001)
+        self._seq = itertools.count(1)
+
+    # ---- reading -------------------------------------------------------------------------------
+    def instrument(self, inst_id: str) -> Instrument:
+        inst = self.instruments.get(inst_id)
+        if inst is None:
+            raise SimError("152014")
+        return inst
+
+    def price(self, inst_id: str) -> Decimal:
+        self.instrument(inst_id)
+        return self.prices[inst_id]
+
+    def leverage_for(self, inst_id: str, margin_mode: str) -> int:
+        return self.leverage.get((inst_id, margin_mode), DEFAULT_LEVERAGE)
+
+    def open_orders(self, inst_id: str | None = None) -> list[SimOrder]:
+        return [o for o in self.orders.values() if o.is_open and inst_id in (None, o.inst_id)]
+
+    def live_tpsl(self, inst_id: str | None = None) -> list[SimTpsl]:
+        return [t for t in self.tpsl_orders.values() if t.state == "live" and inst_id in (None, t.inst_id)]
+
+    def account(self) -> AccountSummary:
+        upl = margin = frozen = iso_eq = iso_upl = Decimal(0)
+        for pos in self.positions.values():
+            inst, mark = self.instruments[pos.inst_id], self.prices[pos.inst_id]
+            pnl = ledger.unrealized_pnl(inst, pos, mark)
+            upl += pnl
+            pos_margin = ledger.position_margin(inst, pos, mark)
+            margin += pos_margin
+            if pos.margin_mode == "isolated":
+                iso_upl += pnl
+                iso_eq += pos_margin + pnl
+        for order in self.open_orders():
+            if order.price is not None:
+                inst = self.instruments[order.inst_id]
+                opening = ledger.opening_size(order, self.positions.get(order.inst_id))
+                frozen += ledger.notional(inst, opening, order.price) / order.leverage
+        return AccountSummary(self.cash, self.cash + upl, upl, margin, frozen, iso_eq, iso_upl)
+
+    # ---- events --------------------------------------------------------------------------------
+    def subscribe(self, callback: Subscriber) -> None:
+        self.subscribers.append(callback)
+
+    def _emit(self, channel: str, data: dict[str, Any]) -> None:
+        event = SimEvent(channel, data)
+        self.events.append(event)
+        for callback in list(self.subscribers):
+            callback(event)
+
+    def _order_changed(self, order: SimOrder) -> None:
+        self._emit("orders", views.order_view(order))
+
+    def _tpsl_changed(self, tpsl: SimTpsl) -> None:
+        self._emit("orders-algo", views.tpsl_view(tpsl))
+
+    def _position_changed(self, inst_id: str) -> None:
+        pos = self.positions.get(inst_id)
+        if pos is not None:
+            data = views.position_view(self.instruments[inst_id], pos, self.prices[inst_id])
+        else:
+            data = {"instId": inst_id, "positions": "0", "positionSide": "net"}
+        self._emit("positions", data)
+
+    def _next_id(self) -> str:
+        return str(next(self._ids))
+
+    # ---- settings ------------------------------------------------------------------------------
+    def set_leverage(self, inst_id: str, leverage: int, margin_mode: MarginMode) -> None:
+        inst = self.instrument(inst_id)
+        if not 1 <= leverage <= inst.max_leverage:
+            raise SimError("152002", "leverage")
+        if margin_mode == "cross" and any(o.margin_mode == "cross" for o in self.open_orders(inst_id)):
+            raise SimError("110006")
+        self.leverage[(inst_id, margin_mode)] = leverage
+        pos = self.positions.get(inst_id)
+        if pos is not None and pos.margin_mode == margin_mode:
+            pos.leverage = leverage
+            self._position_changed(inst_id)
+
+    def set_margin_mode(self, margin_mode: MarginMode) -> None:
+        if margin_mode != self.margin_mode and (self.positions or self.open_orders()):
+            raise SimError("110019")
+        self.margin_mode = margin_mode
+
+    def set_position_mode(self, mode: str) -> None:
+        if mode not in ("net_mode", "long_short_mode"):
+            raise SimError("152002", "positionMode")
+        if mode != self.position_mode and (self.positions or self.open_orders() or self.live_tpsl()):
+            raise SimError("110019")
+        if mode != "net_mode":
+            raise SimError("152404", msg="The simulator supports net_mode only.")
+        self.position_mode = mode
+
+    # ---- orders --------------------------------------------------------------------------------
+    def place_order(self, params: OrderParams, *, category: str = "normal") -> SimOrder:
+        """Check, record and execute one order; raises SimError (nothing recorded) when refused."""
+        inst = self.instrument(params.inst_id)
+        rules.check_client_order_id(params.client_order_id, self.used_client_ids)
+        rules.check_order_shape(inst, params)
+        pos = self.positions.get(params.inst_id)
+        if pos is not None and pos.margin_mode != params.margin_mode:
+            raise SimError("152002", msg="Parameter marginMode error: the position uses another margin mode.")
+        if params.reduce_only and (pos is None or (pos.size > 0) == (params.side == "buy")):
+            raise SimError("102022")
+        last = self.prices[params.inst_id]
+        if not params.tpsl.empty:
+            ref = None if params.order_type == "market" else params.price
+            rules.check_attached_tpsl(params.side, params.tpsl, last, ref)
+        leverage = self.leverage_for(params.inst_id, params.margin_mode)
+        self._check_margin(inst, params, pos, leverage, last)
+        now = self.clock_ms()
+        order = SimOrder(
+            order_id=self._next_id(), client_order_id=params.client_order_id, inst_id=params.inst_id,
+            side=params.side, order_type=params.order_type, price=params.price, size=params.size,
+            margin_mode=params.margin_mode, leverage=leverage, reduce_only=params.reduce_only,
+            create_time=now, update_time=now, seq=next(self._seq), tpsl=params.tpsl, category=category,
+            broker_id=params.broker_id, position_side=params.position_side,
+        )
+        self._record(order)
+        self._on_new_order(order, last)
+        return order
+
+    def _check_margin(
+        self, inst: Instrument, params: OrderParams, pos: SimPosition | None, leverage: int, last: Decimal
+    ) -> None:
+        price = params.price if params.price is not None and params.order_type != "market" else last
+        opening = ledger.opening_size(params, pos)
+        if opening == 0:
+            return
+        need = ledger.notional(inst, opening, price) * (1 / Decimal(leverage) + ledger.TAKER_FEE)
+        if need > self.account().available:
+            raise SimError("103003")
+
+    def _record(self, order: SimOrder) -> None:
+        self.orders[order.order_id] = order
+        if order.client_order_id:
+            self.used_client_ids.add(order.client_order_id)
+            self.orders_by_client_id[order.client_order_id] = order
+        self._order_changed(order)
+
+    def _on_new_order(self, order: SimOrder, last: Decimal) -> None:
+        if order.order_type == "market":
+            self._fill(order, last, maker=False)
+            return
+        assert order.price is not None  # noqa: S101 - checked by rules.check_order_shape
+        marketable = order.price >= last if order.side == "buy" else order.price <= last
+        if marketable and order.order_type == "post_only":
+            self._cancel(order, "post_only_canceled")
+        elif marketable:
+            self._fill(order, last, maker=False)
+        elif order.order_type in ("ioc", "fok"):
+            self._cancel(order, "not_filled_canceled")
+
+    def _cancel(self, order: SimOrder, source: str) -> None:
+        order.state = "partially_canceled" if order.filled_size else "canceled"
+        order.cancel_source = source
+        order.update_time = self.clock_ms()
+        self._order_changed(order)
+
+    def cancel_order(self, inst_id: str | None, order_id: str, client_order_id: str) -> SimOrder:
+        order = self.find_order(inst_id, order_id, client_order_id)
+        if order is None or not order.is_open:
+            raise SimError("102068")
+        self._cancel(order, "user_canceled")
+        return order
+
+    def find_order(self, inst_id: str | None, order_id: str, client_order_id: str) -> SimOrder | None:
+        order = self.orders.get(order_id) if order_id else self.orders_by_client_id.get(client_order_id)
+        if order is None or (inst_id and order.inst_id != inst_id):
+            return None
+        return order
+
+    def close_position(self, inst_id: str, margin_mode: MarginMode, client_order_id: str) -> SimOrder:
+        pos = self.positions.get(inst_id)
+        self.instrument(inst_id)
+        if pos is None or pos.size == 0:
+            raise SimError("102005")
+        side: Side = "sell" if pos.size > 0 else "buy"
+        params = OrderParams(
+            inst_id=inst_id, side=side, order_type="market", size=abs(pos.size), margin_mode=margin_mode,
+            reduce_only=True, client_order_id=client_order_id,
+        )
+        inst = self.instruments[inst_id]
+        if params.size > inst.max_market_size:
+            params = replace(params, size=inst.max_market_size)
+        return self.place_order(params)
+
+    # ---- fills ---------------------------------------------------------------------------------
+    def _fill(self, order: SimOrder, price: Decimal, *, maker: bool) -> None:
+        inst = self.instruments[order.inst_id]
+        qty = order.size - order.filled_size
+        pos = self.positions.get(order.inst_id)
+        if order.reduce_only:
+            if pos is None or (pos.size > 0) == (order.side == "buy"):
+                self._cancel(order, "reduce_only_canceled")
+                return
+            qty = min(qty, abs(pos.size))
+        rate = ledger.MAKER_FEE if maker else ledger.TAKER_FEE
+        remaining = qty
+        while remaining > 0:
+            pos = self.positions.get(order.inst_id) or self._open_position(order)
+            part = remaining
+            if pos.size != 0 and (pos.size > 0) != (order.side == "buy"):
+                part = min(remaining, abs(pos.size))  # close first, then open the rest on a new position
+            result = ledger.apply_fill(inst, pos, order.side, part, price, rate)
+            self.cash += result.pnl - result.fee
+            self._record_fill(order, part, price, result, maker)
+            remaining -= part
+            if pos.size == 0:
+                self._archive_position(pos)
+            else:
+                self._position_changed(order.inst_id)
+        order.state = "filled" if order.filled_size == order.size else "partially_canceled"
+        order.update_time = self.clock_ms()
+        self._order_changed(order)
+        if not order.tpsl.empty and order.inst_id in self.positions:
+            self._attach_tpsl(order)
+
+    def _record_fill(
+        self, order: SimOrder, qty: Decimal, price: Decimal, result: ledger.FillResult, maker: bool
+    ) -> None:
+        order.filled_size += qty
+        order.filled_amount += qty * price
+        order.fee += result.fee
+        order.pnl += result.pnl
+        self.fills.append(Fill(
+            trade_id=self._next_id(), order_id=order.order_id, inst_id=order.inst_id, side=order.side,
+            price=price, size=qty, pnl=result.pnl, fee=result.fee, ts=self.clock_ms(), maker=maker,
+        ))
+
+    def _open_position(self, order: SimOrder) -> SimPosition:
+        now = self.clock_ms()
+        pos = SimPosition(
+            position_id=self._next_id(), inst_id=order.inst_id, margin_mode=order.margin_mode,
+            leverage=order.leverage, create_time=now, update_time=now, first_side=order.side,
+        )
+        self.positions[order.inst_id] = pos
+        return pos
+
+    def _archive_position(self, pos: SimPosition) -> None:
+        """A position reached zero: keep it in the history and cancel its TP/SL orders, as BloFin does."""
+        del self.positions[pos.inst_id]
+        now = self.clock_ms()
+        pos.update_time = now
+        self.position_history.append(ClosedPosition(self._next_id(), replace(pos), now))
+        for tpsl in self.live_tpsl(pos.inst_id):
+            tpsl.state = "canceled"
+            tpsl.cancel_type = "system_canceled"
+            tpsl.update_time = now
+            self._tpsl_changed(tpsl)
+        self._position_changed(pos.inst_id)
+        self._emit("account", views.balance_view(self.account(), now))
+
+    # ---- TP/SL ---------------------------------------------------------------------------------
+    def _attach_tpsl(self, order: SimOrder) -> None:
+        tpsl = self._new_tpsl(TpslParams(
+            inst_id=order.inst_id, side="sell" if order.side == "buy" else "buy",
+            margin_mode=order.margin_mode, size=order.filled_size, tpsl=order.tpsl,
+        ))
+        order.algo_id = tpsl.tpsl_id
+
+    def place_tpsl(self, params: TpslParams) -> SimTpsl:
+        inst = self.instrument(params.inst_id)
+        rules.check_client_order_id(params.client_order_id, self.used_client_ids)
+        rules.check_instrument(inst)
+        if params.tpsl.empty:
+            raise SimError("152003", "tpTriggerPrice", "slTriggerPrice")
+        rules.check_tpsl_prices(inst, params.tpsl)
+        if params.size is not None:
+            rules.check_size(inst, params.size, market=False)
+        if params.position_side != "net":
+            raise SimError("102089")
+        pos = self.positions.get(params.inst_id)
+        if pos is None or (pos.size > 0) == (params.side == "buy"):
+            raise SimError("102022")
+        rules.check_position_tpsl("buy" if pos.size > 0 else "sell", params.tpsl, self.prices[params.inst_id])
+        return self._new_tpsl(params)
+
+    def _new_tpsl(self, params: TpslParams) -> SimTpsl:
+        now = self.clock_ms()
+        tpsl = SimTpsl(
+            tpsl_id=self._next_id(), client_order_id=params.client_order_id, inst_id=params.inst_id,
+            side=params.side, margin_mode=params.margin_mode, size=params.size, spec=params.tpsl,
+            leverage=self.leverage_for(params.inst_id, params.margin_mode), create_time=now,
+            update_time=now, seq=next(self._seq), reduce_only=params.reduce_only, broker_id=params.broker_id,
+        )
+        self.tpsl_orders[tpsl.tpsl_id] = tpsl
+        if tpsl.client_order_id:
+            self.used_client_ids.add(tpsl.client_order_id)
+            self.tpsl_by_client_id[tpsl.client_order_id] = tpsl
+        self._tpsl_changed(tpsl)
+        return tpsl
+
+    def find_tpsl(self, inst_id: str | None, tpsl_id: str, client_order_id: str) -> SimTpsl | None:
+        tpsl = self.tpsl_orders.get(tpsl_id) if tpsl_id else self.tpsl_by_client_id.get(client_order_id)
+        if tpsl is None or (inst_id and tpsl.inst_id != inst_id):
+            return None
+        return tpsl
+
+    def cancel_tpsl(self, inst_id: str | None, tpsl_id: str, client_order_id: str) -> SimTpsl:
+        tpsl = self.find_tpsl(inst_id, tpsl_id, client_order_id)
+        if tpsl is None or tpsl.state != "live":
+            raise SimError("102068")
+        tpsl.state = "canceled"
+        tpsl.cancel_type = "user_canceled"
+        tpsl.update_time = self.clock_ms()
+        self._tpsl_changed(tpsl)
+        return tpsl
+
+    def _fire_tpsl(self, tpsl: SimTpsl, kind: str, price: Decimal) -> None:
+        pos = self.positions.get(tpsl.inst_id)
+        tpsl.update_time = self.clock_ms()
+        if pos is None or (pos.size > 0) == (tpsl.side == "buy"):
+            tpsl.state = "order_failed"
+            self._tpsl_changed(tpsl)
+            return
+        qty = abs(pos.size) if tpsl.size is None else min(tpsl.size, abs(pos.size))
+        limit = tpsl.spec.tp_price if kind == "tp" else tpsl.spec.sl_price
+        tpsl.state, tpsl.fired, tpsl.actual_size = "effective", "tp" if kind == "tp" else "sl", qty
+        self._tpsl_changed(tpsl)
+        now = self.clock_ms()
+        order = SimOrder(
+            order_id=self._next_id(), client_order_id="", inst_id=tpsl.inst_id, side=tpsl.side,
+            order_type="market" if limit is None else "limit", price=limit, size=qty,
+            margin_mode=tpsl.margin_mode, leverage=pos.leverage, reduce_only=True, create_time=now,
+            update_time=now, seq=next(self._seq), category=tpsl.fired, algo_id=tpsl.tpsl_id,
+        )
+        tpsl.order_id = order.order_id
+        self._record(order)
+        self._on_new_order(order, price)
+
+    # ---- prices --------------------------------------------------------------------------------
+    def set_price(self, inst_id: str, price: Decimal) -> None:
+        """Move last and mark to `price`, firing what the move crosses in the order it crosses it."""
+        self.instrument(inst_id)
+        if price <= 0:
+            raise SimError("152002", "price")
+        for _ in range(10_000):
+            start = self.prices[inst_id]
+            trig = next_trigger(start, price, self.open_orders(inst_id), self.live_tpsl(inst_id))
+            if trig is None:
+                break
+            self.prices[inst_id] = trig.point
+            self._execute(trig)
+        self.prices[inst_id] = price
+
+    def _execute(self, trig: Trigger) -> None:
+        if isinstance(trig.item, SimOrder):
+            assert trig.item.price is not None  # noqa: S101 - only priced orders become triggers
+            self._fill(trig.item, trig.item.price, maker=True)
+        else:
+            self._fire_tpsl(trig.item, trig.kind, trig.point)

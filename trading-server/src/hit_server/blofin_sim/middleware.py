@@ -1,0 +1,97 @@
+"""The outermost ASGI layer: rate limits and injected faults, applied before FastAPI sees a request.
+
+It sits outside FastAPI so that `drop_reply` can reach the server's own `send`: under uvicorn that is a
+bound method of the connection's request cycle, whose transport is closed without a reply; under
+httpx.ASGITransport there is no transport, so `httpx.RemoteProtocolError` is raised instead, which is
+what an httpx client sees on a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import MESSAGES
+from .faults import Fault
+
+if TYPE_CHECKING:
+    from .app import SimState
+
+log = logging.getLogger(__name__)
+TRADE_PREFIX = "/api/v1/trade/"
+
+
+class SimMiddleware:
+    def __init__(self, app: ASGIApp, state: SimState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        self.state.start_walk()
+        if not self._within_limits(scope, path):
+            await _send_json(send, 429, {"code": "429", "msg": MESSAGES["429"]})
+            return
+        fault = self.state.faults.take(path)
+        if fault is None:
+            await self.app(scope, receive, send)
+            return
+        log.info("fault %s on %s", fault.kind, path)
+        await self._misbehave(fault, scope, receive, send)
+
+    def _within_limits(self, scope: Scope, path: str) -> bool:
+        now = self.state.sim.clock_ms()
+        client = scope.get("client") or ("unknown", 0)
+        if not self.state.ip_limit.allow(str(client[0]), now):
+            return False
+        if path.startswith(TRADE_PREFIX):
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            return self.state.trade_limit.allow(headers.get("access-key", str(client[0])), now)
+        return True
+
+    async def _misbehave(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        if fault.kind == "delay":
+            await asyncio.sleep(fault.seconds)
+            await self.app(scope, receive, send)
+        elif fault.kind == "timeout":
+            await asyncio.sleep(fault.seconds)
+            await _send_json(send, 504, {"code": "504", "msg": "Gateway Timeout"})
+        elif fault.kind == "http_5xx":
+            status = int(fault.code) if fault.code.isdigit() and 500 <= int(fault.code) <= 599 else 503
+            await _send_json(send, status, {"code": str(status), "msg": "Service Unavailable"})
+        elif fault.kind == "http_429":
+            await _send_json(send, 429, {"code": "429", "msg": MESSAGES["429"]})
+        elif fault.kind == "error_code":
+            code = fault.code or "103013"
+            await _send_json(send, 200, {"code": code, "msg": MESSAGES.get(code, "Simulated error")})
+        else:
+            await self._drop_reply(scope, receive, send)
+
+    async def _drop_reply(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        transport: Any = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is None:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        transport.close()
+        await asyncio.sleep(0)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    await send({
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+    })
+    await send({"type": "http.response.body", "body": payload})

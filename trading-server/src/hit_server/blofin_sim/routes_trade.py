@@ -1,0 +1,197 @@
+"""Private trading endpoints: orders, TP/SL orders, cancels, queries, close-position.
+
+A refused order is reported per item (`OrderRefused`) unless the refusal is a parameter error (152xxx),
+which BloFin answers at the top level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Request
+
+from . import parsing, views
+from .app import OrderRefused, StateDep, ok
+from .errors import SimError, param_missing
+from .models import OrderParams, SimOrder, SimTpsl
+
+router = APIRouter()
+T = TypeVar("T")
+
+
+async def _body(request: Request) -> Any:
+    return parsing.load_json(await request.body())
+
+
+def _refused(err: SimError, item: dict[str, Any], *, as_list: bool = True) -> SimError:
+    return err if err.code.startswith("152") else OrderRefused(err, item, as_list=as_list)
+
+
+def _place(state: StateDep, params: OrderParams) -> dict[str, Any]:
+    try:
+        order = state.sim.place_order(params)
+    except SimError as err:
+        raise _refused(err, {"orderId": None, "clientOrderId": params.client_order_id}) from err
+    return {"orderId": order.order_id, "clientOrderId": order.client_order_id, "msg": "", "code": "0"}
+
+
+@router.post("/order")
+async def place_order(request: Request, state: StateDep) -> dict[str, Any]:
+    params = parsing.order_params(parsing.as_object(await _body(request)))
+    return ok([_place(state, params)])
+
+
+@router.post("/batch-orders")
+async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
+    body = await _body(request)
+    if not isinstance(body, list) or not body:
+        raise SimError("152004")
+    if len(body) > 20:
+        raise SimError("152006")
+    batch = [parsing.order_params(parsing.as_object(row)) for row in body]
+    if len({(p.inst_id, p.margin_mode) for p in batch}) > 1:
+        raise SimError("152007")
+    items = []
+    for params in batch:
+        try:
+            items.append(_place(state, params))
+        except OrderRefused as err:
+            items.append(err.item)
+    failed = sum(item["code"] != "0" for item in items)
+    code = "0" if not failed else ("1" if failed == len(items) else "2")
+    return {"code": code, "msg": "" if code == "0" else "Batch operation failed", "data": items}
+
+
+@router.post("/order-tpsl")
+async def place_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
+    params = parsing.tpsl_params(parsing.as_object(await _body(request)))
+    try:
+        tpsl = state.sim.place_tpsl(params)
+    except SimError as err:
+        raise _refused(err, {"tpslId": None, "clientOrderId": params.client_order_id},
+                       as_list=False) from err
+    return ok({"tpslId": tpsl.tpsl_id, "clientOrderId": tpsl.client_order_id, "code": "0", "msg": ""})
+
+
+def _ids(body: dict[str, Any], id_field: str) -> tuple[str, str, str]:
+    inst_id = parsing.text(body, "instId")
+    the_id = parsing.text(body, id_field)
+    client_id = parsing.text(body, "clientOrderId")
+    if not the_id and not client_id:
+        raise SimError("152003", id_field, "clientOrderId")
+    return inst_id, the_id, client_id
+
+
+@router.post("/cancel-order")
+async def cancel_order(request: Request, state: StateDep) -> dict[str, Any]:
+    inst_id, order_id, client_id = _ids(parsing.as_object(await _body(request)), "orderId")
+    try:
+        order = state.sim.cancel_order(inst_id, order_id, client_id)
+    except SimError as err:
+        raise _refused(err, {"orderId": order_id or None, "clientOrderId": client_id}) from err
+    return ok([{"orderId": order.order_id, "clientOrderId": order.client_order_id, "code": "0", "msg": ""}])
+
+
+@router.post("/cancel-tpsl")
+async def cancel_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
+    body = await _body(request)
+    rows = body if isinstance(body, list) else [body]
+    items: list[dict[str, Any]] = []
+    for row in rows:
+        inst_id, tpsl_id, client_id = _ids(parsing.as_object(row), "tpslId")
+        try:
+            tpsl = state.sim.cancel_tpsl(inst_id, tpsl_id, client_id)
+            items.append(
+                {"tpslId": tpsl.tpsl_id, "clientOrderId": tpsl.client_order_id, "code": "0", "msg": ""}
+            )
+        except SimError as err:
+            items.append({"tpslId": tpsl_id or None, "clientOrderId": client_id, "code": err.code,
+                          "msg": err.msg})
+    failed = sum(item["code"] != "0" for item in items)
+    code = "0" if not failed else ("1" if failed == len(items) else "2")
+    return {"code": code, "msg": "", "data": items}
+
+
+def _query(request: Request) -> dict[str, Any]:
+    return dict(request.query_params)
+
+
+def _listing(request: Request, rows: Iterable[T], view: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    query = _query(request)
+    limit = parsing.limit_of(query.get("limit"))
+    inst_id = query.get("instId", "")
+    out = [view(r) for r in rows]
+    out = [r for r in out if inst_id in ("", r["instId"])]
+    out.sort(key=lambda r: int(r.get("createTime") or r.get("ts") or 0), reverse=True)
+    return ok(out[:limit])
+
+
+@router.get("/orders-pending")
+async def orders_pending(request: Request, state: StateDep) -> dict[str, Any]:
+    return _listing(request, state.sim.open_orders(), views.order_view)
+
+
+@router.get("/orders-tpsl-pending")
+async def orders_tpsl_pending(request: Request, state: StateDep) -> dict[str, Any]:
+    return _listing(request, state.sim.live_tpsl(), views.tpsl_view)
+
+
+@router.get("/orders-history")
+async def orders_history(request: Request, state: StateDep) -> dict[str, Any]:
+    done = [o for o in state.sim.orders.values() if not o.is_open]
+    wanted = _query(request).get("state", "")
+    return _listing(request, [o for o in done if wanted in ("", o.state)], views.order_view)
+
+
+@router.get("/orders-tpsl-history")
+async def orders_tpsl_history(request: Request, state: StateDep) -> dict[str, Any]:
+    done = [t for t in state.sim.tpsl_orders.values() if t.state != "live"]
+    return _listing(request, done, views.tpsl_view)
+
+
+@router.get("/fills-history")
+async def fills_history(request: Request, state: StateDep) -> dict[str, Any]:
+    order_id = _query(request).get("orderId", "")
+    fills = [f for f in state.sim.fills if order_id in ("", f.order_id)]
+    return _listing(request, fills, views.fill_view)
+
+
+def _detail_ids(request: Request, id_field: str) -> tuple[str, str, str]:
+    query = _query(request)
+    inst_id = parsing.text(query, "instId")
+    if not inst_id:
+        raise param_missing("instId")
+    _, the_id, client_id = _ids(query, id_field)
+    return inst_id, the_id, client_id
+
+
+@router.get("/order-detail")
+async def order_detail(request: Request, state: StateDep) -> dict[str, Any]:
+    """An unknown order answers code 0 with `data: null` (BloFin's reply here is unconfirmed)."""
+    inst_id, order_id, client_id = _detail_ids(request, "orderId")
+    state.sim.instrument(inst_id)
+    order: SimOrder | None = state.sim.find_order(inst_id, order_id, client_id)
+    return ok(views.order_view(order) if order else None)
+
+
+@router.get("/order-tpsl-detail")
+async def tpsl_detail(request: Request, state: StateDep) -> dict[str, Any]:
+    inst_id, tpsl_id, client_id = _detail_ids(request, "tpslId")
+    state.sim.instrument(inst_id)
+    tpsl: SimTpsl | None = state.sim.find_tpsl(inst_id, tpsl_id, client_id)
+    return ok(views.tpsl_view(tpsl) if tpsl else None)
+
+
+@router.post("/close-position")
+async def close_position(request: Request, state: StateDep) -> dict[str, Any]:
+    body = parsing.as_object(await _body(request))
+    inst_id = parsing.text(body, "instId", required=True)
+    mode = parsing.margin_mode(body)
+    client_id = parsing.text(body, "clientOrderId")
+    try:
+        state.sim.close_position(inst_id, mode, client_id)
+    except SimError as err:
+        raise _refused(err, {"instId": inst_id, "clientOrderId": client_id}, as_list=False) from err
+    return ok({"instId": inst_id, "positionSide": parsing.text(body, "positionSide") or "net",
+               "clientOrderId": client_id})

@@ -1,0 +1,92 @@
+"""Public market data and account reads of the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from hit_server.blofin_sim import create_app
+from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
+from hit_server.instruments import Instrument
+
+WANTED = "BTC ETH SOL XRP DOGE LINK AVAX ADA LTC BNB ARB OP SUI WIF PEPE".split()
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_app(make_config())
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with sim_http(app, make_auth(app.state.sim.config)) as c:
+        yield c
+
+
+async def test_instruments_lists_every_wanted_usdt_perpetual(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/market/instruments")).json()
+    rows = {row["instId"]: row for row in body["data"]}
+    assert body["code"] == "0"
+    for base in WANTED:
+        row = rows[f"{base}-USDT"]
+        assert row["state"] == "live"
+        assert all(isinstance(v, str) for v in row.values())
+        inst = Instrument.from_blofin(row)
+        assert inst.min_size >= inst.lot_size > 0
+        assert inst.max_market_size <= inst.max_limit_size
+    assert any(row["state"] == "suspend" for row in body["data"])
+
+
+async def test_instruments_writes_small_ticks_without_exponent(client: httpx.AsyncClient) -> None:
+    row = (await client.get("/api/v1/market/instruments?instId=PEPE-USDT")).json()["data"][0]
+    assert row["tickSize"] == "0.000000001"
+    assert row["contractValue"] == "10000000"
+
+
+async def test_instruments_refuses_unknown_inst_with_152014(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/v1/market/instruments?instId=NOPE-USDT")).json()
+    assert body["code"] == "152014"
+
+
+async def test_tickers_follow_sim_price(client: httpx.AsyncClient) -> None:
+    start = (await client.get("/api/v1/market/tickers?instId=BTC-USDT")).json()["data"][0]
+    await client.post("/sim/price", json={"instId": "BTC-USDT", "price": "61234.5"})
+    moved = (await client.get("/api/v1/market/tickers?instId=BTC-USDT")).json()["data"][0]
+    mark = (await client.get("/api/v1/market/mark-price?instId=BTC-USDT")).json()["data"][0]
+    assert start["last"] == "60000"
+    assert moved["last"] == "61234.5"
+    assert Decimal(moved["bidPrice"]) < Decimal(moved["last"]) < Decimal(moved["askPrice"])
+    assert mark["markPrice"] == "61234.5"
+
+
+async def test_tickers_without_inst_lists_all(client: httpx.AsyncClient) -> None:
+    rows = (await client.get("/api/v1/market/tickers")).json()["data"]
+    assert {f"{b}-USDT" for b in WANTED} <= {r["instId"] for r in rows}
+
+
+async def test_balance_starts_at_configured_amount() -> None:
+    app = create_app(make_config(balance=Decimal(2500)))
+    async with sim_http(app, make_auth(app.state.sim.config)) as client:
+        data = (await client.get("/api/v1/account/balance")).json()["data"]
+        assets = (await client.get("/api/v1/asset/balances?accountType=futures")).json()["data"]
+    detail = data["details"][0]
+    assert (detail["currency"], detail["equity"], detail["available"], detail["frozen"]) == (
+        "USDT", "2500", "2500", "0")
+    assert assets == [
+        {"currency": "USDT", "balance": "2500", "available": "2500", "frozen": "0", "bonus": "0"}
+    ]
+
+
+async def test_account_config_and_modes(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/api/v1/account/config")).json()["data"] == {"accountLevel": "0"}
+    assert (await client.get("/api/v1/account/position-mode")).json()["data"] == {"positionMode": "net_mode"}
+    assert (await client.get("/api/v1/account/margin-mode")).json()["data"] == {"marginMode": "cross"}
+
+
+async def test_books_has_one_level_around_last(client: httpx.AsyncClient) -> None:
+    book = (await client.get("/api/v1/market/books?instId=ETH-USDT")).json()["data"][0]
+    assert Decimal(book["bids"][0][0]) < Decimal("3000") < Decimal(book["asks"][0][0])
