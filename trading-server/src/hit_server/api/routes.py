@@ -1,0 +1,140 @@
+"""The /api/v1 routes and /health. No try/except here: errors are mapped in `http_errors.py`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from hit_server import __version__
+from hit_server.api.deps import SettingsDep, TradingServiceDep
+from hit_server.api.schemas import PositionsOut, TradesPage, position_out
+from hit_server.events import EventsResponse, event_out
+from hit_server.http_errors import NotFound
+from hit_server.security import require_api_key
+from hit_shared.models import (
+    SIGNAL_ID_PATTERN,
+    ErrorResponse,
+    HaltRequest,
+    HaltState,
+    HealthResponse,
+    StatsResponse,
+    TradeResponse,
+    TradeSignal,
+    TradeStatus,
+)
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (401, 404, 405, 409, 413, 422, 429, 503)
+}
+api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
+public = APIRouter()
+
+
+@api.post(
+    "/signals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TradeResponse,
+    responses={200: {"model": TradeResponse, "description": "A retry: the stored answer, replayed"}},
+)
+async def post_signal(signal: TradeSignal, service: TradingServiceDep, response: Response) -> TradeResponse:
+    """Carry out a signal at most once: 201 the first time, 200 with the same answer for a retry."""
+    answer, created = await service.submit(signal)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return answer
+
+
+@api.get("/signals/{signal_id}", response_model=TradeResponse)
+async def get_signal(
+    signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], service: TradingServiceDep
+) -> TradeResponse:
+    row = await service.journal.get_signal(signal_id)
+    if row is None or row.response is None:
+        raise NotFound(f"No answered signal with id '{signal_id}'.")
+    return TradeResponse.model_validate(row.response)
+
+
+@api.get("/trades", response_model=TradesPage)
+async def list_trades(
+    service: TradingServiceDep,
+    status_: Annotated[TradeStatus | None, Query(alias="status")] = None,
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> TradesPage:
+    """The trade journal, newest first."""
+    rows, total = await service.journal.trades(
+        status=status_.value if status_ else None, symbol=symbol, limit=limit, offset=offset
+    )
+    trades = [TradeResponse.model_validate(row.response) for row in rows]
+    return TradesPage(trades=trades, total=total, limit=limit, offset=offset)
+
+
+@api.get("/positions", response_model=PositionsOut)
+async def list_positions(service: TradingServiceDep) -> PositionsOut:
+    """Open positions as the exchange reports them."""
+    positions = await service.client.positions()
+    return PositionsOut(
+        positions=[position_out(p) for p in positions if p.positions != 0], as_of=datetime.now(UTC)
+    )
+
+
+@api.get("/stats", response_model=StatsResponse)
+async def stats(service: TradingServiceDep) -> StatsResponse:
+    counts = await service.journal.counts()
+    closed = counts.wins + counts.losses
+    return StatsResponse(
+        signals_received=counts.received,
+        placed=counts.placed,
+        rejected=counts.rejected,
+        failed=counts.failed,
+        replayed=counts.replayed,
+        open_positions=await service.open_position_count(),
+        closed_trades=counts.closed,
+        wins=counts.wins,
+        losses=counts.losses,
+        win_rate=counts.wins / closed if closed else None,
+        realized_pnl=counts.realized_pnl,
+        pnl_by_symbol=counts.pnl_by_symbol,
+        uptime_seconds=round(service.uptime(), 3),
+        mode=service.mode,
+        halted=service.halted.halted,
+    )
+
+
+@api.get("/events", response_model=EventsResponse)
+async def events(
+    service: TradingServiceDep,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> EventsResponse:
+    """Trade events with an id greater than `after`, oldest first (poll with the last id seen)."""
+    rows = await service.journal.events(after=after, limit=limit)
+    return EventsResponse(events=[event_out(row) for row in rows])
+
+
+@api.post("/halt", response_model=HaltState)
+async def halt(request: HaltRequest, service: TradingServiceDep) -> HaltState:
+    """The kill switch: new signals are rejected until /resume; survives a restart."""
+    return await service.halt(request)
+
+
+@api.post("/resume", response_model=HaltState)
+async def resume(service: TradingServiceDep) -> HaltState:
+    return await service.resume()
+
+
+@public.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
+async def health(settings: SettingsDep, service: TradingServiceDep) -> HealthResponse:
+    """Liveness without a key; reveals no secret."""
+    reachable = await service.exchange_reachable()
+    return HealthResponse(
+        status="ok" if reachable else "degraded",
+        mode=settings.trading_mode,
+        exchange="reachable" if reachable else "unreachable",
+        halted=service.halted.halted,
+        version=__version__,
+        max_signal_age_seconds=settings.max_signal_age_seconds,
+    )

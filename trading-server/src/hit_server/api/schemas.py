@@ -1,0 +1,58 @@
+"""Response models of the read routes that hit_shared does not define (journal and positions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from hit_server.blofin_models import Position
+from hit_shared.models import TradeResponse
+
+
+class TradesPage(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    trades: list[TradeResponse]
+    total: int
+    limit: int
+    offset: int
+
+
+class PositionOut(BaseModel):
+    """One exchange position, with BloFin's field names (instId, positions, averagePrice, ...)."""
+
+    model_config = ConfigDict(frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    inst_id: str
+    position_side: str
+    positions: Decimal
+    average_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+    leverage: int
+    margin_mode: str
+    liquidation_price: Decimal | None
+
+
+class PositionsOut(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    positions: list[PositionOut]
+    as_of: datetime
+
+
+def position_out(position: Position) -> PositionOut:
+    return PositionOut(
+        inst_id=position.inst_id,
+        position_side=position.position_side,
+        positions=position.positions,
+        average_price=position.average_price,
+        mark_price=position.mark_price,
+        unrealized_pnl=position.unrealized_pnl,
+        leverage=position.leverage,
+        margin_mode=position.margin_mode,
+        liquidation_price=position.liquidation_price,
+    )

@@ -1,0 +1,388 @@
+"""Carrying out a TradePlan on the exchange, protecting every fill with a stop (rules 1 and 2).
+
+Order of operations, each step journaled by the caller before it is sent (see `service.py`):
+1. leverage (the margin mode is set once per process by the service);
+2. the entries: one market order, one limit order, or a ladder of limits across a zone; each carries
+   the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
+3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
+   TP/SL covering the position); if it is missing, one is placed (order-tpsl); if that fails, the
+   position is closed at market and the answer is "failed" saying so;
+4. take profits: reduce-only limit orders TP1..TPn with the plan's sizes once the whole size is filled;
+   otherwise they are recorded "pending" (a later monitor places them as entries fill).
+
+An entry whose outcome is unknown is looked up by its clientOrderId, never resent. When an entry is
+refused after others were placed, the placed ones are cancelled and any position closed, so "failed"
+always means nothing is left open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import cast
+
+from hit_server import ids
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
+from hit_server.blofin_models import (
+    MARKET_PRICE,
+    WHOLE_POSITION,
+    MarginMode,
+    Order,
+    OrderRequest,
+    OrderSide,
+    OrderType,
+    TpslRequest,
+)
+from hit_server.instruments import Instrument
+from hit_server.journal import EventRecord, OrderRecord
+from hit_server.risk import TradePlan
+from hit_shared.models import OrderRole, Side, TradeSignal, fmt
+
+log = logging.getLogger(__name__)
+
+FILL_WAIT_S = 2.0
+LIVE_TPSL = ("live", "effective")
+SaveOrders = Callable[[Sequence[OrderRecord]], Awaitable[None]]
+
+
+def sides(side: Side) -> tuple[str, str]:
+    """(opening side, closing side) of a trade."""
+    return ("buy", "sell") if side is Side.LONG else ("sell", "buy")
+
+
+def plan_orders(signal: TradeSignal, plan: TradePlan) -> list[OrderRecord]:
+    """Every order the plan may send, with its derived clientOrderId, ready to be journaled."""
+    open_side, close_side = sides(signal.side)
+    sid, symbol = signal.signal_id, signal.symbol
+    records = [
+        OrderRecord(
+            client_order_id=ids.entry_id(sid, n),
+            role=OrderRole.ENTRY,
+            seq=n,
+            symbol=symbol,
+            side=open_side,
+            order_type="market" if entry.price is None else "limit",
+            size=entry.size,
+            price=entry.price,
+        )
+        for n, entry in enumerate(plan.entries, start=1)
+    ]
+    records.append(
+        OrderRecord(
+            client_order_id=ids.stop_id(sid),
+            role=OrderRole.STOP_LOSS,
+            seq=1,
+            symbol=symbol,
+            side=close_side,
+            order_type="attached",
+            size=plan.size,
+            trigger_price=plan.stop_loss,
+            state="attached",
+        )
+    )
+    records.extend(
+        OrderRecord(
+            client_order_id=ids.take_profit_id(sid, n),
+            role=OrderRole.TAKE_PROFIT,
+            seq=n,
+            symbol=symbol,
+            side=close_side,
+            order_type="limit",
+            size=tp.size,
+            price=tp.price,
+            state="pending",
+        )
+        for n, tp in enumerate(plan.take_profits, start=1)
+    )
+    return records
+
+
+@dataclass
+class Outcome:
+    """How a signal ended: its status, reason, orders' last known states and the events to record.
+
+    `state` is the journal state: "answered", or "unknown" when the server could not establish that
+    nothing is left open (the startup reconciliation looks at it again)."""
+
+    status: str
+    reason: str | None
+    records: list[OrderRecord]
+    events: list[EventRecord]
+    is_open: bool
+    state: str = "answered"
+
+
+@dataclass
+class Execution:
+    """The state of one signal's orders while it is being carried out."""
+
+    signal: TradeSignal
+    plan: TradePlan
+    instrument: Instrument
+    margin_mode: MarginMode
+    records: list[OrderRecord]
+    events: list[EventRecord] = field(default_factory=list)
+
+    def of(self, role: OrderRole) -> list[OrderRecord]:
+        return [r for r in self.records if r.role == role]
+
+    @property
+    def stop(self) -> OrderRecord:
+        return self.of(OrderRole.STOP_LOSS)[0]
+
+    def event(self, kind: str, message: str) -> None:
+        self.events.append(
+            EventRecord(
+                type=kind, message=message, signal_id=self.signal.signal_id, symbol=self.signal.symbol
+            )
+        )
+
+
+class Executor:
+    def __init__(
+        self, client: BloFinClient, save: Callable[[str, Sequence[OrderRecord]], Awaitable[None]]
+    ) -> None:
+        self.client = client
+        self._save = save  # journals orders (commit) before they are sent
+
+    async def execute(self, run: Execution) -> Outcome:
+        symbol = run.signal.symbol
+        try:
+            await self.client.set_leverage(symbol, run.plan.leverage, run.margin_mode)
+        except BloFinError as exc:
+            for record in run.of(OrderRole.ENTRY):
+                record.state = "not_sent"
+            return self._failed(run, f"the exchange refused leverage {run.plan.leverage}x: {exc.message}")
+        problem = await self._place_entries(run)
+        if problem is not None:
+            return await self._unwind(run, problem)
+        filled = await self._filled(run)
+        if filled > 0 and not await self.ensure_stop(run):
+            return await self.close_for_safety(run)
+        if filled >= run.plan.size:
+            await self._place_take_profits(run)
+        return self._placed(run, filled)
+
+    # -- entries ---------------------------------------------------------------------------------
+
+    async def _place_entries(self, run: Execution) -> str | None:
+        """Send every entry; the first definitive refusal (or unknown outcome) stops the rest."""
+        stop = run.plan.stop_loss
+        for record in run.of(OrderRole.ENTRY):
+            request = OrderRequest(
+                inst_id=record.symbol,
+                side=cast(OrderSide, record.side),
+                order_type=cast(OrderType, record.order_type),
+                size=record.size,
+                price=record.price,
+                margin_mode=run.margin_mode,
+                client_order_id=record.client_order_id,
+                sl_trigger_price=stop,
+                sl_order_price=MARKET_PRICE,
+            )
+            try:
+                ack = await self.client.place_order(request)
+            except OrderOutcomeUnknown:
+                found = await self._lookup(record)
+                if found is None:
+                    record.state = "unknown"
+                    return "the exchange did not confirm the entry order and it could not be looked up"
+                continue
+            except BloFinError as exc:
+                record.state = "failed"
+                return f"the exchange refused the entry order: {exc.message}"
+            record.order_id, record.state = ack.order_id, "live"
+        return None
+
+    async def _lookup(self, record: OrderRecord) -> Order | None:
+        """The order named by this record's clientOrderId, updating the record; None if unknown."""
+        try:
+            order = await self.client.order_detail(record.symbol, client_order_id=record.client_order_id)
+        except BloFinError:
+            return None
+        if order is not None:
+            record.order_id, record.state = order.order_id, order.state
+        return order
+
+    async def _filled(self, run: Execution) -> Decimal:
+        """Contracts filled across the entries now (a market entry is given a moment to fill)."""
+        deadline = asyncio.get_running_loop().time() + FILL_WAIT_S
+        total = Decimal(0)
+        for record in run.of(OrderRole.ENTRY):
+            while True:
+                order = await self._lookup(record)
+                if order is None or record.order_type != "market" or order.state == "filled":
+                    break
+                if asyncio.get_running_loop().time() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            total += order.filled_size if order is not None else Decimal(0)
+        return total
+
+    # -- the stop (rule 2) -----------------------------------------------------------------------
+
+    async def ensure_stop(self, run: Execution) -> bool:
+        """True once a stop covering the position is confirmed on the exchange (placing one if needed)."""
+        record = run.stop
+        try:
+            if await self._stop_confirmed(run):
+                return True
+        except BloFinError as exc:
+            log.warning("Could not list TP/SL orders of %s: %s", record.symbol, type(exc).__name__)
+        record.order_type, record.state = "tpsl", "sending"
+        await self._save(run.signal.signal_id, [record])
+        request = TpslRequest(
+            inst_id=record.symbol,
+            side=cast(OrderSide, record.side),
+            margin_mode=run.margin_mode,
+            size=WHOLE_POSITION,
+            client_order_id=record.client_order_id,
+            sl_trigger_price=record.trigger_price,
+            sl_order_price=MARKET_PRICE,
+        )
+        try:
+            ack = await self.client.place_tpsl(request)
+        except BloFinError as exc:
+            record.state = "failed"
+            log.error("Stop loss for %s could not be placed: %s", record.symbol, type(exc).__name__)
+            return False
+        record.order_id, record.state = ack.tpsl_id, "live"
+        run.event(
+            "stop_repaired",
+            f"{record.symbol}: the stop at {fmt(run.plan.stop_loss)} was missing on "
+            "the exchange and has been placed on the position",
+        )
+        return True
+
+    async def _stop_confirmed(self, run: Execution) -> bool:
+        record = run.stop
+        positions = await self.client.positions(record.symbol)
+        held = sum((abs(p.positions) for p in positions), Decimal(0))
+        if held == 0:
+            return True  # nothing to protect (yet)
+        covered = Decimal(0)
+        found: list[str] = []
+        for order in await self.client.pending_tpsl(record.symbol):
+            if order.state not in LIVE_TPSL or order.sl_trigger_price is None:
+                continue
+            found.append(order.tpsl_id)
+            covered = held if order.size < 0 else covered + order.size
+            if covered >= held:
+                break
+        if covered >= held:
+            record.state, record.order_id = "live", ",".join(found)
+            return True
+        return False
+
+    # -- take profits ----------------------------------------------------------------------------
+
+    async def _place_take_profits(self, run: Execution) -> None:
+        records = run.of(OrderRole.TAKE_PROFIT)
+        for record in records:
+            record.state = "sending"
+        await self._save(run.signal.signal_id, records)
+        for record in records:
+            request = OrderRequest(
+                inst_id=record.symbol,
+                side=cast(OrderSide, record.side),
+                order_type="limit",
+                size=record.size,
+                price=record.price,
+                margin_mode=run.margin_mode,
+                client_order_id=record.client_order_id,
+                reduce_only=True,
+            )
+            try:
+                ack = await self.client.place_order(request)
+            except OrderOutcomeUnknown:
+                if await self._lookup(record) is None:
+                    record.state = "unknown"
+                continue
+            except BloFinError as exc:
+                record.state = "failed"
+                run.event(
+                    "take_profit_failed",
+                    f"{record.symbol}: take profit {record.seq} at "
+                    f"{fmt(record.price or Decimal(0))} was refused: {exc.message}",
+                )
+                continue
+            record.order_id, record.state = ack.order_id, "live"
+
+    # -- unwinding (rule: failed means nothing is left open) --------------------------------------
+
+    async def _unwind(self, run: Execution, reason: str) -> Outcome:
+        """Cancel what was placed and close any position; "failed" only if that provably worked."""
+        clean = True
+        for record in run.of(OrderRole.ENTRY):
+            if record.state in ("live", "partially_filled", "unknown"):
+                try:
+                    await self.client.cancel_order(record.symbol, client_order_id=record.client_order_id)
+                    record.state = "canceled"
+                except NotFound:
+                    await self._lookup(record)
+                except BloFinError:
+                    clean = False
+            elif record.state == "sending":
+                record.state = "not_sent"
+        if not await self._flatten(run):
+            clean = False
+        if not clean:
+            return self._unknown(run, reason)
+        return self._failed(run, reason + "; nothing was left open")
+
+    async def _flatten(self, run: Execution) -> bool:
+        """Close our position on the symbol, if any; False when that could not be established."""
+        try:
+            positions = await self.client.positions(run.signal.symbol)
+            if any(p.positions != 0 for p in positions):
+                await self.client.close_position(
+                    run.signal.symbol, run.margin_mode, client_order_id=ids.close_id(run.signal.signal_id)
+                )
+        except BloFinError as exc:
+            log.error("Could not flatten %s: %s", run.signal.symbol, type(exc).__name__)
+            return False
+        return True
+
+    async def close_for_safety(self, run: Execution) -> Outcome:
+        reason = "the stop loss could not be placed on the exchange, so the position was closed at market"
+        outcome = await self._unwind(run, reason)
+        run.event("closed_for_safety", f"{run.signal.symbol}: {reason}")
+        outcome.events = list(run.events)
+        return outcome
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _placed(self, run: Execution, filled: Decimal) -> Outcome:
+        plan, signal = run.plan, run.signal
+        entry = (
+            "at market"
+            if plan.entries[0].price is None
+            else (f"limit {', '.join(fmt(e.price or Decimal(0)) for e in plan.entries)}")
+        )
+        run.event(
+            "placed",
+            f"{signal.symbol} {signal.side.value} placed: {fmt(plan.size)} contracts {entry}, "
+            f"stop {fmt(plan.stop_loss)}, {len(plan.take_profits)} target(s), {plan.leverage}x; "
+            f"filled {fmt(filled)}",
+        )
+        return Outcome(status="placed", reason=None, records=run.records, events=run.events, is_open=True)
+
+    def _failed(self, run: Execution, reason: str) -> Outcome:
+        run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
+        return Outcome(status="failed", reason=reason, records=run.records, events=run.events, is_open=False)
+
+    def _unknown(self, run: Execution, reason: str) -> Outcome:
+        reason += "; the server could not confirm that nothing is open and will reconcile it"
+        run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
+        return Outcome(
+            status="failed",
+            reason=reason,
+            records=run.records,
+            events=run.events,
+            is_open=True,
+            state="unknown",
+        )

@@ -1,0 +1,64 @@
+"""clientOrderIds derived from the signal_id, so a retry or a restart can only ever name the same
+orders (rule 1: at most once) and an unknown outcome can be looked up instead of resent.
+
+BloFin accepts up to 32 letters and digits. An id is the first 24 hex characters of
+SHA-256(signal_id) (96 bits: collisions are not a practical concern) followed by a role code:
+`e1`..`e20` entries, `t1`..`t10` take profits, `sl` a stop placed on the position, `cl` a
+closing order. `body_hash` fingerprints a signal's canonical JSON to tell a retry (same body)
+from a conflict (same id, different body).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from decimal import Decimal
+
+from hit_shared.models import TradeSignal
+
+PREFIX_LENGTH = 24
+_VALID = re.compile(r"^[A-Za-z0-9]{1,32}$")
+
+
+def signal_prefix(signal_id: str) -> str:
+    return hashlib.sha256(signal_id.encode()).hexdigest()[:PREFIX_LENGTH]
+
+
+def entry_id(signal_id: str, index: int) -> str:
+    """The clientOrderId of entry number `index` (1-based)."""
+    return _checked(f"{signal_prefix(signal_id)}e{index}")
+
+
+def take_profit_id(signal_id: str, index: int) -> str:
+    """The clientOrderId of take profit number `index` (1-based)."""
+    return _checked(f"{signal_prefix(signal_id)}t{index}")
+
+
+def stop_id(signal_id: str) -> str:
+    return _checked(f"{signal_prefix(signal_id)}sl")
+
+
+def close_id(signal_id: str) -> str:
+    return _checked(f"{signal_prefix(signal_id)}cl")
+
+
+def _checked(value: str) -> str:
+    if not _VALID.match(value):
+        raise ValueError(f"not a valid BloFin clientOrderId: {value!r}")
+    return value
+
+
+def body_hash(signal: TradeSignal) -> str:
+    """SHA-256 of the signal's canonical JSON (sorted keys, no whitespace, decimals normalised)."""
+    data = signal.model_dump(mode="json")
+    for key in ("entries", "take_profits"):
+        data[key] = [_norm(v) for v in data[key]]
+    data["stop_loss"] = _norm(data["stop_loss"])
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _norm(value: str) -> str:
+    """`60000`, `60000.0` and `6E+4` are the same price, so they hash alike."""
+    return format(Decimal(value).normalize(), "f")

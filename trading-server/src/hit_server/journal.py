@@ -1,0 +1,347 @@
+"""The trade journal: what was asked, what was sent, what came back, in that order.
+
+The write order is the at-most-once guarantee: `record_intent` commits the signal and every order it
+is about to send (state "sending") BEFORE the first order leaves; `finish` stores the answer. A row
+still "sending" or "unknown" after a crash is resolved at the next start by looking its orders up on
+the exchange by clientOrderId (see `service.TradingService.reconcile`).
+
+A journal that cannot be written (read-only file, database down) raises `JournalUnavailable`, which
+the API answers with 503: a signal is never traded unrecorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hit_server.db import EventRow, HaltRow, OrderRow, SignalRow, StateChangeRow, as_utc, utcnow
+from hit_server.http_errors import JournalUnavailable
+
+OPEN_STATES = ("received", "sending", "unknown")
+
+
+class DuplicateSignal(Exception):
+    """Another writer recorded this signal_id first (the unique constraint held)."""
+
+
+@dataclass
+class OrderRecord:
+    """One order of a signal, as planned and as the exchange last reported it."""
+
+    client_order_id: str
+    role: str
+    seq: int
+    symbol: str
+    side: str
+    order_type: str
+    size: Decimal
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    state: str = "sending"
+    order_id: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    type: str
+    message: str
+    signal_id: str | None = None
+    symbol: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Counts:
+    received: int
+    placed: int
+    rejected: int
+    failed: int
+    replayed: int
+    open_trades: int
+    closed: int
+    wins: int
+    losses: int
+    realized_pnl: Decimal
+    pnl_by_symbol: dict[str, Decimal]
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _order_row(signal_id: str, order: OrderRecord) -> OrderRow:
+    return OrderRow(
+        client_order_id=order.client_order_id,
+        signal_id=signal_id,
+        role=order.role,
+        seq=order.seq,
+        symbol=order.symbol,
+        side=order.side,
+        order_type=order.order_type,
+        price=_text(order.price),
+        trigger_price=_text(order.trigger_price),
+        size=str(order.size),
+        order_id=order.order_id,
+        state=order.state,
+    )
+
+
+def to_record(row: OrderRow) -> OrderRecord:
+    return OrderRecord(
+        client_order_id=row.client_order_id,
+        role=row.role,
+        seq=row.seq,
+        symbol=row.symbol,
+        side=row.side,
+        order_type=row.order_type,
+        size=Decimal(row.size),
+        price=None if row.price is None else Decimal(row.price),
+        trigger_price=None if row.trigger_price is None else Decimal(row.trigger_price),
+        state=row.state,
+        order_id=row.order_id,
+    )
+
+
+class Journal:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalUnavailable(
+                "The trade journal cannot be written, so no signal is accepted; check the database."
+            ) from exc
+
+    # -- signals -------------------------------------------------------------------------------
+
+    async def get_signal(self, signal_id: str) -> SignalRow | None:
+        async with self._session() as session:
+            return await session.get(SignalRow, signal_id)
+
+    async def record_intent(
+        self,
+        signal_id: str,
+        *,
+        body_hash: str,
+        body: dict[str, Any],
+        symbol: str,
+        side: str,
+        orders: Sequence[OrderRecord],
+        state: str,
+    ) -> None:
+        """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there."""
+        row = SignalRow(
+            signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side, state=state
+        )
+        try:
+            async with self._session() as session:
+                session.add(row)
+                await session.flush()
+                session.add_all(_order_row(signal_id, order) for order in orders)
+                session.add(StateChangeRow(signal_id=signal_id, state=state))
+        except IntegrityError as exc:
+            raise DuplicateSignal(signal_id) from exc
+
+    async def add_or_update_orders(self, signal_id: str, orders: Sequence[OrderRecord]) -> None:
+        """Commit orders' current states (e.g. "sending" just before they are sent)."""
+        async with self._session() as session:
+            await self._merge_orders(session, signal_id, orders, utcnow())
+
+    async def finish(
+        self,
+        signal_id: str,
+        *,
+        status: str,
+        reason: str | None,
+        response: dict[str, Any],
+        orders: Sequence[OrderRecord],
+        is_open: bool,
+        events: Sequence[EventRecord] = (),
+        state: str = "answered",
+    ) -> None:
+        """Store the answer, every order's last known state, and the events it produced."""
+        now = utcnow()
+        async with self._session() as session:
+            await session.execute(
+                update(SignalRow)
+                .where(SignalRow.signal_id == signal_id)
+                .values(
+                    state=state,
+                    status=status,
+                    reason=reason,
+                    response=response,
+                    is_open=is_open,
+                    updated_at=now,
+                )
+            )
+            await self._merge_orders(session, signal_id, orders, now)
+            session.add(StateChangeRow(signal_id=signal_id, state=state, note=status, at=now))
+            session.add_all(_event_row(item, now) for item in events)
+
+    async def _merge_orders(
+        self, session: AsyncSession, signal_id: str, orders: Sequence[OrderRecord], now: datetime
+    ) -> None:
+        if not orders:
+            return
+        ids = [order.client_order_id for order in orders]
+        existing = {
+            row.client_order_id: row
+            for row in (await session.scalars(select(OrderRow).where(OrderRow.client_order_id.in_(ids))))
+        }
+        for order in orders:
+            row = existing.get(order.client_order_id)
+            if row is None:
+                session.add(_order_row(signal_id, order))
+                continue
+            if row.state != order.state:
+                session.add(
+                    StateChangeRow(
+                        signal_id=signal_id, client_order_id=order.client_order_id, state=order.state, at=now
+                    )
+                )
+            row.state, row.order_id, row.updated_at = order.state, order.order_id, now
+
+    async def count_replay(self, signal_id: str) -> None:
+        async with self._session() as session:
+            await session.execute(
+                update(SignalRow)
+                .where(SignalRow.signal_id == signal_id)
+                .values(replays=SignalRow.replays + 1)
+            )
+
+    async def orders_of(self, signal_id: str) -> list[OrderRecord]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(OrderRow).where(OrderRow.signal_id == signal_id).order_by(OrderRow.created_at)
+            )
+            return [to_record(row) for row in rows]
+
+    async def unresolved(self) -> list[SignalRow]:
+        """Signals whose answer was never stored or whose orders' outcome is unknown."""
+        async with self._session() as session:
+            rows = await session.scalars(select(SignalRow).where(SignalRow.state.in_(OPEN_STATES)))
+            return list(rows)
+
+    async def open_symbols(self) -> set[str]:
+        async with self._session() as session:
+            rows = await session.scalars(select(SignalRow.symbol).where(SignalRow.is_open.is_(True)))
+            return set(rows)
+
+    async def trades(
+        self, *, status: str | None, symbol: str | None, limit: int, offset: int
+    ) -> tuple[list[SignalRow], int]:
+        """Answered signals, newest first, with the total matching count."""
+        query = select(SignalRow).where(SignalRow.response.is_not(None))
+        if status:
+            query = query.where(SignalRow.status == status)
+        if symbol:
+            query = query.where(SignalRow.symbol == symbol)
+        async with self._session() as session:
+            total = await session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = await session.scalars(
+                query.order_by(SignalRow.created_at.desc(), SignalRow.signal_id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return list(rows), int(total or 0)
+
+    async def counts(self) -> Counts:
+        async with self._session() as session:
+            by_status = dict(
+                (
+                    await session.execute(select(SignalRow.status, func.count()).group_by(SignalRow.status))
+                ).all()
+            )
+            received = await session.scalar(select(func.count()).select_from(SignalRow))
+            replayed = await session.scalar(select(func.coalesce(func.sum(SignalRow.replays), 0)))
+            open_trades = await session.scalar(
+                select(func.count()).select_from(SignalRow).where(SignalRow.is_open.is_(True))
+            )
+            closed = (
+                await session.execute(
+                    select(SignalRow.symbol, SignalRow.realized_pnl).where(SignalRow.closed_at.is_not(None))
+                )
+            ).all()
+        pnl_by_symbol: dict[str, Decimal] = {}
+        wins = losses = 0
+        for symbol, pnl_text in closed:
+            pnl = Decimal(pnl_text or 0)
+            pnl_by_symbol[symbol] = pnl_by_symbol.get(symbol, Decimal(0)) + pnl
+            wins += pnl > 0
+            losses += pnl < 0
+        return Counts(
+            received=int(received or 0),
+            placed=int(by_status.get("placed", 0)),
+            rejected=int(by_status.get("rejected", 0)),
+            failed=int(by_status.get("failed", 0)),
+            replayed=int(replayed or 0),
+            open_trades=int(open_trades or 0),
+            closed=len(closed),
+            wins=wins,
+            losses=losses,
+            realized_pnl=sum(pnl_by_symbol.values(), Decimal(0)),
+            pnl_by_symbol=pnl_by_symbol,
+        )
+
+    # -- events and halt -------------------------------------------------------------------------
+
+    async def add_events(self, events: Sequence[EventRecord]) -> None:
+        now = utcnow()
+        async with self._session() as session:
+            session.add_all(_event_row(item, now) for item in events)
+
+    async def events(self, *, after: int, limit: int) -> list[EventRow]:
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
+            )
+            return list(rows)
+
+    async def halt_state(self) -> HaltRow:
+        async with self._session() as session:
+            row = await session.get(HaltRow, 1)
+            if row is None:
+                row = HaltRow(id=1, halted=False)
+            if row.since is not None:
+                row.since = as_utc(row.since)
+            return row
+
+    async def set_halt(self, *, halted: bool, reason: str | None) -> HaltRow:
+        async with self._session() as session:
+            row = await session.get(HaltRow, 1)
+            if row is None:
+                row = HaltRow(id=1)
+                session.add(row)
+            row.halted, row.reason, row.since = halted, reason, (utcnow() if halted else None)
+            session.add(
+                _event_row(
+                    EventRecord(type="halted" if halted else "resumed", message=reason or "trading resumed"),
+                    utcnow(),
+                )
+            )
+        return row
+
+
+def _event_row(item: EventRecord, now: datetime) -> EventRow:
+    return EventRow(
+        type=item.type,
+        signal_id=item.signal_id,
+        symbol=item.symbol,
+        message=item.message,
+        data=item.data,
+        created_at=now,
+    )

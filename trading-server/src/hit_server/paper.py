@@ -1,0 +1,163 @@
+"""Where the server's exchange comes from: BloFin (demo/live), a standalone simulator (any mode with
+BLOFIN_BASE_URL), or, in paper mode by default, the simulator in-process.
+
+Paper mode runs `hit_server.blofin_sim` inside the server behind the very same `BloFinClient`
+(reached through `httpx.ASGITransport`) with credentials generated at start, so paper trades go
+through the same signing, envelopes, error mapping and at-most-once logic as real ones. Prices come
+from the simulator's own seeded random walk (PAPER_PRICE_SOURCE=model), or follow BloFin's public
+tickers (PAPER_PRICE_SOURCE=blofin, no keys needed), falling back to the model with a warning while
+BloFin cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import httpx
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from hit_server.blofin_auth import BloFinAuth, Credentials
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_sim import SimConfig, create_app
+from hit_server.ratelimit import RateLimiter
+from hit_server.settings import BLOFIN_URLS, Settings
+from hit_shared.models import TradingMode
+
+log = logging.getLogger(__name__)
+
+SIM_BASE_URL = "http://paper-exchange"
+TICKERS_PATH = "/api/v1/market/tickers"
+FOLLOW_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """What the lifespan opened: the client, and in paper mode the simulator app it talks to."""
+
+    client: BloFinClient
+    sim_app: FastAPI | None = None
+
+
+def generated_credentials() -> Credentials:
+    return Credentials(
+        api_key=secrets.token_hex(16),
+        api_secret=SecretStr(secrets.token_hex(32)),
+        passphrase=SecretStr(secrets.token_hex(12)),
+    )
+
+
+def configured_credentials(settings: Settings) -> Credentials:
+    return Credentials(
+        api_key=settings.blofin_api_key.get_secret_value(),
+        api_secret=settings.blofin_api_secret,
+        passphrase=settings.blofin_passphrase,
+    )
+
+
+def build_simulator(settings: Settings, credentials: Credentials) -> FastAPI:
+    walk = settings.paper_price_walk and settings.paper_price_source == "model"
+    config = SimConfig(
+        api_key=credentials.api_key,
+        api_secret=credentials.api_secret.get_secret_value(),
+        passphrase=credentials.passphrase.get_secret_value(),
+        balance=settings.paper_balance,
+        seed=settings.paper_seed,
+        price_walk=walk,
+        rate_limit_per_min=0,  # in-process: BloFin's per-IP limits don't apply to the paper exchange
+        trade_limit_per_10s=0,
+    )
+    return create_app(config)
+
+
+@asynccontextmanager
+async def open_exchange(settings: Settings) -> AsyncIterator[Exchange]:
+    """The exchange for these settings, closed on exit."""
+    url = settings.exchange_url
+    if settings.trading_mode is TradingMode.PAPER and url is None:
+        async with _paper(settings) as exchange:
+            yield exchange
+        return
+    assert url is not None  # noqa: S101 - demo/live always have a URL (settings.BLOFIN_URLS)
+    credentials = configured_credentials(settings)
+    async with httpx.AsyncClient(base_url=url, timeout=settings.exchange_timeout_seconds) as http:
+        client = BloFinClient(
+            http, BloFinAuth(credentials), request_timeout=settings.exchange_timeout_seconds
+        )
+        yield Exchange(client)
+
+
+@asynccontextmanager
+async def _paper(settings: Settings) -> AsyncIterator[Exchange]:
+    credentials = generated_credentials()
+    sim_app = build_simulator(settings, credentials)
+    transport = httpx.ASGITransport(app=sim_app)
+    async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE_URL) as http:
+        client = BloFinClient(
+            http,
+            BloFinAuth(credentials),
+            request_timeout=settings.exchange_timeout_seconds,
+            rate_limiter=RateLimiter.unlimited(),
+        )
+        follower: asyncio.Task[None] | None = None
+        if settings.paper_price_source == "blofin":
+            follower = asyncio.create_task(follow_prices(sim_app, BLOFIN_URLS[TradingMode.LIVE]))
+        try:
+            yield Exchange(client, sim_app)
+        finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
+
+
+async def follow_prices(
+    sim_app: FastAPI,
+    base_url: str,
+    *,
+    interval_s: float = FOLLOW_INTERVAL_S,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> None:
+    """Copy BloFin's public last prices into the simulator; step the model while BloFin is unreachable."""
+    state = sim_app.state.sim_state
+    reachable: bool | None = None
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0, transport=transport) as http:
+        while True:
+            try:
+                reply = await http.get(TICKERS_PATH)
+                reply.raise_for_status()
+                rows = reply.json().get("data") or []
+                moved = apply_tickers(state.sim, rows)
+                if reachable is not True:
+                    log.info("Paper prices follow BloFin's public tickers (%d instruments)", moved)
+                reachable = True
+            except (httpx.HTTPError, ValueError, AttributeError):
+                if reachable is not False:
+                    log.warning("BloFin's tickers are unreachable: paper prices fall back to the model")
+                reachable = False
+                state.walk.step()
+            await asyncio.sleep(interval_s)
+
+
+def apply_tickers(sim: object, rows: list[object]) -> int:
+    """Set the simulator's price of every instrument it knows from BloFin ticker rows."""
+    known = getattr(sim, "instruments", {})
+    moved = 0
+    for row in rows:
+        if not isinstance(row, dict) or row.get("instId") not in known:
+            continue
+        try:
+            price = Decimal(str(row.get("last")))
+        except InvalidOperation:
+            continue
+        if price.is_finite() and price > 0:
+            sim.set_price(row["instId"], known[row["instId"]].round_price(price))  # type: ignore[attr-defined]
+            moved += 1
+    return moved

@@ -1,0 +1,78 @@
+"""`create_app(settings)`: the trading server's FastAPI app. Nothing is built at import time.
+
+The lifespan owns, in order: the journal's database engine (tables created at start), the exchange
+(the httpx client and the BloFin client; in paper mode the in-process simulator), and the trading
+service, which loads the halt and reconciles what a previous run left unresolved before the first
+request is served.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from hit_server import __version__, http_errors
+from hit_server.api.routes import api, public
+from hit_server.db import create_engine, create_schema
+from hit_server.journal import Journal
+from hit_server.paper import open_exchange
+from hit_server.security import BodyLimitMiddleware, KeyRateLimiter
+from hit_server.service import TradingService
+from hit_server.settings import Settings, ensure_api_key
+from hit_shared.models import TradingMode
+
+log = logging.getLogger(__name__)
+
+LIVE_BANNER = "*** LIVE TRADING: orders go to BloFin's live exchange with real money ***"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.journal_url.startswith("sqlite") and settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(settings.journal_url)
+    try:
+        await create_schema(engine)
+        async with open_exchange(settings) as exchange:
+            service = TradingService(settings, exchange.client, Journal(engine))
+            await service.start()
+            app.state.service = service
+            app.state.sim_app = exchange.sim_app
+            log.info(
+                "Trading server ready: mode=%s, journal=%s",
+                settings.trading_mode.value,
+                engine.url.render_as_string(hide_password=True),
+            )
+            try:
+                yield
+            finally:
+                app.state.service = None
+    finally:
+        await engine.dispose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The app for these settings; the caller runs it (uvicorn) or drives its lifespan (tests)."""
+    settings = ensure_api_key(settings)
+    if settings.trading_mode is TradingMode.LIVE:
+        for _ in range(3):
+            log.warning(LIVE_BANNER)
+    app = FastAPI(
+        title="HIT trading server",
+        version=__version__,
+        lifespan=lifespan,
+        description="Copies trade signals to BloFin futures at most once, with stop loss and targets.",
+    )
+    app.state.settings = settings
+    app.state.api_keys = settings.key_values()
+    app.state.rate_limiter = KeyRateLimiter(settings.rate_limit_per_minute)
+    app.state.service = None
+    http_errors.install(app)
+    app.include_router(public)
+    app.include_router(api)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

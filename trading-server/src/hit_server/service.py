@@ -1,0 +1,303 @@
+"""The trading service: a signal in, at most one trade out, an answer that can be replayed.
+
+`submit` is the whole path of POST /api/v1/signals:
+1. under a per-signal_id lock, a known signal_id replays its stored answer (a different body is a
+   409); a concurrent duplicate waits for the first and then replays;
+2. the market is read (instrument, mark price, balance, positions) and the risk engine decides;
+3. the signal and every order it may send are committed to the journal (state "sending") BEFORE
+   the first order leaves; the primary key on signal_id guards against a second process;
+4. the executor places the orders; the answer and the orders' states are committed.
+Anything that fails before step 3 sent nothing and is answered 503 without being journaled, so the
+caller's retry starts afresh. After step 3 the answer is always stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from hit_server import ids
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_errors import BloFinError, InstrumentNotFound
+from hit_server.db import SignalRow, as_utc
+from hit_server.execution import Execution, Executor, Outcome, plan_orders
+from hit_server.http_errors import ExchangeUnavailable, NotReady, SignalConflict
+from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.reconcile import reconcile_all, reconcile_one
+from hit_server.responses import build_response
+from hit_server.risk import MarketView, Rejection, RiskLimits, TradePlan, assess
+from hit_server.settings import Settings
+from hit_shared.models import HaltRequest, HaltState, TradeResponse, TradeSignal, TradingMode
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WAIT_S = 10.0
+
+
+class SignalLocks:
+    """One asyncio.Lock per signal_id in flight, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def limits_from(settings: Settings) -> RiskLimits:
+    return RiskLimits(
+        risk_per_trade_percent=settings.risk_per_trade_percent,
+        max_position_size_usd=settings.max_position_size_usd,
+        default_leverage=settings.default_leverage,
+        max_leverage=settings.max_leverage,
+        max_open_positions=settings.max_open_positions,
+        max_entry_deviation_percent=settings.max_entry_deviation_percent,
+        max_signal_age_seconds=settings.max_signal_age_seconds,
+        margin_mode=settings.margin_mode,
+    )
+
+
+class TradingService:
+    def __init__(self, settings: Settings, client: BloFinClient, journal: Journal) -> None:
+        self.settings = settings
+        self.client = client
+        self.journal = journal
+        self.mode = settings.trading_mode
+        self.limits = limits_from(settings)
+        self.executor = Executor(client, journal.add_or_update_orders)
+        self.started = time.monotonic()
+        self._locks = SignalLocks()
+        self._halt = HaltState(halted=False)
+        self._margin_mode_set = False
+
+    async def start(self) -> None:
+        """Load the halt and reconcile what a previous run left unresolved."""
+        row = await self.journal.halt_state()
+        self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
+        await reconcile_all(self)
+
+    @property
+    def halted(self) -> HaltState:
+        return self._halt
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    async def submit(self, signal: TradeSignal) -> tuple[TradeResponse, bool]:
+        """The answer to a signal and whether it was carried out now (True) or replayed (False)."""
+        digest = ids.body_hash(signal)
+        async with self._locks.hold(signal.signal_id):
+            existing = await self.journal.get_signal(signal.signal_id)
+            if existing is not None:
+                return await self._replay(existing, digest), False
+            try:
+                return await self._carry_out(signal, digest), True
+            except DuplicateSignal:
+                row = await self._wait_for_answer(signal.signal_id)
+                return await self._replay(row, digest), False
+
+    async def _replay(self, row: SignalRow, digest: str) -> TradeResponse:
+        if row.body_hash != digest:
+            raise SignalConflict(
+                f"Signal '{row.signal_id}' was already received with a different body; "
+                "send the original body or use a new signal_id."
+            )
+        if row.response is None:
+            await reconcile_one(self, row)
+            row = await self._wait_for_answer(row.signal_id)
+        await self.journal.count_replay(row.signal_id)
+        return TradeResponse.model_validate(row.response)
+
+    async def _wait_for_answer(self, signal_id: str) -> SignalRow:
+        deadline = time.monotonic() + DUPLICATE_WAIT_S
+        while True:
+            row = await self.journal.get_signal(signal_id)
+            if row is not None and row.response is not None:
+                return row
+            if time.monotonic() > deadline:
+                raise NotReady(f"Signal '{signal_id}' is still being processed; retry shortly.")
+            await asyncio.sleep(0.05)
+
+    async def _carry_out(self, signal: TradeSignal, digest: str) -> TradeResponse:
+        body = signal.model_dump(mode="json")
+        created = datetime.now(UTC)
+        verdict, market = await self._assess(signal)
+        if isinstance(verdict, Rejection):
+            response = build_response(signal, self.mode, "rejected", verdict.reason, None, [], created)
+            await self.journal.record_intent(
+                signal.signal_id,
+                body_hash=digest,
+                body=body,
+                symbol=signal.symbol,
+                side=signal.side.value,
+                orders=(),
+                state="received",
+            )
+            event = EventRecord(
+                type="rejected",
+                message=f"{signal.symbol} {signal.side.value} rejected: {verdict.reason}",
+                signal_id=signal.signal_id,
+                symbol=signal.symbol,
+                data={"code": verdict.code.value},
+            )
+            await self._store(signal, Outcome("rejected", verdict.reason, [], [event], False), response)
+            return response
+        assert market.instrument is not None  # noqa: S101 - a plan always has its instrument
+        records = plan_orders(signal, verdict)
+        await self.journal.record_intent(
+            signal.signal_id,
+            body_hash=digest,
+            body=body,
+            symbol=signal.symbol,
+            side=signal.side.value,
+            orders=records,
+            state="sending",
+        )
+        run = Execution(signal, verdict, market.instrument, self.settings.margin_mode, records)
+        outcome = await self.executor.execute(run)
+        response = build_response(
+            signal, self.mode, outcome.status, outcome.reason, verdict, records, created
+        )
+        await self._store(signal, outcome, response)
+        return response
+
+    async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> None:
+        await self.journal.finish(
+            signal.signal_id,
+            status=outcome.status,
+            reason=outcome.reason,
+            response=response.model_dump(mode="json"),
+            orders=outcome.records,
+            is_open=outcome.is_open,
+            events=outcome.events,
+            state=outcome.state,
+        )
+        log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
+
+    async def _assess(self, signal: TradeSignal) -> tuple[TradePlan | Rejection, MarketView]:
+        now = datetime.now(UTC)
+        if self._halt.halted:
+            market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
+            return assess(signal, market, self.limits), market
+        try:
+            market = await self._market(signal.symbol, now)
+        except BloFinError as exc:
+            log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
+            raise ExchangeUnavailable(
+                "The exchange could not be reached to assess this signal; nothing was sent. Retry shortly."
+            ) from exc
+        return assess(signal, market, self.limits), market
+
+    async def _market(self, symbol: str, now: datetime) -> MarketView:
+        await self._ensure_margin_mode()
+        try:
+            instrument = await self.client.instrument(symbol)
+        except InstrumentNotFound:
+            instrument = None
+        mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
+        mark, balance, positions, pending, ours = await asyncio.gather(
+            mark_task,
+            self.client.balance(),
+            self.client.positions(),
+            self.client.pending_orders(),
+            self.journal.open_symbols(),
+        )
+        held = {p.inst_id for p in positions if p.positions != 0}
+        resting = {o.inst_id for o in pending if not o.reduce_only}
+        open_symbols = frozenset(held | (ours & resting))
+        return MarketView(
+            instrument=instrument,
+            mark_price=mark,
+            equity=balance.equity,
+            available=balance.available,
+            open_positions=len(open_symbols),
+            symbols_with_open_trade=open_symbols,
+            halted=False,
+            now=now,
+        )
+
+    async def _ensure_margin_mode(self) -> None:
+        if not self._margin_mode_set:
+            await self.client.set_margin_mode(self.settings.margin_mode)
+            self._margin_mode_set = True
+
+    # -- the kill switch -------------------------------------------------------------------------
+
+    async def halt(self, request: HaltRequest) -> HaltState:
+        row = await self.journal.set_halt(halted=True, reason=request.reason)
+        log.warning("Trading halted: %s", request.reason)
+        cancelled = await self._cancel_entries() if request.cancel_orders else 0
+        closed = await self._close_all() if request.close_positions else 0
+        self._halt = HaltState(halted=True, reason=row.reason, since=as_utc(row.since) if row.since else None)
+        return self._halt.model_copy(update={"cancelled_orders": cancelled, "closed_positions": closed})
+
+    async def resume(self) -> HaltState:
+        await self.journal.set_halt(halted=False, reason=None)
+        log.warning("Trading resumed")
+        self._halt = HaltState(halted=False)
+        return self._halt
+
+    async def _cancel_entries(self) -> int:
+        """Cancel resting entry orders (never the reduce-only exits or stops that protect positions)."""
+        count = 0
+        for order in await self.client.pending_orders():
+            if order.reduce_only:
+                continue
+            await self.client.cancel_order(order.inst_id, order_id=order.order_id)
+            count += 1
+        return count
+
+    async def _close_all(self) -> int:
+        count = 0
+        for position in await self.client.positions():
+            if position.positions != 0:
+                await self.client.close_position(position.inst_id, position.margin_mode)
+                count += 1
+        return count
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    async def exchange_reachable(self) -> bool:
+        try:
+            async with asyncio.timeout(3):
+                await self.client.server_time_offset_ms()
+        except (BloFinError, TimeoutError):
+            return False
+        return True
+
+    async def open_position_count(self) -> int:
+        """Positions the exchange reports; the journal's open trades when the exchange can't answer."""
+        try:
+            positions = await self.client.positions()
+        except BloFinError:
+            return (await self.journal.counts()).open_trades
+        return sum(1 for p in positions if p.positions != 0)
+
+    @property
+    def trading_mode(self) -> TradingMode:
+        return self.mode
+
+    async def save_orders(self, signal_id: str, orders: Sequence[OrderRecord]) -> None:
+        await self.journal.add_or_update_orders(signal_id, orders)
+
+
+async def _zero() -> Decimal:
+    return Decimal(0)

@@ -1,0 +1,142 @@
+"""The trading server's settings: one pydantic-settings class, read from the environment and
+`trading-server/.env` (every key is documented in `.env.example`).
+
+Safety rules live in the validators, so an unsafe configuration never starts: demo and live need
+BloFin credentials and at least one API key of 32+ characters. Paper mode (the default) may run
+without an API key: the server then generates one at start and writes it to `<DATA_DIR>/api_key`
+(mode 0600); see `ensure_api_key`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from hit_shared.models import TradingMode
+
+log = logging.getLogger(__name__)
+
+SERVER_ROOT = Path(__file__).resolve().parents[2]  # trading-server/
+DEFAULT_DATA_DIR = SERVER_ROOT / "data"
+MIN_API_KEY_LENGTH = 32
+BLOFIN_URLS = {
+    TradingMode.DEMO: "https://demo-trading-openapi.blofin.com",
+    TradingMode.LIVE: "https://openapi.blofin.com",
+}
+API_KEY_FILE = "api_key"
+
+
+class SettingsError(ValueError):
+    """A configuration that must not start; the message names the setting to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=SERVER_ROOT / ".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    trading_mode: TradingMode = TradingMode.PAPER
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
+    blofin_api_key: SecretStr = SecretStr("")
+    blofin_api_secret: SecretStr = SecretStr("")
+    blofin_passphrase: SecretStr = SecretStr("")
+    blofin_base_url: str | None = None
+    exchange_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+    max_position_size_usd: Decimal = Field(default=Decimal(1000), gt=0)
+    risk_per_trade_percent: Decimal = Field(default=Decimal(1), gt=0, le=100)
+    default_leverage: int = Field(default=5, ge=1, le=150)
+    max_leverage: int = Field(default=20, ge=1, le=150)
+    margin_mode: Literal["cross", "isolated"] = "cross"
+    max_open_positions: int = Field(default=5, ge=1)
+    max_entry_deviation_percent: Decimal = Field(default=Decimal(5), gt=0)
+    max_signal_age_seconds: int = Field(default=300, ge=1)
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    paper_price_source: Literal["model", "blofin"] = "model"
+    paper_balance: Decimal = Field(default=Decimal(10000), gt=0)
+    paper_seed: int = 0
+    paper_price_walk: bool = True  # false freezes model prices (tests move them through the simulator)
+    log_dir: Path | None = None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _safe(self) -> Settings:
+        if self.default_leverage > self.max_leverage:
+            raise ValueError("DEFAULT_LEVERAGE must not exceed MAX_LEVERAGE")
+        if self.trading_mode is TradingMode.PAPER:
+            self._check_keys(required=False)
+            return self
+        mode = self.trading_mode.value
+        for name in ("blofin_api_key", "blofin_api_secret", "blofin_passphrase"):
+            if not getattr(self, name).get_secret_value():
+                raise ValueError(f"{name.upper()} is required in {mode} mode")
+        self._check_keys(required=True)
+        return self
+
+    def _check_keys(self, *, required: bool) -> None:
+        if required and not self.api_keys:
+            raise ValueError(f"API_KEYS is required in {self.trading_mode.value} mode")
+        for key in self.api_keys:
+            if len(key.get_secret_value()) < MIN_API_KEY_LENGTH:
+                raise ValueError(f"every key in API_KEYS needs at least {MIN_API_KEY_LENGTH} characters")
+
+    @property
+    def exchange_url(self) -> str | None:
+        """The BloFin REST root; None in paper mode without an override (the in-process simulator)."""
+        if self.blofin_base_url:
+            return self.blofin_base_url.rstrip("/")
+        return BLOFIN_URLS.get(self.trading_mode)
+
+    @property
+    def journal_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'journal.db'}"
+
+    def key_values(self) -> tuple[str, ...]:
+        return tuple(key.get_secret_value() for key in self.api_keys)
+
+
+def ensure_api_key(settings: Settings) -> Settings:
+    """Settings with at least one API key. In paper mode without API_KEYS, reuse the key stored in
+    `<DATA_DIR>/api_key` or generate one there (0600); the caller reads it from that file."""
+    if settings.api_keys:
+        return settings
+    path = settings.data_dir / API_KEY_FILE
+    key = path.read_text(encoding="utf-8").strip() if path.exists() else ""
+    if len(key) < MIN_API_KEY_LENGTH:
+        key = secrets.token_urlsafe(32)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        os.chmod(path, 0o600)
+        log.warning("No API_KEYS set: generated a paper-mode API key; read it from %s", path)
+    else:
+        log.info("No API_KEYS set: using the paper-mode API key stored in %s", path)
+    return settings.model_copy(update={"api_keys": (SecretStr(key),)})

@@ -1,0 +1,87 @@
+"""A paper-mode server for tests, demos and benchmarks: `running_server(settings)` starts the app's
+lifespan (journal, in-process simulator, service) and hands back an httpx client bound to it, plus
+handles on the simulator to move prices and inject faults.
+
+Test settings (`test_settings`) never read `trading-server/.env`, freeze the model prices (tests move
+them) and use a known API key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from hit_server.server import create_app
+from hit_server.service import TradingService
+from hit_server.settings import Settings
+
+TEST_API_KEY = "test-key-for-the-hit-trading-server-0001"
+BASE_URL = "http://hit-server.test"
+
+
+def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "trading_mode": "paper",
+        "api_keys": TEST_API_KEY,
+        "data_dir": data_dir,
+        "database_url": f"sqlite+aiosqlite:///{data_dir / 'journal.db'}",
+        "paper_price_walk": False,
+        "paper_price_source": "model",
+        "paper_balance": Decimal(10000),
+        "blofin_base_url": "",
+        "blofin_api_key": "",
+        "blofin_api_secret": "",
+        "blofin_passphrase": "",
+        "rate_limit_per_minute": 100_000,
+        "max_open_positions": 50,
+        "exchange_timeout_seconds": 2.0,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@dataclass
+class RunningServer:
+    app: FastAPI
+    http: httpx.AsyncClient  # authenticated with TEST_API_KEY (or the settings' first key)
+    sim_http: httpx.AsyncClient  # the in-process simulator's control API (/sim/...)
+
+    @property
+    def service(self) -> TradingService:
+        service: TradingService = self.app.state.service
+        return service
+
+    @property
+    def sim(self) -> Any:
+        """The simulator engine (orders_by_client_id, positions, set_price ...)."""
+        return self.app.state.sim_app.state.sim
+
+    async def set_price(self, inst_id: str, price: Decimal | str) -> None:
+        reply = await self.sim_http.post("/sim/price", json={"instId": inst_id, "price": str(price)})
+        reply.raise_for_status()
+
+    async def fault(self, **spec: Any) -> None:
+        reply = await self.sim_http.post("/sim/faults", json=spec)
+        reply.raise_for_status()
+
+
+@asynccontextmanager
+async def running_server(settings: Settings, *, api_key: str | None = None) -> AsyncIterator[RunningServer]:
+    """The app with its lifespan running, in-process (httpx.ASGITransport); paper mode only."""
+    app = create_app(settings)
+    key = api_key if api_key is not None else app.state.api_keys[0]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        sim_transport = httpx.ASGITransport(app=app.state.sim_app)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url=BASE_URL, headers={"X-API-Key": key}) as http,
+            httpx.AsyncClient(transport=sim_transport, base_url="http://paper-exchange") as sim_http,
+        ):
+            yield RunningServer(app, http, sim_http)
