@@ -155,6 +155,12 @@ def client_transport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def client_request_timeout() -> float:
+    """The client's own per-request timeout in the sim-backed tests; a test module may override it."""
+    return 2.0
+
+
+@pytest.fixture
 def client_sim_overrides() -> dict[str, Any]:
     """SimConfig overrides; a test module may override this fixture."""
     return {}
@@ -162,7 +168,8 @@ def client_sim_overrides() -> dict[str, Any]:
 
 @pytest.fixture
 async def client_target(
-    client_transport: str, client_retry: RetryPolicy, client_sim_overrides: dict[str, Any]
+    client_transport: str, client_retry: RetryPolicy, client_sim_overrides: dict[str, Any],
+    client_request_timeout: float,
 ) -> AsyncIterator[ClientTarget]:
     if client_transport == "demo":
         creds = Credentials(
@@ -180,13 +187,13 @@ async def client_target(
     if client_transport == "asgi":
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://sim.test") as http:
-            client = BloFinClient(http, auth, request_timeout=2.0, retry=client_retry,
+            client = BloFinClient(http, auth, request_timeout=client_request_timeout, retry=client_retry,
                                   rate_limiter=RateLimiter.unlimited())
             yield ClientTarget("asgi", client, auth, http, app.state.sim)
         return
     with ClientUvicorn(app) as server:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
-            client = BloFinClient(http, auth, request_timeout=2.0, retry=client_retry,
+            client = BloFinClient(http, auth, request_timeout=client_request_timeout, retry=client_retry,
                                   rate_limiter=RateLimiter.unlimited())
             yield ClientTarget("uvicorn", client, auth, http, app.state.sim)
 
