@@ -1,0 +1,102 @@
+"""`python -m hit_bot` runs the bot; `python -m hit_bot replay FILE` replays a file of messages.
+
+Settings, logging and the HTTP client are built here, once, and passed down. Configuration problems
+end the program with one sentence naming the setting (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import discord
+import httpx
+
+from hit_bot.settings import ServerSettings, SettingsError, load_server_settings, load_settings
+
+log = logging.getLogger("hit_bot")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level == "DEBUG":  # discord.py's gateway chatter is noise even when debugging the bot
+        logging.getLogger("discord.gateway").setLevel(logging.INFO)
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text.rstrip() + "\n")
+
+
+def _run_bot(env_file: Path | None) -> int:
+    from hit_bot.bot import run_bot
+    from hit_bot.parser import parse
+
+    settings = load_settings(env_file)
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(run_bot(settings, parse))
+    except discord.LoginFailure:
+        _say("DISCORD_TOKEN was refused by Discord: check the bot token in the Developer Portal.")
+        return 1
+    except discord.PrivilegedIntentsRequired:
+        _say("Discord refused the Message Content intent: enable it for this bot in the Developer Portal.")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+async def _replay(settings: ServerSettings, path: Path) -> str:
+    from hit_bot.parser import parse
+    from hit_bot.replay import format_table, replay
+    from hit_bot.trading_client import TradingClient
+
+    async with httpx.AsyncClient() as http:
+        client = TradingClient(http, settings.trading_server_url,
+                               settings.trading_server_api_key.get_secret_value(),
+                               deadline=settings.trading_deadline_seconds,
+                               attempt_timeout=settings.trading_attempt_timeout_seconds)
+        return format_table(await replay(path, parse=parse, client=client))
+
+
+def _run_replay(env_file: Path | None, path: Path) -> int:
+    from hit_bot.replay import ReplayFileError
+
+    settings = load_server_settings(env_file)
+    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    try:
+        sys.stdout.write(asyncio.run(_replay(settings, path)) + "\n")
+    except ReplayFileError as exc:
+        _say(str(exc))
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hit_bot", description="HIT Discord bot")
+    parser.add_argument("--env-file", type=Path, default=None,
+                        help="settings file (default: discord-bot/.env); the environment wins over it")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("run", help="run the bot (the default)")
+    replay_parser = sub.add_parser("replay", help="send each message of a file through parse and forward")
+    replay_parser.add_argument("file", type=Path, help=".jsonl with {\"text\": ...} per line, or blank-line "
+                                                       "separated text")
+    args = parser.parse_args(argv)
+    from hit_bot.settings import DEFAULT_ENV_FILE
+
+    env_file = args.env_file or DEFAULT_ENV_FILE
+    try:
+        if args.command == "replay":
+            return _run_replay(env_file, args.file)
+        return _run_bot(env_file)
+    except SettingsError as exc:
+        _say(f"hit-bot cannot start: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

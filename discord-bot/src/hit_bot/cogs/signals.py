@@ -1,0 +1,162 @@
+"""Watches the signal channels: new messages, edits, and messages missed while disconnected.
+
+The work itself is `hit_bot.pipeline.process`; this cog decides which messages go there and shows
+the outcome (a reply and a reaction). Each signal_id is handled under its own lock, so a live message
+and the backfill reading the same message never send it twice (the server's idempotency is the
+second guard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from hit_bot import render
+from hit_bot.checks import is_watched_channel, may_post_signals
+from hit_bot.pipeline import Forwarded, NotSignal, Origin, Outcome, process
+from hit_bot.trading_client import TradingServerError, Unreachable
+from hit_shared.models import SignalSource, TradeSignal
+
+if TYPE_CHECKING:
+    from hit_bot.bot import HitBot
+
+log = logging.getLogger(__name__)
+
+
+def signal_id_of(message: discord.Message) -> str:
+    return f"discord:{message.channel.id}:{message.id}"
+
+
+def origin_of(message: discord.Message) -> Origin:
+    channel_name = getattr(message.channel, "name", None)
+    return Origin(
+        signal_id=signal_id_of(message),
+        posted_at=message.created_at,
+        source=SignalSource(platform="discord", channel=f"{message.channel.id} #{channel_name}"[:128],
+                            message=str(message.id), author=f"{message.author.id} {message.author}"[:128]),
+    )
+
+
+class SignalsCog(commands.Cog):
+    def __init__(self, bot: HitBot) -> None:
+        self.bot = bot
+        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._backfill_lock = asyncio.Lock()
+
+    # ---- events -----------------------------------------------------------------------------------
+
+    @commands.Cog.listener()
+    async def on_message(self, message: discord.Message) -> None:
+        if not is_watched_channel(self.bot.settings, message.channel.id):
+            return
+        try:
+            if await may_post_signals(self.bot.settings, message):
+                await self.handle(message)
+        finally:
+            self.bot.state.saw(message.channel.id, message.id)
+
+    @commands.Cog.listener()
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        message = payload.message
+        if "content" not in payload.data or not await may_post_signals(self.bot.settings, message):
+            return
+        if payload.cached_message is not None and payload.cached_message.content == message.content:
+            return  # an embed unfurled, a pin: not a change of text
+        if self.bot.state.send_state(signal_id_of(message)) is not None:
+            await self._reply(message, content=render.EDIT_NOTICE)
+            return
+        await self.handle(message)
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        await self.backfill()
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        await self.backfill()
+
+    # ---- the work ---------------------------------------------------------------------------------
+
+    async def handle(self, message: discord.Message) -> Outcome | None:
+        """Parse, forward, show. Returns None when this message was already answered."""
+        signal_id = signal_id_of(message)
+        async with self._locks[signal_id]:
+            if self.bot.state.send_state(signal_id) == "done":
+                return None
+            outcome = await process(message.content, origin_of(message), parse=self.bot.parse,
+                                    client=self.bot.trading, before_send=self._record_intent)
+            if isinstance(outcome, Forwarded) and not isinstance(outcome.result, Unreachable):
+                self.bot.state.mark_answered(signal_id)
+        self._locks.pop(signal_id, None)
+        await self.show(message, outcome)
+        return outcome
+
+    def _record_intent(self, signal: TradeSignal) -> None:
+        self.bot.state.mark_sending(signal.signal_id)
+
+    async def show(self, message: discord.Message, outcome: Outcome) -> None:
+        if isinstance(outcome, NotSignal):
+            return
+        await self._reply(message, embed=render.outcome_embed(outcome))
+        emoji = render.reaction_for(outcome)
+        if emoji:
+            try:
+                await message.add_reaction(emoji)
+            except discord.HTTPException as exc:
+                log.warning("could not react to message %s: %s", message.id, exc.status)
+
+    async def _reply(self, message: discord.Message, *, content: str | None = None,
+                     embed: discord.Embed | None = None) -> None:
+        try:
+            if embed is not None:
+                await message.reply(content=content, embed=embed, mention_author=False)
+            else:
+                await message.reply(content=content, mention_author=False)
+        except discord.HTTPException as exc:
+            log.warning("could not reply to message %s: %s", message.id, exc.status)
+
+    # ---- missed messages --------------------------------------------------------------------------
+
+    async def max_age_seconds(self) -> int:
+        """The server's signal age limit if it says one, else MAX_SIGNAL_AGE_SECONDS."""
+        try:
+            health = await self.bot.trading.health()
+        except TradingServerError as exc:
+            log.info("no age limit from /health (%s); using the setting", exc)
+            return self.bot.settings.max_signal_age_seconds
+        return health.max_signal_age_seconds or self.bot.settings.max_signal_age_seconds
+
+    async def backfill(self) -> int:
+        """Process messages posted after the last one seen, no older than the age limit. Returns a count."""
+        async with self._backfill_lock:
+            cutoff = datetime.now(UTC) - timedelta(seconds=await self.max_age_seconds())
+            handled = 0
+            for channel_id in self.bot.settings.discord_channel_ids:
+                handled += await self._backfill_channel(channel_id, cutoff)
+            return handled
+
+    async def _backfill_channel(self, channel_id: int, cutoff: datetime) -> int:
+        last = self.bot.state.last_seen(channel_id)
+        channel = self.bot.get_channel(channel_id)
+        if last is None or not isinstance(channel, discord.abc.Messageable):
+            log.info("no backfill for channel %s (%s)", channel_id,
+                     "nothing seen yet" if last is None else "channel not visible")
+            return 0
+        after = discord.Object(id=max(last, discord.utils.time_snowflake(cutoff)))
+        handled = 0
+        try:
+            async for message in channel.history(limit=None, after=after, oldest_first=True):
+                if message.created_at >= cutoff and await may_post_signals(self.bot.settings, message):
+                    handled += await self.handle(message) is not None
+                self.bot.state.saw(channel_id, message.id)
+        except discord.HTTPException as exc:
+            log.warning("could not read the history of channel %s: %s", channel_id, exc.status)
+        if handled:
+            log.info("backfill: %d missed message(s) handled in channel %s", handled, channel_id)
+        return handled
