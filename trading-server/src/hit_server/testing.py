@@ -2,8 +2,8 @@
 lifespan (journal, in-process simulator, service) and hands back an httpx client bound to it, plus
 handles on the simulator to move prices and inject faults.
 
-Test settings (`test_settings`) never read `trading-server/.env`, freeze the model prices (tests move
-them) and use a known API key.
+`paper_settings` never reads `trading-server/.env`, freezes the model prices (tests move them) and
+uses a known API key.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ TEST_API_KEY = "test-key-for-the-hit-trading-server-0001"
 BASE_URL = "http://hit-server.test"
 
 
-def test_settings(data_dir: Path, **overrides: Any) -> Settings:
+def paper_settings(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "trading_mode": "paper",
         "api_keys": TEST_API_KEY,
