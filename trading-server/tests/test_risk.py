@@ -434,3 +434,21 @@ def test_risk_assess_reason_matches_the_documented_example():
         "BTC-USDT: size 0.01 contracts is under the instrument's minimum of 0.1 "
         "(risk 1% of 1,000 USDT with a 3.33% stop)"
     )
+
+
+@pytest.mark.parametrize(
+    ("equity", "available", "code"),
+    [
+        ("NaN", "1000", RejectCode.SIZE_BELOW_MINIMUM),
+        ("1000", "-5", RejectCode.INSUFFICIENT_MARGIN),
+        ("Infinity", "1000", RejectCode.SIZE_BELOW_MINIMUM),
+    ],
+)
+def test_risk_assess_refuses_instead_of_failing_on_broken_account_figures(equity, available, code):
+    assert rejection_of(signal(), market(equity=equity, available=available)).code is code
+
+
+def test_risk_assess_treats_naive_times_as_utc():
+    naive_old = (NOW - timedelta(seconds=301)).replace(tzinfo=None)
+    sig = TradeSignal.model_construct(**{**signal().__dict__, "posted_at": naive_old})
+    assert rejection_of(sig, market(now=NOW.replace(tzinfo=None))).code is RejectCode.SIGNAL_TOO_OLD

@@ -195,9 +195,9 @@ def _admission(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> I
 def _age_problem(signal: TradeSignal, now: datetime, max_age: int) -> Rejection | None:
     if signal.posted_at is None or max_age <= 0:
         return None
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=UTC)
-    age = (now - signal.posted_at).total_seconds()
+    posted = signal.posted_at
+    now, posted = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (now, posted))  # naive = UTC
+    age = (now - posted).total_seconds()
     if age > max_age:
         return _reject(
             RejectCode.SIGNAL_TOO_OLD, signal.symbol,

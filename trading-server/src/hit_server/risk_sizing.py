@@ -67,6 +67,11 @@ class _Budget:
         return worst
 
 
+def _usable(amount: Decimal) -> Decimal:
+    """A budget figure, or zero when it is negative or not a number (no budget, so no trade)."""
+    return amount if amount.is_finite() and amount > 0 else _ZERO
+
+
 def show(value: Decimal, places: int) -> str:
     """A number for a sentence: `places` decimals (significant digits under 1), thousands separated."""
     if value == 0 or not value.is_finite():
@@ -125,9 +130,9 @@ def fit_size(
 ) -> Sizing:
     """The plan's size and entry orders; `size < inst.min_size` means the trade is too small."""
     budget = _Budget(
-        risk_usd=max(equity, _ZERO) * max(risk_percent, _ZERO) / 100,
-        cap_usd=max(cap_usd, _ZERO),
-        available=max(available, _ZERO),
+        risk_usd=_usable(equity) * _usable(risk_percent) / 100,
+        cap_usd=_usable(cap_usd),
+        available=_usable(available),
         leverage=leverage,
         fee_rate=max(fee_percent, _ZERO) / 100,
     )
