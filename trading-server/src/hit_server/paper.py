@@ -78,11 +78,12 @@ def build_simulator(settings: Settings, credentials: Credentials) -> FastAPI:
 
 
 @asynccontextmanager
-async def open_exchange(settings: Settings) -> AsyncIterator[Exchange]:
-    """The exchange for these settings, closed on exit."""
+async def open_exchange(settings: Settings, *, sim_app: FastAPI | None = None) -> AsyncIterator[Exchange]:
+    """The exchange for these settings, closed on exit. In paper mode `sim_app` (a simulator built by the
+    caller, e.g. one that outlives a server restart in a test) replaces the one built here."""
     url = settings.exchange_url
     if settings.trading_mode is TradingMode.PAPER and url is None:
-        async with _paper(settings) as exchange:
+        async with _paper(settings, sim_app) as exchange:
             yield exchange
         return
     assert url is not None  # noqa: S101 - demo/live always have a URL (settings.BLOFIN_URLS)
@@ -95,9 +96,13 @@ async def open_exchange(settings: Settings) -> AsyncIterator[Exchange]:
 
 
 @asynccontextmanager
-async def _paper(settings: Settings) -> AsyncIterator[Exchange]:
-    credentials = generated_credentials()
-    sim_app = build_simulator(settings, credentials)
+async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[Exchange]:
+    if sim_app is None:
+        credentials = generated_credentials()
+        sim_app = build_simulator(settings, credentials)
+    else:
+        config = sim_app.state.sim_state.config
+        credentials = Credentials(config.api_key, SecretStr(config.api_secret), SecretStr(config.passphrase))
     transport = httpx.ASGITransport(app=sim_app)
     async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE_URL) as http:
         client = BloFinClient(

@@ -37,7 +37,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings.journal_url)
     try:
         await create_schema(engine)
-        async with open_exchange(settings) as exchange:
+        async with open_exchange(settings, sim_app=app.state.sim_app) as exchange:
             service = TradingService(settings, exchange.client, Journal(engine))
             await service.start()
             app.state.service = service
@@ -55,8 +55,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app for these settings; the caller runs it (uvicorn) or drives its lifespan (tests)."""
+def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI:
+    """The app for these settings; the caller runs it (uvicorn) or drives its lifespan (tests).
+
+    `sim_app`: in paper mode, use this simulator instead of building one (tests that restart the
+    server against the same exchange)."""
     settings = ensure_api_key(settings)
     if settings.trading_mode is TradingMode.LIVE:
         for _ in range(3):
@@ -71,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.api_keys = settings.key_values()
     app.state.rate_limiter = KeyRateLimiter(settings.rate_limit_per_minute)
     app.state.service = None
+    app.state.sim_app = sim_app
     http_errors.install(app)
     app.include_router(public)
     app.include_router(api)

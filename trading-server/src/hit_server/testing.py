@@ -73,9 +73,11 @@ class RunningServer:
 
 
 @asynccontextmanager
-async def running_server(settings: Settings, *, api_key: str | None = None) -> AsyncIterator[RunningServer]:
+async def running_server(
+    settings: Settings, *, api_key: str | None = None, sim_app: FastAPI | None = None
+) -> AsyncIterator[RunningServer]:
     """The app with its lifespan running, in-process (httpx.ASGITransport); paper mode only."""
-    app = create_app(settings)
+    app = create_app(settings, sim_app=sim_app)
     key = api_key if api_key is not None else app.state.api_keys[0]
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
