@@ -32,10 +32,10 @@ def _say(text: str) -> None:
 
 
 def _run_bot(env_file: Path | None) -> int:
+    settings = load_settings(env_file)
     from hit_bot.bot import run_bot
     from hit_bot.parser import parse
 
-    settings = load_settings(env_file)
     configure_logging(settings.log_level)
     try:
         asyncio.run(run_bot(settings, parse))

@@ -128,6 +128,8 @@ class FakeDiscord:
         self._session = "fake-session"
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
+        self._gateway_open = asyncio.Event()
+        self._gateway_open.set()
 
     # ---- lifecycle --------------------------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class FakeDiscord:
         self.port = self._runner.addresses[0][1]
 
     async def stop(self) -> None:
+        self._gateway_open.set()
         for ws in list(self._sockets):
             await ws.close(code=1001)
         if self._runner is not None:
@@ -198,10 +201,20 @@ class FakeDiscord:
         user = self._user_by_id(int(stored["author"]["id"]))
         await self._dispatch("MESSAGE_UPDATE", self._as_seen(stored, user))
 
-    async def drop_connection(self, code: int = 4000) -> None:
-        """Close the gateway as Discord does on trouble; discord.py reconnects and resumes."""
-        if self._ws is not None:
-            await self._ws.close(code=code, message=b"fake outage")
+    async def drop_connection(self, code: int = 4000, *, hold: bool = False) -> None:
+        """Close the gateway as Discord does on trouble; discord.py reconnects and resumes.
+
+        With `hold`, new gateway connections wait (no HELLO) until `release_gateway()`: an outage
+        during which posted messages are stored but never delivered.
+        """
+        if hold:
+            self._gateway_open.clear()
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            await ws.close(code=code, message=b"fake outage")
+
+    def release_gateway(self) -> None:
+        self._gateway_open.set()
 
     def posts_in(self, channel: str) -> list[RecordedPost]:
         cid = self.channel(channel)
@@ -270,6 +283,7 @@ class FakeDiscord:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self._sockets.add(ws)
+        await self._gateway_open.wait()
         await ws.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": self.heartbeat_ms}}))
         try:
             async for frame in ws:
