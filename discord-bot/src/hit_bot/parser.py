@@ -1,0 +1,199 @@
+"""Reads a Discord message and says whether it is a trade signal (spec/signals.md).
+
+`parse(text)` never raises and has three outcomes:
+- `signal`: a consistent `SignalCore`, with the name of the format it was written in;
+- `not_signal`: chatter, questions, results ("TP1 hit"), analysis, links, commands: ignore silently;
+- `invalid`: it has the shape of a signal but is broken (no stop loss, no symbol, two directions,
+  prices in the wrong order...): the caller replies with `reason` and trades nothing.
+When in doubt the answer is never `signal` (rule 4).
+
+The formats are the named entries of `PATTERNS` (see hit_bot/parsing/formats.py to add one). Run
+`python -m hit_bot.parser "<message>"` to see how a message reads, or `--jsonl` to parse a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from hit_bot.parsing.formats import (
+    ALERT_CARD,
+    COMPACT,
+    EMOJI,
+    LABELLED,
+    STANDARD,
+    Prices,
+    SignalFormat,
+)
+from hit_bot.parsing.normalise import normalise
+from hit_bot.parsing.scan import Scan, scan
+from hit_bot.parsing.symbols import directions, symbols
+from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["signal", "not_signal", "invalid"]
+
+# Priority order: the first format whose `detect` accepts the message reads it.
+PATTERNS: dict[str, SignalFormat] = {
+    f.name: f for f in (ALERT_CARD, COMPACT, EMOJI, LABELLED, STANDARD)
+}
+
+MAX_TEXT = MAX_RAW_TEXT
+MAX_ENTRIES = 20
+# Prices further apart than this within one signal are a typo (`5800` for `58000`, `145,150` read as one
+# number), not a trade.
+MAX_PRICE_SPREAD = Decimal(10)
+INTERNAL_ERROR = "the parser could not read this message"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseResult:
+    kind: Literal["signal", "not_signal", "invalid"]
+    signal: SignalCore | None = None  # set iff kind == "signal"
+    format: str | None = None  # the PATTERNS name that matched (also for "invalid" when known)
+    reason: str | None = None  # a human sentence iff kind == "invalid"
+
+
+NOT_SIGNAL = ParseResult("not_signal")
+
+_DIGIT = re.compile(r"\d")
+_COMMAND = re.compile(r"\s*[!/?][A-Za-z]")
+_TRADE_WORD = re.compile(r"(?i)\b(?:long|short|buy|sell)\b|📈|📉")
+# Results and reports of trades already made: never a new trade.
+_RESULT = re.compile(
+    r"\b(?:HIT|HITS|REACHED|CLOSED|CLOSING|STOPPED|ACHIEVED|SMASHED|BOOKED|CANCELL?ED|LIQUIDATED|TRIGGERED"
+    r"|FILLED)\b"
+)
+# Follow-ups about a running trade: quietly ignored when they do not read as a full signal.
+_FOLLOW_UP = re.compile(r"\b(?:UPDATES?|UPDATED|MOVED?|MOVING|BREAK[ -]?EVEN|TRAIL(?:ING)?|SECURE|PARTIAL)\b")
+_QUESTION_START = re.compile(
+    r"\s*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE|ANYBODY"
+    r"|THOUGHTS|WDYT|SHALL)\b"
+)
+_DIRECTION_WORD = re.compile(r"\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|📈|📉")
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def parse(text: str) -> ParseResult:
+    """Classifies one message (see the module docstring). Never raises, whatever the input."""
+    try:
+        return _parse(text)
+    except Exception:  # the safety net of a function that must never raise; a bug here means no trade
+        log.exception("the signal parser failed; treating the message as unreadable")
+        return ParseResult("invalid", reason=INTERNAL_ERROR)
+
+
+def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
+    if _FOLLOW_UP.search(norm):
+        return NOT_SIGNAL
+    return ParseResult("invalid", format=format_name, reason=reason)
+
+
+def _is_question(norm: str) -> bool:
+    if _QUESTION_START.match(norm):
+        return True
+    if "?" not in norm:
+        return False
+    return any("?" in line and _DIRECTION_WORD.search(line) for line in norm.split("\n"))
+
+
+def _parse(text: str) -> ParseResult:
+    if len(text) > MAX_TEXT:
+        if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
+            return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
+        return NOT_SIGNAL
+    if not _DIGIT.search(text) or _COMMAND.match(text):
+        return NOT_SIGNAL
+    norm = normalise(text)
+    if _RESULT.search(norm) or _is_question(norm):
+        return NOT_SIGNAL
+    found = scan(norm)
+    form = next((f for f in PATTERNS.values() if f.detect(found)), None)
+    if form is None:
+        return NOT_SIGNAL
+    sides = directions(norm)
+    if len(sides) != 1:
+        if not sides and not (found.stops and found.targets):
+            return NOT_SIGNAL
+        why = "it gives both LONG and SHORT" if sides else "it says neither LONG nor SHORT"
+        return _invalid(why, form.name, norm)
+    return _read(found, form, sides.pop(), norm)
+
+
+def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult:
+    prices = form.read(found)
+    problem = _symbol_problem(candidates := symbols(norm, found.pairs))
+    problem = problem or _prices_problem(prices)
+    leverage, lev_problem = _leverage(found.leverages)
+    problem = problem or lev_problem
+    if problem is None:
+        problem = consistency_problem(
+            side, prices.entries, prices.stops[0], prices.take_profits, leverage
+        ) or _spread_problem(prices)
+    if problem is not None:
+        return _invalid(problem, form.name, norm)
+    signal = SignalCore.model_construct(
+        side=side,
+        symbol=candidates[0],
+        entries=prices.entries,
+        stop_loss=prices.stops[0],
+        take_profits=prices.take_profits,
+        leverage=leverage,
+    )
+    return ParseResult("signal", signal=signal, format=form.name)
+
+
+def _symbol_problem(candidates: list[str]) -> str | None:
+    if not candidates:
+        return "it names no symbol (write it like BTC-USDT)"
+    if len(candidates) > 1:
+        return f"it names more than one symbol ({', '.join(candidates[:4])})"
+    if not _SYMBOL.match(candidates[0]):
+        return f"{candidates[0]} is not a valid symbol"
+    return None
+
+
+def _prices_problem(prices: Prices) -> str | None:
+    if prices.problem:
+        return prices.problem
+    if not prices.stops:
+        return "it has no stop loss, and a signal without a stop loss is never traded"
+    if len(set(prices.stops)) > 1:
+        shown = ", ".join(fmt(s) for s in dict.fromkeys(prices.stops))
+        return f"it gives more than one stop loss ({shown})"
+    if not prices.take_profits:
+        return "it has no take-profit target"
+    if len(prices.entries) > MAX_ENTRIES:
+        return f"it has {len(prices.entries)} entry prices; at most {MAX_ENTRIES} are supported"
+    return None
+
+
+def _leverage(values: list[str]) -> tuple[int | None, str | None]:
+    """The leverage asked for; of several (`10x-20x`) the lowest, the cautious reading."""
+    if not values:
+        return None, None
+    lowest = min(Decimal(v) for v in values)
+    if lowest != lowest.to_integral_value():
+        return None, f"leverage {fmt(lowest)}x is not a whole number"
+    return int(lowest), None
+
+
+def _spread_problem(prices: Prices) -> str | None:
+    every = (*prices.entries, *prices.stops[:1], *prices.take_profits)
+    low, high = min(every), max(every)
+    if high > low * MAX_PRICE_SPREAD:
+        return (
+            f"its prices {fmt(low)} and {fmt(high)} are more than {fmt(MAX_PRICE_SPREAD)}x apart; "
+            "check it for a typo"
+        )
+    return None
+
+
+if __name__ == "__main__":
+    from hit_bot.parser_cli import main
+
+    raise SystemExit(main())
