@@ -44,7 +44,7 @@ def paper_settings(data_dir: Path, **overrides: Any) -> Settings:
         "exchange_timeout_seconds": 2.0,
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @dataclass
