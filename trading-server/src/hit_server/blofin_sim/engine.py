@@ -12,7 +12,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -22,6 +22,7 @@ from . import ledger, rules, views
 from .catalog import default_instruments, starting_prices
 from .config import SimConfig
 from .errors import SimError
+from .ledger import AccountSummary, summarize
 from .matching import Trigger, next_trigger
 from .models import (
     ClosedPosition,
@@ -42,25 +43,6 @@ Subscriber = Callable[[SimEvent], None]
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-@dataclass(frozen=True)
-class AccountSummary:
-    cash: Decimal
-    equity: Decimal
-    unrealized_pnl: Decimal
-    position_margin: Decimal
-    order_frozen: Decimal
-    isolated_equity: Decimal
-    isolated_upl: Decimal
-
-    @property
-    def frozen(self) -> Decimal:
-        return self.position_margin + self.order_frozen
-
-    @property
-    def available(self) -> Decimal:
-        return max(Decimal(0), self.equity - self.frozen)
 
 
 class Simulator:
@@ -113,22 +95,7 @@ class Simulator:
         return [t for t in self.tpsl_orders.values() if t.state == "live" and inst_id in (None, t.inst_id)]
 
     def account(self) -> AccountSummary:
-        upl = margin = frozen = iso_eq = iso_upl = Decimal(0)
-        for pos in self.positions.values():
-            inst, mark = self.instruments[pos.inst_id], self.prices[pos.inst_id]
-            pnl = ledger.unrealized_pnl(inst, pos, mark)
-            upl += pnl
-            pos_margin = ledger.position_margin(inst, pos, mark)
-            margin += pos_margin
-            if pos.margin_mode == "isolated":
-                iso_upl += pnl
-                iso_eq += pos_margin + pnl
-        for order in self.open_orders():
-            if order.price is not None:
-                inst = self.instruments[order.inst_id]
-                opening = ledger.opening_size(order, self.positions.get(order.inst_id))
-                frozen += ledger.notional(inst, opening, order.price) / order.leverage
-        return AccountSummary(self.cash, self.cash + upl, upl, margin, frozen, iso_eq, iso_upl)
+        return summarize(self.cash, self.instruments, self.prices, self.positions, self.open_orders())
 
     # ---- events --------------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> None:

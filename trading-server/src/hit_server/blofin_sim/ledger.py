@@ -7,6 +7,7 @@ the cash balance. Realised P&L = closed contracts x contractValue x (exit - entr
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -80,3 +81,48 @@ def apply_fill(
     pos.fees += fee
     pos.max_size = max(pos.max_size, abs(pos.size))
     return FillResult(pnl=pnl, fee=fee, closed=closed)
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    """The USDT futures account: equity = cash + unrealised P&L; available = equity - margin in use."""
+
+    cash: Decimal
+    equity: Decimal
+    unrealized_pnl: Decimal
+    position_margin: Decimal
+    order_frozen: Decimal
+    isolated_equity: Decimal
+    isolated_upl: Decimal
+
+    @property
+    def frozen(self) -> Decimal:
+        return self.position_margin + self.order_frozen
+
+    @property
+    def available(self) -> Decimal:
+        return max(Decimal(0), self.equity - self.frozen)
+
+
+def summarize(
+    cash: Decimal,
+    instruments: Mapping[str, Instrument],
+    prices: Mapping[str, Decimal],
+    positions: Mapping[str, SimPosition],
+    open_orders: Iterable[SimOrder],
+) -> AccountSummary:
+    upl = margin = frozen = iso_eq = iso_upl = Decimal(0)
+    for pos in positions.values():
+        inst, mark = instruments[pos.inst_id], prices[pos.inst_id]
+        pnl = unrealized_pnl(inst, pos, mark)
+        pos_margin = position_margin(inst, pos, mark)
+        upl += pnl
+        margin += pos_margin
+        if pos.margin_mode == "isolated":
+            iso_upl += pnl
+            iso_eq += pos_margin + pnl
+    for order in open_orders:
+        if order.price is not None:
+            opening = opening_size(order, positions.get(order.inst_id))
+            frozen += notional(instruments[order.inst_id], opening, order.price) / order.leverage
+    return AccountSummary(cash, cash + upl, upl, margin, frozen, iso_eq, iso_upl)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hit_server.instruments import Instrument
 
 from . import ledger
 from .catalog import fmt
+from .ledger import AccountSummary
 from .models import ClosedPosition, Fill, SimOrder, SimPosition, SimTpsl
-
-if TYPE_CHECKING:
-    from .engine import AccountSummary
 
 
 def opt(value: Decimal | None) -> str | None:
