@@ -29,6 +29,7 @@ from hit_server.blofin_errors import (
     ClockSkewError,
     ExchangeUnavailable,
     RateLimited,
+    error_class_for,
     error_for,
     error_for_http_status,
 )
@@ -121,13 +122,17 @@ def raise_for_items(data: Any) -> None:
 
 
 def parse_envelope(response: httpx.Response, what: str) -> Any:
-    """BloFin's `data`, or the error the reply stands for."""
+    """BloFin's `data`, or the error the reply stands for.
+
+    A non-200 reply is judged by its BloFin code when the table knows it, else by its HTTP status
+    (a gateway's 503 or 504 body may carry a code of its own that is no BloFin code).
+    """
     try:
         payload = response.json()
     except ValueError:
         payload = None
     code = str(payload.get("code")) if isinstance(payload, dict) and "code" in payload else None
-    if response.status_code != 200 and code in (None, "0"):
+    if response.status_code != 200 and error_class_for(code or "0") is BloFinError:
         raise error_for_http_status(
             response.status_code, f"BloFin answered HTTP {response.status_code} to {what}",
             retry_after=_retry_after(response),
