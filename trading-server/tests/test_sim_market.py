@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 
@@ -90,3 +91,36 @@ async def test_account_config_and_modes(client: httpx.AsyncClient) -> None:
 async def test_books_has_one_level_around_last(client: httpx.AsyncClient) -> None:
     book = (await client.get("/api/v1/market/books?instId=ETH-USDT")).json()["data"][0]
     assert Decimal(book["bids"][0][0]) < Decimal("3000") < Decimal(book["asks"][0][0])
+
+
+def test_price_walk_is_seeded_and_stays_on_ticks() -> None:
+    one, two, other = (create_app(make_config(seed=s)).state.sim_state for s in (7, 7, 8))
+    for state in (one, two, other):
+        for _ in range(5):
+            state.walk.step()
+    assert one.sim.prices == two.sim.prices
+    assert one.sim.prices != other.sim.prices
+    for inst_id, price in one.sim.prices.items():
+        assert one.sim.instruments[inst_id].is_on_tick(price)
+    assert one.sim.prices["LUNA-USDT"] == Decimal("0.5")  # suspended: never moves
+
+
+async def test_price_walk_starts_on_first_request_when_enabled() -> None:
+    app = create_app(make_config(price_walk=True, walk_interval_s=0.01))
+    state = app.state.sim_state
+    start = dict(state.sim.prices)
+    async with sim_http(app) as client:
+        await client.get("/api/v1/public/time")
+        for _ in range(100):
+            if state.sim.prices != start:
+                break
+            await asyncio.sleep(0.01)
+    await state.stop_walk()
+    assert state.sim.prices != start
+
+
+async def test_price_walk_off_keeps_prices(client: httpx.AsyncClient, app: FastAPI) -> None:
+    start = dict(app.state.sim.prices)
+    await client.get("/api/v1/public/time")
+    await asyncio.sleep(0.05)
+    assert app.state.sim.prices == start

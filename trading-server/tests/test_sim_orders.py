@@ -276,6 +276,15 @@ async def test_order_top_failure_envelope_when_configured() -> None:
     assert body["data"][0]["code"] == "102022"
 
 
+async def test_order_zero_failure_envelope_keeps_code_only_in_item() -> None:
+    app = create_app(make_config(failure_envelope="zero"))
+    async with sim_http(app, make_auth(app.state.sim.config)) as client:
+        body = await place(client, side="sell", reduceOnly="true")
+    assert body["code"] == "0"
+    assert body["data"][0]["code"] == "102022"
+    assert body["data"][0]["orderId"] is None
+
+
 async def test_order_batch_reports_each_item(client: httpx.AsyncClient) -> None:
     rows = [
         {"instId": "SOL-USDT", "marginMode": "cross", "side": "buy", "orderType": "market", "size": "1",

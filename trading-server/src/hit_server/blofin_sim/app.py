@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from .auth import AuthChecker
@@ -48,6 +50,14 @@ class SimState:
             loop = asyncio.get_running_loop()
             self._walk_task = loop.create_task(self.walk.run(self.config.walk_interval_s))
 
+    async def stop_walk(self) -> None:
+        """Stop the random walk task (tests and embedders that close their event loop call this)."""
+        task, self._walk_task = self._walk_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     def reset(self) -> None:
         self.sim.reset()
         self.auth.reset()
@@ -87,10 +97,18 @@ async def _sim_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, OrderRefused):
         if not exc.as_list:  # endpoints whose data is one object answer the real code at the top
             return JSONResponse({"code": exc.code, "msg": exc.msg, "data": exc.item})
-        if state_of(request).config.failure_envelope == "item":
+        envelope = state_of(request).config.failure_envelope
+        if envelope == "item":
             return JSONResponse({"code": "1", "msg": MESSAGES["1"], "data": [exc.item]})
+        if envelope == "zero":
+            return JSONResponse({"code": "0", "msg": "", "data": [exc.item]})
         return JSONResponse({"code": exc.code, "msg": exc.msg, "data": [exc.item]})
     return JSONResponse({"code": exc.code, "msg": exc.msg}, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    return JSONResponse({"code": str(exc.status_code), "msg": str(exc.detail)}, status_code=exc.status_code)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -125,6 +143,7 @@ def create_app(config: SimConfig) -> FastAPI:
     app.state.sim_state = state
     app.add_exception_handler(SimError, _sim_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     private = [Depends(require_auth)]
     app.include_router(market_router, prefix="/api/v1")
     app.include_router(account_router, prefix="/api/v1", dependencies=private)

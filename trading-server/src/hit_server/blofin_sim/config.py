@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-FailureEnvelope = Literal["item", "top"]
+FailureEnvelope = Literal["item", "top", "zero"]
 
 
 @dataclass
@@ -15,8 +15,11 @@ class SimConfig:
 
     `price_walk` moves prices with a seeded random walk (paper mode); tests keep it off and move prices
     with `POST /sim/price`. A limit of 0 disables that rate limit. `failure_envelope` chooses how a
-    refused single order is reported: "item" (BloFin's likely form: top-level code "1" and the real code
-    in `data[0].code`) or "top" (the real code at the top level and in `data[0]`).
+    refused order (place-order, cancel-order: endpoints whose `data` is a list) is reported, since
+    BloFin's exact form is unconfirmed: "item" (top-level code "1", the real code in `data[0].code`),
+    "zero" (top-level code "0" and the real code only in `data[0].code`, the form ccxt's error handler
+    is written for: a client that trusts the top-level code alone is fooled) or "top" (the real code at
+    the top level and in `data[0]`).
     """
 
     api_key: str

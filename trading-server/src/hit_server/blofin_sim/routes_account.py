@@ -37,6 +37,17 @@ async def asset_balances(request: Request, state: StateDep) -> dict[str, Any]:
                 "frozen": fmt(acc.frozen), "bonus": "0"}])
 
 
+@router.get("/asset/currencies")
+async def currencies(state: StateDep) -> dict[str, Any]:
+    """Deposit/withdraw networks (ccxt's load_markets reads this); only USDT exists here."""
+    return ok([{
+        "currency": "USDT", "chain": "TRC20", "depositMinAmount": "1", "depositUnsafeConfirmation": 1,
+        "depositConfirmation": 20, "withdrawMinAmount": "10", "withdrawFee": "1", "withdrawPrecision": 8,
+        "supportMemo": 0, "isDepositAvailable": 1, "isWithdrawAvailable": 1, "recoveryEtaDeposit": 0,
+        "recoveryEtaWithdraw": 0,
+    }])
+
+
 @router.get("/account/positions")
 async def positions(request: Request, state: StateDep) -> dict[str, Any]:
     sim = state.sim
