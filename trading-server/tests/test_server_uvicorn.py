@@ -1,0 +1,92 @@
+"""The server over a real loopback port (uvicorn on 127.0.0.1), as the bot and curl reach it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from hit_server import ids
+from hit_server.server import create_app
+from hit_server.testing import TEST_API_KEY, paper_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, FastAPI]]:
+    app = create_app(paper_settings(tmp_path))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "signal_id": signal_id,
+        "side": "long",
+        "symbol": "BTC-USDT",
+        "entries": [],
+        "stop_loss": "58000",
+        "take_profits": ["62000", "64000", "66000"],
+    }
+    body.update(fields)
+    return body
+
+
+async def test_uvicorn_server_places_replays_and_guards(served: tuple[str, FastAPI]) -> None:
+    url, app = served
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": TEST_API_KEY}, timeout=10) as http:
+        health = await http.get("/health", headers={"X-API-Key": ""})
+        first = await http.post("/api/v1/signals", json=signal("real-1"))
+        burst = await asyncio.gather(
+            *(
+                http.post(
+                    "/api/v1/signals",
+                    json=signal(
+                        "real-2", side="short", symbol="ETH-USDT", stop_loss="3100", take_profits=["2900"]
+                    ),
+                )
+                for _ in range(20)
+            )
+        )
+        again = await http.post("/api/v1/signals", json=signal("real-1"))
+        anonymous = await http.get("/api/v1/stats", headers={"X-API-Key": "nope"})
+        too_big = await http.post(
+            "/api/v1/signals", content=b"x" * 100_000, headers={"Content-Type": "application/json"}
+        )
+
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert first.status_code == 201 and first.json()["status"] == "placed"
+    assert sorted(r.status_code for r in burst) == [200] * 19 + [201]
+    assert again.status_code == 200 and again.json() == first.json()
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+    assert too_big.status_code == 413
+    sim = app.state.sim_app.state.sim
+    for signal_id in ("real-1", "real-2"):
+        prefix = ids.signal_prefix(signal_id) + "e"
+        assert len([c for c in sim.orders_by_client_id if c.startswith(prefix)]) == 1
