@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hit_bot.settings import SettingsError, load_server_settings, load_settings
+from hit_bot.settings import BotSettings, SettingsError, load_server_settings, load_settings
 
 REQUIRED = {
     "DISCORD_TOKEN": "a-token",
@@ -79,3 +79,16 @@ def test_bot_main_stops_with_a_sentence_and_no_traceback_when_a_setting_is_missi
     assert result.stderr.strip() == (
         "hit-bot cannot start: DISCORD_TOKEN is missing: set it in the environment or in discord-bot/.env.")
     assert "Traceback" not in result.stderr
+
+
+def test_settings_example_env_documents_every_key_and_loads_once_filled(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    lines = example.read_text().splitlines()
+    keys = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
+    assert keys == {name.upper() for name in BotSettings.model_fields}
+    filled = [f"{line}{REQUIRED[line[:-1]]}" if line[:-1] in REQUIRED else line for line in lines]
+    env = tmp_path / ".env"
+    env.write_text("\n".join(filled))
+    settings = load_settings(env)
+    assert settings.discord_channel_ids == (11, 12) and settings.admin_role_ids == ()
+    assert settings.max_signal_age_seconds == 300 and settings.notify_channel_id is None
