@@ -189,7 +189,8 @@ class BloFinClient:
             return None if order is None else OrderAck(order_id=order.order_id,
                                                        client_order_id=order.client_order_id)
 
-        return await self._resolve_write("order", req.client_order_id, send, lookup)
+        cid = req.client_order_id
+        return await self._resolve_write("order", cid, cid, send, lookup)
 
     async def place_tpsl(self, req: TpslRequest) -> TpslAck:
         """Place a TP/SL on an open position; unclear outcomes are resolved like `place_order`."""
@@ -208,7 +209,8 @@ class BloFinClient:
             return None if found is None else TpslAck(tpsl_id=found.tpsl_id,
                                                       client_order_id=found.client_order_id)
 
-        return await self._resolve_write("TP/SL order", req.client_order_id, send, lookup)
+        cid = req.client_order_id
+        return await self._resolve_write("TP/SL order", cid, cid, send, lookup)
 
     async def close_position(
         self, inst_id: str, margin_mode: str, *, client_order_id: str | None = None
@@ -227,7 +229,7 @@ class BloFinClient:
                 return True
             return True if not await self.positions(inst_id) else None
 
-        await self._resolve_write("close of", client_order_id or inst_id, send, lookup)
+        await self._resolve_write("close of", inst_id, client_order_id or "", send, lookup)
 
     async def cancel_order(
         self, inst_id: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -321,42 +323,46 @@ class BloFinClient:
         return rows
 
     async def _resolve_write(
-        self, what: str, key: str, send: Callable[[], Awaitable[T]], lookup: Callable[[], Awaitable[T | None]]
+        self, what: str, key: str, cid: str, send: Callable[[], Awaitable[T]],
+        lookup: Callable[[], Awaitable[T | None]],
     ) -> T:
-        """Send a write; if its outcome is unclear, look it up and send once more only if absent."""
+        """Send a write; if its outcome is unclear, look it up and send once more only if absent.
+
+        `key` names the write in messages; `cid` is its clientOrderId ("" when it has none).
+        """
         try:
             return await send()
         except _UNCLEAR as exc:
             first: BloFinError = exc
         log.warning("%s %s: outcome unclear (%r); looking it up", what, key, first)
-        found = await self._look_up(what, key, lookup, first)
+        found = await self._look_up(what, key, cid, lookup, first)
         if found is not None:
             return found
         if isinstance(first, DuplicateClientOrderId):
             raise OrderOutcomeUnknown(
-                f"BloFin says {what} {key} exists, but it cannot be found", client_order_id=key
+                f"BloFin says {what} {key} exists, but it cannot be found", client_order_id=cid
             ) from first
         log.warning("%s %s: BloFin has no trace of it; sending it once more, same id", what, key)
         try:
             return await send()
         except _UNCLEAR as exc:
-            found = await self._look_up(what, key, lookup, exc)
+            found = await self._look_up(what, key, cid, lookup, exc)
             if found is not None:
                 return found
             raise OrderOutcomeUnknown(
-                f"could not establish whether {what} {key} was placed", client_order_id=key
+                f"could not establish whether {what} {key} was carried out", client_order_id=cid
             ) from exc
 
     @staticmethod
     async def _look_up(
-        what: str, key: str, lookup: Callable[[], Awaitable[T | None]], cause: BloFinError
+        what: str, key: str, cid: str, lookup: Callable[[], Awaitable[T | None]], cause: BloFinError
     ) -> T | None:
         try:
             return await lookup()
         except BloFinError as exc:
             raise OrderOutcomeUnknown(
                 f"could not look up {what} {key} after {cause.code or type(cause).__name__}",
-                client_order_id=key,
+                client_order_id=cid,
             ) from exc
 
     @staticmethod
