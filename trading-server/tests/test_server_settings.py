@@ -90,3 +90,16 @@ def test_settings_paper_key_is_generated_once_with_0600(
 def test_settings_default_leverage_above_max_is_refused() -> None:
     with pytest.raises(ValidationError, match="DEFAULT_LEVERAGE"):
         make(default_leverage=30, max_leverage=10)
+
+
+def test_settings_env_example_documents_every_key_and_loads() -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    keys = {
+        line.split("=", 1)[0]
+        for line in example.read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+
+    assert keys == {name.upper() for name in Settings.model_fields}
+    loaded = Settings(_env_file=example)
+    assert loaded.trading_mode == "paper" and loaded.data_dir.name == "data" and loaded.log_dir is None
