@@ -323,3 +323,23 @@ async def test_order_detail_of_unknown_order_is_null(client: httpx.AsyncClient) 
 async def test_order_detail_needs_inst_id(client: httpx.AsyncClient) -> None:
     body = (await client.get("/api/v1/trade/order-detail?clientOrderId=x")).json()
     assert body["code"] == "152001"
+
+
+async def test_order_leverage_change_refused_with_pending_cross_order(client: httpx.AsyncClient) -> None:
+    await place(client, orderType="limit", price="55000")
+    resp = await client.post("/api/v1/account/set-leverage",
+                             json={"instId": "BTC-USDT", "leverage": 10, "marginMode": "cross"})
+    too_high = await client.post("/api/v1/account/set-leverage",
+                                 json={"instId": "ETH-USDT", "leverage": "151", "marginMode": "cross"})
+    assert resp.json()["code"] == "110006"
+    assert too_high.json()["code"] == "152002"
+
+
+async def test_order_margin_mode_switch_refused_with_open_order(client: httpx.AsyncClient) -> None:
+    body = await place(client, orderType="limit", price="55000")
+    refused = await client.post("/api/v1/account/set-margin-mode", json={"marginMode": "isolated"})
+    order_id = body["data"][0]["orderId"]
+    await client.post("/api/v1/trade/cancel-order", json={"instId": "BTC-USDT", "orderId": order_id})
+    allowed = await client.post("/api/v1/account/set-margin-mode", json={"marginMode": "isolated"})
+    assert refused.json()["code"] == "110019"
+    assert allowed.json()["data"] == {"marginMode": "isolated"}
