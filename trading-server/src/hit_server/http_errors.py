@@ -110,7 +110,13 @@ def validation_message(errors: list[Any]) -> str:
     return f"Field '{field}' is invalid: {msg}."
 
 
-_STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 401: "unauthorized"}
+_STATUS_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    401: "unauthorized",
+}
 
 
 async def _api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -128,6 +134,8 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     if exc.status_code == 404:
         message = "No such route."
+    elif exc.status_code == 400:
+        message = "The request body could not be read as JSON."
     elif exc.status_code == 405:
         message = "This method is not allowed on this route."
     else:

@@ -26,7 +26,7 @@ from hit_shared.models import (
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (401, 404, 405, 409, 413, 422, 429, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 405, 409, 413, 422, 429, 503)
 }
 api = APIRouter(prefix="/api/v1", dependencies=[Depends(require_api_key)], responses=ERRORS)
 public = APIRouter()
