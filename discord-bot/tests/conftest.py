@@ -3,59 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import discord
 import pytest
 
+import hit_bot.parser
 from hit_bot.bot import HitBot, open_bot
 from hit_bot.pipeline import Parser
 from hit_bot.settings import BotSettings, load_settings
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.fake_trading_server import FakeTradingServer
 from hit_bot.testing.samples import API_KEY, TOKEN
-from hit_shared.models import SignalCore
-
-
-def _parser() -> Parser:
-    try:
-        module = importlib.import_module("hit_bot.parser")
-    except ImportError:  # TEMPORARY until hit_bot/parser.py lands
-        return _stand_in
-    parse: Parser = module.parse
-    return parse
-
-
-@dataclass(frozen=True)
-class _StandIn:
-    kind: str
-    signal: SignalCore | None = None
-    format: str | None = None
-    reason: str | None = None
-
-
-def _stand_in(text: str) -> _StandIn:  # TEMPORARY
-    m = re.fullmatch(r"(LONG|SHORT) (\S+) Entry: (\S+) SL: (\S+) TP: (\S+)", text.strip(), re.I)
-    if not m:
-        return _StandIn("not_signal")
-    try:
-        core = SignalCore(side=m[1].lower(), symbol=m[2].upper(), entries=(Decimal(m[3]),),
-                          stop_loss=Decimal(m[4]), take_profits=(Decimal(m[5]),))
-    except ValueError as exc:
-        return _StandIn("invalid", reason=str(exc).splitlines()[1].split(", ", 1)[-1].split(" [")[0])
-    return _StandIn("signal", core, "standard")
 
 
 @pytest.fixture
 def parse() -> Parser:
-    return _parser()
+    return hit_bot.parser.parse
 
 
 @pytest.fixture(autouse=True)

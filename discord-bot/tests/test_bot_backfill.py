@@ -62,3 +62,42 @@ async def test_bot_backfill_does_nothing_on_a_first_start(
     async with run_bot():
         await asyncio.sleep(0.3)
     assert trading_server.signal_attempts == [] and fake_discord.posts == []
+
+
+async def test_bot_asks_again_about_an_unanswered_signal_after_a_restart(
+    run_bot: Any, make_settings: Any, fake_discord: FakeDiscord, trading_server: FakeTradingServer
+) -> None:
+    settings = make_settings(trading_deadline_seconds=0.5, trading_attempt_timeout_seconds=0.2)
+    async with run_bot(settings):
+        await asyncio.sleep(0.1)
+        trading_server.hang_next(1000)
+        mid = await fake_discord.post_user_message(SIGNAL)
+        assert await fake_discord.wait_until(lambda: fake_discord.reactions_on(mid))
+    trading_server.clear_faults()
+    async with run_bot(settings):
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(mid)) == 2)
+        await asyncio.sleep(0.2)
+    async with run_bot(settings):  # answered now: not asked a third time
+        await asyncio.sleep(0.3)
+    first, second = fake_discord.replies_to(mid)
+    assert "unreachable" in first.text.lower() and "Trade placed" in second.text
+    assert fake_discord.reactions_on(mid) == ["❌", "✅"]
+    assert len(trading_server.signal_attempts) == 1 and len(trading_server.trades) == 1
+
+
+async def test_bot_backfill_checks_roles_of_authors_read_from_history(
+    run_bot: Any, make_settings: Any, fake_discord: FakeDiscord, trading_server: FakeTradingServer
+) -> None:
+    settings = make_settings(allowed_role_ids=str(fake_discord.world.roles["Trader"]))
+    async with run_bot(settings):
+        await fake_discord.post_user_message(CHATTER)
+        await asyncio.sleep(0.2)
+    by_guest = await fake_discord.post_user_message(SIGNAL, author="bob")
+    by_trader = await fake_discord.post_user_message(SHORT_SIGNAL, author="alice")
+    async with run_bot(settings):
+        assert await fake_discord.wait_until(lambda: fake_discord.reactions_on(by_trader))
+        await asyncio.sleep(0.2)
+    assert [a["symbol"] for a in trading_server.signal_attempts] == ["ETH-USDT"]
+    assert fake_discord.replies_to(by_guest) == []
+    member_path = f"/members/{fake_discord.user('alice').id}"
+    assert any(path.endswith(member_path) for _, path, _ in fake_discord.requests)

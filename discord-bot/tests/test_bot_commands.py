@@ -90,3 +90,20 @@ async def test_bot_syncs_the_slash_commands(run_bot: Any, fake_discord: FakeDisc
     async with run_bot():
         pass
     assert {c["name"] for c in fake_discord.synced_commands} == {"stats", "health", "test", "halt", "resume"}
+
+
+async def test_bot_unknown_command_error_is_logged_with_traceback_and_answered_briefly(
+    run_bot: Any, fake_discord: FakeDiscord, caplog: Any
+) -> None:
+    async def broken_stats() -> None:
+        raise RuntimeError("boom inside stats")
+
+    async with run_bot() as bot:
+        bot.trading.stats = broken_stats  # the one failure no fake produces: a bug in our own code
+        reply = await _command(fake_discord, "!stats")
+        unknown = await fake_discord.post_user_message("!nosuchcommand")
+        await asyncio.sleep(0.2)
+    assert reply == "Something went wrong; the error was logged."
+    [record] = [r for r in caplog.records if r.getMessage() == "command stats failed"]
+    assert record.exc_info is not None and "boom inside stats" in str(record.exc_info[1])
+    assert fake_discord.replies_to(unknown) == []

@@ -7,7 +7,9 @@ DISCORD_API_BASE / DISCORD_GATEWAY_URL (see `point_at_discord`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -96,7 +98,19 @@ async def open_bot(settings: BotSettings, parse: Parser) -> AsyncIterator[HitBot
             yield bot
 
 
+def close_on_signals(bot: HitBot) -> None:
+    """SIGTERM / SIGINT close the bot cleanly (state saved, sessions closed) where the platform allows."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(signum, lambda: bot.loop.create_task(bot.close()))
+        except (NotImplementedError, RuntimeError):  # Windows: Ctrl+C still raises KeyboardInterrupt
+            return
+
+
 async def run_bot(settings: BotSettings, parse: Parser) -> None:
     """Run until closed. Raises discord.LoginFailure / PrivilegedIntentsRequired for the caller to explain."""
     async with open_bot(settings, parse) as bot:
+        close_on_signals(bot)
         await bot.start(settings.discord_token.get_secret_value())
+    log.info("bot stopped")

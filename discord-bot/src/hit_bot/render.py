@@ -32,8 +32,8 @@ TITLES: dict[Verdict, str] = {
     Verdict.FAILED: "Trade failed",
     Verdict.UNREACHABLE: "Trading server unreachable",
 }
-UNREACHABLE_HINT = ("The signal may or may not have reached the server. Do not re-post it: check `!stats` "
-                    "or the server's journal; it will be retried safely after a restart.")
+UNREACHABLE_HINT = ("The signal may or may not have reached the server. Do not re-post it: the bot asks "
+                    "again (safely, same signal id) when it reconnects or restarts, within the age limit.")
 EDIT_NOTICE = "Edits don't change a trade already sent: this signal was forwarded when first posted."
 
 

@@ -83,6 +83,10 @@ class StateStore:
     def send_state(self, signal_id: str) -> SendState | None:
         return self._sent.get(signal_id)
 
+    def pending(self) -> list[str]:
+        """Signals sent without an answer (unreachable server, or a crash mid-send), oldest first."""
+        return [signal_id for signal_id, state in self._sent.items() if state == "pending"]
+
     def mark_sending(self, signal_id: str) -> None:
         """Record the intent before the request goes out, so a crash mid-send is known afterwards."""
         self._set(signal_id, "pending")

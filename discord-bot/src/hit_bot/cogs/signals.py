@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -27,17 +28,23 @@ if TYPE_CHECKING:
     from hit_bot.bot import HitBot
 
 log = logging.getLogger(__name__)
+PENDING_ID = re.compile(r"^discord:(\d+):(\d+)$")
 
 
 def signal_id_of(message: discord.Message) -> str:
     return f"discord:{message.channel.id}:{message.id}"
 
 
+def posted_at(message: discord.Message) -> datetime:
+    """When the text took its present form: an edit that turned chatter into a signal posts it anew."""
+    return message.edited_at or message.created_at
+
+
 def origin_of(message: discord.Message) -> Origin:
     channel_name = getattr(message.channel, "name", None)
     return Origin(
         signal_id=signal_id_of(message),
-        posted_at=message.created_at,
+        posted_at=posted_at(message),
         source=SignalSource(platform="discord", channel=f"{message.channel.id} #{channel_name}"[:128],
                             message=str(message.id), author=f"{message.author.id} {message.author}"[:128]),
     )
@@ -136,10 +143,28 @@ class SignalsCog(commands.Cog):
         """Process messages posted after the last one seen, no older than the age limit. Returns a count."""
         async with self._backfill_lock:
             cutoff = datetime.now(UTC) - timedelta(seconds=await self.max_age_seconds())
-            handled = 0
+            handled = await self._retry_pending(cutoff)
             for channel_id in self.bot.settings.discord_channel_ids:
                 handled += await self._backfill_channel(channel_id, cutoff)
             return handled
+
+    async def _retry_pending(self, cutoff: datetime) -> int:
+        """Ask again about signals sent without an answer; the same signal_id makes it safe."""
+        handled = 0
+        for signal_id in self.bot.state.pending():
+            match = PENDING_ID.match(signal_id)
+            channel = self.bot.get_channel(int(match[1])) if match else None
+            if match is None or not isinstance(channel, discord.TextChannel):
+                continue
+            try:
+                message = await channel.fetch_message(int(match[2]))
+            except discord.HTTPException as exc:
+                log.info("pending signal %s: message not readable (%s)", signal_id, exc.status)
+                continue
+            if posted_at(message) >= cutoff and await may_post_signals(self.bot.settings, message):
+                log.info("asking the server again about %s", signal_id)
+                handled += await self.handle(message) is not None
+        return handled
 
     async def _backfill_channel(self, channel_id: int, cutoff: datetime) -> int:
         last = self.bot.state.last_seen(channel_id)
@@ -152,7 +177,7 @@ class SignalsCog(commands.Cog):
         handled = 0
         try:
             async for message in channel.history(limit=None, after=after, oldest_first=True):
-                if message.created_at >= cutoff and await may_post_signals(self.bot.settings, message):
+                if posted_at(message) >= cutoff and await may_post_signals(self.bot.settings, message):
                     handled += await self.handle(message) is not None
                 self.bot.state.saw(channel_id, message.id)
         except discord.HTTPException as exc:

@@ -124,6 +124,9 @@ class FakeTradingServer:
         """The next requests get no answer for `seconds` (None: until the server stops)."""
         self._faults.extend(_Fault("hang", seconds=seconds) for _ in range(count))
 
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
     def add_event(self, type_: str, message: str, signal_id: str | None = None) -> int:
         event_id = len(self.events) + 1
         self.events.append({"id": event_id, "type": type_, "signal_id": signal_id, "message": message,
