@@ -37,3 +37,8 @@ def test_instrument_round_price_to_tick():
 
 def test_instrument_round_trips_blofin_row():
     assert Instrument.from_blofin(BTC.to_blofin()) == BTC
+
+
+def test_instrument_to_blofin_writes_plain_decimals():
+    pepe = Instrument.from_blofin({**BTC.to_blofin(), "instId": "PEPE-USDT", "tickSize": "0.000000001"})
+    assert pepe.to_blofin()["tickSize"] == "0.000000001"

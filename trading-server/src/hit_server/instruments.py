@@ -16,6 +16,11 @@ PriceRounding = Literal["nearest", "down", "up"]
 _ROUNDING = {"nearest": ROUND_HALF_UP, "down": ROUND_DOWN, "up": ROUND_UP}
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as BloFin writes it: `0.000000001`, never `1E-9`."""
+    return format(value, "f")
+
+
 @dataclass(frozen=True, slots=True)
 class Instrument:
     inst_id: str
@@ -52,22 +57,22 @@ class Instrument:
         )
 
     def to_blofin(self) -> dict[str, str]:
-        """The row as BloFin's instruments endpoint returns it."""
+        """The row as BloFin's instruments endpoint returns it (plain decimals, never `1E-9`)."""
         return {
             "instId": self.inst_id,
             "baseCurrency": self.base_currency,
             "quoteCurrency": self.quote_currency,
-            "contractValue": str(self.contract_value),
+            "contractValue": plain(self.contract_value),
             "listTime": "1597026383085",
             "expireTime": "0",
             "maxLeverage": str(self.max_leverage),
-            "minSize": str(self.min_size),
-            "lotSize": str(self.lot_size),
-            "tickSize": str(self.tick_size),
+            "minSize": plain(self.min_size),
+            "lotSize": plain(self.lot_size),
+            "tickSize": plain(self.tick_size),
             "instType": "SWAP",
             "contractType": "linear",
-            "maxLimitSize": str(self.max_limit_size),
-            "maxMarketSize": str(self.max_market_size),
+            "maxLimitSize": plain(self.max_limit_size),
+            "maxMarketSize": plain(self.max_market_size),
             "state": self.state,
             "settleCurrency": self.quote_currency,
         }
