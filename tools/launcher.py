@@ -29,7 +29,7 @@ from typing import Any
 
 HEALTH_TIMEOUT_S = 90.0
 STOP_GRACE_S = 10.0
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 EXAMPLE_HEADING = "<!-- examples -->"
 
 
@@ -121,10 +121,17 @@ def supervise(services: Sequence[Service], poll: Callable[[], None] = lambda: ti
             service.stop()
 
 
-def extract_examples(markdown: str) -> list[str]:
-    """Every fenced code block after the examples marker of TEST_SIGNALS.md, one message each."""
+def labelled_examples(markdown: str) -> list[tuple[str, str]]:
+    """(kind, message) for every fenced block after the examples marker of TEST_SIGNALS.md.
+
+    The kind is the fence's info string: `signal`, `chatter` or `invalid`.
+    """
     _, _, tail = markdown.partition(EXAMPLE_HEADING)
-    return [block.strip("\n") for block in FENCE.findall(tail or markdown)]
+    return [(info.strip(), block.strip("\n")) for info, block in FENCE.findall(tail or markdown)]
+
+
+def extract_examples(markdown: str) -> list[str]:
+    return [text for _, text in labelled_examples(markdown)]
 
 
 @contextmanager
