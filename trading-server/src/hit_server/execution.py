@@ -148,11 +148,20 @@ class Executor:
     ) -> None:
         self.client = client
         self._save = save  # journals orders (commit) before they are sent
+        self._leverage: dict[tuple[str, str], int] = {}  # what this process last set, per symbol and mode
+
+    async def set_leverage(self, symbol: str, leverage: int, margin_mode: str) -> None:
+        """Set the leverage unless this process already set exactly this (BloFin refuses a change while
+        orders rest on the symbol, even to the same value)."""
+        if self._leverage.get((symbol, margin_mode)) == leverage:
+            return
+        await self.client.set_leverage(symbol, leverage, margin_mode)
+        self._leverage[(symbol, margin_mode)] = leverage
 
     async def execute(self, run: Execution) -> Outcome:
         symbol = run.signal.symbol
         try:
-            await self.client.set_leverage(symbol, run.plan.leverage, run.margin_mode)
+            await self.set_leverage(symbol, run.plan.leverage, run.margin_mode)
         except BloFinError as exc:
             for record in run.of(OrderRole.ENTRY):
                 record.state = "not_sent"
@@ -281,36 +290,38 @@ class Executor:
     # -- take profits ----------------------------------------------------------------------------
 
     async def _place_take_profits(self, run: Execution) -> None:
-        records = run.of(OrderRole.TAKE_PROFIT)
-        for record in records:
-            record.state = "sending"
-        await self._save(run.signal.signal_id, records)
-        for record in records:
-            request = OrderRequest(
-                inst_id=record.symbol,
-                side=cast(OrderSide, record.side),
-                order_type="limit",
-                size=record.size,
-                price=record.price,
-                margin_mode=run.margin_mode,
-                client_order_id=record.client_order_id,
-                reduce_only=True,
+        """Send TP1..TPn together; they were journaled ("pending", with their clientOrderIds) before the
+        entry left, so a crash here is resolved by looking them up."""
+        await asyncio.gather(
+            *(self._place_take_profit(run, record) for record in run.of(OrderRole.TAKE_PROFIT))
+        )
+
+    async def _place_take_profit(self, run: Execution, record: OrderRecord) -> None:
+        request = OrderRequest(
+            inst_id=record.symbol,
+            side=cast(OrderSide, record.side),
+            order_type="limit",
+            size=record.size,
+            price=record.price,
+            margin_mode=run.margin_mode,
+            client_order_id=record.client_order_id,
+            reduce_only=True,
+        )
+        try:
+            ack = await self.client.place_order(request)
+        except OrderOutcomeUnknown:
+            if await self._lookup(record) is None:
+                record.state = "unknown"
+            return
+        except BloFinError as exc:
+            record.state = "failed"
+            run.event(
+                "take_profit_failed",
+                f"{record.symbol}: take profit {record.seq} at {fmt(record.price or Decimal(0))} "
+                f"was refused: {exc.message}",
             )
-            try:
-                ack = await self.client.place_order(request)
-            except OrderOutcomeUnknown:
-                if await self._lookup(record) is None:
-                    record.state = "unknown"
-                continue
-            except BloFinError as exc:
-                record.state = "failed"
-                run.event(
-                    "take_profit_failed",
-                    f"{record.symbol}: take profit {record.seq} at "
-                    f"{fmt(record.price or Decimal(0))} was refused: {exc.message}",
-                )
-                continue
-            record.order_id, record.state = ack.order_id, "live"
+            return
+        record.order_id, record.state = ack.order_id, "live"
 
     # -- unwinding (rule: failed means nothing is left open) --------------------------------------
 

@@ -195,25 +195,30 @@ class Journal:
     async def _merge_orders(
         self, session: AsyncSession, signal_id: str, orders: Sequence[OrderRecord], now: datetime
     ) -> None:
+        """Upsert the orders' states (an ORM bulk UPDATE by primary key) and log each state."""
         if not orders:
             return
         ids = [order.client_order_id for order in orders]
-        existing = {
-            row.client_order_id: row
-            for row in (await session.scalars(select(OrderRow).where(OrderRow.client_order_id.in_(ids))))
-        }
-        for order in orders:
-            row = existing.get(order.client_order_id)
-            if row is None:
-                session.add(_order_row(signal_id, order))
-                continue
-            if row.state != order.state:
-                session.add(
-                    StateChangeRow(
-                        signal_id=signal_id, client_order_id=order.client_order_id, state=order.state, at=now
-                    )
-                )
-            row.state, row.order_id, row.updated_at = order.state, order.order_id, now
+        known = set(
+            await session.scalars(select(OrderRow.client_order_id).where(OrderRow.client_order_id.in_(ids)))
+        )
+        session.add_all(_order_row(signal_id, o) for o in orders if o.client_order_id not in known)
+        updates = [
+            {
+                "client_order_id": o.client_order_id,
+                "state": o.state,
+                "order_id": o.order_id,
+                "updated_at": now,
+            }
+            for o in orders
+            if o.client_order_id in known
+        ]
+        if updates:
+            await session.execute(update(OrderRow), updates)
+        session.add_all(
+            StateChangeRow(signal_id=signal_id, client_order_id=o.client_order_id, state=o.state, at=now)
+            for o in orders
+        )
 
     async def count_replay(self, signal_id: str) -> None:
         async with self._session() as session:

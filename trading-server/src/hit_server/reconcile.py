@@ -46,7 +46,11 @@ async def reconcile_one(service: TradingService, row: SignalRow) -> bool:
     records = await service.journal.orders_of(row.signal_id)
     try:
         for record in records:
-            if record.state in UNSETTLED or (record.role == OrderRole.ENTRY and record.state == "live"):
+            if (
+                record.state in UNSETTLED
+                or record.state == "pending"
+                or (record.role == OrderRole.ENTRY and record.state == "live")
+            ):
                 await _look_up(service, record)
     except BloFinError as exc:
         log.warning(

@@ -14,6 +14,7 @@ caller's retry starts afresh. After step 3 the answer is always stored.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -23,7 +24,7 @@ from decimal import Decimal
 
 from hit_server import ids
 from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_errors import BloFinError, InstrumentNotFound
+from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Executor, Outcome, plan_orders
 from hit_server.http_errors import ExchangeUnavailable, NotReady, SignalConflict
@@ -263,12 +264,17 @@ class TradingService:
         return count
 
     async def _close_all(self) -> int:
-        count = 0
+        """Close every position at market, then cancel the exits left resting on those symbols."""
+        closed: set[str] = set()
         for position in await self.client.positions():
             if position.positions != 0:
                 await self.client.close_position(position.inst_id, position.margin_mode)
-                count += 1
-        return count
+                closed.add(position.inst_id)
+        for order in await self.client.pending_orders():
+            if order.reduce_only and order.inst_id in closed:
+                with contextlib.suppress(NotFound):
+                    await self.client.cancel_order(order.inst_id, order_id=order.order_id)
+        return len(closed)
 
     # -- reads -----------------------------------------------------------------------------------
 

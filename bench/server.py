@@ -1,0 +1,198 @@
+"""Trading server throughput and latency: a burst of signals over HTTP to a paper-mode server.
+
+    .venv/bin/python bench/server.py [--rounds 20] [--concurrency 4]
+
+Starts `python -m hit_server` in its own process (paper mode, in-process simulator, a throwaway SQLite
+journal, uvicorn on a free 127.0.0.1 port). Each round posts one market signal with a stop and three
+targets on each of the simulator's 16 live symbols (distinct signal ids; one trade per symbol is a risk
+rule), `--concurrency` requests in flight, and times each POST. Then, untimed: every signal of the
+round is posted again (a retry must replay 200 with the identical body), the positions are checked
+(each symbol must hold exactly the one signal's size: a duplicate entry would double it), and the
+kill switch closes the positions (halt with close_positions, then resume) for the next round.
+RATE_LIMIT_PER_MINUTE is raised for the benchmark (the per-key limit is not what is measured).
+
+Prints ONE JSON object: signals_per_s, p50_ms, p99_ms, duplicate_entries (must be 0), and context.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hit_server.blofin_sim.catalog import starting_prices
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_server(workdir: Path, port: int, key: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "TRADING_MODE": "paper",
+            "API_KEYS": key,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench-journal.db'}",
+            "DATA_DIR": str(workdir),
+            "BLOFIN_BASE_URL": "",
+            "PAPER_PRICE_WALK": "false",
+            "PAPER_BALANCE": "1000000",
+            "MAX_OPEN_POSITIONS": "100",
+            "RATE_LIMIT_PER_MINUTE": "1000000",
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "hit_server"],
+        env=env,
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def wait_healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("server did not become healthy")
+
+
+def signals_for_round(n: int) -> list[dict[str, Any]]:
+    out = []
+    for symbol, price in sorted(starting_prices().items()):
+        if symbol == "LUNA-USDT":
+            continue
+        out.append(
+            {
+                "signal_id": f"bench:{n}:{symbol}",
+                "side": "long",
+                "symbol": symbol,
+                "entries": [],
+                "stop_loss": str(price * Decimal("0.97")),
+                "take_profits": [str(price * Decimal(x)) for x in ("1.01", "1.02", "1.03")],
+            }
+        )
+    return out
+
+
+async def run_round(
+    http: httpx.AsyncClient, signals: list[dict[str, Any]], concurrency: int, latencies: list[float]
+) -> tuple[float, int, dict[str, dict[str, Any]]]:
+    gate = asyncio.Semaphore(concurrency)
+    answers: dict[str, dict[str, Any]] = {}
+
+    async def post(body: dict[str, Any]) -> None:
+        async with gate:
+            start = time.perf_counter()
+            reply = await http.post("/api/v1/signals", json=body)
+            latencies.append((time.perf_counter() - start) * 1000)
+            if reply.status_code == 201:
+                answers[body["signal_id"]] = reply.json()
+                if os.environ.get("BENCH_DEBUG"):
+                    print(reply.json()["status"], reply.json()["reason"], file=sys.stderr)
+            elif os.environ.get("BENCH_DEBUG"):
+                print(reply.status_code, reply.text, file=sys.stderr)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(post(body) for body in signals))
+    return time.perf_counter() - start, len(answers), answers
+
+
+async def check_round(http: httpx.AsyncClient, signals: list[dict[str, Any]], answers: dict[str, Any]) -> int:
+    """Retries must replay; each symbol must hold exactly its one signal's size. Returns duplicates."""
+    duplicates = 0
+    replays = await asyncio.gather(*(http.post("/api/v1/signals", json=body) for body in signals))
+    for body, reply in zip(signals, replays, strict=True):
+        if reply.status_code != 200 or reply.json() != answers.get(body["signal_id"]):
+            duplicates += 1
+    held = {
+        p["instId"]: Decimal(p["positions"])
+        for p in (await http.get("/api/v1/positions")).json()["positions"]
+    }
+    for answer in answers.values():
+        if answer["status"] == "placed" and held.get(answer["symbol"]) != Decimal(answer["size"]):
+            duplicates += 1
+    await http.post("/api/v1/halt", json={"reason": "bench round", "close_positions": True})
+    await http.post("/api/v1/resume")
+    return duplicates
+
+
+async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
+    key = secrets.token_urlsafe(32)
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="hit-bench-") as tmp:
+        proc = start_server(Path(tmp), port, key)
+        try:
+            limits = httpx.Limits(max_connections=concurrency * 4)
+            async with httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=30, limits=limits
+            ) as http:
+                await wait_healthy(http, proc)
+                await run_round(http, signals_for_round(-1), concurrency, [])  # warm-up, not counted
+                await check_round(http, signals_for_round(-1), {})
+                latencies: list[float] = []
+                elapsed, placed, duplicates, sent = 0.0, 0, 0, 0
+                for n in range(rounds):
+                    signals = signals_for_round(n)
+                    seconds, created, answers = await run_round(http, signals, concurrency, latencies)
+                    elapsed += seconds
+                    sent += len(signals)
+                    placed += sum(1 for a in answers.values() if a["status"] == "placed")
+                    duplicates += await check_round(http, signals, answers)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=15)
+    ordered = sorted(latencies)
+    return {
+        "benchmark": "trading server: market signal with a stop and 3 targets, paper mode over HTTP",
+        "signals": sent,
+        "placed": placed,
+        "concurrency": concurrency,
+        "signals_per_s": round(sent / elapsed, 1),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        "duplicate_entries": duplicates,
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(bench(args.rounds, args.concurrency))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
