@@ -163,7 +163,7 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
                 elapsed, placed, duplicates, sent = 0.0, 0, 0, 0
                 for n in range(rounds):
                     signals = signals_for_round(n)
-                    seconds, created, answers = await run_round(http, signals, concurrency, latencies)
+                    seconds, _created, answers = await run_round(http, signals, concurrency, latencies)
                     elapsed += seconds
                     sent += len(signals)
                     placed += sum(1 for a in answers.values() if a["status"] == "placed")
