@@ -37,6 +37,12 @@ UNREACHABLE_HINT = ("The signal may or may not have reached the server. Do not r
 EDIT_NOTICE = "Edits don't change a trade already sent: this signal was forwarded when first posted."
 
 
+def _clip(text: str | None, limit: int = 1500) -> str:
+    """Discord caps embed text; a server's reason is never allowed to make the reply fail."""
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def reaction_for(outcome: Outcome) -> str | None:
     return REACTIONS.get(verdict(outcome))
 
@@ -65,12 +71,12 @@ def outcome_embed(outcome: Outcome) -> discord.Embed:
     emoji = REACTIONS.get(kind, "")
     title = f"{emoji} {TITLES.get(kind, kind.value)}"
     if not isinstance(outcome, Forwarded):
-        return discord.Embed(title=title, description=reason_of(outcome), colour=COLOURS.get(emoji))
+        return discord.Embed(title=title, description=_clip(reason_of(outcome)), colour=COLOURS.get(emoji))
     signal, result = outcome.signal, outcome.result
     embed = discord.Embed(title=f"{title}: {_headline(signal)}", colour=COLOURS.get(emoji))
     reason = reason_of(outcome)
     if reason:
-        embed.description = reason + ("\n" + UNREACHABLE_HINT if kind is Verdict.UNREACHABLE else "")
+        embed.description = _clip(reason) + ("\n" + UNREACHABLE_HINT if kind is Verdict.UNREACHABLE else "")
     if isinstance(result, Delivered) and kind is Verdict.PLACED:
         trade = result.response
         embed.add_field(name="Size", value=f"{fmt(trade.size)} contracts")
@@ -87,7 +93,7 @@ def outcome_embed(outcome: Outcome) -> discord.Embed:
 def parse_embed(parsed: ParsedLike | InvalidSignal) -> discord.Embed:
     """`!test`: what the parser understood, without trading."""
     if isinstance(parsed, InvalidSignal) or parsed.kind == "invalid":
-        return discord.Embed(title="⚠️ Invalid signal", description=parsed.reason, colour=COLOURS["⚠️"])
+        return discord.Embed(title="⚠️ Invalid signal", description=_clip(parsed.reason), colour=COLOURS["⚠️"])
     if parsed.kind != "signal" or parsed.signal is None:
         return discord.Embed(title="Not a signal", description="This message would be ignored.",
                              colour=discord.Colour.light_grey())

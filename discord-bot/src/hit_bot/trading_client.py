@@ -216,8 +216,11 @@ class TradingClient:
                              _retry_after_seconds(response) if response.status_code in (429, 503) else None)
         return response
 
-    async def _send(self, method: str, path: str, content: bytes | None = None) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, content: bytes | None = None, deadline: float | None = None
+    ) -> httpx.Response:
         """One logical request: retried until it gets a non-retryable answer or the deadline passes."""
+        deadline = deadline or self.deadline
         last: list[str] = ["no attempt finished"]
 
         def remember(state: RetryCallState) -> None:
@@ -228,23 +231,30 @@ class TradingClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda exc: isinstance(exc, _Retryable)),
             wait=self._backoff,
-            stop=stop_after_delay(self.deadline),
+            stop=stop_after_delay(deadline),
             before_sleep=remember,
             reraise=True,
         )
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(deadline):
                 return await retrying(self._attempt, method, path, content)
         except _Retryable as exc:
-            raise ServerUnreachable(f"the trading server did not answer within {self.deadline:g} s "
+            raise ServerUnreachable(f"the trading server did not answer within {deadline:g} s "
                                     f"(last: {exc})") from None
         except TimeoutError:
-            raise ServerUnreachable(f"the trading server did not answer within {self.deadline:g} s "
+            raise ServerUnreachable(f"the trading server did not answer within {deadline:g} s "
                                     f"(last: {last[0]})") from None
 
-    async def _call(self, method: str, path: str, model: type[_M], body: BaseModel | None = None) -> _M:
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        model: type[_M],
+        body: BaseModel | None = None,
+        deadline: float | None = None,
+    ) -> _M:
         content = body.model_dump_json().encode() if body is not None else None
-        response = await self._send(method, path, content)
+        response = await self._send(method, path, content, deadline)
         if response.status_code == 404:
             code, message = _error_of(response)
             raise FeatureMissing(404, code, message)
@@ -283,9 +293,12 @@ class TradingClient:
         return await self._call("POST", "/api/v1/resume", HaltState)
 
     async def events(self, after: int | None) -> tuple[ServerEvent, ...]:
-        """Events newer than `after`. Raises `FeatureMissing` when the server has no event feed."""
+        """Events newer than `after`. Raises `FeatureMissing` when the server has no event feed.
+
+        A poll, so a short deadline (one attempt's timeout): the next poll is the retry.
+        """
         path = "/api/v1/events" if after is None else f"/api/v1/events?after={int(after)}"
-        return (await self._call("GET", path, _EventPage)).events
+        return (await self._call("GET", path, _EventPage, deadline=self._attempt_timeout)).events
 
 
 def _parse(model: type[_M], response: httpx.Response) -> _M:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections import defaultdict
+import weakref
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from hit_bot.bot import HitBot
 
 log = logging.getLogger(__name__)
+ANSWERED_IN_MEMORY = 10_000
 PENDING_ID = re.compile(r"^discord:(\d+):(\d+)$")
 
 
@@ -53,7 +55,8 @@ def origin_of(message: discord.Message) -> Origin:
 class SignalsCog(commands.Cog):
     def __init__(self, bot: HitBot) -> None:
         self.bot = bot
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._answered: OrderedDict[str, None] = OrderedDict()  # shown this session (any outcome)
         self._backfill_lock = asyncio.Lock()
 
     # ---- events -----------------------------------------------------------------------------------
@@ -78,7 +81,7 @@ class SignalsCog(commands.Cog):
         if self.bot.state.send_state(signal_id_of(message)) is not None:
             await self._reply(message, content=render.EDIT_NOTICE)
             return
-        await self.handle(message)
+        await self.handle(message, edited=True)
 
     @commands.Cog.listener()
     async def on_ready(self) -> None:
@@ -90,19 +93,35 @@ class SignalsCog(commands.Cog):
 
     # ---- the work ---------------------------------------------------------------------------------
 
-    async def handle(self, message: discord.Message) -> Outcome | None:
-        """Parse, forward, show. Returns None when this message was already answered."""
+    async def handle(self, message: discord.Message, *, edited: bool = False) -> Outcome | None:
+        """Parse, forward, show. Returns None when this message was already answered.
+
+        A live message and the backfill may both bring the same message: the per-message lock and
+        the answered marks make the second one a no-op (and the server's idempotency backs that up).
+        """
         signal_id = signal_id_of(message)
-        async with self._locks[signal_id]:
+        lock = self._locks.get(signal_id)
+        if lock is None:
+            lock = self._locks[signal_id] = asyncio.Lock()
+        async with lock:
             if self.bot.state.send_state(signal_id) == "done":
+                return None
+            if signal_id in self._answered and not edited:
                 return None
             outcome = await process(message.content, origin_of(message), parse=self.bot.parse,
                                     client=self.bot.trading, before_send=self._record_intent)
-            if isinstance(outcome, Forwarded) and not isinstance(outcome.result, Unreachable):
+            unknown = isinstance(outcome, Forwarded) and isinstance(outcome.result, Unreachable)
+            if isinstance(outcome, Forwarded) and not unknown:
                 self.bot.state.mark_answered(signal_id)
-        self._locks.pop(signal_id, None)
-        await self.show(message, outcome)
+            if not unknown:
+                self._remember(signal_id)
+            await self.show(message, outcome)
         return outcome
+
+    def _remember(self, signal_id: str) -> None:
+        self._answered[signal_id] = None
+        while len(self._answered) > ANSWERED_IN_MEMORY:
+            self._answered.popitem(last=False)
 
     def _record_intent(self, signal: TradeSignal) -> None:
         self.bot.state.mark_sending(signal.signal_id)
