@@ -30,7 +30,7 @@ from hit_bot.parsing.formats import (
 )
 from hit_bot.parsing.normalise import normalise
 from hit_bot.parsing.scan import Scan, scan
-from hit_bot.parsing.symbols import directions, symbols
+from hit_bot.parsing.symbols import directions, symbols, words
 from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
 
 log = logging.getLogger(__name__)
@@ -64,15 +64,17 @@ _DIGIT = re.compile(r"\d")
 _COMMAND = re.compile(r"\s*[!/?][A-Za-z]")
 _TRADE_WORD = re.compile(r"(?i)\b(?:long|short|buy|sell)\b|📈|📉")
 # Results and reports of trades already made: never a new trade.
-_RESULT = re.compile(
-    r"\b(?:HIT|HITS|REACHED|CLOSED|CLOSING|STOPPED|ACHIEVED|SMASHED|BOOKED|CANCELL?ED|LIQUIDATED|TRIGGERED"
-    r"|FILLED)\b"
+_RESULT_WORDS = frozenset(
+    """HIT HITS REACHED CLOSED CLOSING STOPPED ACHIEVED SMASHED BOOKED CANCELLED CANCELED LIQUIDATED
+    TRIGGERED FILLED""".split()
 )
 # Follow-ups about a running trade: quietly ignored when they do not read as a full signal.
-_FOLLOW_UP = re.compile(r"\b(?:UPDATES?|UPDATED|MOVED?|MOVING|BREAK[ -]?EVEN|TRAIL(?:ING)?|SECURE|PARTIAL)\b")
+_FOLLOW_UP_WORDS = frozenset(
+    "UPDATE UPDATES UPDATED MOVE MOVED MOVES MOVING BREAKEVEN TRAIL TRAILING SECURE PARTIAL".split()
+)
 _QUESTION_START = re.compile(
-    r"\s*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE|ANYBODY"
-    r"|THOUGHTS|WDYT|SHALL)\b"
+    r"[^A-Z0-9]*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE"
+    r"|ANYBODY|THOUGHTS|WDYT|SHALL)(?![A-Z0-9])"
 )
 _DIRECTION_WORD = re.compile(r"\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|📈|📉")
 _SYMBOL = re.compile(SYMBOL_PATTERN)
@@ -87,8 +89,8 @@ def parse(text: str) -> ParseResult:
         return ParseResult("invalid", reason=INTERNAL_ERROR)
 
 
-def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
-    if _FOLLOW_UP.search(norm):
+def _invalid(reason: str, format_name: str | None, found_words: frozenset[str]) -> ParseResult:
+    if found_words & _FOLLOW_UP_WORDS or ("BREAK" in found_words and "EVEN" in found_words):
         return NOT_SIGNAL
     return ParseResult("invalid", format=format_name, reason=reason)
 
@@ -109,22 +111,25 @@ def _parse(text: str) -> ParseResult:
     if not _DIGIT.search(text) or _COMMAND.match(text):
         return NOT_SIGNAL
     norm = normalise(text)
-    if _RESULT.search(norm) or _is_question(norm):
+    found_words = words(norm)
+    if found_words & _RESULT_WORDS or _is_question(norm):
         return NOT_SIGNAL
     found = scan(norm)
     form = next((f for f in PATTERNS.values() if f.detect(found)), None)
     if form is None:
         return NOT_SIGNAL
-    sides = directions(norm)
+    sides = directions(norm, found_words)
     if len(sides) != 1:
         if not sides and not (found.stops and found.targets):
             return NOT_SIGNAL
         why = "it gives both LONG and SHORT" if sides else "it says neither LONG nor SHORT"
-        return _invalid(why, form.name, norm)
-    return _read(found, form, sides.pop(), norm)
+        return _invalid(why, form.name, found_words)
+    return _read(found, form, sides.pop(), norm, found_words)
 
 
-def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult:
+def _read(
+    found: Scan, form: SignalFormat, side: Side, norm: str, found_words: frozenset[str]
+) -> ParseResult:
     prices = form.read(found)
     problem = _symbol_problem(candidates := symbols(norm, found.pairs))
     problem = problem or _prices_problem(prices)
@@ -135,7 +140,7 @@ def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult
             side, prices.entries, prices.stops[0], prices.take_profits, leverage
         ) or _spread_problem(prices)
     if problem is not None:
-        return _invalid(problem, form.name, norm)
+        return _invalid(problem, form.name, found_words)
     signal = SignalCore.model_construct(
         side=side,
         symbol=candidates[0],

@@ -18,55 +18,50 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_UNICODE = str.maketrans(
+# Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped.
+# Two regexes instead of str.translate with a dict, which is slow on emoji-laden (UCS-4) strings.
+_INVISIBLE = re.compile("[\ufe0f\ufe0e\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_LOOK_ALIKE = re.compile(
+    "[\u2010-\u2014\u2212\u2022\u00b7\u2219\u2192\u27a1\u21d2\u25ba\u2028\u2029\u0085\u000b\u000c]"
+)
+_LOOK_ALIKES = str.maketrans(
     {
-        "\ufe0f": None,
-        "\ufe0e": None,
-        "\u200b": None,
-        "\u200c": None,
-        "\u200d": None,
-        "\u2060": None,
-        "\ufeff": None,
-        "\u00ad": None,
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2212": "-",
-        "\u2022": " ",
-        "\u00b7": " ",
-        "\u2219": " ",
-        "\u2192": " ",
-        "\u27a1": " ",
-        "\u21d2": " ",
-        "\u25ba": " ",
-        "\u2028": "\n",
-        "\u2029": "\n",
-        "\u0085": "\n",
-        "\u000b": "\n",
-        "\u000c": "\n",
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-"),
+        **dict.fromkeys("\u2022\u00b7\u2219\u2192\u27a1\u21d2\u25ba", " "),
+        **dict.fromkeys("\u2028\u2029\u0085\u000b\u000c", "\n"),
     }
 )
-_MARKDOWN = str.maketrans(
-    {"*": None, "`": None, "~": None, "\\": None, "_": " ", "|": " ", "\t": " ", "\r": "\n", ">": " "}
+_SPACES = re.compile("[ ]{2,}")
+# (character, replacement) pairs applied with str.replace after an `in` test: much faster than
+# str.translate with a dict on the short messages that are the common case.
+_MARKDOWN = (
+    ("*", ""),
+    ("`", ""),
+    ("~", ""),
+    ("\\", ""),
+    ("_", " "),
+    ("|", " "),
+    ("\t", " "),
+    ("\r", "\n"),
+    (">", " "),
 )
 _KEYCAP = re.compile(r"[0-9#]?\u20e3")
 _DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:)?-?\d{1,25}(?::\w)?>")
-_URL = re.compile(r"(?i)\b(?:https?://|www\.)\S*")
-_PAREN_AFTER_NUMBER = re.compile(r"(?<=[0-9])[ ]*\((?![ ]*[0-9]{1,3}(?:\.[0-9]+)?[ ]*X[ ]*\))[^()\n]{0,80}\)")
-_PERCENT = re.compile(r"(?:(?<![0-9.])[0-9]{1,3}(?:\.[0-9]+)?[-~/])?[-+]?[0-9]*\.?[0-9]+[ ]*%")
+_URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
+# The regexes below run over whole messages, so each starts with a literal or a character set (the
+# engine then skips ahead in C); word-boundary tests come after the first character, as look-behinds.
+_PAREN_AFTER_NUMBER = re.compile(r"([0-9])[ ]?\((?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)")
+_PERCENT = re.compile(r"[-+0-9.][-0-9.~]*[ ]?%")
 _RISK_REWARD = re.compile(
-    r"[0-9]+(?:\.[0-9]+)?[ ]*(?:R[ ]?[:/]?[ ]?R|RRR)\b"
-    r"|\b(?:R[ ]?[:/][ ]?R|RRR|RR|RISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)\b[ ]*[:=]?[ ]*"
-    r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]*[:/][ ]*[0-9]+(?:\.[0-9]+)?)?)?"
+    r"[0-9][0-9.]*[ ]?(?:R[ ]?[:/]?[ ]?R|RRR)(?![A-Z])"
+    r"|R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
+    r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+)?)?)?"
 )
 _RISK_REWARD_MARKERS = ("RR", "R:R", "R/R", "REWARD", "R : R")
-_THOUSANDS = re.compile(r"(?<![0-9.,])([0-9]{1,3})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
+_THOUSANDS = re.compile(r"([0-9](?<![0-9.,].)[0-9]{0,2})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
-_LINE_INDEX = re.compile(r"(?m)^[ ]*(?:[-+][ ]*)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]*[0-9.])")
-_INLINE_INDEX = re.compile(r"(?<![\w.(])[0-9]{1,2}\)")
-_GLUED_QUOTE = re.compile(r"(?<=[0-9])[ ]?(?:USDT|USDC|USD|\$)(?![A-Z0-9])")
+_LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
+_INLINE_INDEX = re.compile(r"[0-9](?<![\w.(].)[0-9]?\)")
 
 
 def _join_thousands(match: re.Match[str]) -> str:
@@ -79,14 +74,16 @@ def _join_thousands(match: re.Match[str]) -> str:
 def _unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    text = text.translate(_UNICODE)
+    text = _INVISIBLE.sub("", text)
+    if _LOOK_ALIKE.search(text):
+        text = text.translate(_LOOK_ALIKES)
     return _KEYCAP.sub(" ", text) if "\u20e3" in text else text
 
 
 def _commentary(text: str) -> str:
     """Removes what sits beside prices without being one (see the module docstring)."""
     if "(" in text:
-        text = _PAREN_AFTER_NUMBER.sub(" ", text)
+        text = _PAREN_AFTER_NUMBER.sub(r"\1 ", text)
     if "%" in text:
         text = _PERCENT.sub(" ", text)
     if "R" in text and any(marker in text for marker in _RISK_REWARD_MARKERS):
@@ -96,18 +93,21 @@ def _commentary(text: str) -> str:
     if ")" in text:
         text = _INLINE_INDEX.sub(" ", text)
     if "\n" in text:
-        text = _LINE_INDEX.sub(" ", text)
-    if "US" in text or "$" in text:
-        text = _GLUED_QUOTE.sub(" ", text)
+        text = _LINE_INDEX.sub("\n ", text)
     return text
 
 
 def normalise(text: str) -> str:
-    """The message as upper-case plain text; see the module docstring for every rewrite."""
+    """The message as upper-case plain text that starts with a newline (see the module docstring)."""
     if not text.isascii():
         text = _unicode(text)
     if "<" in text:
         text = _DISCORD_TOKEN.sub(" ", text)
     if "://" in text or "www." in text or "WWW." in text:
         text = _URL.sub(" ", text)
-    return _commentary(text.translate(_MARKDOWN).upper())
+    for mark, replacement in _MARKDOWN:
+        if mark in text:
+            text = text.replace(mark, replacement)
+    if "  " in text:
+        text = _SPACES.sub(" ", text)
+    return _commentary("\n" + text.upper())

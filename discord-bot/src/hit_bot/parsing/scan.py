@@ -17,39 +17,100 @@ from decimal import Decimal
 
 # An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`.
 _INDEX = (
-    r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]*\(\#?[0-9]{1,2}\)|[ ]+\#?[0-9]{1,2}(?=[ ]*[:=)])"
-    r"|[ ]*\#[0-9]{1,2}(?![0-9.,]))?"
+    r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]?\(\#?[0-9]{1,2}\)|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
+    r"|[ ]?\#[0-9]{1,2}(?![0-9.,]))?"
 )
-_SEP = r"[ ]*(?:[:=]|-(?=[ ]))?"
-_LABELS = re.compile(
-    r"(?P<target>(?:\b(?:TAKE[ -]?PROFITS?(?:[ ](?:TARGETS?|LEVELS?|PRICES?|ZONES?))?|PROFIT[ ]TARGETS?"
-    r"|TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?))?|TGTS?|TPS?|T(?=[0-9]))(?![A-Z])"
-    + _INDEX
-    + r"|🎯)"
-    + _SEP
-    + r")"
-    r"|(?P<stop>(?:\b(?:STOP[ -]?LOSS(?:ES)?|STOPLOSS|STOP|SL|S/L|INVALIDATION)(?![A-Z])"
-    r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z]))?" + _INDEX + r"|🛑|⛔)" + _SEP + r")"
-    r"|(?P<entry>(?:\b(?:ENTRY[ -]?(?:TARGETS?|ZONES?|PRICES?|RANGE|POINTS?|LEVELS?|AREA|ORDERS?)"
-    r"|ENTRIES|ENTRY|ENTER(?:[ ]AT)?|(?:BUY|SELL)(?:ING)?[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)"
-    r"|OPEN(?:ING)?[ ]PRICE|LIMIT(?:[ ](?:ORDER|PRICE|ENTRY))?|EP)(?![A-Z])"
-    + _INDEX
-    + r"|@|💰)"
-    + _SEP
-    + r")"
-    r"|(?P<lev>(?:\bLEV(?:ERAGE)?(?![A-Z])\.?[ ]*[:=-]?[ ]*(?:(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]*)?"
-    r"|\b(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]*[:=]?[ ]*)"
-    r"\(?[ ]*X?[ ]*(?P<lev_a>[0-9]{1,4}(?:\.[0-9]+)?)(?![0-9])[ ]*X?(?![A-Z])[ ]*\)?"
-    r"|(?<![\w.])(?P<lev_b>[0-9]{1,4}(?:\.[0-9]+)?)X(?![A-Z0-9])|\bX(?P<lev_c>[0-9]{1,4})(?![0-9.A-Z]))"
-    r"|(?P<pair>\b(?:PAIR|COIN|SYMBOL|TICKER|ASSET|TOKEN|CONTRACT|INSTRUMENT)S?(?![A-Z])[ ]*[:=]?)"
-    r"|(?P<ignore>\b(?:POSITION[ ]SIZE|SIZE|RISK|AMOUNT|QTY|QUANTITY|MARGIN|VOLUME|CAPITAL|ALLOCATION"
-    r"|INVEST(?:MENT)?|TIMEFRAME|TF|DURATION|EXCHANGE|PROFIT|PNL|ROI|GAIN|LOSS)(?![A-Z])[ ]*[:=]?)"
-    r"|(?P<other>\b[A-Z]{2,20}[ ]?:(?![0-9]))"
+_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"[ ]?(?:[:=]|-(?=[ ]))?"
+_WORD_TAIL = r"(?![A-Z])[ ]?[:=]?"
+_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+)?(?![0-9])[ ]?X?(?![A-Z])[ ]?\)?"
+# (kind, tail, words): each word starts with a literal so the regex engine can skip it cheaply.
+_VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "target",
+        _PRICE_TAIL,
+        (
+            r"TAKE[ -]?PROFITS?(?:[ ](?:TARGETS?|LEVELS?|PRICES?|ZONES?))?",
+            r"PROFIT[ ]TARGETS?",
+            r"TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?))?",
+            r"TGTS?",
+            r"TPS?",
+            r"T(?=[0-9])",
+        ),
+    ),
+    (
+        "stop",
+        r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z]))?" + _PRICE_TAIL,
+        (r"STOP[ -]?LOSS(?:ES)?", r"STOPLOSS", r"STOP", r"SL", r"S/L", r"INVALIDATION"),
+    ),
+    (
+        "entry",
+        _PRICE_TAIL,
+        (
+            r"ENTRY[ -]?(?:TARGETS?|ZONES?|PRICES?|RANGE|POINTS?|LEVELS?|AREA|ORDERS?)",
+            r"ENTRIES",
+            r"ENTRY",
+            r"ENTER(?:[ ]AT)?",
+            r"BUY(?:ING)?[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
+            r"SELL(?:ING)?[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
+            r"OPEN(?:ING)?[ ]PRICE",
+            r"LIMIT(?:[ ](?:ORDER|PRICE|ENTRY))?",
+            r"EP",
+        ),
+    ),
+    (
+        "lev",
+        _LEVERAGE_VALUE,
+        (
+            r"LEV(?:ERAGE)?(?![A-Z])\.?[ ]?[:=-]?[ ]?(?:(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]?)?",
+            r"CROSS(?![A-Z])[ ]?[:=]?",
+            r"ISO(?:LATED)?(?![A-Z])[ ]?[:=]?",
+        ),
+    ),
+    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}(?:\.[0-9]+)?",)),
+    ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}",)),
+    ("pair", r"S?" + _WORD_TAIL, tuple("PAIR COIN SYMBOL TICKER ASSET TOKEN CONTRACT INSTRUMENT".split())),
+    (
+        "ignore",
+        _WORD_TAIL,
+        (
+            r"POSITION[ ]SIZE",
+            *"""SIZE RISK AMOUNT QTY QUANTITY MARGIN VOLUME CAPITAL ALLOCATION INVESTMENT INVEST TIMEFRAME TF
+            DURATION EXCHANGE PROFIT PNL ROI GAIN LOSS""".split(),
+        ),
+    ),
+    ("other", r"[ ]?:(?![0-9])", (r"[A-Z][A-Z]{1,19}",)),
 )
-_NUMBER = re.compile(r"(?<![A-Z0-9.#])(-?)([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(K?)(?![0-9A-Z]|\.[0-9])")
+
+
+def _build_labels() -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex for every label: a separator character, then the words grouped by their first letter
+    (so the engine tests one letter per group), each word ending in an empty marker group whose name
+    (`lastgroup`) tells the kind."""
+    by_letter: dict[str, list[str]] = {}
+    rest: list[str] = []
+    kinds: dict[str, str] = {}
+    for kind, tail, words in _VOCABULARY:
+        for word in words:
+            marker = f"m{len(kinds)}"
+            kinds[marker] = kind
+            if word[0].isalpha() and word[1:2] not in ("?", "*", "+", "{"):
+                by_letter.setdefault(word[0], []).append(f"{word[1:]}{tail}(?P<{marker}>)")
+            else:
+                rest.append(f"{word}{tail}(?P<{marker}>)")
+    groups = [f"{letter}(?:{'|'.join(words)})" for letter, words in by_letter.items()]
+    return re.compile(r"[^A-Z0-9_.](?:" + "|".join(groups + rest) + ")"), kinds
+
+
+# Labels follow a non-word character, which the regex consumes: a text must start with one
+# (normalise() starts it with a newline). Emoji labels (and `@`) are found with str.find instead.
+_LABELS, _KINDS = _build_labels()
+_SYMBOL_LABELS = (("🎯", "target"), ("🛑", "stop"), ("⛔", "stop"), ("💰", "entry"), ("@", "entry"))
+_LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
+# A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
+# never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices).
+_NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?(?![0-9A-Z]|\.[0-9])")
 _MARKET = re.compile(r"\b(?:MARKET|CMP|NOW|CURRENT|ASAP|INSTANT|IMMEDIATE(?:LY)?)\b")
 _WORD = re.compile(r"[A-Z]{2}")
-_EMOJI_LABELS = frozenset("🎯🛑⛔💰")
 _THOUSAND = Decimal(1000)
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
@@ -89,16 +150,20 @@ def _own_lines(region: str) -> str:
 
 
 def numbers(region: str) -> list[Decimal]:
-    """The prices in a label's text; a leading `-` counts only on the first (`Entry: -5`)."""
-    found: list[Decimal] = []
-    for sign, digits, kilo in _NUMBER.findall(region):
-        value = Decimal(digits)
-        if kilo:
-            value *= _THOUSAND
-        if sign and not found:
-            value = -value
-        found.append(value)
+    """The prices in a label's text; a `-` glued to the first one makes it negative (`Entry: -5`)."""
+    first = _NUMBER.search(region)
+    if first is None:
+        return []
+    found = [_decimal(first.group(1), first.group(2))]
+    at = first.start()
+    if at and region[at - 1] == "-" and (at < 2 or region[at - 2] in " :=\n"):
+        found[0] = -found[0]
+    found += [_decimal(digits, kilo) for digits, kilo in _NUMBER.findall(region, first.end())]
     return found
+
+
+def _decimal(digits: str, kilo: str) -> Decimal:
+    return Decimal(digits) * _THOUSAND if kilo else Decimal(digits)
 
 
 def _take(scan: Scan, kind: str, region: str, emoji: bool) -> bool:
@@ -120,23 +185,42 @@ def _take(scan: Scan, kind: str, region: str, emoji: bool) -> bool:
     return bool(values)
 
 
+def _labels(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, kind) of every label, in text order."""
+    found = [(m.start(), m.end(), _KINDS[m.lastgroup or ""]) for m in _LABELS.finditer(text)]
+    emoji = False
+    for symbol, kind in _SYMBOL_LABELS:
+        at = text.find(symbol)
+        while at >= 0:
+            emoji = True
+            found.append((at, at - len(text) - 1, kind))  # a negative end marks an emoji label
+            at = text.find(symbol, at + 1)
+    if emoji:
+        found.sort(key=lambda label: (label[0], label[1] >= 0))
+    return found
+
+
 def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     result = Scan(text)
-    labels = list(_LABELS.finditer(text))
-    head_end = labels[0].start() if labels else len(text)
-    result.orphans += numbers(text[:head_end])
+    labels = _labels(text)
+    size = len(text)
+    result.orphans += numbers(text[: labels[0][0]] if labels else text)
     first = last = -1
-    for i, label in enumerate(labels):
-        kind = label.lastgroup or "other"
-        region = text[label.end() : labels[i + 1].start() if i + 1 < len(labels) else len(text)]
+    for i, (start, end, kind) in enumerate(labels):
+        emoji = end < 0
+        if emoji:
+            end = start + 1
+        region = text[end : labels[i + 1][0] if i + 1 < len(labels) else size]
         if kind in PRICE_KINDS:
-            if _take(result, kind, region, label.group(0)[0] in _EMOJI_LABELS):
+            if _take(result, kind, region, emoji):
                 if first < 0:
-                    first = label.start()
-                last = label.start()
+                    first = start
+                last = start
         elif kind == "lev":
-            result.leverages.append(label.group("lev_a") or label.group("lev_b") or label.group("lev_c"))
+            value = _LEVERAGE_NUMBER.search(text, start, end)
+            if value:
+                result.leverages.append(value.group(0))
             if first < 0:
                 result.orphans += numbers(_own_lines(region))
         elif kind == "pair":

@@ -9,6 +9,9 @@ Symbol, from the surest to the loosest source: an explicit pair with its quote (
 `$ETH`), then a bare word beside the direction (`LONG BTC`, `BTC LONG`). The quote defaults to USDT;
 a `-PERP` / `.P` / `-SWAP` suffix means the USDT perpetual. More than one candidate at the surest
 level found is an ambiguity the caller must refuse.
+
+Speed: the words of a message are collected once (`words`) and most questions are set look-ups;
+the regexes below start with a literal or a character set, so the engine skips ahead cheaply.
 """
 
 from __future__ import annotations
@@ -17,19 +20,21 @@ import re
 
 from hit_shared.models import Side
 
-_STRONG = re.compile(
-    r"\b(?:(?P<long>LONG|BUY)|(?P<short>SHORT|SELL))(?:ING)?\b(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)\b)"
-    r"|(?P<up>📈|⬆)|(?P<down>📉|⬇)"
+_WORDS = re.compile(r"[A-Z]+")
+_LONG_WORDS = frozenset(("LONG", "BUY", "LONGING", "BUYING"))
+_SHORT_WORDS = frozenset(("SHORT", "SELL", "SHORTING", "SELLING"))
+_ZONE_WORDS = frozenset(("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE"))
+# BUY/SELL followed by one of _ZONE_WORDS is an entry label (`Buy zone:`), only a weak direction.
+_STRONG_BUY_SELL = re.compile(
+    r"(?<![A-Z0-9])(BUY|SELL)(?:ING)?(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
 )
-_WEAK = re.compile(
-    r"(?P<long>🟢|🟩|\bBUY(?:ING)?[ -]?(?:ZONE|RANGE|AREA))"
-    r"|(?P<short>🔴|🟥|\bSELL(?:ING)?[ -]?(?:ZONE|RANGE|AREA))"
-)
-_PAIR = re.compile(
-    r"(?<![A-Z0-9])[#$]?(?P<base>[A-Z0-9]{1,20}?)(?:[ ]?[-/:_][ ]?|[ ])?(?P<quote>USDT|USDC|BUSD|USD|PERP)"
-    r"(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])"
-)
-_CASHTAG = re.compile(r"[#$](?P<base>[0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
+_UP = ("📈", "⬆")
+_DOWN = ("📉", "⬇")
+_QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])")
+# Read backwards from just before a quote: optional separator, then the base (reversed).
+_BASE_REVERSED = re.compile(r"(?:[ ]?[-/:_][ ]?|[ ])?([A-Z0-9]{1,20})(?![A-Z0-9])")
+_QUOTES = {"USDT": "USDT", "USDC": "USDC", "BUSD": "BUSD", "PERP": "USDT"}
+_CASHTAG = re.compile(r"[#$]([0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
 _BARE_AFTER = re.compile(
     r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|📈|📉|⬆|⬇)[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
     r"([0-9]{0,6}[A-Z][A-Z0-9]{1,19})\b"
@@ -37,7 +42,7 @@ _BARE_AFTER = re.compile(
 _BARE_BEFORE = re.compile(
     r"(?<![A-Z0-9])[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})[ ]*(?:\n[ ]*)?(?:\b(?:LONG|SHORT|BUY|SELL)\b|📈|📉)"
 )
-_WORD = re.compile(r"[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})(?![A-Z0-9])")
+_FIRST_WORD = re.compile(r"[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})(?![A-Z0-9])")
 NOT_SYMBOLS = frozenset(
     """ENTRY ENTRIES ENTER SL TP TPS STOP STOPLOSS LOSS TARGET TARGETS TAKE PROFIT LEVERAGE LEV CROSS
     ISOLATED ISO MARKET CMP NOW AT ZONE POSITION SIGNAL SIGNALS TRADE TRADES SETUP ON IN FOR THE AN IS IT
@@ -49,41 +54,61 @@ NOT_SYMBOLS = frozenset(
 )
 
 
-def directions(text: str) -> set[Side]:
+def words(text: str) -> frozenset[str]:
+    """The runs of letters of upper-case text."""
+    return frozenset(_WORDS.findall(text))
+
+
+def directions(text: str, found: frozenset[str]) -> set[Side]:
     """Every direction the message gives: strong ones if any, else weak ones."""
-    found: set[Side] = set()
-    for match in _STRONG.finditer(text):
-        found.add(Side.LONG if match.lastgroup in ("long", "up") else Side.SHORT)
-        if len(found) == 2:
-            return found
-    if found:
-        return found
-    for match in _WEAK.finditer(text):
-        found.add(Side.LONG if match.lastgroup == "long" else Side.SHORT)
-    return found
-
-
-def _instrument(base: str, quote: str) -> str:
-    return f"{base}-{'USDT' if quote == 'PERP' else quote}"
+    sides: set[Side] = set()
+    long_words, short_words = found & _LONG_WORDS, found & _SHORT_WORDS
+    if found & _ZONE_WORDS and ("BUY" in text or "SELL" in text):
+        strong = {m.group(1) for m in _STRONG_BUY_SELL.finditer(text)}
+        long_words = {w for w in long_words if not w.startswith("BUY") or "BUY" in strong}
+        short_words = {w for w in short_words if not w.startswith("SELL") or "SELL" in strong}
+    if long_words or any(arrow in text for arrow in _UP):
+        sides.add(Side.LONG)
+    if short_words or any(arrow in text for arrow in _DOWN):
+        sides.add(Side.SHORT)
+    if sides:
+        return sides
+    if "🟢" in text or "🟩" in text or "BUY" in found or "BUYING" in found:
+        sides.add(Side.LONG)
+    if "🔴" in text or "🟥" in text or "SELL" in found or "SELLING" in found:
+        sides.add(Side.SHORT)
+    return sides
 
 
 def _usable(base: str) -> bool:
-    return base not in NOT_SYMBOLS and not base.isdigit() and len(base) <= 20
+    return base not in NOT_SYMBOLS and not base.isdigit()
+
+
+def _pairs(text: str) -> list[str]:
+    found = []
+    for quote in _QUOTE.finditer(text):
+        start = quote.start()
+        base = _BASE_REVERSED.match(text[max(start - 24, 0) : start][::-1])
+        if base is None:
+            continue
+        name = base.group(1)[::-1]
+        if _usable(name):
+            written = quote.group(0)
+            found.append(f"{name}-{_QUOTES.get(written[:4], 'USD')}")
+    return found
 
 
 def symbols(text: str, pairs: list[str]) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
-    found = [
-        _instrument(m["base"], m["quote"]) for m in _PAIR.finditer(text) if _usable(m["base"])
-    ]
+    found = _pairs(text) if ("USD" in text or "PERP" in text) else []
     if not found:
         for value in pairs:
-            word = _WORD.search(value)
+            word = _FIRST_WORD.search(value)
             if word and _usable(word.group(1)):
                 found.append(f"{word.group(1)}-USDT")
                 break
-    if not found:
-        found = [f"{m['base']}-USDT" for m in _CASHTAG.finditer(text) if _usable(m["base"])]
+    if not found and ("#" in text or "$" in text):
+        found = [f"{m.group(1)}-USDT" for m in _CASHTAG.finditer(text) if _usable(m.group(1))]
     if not found:
         for pattern in (_BARE_AFTER, _BARE_BEFORE):
             found = [f"{m.group(1)}-USDT" for m in pattern.finditer(text) if _usable(m.group(1))]
