@@ -62,7 +62,8 @@ def words(text: str) -> frozenset[str]:
 def directions(text: str, found: frozenset[str]) -> set[Side]:
     """Every direction the message gives: strong ones if any, else weak ones."""
     sides: set[Side] = set()
-    long_words, short_words = found & _LONG_WORDS, found & _SHORT_WORDS
+    long_words: set[str] | frozenset[str] = found & _LONG_WORDS
+    short_words: set[str] | frozenset[str] = found & _SHORT_WORDS
     if found & _ZONE_WORDS and ("BUY" in text or "SELL" in text):
         strong = {m.group(1) for m in _STRONG_BUY_SELL.finditer(text)}
         long_words = {w for w in long_words if not w.startswith("BUY") or "BUY" in strong}
