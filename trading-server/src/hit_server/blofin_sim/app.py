@@ -136,6 +136,7 @@ def create_app(config: SimConfig) -> FastAPI:
     from .routes_market import router as market_router
     from .routes_sim import router as sim_router
     from .routes_trade import router as trade_router
+    from .ws import install as install_ws
 
     state = SimState(config)
     app = SimApp(title="BloFin simulator", docs_url=None, redoc_url=None, openapi_url=None)
@@ -149,5 +150,6 @@ def create_app(config: SimConfig) -> FastAPI:
     app.include_router(account_router, prefix="/api/v1", dependencies=private)
     app.include_router(trade_router, prefix="/api/v1/trade", dependencies=private)
     app.include_router(sim_router, prefix="/sim")
+    install_ws(app, state)
     app.sim_middleware = SimMiddleware(app.inner, state)
     return app

@@ -1,0 +1,355 @@
+"""The simulator's private WebSocket, `/ws/private`: login, subscriptions, pushes, keepalive.
+
+The hub is the engine's one subscriber. The engine calls it synchronously inside its own calls, so the
+hub only enqueues: each connection has a bounded queue drained by its own writer task, and a connection
+whose queue overflows is closed (1013, "slow consumer") rather than blocking the engine; its client
+must reconnect and re-read by REST, as it would after any loss. An engine call from another thread
+(a test driving `app.state.sim` directly) is handed to the connection's loop with call_soon_threadsafe.
+
+Control for tests (no signature): `POST /sim/ws/drop` closes every private socket at once;
+`POST /sim/ws/refuse {"seconds": S}` refuses new handshakes (HTTP 403) for S seconds.
+`hub_of(app)` gives the hub: `idle_timeout_s`, `refused_times`, `login_attempts` are for tests.
+
+BloFin's code for a subscription before login is not documented; the simulator answers 60011.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.websockets import WebSocketState
+
+from hit_server.blofin_auth import WS_LOGIN_PATH, prehash, sign
+
+from . import views
+from .models import SimEvent
+
+if TYPE_CHECKING:
+    from .app import SimState
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CHANNELS = ("orders", "positions", "orders-algo", "account")
+IDLE_TIMEOUT_S = 30.0
+QUEUE_SIZE = 1000
+LOGIN_FAILED: dict[str, str] = {"event": "error", "code": "60009", "msg": "Login failed."}
+NOT_LOGGED_IN: dict[str, str] = {"event": "error", "code": "60011", "msg": "Please log in first."}
+LOGIN_FIELDS = ("apiKey", "passphrase", "timestamp", "sign", "nonce")
+
+
+@dataclass(frozen=True)
+class Close:
+    """The writer's last item: send a close frame with this code and reason."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Subscription:
+    channel: str
+    inst_id: str | None = None
+
+    def arg(self) -> dict[str, str]:
+        arg = {"channel": self.channel}
+        if self.inst_id is not None:
+            arg["instId"] = self.inst_id
+        return arg
+
+    def matches(self, event: SimEvent) -> bool:
+        return self.channel == event.channel and self.inst_id in (None, event.data.get("instId"))
+
+
+def push_message(sub: Subscription, action: str, data: Any) -> str:
+    """A push as BloFin writes it; `account` carries one object, every other channel a list of rows."""
+    return json.dumps({"action": action, "arg": sub.arg(), "data": data}, separators=(",", ":"))
+
+
+def invalid(text: str) -> dict[str, str]:
+    return {"event": "error", "code": "60012", "msg": f"Invalid request: {text[:512]}"}
+
+
+class PrivateWsHub:
+    """Every open private connection of one simulator app, and the login checks they share."""
+
+    def __init__(self, state: SimState, *, idle_timeout_s: float = IDLE_TIMEOUT_S,
+                 queue_size: int = QUEUE_SIZE) -> None:
+        self.state = state
+        self.idle_timeout_s = idle_timeout_s
+        self.queue_size = queue_size
+        self.connections: set[PrivateConnection] = set()
+        self.refuse_until = 0.0
+        self.refused_times: list[float] = []  # monotonic time of each refused handshake
+        self.login_attempts = 0
+        self._nonces: dict[str, int] = {}
+
+    # ---- engine side (synchronous) --------------------------------------------------------------
+    def publish(self, event: SimEvent) -> None:
+        for conn in list(self.connections):
+            conn.deliver(event)
+
+    # ---- control ---------------------------------------------------------------------------------
+    def drop_all(self) -> int:
+        conns = list(self.connections)
+        for conn in conns:
+            conn.close_soon(1012, "dropped by the simulator", discard=True)
+        return len(conns)
+
+    def refuse_for(self, seconds: float) -> None:
+        self.refuse_until = time.monotonic() + seconds
+
+    def refusing(self) -> bool:
+        return time.monotonic() < self.refuse_until
+
+    # ---- login -----------------------------------------------------------------------------------
+    def login_problem(self, args: Any) -> str | None:
+        """Why this login is refused (for the simulator's log: never a secret), or None when accepted."""
+        self.login_attempts += 1
+        arg = args[0] if isinstance(args, list) and len(args) == 1 else None
+        if not isinstance(arg, dict) or not all(isinstance(arg.get(k), str) for k in LOGIN_FIELDS):
+            return "malformed login arguments"
+        config = self.state.config
+        if not hmac.compare_digest(arg["apiKey"].encode(), config.api_key.encode()):
+            return "unknown API key"
+        now = self.state.sim.clock_ms()
+        timestamp: str = arg["timestamp"]
+        window = config.time_window_ms
+        if not (timestamp.isdigit() and len(timestamp) == 13 and abs(now - int(timestamp)) <= window):
+            return "timestamp missing or outside the window"
+        if not hmac.compare_digest(arg["passphrase"].encode(), config.passphrase.encode()):
+            return "wrong passphrase"
+        nonce: str = arg["nonce"]
+        expected = sign(config.api_secret, prehash(WS_LOGIN_PATH, "GET", timestamp, nonce, ""))
+        if not nonce or not hmac.compare_digest(expected.encode(), arg["sign"].encode()):
+            return "bad signature"
+        self._nonces = {n: ts for n, ts in self._nonces.items() if ts >= now - config.time_window_ms}
+        if nonce in self._nonces:
+            return "nonce reused"
+        self._nonces[nonce] = now
+        return None
+
+
+class PrivateConnection:
+    """One accepted socket: a reader that handles requests, a writer that drains the queue, a watchdog."""
+
+    def __init__(self, ws: WebSocket, hub: PrivateWsHub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[str | Close] = asyncio.Queue(maxsize=hub.queue_size)
+        self.subs: dict[Subscription, None] = {}  # ordered set
+        self.logged_in = False
+        self.closing = False
+        self.last_activity = self.loop.time()
+
+    # ---- outbound --------------------------------------------------------------------------------
+    def deliver(self, event: SimEvent) -> None:
+        """Called from the engine, on any thread."""
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self.offer(event)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the connection is gone
+                self.loop.call_soon_threadsafe(self.offer, event)
+
+    def offer(self, event: SimEvent) -> None:
+        if not self.logged_in:
+            return
+        for sub in list(self.subs):
+            if sub.matches(event):
+                data = event.data if event.channel == "account" else [event.data]
+                self.push(push_message(sub, "update", data))
+
+    def push(self, item: str | dict[str, Any]) -> None:
+        if self.closing:
+            return
+        text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            log.warning("private ws: push queue full, closing a slow consumer")
+            self.close_soon(1013, "slow consumer: push queue overflow", discard=True)
+
+    def close_soon(self, code: int, reason: str, *, discard: bool = False) -> None:
+        """Close after what is queued (or at once, dropping it, with `discard`)."""
+        if self.closing:
+            return
+        self.closing = True
+        while discard and not self.queue.empty():
+            self.queue.get_nowait()
+        if self.queue.full():
+            self.queue.get_nowait()
+        self.queue.put_nowait(Close(code, reason))
+
+    # ---- tasks -----------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        reader = asyncio.create_task(self._read())
+        writer = asyncio.create_task(self._write())
+        watchdog = asyncio.create_task(self._watch())
+        try:
+            await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, writer, watchdog):
+                task.cancel()
+            await asyncio.gather(reader, writer, watchdog, return_exceptions=True)
+
+    async def _read(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            while True:
+                message = await self.ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                self.last_activity = self.loop.time()
+                text = message.get("text")
+                if text is None:
+                    self.push(invalid("binary frame"))
+                else:
+                    self.handle(text)
+
+    async def _write(self) -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+            while True:
+                item = await self.queue.get()
+                if isinstance(item, Close):
+                    if self.ws.application_state == WebSocketState.CONNECTED:
+                        await self.ws.close(item.code, item.reason)
+                    return
+                await self.ws.send_text(item)
+                self.last_activity = self.loop.time()
+
+    async def _watch(self) -> None:
+        while not self.closing:
+            idle = self.loop.time() - self.last_activity
+            if idle > self.hub.idle_timeout_s:
+                self.close_soon(1000, f"idle for more than {self.hub.idle_timeout_s:g} s", discard=True)
+                return
+            await asyncio.sleep(max(self.hub.idle_timeout_s - idle, 0.01))
+
+    # ---- requests --------------------------------------------------------------------------------
+    def handle(self, text: str) -> None:
+        if text == "ping":
+            self.push("pong")
+            return
+        try:
+            request = json.loads(text)
+        except ValueError:
+            request = None
+        op = request.get("op") if isinstance(request, dict) else None
+        if op == "login":
+            self.login(request.get("args") if isinstance(request, dict) else None)
+        elif op in ("subscribe", "unsubscribe") and isinstance(request, dict):
+            self.subscription(str(op), request.get("args"), text)
+        else:
+            self.push(invalid(text))
+
+    def login(self, args: Any) -> None:
+        problem = self.hub.login_problem(args)
+        if problem is not None:
+            log.info("private ws login refused: %s", problem)
+            self.push(LOGIN_FAILED)
+            self.close_soon(1008, "login failed")
+            return
+        self.logged_in = True
+        self.push({"event": "login", "code": "0", "msg": ""})
+
+    def subscription(self, op: str, args: Any, text: str) -> None:
+        if not self.logged_in:
+            self.push(NOT_LOGGED_IN)
+            return
+        subs = self._parse(args)
+        if subs is None:
+            self.push(invalid(text))
+            return
+        for sub in subs:
+            if op == "unsubscribe":
+                self.subs.pop(sub, None)
+                self.push({"event": "unsubscribe", "arg": sub.arg()})
+                continue
+            self.subs[sub] = None
+            self.push({"event": "subscribe", "arg": sub.arg()})
+            self._snapshot(sub)
+
+    def _parse(self, args: Any) -> list[Subscription] | None:
+        if not isinstance(args, list) or not args:
+            return None
+        subs = []
+        for arg in args:
+            if not isinstance(arg, dict) or set(arg) - {"channel", "instId"}:
+                return None
+            if arg.get("channel") not in CHANNELS:
+                return None
+            inst_id = arg.get("instId")
+            if inst_id is not None and inst_id not in self.hub.state.sim.instruments:
+                return None
+            subs.append(Subscription(arg["channel"], inst_id))
+        return subs
+
+    def _snapshot(self, sub: Subscription) -> None:
+        """`positions` and `account` start with the current state; `orders` and `orders-algo` do not."""
+        sim = self.hub.state.sim
+        if sub.channel == "positions":
+            rows = [views.position_view(sim.instruments[p.inst_id], p, sim.prices[p.inst_id])
+                    for p in sim.positions.values() if sub.inst_id in (None, p.inst_id)]
+            self.push(push_message(sub, "snapshot", rows))
+        elif sub.channel == "account":
+            self.push(push_message(sub, "snapshot", views.balance_view(sim.account(), sim.clock_ms())))
+
+
+# ---- routes ----------------------------------------------------------------------------------------
+def hub_of(app: Any) -> PrivateWsHub:
+    hub: PrivateWsHub = app.state.ws_hub
+    return hub
+
+
+@router.websocket("/ws/private")
+async def private_ws(websocket: WebSocket) -> None:
+    hub = hub_of(websocket.app)
+    if hub.refusing():
+        hub.refused_times.append(time.monotonic())
+        await websocket.close(code=1013)  # before accept: the handshake is answered with HTTP 403
+        return
+    await websocket.accept()
+    conn = PrivateConnection(websocket, hub)
+    hub.connections.add(conn)
+    try:
+        await conn.serve()
+    finally:
+        hub.connections.discard(conn)
+
+
+class RefuseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float = Field(ge=0, le=3600)
+
+
+@router.post("/sim/ws/drop")
+async def drop(request: Request) -> dict[str, Any]:
+    return {"code": "0", "msg": "", "data": {"dropped": hub_of(request.app).drop_all()}}
+
+
+@router.post("/sim/ws/refuse")
+async def refuse(req: RefuseRequest, request: Request) -> dict[str, Any]:
+    hub_of(request.app).refuse_for(req.seconds)
+    return {"code": "0", "msg": "", "data": {"seconds": req.seconds}}
+
+
+def install(app: FastAPI, state: SimState, *, idle_timeout_s: float = IDLE_TIMEOUT_S) -> PrivateWsHub:
+    """Mount `/ws/private` and its controls on the simulator app and feed it from the engine."""
+    hub = PrivateWsHub(state, idle_timeout_s=idle_timeout_s)
+    app.state.ws_hub = hub
+    state.sim.subscribe(hub.publish)
+    app.include_router(router)
+    return hub

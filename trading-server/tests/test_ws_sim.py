@@ -1,0 +1,331 @@
+"""The simulator's private WebSocket over a real loopback port, driven by a plain websockets client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from hit_server.blofin_auth import BloFinAuth, Credentials, wall_clock_ms
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_models import OrderRequest
+from hit_server.blofin_rest import RetryPolicy
+from hit_server.blofin_sim import SimEvent, create_app
+from hit_server.blofin_sim.loopback import Loopback, serve_loopback
+from hit_server.blofin_sim.models import OrderParams
+from hit_server.blofin_sim.testing import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET, make_auth, make_config
+from hit_server.blofin_sim.ws import PrivateWsHub, hub_of
+from hit_server.ratelimit import RateLimiter
+
+BTC = "BTC-USDT"
+ETH = "ETH-USDT"
+Message = dict[str, Any]
+
+
+class Served:
+    def __init__(self, app: Any, loop: Loopback) -> None:
+        self.app = app
+        self.loop = loop
+        self.sim = app.state.sim
+        self.hub: PrivateWsHub = hub_of(app)
+        self.auth = make_auth(app.state.sim_state.config)
+
+    def connect(self) -> Any:
+        return connect(self.loop.ws_url(), ping_interval=None, open_timeout=5, close_timeout=1)
+
+    async def control(self, path: str, body: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(base_url=self.loop.http_url, timeout=5) as http:
+            (await http.post(path, json=body)).raise_for_status()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    app = create_app(make_config())
+    async with serve_loopback(app) as loop:
+        yield Served(app, loop)
+
+
+@pytest.fixture
+async def client(served: Served) -> AsyncIterator[BloFinClient]:
+    async with httpx.AsyncClient(base_url=served.loop.http_url) as http:
+        yield BloFinClient(http, served.auth, request_timeout=5, retry=RetryPolicy(),
+                           rate_limiter=RateLimiter.unlimited())
+
+
+async def send(ws: ClientConnection, message: Message) -> None:
+    await ws.send(json.dumps(message))
+
+
+async def receive(ws: ClientConnection) -> Message:
+    raw = await asyncio.wait_for(ws.recv(), 5)
+    message: Message = json.loads(raw)
+    return message
+
+
+async def collect(ws: ClientConnection, last: Callable[[Message], bool]) -> list[Message]:
+    """Every message up to and including the first for which `last` is true (5 s at most)."""
+    seen: list[Message] = []
+    async with asyncio.timeout(5):
+        while not seen or not last(seen[-1]):
+            seen.append(await receive(ws))
+    return seen
+
+
+def rows(messages: list[Message], channel: str) -> list[Message]:
+    """The rows pushed on `channel`, in order."""
+    return [row for m in messages if m.get("arg", {}).get("channel") == channel and "data" in m
+            for row in m["data"]]
+
+
+def push_of(channel: str, **fields: str) -> Callable[[Message], bool]:
+    def wanted(message: Message) -> bool:
+        if message.get("arg", {}).get("channel") != channel or "data" not in message:
+            return False
+        return any(all(row.get(k) == v for k, v in fields.items()) for row in message["data"])
+    return wanted
+
+
+async def login(ws: ClientConnection, auth: BloFinAuth) -> Message:
+    await send(ws, {"op": "login", "args": [auth.ws_login_args()]})
+    return await receive(ws)
+
+
+async def subscribe(ws: ClientConnection, *args: dict[str, str]) -> list[Message]:
+    """One reply (ack or error) per argument, and the snapshot of each acked positions/account channel."""
+    await send(ws, {"op": "subscribe", "args": list(args)})
+    seen: list[Message] = []
+
+    def complete() -> bool:
+        acked = [m["arg"]["channel"] for m in seen if m.get("event") == "subscribe"]
+        snapshots = sum(m.get("action") == "snapshot" for m in seen)
+        wanted = sum(c in ("positions", "account") for c in acked)
+        return sum("event" in m for m in seen) == len(args) and snapshots == wanted
+
+    async with asyncio.timeout(5):
+        while not complete():
+            seen.append(await receive(ws))
+    return seen
+
+
+def auth_with(*, key: str = TEST_KEY, secret: str = TEST_SECRET, passphrase: str = TEST_PASSPHRASE,
+              skew_ms: int = 0) -> BloFinAuth:
+    creds = Credentials(key, SecretStr(secret), SecretStr(passphrase))
+    return BloFinAuth(creds, clock_ms=lambda: wall_clock_ms() + skew_ms)
+
+
+async def test_ws_login_accepted_when_signed_with_the_sim_credentials(served: Served) -> None:
+    async with served.connect() as ws:
+        assert await login(ws, served.auth) == {"event": "login", "code": "0", "msg": ""}
+        acks = await subscribe(ws, {"channel": "orders"})
+    assert acks == [{"event": "subscribe", "arg": {"channel": "orders"}}]
+
+
+@pytest.mark.parametrize("auth", [
+    pytest.param(auth_with(key="another-key-0123456789abcdef0123"), id="wrong_key"),
+    pytest.param(auth_with(passphrase="not-the-passphrase"), id="wrong_passphrase"),
+    pytest.param(auth_with(secret="not-the-secret"), id="bad_signature"),
+    pytest.param(auth_with(skew_ms=-61_000), id="stale_timestamp"),
+    pytest.param(auth_with(skew_ms=+61_000), id="future_timestamp"),
+])
+async def test_ws_login_refused_and_closed_when_credentials_are_wrong(
+    served: Served, auth: BloFinAuth
+) -> None:
+    async with served.connect() as ws:
+        reply = await login(ws, auth)
+        with pytest.raises(ConnectionClosed):
+            await receive(ws)
+    assert reply == {"event": "error", "code": "60009", "msg": "Login failed."}
+    assert ws.close_code == 1008
+
+
+async def test_ws_login_refused_when_the_nonce_is_reused(served: Served) -> None:
+    args = served.auth.ws_login_args()
+    async with served.connect() as first, served.connect() as second:
+        await send(first, {"op": "login", "args": [args]})
+        await send(second, {"op": "login", "args": [args]})
+        replies = [await receive(first), await receive(second)]
+    assert replies[0]["code"] == "0"
+    assert replies[1] == {"event": "error", "code": "60009", "msg": "Login failed."}
+
+
+async def test_ws_login_refused_when_malformed(served: Served) -> None:
+    async with served.connect() as ws:
+        await send(ws, {"op": "login", "args": [{"apiKey": TEST_KEY}]})
+        assert (await receive(ws))["code"] == "60009"
+
+
+async def test_ws_subscribe_before_login_is_an_error_event(served: Served) -> None:
+    async with served.connect() as ws:
+        [reply] = await subscribe(ws, {"channel": "orders"})
+        assert reply["event"] == "error" and reply["code"] == "60011"
+        assert (await login(ws, served.auth))["code"] == "0"  # the socket stays usable
+
+
+async def test_ws_subscribe_acks_each_channel_and_refuses_unknown_ones(served: Served) -> None:
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        acks = await subscribe(ws, {"channel": "orders"}, {"channel": "orders-algo", "instId": BTC})
+        [bad_channel] = await subscribe(ws, {"channel": "books5"})
+        [bad_inst] = await subscribe(ws, {"channel": "orders", "instId": "NOPE-USDT"})
+        await send(ws, {"op": "dance"})
+        bad_op = await receive(ws)
+    assert acks == [{"event": "subscribe", "arg": {"channel": "orders"}},
+                    {"event": "subscribe", "arg": {"channel": "orders-algo", "instId": BTC}}]
+    for reply in (bad_channel, bad_inst, bad_op):
+        assert reply["event"] == "error" and reply["code"] == "60012"
+        assert reply["msg"].startswith("Invalid request: ")
+
+
+async def test_ws_market_order_with_stop_pushes_orders_positions_and_orders_algo(
+    served: Served, client: BloFinClient
+) -> None:
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        subscribed = await subscribe(ws, {"channel": "orders"}, {"channel": "positions"},
+                                     {"channel": "orders-algo"})
+        await client.place_order(OrderRequest(
+            inst_id=BTC, side="buy", order_type="market", size=Decimal(2), margin_mode="cross",
+            client_order_id="wsopen1", sl_trigger_price=Decimal(57000)))
+        pushes = await collect(ws, lambda m: m.get("arg", {}).get("channel") == "orders-algo")
+    snapshots = [m for m in subscribed if m.get("action") == "snapshot"]
+    assert snapshots == [{"action": "snapshot", "arg": {"channel": "positions"}, "data": []}]
+    assert {m["action"] for m in pushes} == {"update"}
+    orders = rows(pushes, "orders")
+    assert [o["state"] for o in orders] == ["live", "filled"]
+    filled = orders[-1]
+    assert (filled["clientOrderId"], filled["side"], filled["orderType"]) == ("wsopen1", "buy", "market")
+    assert (filled["filledSize"], filled["slTriggerPrice"]) == ("2", "57000")
+    assert Decimal(filled["averagePrice"]) == served.sim.prices[BTC]
+    [pos] = rows(pushes, "positions")
+    assert (pos["instId"], pos["positions"], pos["positionSide"]) == (BTC, "2", "net")
+    assert pos["marginMode"] == "cross"
+    assert Decimal(pos["averagePrice"]) == served.sim.prices[BTC]
+    [tpsl] = rows(pushes, "orders-algo")
+    assert (tpsl["state"], tpsl["side"], tpsl["slTriggerPrice"]) == ("live", "sell", "57000")
+    assert tpsl["size"] == "2"
+
+
+async def test_ws_stop_trigger_pushes_orders_algo_and_a_flat_position(
+    served: Served, client: BloFinClient
+) -> None:
+    await client.place_order(OrderRequest(
+        inst_id=BTC, side="buy", order_type="market", size=Decimal(1), margin_mode="cross",
+        client_order_id="wsstop1", sl_trigger_price=Decimal(57000)))
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        subscribed = await subscribe(ws, {"channel": "positions"}, {"channel": "orders-algo"},
+                                     {"channel": "orders"})
+        await served.control("/sim/price", {"instId": BTC, "price": "56000"})
+        pushes = await collect(ws, lambda m: any(r.get("orderCategory") == "sl" and r["state"] == "filled"
+                                                 for r in m.get("data", [])))
+    assert [p["positions"] for p in rows(subscribed, "positions")] == ["1"]
+    algo = rows(pushes, "orders-algo")
+    assert (algo[0]["state"], algo[0]["actualSide"], algo[0]["actualSize"]) == ("effective", "sl", "1")
+    closing = rows(pushes, "orders")[-1]
+    assert (closing["orderCategory"], closing["state"], closing["reduceOnly"]) == ("sl", "filled", "true")
+    assert closing["algoId"] == algo[0]["tpslId"]
+    assert rows(pushes, "positions")[-1] == {"instId": BTC, "positions": "0", "positionSide": "net"}
+
+
+async def test_ws_positions_snapshot_and_pushes_follow_the_inst_id_filter(
+    served: Served, client: BloFinClient
+) -> None:
+    for inst, cid in ((BTC, "wsfb"), (ETH, "wsfe")):
+        await client.place_order(OrderRequest(inst_id=inst, side="buy", order_type="market", size=Decimal(1),
+                                              margin_mode="cross", client_order_id=cid))
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        subscribed = await subscribe(ws, {"channel": "positions", "instId": ETH},
+                                     {"channel": "orders", "instId": ETH})
+        await client.place_order(OrderRequest(inst_id=BTC, side="buy", order_type="market", size=Decimal(1),
+                                              margin_mode="cross", client_order_id="wsfb2"))
+        await client.place_order(OrderRequest(inst_id=ETH, side="buy", order_type="market", size=Decimal(1),
+                                              margin_mode="cross", client_order_id="wsfe2"))
+        pushes = await collect(ws, lambda m: m.get("arg", {}).get("channel") == "positions")
+    assert [row["instId"] for row in rows(subscribed, "positions")] == [ETH]
+    assert all(m["arg"]["instId"] == ETH for m in pushes)  # nothing about BTC came before ETH's position
+    assert {row["clientOrderId"] for row in rows(pushes, "orders")} == {"wsfe2"}
+    assert [row["positions"] for row in rows(pushes, "positions")] == ["2"]
+
+
+async def test_ws_unsubscribe_stops_the_pushes_of_that_channel(served: Served, client: BloFinClient) -> None:
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        subscribed = await subscribe(ws, {"channel": "orders"}, {"channel": "account"})
+        await send(ws, {"op": "unsubscribe", "args": [{"channel": "orders"}]})
+        ack = await receive(ws)
+        await client.place_order(OrderRequest(inst_id=BTC, side="buy", order_type="market", size=Decimal(1),
+                                              margin_mode="cross", client_order_id="wsun1"))
+        await client.close_position(BTC, "cross", client_order_id="wsun2")
+        after = await receive(ws)
+    [account] = [m for m in subscribed if m.get("action") == "snapshot"]
+    assert account["arg"] == {"channel": "account"} and account["data"]["details"][0]["currency"] == "USDT"
+    assert ack == {"event": "unsubscribe", "arg": {"channel": "orders"}}
+    assert after["arg"] == {"channel": "account"}  # the closing fill's balance, not an order
+
+
+async def test_ws_ping_is_answered_with_pong(served: Served) -> None:
+    async with served.connect() as ws:
+        await ws.send("ping")
+        assert await asyncio.wait_for(ws.recv(), 5) == "pong"
+
+
+async def test_ws_idle_connection_is_closed_when_silent(served: Served) -> None:
+    served.hub.idle_timeout_s = 0.3
+    async with served.connect() as ws:
+        await asyncio.sleep(0.2)
+        await ws.send("ping")
+        assert await asyncio.wait_for(ws.recv(), 5) == "pong"  # activity restarts the clock
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 5)
+    assert ws.close_code == 1000
+
+
+async def test_ws_slow_consumer_is_closed_instead_of_blocking_the_engine(served: Served) -> None:
+    served.hub.queue_size = 5
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        await subscribe(ws, {"channel": "orders"})
+        for n in range(50):  # synchronous, as the engine publishes: the writer gets no turn in between
+            served.hub.publish(SimEvent("orders", {"instId": BTC, "orderId": str(n)}))
+        with pytest.raises(ConnectionClosed):
+            while True:
+                await receive(ws)
+    assert ws.close_code == 1013
+
+
+async def test_ws_engine_events_from_another_thread_reach_the_socket(served: Served) -> None:
+    served.sim.place_order(OrderParams(inst_id=BTC, side="buy", order_type="market", size=Decimal(1),
+                                       margin_mode="cross", client_order_id="wsthread"))
+    async with served.connect() as ws:
+        await login(ws, served.auth)
+        await subscribe(ws, {"channel": "positions"})
+        await asyncio.to_thread(served.sim.set_leverage, BTC, 5, "cross")
+        push = await receive(ws)
+    assert push["data"][0]["leverage"] == "5"
+
+
+async def test_ws_drop_closes_every_socket_and_refuse_blocks_new_ones(served: Served) -> None:
+    async with served.connect() as one, served.connect() as two:
+        await served.control("/sim/ws/drop", {})
+        for ws in (one, two):
+            with pytest.raises(ConnectionClosed):
+                await receive(ws)
+    await served.control("/sim/ws/refuse", {"seconds": 0.5})
+    with pytest.raises(InvalidStatus) as refused:
+        async with served.connect():
+            pass
+    await asyncio.sleep(0.6)
+    async with served.connect() as again:
+        await again.send("ping")
+        assert await asyncio.wait_for(again.recv(), 5) == "pong"
+    assert refused.value.response.status_code == 403
+    assert len(served.hub.refused_times) == 1
