@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     paper_price_walk: bool = True  # false freezes model prices (tests move them through the simulator)
     log_dir: Path | None = None
 
+    # the position monitor (monitor.py, lifecycle.py)
+    monitor_poll_seconds: float = Field(default=5.0, gt=0, le=300)
+    stop_policy: Literal["breakeven_after_tp1", "none"] = "breakeven_after_tp1"
+    entry_timeout_minutes: float = Field(default=1440.0, gt=0)
+    reconcile_minutes: float = Field(default=5.0, gt=0)
+    monitor_websocket: bool = True
+    discord_webhook_url: SecretStr | None = None
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -81,7 +89,9 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
-    @field_validator("data_dir", "log_dir", "database_url", "blofin_base_url", mode="before")
+    @field_validator(
+        "data_dir", "log_dir", "database_url", "blofin_base_url", "discord_webhook_url", mode="before"
+    )
     @classmethod
     def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not value.strip():
@@ -97,6 +107,9 @@ class Settings(BaseSettings):
     def _safe(self) -> Settings:
         if self.default_leverage > self.max_leverage:
             raise ValueError("DEFAULT_LEVERAGE must not exceed MAX_LEVERAGE")
+        webhook = self.discord_webhook_url
+        if webhook is not None and not webhook.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
         if self.trading_mode is TradingMode.PAPER:
             self._check_keys(required=False)
             return self
