@@ -76,7 +76,7 @@ _QUESTION_START = re.compile(
     r"[^A-Z0-9]*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE"
     r"|ANYBODY|THOUGHTS|WDYT|SHALL)(?![A-Z0-9])"
 )
-_DIRECTION_WORD = re.compile(r"\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|📈|📉")
+_DIRECTION_WORD = re.compile(r"\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15]")
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
@@ -131,14 +131,14 @@ def _read(
     found: Scan, form: SignalFormat, side: Side, norm: str, found_words: frozenset[str]
 ) -> ParseResult:
     prices = form.read(found)
-    problem = _symbol_problem(candidates := symbols(norm, found.pairs))
+    problem = _symbol_problem(candidates := symbols(norm))
     problem = problem or _prices_problem(prices)
     leverage, lev_problem = _leverage(found.leverages)
     problem = problem or lev_problem
     if problem is None:
         problem = consistency_problem(
             side, prices.entries, prices.stops[0], prices.take_profits, leverage
-        ) or _spread_problem(prices)
+        ) or _spread_problem(side, prices)
     if problem is not None:
         return _invalid(problem, form.name, found_words)
     signal = SignalCore.model_construct(
@@ -187,9 +187,14 @@ def _leverage(values: list[str]) -> tuple[int | None, str | None]:
     return int(lowest), None
 
 
-def _spread_problem(prices: Prices) -> str | None:
-    every = (*prices.entries, *prices.stops[:1], *prices.take_profits)
-    low, high = min(every), max(every)
+def _spread_problem(side: Side, prices: Prices) -> str | None:
+    """Once the order of the prices is known to be right, the stop and the furthest target are the
+    extremes."""
+    stop = prices.stops[0]
+    if side is Side.LONG:
+        low, high = stop, max(prices.take_profits)
+    else:
+        low, high = min(prices.take_profits), stop
     if high > low * MAX_PRICE_SPREAD:
         return (
             f"its prices {fmt(low)} and {fmt(high)} are more than {fmt(MAX_PRICE_SPREAD)}x apart; "

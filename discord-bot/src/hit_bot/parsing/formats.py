@@ -67,7 +67,8 @@ def read_compact(scan: Scan) -> Prices:
 
 
 def _is_alert_card(scan: Scan) -> bool:
-    return scan.labelled and ("SIGNAL ALERT" in scan.text or bool(scan.pairs and "SIDE" in scan.text))
+    text = scan.text
+    return scan.labelled and ("SIGNAL ALERT" in text or ("PAIR" in text and "SIDE" in text))
 
 
 def _is_compact(scan: Scan) -> bool:

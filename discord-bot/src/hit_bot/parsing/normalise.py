@@ -2,7 +2,8 @@
 
 What is removed or rewritten, and why:
 - Unicode compatibility forms (full-width `：`, `６０，０００`) become ASCII (NFKC); emoji variation
-  selectors, zero-width characters and keycap marks (`1️⃣`) go, so `✖️SL` reads as `✖SL`.
+  selectors, zero-width characters and keycap marks (`1️⃣`) go; the emoji that mean something (🎯 🛑 💰
+  📈 📉 🟢 🔴...) become ASCII marks (`TARGET_MARK`...), every other non-ASCII character a space.
 - Discord markdown (`**`, `__`, `~~`, `||`, backticks, code fences, `>` quotes, `\\` escapes), tabs and
   `|` separators become nothing or a space; mentions, custom emoji, timestamps and links (which carry
   digits that are not prices) are removed.
@@ -18,8 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-# Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped.
-# Two regexes instead of str.translate with a dict, which is slow on emoji-laden (UCS-4) strings.
+# Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
+# every other non-ASCII character but the emoji that mean something becomes a space.
 _INVISIBLE = re.compile("[\ufe0f\ufe0e\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 _LOOK_ALIKE = re.compile(
     "[\u2010-\u2014\u2212\u2022\u00b7\u2219\u2192\u27a1\u21d2\u25ba\u2028\u2029\u0085\u000b\u000c]"
@@ -31,7 +32,28 @@ _LOOK_ALIKES = str.maketrans(
         **dict.fromkeys("\u2028\u2029\u0085\u000b\u000c", "\n"),
     }
 )
-_SPACES = re.compile("[ ]{2,}")
+# The emoji that mean something become ASCII control characters (stripped from the input first), so
+# the normalised text is plain ASCII, which every later step handles faster.
+TARGET_MARK, STOP_MARK, ENTRY_MARK = "\x11", "\x12", "\x13"
+UP_MARK, DOWN_MARK, GREEN_MARK, RED_MARK = "\x14", "\x15", "\x16", "\x17"
+_EMOJI_MARKS = {
+    "🎯": TARGET_MARK,
+    "🛑": STOP_MARK,
+    "⛔": STOP_MARK,
+    "💰": ENTRY_MARK,
+    "📈": UP_MARK,
+    "⬆": UP_MARK,
+    "📉": DOWN_MARK,
+    "⬇": DOWN_MARK,
+    "🟢": GREEN_MARK,
+    "🟩": GREEN_MARK,
+    "🔴": RED_MARK,
+    "🟥": RED_MARK,
+}
+_MEANINGFUL = re.compile("[" + "".join(_EMOJI_MARKS) + "]")
+_FOREIGN = re.compile(f"[^\\x00-\\x7f{''.join(_EMOJI_MARKS)}][^\\x00-\\x7f{''.join(_EMOJI_MARKS)}]*")
+_CONTROL = re.compile("[\\x00-\\x08\\x0e-\\x1f\\x7f]")
+_SPACES = re.compile("  [ ]*")
 # (character, replacement) pairs applied with str.replace after an `in` test: much faster than
 # str.translate with a dict on the short messages that are the common case.
 _MARKDOWN = (
@@ -50,11 +72,15 @@ _DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:)?-?\d{1,25}(?::\w)?>"
 _URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
 # The regexes below run over whole messages, so each starts with a literal or a character set (the
 # engine then skips ahead in C); word-boundary tests come after the first character, as look-behinds.
-_PAREN_AFTER_NUMBER = re.compile(r"([0-9])[ ]?\((?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)")
-_PERCENT = re.compile(r"[-+0-9.][-0-9.~]*[ ]?%")
-_RISK_REWARD = re.compile(
-    r"[0-9][0-9.]*[ ]?(?:R[ ]?[:/]?[ ]?R|RRR)(?![A-Z])"
-    r"|R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
+_PAREN_AFTER_NUMBER = re.compile(
+    r"\((?:(?<=[0-9]\()|(?<=[0-9][ ]\())(?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)"
+)
+_PERCENT_CHARS = frozenset("0123456789.-+~")
+# `0.46 R:R` (a ratio before the mark), then `R:R 1:3` / `Risk/Reward: 2.5` (a label and its ratio).
+_RATIO_MARK = re.compile(r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR?)(?![A-Z0-9])")
+_RATIO_CHARS = frozenset("0123456789.")
+_RATIO_LABEL = re.compile(
+    r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
     r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+)?)?)?"
 )
 _RISK_REWARD_MARKERS = ("RR", "R:R", "R/R", "REWARD", "R : R")
@@ -62,6 +88,8 @@ _THOUSANDS = re.compile(r"([0-9](?<![0-9.,].)[0-9]{0,2})((?:,[0-9]{3})+)(?![0-9]
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
 _LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
 _INLINE_INDEX = re.compile(r"[0-9](?<![\w.(].)[0-9]?\)")
+_DIGIT_PAREN = re.compile(r"\)(?<=[0-9]\))")
+_COMMA_DIGIT = re.compile(r",(?=[0-9])")
 
 
 def _join_thousands(match: re.Match[str]) -> str:
@@ -74,23 +102,52 @@ def _join_thousands(match: re.Match[str]) -> str:
 def _unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    text = _INVISIBLE.sub("", text)
+    if "\u20e3" in text:
+        text = _KEYCAP.sub(" ", _INVISIBLE.sub("", text))
     if _LOOK_ALIKE.search(text):
         text = text.translate(_LOOK_ALIKES)
-    return _KEYCAP.sub(" ", text) if "\u20e3" in text else text
+    text = _FOREIGN.sub(" ", _INVISIBLE.sub("", text))
+    if not text.isascii():
+        for emoji in set(_MEANINGFUL.findall(text)):
+            text = text.replace(emoji, _EMOJI_MARKS[emoji])
+    return text
+
+
+def _drop_ratio_values(text: str) -> str:
+    """`TP1: 0.46 R:R`: the number before a risk/reward mark is a ratio, not a price."""
+    for mark in reversed(list(_RATIO_MARK.finditer(text))):
+        end = mark.start() - 1 if text[mark.start() - 1] == " " else mark.start()
+        start = end
+        while text[start - 1] in _RATIO_CHARS:
+            start -= 1
+        if start < end and text[start - 1] != ":":
+            text = f"{text[:start]} {text[mark.end() :]}"
+    return text
+
+
+def _drop_percentages(text: str) -> str:
+    """`Risk 1%`, `(-6%)`, `SIZE: 1-4%`: read backwards from each `%` (a regex would try every digit)."""
+    at = text.rfind("%")
+    while at >= 0:
+        start = at - 1 if at and text[at - 1] == " " else at
+        while start and text[start - 1] in _PERCENT_CHARS:
+            start -= 1
+        text = f"{text[:start]} {text[at + 1 :]}"
+        at = text.rfind("%", 0, start)
+    return text
 
 
 def _commentary(text: str) -> str:
     """Removes what sits beside prices without being one (see the module docstring)."""
     if "(" in text:
-        text = _PAREN_AFTER_NUMBER.sub(r"\1 ", text)
+        text = _PAREN_AFTER_NUMBER.sub(" ", text)
     if "%" in text:
-        text = _PERCENT.sub(" ", text)
+        text = _drop_percentages(text)
     if "R" in text and any(marker in text for marker in _RISK_REWARD_MARKERS):
-        text = _RISK_REWARD.sub(" ", text)
-    if "," in text:
+        text = _RATIO_LABEL.sub(" ", _drop_ratio_values(text))
+    if "," in text and _COMMA_DIGIT.search(text):
         text = _THOUSANDS.sub(_join_thousands, text)
-    if ")" in text:
+    if ")" in text and _DIGIT_PAREN.search(text):
         text = _INLINE_INDEX.sub(" ", text)
     if "\n" in text:
         text = _LINE_INDEX.sub("\n ", text)
@@ -98,7 +155,9 @@ def _commentary(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """The message as upper-case plain text that starts with a newline (see the module docstring)."""
+    """The message as upper-case ASCII text that starts with a newline (see the module docstring)."""
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
     if not text.isascii():
         text = _unicode(text)
     if "<" in text:
@@ -110,4 +169,6 @@ def normalise(text: str) -> str:
             text = text.replace(mark, replacement)
     if "  " in text:
         text = _SPACES.sub(" ", text)
+    if " \n" in text:
+        text = text.replace(" \n", "\n")
     return _commentary("\n" + text.upper())

@@ -1,12 +1,11 @@
 """One pass over normalised text: where the labels are and which prices each one carries.
 
-A label (`Entry`, `SL`, `TP2`, `Take-Profit Targets:`, `🎯`, `Leverage: 10x`, `Size:`...) owns the text
-up to the next label: the rest of its own line, plus the following lines that hold only numbers (the
-numbered lines of a Cornix-style block). A line with words ends it, so a trailing `Follow us 24/7`
-never becomes a target. Prices that no label owns but that come before the first price label or
-beside a leverage are "orphans": the implicit entry of `LONG BTC 60000 SL 58000 TP 65000`.
-Labels of things the server decides (`Size`, `Risk`, `Margin`) and unknown `Word:` labels own
-nothing, so their numbers are never taken for prices.
+A price label (`Entry`, `SL`, `TP2`, `Take-Profit Targets:`, `🎯`...) owns the text after it up to the
+next label or the first word that is not filler (`and`, `to`, `market`...), across lines: so the
+numbered lines of a Cornix-style block belong to their label, while `Size: 0.01`, `Risk 1`,
+`Note: ...` or a trailing `Follow us 24/7` never become prices. Prices that no label owns but that sit
+on the line before the first price label, or right after a leverage, are "orphans": the implicit entry
+of `LONG BTC 60000 SL 58000 TP 65000`.
 """
 
 from __future__ import annotations
@@ -15,14 +14,15 @@ import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
+
 # An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`.
 _INDEX = (
     r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]?\(\#?[0-9]{1,2}\)|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
     r"|[ ]?\#[0-9]{1,2}(?![0-9.,]))?"
 )
-_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"[ ]?(?:[:=]|-(?=[ ]))?"
-_WORD_TAIL = r"(?![A-Z])[ ]?[:=]?"
-_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+)?(?![0-9])[ ]?X?(?![A-Z])[ ]?\)?"
+_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"(?:[ ]?[:=]|[ ]?-(?=[ ]))?"
+_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+)?(?![0-9])(?:[ ]?X)?(?![A-Z])(?:[ ]?\))?"
 # (kind, tail, words): each word starts with a literal so the regex engine can skip it cheaply.
 _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
@@ -68,17 +68,6 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}(?:\.[0-9]+)?",)),
     ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}",)),
-    ("pair", r"S?" + _WORD_TAIL, tuple("PAIR COIN SYMBOL TICKER ASSET TOKEN CONTRACT INSTRUMENT".split())),
-    (
-        "ignore",
-        _WORD_TAIL,
-        (
-            r"POSITION[ ]SIZE",
-            *"""SIZE RISK AMOUNT QTY QUANTITY MARGIN VOLUME CAPITAL ALLOCATION INVESTMENT INVEST TIMEFRAME TF
-            DURATION EXCHANGE PROFIT PNL ROI GAIN LOSS""".split(),
-        ),
-    ),
-    ("other", r"[ ]?:(?![0-9])", (r"[A-Z][A-Z]{1,19}",)),
 )
 
 
@@ -104,13 +93,17 @@ def _build_labels() -> tuple[re.Pattern[str], dict[str, str]]:
 # Labels follow a non-word character, which the regex consumes: a text must start with one
 # (normalise() starts it with a newline). Emoji labels (and `@`) are found with str.find instead.
 _LABELS, _KINDS = _build_labels()
-_SYMBOL_LABELS = (("🎯", "target"), ("🛑", "stop"), ("⛔", "stop"), ("💰", "entry"), ("@", "entry"))
+_SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "entry"), ("@", "entry"))
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
-# never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices).
+# never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices). Or a word.
 _NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?(?![0-9A-Z]|\.[0-9])")
-_MARKET = re.compile(r"\b(?:MARKET|CMP|NOW|CURRENT|ASAP|INSTANT|IMMEDIATE(?:LY)?)\b")
-_WORD = re.compile(r"[A-Z]{2}")
+_TOKEN = re.compile(_NUMBER.pattern + r"|([A-Z](?<![A-Z0-9_.].)[A-Z]+)")
+MARKET_WORDS = frozenset("MARKET CMP NOW CURRENT ASAP INSTANT IMMEDIATE IMMEDIATELY".split())
+FILLER = MARKET_WORDS | frozenset(
+    """AND TO OR THEN FROM BETWEEN ABOVE BELOW UNDER OVER AROUND NEAR AT ON IN USDT USDC USD PRICE ZONE
+    AREA RANGE LIMIT ORDER ONLY""".split()
+)
 _THOUSAND = Decimal(1000)
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
@@ -126,7 +119,6 @@ class Scan:
     targets: list[Decimal] = field(default_factory=list)
     orphans: list[Decimal] = field(default_factory=list)
     leverages: list[str] = field(default_factory=list)
-    pairs: list[str] = field(default_factory=list)  # the text after each Pair:/Coin: label
     emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
     multi_line: bool = False  # the labelled prices span more than one line
     first_label: int = -1  # where the first price label starts, -1 without one
@@ -136,53 +128,34 @@ class Scan:
         return bool(self.entries or self.market or self.stops or self.targets)
 
 
-def _own_lines(region: str) -> str:
-    """The label's own line plus the following number-only lines."""
-    if "\n" not in region:
-        return region
-    lines = region.split("\n")
-    kept = [lines[0]]
-    for line in lines[1:]:
-        if _WORD.search(line):
-            break
-        kept.append(line)
-    return "\n".join(kept)
+def read_region(region: str) -> tuple[list[Decimal], bool]:
+    """The prices of a label's text up to its first word that is not filler, and whether a market word
+    (`market`, `CMP`, `now`) came before them. A `-` glued to the first price makes it negative."""
+    values: list[Decimal] = []
+    market = False
+    for digits, kilo, word in _TOKEN.findall(region):
+        if word:
+            if word not in FILLER:
+                break
+            market = market or word in MARKET_WORDS
+        else:
+            values.append(Decimal(digits) * _THOUSAND if kilo else Decimal(digits))
+    if values and "-" in region and _negative(region):
+        values[0] = -values[0]
+    return values, market
 
 
-def numbers(region: str) -> list[Decimal]:
-    """The prices in a label's text; a `-` glued to the first one makes it negative (`Entry: -5`)."""
-    first = _NUMBER.search(region)
-    if first is None:
-        return []
-    found = [_decimal(first.group(1), first.group(2))]
-    at = first.start()
-    if at and region[at - 1] == "-" and (at < 2 or region[at - 2] in " :=\n"):
-        found[0] = -found[0]
-    found += [_decimal(digits, kilo) for digits, kilo in _NUMBER.findall(region, first.end())]
-    return found
+def numbers(text: str) -> list[Decimal]:
+    """Every price in a text (see read_region for the sign)."""
+    values = [Decimal(d) * _THOUSAND if kilo else Decimal(d) for d, kilo in _NUMBER.findall(text)]
+    if values and "-" in text and _negative(text):
+        values[0] = -values[0]
+    return values
 
 
-def _decimal(digits: str, kilo: str) -> Decimal:
-    return Decimal(digits) * _THOUSAND if kilo else Decimal(digits)
-
-
-def _take(scan: Scan, kind: str, region: str, emoji: bool) -> bool:
-    """Adds a price label's prices to the scan; True when it carried any."""
-    region = _own_lines(region)
-    values = numbers(region)
-    if kind == "entry":
-        if _MARKET.search(region):
-            scan.market = True
-            return True
-        scan.entries += values
-    elif kind == "stop":
-        if values:
-            scan.stops.append(values[0])
-    else:
-        scan.targets += values
-    if values and emoji:
-        scan.emoji = True
-    return bool(values)
+def _negative(region: str) -> bool:
+    start = region.lstrip()[:2]
+    return len(start) == 2 and start[0] == "-" and start[1].isdigit()
 
 
 def _labels(text: str) -> list[tuple[int, int, str]]:
@@ -200,31 +173,48 @@ def _labels(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
+def _header_line(header: str) -> str:
+    """The last non-blank line before the first label."""
+    header = header.rstrip()
+    return header[header.rfind("\n") + 1 :]
+
+
+def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
+    value = _LEVERAGE_NUMBER.search(label)
+    if value:
+        result.leverages.append(value.group(0))
+    result.orphans += orphans
+
+
 def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     result = Scan(text)
     labels = _labels(text)
-    size = len(text)
-    result.orphans += numbers(text[: labels[0][0]] if labels else text)
+    count = len(labels)
+    result.orphans = numbers(_header_line(text[: labels[0][0]] if labels else text))
     first = last = -1
     for i, (start, end, kind) in enumerate(labels):
         emoji = end < 0
         if emoji:
             end = start + 1
-        region = text[end : labels[i + 1][0] if i + 1 < len(labels) else size]
-        if kind in PRICE_KINDS:
-            if _take(result, kind, region, emoji):
-                if first < 0:
-                    first = start
-                last = start
-        elif kind == "lev":
-            value = _LEVERAGE_NUMBER.search(text, start, end)
-            if value:
-                result.leverages.append(value.group(0))
-            if first < 0:
-                result.orphans += numbers(_own_lines(region))
-        elif kind == "pair":
-            result.pairs.append(_own_lines(region))
+        values, market = read_region(text[end : labels[i + 1][0] if i + 1 < count else None])
+        if kind == "lev":
+            _leverage(result, text[start:end], values if first < 0 else [])
+            continue
+        if kind == "entry" and market:
+            result.market = True
+        elif not values:
+            continue
+        elif kind == "entry":
+            result.entries += values
+        elif kind == "stop":
+            result.stops.append(values[0])
+        else:
+            result.targets += values
+        result.emoji = result.emoji or (emoji and bool(values))
+        if first < 0:
+            first = start
+        last = start
     result.first_label = first
     result.multi_line = first >= 0 and "\n" in text[first:last]
     return result

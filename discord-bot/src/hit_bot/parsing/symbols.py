@@ -1,6 +1,7 @@
 """Direction and instrument: which way the trade goes and on what.
 
-Direction: the words LONG/SHORT/BUY/SELL (also `-ING`) and the arrows 📈/📉/⬆/⬇ are strong; a colour
+Direction: the words LONG/SHORT/BUY/SELL (also `-ING`) and the arrows 📈/📉/⬆/⬇ (as normalise() marks
+them) are strong; a colour
 circle (🟢/🔴, often a risk level) or a `Buy zone:` label is weak and counts only when nothing strong
 is there.
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import re
 
+from hit_bot.parsing.normalise import DOWN_MARK, GREEN_MARK, RED_MARK, UP_MARK
 from hit_shared.models import Side
 
-_WORDS = re.compile(r"[A-Z]+")
+_WORDS = re.compile(r"[A-Z][A-Z]*")
 _LONG_WORDS = frozenset(("LONG", "BUY", "LONGING", "BUYING"))
 _SHORT_WORDS = frozenset(("SHORT", "SELL", "SHORTING", "SELLING"))
 _ZONE_WORDS = frozenset(("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE"))
@@ -28,21 +30,23 @@ _ZONE_WORDS = frozenset(("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE"))
 _STRONG_BUY_SELL = re.compile(
     r"(?<![A-Z0-9])(BUY|SELL)(?:ING)?(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
 )
-_UP = ("📈", "⬆")
-_DOWN = ("📉", "⬇")
 _QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])")
 # Read backwards from just before a quote: optional separator, then the base (reversed).
 _BASE_REVERSED = re.compile(r"(?:[ ]?[-/:_][ ]?|[ ])?([A-Z0-9]{1,20})(?![A-Z0-9])")
 _QUOTES = {"USDT": "USDT", "USDC": "USDC", "BUSD": "BUSD", "PERP": "USDT"}
 _CASHTAG = re.compile(r"[#$]([0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
 _BARE_AFTER = re.compile(
-    r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|📈|📉|⬆|⬇)[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
+    r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15])[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
     r"([0-9]{0,6}[A-Z][A-Z0-9]{1,19})\b"
 )
 _BARE_BEFORE = re.compile(
-    r"(?<![A-Z0-9])[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})[ ]*(?:\n[ ]*)?(?:\b(?:LONG|SHORT|BUY|SELL)\b|📈|📉)"
+    r"(?<![A-Z0-9])[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})[ ]*(?:\n[ ]*)?"
+    r"(?:\b(?:LONG|SHORT|BUY|SELL)\b|[\x14\x15])"
 )
-_FIRST_WORD = re.compile(r"[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})(?![A-Z0-9])")
+_PAIR_LABEL = re.compile(
+    r"\b(?:PAIR|COIN|SYMBOL|TICKER|ASSET|TOKEN|CONTRACT|INSTRUMENT)S?(?![A-Z])[ ]?[:=]?[ ]?"
+    r"[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})(?![A-Z0-9])"
+)
 NOT_SYMBOLS = frozenset(
     """ENTRY ENTRIES ENTER SL TP TPS STOP STOPLOSS LOSS TARGET TARGETS TAKE PROFIT LEVERAGE LEV CROSS
     ISOLATED ISO MARKET CMP NOW AT ZONE POSITION SIGNAL SIGNALS TRADE TRADES SETUP ON IN FOR THE AN IS IT
@@ -68,15 +72,15 @@ def directions(text: str, found: frozenset[str]) -> set[Side]:
         strong = {m.group(1) for m in _STRONG_BUY_SELL.finditer(text)}
         long_words = {w for w in long_words if not w.startswith("BUY") or "BUY" in strong}
         short_words = {w for w in short_words if not w.startswith("SELL") or "SELL" in strong}
-    if long_words or any(arrow in text for arrow in _UP):
+    if long_words or UP_MARK in text:
         sides.add(Side.LONG)
-    if short_words or any(arrow in text for arrow in _DOWN):
+    if short_words or DOWN_MARK in text:
         sides.add(Side.SHORT)
     if sides:
         return sides
-    if "🟢" in text or "🟩" in text or "BUY" in found or "BUYING" in found:
+    if GREEN_MARK in text or "BUY" in found or "BUYING" in found:
         sides.add(Side.LONG)
-    if "🔴" in text or "🟥" in text or "SELL" in found or "SELLING" in found:
+    if RED_MARK in text or "SELL" in found or "SELLING" in found:
         sides.add(Side.SHORT)
     return sides
 
@@ -99,15 +103,11 @@ def _pairs(text: str) -> list[str]:
     return found
 
 
-def symbols(text: str, pairs: list[str]) -> list[str]:
+def symbols(text: str) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
     found = _pairs(text) if ("USD" in text or "PERP" in text) else []
     if not found:
-        for value in pairs:
-            word = _FIRST_WORD.search(value)
-            if word and _usable(word.group(1)):
-                found.append(f"{word.group(1)}-USDT")
-                break
+        found = [f"{m.group(1)}-USDT" for m in _PAIR_LABEL.finditer(text) if _usable(m.group(1))]
     if not found and ("#" in text or "$" in text):
         found = [f"{m.group(1)}-USDT" for m in _CASHTAG.finditer(text) if _usable(m.group(1))]
     if not found:
