@@ -18,11 +18,10 @@ from hit_server.blofin_auth import BloFinAuth, Credentials, wall_clock_ms
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_models import OrderRequest
 from hit_server.blofin_rest import RetryPolicy
-from hit_server.blofin_sim import SimEvent, create_app
-from hit_server.blofin_sim.loopback import Loopback, serve_loopback
+from hit_server.blofin_sim import SimEvent
+from hit_server.blofin_sim.loopback import ServedSim, serve_sim
 from hit_server.blofin_sim.models import OrderParams
-from hit_server.blofin_sim.testing import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET, make_auth, make_config
-from hit_server.blofin_sim.ws import PrivateWsHub, hub_of
+from hit_server.blofin_sim.testing import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET, make_config
 from hit_server.ratelimit import RateLimiter
 
 BTC = "BTC-USDT"
@@ -30,32 +29,19 @@ ETH = "ETH-USDT"
 Message = dict[str, Any]
 
 
-class Served:
-    def __init__(self, app: Any, loop: Loopback) -> None:
-        self.app = app
-        self.loop = loop
-        self.sim = app.state.sim
-        self.hub: PrivateWsHub = hub_of(app)
-        self.auth = make_auth(app.state.sim_state.config)
+@pytest.fixture
+async def served() -> AsyncIterator[ServedSim]:
+    async with serve_sim(make_config()) as served:
+        yield served
 
-    def connect(self) -> Any:
-        return connect(self.loop.ws_url(), ping_interval=None, open_timeout=5, close_timeout=1)
 
-    async def control(self, path: str, body: dict[str, Any]) -> None:
-        async with httpx.AsyncClient(base_url=self.loop.http_url, timeout=5) as http:
-            (await http.post(path, json=body)).raise_for_status()
+def connect_to(served: ServedSim) -> Any:
+    return connect(served.ws_url(), ping_interval=None, open_timeout=5, close_timeout=1)
 
 
 @pytest.fixture
-async def served() -> AsyncIterator[Served]:
-    app = create_app(make_config())
-    async with serve_loopback(app) as loop:
-        yield Served(app, loop)
-
-
-@pytest.fixture
-async def client(served: Served) -> AsyncIterator[BloFinClient]:
-    async with httpx.AsyncClient(base_url=served.loop.http_url) as http:
+async def client(served: ServedSim) -> AsyncIterator[BloFinClient]:
+    async with httpx.AsyncClient(base_url=served.http_url) as http:
         yield BloFinClient(http, served.auth, request_timeout=5, retry=RetryPolicy(),
                            rate_limiter=RateLimiter.unlimited())
 
@@ -121,8 +107,8 @@ def auth_with(*, key: str = TEST_KEY, secret: str = TEST_SECRET, passphrase: str
     return BloFinAuth(creds, clock_ms=lambda: wall_clock_ms() + skew_ms)
 
 
-async def test_ws_login_accepted_when_signed_with_the_sim_credentials(served: Served) -> None:
-    async with served.connect() as ws:
+async def test_ws_login_accepted_when_signed_with_the_sim_credentials(served: ServedSim) -> None:
+    async with connect_to(served) as ws:
         assert await login(ws, served.auth) == {"event": "login", "code": "0", "msg": ""}
         acks = await subscribe(ws, {"channel": "orders"})
     assert acks == [{"event": "subscribe", "arg": {"channel": "orders"}}]
@@ -136,9 +122,9 @@ async def test_ws_login_accepted_when_signed_with_the_sim_credentials(served: Se
     pytest.param(auth_with(skew_ms=+61_000), id="future_timestamp"),
 ])
 async def test_ws_login_refused_and_closed_when_credentials_are_wrong(
-    served: Served, auth: BloFinAuth
+    served: ServedSim, auth: BloFinAuth
 ) -> None:
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         reply = await login(ws, auth)
         with pytest.raises(ConnectionClosed):
             await receive(ws)
@@ -146,9 +132,9 @@ async def test_ws_login_refused_and_closed_when_credentials_are_wrong(
     assert ws.close_code == 1008
 
 
-async def test_ws_login_refused_when_the_nonce_is_reused(served: Served) -> None:
+async def test_ws_login_refused_when_the_nonce_is_reused(served: ServedSim) -> None:
     args = served.auth.ws_login_args()
-    async with served.connect() as first, served.connect() as second:
+    async with connect_to(served) as first, connect_to(served) as second:
         await send(first, {"op": "login", "args": [args]})
         await send(second, {"op": "login", "args": [args]})
         replies = [await receive(first), await receive(second)]
@@ -156,21 +142,21 @@ async def test_ws_login_refused_when_the_nonce_is_reused(served: Served) -> None
     assert replies[1] == {"event": "error", "code": "60009", "msg": "Login failed."}
 
 
-async def test_ws_login_refused_when_malformed(served: Served) -> None:
-    async with served.connect() as ws:
+async def test_ws_login_refused_when_malformed(served: ServedSim) -> None:
+    async with connect_to(served) as ws:
         await send(ws, {"op": "login", "args": [{"apiKey": TEST_KEY}]})
         assert (await receive(ws))["code"] == "60009"
 
 
-async def test_ws_subscribe_before_login_is_an_error_event(served: Served) -> None:
-    async with served.connect() as ws:
+async def test_ws_subscribe_before_login_is_an_error_event(served: ServedSim) -> None:
+    async with connect_to(served) as ws:
         [reply] = await subscribe(ws, {"channel": "orders"})
         assert reply["event"] == "error" and reply["code"] == "60011"
         assert (await login(ws, served.auth))["code"] == "0"  # the socket stays usable
 
 
-async def test_ws_subscribe_acks_each_channel_and_refuses_unknown_ones(served: Served) -> None:
-    async with served.connect() as ws:
+async def test_ws_subscribe_acks_each_channel_and_refuses_unknown_ones(served: ServedSim) -> None:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         acks = await subscribe(ws, {"channel": "orders"}, {"channel": "orders-algo", "instId": BTC})
         [bad_channel] = await subscribe(ws, {"channel": "books5"})
@@ -185,9 +171,9 @@ async def test_ws_subscribe_acks_each_channel_and_refuses_unknown_ones(served: S
 
 
 async def test_ws_market_order_with_stop_pushes_orders_positions_and_orders_algo(
-    served: Served, client: BloFinClient
+    served: ServedSim, client: BloFinClient
 ) -> None:
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         subscribed = await subscribe(ws, {"channel": "orders"}, {"channel": "positions"},
                                      {"channel": "orders-algo"})
@@ -214,12 +200,12 @@ async def test_ws_market_order_with_stop_pushes_orders_positions_and_orders_algo
 
 
 async def test_ws_stop_trigger_pushes_orders_algo_and_a_flat_position(
-    served: Served, client: BloFinClient
+    served: ServedSim, client: BloFinClient
 ) -> None:
     await client.place_order(OrderRequest(
         inst_id=BTC, side="buy", order_type="market", size=Decimal(1), margin_mode="cross",
         client_order_id="wsstop1", sl_trigger_price=Decimal(57000)))
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         subscribed = await subscribe(ws, {"channel": "positions"}, {"channel": "orders-algo"},
                                      {"channel": "orders"})
@@ -236,12 +222,12 @@ async def test_ws_stop_trigger_pushes_orders_algo_and_a_flat_position(
 
 
 async def test_ws_positions_snapshot_and_pushes_follow_the_inst_id_filter(
-    served: Served, client: BloFinClient
+    served: ServedSim, client: BloFinClient
 ) -> None:
     for inst, cid in ((BTC, "wsfb"), (ETH, "wsfe")):
         await client.place_order(OrderRequest(inst_id=inst, side="buy", order_type="market", size=Decimal(1),
                                               margin_mode="cross", client_order_id=cid))
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         subscribed = await subscribe(ws, {"channel": "positions", "instId": ETH},
                                      {"channel": "orders", "instId": ETH})
@@ -256,8 +242,10 @@ async def test_ws_positions_snapshot_and_pushes_follow_the_inst_id_filter(
     assert [row["positions"] for row in rows(pushes, "positions")] == ["2"]
 
 
-async def test_ws_unsubscribe_stops_the_pushes_of_that_channel(served: Served, client: BloFinClient) -> None:
-    async with served.connect() as ws:
+async def test_ws_unsubscribe_stops_the_pushes_of_that_channel(
+    served: ServedSim, client: BloFinClient
+) -> None:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         subscribed = await subscribe(ws, {"channel": "orders"}, {"channel": "account"})
         await send(ws, {"op": "unsubscribe", "args": [{"channel": "orders"}]})
@@ -272,15 +260,15 @@ async def test_ws_unsubscribe_stops_the_pushes_of_that_channel(served: Served, c
     assert after["arg"] == {"channel": "account"}  # the closing fill's balance, not an order
 
 
-async def test_ws_ping_is_answered_with_pong(served: Served) -> None:
-    async with served.connect() as ws:
+async def test_ws_ping_is_answered_with_pong(served: ServedSim) -> None:
+    async with connect_to(served) as ws:
         await ws.send("ping")
         assert await asyncio.wait_for(ws.recv(), 5) == "pong"
 
 
-async def test_ws_idle_connection_is_closed_when_silent(served: Served) -> None:
+async def test_ws_idle_connection_is_closed_when_silent(served: ServedSim) -> None:
     served.hub.idle_timeout_s = 0.3
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await asyncio.sleep(0.2)
         await ws.send("ping")
         assert await asyncio.wait_for(ws.recv(), 5) == "pong"  # activity restarts the clock
@@ -289,9 +277,9 @@ async def test_ws_idle_connection_is_closed_when_silent(served: Served) -> None:
     assert ws.close_code == 1000
 
 
-async def test_ws_slow_consumer_is_closed_instead_of_blocking_the_engine(served: Served) -> None:
+async def test_ws_slow_consumer_is_closed_instead_of_blocking_the_engine(served: ServedSim) -> None:
     served.hub.queue_size = 5
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         await subscribe(ws, {"channel": "orders"})
         for n in range(50):  # synchronous, as the engine publishes: the writer gets no turn in between
@@ -302,10 +290,10 @@ async def test_ws_slow_consumer_is_closed_instead_of_blocking_the_engine(served:
     assert ws.close_code == 1013
 
 
-async def test_ws_engine_events_from_another_thread_reach_the_socket(served: Served) -> None:
+async def test_ws_engine_events_from_another_thread_reach_the_socket(served: ServedSim) -> None:
     served.sim.place_order(OrderParams(inst_id=BTC, side="buy", order_type="market", size=Decimal(1),
                                        margin_mode="cross", client_order_id="wsthread"))
-    async with served.connect() as ws:
+    async with connect_to(served) as ws:
         await login(ws, served.auth)
         await subscribe(ws, {"channel": "positions"})
         await asyncio.to_thread(served.sim.set_leverage, BTC, 5, "cross")
@@ -313,18 +301,18 @@ async def test_ws_engine_events_from_another_thread_reach_the_socket(served: Ser
     assert push["data"][0]["leverage"] == "5"
 
 
-async def test_ws_drop_closes_every_socket_and_refuse_blocks_new_ones(served: Served) -> None:
-    async with served.connect() as one, served.connect() as two:
+async def test_ws_drop_closes_every_socket_and_refuse_blocks_new_ones(served: ServedSim) -> None:
+    async with connect_to(served) as one, connect_to(served) as two:
         await served.control("/sim/ws/drop", {})
         for ws in (one, two):
             with pytest.raises(ConnectionClosed):
                 await receive(ws)
     await served.control("/sim/ws/refuse", {"seconds": 0.5})
     with pytest.raises(InvalidStatus) as refused:
-        async with served.connect():
+        async with connect_to(served):
             pass
     await asyncio.sleep(0.6)
-    async with served.connect() as again:
+    async with connect_to(served) as again:
         await again.send("ping")
         assert await asyncio.wait_for(again.recv(), 5) == "pong"
     assert refused.value.response.status_code == 403

@@ -3,8 +3,9 @@
 WebSockets need a real socket (httpx.ASGITransport carries none), so tests and demos of the private
 WebSocket use this:
 
-    async with serve_loopback(create_app(config)) as served:
-        stream = PrivateStream(served.ws_url("/ws/private"), auth, on_event=...)
+    async with serve_sim(make_config()) as served:     # or serve_loopback(any_app)
+        stream = PrivateStream(served.ws_url(), served.auth, on_event=...)
+        await served.control("/sim/price", {"instId": "BTC-USDT", "price": "56000"})
 """
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
+
+from hit_server.blofin_auth import BloFinAuth
+
+from .app import create_app
+from .config import SimConfig
+from .engine import Simulator
+from .testing import make_auth
+from .ws import PrivateWsHub, hub_of
 
 
 @dataclass(frozen=True)
@@ -55,3 +65,46 @@ async def serve_loopback(app: Any, *, start_timeout: float = 10.0) -> AsyncItera
             await asyncio.wait_for(task, 10)
         finally:
             sock.close()
+
+
+@dataclass(frozen=True)
+class ServedSim:
+    """A simulator app on a loopback port, with handles on its engine, its WebSocket hub and its key."""
+
+    app: Any
+    loopback: Loopback
+
+    @property
+    def sim(self) -> Simulator:
+        sim: Simulator = self.app.state.sim
+        return sim
+
+    @property
+    def hub(self) -> PrivateWsHub:
+        return hub_of(self.app)
+
+    @property
+    def auth(self) -> BloFinAuth:
+        """A fresh signer for the simulator's own credentials."""
+        return make_auth(self.app.state.sim_state.config)
+
+    @property
+    def http_url(self) -> str:
+        return self.loopback.http_url
+
+    def ws_url(self, path: str = "/ws/private") -> str:
+        return self.loopback.ws_url(path)
+
+    async def control(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """POST to the unsigned control API (`/sim/price`, `/sim/ws/drop`, ...); raises on a non-2xx."""
+        async with httpx.AsyncClient(base_url=self.http_url, timeout=5) as http:
+            reply = await http.post(path, json=body or {})
+            reply.raise_for_status()
+            return reply.json()
+
+
+@asynccontextmanager
+async def serve_sim(config: SimConfig) -> AsyncIterator[ServedSim]:
+    app = create_app(config)
+    async with serve_loopback(app) as loopback:
+        yield ServedSim(app, loopback)
