@@ -10,13 +10,16 @@ from hit_server.http_errors import NotReady
 from hit_server.service import TradingService
 from hit_server.settings import Settings
 
+# The dependencies are async on purpose: FastAPI runs a sync dependency on a worker thread, and the
+# thread hand-off (GIL switch interval) costs milliseconds per request on a busy event loop.
 
-def get_settings(request: Request) -> Settings:
+
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_service(request: Request) -> TradingService:
+async def get_service(request: Request) -> TradingService:
     service: TradingService | None = getattr(request.app.state, "service", None)
     if service is None:
         raise NotReady("The server is starting up or shutting down; retry shortly.")

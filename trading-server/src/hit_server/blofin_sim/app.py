@@ -66,7 +66,8 @@ class SimState:
         self.trade_limit.reset()
 
 
-def state_of(request: Request) -> SimState:
+async def state_of(request: Request) -> SimState:
+    """Async on purpose: a sync dependency would run on a worker thread for every request."""
     state: SimState = request.app.state.sim_state
     return state
 
@@ -97,7 +98,7 @@ async def _sim_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, OrderRefused):
         if not exc.as_list:  # endpoints whose data is one object answer the real code at the top
             return JSONResponse({"code": exc.code, "msg": exc.msg, "data": exc.item})
-        envelope = state_of(request).config.failure_envelope
+        envelope = (await state_of(request)).config.failure_envelope
         if envelope == "item":
             return JSONResponse({"code": "1", "msg": MESSAGES["1"], "data": [exc.item]})
         if envelope == "zero":
