@@ -197,6 +197,7 @@ def scan(text: str) -> Scan:
         emoji = end < 0
         if emoji:
             end = start + 1
+            emoji = text[start] != "@"
         values, market = read_region(text[end : labels[i + 1][0] if i + 1 < count else None])
         if kind == "lev":
             _leverage(result, text[start:end], values if first < 0 else [])
