@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import random
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from websockets.asyncio.server import ServerConnection, serve
 
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
@@ -256,3 +258,33 @@ def test_stream_backoff_doubles_up_to_the_cap_with_jitter(failures: int) -> None
     delays = [stream.backoff_delay(failures) for _ in range(50)]
     assert all(base / 2 <= d <= base for d in delays)
     assert max(delays) - min(delays) > base / 10  # jittered, so reconnecting clients spread out
+
+
+async def test_stream_gives_up_on_a_socket_that_never_answers_ping() -> None:
+    """A half-dead connection (acks, then silence, no pong) is detected and replaced."""
+    pings = 0
+
+    async def mute(ws: ServerConnection) -> None:
+        nonlocal pings
+        await ws.recv()
+        await ws.send(json.dumps({"event": "login", "code": "0", "msg": ""}))
+        await ws.recv()
+        await ws.send(json.dumps({"event": "subscribe", "arg": {"channel": "orders"}}))
+        async for message in ws:
+            pings += message == "ping"
+
+    async with serve(mute, "127.0.0.1", 0) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        creds = Credentials(KEY, SecretStr(SECRET), SecretStr(PASSPHRASE))
+        recorder = Recorder()
+        stream = PrivateStream(f"ws://127.0.0.1:{port}", BloFinAuth(creds), channels=("orders",),
+                               on_event=recorder.on_event, on_state=recorder.on_state, ping_interval=0.1,
+                               backoff_initial=0.05)
+        task = asyncio.create_task(stream.run())
+        try:
+            await until(lambda: len(recorder.states) >= 3)
+        finally:
+            await stream.stop()
+            await asyncio.wait_for(task, 5)
+    assert recorder.states[:3] == [True, False, True]
+    assert pings >= 1

@@ -121,6 +121,8 @@ class PrivateStream:
             results = await asyncio.gather(session, stopping, return_exceptions=True)
             if self._stop.is_set():
                 break
+            if isinstance(results[0], Exception):  # a bug, not a connection problem: say so, go on
+                log.error("BloFin private stream: session failed unexpectedly", exc_info=results[0])
             failures = 0 if results[0] is True else failures + 1
             delay = self.backoff_delay(failures)
             log.info("BloFin private stream: reconnecting in %.2f s", delay)
@@ -130,7 +132,8 @@ class PrivateStream:
             await self._set_state(False)
 
     async def stop(self) -> None:
-        """Make `run()` close the socket and return, and wait for that: no callback runs afterwards."""
+        """Make `run()` close the socket and return, and wait for that: no callback runs afterwards.
+        A stopped stream stays stopped (a later `run()` returns at once): make a new one to restart."""
         self._stop.set()
         if self._finished is not None:
             await self._finished.wait()
