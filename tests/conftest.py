@@ -404,3 +404,54 @@ Waiter = Callable[..., Awaitable[None]]
 def wait_for_fixture() -> Waiter:
     """`await wait_for(check, within, what)`: see `wait_for` in this module."""
     return wait_for
+
+
+# ---- signals over HTTP --------------------------------------------------------------------------
+
+
+def market_signal(signal_id: str, symbol: str) -> dict[str, Any]:
+    """A long at market with a stop 3% under the simulator's starting price and two targets."""
+    from hit_server.blofin_sim.catalog import starting_prices
+
+    price = starting_prices()[symbol]
+    return {"signal_id": signal_id, "side": "long", "symbol": symbol, "entries": [],
+            "stop_loss": str(price * Decimal("0.97")),
+            "take_profits": [str(price * Decimal("1.02")), str(price * Decimal("1.04"))]}
+
+
+def trading_symbols() -> list[str]:
+    """Every symbol the simulator trades (not the suspended one)."""
+    from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
+
+    return sorted(s for s in starting_prices() if s != SUSPENDED_INST)
+
+
+@dataclass
+class Signals:
+    """Helpers for tests that post signals over HTTP (exposed as the `signals` fixture)."""
+
+    market: Callable[[str, str], dict[str, Any]] = market_signal
+    symbols: Callable[[], list[str]] = trading_symbols
+
+    @staticmethod
+    async def post_until_answered(
+        http: httpx.AsyncClient, body: dict[str, Any], within: float = 30.0
+    ) -> httpx.Response:
+        """POST it (same signal_id, same body) until the server gives a stored answer (200/201);
+        503s and connection errors are retried, any other status is returned as is."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                reply = await http.post("/api/v1/signals", json=body)
+                if reply.status_code != 503:
+                    return reply
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"no stored answer for {body['signal_id']} within {within:.0f}s")
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def signals() -> Signals:
+    return Signals()
