@@ -102,6 +102,11 @@ class BloFinClient:
     def __repr__(self) -> str:
         return "BloFinClient()"
 
+    @property
+    def rest(self) -> BloFinRest:
+        """The signed wire layer, for reads kept in other modules (e.g. `blofin_history`)."""
+        return self._rest
+
     # -- market data (public) -------------------------------------------------------------------
 
     async def instruments(self, *, refresh: bool = False) -> dict[str, Instrument]:

@@ -1,9 +1,9 @@
 """`create_app(settings)`: the trading server's FastAPI app. Nothing is built at import time.
 
 The lifespan owns, in order: the journal's database engine (tables created at start), the exchange
-(the httpx client and the BloFin client; in paper mode the in-process simulator), and the trading
+(the httpx client and the BloFin client; in paper mode the in-process simulator), the trading
 service, which loads the halt and reconciles what a previous run left unresolved before the first
-request is served.
+request is served, and the position monitor (`monitor.py`), which follows every open trade to its end.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from hit_server import __version__, http_errors
 from hit_server.api.routes import api, public
 from hit_server.db import create_engine, create_schema
 from hit_server.journal import Journal
+from hit_server.monitor import open_monitor
 from hit_server.paper import open_exchange
 from hit_server.security import BodyLimitMiddleware, KeyRateLimiter
 from hit_server.service import TradingService
@@ -42,15 +43,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await service.start()
             app.state.service = service
             app.state.sim_app = exchange.sim_app
-            log.info(
-                "Trading server ready: mode=%s, journal=%s",
-                settings.trading_mode.value,
-                engine.url.render_as_string(hide_password=True),
-            )
-            try:
-                yield
-            finally:
-                app.state.service = None
+            async with open_monitor(settings, service, exchange, engine) as monitor:
+                app.state.monitor = monitor
+                log.info(
+                    "Trading server ready: mode=%s, journal=%s",
+                    settings.trading_mode.value,
+                    engine.url.render_as_string(hide_password=True),
+                )
+                try:
+                    yield
+                finally:
+                    app.state.service = None
+                    app.state.monitor = None
     finally:
         await engine.dispose()
 
@@ -74,6 +78,7 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
     app.state.api_keys = settings.key_values()
     app.state.rate_limiter = KeyRateLimiter(settings.rate_limit_per_minute)
     app.state.service = None
+    app.state.monitor = None
     app.state.sim_app = sim_app
     http_errors.install(app)
     app.include_router(public)

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from hit_server.monitor import PositionMonitor
 from hit_server.server import create_app
 from hit_server.service import TradingService
 from hit_server.settings import Settings
@@ -57,6 +58,11 @@ class RunningServer:
     def service(self) -> TradingService:
         service: TradingService = self.app.state.service
         return service
+
+    @property
+    def monitor(self) -> PositionMonitor:
+        monitor: PositionMonitor = self.app.state.monitor
+        return monitor
 
     @property
     def sim(self) -> Any:

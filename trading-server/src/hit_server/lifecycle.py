@@ -1,0 +1,306 @@
+"""Following each placed trade to its end, one pass at a time (the position monitor calls `sync_all`).
+
+A pass reads the account once (positions, resting orders, live TP/SL orders) and, for every open
+trade of the journal, compares what the journal believes with what the exchange shows, then acts:
+1. orders the journal holds as open are refreshed (an order no longer resting is looked up by its
+   clientOrderId): new entry fills and filled targets become events;
+2. with a position: take profits are placed for the contracts filled and not yet covered (split over
+   TP1..TPn like the plan, `risk.split_take_profits`), the stop is kept covering the whole position
+   and moved by the stop policy (`stops.py`), and entries still resting after ENTRY_TIMEOUT_MINUTES
+   are cancelled;
+3. flat after fills: the trade is over; every order of it still resting is cancelled and the exit,
+   its reason, the realised P&L and fees are read from the exchange (`pnl.py`);
+4. flat before any fill: the entries are cancelled when the price reaches the stop or they expire.
+The truth is always re-read from the exchange, so a pass that follows a lost WebSocket, a crash or a
+restart misses nothing: it finds the orders' final states and reports each change once (what was
+reported is kept in the `trades` table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import cast
+
+from hit_server import ids
+from hit_server.blofin_client import BloFinClient
+from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
+from hit_server.blofin_models import Order, OrderRequest, OrderSide
+from hit_server.journal import Journal, OrderRecord
+from hit_server.pnl import exit_of
+from hit_server.risk import split_take_profits
+from hit_server.settings import Settings
+from hit_server.stops import StopKeeper
+from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook
+from hit_server.trade_work import NOT_SENT, OPEN_ORDER, WATCHED, Snapshot, Work, batch_tp_id, close_id
+from hit_shared.models import OrderRole, fmt
+
+log = logging.getLogger(__name__)
+
+
+class Lifecycle:
+    def __init__(self, client: BloFinClient, journal: Journal, book: TradeBook, settings: Settings) -> None:
+        self.client = client
+        self.journal = journal
+        self.book = book
+        self.settings = settings
+        self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
+        self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
+        self.passes = 0
+
+    async def snapshot(self) -> Snapshot:
+        # positions first: a fill after this read shows up as extra coverage, never as a missing stop
+        positions = {p.inst_id: p for p in await self.client.positions()}
+        orders = {o.client_order_id: o for o in await self.client.pending_orders() if o.client_order_id}
+        return Snapshot(positions, orders, await self.client.pending_tpsl())
+
+    async def sync_all(self) -> int:
+        """One pass over every open trade; the number of trades looked at."""
+        self.passes += 1
+        trades = await self.book.open_trades()
+        if not trades:
+            return 0
+        snap = await self.snapshot()
+        for trade in trades:
+            try:
+                await self.sync_trade(trade, snap)
+            except BloFinError as exc:
+                log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)
+        return len(trades)
+
+    async def sync_trade(self, trade: Trade, snap: Snapshot) -> None:
+        records = await self.journal.orders_of(trade.signal_id)
+        if trade.stop_price == 0:  # first sight: the stop as journaled (on the tick grid)
+            trade.stop_price = _stop_of(records) or Decimal(str(trade.body["stop_loss"]))
+        work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)
+        try:
+            await self._advance(work, snap)
+        finally:
+            if work.changed:
+                await self.journal.add_or_update_orders(trade.signal_id, list(work.changed.values()))
+            await self.book.save(trade, work.events)
+            for event in work.events:
+                log.info("Trade %s: %s", trade.signal_id, event.message)
+
+    async def _advance(self, work: Work, snap: Snapshot) -> None:
+        await self._refresh(work, snap)
+        position = snap.positions.get(work.symbol)
+        if position is not None and position.positions != 0:
+            if position.position_id and position.position_id not in work.trade.position_ids:
+                work.trade.position_ids.append(position.position_id)
+            await self._place_targets(work)
+            await self.stops.keep(work, snap, position)
+            if self._expired(work.trade):
+                await self._cancel_entries(work, "entries_expired", "unfilled entries expired")
+        elif work.trade.filled > 0:
+            await self._close(work)
+        else:
+            await self._before_entry(work)
+
+    # -- 1. orders -------------------------------------------------------------------------------
+
+    async def _refresh(self, work: Work, snap: Snapshot) -> None:
+        for record in list(work.records):
+            if not self._watched(work, record):
+                continue
+            order = snap.orders.get(record.client_order_id)
+            if order is None:
+                order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
+            if order is None:
+                if record.state in ("sending", "unknown"):
+                    record.state = "not_sent"
+                    work.touch(record)
+                continue
+            self._apply(work, record, order)
+
+    @staticmethod
+    def _watched(work: Work, record: OrderRecord) -> bool:
+        if record.role == OrderRole.ENTRY:
+            unseen = record.client_order_id not in work.trade.fills and record.state not in (
+                *NOT_SENT, "failed", "canceled")
+            return record.state in WATCHED or unseen
+        return record.role == OrderRole.TAKE_PROFIT and record.state in WATCHED
+
+    def _apply(self, work: Work, record: OrderRecord, order: Order) -> None:
+        trade = work.trade
+        if record.role == OrderRole.ENTRY:
+            before = trade.fills.get(record.client_order_id, Decimal(0))
+            trade.fills[record.client_order_id] = order.filled_size
+            if order.filled_size > before:
+                price = order.average_price or order.price or Decimal(0)
+                how = "filled" if order.state == "filled" else "partly filled"
+                work.event("entry_filled", f"entry {record.seq} {how}: {fmt(order.filled_size)} contracts at "
+                           f"{fmt(price)}", entry=record.seq, size=order.filled_size, price=price)
+        elif order.state == "filled" and record.seq not in trade.targets_hit:
+            trade.targets_hit.append(record.seq)
+            price = order.average_price or order.price or Decimal(0)
+            work.event("take_profit_hit", f"TP{record.seq} hit at {fmt(price)} ({fmt(order.filled_size)} "
+                       "contracts)", target=record.seq, price=price, size=order.filled_size)
+        if (record.state, record.order_id) != (order.state, order.order_id):
+            record.state, record.order_id = order.state, order.order_id
+            work.touch(record)
+
+    # -- 2. targets for new fills ------------------------------------------------------------------
+
+    async def _place_targets(self, work: Work) -> None:
+        targets = work.of(OrderRole.TAKE_PROFIT)
+        attempted = sum((r.size for r in targets if r.state not in NOT_SENT), Decimal(0))
+        uncovered = work.trade.filled - attempted
+        if uncovered <= 0:
+            return
+        planned = sorted(
+            (r for r in targets if r.client_order_id == ids.take_profit_id(work.signal_id, r.seq)),
+            key=lambda r: r.seq,
+        )
+        waiting = [r for r in planned if r.state == "pending"]
+        if attempted == 0 and sum((r.size for r in waiting), Decimal(0)) == uncovered:
+            batch = waiting
+        else:
+            batch = self._batch(work, planned, uncovered)
+            if not batch:
+                return
+            for record in waiting:
+                record.state = "not_sent"  # replaced by the batch sized to the fills
+                work.touch(record)
+        for record in batch:
+            record.state = "sending"
+            work.touch(record)
+        await self.journal.add_or_update_orders(work.signal_id, batch)  # intent first (rule 1)
+        for record in batch:
+            await self._send_target(work, record)
+
+    def _batch(self, work: Work, planned: list[OrderRecord], size: Decimal) -> list[OrderRecord]:
+        prices = [r.price for r in planned if r.price is not None]
+        try:
+            slices = split_take_profits(work.instrument.round_size_down(size), prices, work.instrument)
+        except ValueError:
+            return []  # under minSize: the stop covers it; targets follow with the next fill
+        work.trade.tp_batches += 1
+        batch = []
+        for piece in slices:
+            assert piece.price is not None  # noqa: S101 - targets always have prices
+            n = prices.index(piece.price) + 1
+            batch.append(OrderRecord(
+                client_order_id=batch_tp_id(work.signal_id, n, work.trade.tp_batches),
+                role=OrderRole.TAKE_PROFIT, seq=n, symbol=work.symbol, side=work.close_side,
+                order_type="limit", size=piece.size, price=piece.price, state="sending",
+            ))
+        return batch
+
+    async def _send_target(self, work: Work, record: OrderRecord) -> None:
+        request = OrderRequest(
+            inst_id=record.symbol, side=cast(OrderSide, record.side), order_type="limit", size=record.size,
+            price=record.price, margin_mode=work.margin_mode, client_order_id=record.client_order_id,
+            reduce_only=True,
+        )
+        try:
+            ack = await self.client.place_order(request)
+        except OrderOutcomeUnknown:
+            record.state = "unknown"  # looked up by its clientOrderId next pass, never resent
+            return
+        except BloFinError as exc:
+            record.state = "failed"
+            work.event("take_profit_failed", f"take profit {record.seq} at {fmt(record.price or Decimal(0))} "
+                       f"was refused: {exc.message}", target=record.seq)
+            return
+        record.order_id, record.state = ack.order_id, "live"
+
+    # -- 3. closed -----------------------------------------------------------------------------------
+
+    async def _close(self, work: Work) -> None:
+        if await self.client.positions(work.symbol):
+            return  # a fill between the reads: next pass
+        await self._cancel_leftovers(work)
+        if await self.client.positions(work.symbol):
+            # an entry filled while its siblings were being cancelled: that position is a leftover too
+            work.trade.stop_moves += 1
+            await self.client.close_position(
+                work.symbol, work.margin_mode, client_order_id=close_id(work.signal_id, work.trade.stop_moves)
+            )
+            return
+        found = await exit_of(self.client, work)
+        if found is None:
+            log.info("Trade %s: closed, waiting for the exchange's position history", work.signal_id)
+            return
+        trade = work.trade
+        trade.state, trade.exit_reason = CLOSED, found.reason
+        trade.realized_pnl, trade.fee = found.realized_pnl, found.fee
+        at = f" at {fmt(found.exit_price)}" if found.exit_price else ""
+        if found.kind in ("stop", "breakeven_stop"):
+            work.event("stopped_out", f"{found.reason}{at}", price=found.exit_price or Decimal(0))
+        work.event("closed", f"closed ({found.reason}){at}: realised P&L {fmt(found.realized_pnl)} USDT, "
+                   f"fees {fmt(found.fee)} USDT", reason=found.kind, realized_pnl=found.realized_pnl,
+                   fee=found.fee)
+
+    async def _cancel_leftovers(self, work: Work) -> None:
+        for record in work.records:
+            if record.role in (OrderRole.ENTRY, OrderRole.TAKE_PROFIT) and record.state in OPEN_ORDER:
+                await self._cancel(work, record)
+            elif record.state == "pending":
+                record.state = "not_sent"
+                work.touch(record)
+        for stop in await self.client.pending_tpsl(work.symbol):
+            if stop.side == work.close_side and stop.state == "live":
+                with contextlib.suppress(NotFound):
+                    await self.client.cancel_tpsl(work.symbol, tpsl_id=stop.tpsl_id)
+        for record in work.of(OrderRole.STOP_LOSS):
+            if record.state in ("live", "attached", "sending"):
+                record.state = "canceled"
+                work.touch(record)
+
+    async def _cancel(self, work: Work, record: OrderRecord) -> None:
+        try:
+            await self.client.cancel_order(work.symbol, client_order_id=record.client_order_id)
+            record.state = "canceled"
+            work.touch(record)
+        except NotFound:
+            order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
+            if order is not None:
+                self._apply(work, record, order)
+
+    # -- 4. before any fill ----------------------------------------------------------------------------
+
+    def _expired(self, trade: Trade) -> bool:
+        return not trade.entries_done and datetime.now(UTC) >= trade.opened_at + self.entry_timeout
+
+    async def _before_entry(self, work: Work) -> None:
+        trade = work.trade
+        resting = [r for r in work.of(OrderRole.ENTRY) if r.state in OPEN_ORDER]
+        if not resting:
+            await self._end(work, "entries_cancelled", "no entry is left on the exchange and none filled")
+            return
+        mark = await self.client.mark_price(trade.symbol)
+        if (mark <= trade.stop_price) if trade.is_long else (mark >= trade.stop_price):
+            kind = "entries_cancelled"
+            why = f"the price reached the stop {fmt(trade.stop_price)} before any entry filled"
+        elif self._expired(trade):
+            kind = "entries_expired"
+            why = f"no entry filled within {self.settings.entry_timeout_minutes:g} minutes"
+        else:
+            return
+        await self._cancel_entries(work, None, why)
+        if trade.filled == 0:
+            await self._end(work, kind, why)
+
+    async def _end(self, work: Work, kind: str, why: str) -> None:
+        await self._cancel_leftovers(work)
+        trade = work.trade
+        trade.state, trade.entries_done, trade.exit_reason = ENDED, True, why
+        work.event(kind, f"entries cancelled: {why}; nothing was opened")
+
+    async def _cancel_entries(self, work: Work, kind: str | None, why: str) -> None:
+        work.trade.entries_done = True
+        resting = [r for r in work.of(OrderRole.ENTRY) if r.state in OPEN_ORDER]
+        for record in resting:
+            await self._cancel(work, record)
+        cancelled = sum(1 for r in resting if r.state in ("canceled", "partially_canceled"))
+        if kind and cancelled:
+            work.event(kind, f"{why}: {cancelled} unfilled entr{'y' if cancelled == 1 else 'ies'} cancelled; "
+                       f"the filled {fmt(work.trade.filled)} contracts go on", cancelled=cancelled)
+
+
+def _stop_of(records: list[OrderRecord]) -> Decimal | None:
+    stops = [r for r in records if r.role == OrderRole.STOP_LOSS and r.trigger_price is not None]
+    return stops[0].trigger_price if stops else None

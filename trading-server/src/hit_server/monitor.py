@@ -1,0 +1,225 @@
+"""The position monitor: a background task of the server's lifespan that runs lifecycle passes.
+
+When a pass runs:
+- at once when the account changes: pushes of BloFin's private WebSocket (`orders`, `positions`,
+  `orders-algo`, through `blofin_ws.PrivateStream`, which reconnects with backoff), or, in paper mode
+  with the in-process simulator (reached through httpx.ASGITransport, which carries no socket), the
+  simulator's own change events through a small adapter (`SimFeed`);
+- every MONITOR_POLL_SECONDS while the socket is down: REST polling is the fallback, and the first
+  pass after a reconnect re-reads everything, so a loss misses nothing;
+- every 6 x MONITOR_POLL_SECONDS while the socket is up (prices and timeouts are not pushed);
+- reconciliation (`reconcile_exchange`) at start and every RECONCILE_MINUTES.
+A pass is a full comparison of the journal with the exchange (`lifecycle.py`), so a push is only a
+wake-up call: nothing depends on its content. A pass that fails is logged and the next one retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hit_server.blofin_auth import BloFinAuth
+from hit_server.blofin_errors import BloFinError
+from hit_server.blofin_ws import PrivateStream
+from hit_server.db import EventRow
+from hit_server.http_errors import JournalUnavailable
+from hit_server.lifecycle import Lifecycle
+from hit_server.notify import WebhookRelay
+from hit_server.orphans import reconcile_exchange
+from hit_server.paper import Exchange, configured_credentials
+from hit_server.service import TradingService
+from hit_server.settings import Settings
+from hit_server.trade_book import TradeBook
+
+log = logging.getLogger(__name__)
+
+QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
+
+
+class Feed(Protocol):
+    """Where account changes come from: `connected` while pushes flow; `start(wake)` / `stop()`."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self, monitor: PositionMonitor) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class SimFeed:
+    """The in-process simulator's change events: the engine calls subscribers synchronously."""
+
+    def __init__(self, sim: Any) -> None:
+        self.sim = sim
+        self._callback: Any = None
+
+    @property
+    def connected(self) -> bool:
+        return self._callback is not None
+
+    async def start(self, monitor: PositionMonitor) -> None:
+        loop = asyncio.get_running_loop()
+
+        def changed(_event: object) -> None:
+            loop.call_soon_threadsafe(monitor.wake)
+
+        self._callback = changed
+        self.sim.subscribe(changed)
+
+    async def stop(self) -> None:
+        if self._callback is not None:
+            with contextlib.suppress(ValueError):
+                self.sim.subscribers.remove(self._callback)
+            self._callback = None
+
+
+class StreamFeed:
+    """BloFin's private WebSocket; every push and every (re)connection wakes the monitor."""
+
+    def __init__(self, url: str, auth: BloFinAuth) -> None:
+        self.url = url
+        self.auth = auth
+        self.stream: PrivateStream | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.stream is not None and self.stream.connected
+
+    async def start(self, monitor: PositionMonitor) -> None:
+        async def on_event(_channel: str, _rows: list[dict[str, Any]]) -> None:
+            monitor.wake()
+
+        async def on_state(connected: bool) -> None:
+            if connected:
+                monitor.wake()  # pushes between the loss and now are lost: re-read everything
+            else:
+                log.warning("Position monitor: private stream down, polling every %g s", monitor.poll_s)
+
+        self.stream = PrivateStream(self.url, self.auth, on_event=on_event, on_state=on_state)
+        self._task = asyncio.create_task(self.stream.run())
+
+    async def stop(self) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+        if self._task is not None:
+            await self._task
+
+
+def ws_url(rest_url: str) -> str:
+    """BloFin's private WebSocket beside its REST root (`https://host` -> `wss://host/ws/private`)."""
+    scheme, _, rest = rest_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.rstrip('/')}/ws/private"
+
+
+class PositionMonitor:
+    def __init__(
+        self, lifecycle: Lifecycle, service: TradingService, feed: Feed | None, settings: Settings
+    ) -> None:
+        self.lifecycle = lifecycle
+        self.service = service
+        self.feed = feed
+        self.poll_s = settings.monitor_poll_seconds
+        self.reconcile_s = settings.reconcile_minutes * 60
+        self.reconciliations = 0
+        self.relay: WebhookRelay | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PositionMonitor(connected={self.connected}, passes={self.lifecycle.passes})"
+
+    @property
+    def connected(self) -> bool:
+        return self.feed is not None and self.feed.connected
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        if self.feed is not None:
+            await self.feed.start(self)
+        self._task = asyncio.create_task(self._run(), name="position-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.feed is not None:
+            await self.feed.stop()
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        await self._guarded(self.reconcile)
+        due = loop.time() + self.reconcile_s
+        while True:
+            interval = self.poll_s * (QUIET_FACTOR if self.connected else 1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            await self._guarded(self.lifecycle.sync_all)
+            if loop.time() >= due:
+                await self._guarded(self.reconcile)
+                due = loop.time() + self.reconcile_s
+
+    async def reconcile(self) -> None:
+        """Compare the journal with the exchange both ways (see `orphans.py`), then a full pass."""
+        self.reconciliations += 1
+        await reconcile_exchange(self.lifecycle)
+        await self.lifecycle.sync_all()
+
+    @staticmethod
+    async def _guarded(step: Any) -> None:
+        try:
+            await step()
+        except (BloFinError, JournalUnavailable) as exc:
+            log.warning("Position monitor: pass failed (%s); retrying at the next one", type(exc).__name__)
+        except Exception:
+            log.exception("Position monitor: unexpected error in a pass; retrying at the next one")
+
+
+def _feed(settings: Settings, exchange: Exchange) -> Feed | None:
+    if not settings.monitor_websocket:
+        return None
+    if exchange.sim_app is not None:
+        return SimFeed(exchange.sim_app.state.sim)
+    url = settings.exchange_url
+    if url is None:
+        return None
+    return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)))
+
+
+async def _last_event_id(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(await conn.scalar(select(func.coalesce(func.max(EventRow.id), 0))) or 0)
+
+
+@asynccontextmanager
+async def open_monitor(
+    settings: Settings, service: TradingService, exchange: Exchange, engine: AsyncEngine
+) -> AsyncIterator[PositionMonitor]:
+    """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit."""
+    lifecycle = Lifecycle(service.client, service.journal, TradeBook(engine), settings)
+    monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange), settings)
+    relay_task: asyncio.Task[None] | None = None
+    if settings.discord_webhook_url is not None:
+        relay = monitor.relay = WebhookRelay(settings.discord_webhook_url, service.journal)
+        relay_task = asyncio.create_task(relay.run(await _last_event_id(engine)), name="webhook-relay")
+    await monitor.start()
+    try:
+        yield monitor
+    finally:
+        await monitor.stop()
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task

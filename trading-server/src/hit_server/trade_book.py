@@ -1,0 +1,219 @@
+"""What the position monitor remembers about each trade, beside the journal's signals and orders.
+
+One `trades` row per placed signal the monitor has seen: the stop level in force (it moves to
+breakeven), the fills and targets already reported (so a restart never reports them twice), the
+exchange's position ids (to find the trade's closed positions in BloFin's positions-history) and,
+once it is over, how it ended with the realised P&L and fees. The table is created beside the
+journal's (`create_schema`); closing a trade also writes the signal's `is_open`, `realized_pnl` and
+`closed_at`, which `GET /api/v1/stats` reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hit_server.db import Base, EventRow, OrderRow, SignalRow, StateChangeRow, as_utc, utcnow
+from hit_server.http_errors import JournalUnavailable
+from hit_server.journal import EventRecord
+
+OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
+
+
+class TradeRow(Base):
+    __tablename__ = "trades"
+
+    signal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    stop_price: Mapped[str] = mapped_column(String(40))
+    stop_moves: Mapped[int] = mapped_column(Integer, default=0)  # stops this monitor placed
+    at_breakeven: Mapped[bool] = mapped_column(Boolean, default=False)
+    tp_batches: Mapped[int] = mapped_column(Integer, default=0)
+    fills: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # entry cid -> filled contracts
+    targets_hit: Mapped[list[Any]] = mapped_column(JSON, default=list)  # TP numbers reported
+    position_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    entries_done: Mapped[bool] = mapped_column(Boolean, default=False)  # expired or cancelled
+    exit_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    realized_pnl: Mapped[str | None] = mapped_column(String(40), default=None)
+    fee: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+@dataclass
+class Trade:
+    """A trade as the monitor works on it; `save` writes it back."""
+
+    signal_id: str
+    symbol: str
+    side: str
+    body: dict[str, Any]
+    opened_at: datetime  # when the signal was received
+    state: str = OPEN
+    stop_price: Decimal = Decimal(0)
+    stop_moves: int = 0
+    at_breakeven: bool = False
+    tp_batches: int = 0
+    fills: dict[str, Decimal] = field(default_factory=dict)
+    targets_hit: list[int] = field(default_factory=list)
+    position_ids: list[str] = field(default_factory=list)
+    entries_done: bool = False
+    exit_reason: str | None = None
+    realized_pnl: Decimal | None = None
+    fee: Decimal | None = None
+
+    @property
+    def filled(self) -> Decimal:
+        return sum(self.fills.values(), Decimal(0))
+
+    @property
+    def is_long(self) -> bool:
+        return self.side == "long"
+
+
+def _trade(row: TradeRow, signal: SignalRow) -> Trade:
+    return Trade(
+        signal_id=row.signal_id,
+        symbol=row.symbol,
+        side=row.side,
+        body=signal.body,
+        opened_at=as_utc(signal.created_at),
+        state=row.state,
+        stop_price=Decimal(row.stop_price),
+        stop_moves=row.stop_moves,
+        at_breakeven=row.at_breakeven,
+        tp_batches=row.tp_batches,
+        fills={cid: Decimal(str(v)) for cid, v in (row.fills or {}).items()},
+        targets_hit=[int(n) for n in row.targets_hit or []],
+        position_ids=[str(p) for p in row.position_ids or []],
+        entries_done=row.entries_done,
+        exit_reason=row.exit_reason,
+        realized_pnl=None if row.realized_pnl is None else Decimal(row.realized_pnl),
+        fee=None if row.fee is None else Decimal(row.fee),
+    )
+
+
+def _values(trade: Trade) -> dict[str, Any]:
+    return {
+        "state": trade.state,
+        "stop_price": str(trade.stop_price),
+        "stop_moves": trade.stop_moves,
+        "at_breakeven": trade.at_breakeven,
+        "tp_batches": trade.tp_batches,
+        "fills": {cid: str(v) for cid, v in trade.fills.items()},
+        "targets_hit": list(trade.targets_hit),
+        "position_ids": list(trade.position_ids),
+        "entries_done": trade.entries_done,
+        "exit_reason": trade.exit_reason,
+        "realized_pnl": None if trade.realized_pnl is None else str(trade.realized_pnl),
+        "fee": None if trade.fee is None else str(trade.fee),
+    }
+
+
+class TradeBook:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except SQLAlchemyError as exc:
+            raise JournalUnavailable("The trade journal cannot be written; check the database.") from exc
+
+    async def open_trades(self) -> list[Trade]:
+        """Every placed signal still open, oldest first; a row is created for one seen the first time
+        (with stop_price 0: the caller sets it from the journaled stop order)."""
+        async with self._session() as session:
+            signals = list(
+                await session.scalars(
+                    select(SignalRow)
+                    .where(SignalRow.is_open.is_(True), SignalRow.state == "answered")
+                    .where(SignalRow.status == "placed")
+                    .order_by(SignalRow.created_at)
+                )
+            )
+            if not signals:
+                return []
+            rows = {
+                r.signal_id: r
+                for r in await session.scalars(
+                    select(TradeRow).where(TradeRow.signal_id.in_([s.signal_id for s in signals]))
+                )
+            }
+            trades = []
+            for signal in signals:
+                row = rows.get(signal.signal_id)
+                if row is None:
+                    row = TradeRow(
+                        signal_id=signal.signal_id, symbol=signal.symbol, side=signal.side, state=OPEN,
+                        stop_price="0", fills={}, targets_hit=[], position_ids=[], stop_moves=0,
+                        tp_batches=0, at_breakeven=False, entries_done=False,
+                    )
+                    session.add(row)
+                if row.state == OPEN:
+                    trades.append(_trade(row, signal))
+            return trades
+
+    async def save(self, trade: Trade, events: Sequence[EventRecord] = ()) -> None:
+        """Write the trade, its events, and, when it is over, the signal's closing figures."""
+        now = utcnow()
+        async with self._session() as session:
+            values = _values(trade)
+            if trade.state != OPEN:
+                values["closed_at"] = now
+            await session.execute(
+                update(TradeRow).where(TradeRow.signal_id == trade.signal_id).values(**values)
+            )
+            if trade.state != OPEN:
+                await session.execute(
+                    update(SignalRow)
+                    .where(SignalRow.signal_id == trade.signal_id)
+                    .values(
+                        is_open=False,
+                        realized_pnl=None if trade.realized_pnl is None else str(trade.realized_pnl),
+                        closed_at=now if trade.state == CLOSED else None,
+                        updated_at=now,
+                    )
+                )
+                session.add(StateChangeRow(signal_id=trade.signal_id, state=trade.state,
+                                           note=trade.exit_reason, at=now))
+            session.add_all(
+                EventRow(type=e.type, signal_id=e.signal_id, symbol=e.symbol, message=e.message,
+                         data=e.data, created_at=now)
+                for e in events
+            )
+
+    async def get(self, signal_id: str) -> TradeRow | None:
+        async with self._session() as session:
+            return await session.get(TradeRow, signal_id)
+
+    async def open_symbols(self) -> set[str]:
+        """Symbols with a placed signal still open (the trades whose positions are ours)."""
+        async with self._session() as session:
+            rows = await session.scalars(select(SignalRow.symbol).where(SignalRow.is_open.is_(True)))
+            return set(rows)
+
+    async def signal_of_order(self, client_order_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """For each of these clientOrderIds journaled by us: (signal_id, whether that signal is open)."""
+        if not client_order_ids:
+            return {}
+        async with self._session() as session:
+            rows = await session.execute(
+                select(OrderRow.client_order_id, SignalRow.signal_id, SignalRow.is_open)
+                .join(SignalRow, SignalRow.signal_id == OrderRow.signal_id)
+                .where(OrderRow.client_order_id.in_(list(client_order_ids)))
+            )
+            return {cid: (sid, bool(is_open)) for cid, sid, is_open in rows.all()}
