@@ -102,4 +102,4 @@ def test_settings_env_example_documents_every_key_and_loads() -> None:
 
     assert keys == {name.upper() for name in Settings.model_fields}
     loaded = Settings(_env_file=example)
-    assert loaded.trading_mode == "paper" and loaded.data_dir.name == "data" and loaded.log_dir is None
+    assert loaded.trading_mode == "paper" and loaded.data_dir.name == "data" and loaded.log_dir.name == "logs"

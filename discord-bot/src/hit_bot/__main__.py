@@ -17,12 +17,19 @@ import discord
 import httpx
 
 from hit_bot.settings import ServerSettings, SettingsError, load_server_settings, load_settings
+from hit_shared.logs import configure_logging as setup_logs
 
 log = logging.getLogger("hit_bot")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def configure_logging(level: str, log_dir: Path, *, console_level: str | None = None) -> None:
+    """Console and `<log_dir>/discord-bot.log`; each line about a signal carries its signal_id."""
+    log_file = setup_logs("discord-bot", level, log_dir)
+    if console_level is not None:
+        for handler in logging.getLogger().handlers:
+            if not isinstance(handler, logging.FileHandler):
+                handler.setLevel(console_level)
+    log.info("Logging to the console and %s (LOG_LEVEL=%s)", log_file, level)
     if level == "DEBUG":  # discord.py's gateway chatter is noise even when debugging the bot
         logging.getLogger("discord.gateway").setLevel(logging.INFO)
 
@@ -36,7 +43,7 @@ def _run_bot(env_file: Path | None) -> int:
     from hit_bot.bot import run_bot
     from hit_bot.parser import parse
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_dir)
     try:
         asyncio.run(run_bot(settings, parse))
     except discord.LoginFailure:
@@ -67,7 +74,8 @@ def _run_replay(env_file: Path | None, path: Path) -> int:
     from hit_bot.replay import ReplayFileError
 
     settings = load_server_settings(env_file)
-    configure_logging(settings.log_level if settings.log_level != "INFO" else "WARNING")
+    quiet = settings.log_level if settings.log_level != "INFO" else "WARNING"  # the table is the output
+    configure_logging(settings.log_level, settings.log_dir, console_level=quiet)
     try:
         sys.stdout.write(asyncio.run(_replay(settings, path)) + "\n")
     except ReplayFileError as exc:

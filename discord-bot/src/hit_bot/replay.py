@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hit_bot.pipeline import Forwarded, Origin, Outcome, Parser, process, reason_of, verdict
 from hit_bot.trading_client import Delivered, TradingClient
+from hit_shared.logs import signal_context
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -73,7 +74,8 @@ async def replay(path: Path, *, parse: Parser, client: TradingClient) -> list[Re
     rows = []
     for number, text in enumerate(read_messages(path), start=1):
         signal_id = f"{prefix}:{number}"
-        outcome = await process(text, Origin(signal_id=signal_id), parse=parse, client=client)
+        with signal_context(signal_id):
+            outcome = await process(text, Origin(signal_id=signal_id), parse=parse, client=client)
         rows.append(ReplayRow(number, signal_id, outcome))
     return rows
 

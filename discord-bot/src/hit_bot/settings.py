@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
+DEFAULT_LOG_DIR = Path(__file__).resolve().parents[3] / "logs"  # logs/ at the repository root
 
 IdList = Annotated[tuple[int, ...], NoDecode]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -45,6 +46,12 @@ class ServerSettings(BaseSettings):
     trading_deadline_seconds: float = Field(default=30.0, gt=0, le=600)
     trading_attempt_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     log_level: LogLevel = "INFO"
+    log_dir: Path = Field(default=DEFAULT_LOG_DIR, description="rotating log files go here")
+
+    @field_validator("log_dir", mode="before")
+    @classmethod
+    def _empty_log_dir(cls, value: Any) -> Any:
+        return DEFAULT_LOG_DIR if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trading_server_url")
     @classmethod

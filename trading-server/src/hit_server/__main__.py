@@ -10,20 +10,9 @@ from pydantic import ValidationError
 
 from hit_server.server import create_app
 from hit_server.settings import Settings
+from hit_shared.logs import configure_logging
 
 log = logging.getLogger("hit_server")
-
-
-def configure_logging(settings: Settings) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if settings.log_dir is not None:
-        settings.log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(settings.log_dir / "trading-server.log", encoding="utf-8"))
-    logging.basicConfig(
-        level=settings.log_level,
-        handlers=handlers,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def main() -> int:
@@ -33,7 +22,8 @@ def main() -> int:
         problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
         sys.stderr.write(f"The trading server cannot start: {problems}\n")
         return 2
-    configure_logging(settings)
+    log_file = configure_logging("trading-server", settings.log_level, settings.log_dir)
+    log.info("Logging to the console and %s (LOG_LEVEL=%s)", log_file, settings.log_level)
     app = create_app(settings)
     log.info("Listening on http://%s:%d (API docs at /docs)", settings.host, settings.port)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)

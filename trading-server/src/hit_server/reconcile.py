@@ -21,6 +21,7 @@ from hit_server.execution import Execution, Outcome
 from hit_server.journal import EventRecord, OrderRecord
 from hit_server.responses import build_response
 from hit_server.risk import PlannedOrder, TradePlan
+from hit_shared.logs import signal_context
 from hit_shared.models import OrderRole, TradeSignal
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ async def reconcile_all(service: TradingService) -> int:
 
 async def reconcile_one(service: TradingService, row: SignalRow) -> bool:
     """True when the signal now has a settled answer."""
+    with signal_context(row.signal_id):
+        return await _reconcile_one(service, row)
+
+
+async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
     signal = TradeSignal.model_validate(row.body)
     records = await service.journal.orders_of(row.signal_id)
     try:

@@ -33,6 +33,7 @@ from hit_server.reconcile import reconcile_all, reconcile_one
 from hit_server.responses import build_response
 from hit_server.risk import MarketView, Rejection, RiskLimits, TradePlan, assess
 from hit_server.settings import Settings
+from hit_shared.logs import signal_context
 from hit_shared.models import HaltRequest, HaltState, TradeResponse, TradeSignal, TradingMode
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,10 @@ class TradingService:
     async def submit(self, signal: TradeSignal) -> tuple[TradeResponse, bool]:
         """The answer to a signal and whether it was carried out now (True) or replayed (False)."""
         digest = ids.body_hash(signal)
+        with signal_context(signal.signal_id):
+            return await self._submit(signal, digest)
+
+    async def _submit(self, signal: TradeSignal, digest: str) -> tuple[TradeResponse, bool]:
         async with self._locks.hold(signal.signal_id):
             existing = await self.journal.get_signal(signal.signal_id)
             if existing is not None:

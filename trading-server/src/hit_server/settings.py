@@ -24,6 +24,7 @@ from hit_shared.models import TradingMode
 log = logging.getLogger(__name__)
 
 SERVER_ROOT = Path(__file__).resolve().parents[2]  # trading-server/
+DEFAULT_LOG_DIR = SERVER_ROOT.parent / "logs"  # logs/ at the repository root, beside the bot's
 DEFAULT_DATA_DIR = SERVER_ROOT / "data"
 MIN_API_KEY_LENGTH = 32
 BLOFIN_URLS = {
@@ -72,7 +73,7 @@ class Settings(BaseSettings):
     paper_balance: Decimal = Field(default=Decimal(10000), gt=0)
     paper_seed: int = 0
     paper_price_walk: bool = True  # false freezes model prices (tests move them through the simulator)
-    log_dir: Path | None = None
+    log_dir: Path = DEFAULT_LOG_DIR
 
     # the position monitor (monitor.py, lifecycle.py)
     monitor_poll_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -95,7 +96,8 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
         if isinstance(value, str) and not value.strip():
-            return DEFAULT_DATA_DIR if info.field_name == "data_dir" else None
+            defaults: dict[str, object] = {"data_dir": DEFAULT_DATA_DIR, "log_dir": DEFAULT_LOG_DIR}
+            return defaults.get(info.field_name or "")
         return value
 
     @field_validator("log_level", mode="before")

@@ -23,6 +23,7 @@ from hit_bot import render
 from hit_bot.checks import is_watched_channel, may_post_signals
 from hit_bot.pipeline import Forwarded, NotSignal, Origin, Outcome, process
 from hit_bot.trading_client import TradingServerError, Unreachable
+from hit_shared.logs import signal_context
 from hit_shared.models import SignalSource, TradeSignal
 
 if TYPE_CHECKING:
@@ -103,6 +104,12 @@ class SignalsCog(commands.Cog):
         lock = self._locks.get(signal_id)
         if lock is None:
             lock = self._locks[signal_id] = asyncio.Lock()
+        with signal_context(signal_id):
+            return await self._handle_locked(message, lock, signal_id, edited=edited)
+
+    async def _handle_locked(
+        self, message: discord.Message, lock: asyncio.Lock, signal_id: str, *, edited: bool
+    ) -> Outcome | None:
         async with lock:
             if self.bot.state.send_state(signal_id) == "done":
                 return None
