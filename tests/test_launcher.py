@@ -74,10 +74,20 @@ def test_extract_examples_reads_fenced_blocks_after_the_marker():
 
 def test_demo_env_forces_paper_mode_and_drops_credentials(tmp_path):
     user_env = {"TRADING_MODE": "live", "BLOFIN_API_KEY": "real-key", "BLOFIN_API_SECRET": "real-secret"}
-    env = launcher.demo_env(user_env, tmp_path, 8123, "k" * 40)
+    env = launcher.demo_env(user_env, tmp_path, 8123, "k" * 40, tmp_path / "logs")
     assert env["TRADING_MODE"] == "paper"
     assert env["BLOFIN_API_KEY"] == ""
     assert env["BLOFIN_API_SECRET"] == ""
     assert env["TRADING_SERVER_URL"] == "http://127.0.0.1:8123"
     assert env["API_KEYS"] == env["TRADING_SERVER_API_KEY"] == "k" * 40
     assert str(tmp_path) in env["DATABASE_URL"]
+    assert env["LOG_DIR"] == str(tmp_path / "logs")
+
+
+def test_service_output_goes_to_its_file_and_its_tail_is_readable(tmp_path):
+    code = "import sys; print('starting'); print('boom: port in use', file=sys.stderr); sys.exit(1)"
+    service = launcher.Service("server", [sys.executable, "-c", code], {}, tmp_path, tmp_path / "out.log")
+    service.start()
+    assert service.proc is not None
+    service.proc.wait(20)
+    assert sorted(service.output_tail().splitlines()) == ["boom: port in use", "starting"]

@@ -52,15 +52,27 @@ class Service:
     cmd: Sequence[str]
     env: Mapping[str, str]
     cwd: Path
+    output: Path | None = None  # where the console output goes (None: this terminal)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         kwargs: dict[str, Any] = {}
+        if self.output is not None:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            sink = self.output.open("wb")
+            kwargs.update(stdout=sink, stderr=subprocess.STDOUT)
         if os.name == "nt":
             kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
         else:
             kwargs["start_new_session"] = True
         self.proc = subprocess.Popen(list(self.cmd), cwd=self.cwd, env=dict(self.env), **kwargs)
+        if self.output is not None:
+            sink.close()  # the child has its own handle
+
+    def output_tail(self, lines: int = 30) -> str:
+        if self.output is None or not self.output.exists():
+            return ""
+        return "\n".join(self.output.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
@@ -157,7 +169,9 @@ def run_all(python: Path, root: Path) -> int:
     return supervise([server, bot])
 
 
-def demo_env(base: Mapping[str, str], workdir: Path, port: int, api_key: str) -> dict[str, str]:
+def demo_env(
+    base: Mapping[str, str], workdir: Path, port: int, api_key: str, log_dir: Path
+) -> dict[str, str]:
     """Paper mode on a throwaway journal: whatever the user's .env says, the demo never trades live."""
     env = dict(base)
     env.update(
@@ -175,7 +189,7 @@ def demo_env(base: Mapping[str, str], workdir: Path, port: int, api_key: str) ->
             "MAX_OPEN_POSITIONS": "50",
             "TRADING_SERVER_URL": f"http://127.0.0.1:{port}",
             "TRADING_SERVER_API_KEY": api_key,
-            "LOG_DIR": str(workdir / "logs"),
+            "LOG_DIR": str(log_dir),
         }
     )
     return env
@@ -198,21 +212,26 @@ def demo(python: Path, root: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="hit-demo-") as tmp:
         workdir = Path(tmp)
         port, api_key = free_port(), secrets.token_urlsafe(32)
-        env = demo_env(os.environ, workdir, port, api_key)
+        log_dir = root / "logs" / "demo"
+        env = demo_env(os.environ, workdir, port, api_key, log_dir)
         feed = workdir / "signals.jsonl"
         feed.write_text("".join(json.dumps({"text": t}) + "\n" for t in examples), encoding="utf-8")
         base_url = f"http://127.0.0.1:{port}"
-        server = Service("trading server", [str(python), "-m", "hit_server"], env, workdir)
+        server = Service(
+            "trading server", [str(python), "-m", "hit_server"], env, workdir, log_dir / "server-console.log"
+        )
         say(f"starting the trading server in paper mode on {base_url} (no credentials, simulator exchange)")
         with running(server):
             if not wait_healthy(f"{base_url}/health", server):
-                say("the trading server did not become healthy; see its messages above")
+                say("the trading server did not become healthy; its last words:")
+                print(server.output_tail(), flush=True)
                 return 1
             say(f"replaying {len(examples)} messages from TEST_SIGNALS.md through the bot's pipeline")
             replay = [str(python), "-m", "hit_bot", "replay", str(feed)]
             code = subprocess.call(replay, cwd=workdir, env=env)
             print_summary(base_url, api_key)
-        say(f"API docs while it runs: {base_url}/docs; the journal: GET /api/v1/trades")
+        say(f"logs of this run: {log_dir} (one line per event, each tagged with its signal_id)")
+        say("API docs: ./run.sh server, then http://127.0.0.1:8000/docs; the journal: GET /api/v1/trades")
         say("next: QUICKSTART.md connects Discord and BloFin demo keys; then ./run.sh starts both services")
         return code
 

@@ -48,3 +48,15 @@ def test_configure_logging_without_a_directory_writes_no_file(tmp_path):
     finally:
         logging.basicConfig(force=True, handlers=[logging.NullHandler()])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_configure_logging_quiets_per_request_library_lines_unless_debugging(tmp_path):
+    try:
+        configure_logging("unit", "INFO", None)
+        assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert logging.getLogger("hit.any").isEnabledFor(logging.INFO)
+        configure_logging("unit", "DEBUG", None)
+        assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+    finally:
+        logging.getLogger("httpx").setLevel(logging.NOTSET)
+        logging.basicConfig(force=True, handlers=[logging.NullHandler()])

@@ -19,6 +19,8 @@ from pathlib import Path
 LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(signal_id)s] %(message)s"
 MAX_FILE_BYTES = 10 * 1024 * 1024
 BACKUP_FILES = 5
+# Libraries that log every request at INFO: one line per HTTP call drowns the events that matter.
+CHATTY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "websockets")
 
 _signal_id: ContextVar[str | None] = ContextVar("hit_signal_id", default=None)
 
@@ -66,4 +68,7 @@ def configure_logging(service: str, level: str, log_dir: Path | None) -> Path | 
         handler.addFilter(tag)
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
+    chatty_level = logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(chatty_level)
     return log_file
