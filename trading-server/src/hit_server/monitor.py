@@ -164,12 +164,13 @@ class PositionMonitor:
         while True:
             interval = self.poll_s * (QUIET_FACTOR if self.connected else 1)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(interval, due - loop.time())))
             self._wake.clear()
-            await self._guarded(self.lifecycle.sync_all)
             if loop.time() >= due:
                 await self._guarded(self.reconcile)
                 due = loop.time() + self.reconcile_s
+            else:
+                await self._guarded(self.lifecycle.sync_all)
 
     async def reconcile(self) -> None:
         """Compare the journal with the exchange both ways (see `orphans.py`), then a full pass."""
