@@ -219,7 +219,7 @@ async def sim(procs: Procs) -> AsyncIterator[SimProcess]:
     key, secret, phrase = (f"sim-{secrets.token_hex(12)}", secrets.token_urlsafe(24),
                            secrets.token_urlsafe(12))
     argv = [sys.executable, "-m", "hit_server.blofin_sim", "--host", "127.0.0.1", "--port", str(port),
-            "--api-key", key, "--api-secret", secret, "--passphrase", phrase,
+            f"--api-key={key}", f"--api-secret={secret}", f"--passphrase={phrase}",  # may start with "-"
             "--rate-limit-per-min", "0", "--trade-limit-per-10s", "0"]
     proc = procs.start("simulator", argv, clean_env())
     await wait_http(proc, f"http://127.0.0.1:{port}/sim/state")
