@@ -61,7 +61,6 @@ class ParseResult:
 NOT_SIGNAL = ParseResult("not_signal")
 
 _DIGIT = re.compile(r"\d")
-_COMMAND = re.compile(r"\s*[!/?][A-Za-z]")
 _TRADE_WORD = re.compile(r"(?i)\b(?:long|short|buy|sell)\b|📈|📉")
 # Results and reports of trades already made: never a new trade.
 _RESULT_WORDS = frozenset(
@@ -95,6 +94,15 @@ def _invalid(reason: str, format_name: str | None, found_words: frozenset[str]) 
     return ParseResult("invalid", format=format_name, reason=reason)
 
 
+def _is_command(text: str) -> bool:
+    start = text[:1]
+    if start.isspace():
+        start = text.lstrip()[:2]
+    else:
+        start = text[:2]
+    return start[:1] in ("!", "/", "?") and start[1:2].isalpha()
+
+
 def _is_question(norm: str) -> bool:
     if _QUESTION_START.match(norm):
         return True
@@ -108,7 +116,7 @@ def _parse(text: str) -> ParseResult:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
         return NOT_SIGNAL
-    if not _DIGIT.search(text) or _COMMAND.match(text):
+    if not _DIGIT.search(text) or _is_command(text):
         return NOT_SIGNAL
     norm = normalise(text)
     found_words = words(norm)

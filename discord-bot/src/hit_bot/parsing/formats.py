@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from hit_bot.parsing.scan import Scan, numbers
 
 
-@dataclass(frozen=True, slots=True)
-class Prices:
+class Prices(NamedTuple):
     """The prices a format read; `market` is true when the entry is at market (entries then empty)."""
 
     entries: tuple[Decimal, ...]
     stops: tuple[Decimal, ...]
     take_profits: tuple[Decimal, ...]
     market: bool = False
-    problem: str | None = field(default=None)
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +45,7 @@ def read_labelled(scan: Scan) -> Prices:
     if scan.market and entries:
         problem = "the entry is given both as market and as a price"
     elif not scan.market and not entries:
-        entries = scan.orphans
+        entries = scan.orphans()
     return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem)
 
 

@@ -50,7 +50,6 @@ _EMOJI_MARKS = {
     "🔴": RED_MARK,
     "🟥": RED_MARK,
 }
-_MEANINGFUL = re.compile("[" + "".join(_EMOJI_MARKS) + "]")
 _FOREIGN = re.compile(f"[^\\x00-\\x7f{''.join(_EMOJI_MARKS)}][^\\x00-\\x7f{''.join(_EMOJI_MARKS)}]*")
 _CONTROL = re.compile("[\\x00-\\x08\\x0e-\\x1f\\x7f]")
 _SPACES = re.compile("  [ ]*")
@@ -108,8 +107,9 @@ def _unicode(text: str) -> str:
         text = text.translate(_LOOK_ALIKES)
     text = _FOREIGN.sub(" ", _INVISIBLE.sub("", text))
     if not text.isascii():
-        for emoji in set(_MEANINGFUL.findall(text)):
-            text = text.replace(emoji, _EMOJI_MARKS[emoji])
+        for emoji, mark in _EMOJI_MARKS.items():
+            if emoji in text:
+                text = text.replace(emoji, mark)
     return text
 
 

@@ -71,29 +71,39 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
-def _build_labels() -> tuple[re.Pattern[str], dict[str, str]]:
+def _build_labels() -> re.Pattern[str]:
     """One regex for every label: a separator character, then the words grouped by their first letter
-    (so the engine tests one letter per group), each word ending in an empty marker group whose name
-    (`lastgroup`) tells the kind."""
+    (so the engine tests one letter per group). No capturing groups: each one slows every attempt."""
     by_letter: dict[str, list[str]] = {}
     rest: list[str] = []
-    kinds: dict[str, str] = {}
-    for kind, tail, words in _VOCABULARY:
+    for _kind, tail, words in _VOCABULARY:
         for word in words:
-            marker = f"m{len(kinds)}"
-            kinds[marker] = kind
             if word[0].isalpha() and word[1:2] not in ("?", "*", "+", "{"):
-                by_letter.setdefault(word[0], []).append(f"{word[1:]}{tail}(?P<{marker}>)")
+                by_letter.setdefault(word[0], []).append(f"{word[1:]}{tail}")
             else:
-                rest.append(f"{word}{tail}(?P<{marker}>)")
+                rest.append(f"{word}{tail}")
     groups = [f"{letter}(?:{'|'.join(words)})" for letter, words in by_letter.items()]
-    return re.compile(r"[^A-Z0-9_.](?:" + "|".join(groups + rest) + ")"), kinds
+    return re.compile(r"[^A-Z0-9_.](?:" + "|".join(groups + rest) + ")")
+
+
+def _kind(label: str) -> str:
+    """The kind of a label matched by _LABELS whose first letter is shared by two kinds (`SL`/`SELL`...);
+    its first character is the separator."""
+    second, yes, no = _KIND_BY_TWO_LETTERS[label[1]]
+    return yes if label[2:3] == second else no
 
 
 # Labels follow a non-word character, which the regex consumes: a text must start with one
 # (normalise() starts it with a newline). Emoji labels (and `@`) are found with str.find instead.
-_LABELS, _KINDS = _build_labels()
+_LABELS = _build_labels()
+_KIND_BY_LETTER = {
+    **dict.fromkeys("TP", "target"),
+    **dict.fromkeys("EBO", "entry"),
+    **dict.fromkeys("CX0123456789", "lev"),
+}
+_KIND_BY_TWO_LETTERS = {"S": ("E", "entry", "stop"), "L": ("I", "entry", "lev"), "I": ("N", "stop", "lev")}
 _SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "entry"), ("@", "entry"))
+_SYMBOL_KINDS = dict(_SYMBOL_LABELS)
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
 # never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices). Or a word.
@@ -117,15 +127,17 @@ class Scan:
     market: bool = False  # an entry label said market / CMP / now
     stops: list[Decimal] = field(default_factory=list)  # the first price of each stop label
     targets: list[Decimal] = field(default_factory=list)
-    orphans: list[Decimal] = field(default_factory=list)
+    header: str = ""  # the line before the first label, where an unlabelled entry may sit
+    lev_orphans: list[Decimal] = field(default_factory=list)  # prices right after a leverage
     leverages: list[str] = field(default_factory=list)
     emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
     multi_line: bool = False  # the labelled prices span more than one line
     first_label: int = -1  # where the first price label starts, -1 without one
+    labelled: bool = False  # some price label carried a price or a market word
 
-    @property
-    def labelled(self) -> bool:
-        return bool(self.entries or self.market or self.stops or self.targets)
+    def orphans(self) -> list[Decimal]:
+        """Prices that no label owns: on the line before the first label, or right after a leverage."""
+        return numbers(self.header) + self.lev_orphans
 
 
 def read_region(region: str) -> tuple[list[Decimal], bool]:
@@ -159,14 +171,14 @@ def _negative(region: str) -> bool:
 
 
 def _labels(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, kind) of every label, in text order."""
-    found = [(m.start(), m.end(), _KINDS[m.lastgroup or ""]) for m in _LABELS.finditer(text)]
+    """(start, end, label text) of every label, in text order; an emoji label has a negative end."""
+    found = [(*m.span(), m.group()) for m in _LABELS.finditer(text)]
     emoji = False
-    for symbol, kind in _SYMBOL_LABELS:
+    for symbol, _kind_name in _SYMBOL_LABELS:
         at = text.find(symbol)
         while at >= 0:
             emoji = True
-            found.append((at, at - len(text) - 1, kind))  # a negative end marks an emoji label
+            found.append((at, -1, symbol))
             at = text.find(symbol, at + 1)
     if emoji:
         found.sort(key=lambda label: (label[0], label[1] >= 0))
@@ -183,7 +195,7 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
     value = _LEVERAGE_NUMBER.search(label)
     if value:
         result.leverages.append(value.group(0))
-    result.orphans += orphans
+    result.lev_orphans += orphans
 
 
 def scan(text: str) -> Scan:
@@ -191,16 +203,22 @@ def scan(text: str) -> Scan:
     result = Scan(text)
     labels = _labels(text)
     count = len(labels)
-    result.orphans = numbers(_header_line(text[: labels[0][0]] if labels else text))
+    result.header = _header_line(text[: labels[0][0]] if labels else text)
     first = last = -1
-    for i, (start, end, kind) in enumerate(labels):
+    for i, (start, end, label) in enumerate(labels):
         emoji = end < 0
         if emoji:
             end = start + 1
-            emoji = text[start] != "@"
-        values, market = read_region(text[end : labels[i + 1][0] if i + 1 < count else None])
+            kind = _SYMBOL_KINDS[label]
+            emoji = label != "@"
+        else:
+            kind = _KIND_BY_LETTER.get(label[1]) or _kind(label)
+        region = text[end : labels[i + 1][0] if i + 1 < count else None]
+        if kind != "lev" and (not region or region.isspace()):
+            continue
+        values, market = read_region(region)
         if kind == "lev":
-            _leverage(result, text[start:end], values if first < 0 else [])
+            _leverage(result, label, values if first < 0 else [])
             continue
         if kind == "entry" and market:
             result.market = True
@@ -217,5 +235,6 @@ def scan(text: str) -> Scan:
             first = start
         last = start
     result.first_label = first
+    result.labelled = first >= 0
     result.multi_line = first >= 0 and "\n" in text[first:last]
     return result

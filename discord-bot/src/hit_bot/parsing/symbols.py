@@ -30,10 +30,10 @@ _ZONE_WORDS = frozenset(("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE"))
 _STRONG_BUY_SELL = re.compile(
     r"(?<![A-Z0-9])(BUY|SELL)(?:ING)?(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
 )
-_QUOTE = re.compile(r"(?:USDT|USDC|BUSD|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])")
+_QUOTE = re.compile(r"(?:USDT|USDC|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])")
 # Read backwards from just before a quote: optional separator, then the base (reversed).
 _BASE_REVERSED = re.compile(r"(?:[ ]?[-/:_][ ]?|[ ])?([A-Z0-9]{1,20})(?![A-Z0-9])")
-_QUOTES = {"USDT": "USDT", "USDC": "USDC", "BUSD": "BUSD", "PERP": "USDT"}
+_QUOTES = {"USDT": "USDT", "USDC": "USDC", "PERP": "USDT"}
 _CASHTAG = re.compile(r"[#$]([0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
 _BARE_AFTER = re.compile(
     r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15])[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
@@ -90,22 +90,22 @@ def _usable(base: str) -> bool:
 
 
 def _pairs(text: str) -> list[str]:
+    """Explicit pairs, found from their quote (str.find is far cheaper than a regex scan)."""
     found = []
-    for quote in _QUOTE.finditer(text):
-        start = quote.start()
-        base = _BASE_REVERSED.match(text[max(start - 24, 0) : start][::-1])
-        if base is None:
-            continue
-        name = base.group(1)[::-1]
-        if _usable(name):
-            written = quote.group(0)
-            found.append(f"{name}-{_QUOTES.get(written[:4], 'USD')}")
+    for literal in ("USD", "PERP"):
+        at = text.find(literal)
+        while at >= 0:
+            quote = _QUOTE.match(text, at)
+            base = quote and _BASE_REVERSED.match(text[max(at - 24, 0) : at][::-1])
+            if quote and base and _usable(name := base.group(1)[::-1]):
+                found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USD')}")
+            at = text.find(literal, at + 3)
     return found
 
 
 def symbols(text: str) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
-    found = _pairs(text) if ("USD" in text or "PERP" in text) else []
+    found = _pairs(text)
     if not found:
         found = [f"{m.group(1)}-USDT" for m in _PAIR_LABEL.finditer(text) if _usable(m.group(1))]
     if not found and ("#" in text or "$" in text):
