@@ -1,5 +1,10 @@
 """The trade feed: what GET /api/v1/events serves (placed, rejected, failed, stop repaired,
-position closed for safety, halted, resumed), read by the Discord bot to report outcomes."""
+position closed for safety, halted, resumed, and the position monitor's lifecycle events: entry
+filled, TP n hit, stop moved, stopped out, closed with P&L, naked position repaired, entries
+expired or cancelled, orphaned order cancelled), read by the Discord bot to report outcomes.
+
+The shape is unchanged by the lifecycle events: they add types, and numbers in `data` (prices,
+sizes, `realized_pnl`, `fee`) are decimal strings."""
 
 from __future__ import annotations
 
@@ -20,6 +25,15 @@ EVENT_TYPES = (
     "reconciled",
     "halted",
     "resumed",
+    "entry_filled",
+    "take_profit_hit",
+    "stop_moved",
+    "stopped_out",
+    "closed",
+    "naked_position_repaired",
+    "entries_expired",
+    "entries_cancelled",
+    "orphan_cancelled",
 )
 
 

@@ -49,6 +49,7 @@ class Lifecycle:
         self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
         self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
         self.passes = 0
+        self.foreign_reported: set[str] = set()  # positions not ours, logged once each
 
     async def snapshot(self) -> Snapshot:
         # positions first: a fill after this read shows up as extra coverage, never as a missing stop

@@ -4,7 +4,8 @@ The relay tails the journal's events (the same feed `GET /api/v1/events` serves)
 stored when it starts, and posts each lifecycle event as one message. Posting never holds up trading:
 a webhook that fails is retried a few times, honouring Discord's Retry-After, then the message is
 dropped with a warning (the event stays in the journal and the feed). The URL is a secret: it is never
-logged, and errors are reported by their type and status only (httpx puts the URL in its messages).
+logged (errors are reported by their type and status only, and httpx's own request log lines are
+redacted while the relay runs).
 """
 
 from __future__ import annotations
@@ -57,6 +58,17 @@ class WebhookRelay:
 
     async def run(self, after: int) -> None:
         """Relay events with an id above `after` until cancelled."""
+        redact = Redact(self._url.get_secret_value())
+        loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+        for logger in loggers:  # httpx logs every request's full URL at INFO
+            logger.addFilter(redact)
+        try:
+            await self._relay(after)
+        finally:
+            for logger in loggers:
+                logger.removeFilter(redact)
+
+    async def _relay(self, after: int) -> None:
         async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as http:
             while True:
                 try:
@@ -90,6 +102,20 @@ class WebhookRelay:
                 await asyncio.sleep(wait)
         self.dropped += 1
         log.warning("Discord webhook: a trade event was not posted (it stays in GET /api/v1/events)")
+
+
+class Redact(logging.Filter):
+    """Rewrites a log record that would show the secret, replacing it by a placeholder."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if self.secret in text:
+            record.msg, record.args = text.replace(self.secret, "<DISCORD_WEBHOOK_URL>"), ()
+        return True
 
 
 def _retry_after(reply: httpx.Response, default: float) -> float:

@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_reported: set[str] = set()
-
-
 async def reconcile_exchange(lifecycle: Lifecycle) -> int:
     """Cancel our orphaned orders and report foreign positions; the number of orders cancelled."""
     client, book = lifecycle.client, lifecycle.book
@@ -51,8 +48,8 @@ async def reconcile_exchange(lifecycle: Lifecycle) -> int:
     ours = await book.open_symbols()
     for position in await client.positions():
         key = position.position_id or position.inst_id
-        if position.inst_id not in ours and key not in _reported:
-            _reported.add(key)
+        if position.inst_id not in ours and key not in lifecycle.foreign_reported:
+            lifecycle.foreign_reported.add(key)
             log.warning("Reconciliation: a position on %s is not from a signal of this server; left alone",
                         position.inst_id)
     return len(events)
