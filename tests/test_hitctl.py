@@ -46,3 +46,16 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./run.sh test" in ci
     assert "./run.sh test" in (ROOT / "README.md").read_text()
+
+
+def test_readme_settings_table_names_every_setting_of_both_services():
+    readme = (ROOT / "README.md").read_text()
+    for example in ("trading-server/.env.example", "discord-bot/.env.example"):
+        keys = [
+            line.split("=", 1)[0]
+            for line in (ROOT / example).read_text().splitlines()
+            if line and not line.startswith("#") and "=" in line
+        ]
+        assert keys
+        missing = [key for key in keys if f"`{key}`" not in readme]
+        assert not missing, f"README.md settings table lacks {missing} from {example}"

@@ -103,3 +103,15 @@ def test_settings_env_example_documents_every_key_and_loads() -> None:
     assert keys == {name.upper() for name in Settings.model_fields}
     loaded = Settings(_env_file=example)
     assert loaded.trading_mode == "paper" and loaded.data_dir.name == "data" and loaded.log_dir.name == "logs"
+
+
+def test_settings_tls_files_go_together_and_must_exist(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("not checked here beyond existence")
+    with pytest.raises(ValidationError, match="SSL_CERTFILE and SSL_KEYFILE go together"):
+        Settings(_env_file=None, ssl_certfile=cert)
+    with pytest.raises(ValidationError, match="does not exist"):
+        Settings(_env_file=None, ssl_certfile=cert, ssl_keyfile=tmp_path / "missing.pem")
+    key = tmp_path / "key.pem"
+    key.write_text("x")
+    assert Settings(_env_file=None, ssl_certfile=cert, ssl_keyfile=key).ssl_keyfile == key

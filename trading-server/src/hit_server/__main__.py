@@ -25,8 +25,18 @@ def main() -> int:
     log_file = configure_logging("trading-server", settings.log_level, settings.log_dir)
     log.info("Logging to the console and %s (LOG_LEVEL=%s)", log_file, settings.log_level)
     app = create_app(settings)
-    log.info("Listening on http://%s:%d (API docs at /docs)", settings.host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    scheme = "https" if settings.ssl_certfile is not None else "http"
+    log.info("Listening on %s://%s:%d (API docs at /docs)", scheme, settings.host, settings.port)
+    tls = settings.ssl_certfile is not None
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=str(settings.ssl_certfile) if tls else None,
+        ssl_keyfile=str(settings.ssl_keyfile) if tls else None,
+    )
     return 0
 
 

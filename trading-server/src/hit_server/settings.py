@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     paper_seed: int = 0
     paper_price_walk: bool = True  # false freezes model prices (tests move them through the simulator)
     log_dir: Path = DEFAULT_LOG_DIR
+    # TLS served by uvicorn itself (both or neither); a reverse proxy in front is the other way
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
     # the position monitor (monitor.py, lifecycle.py)
     monitor_poll_seconds: float = Field(default=5.0, gt=0, le=300)
@@ -91,7 +94,8 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "data_dir", "log_dir", "database_url", "blofin_base_url", "discord_webhook_url", mode="before"
+        "data_dir", "log_dir", "database_url", "blofin_base_url", "discord_webhook_url", "ssl_certfile",
+        "ssl_keyfile", mode="before"
     )
     @classmethod
     def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     def _safe(self) -> Settings:
         if self.default_leverage > self.max_leverage:
             raise ValueError("DEFAULT_LEVERAGE must not exceed MAX_LEVERAGE")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("SSL_CERTFILE and SSL_KEYFILE go together: set both, or neither")
+        for tls_file in (self.ssl_certfile, self.ssl_keyfile):
+            if tls_file is not None and not tls_file.is_file():
+                raise ValueError(f"TLS file {tls_file} does not exist")
         webhook = self.discord_webhook_url
         if webhook is not None and not webhook.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
