@@ -21,7 +21,7 @@ import unicodedata
 
 # Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
 # every other non-ASCII character but the emoji that mean something becomes a space.
-_INVISIBLE = re.compile("[\ufe0f\ufe0e\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # removed; variation selectors become spaces
 _LOOK_ALIKE = re.compile(
     "[\u2010-\u2014\u2212\u2022\u00b7\u2219\u2192\u27a1\u21d2\u25ba\u2028\u2029\u0085\u000b\u000c]"
 )
@@ -50,7 +50,8 @@ _EMOJI_MARKS = {
     "🔴": RED_MARK,
     "🟥": RED_MARK,
 }
-_FOREIGN = re.compile(f"[^\\x00-\\x7f{''.join(_EMOJI_MARKS)}][^\\x00-\\x7f{''.join(_EMOJI_MARKS)}]*")
+_KEPT = f"\\t\\n\\r\\x20-\\x7e{''.join(_EMOJI_MARKS)}"
+_FOREIGN = re.compile(f"[^{_KEPT}][^{_KEPT}]*")  # also ASCII control characters
 _CONTROL = re.compile("[\\x00-\\x08\\x0e-\\x1f\\x7f]")
 _SPACES = re.compile("  [ ]*")
 # (character, replacement) pairs applied with str.replace after an `in` test: much faster than
@@ -102,10 +103,13 @@ def _unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     if "\u20e3" in text:
-        text = _KEYCAP.sub(" ", _INVISIBLE.sub("", text))
+        text = _KEYCAP.sub(" ", text.replace("\ufe0f", ""))
+    for invisible in _INVISIBLE:
+        if invisible in text:
+            text = text.replace(invisible, "")
     if _LOOK_ALIKE.search(text):
         text = text.translate(_LOOK_ALIKES)
-    text = _FOREIGN.sub(" ", _INVISIBLE.sub("", text))
+    text = _FOREIGN.sub(" ", text)
     if not text.isascii():
         for emoji, mark in _EMOJI_MARKS.items():
             if emoji in text:
@@ -156,10 +160,10 @@ def _commentary(text: str) -> str:
 
 def normalise(text: str) -> str:
     """The message as upper-case ASCII text that starts with a newline (see the module docstring)."""
-    if _CONTROL.search(text):
-        text = _CONTROL.sub(" ", text)
     if not text.isascii():
         text = _unicode(text)
+    elif _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
     if "<" in text:
         text = _DISCORD_TOKEN.sub(" ", text)
     if "://" in text or "www." in text or "WWW." in text:
