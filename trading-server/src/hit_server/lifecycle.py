@@ -33,7 +33,7 @@ from hit_server.pnl import exit_of
 from hit_server.risk import split_take_profits
 from hit_server.settings import Settings
 from hit_server.stops import StopKeeper
-from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook
+from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook, values_of
 from hit_server.trade_work import NOT_SENT, OPEN_ORDER, WATCHED, Snapshot, Work, batch_tp_id, close_id
 from hit_shared.models import OrderRole, fmt
 
@@ -76,12 +76,14 @@ class Lifecycle:
         if trade.stop_price == 0:  # first sight: the stop as journaled (on the tick grid)
             trade.stop_price = _stop_of(records) or Decimal(str(trade.body["stop_loss"]))
         work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)
+        before = values_of(trade)
         try:
             await self._advance(work, snap)
         finally:
             if work.changed:
                 await self.journal.add_or_update_orders(trade.signal_id, list(work.changed.values()))
-            await self.book.save(trade, work.events)
+            if work.events or values_of(trade) != before:
+                await self.book.save(trade, work.events)
             for event in work.events:
                 log.info("Trade %s: %s", trade.signal_id, event.message)
 

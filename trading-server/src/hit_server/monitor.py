@@ -41,6 +41,7 @@ from hit_server.trade_book import TradeBook
 log = logging.getLogger(__name__)
 
 QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
+MAX_GAP_S = 0.25  # pushes arriving within this gap are handled by one pass
 
 
 class Feed(Protocol):
@@ -165,6 +166,7 @@ class PositionMonitor:
             interval = self.poll_s * (QUIET_FACTOR if self.connected else 1)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, min(interval, due - loop.time())))
+            await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             self._wake.clear()
             if loop.time() >= due:
                 await self._guarded(self.reconcile)

@@ -104,7 +104,7 @@ def _trade(row: TradeRow, signal: SignalRow) -> Trade:
     )
 
 
-def _values(trade: Trade) -> dict[str, Any]:
+def values_of(trade: Trade) -> dict[str, Any]:
     return {
         "state": trade.state,
         "stop_price": str(trade.stop_price),
@@ -171,7 +171,7 @@ class TradeBook:
         """Write the trade, its events, and, when it is over, the signal's closing figures."""
         now = utcnow()
         async with self._session() as session:
-            values = _values(trade)
+            values = values_of(trade)
             if trade.state != OPEN:
                 values["closed_at"] = now
             await session.execute(
