@@ -67,6 +67,8 @@ _RESULT_WORDS = frozenset(
     """HIT HITS REACHED CLOSED CLOSING STOPPED ACHIEVED SMASHED BOOKED CANCELLED CANCELED LIQUIDATED
     TRIGGERED FILLED""".split()
 )
+_RESULT_STEMS = ("HIT", "REACHED", "CLOS", "STOPPED", "ACHIEVED", "SMASHED", "BOOKED", "CANCEL", "LIQUIDATED",
+                 "TRIGGERED", "FILLED")
 # Follow-ups about a running trade: quietly ignored when they do not read as a full signal.
 _FOLLOW_UP_WORDS = frozenset(
     "UPDATE UPDATES UPDATED MOVE MOVED MOVES MOVING BREAKEVEN TRAIL TRAILING SECURE PARTIAL".split()
@@ -88,10 +90,16 @@ def parse(text: str) -> ParseResult:
         return ParseResult("invalid", reason=INTERNAL_ERROR)
 
 
-def _invalid(reason: str, format_name: str | None, found_words: frozenset[str]) -> ParseResult:
+def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
+    found_words = words(norm)
     if found_words & _FOLLOW_UP_WORDS or ("BREAK" in found_words and "EVEN" in found_words):
         return NOT_SIGNAL
     return ParseResult("invalid", format=format_name, reason=reason)
+
+
+def _reports_a_result(norm: str) -> bool:
+    """A result word (`hit`, `closed`...): substring tests first, the word set only when one is there."""
+    return any(word in norm for word in _RESULT_STEMS) and bool(words(norm) & _RESULT_WORDS)
 
 
 def _is_command(text: str) -> bool:
@@ -119,25 +127,22 @@ def _parse(text: str) -> ParseResult:
     if not _DIGIT.search(text) or _is_command(text):
         return NOT_SIGNAL
     norm = normalise(text)
-    found_words = words(norm)
-    if found_words & _RESULT_WORDS or _is_question(norm):
+    if _reports_a_result(norm) or _is_question(norm):
         return NOT_SIGNAL
     found = scan(norm)
     form = next((f for f in PATTERNS.values() if f.detect(found)), None)
     if form is None:
         return NOT_SIGNAL
-    sides = directions(norm, found_words)
+    sides = directions(norm)
     if len(sides) != 1:
         if not sides and not (found.stops and found.targets):
             return NOT_SIGNAL
         why = "it gives both LONG and SHORT" if sides else "it says neither LONG nor SHORT"
-        return _invalid(why, form.name, found_words)
-    return _read(found, form, sides.pop(), norm, found_words)
+        return _invalid(why, form.name, norm)
+    return _read(found, form, sides.pop(), norm)
 
 
-def _read(
-    found: Scan, form: SignalFormat, side: Side, norm: str, found_words: frozenset[str]
-) -> ParseResult:
+def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult:
     prices = form.read(found)
     problem = _symbol_problem(candidates := symbols(norm))
     problem = problem or _prices_problem(prices)
@@ -148,7 +153,7 @@ def _read(
             side, prices.entries, prices.stops[0], prices.take_profits, leverage
         ) or _spread_problem(side, prices)
     if problem is not None:
-        return _invalid(problem, form.name, found_words)
+        return _invalid(problem, form.name, norm)
     signal = SignalCore.model_construct(
         side=side,
         symbol=candidates[0],

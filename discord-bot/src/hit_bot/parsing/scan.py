@@ -71,9 +71,13 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+_SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "entry"), ("@", "entry"))
+
+
 def _build_labels() -> re.Pattern[str]:
-    """One regex for every label: a separator character, then the words grouped by their first letter
-    (so the engine tests one letter per group). No capturing groups: each one slows every attempt."""
+    """One regex for every label, used with split(): a separator character, then the words grouped by
+    their first letter (so the engine tests one letter per group). One capturing group only: every
+    group slows every attempt."""
     by_letter: dict[str, list[str]] = {}
     rest: list[str] = []
     for _kind, tail, words in _VOCABULARY:
@@ -83,7 +87,10 @@ def _build_labels() -> re.Pattern[str]:
             else:
                 rest.append(f"{word}{tail}")
     groups = [f"{letter}(?:{'|'.join(words)})" for letter, words in by_letter.items()]
-    return re.compile(r"[^A-Z0-9_.](?:" + "|".join(groups + rest) + ")")
+    # A symbol label (🎯 🛑 💰 marks, `@`) is matched as the separator before it, the mark left in place:
+    # it can then be the separator of a word label glued to it (`💰TAKE PROFIT:`).
+    symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
+    return re.compile(r"([^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + "))")
 
 
 def _kind(label: str) -> str:
@@ -102,7 +109,6 @@ _KIND_BY_LETTER = {
     **dict.fromkeys("CX0123456789", "lev"),
 }
 _KIND_BY_TWO_LETTERS = {"S": ("E", "entry", "stop"), "L": ("I", "entry", "lev"), "I": ("N", "stop", "lev")}
-_SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "entry"), ("@", "entry"))
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
@@ -132,7 +138,6 @@ class Scan:
     leverages: list[str] = field(default_factory=list)
     emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
     multi_line: bool = False  # the labelled prices span more than one line
-    first_label: int = -1  # where the first price label starts, -1 without one
     labelled: bool = False  # some price label carried a price or a market word
 
     def orphans(self) -> list[Decimal]:
@@ -170,21 +175,6 @@ def _negative(region: str) -> bool:
     return len(start) == 2 and start[0] == "-" and start[1].isdigit()
 
 
-def _labels(text: str) -> list[tuple[int, int, str]]:
-    """(start, end, label text) of every label, in text order; an emoji label has a negative end."""
-    found = [(*m.span(), m.group()) for m in _LABELS.finditer(text)]
-    emoji = False
-    for symbol, _kind_name in _SYMBOL_LABELS:
-        at = text.find(symbol)
-        while at >= 0:
-            emoji = True
-            found.append((at, -1, symbol))
-            at = text.find(symbol, at + 1)
-    if emoji:
-        found.sort(key=lambda label: (label[0], label[1] >= 0))
-    return found
-
-
 def _header_line(header: str) -> str:
     """The last non-blank line before the first label."""
     header = header.rstrip()
@@ -201,40 +191,44 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
 def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     result = Scan(text)
-    labels = _labels(text)
-    count = len(labels)
-    result.header = _header_line(text[: labels[0][0]] if labels else text)
-    first = last = -1
-    for i, (start, end, label) in enumerate(labels):
-        emoji = end < 0
-        if emoji:
-            end = start + 1
-            kind = _SYMBOL_KINDS[label]
-            emoji = label != "@"
+    parts = _LABELS.split(text)  # header, label, region, label, region...
+    result.header = _header_line(parts[0])
+    labelled = newline = False
+    for i in range(1, len(parts), 2):
+        label, region = parts[i], parts[i + 1]
+        if len(label) == 1:  # a symbol label: the mark starts its region
+            kind = _SYMBOL_KINDS.get(region[:1], "")
+            emoji = region[:1] != "@"
         else:
             kind = _KIND_BY_LETTER.get(label[1]) or _kind(label)
-        region = text[end : labels[i + 1][0] if i + 1 < count else None]
-        if kind != "lev" and (not region or region.isspace()):
+            emoji = False
+        newline = newline or "\n" in label
+        if kind != "lev" and (not kind or region.isspace() or not region):
+            newline = newline or "\n" in region
             continue
         values, market = read_region(region)
         if kind == "lev":
-            _leverage(result, label, values if first < 0 else [])
-            continue
-        if kind == "entry" and market:
-            result.market = True
-        elif not values:
-            continue
-        elif kind == "entry":
-            result.entries += values
-        elif kind == "stop":
-            result.stops.append(values[0])
-        else:
-            result.targets += values
-        result.emoji = result.emoji or (emoji and bool(values))
-        if first < 0:
-            first = start
-        last = start
-    result.first_label = first
-    result.labelled = first >= 0
-    result.multi_line = first >= 0 and "\n" in text[first:last]
+            _leverage(result, label, values if not labelled else [])
+        elif _take(result, kind, values, market):
+            result.emoji = result.emoji or emoji
+            result.multi_line = result.multi_line or (labelled and newline)
+            labelled, newline = True, False
+        newline = newline or "\n" in region
+    result.labelled = labelled
     return result
+
+
+def _take(result: Scan, kind: str, values: list[Decimal], market: bool) -> bool:
+    """Adds a price label's prices to the scan; True when it carried any (or a market word)."""
+    if kind == "entry" and market:
+        result.market = True
+        return True
+    if not values:
+        return False
+    if kind == "entry":
+        result.entries += values
+    elif kind == "stop":
+        result.stops.append(values[0])
+    else:
+        result.targets += values
+    return True

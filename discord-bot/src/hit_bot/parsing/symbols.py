@@ -25,7 +25,12 @@ from hit_shared.models import Side
 _WORDS = re.compile(r"[A-Z][A-Z]*")
 _LONG_WORDS = frozenset(("LONG", "BUY", "LONGING", "BUYING"))
 _SHORT_WORDS = frozenset(("SHORT", "SELL", "SHORTING", "SELLING"))
-_ZONE_WORDS = frozenset(("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE"))
+_ZONE_WORDS = ("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE")
+_BUY_SELL = frozenset(("BUY", "BUYING", "SELL", "SELLING"))
+# Literal-first alternatives (the engine then jumps between L, S and B), word boundaries as look-behinds.
+_DIRECTION_WORDS = re.compile(
+    r"(?:L(?<![A-Z0-9]L)ONG|S(?<![A-Z0-9]S)HORT|B(?<![A-Z0-9]B)UY|S(?<![A-Z0-9]S)ELL)(?:ING)?(?![A-Z0-9])"
+)
 # BUY/SELL followed by one of _ZONE_WORDS is an entry label (`Buy zone:`), only a weak direction.
 _STRONG_BUY_SELL = re.compile(
     r"(?<![A-Z0-9])(BUY|SELL)(?:ING)?(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
@@ -63,12 +68,13 @@ def words(text: str) -> frozenset[str]:
     return frozenset(_WORDS.findall(text))
 
 
-def directions(text: str, found: frozenset[str]) -> set[Side]:
+def directions(text: str) -> set[Side]:
     """Every direction the message gives: strong ones if any, else weak ones."""
     sides: set[Side] = set()
-    long_words: set[str] | frozenset[str] = found & _LONG_WORDS
-    short_words: set[str] | frozenset[str] = found & _SHORT_WORDS
-    if found & _ZONE_WORDS and ("BUY" in text or "SELL" in text):
+    found = set(_DIRECTION_WORDS.findall(text))
+    long_words = found & _LONG_WORDS
+    short_words = found & _SHORT_WORDS
+    if (found & _BUY_SELL) and any(zone in text for zone in _ZONE_WORDS):
         strong = {m.group(1) for m in _STRONG_BUY_SELL.finditer(text)}
         long_words = {w for w in long_words if not w.startswith("BUY") or "BUY" in strong}
         short_words = {w for w in short_words if not w.startswith("SELL") or "SELL" in strong}
