@@ -64,15 +64,15 @@ class Lifecycle:
         if not trades:
             return 0
         snap = await self.snapshot()
+        orders = await self.book.orders_of([t.signal_id for t in trades])
         for trade in trades:
             try:
-                await self.sync_trade(trade, snap)
+                await self.sync_trade(trade, snap, orders[trade.signal_id])
             except BloFinError as exc:
                 log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)
         return len(trades)
 
-    async def sync_trade(self, trade: Trade, snap: Snapshot) -> None:
-        records = await self.journal.orders_of(trade.signal_id)
+    async def sync_trade(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
         if trade.stop_price == 0:  # first sight: the stop as journaled (on the tick grid)
             trade.stop_price = _stop_of(records) or Decimal(str(trade.body["stop_loss"]))
         work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hit_server.db import Base, EventRow, OrderRow, SignalRow, StateChangeRow, as_utc, utcnow
 from hit_server.http_errors import JournalUnavailable
-from hit_server.journal import EventRecord
+from hit_server.journal import EventRecord, OrderRecord, to_record
 
 OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
 
@@ -195,6 +195,19 @@ class TradeBook:
                          data=e.data, created_at=now)
                 for e in events
             )
+
+    async def orders_of(self, signal_ids: Sequence[str]) -> dict[str, list[OrderRecord]]:
+        """The journaled orders of these signals in one query, by signal_id (oldest first)."""
+        found: dict[str, list[OrderRecord]] = {sid: [] for sid in signal_ids}
+        if not signal_ids:
+            return found
+        async with self._session() as session:
+            rows = await session.scalars(
+                select(OrderRow).where(OrderRow.signal_id.in_(list(signal_ids))).order_by(OrderRow.created_at)
+            )
+            for row in rows:
+                found[row.signal_id].append(to_record(row))
+        return found
 
     async def get(self, signal_id: str) -> TradeRow | None:
         async with self._session() as session:
