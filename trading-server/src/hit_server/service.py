@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from hit_server import ids
+from hit_server.admission import Admission
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
@@ -85,6 +87,7 @@ class TradingService:
         self.executor = Executor(client, journal.add_or_update_orders)
         self.started = time.monotonic()
         self._locks = SignalLocks()
+        self._admission = Admission()
         self._halt = HaltState(halted=False)
         self._margin_mode_set = False
 
@@ -142,7 +145,13 @@ class TradingService:
     async def _carry_out(self, signal: TradeSignal, digest: str) -> TradeResponse:
         body = signal.model_dump(mode="json")
         created = datetime.now(UTC)
+        snapshot = self._admission.snapshot()
         verdict, market = await self._assess(signal)
+        if isinstance(verdict, TradePlan):
+            # No await from here to reserve(): concurrent signals can't both take the last slot.
+            verdict = assess(signal, self._admission.with_reservations(market, snapshot), self.limits)
+            if isinstance(verdict, TradePlan):
+                self._admission.reserve(signal.signal_id, signal.symbol)
         if isinstance(verdict, Rejection):
             response = build_response(signal, self.mode, "rejected", verdict.reason, None, [], created)
             await self.journal.record_intent(
@@ -163,6 +172,20 @@ class TradingService:
             )
             await self._store(signal, Outcome("rejected", verdict.reason, [], [event], False), response)
             return response
+        try:
+            return await self._place(signal, digest, body, created, verdict, market)
+        finally:
+            self._admission.release(signal.signal_id)
+
+    async def _place(
+        self,
+        signal: TradeSignal,
+        digest: str,
+        body: dict[str, Any],
+        created: datetime,
+        verdict: TradePlan,
+        market: MarketView,
+    ) -> TradeResponse:
         assert market.instrument is not None  # noqa: S101 - a plan always has its instrument
         records = plan_orders(signal, verdict)
         await self.journal.record_intent(

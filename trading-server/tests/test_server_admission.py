@@ -1,0 +1,81 @@
+"""Risk limits that span signals must hold under concurrency: signals with different ids arriving at
+once on the same symbol (or past MAX_OPEN_POSITIONS) must not all pass the check before any is recorded."""
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from hit_server.testing import paper_settings, running_server
+
+
+def market_long(signal_id: str, symbol: str, stop: str, target: str) -> dict[str, Any]:
+    return {
+        "signal_id": signal_id,
+        "side": "long",
+        "symbol": symbol,
+        "entries": [],
+        "stop_loss": stop,
+        "take_profits": [target],
+    }
+
+
+async def test_server_admits_one_trade_per_symbol_when_signals_race(tmp_path: Path) -> None:
+    async with running_server(paper_settings(tmp_path)) as server:
+        bodies = [market_long(f"race-{n}", "BTC-USDT", "58000", "61000") for n in range(8)]
+        replies = await asyncio.gather(*(server.http.post("/api/v1/signals", json=b) for b in bodies))
+        statuses = [reply.json()["status"] for reply in replies]
+        assert statuses.count("placed") == 1, statuses
+        assert statuses.count("rejected") == 7
+        entries = [o for o in server.sim.orders.values() if o.inst_id == "BTC-USDT" and not o.reduce_only]
+        assert len(entries) == 1
+
+
+async def test_server_keeps_max_open_positions_when_signals_race(tmp_path: Path) -> None:
+    async with running_server(paper_settings(tmp_path, max_open_positions=2)) as server:
+        bodies = [
+            market_long("mop-1", "BTC-USDT", "58000", "61000"),
+            market_long("mop-2", "ETH-USDT", "2900", "3050"),
+            market_long("mop-3", "SOL-USDT", "145", "153"),
+            market_long("mop-4", "LINK-USDT", "14.5", "15.3"),
+        ]
+        replies = await asyncio.gather(*(server.http.post("/api/v1/signals", json=b) for b in bodies))
+        statuses = [reply.json()["status"] for reply in replies]
+        assert statuses.count("placed") == 2, statuses
+        assert len([p for p in server.sim.positions.values() if p.size != 0]) == 2
+
+
+def make_market(symbols: frozenset[str] = frozenset()):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from hit_server.risk import MarketView
+
+    return MarketView(None, Decimal(1), Decimal(1000), Decimal(1000), len(symbols), symbols, False,
+                      datetime.now(UTC))
+
+
+def test_admission_reservation_counts_for_reads_that_started_before_its_release() -> None:
+    from hit_server.admission import Admission
+
+    now = [0.0]
+    admission = Admission(clock=lambda: now[0])
+    early = admission.snapshot()
+    admission.reserve("a", "BTC-USDT")
+    now[0] = 1.0
+    admission.release("a")
+    now[0] = 2.0
+    late = admission.snapshot()
+    seen_early = admission.with_reservations(make_market(), early)
+    assert seen_early.symbols_with_open_trade == {"BTC-USDT"}
+    assert seen_early.open_positions == 1
+    assert admission.with_reservations(make_market(), late).open_positions == 0
+
+
+def test_admission_does_not_count_a_trade_twice_when_the_read_already_shows_it() -> None:
+    from hit_server.admission import Admission
+
+    admission = Admission(clock=lambda: 0.0)
+    snap = admission.snapshot()
+    admission.reserve("a", "BTC-USDT")
+    seen = admission.with_reservations(make_market(frozenset({"BTC-USDT"})), snap)
+    assert seen.open_positions == 1
