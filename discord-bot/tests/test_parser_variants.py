@@ -238,6 +238,11 @@ SIGNALS: list[tuple[str, str, Expected]] = [
         ("long", "ARB-USDT", ("1.204",), "1.15", ("1.25", "1.3"), 5),
     ),
     (
+        "✅ NEW SIGNAL ✅\nLONG BTC-USDT\nEntry 60000\nSL 58000\nTP 65000",
+        "labelled",
+        ("long", "BTC-USDT", ("60000",), "58000", ("65000",), None),
+    ),
+    (
         "SIGNAL ALERT — SHORT\nPAIR: BTC/USDT\nSIDE: SHORT\nENTRY: 61000\nSL: 62000\nTP1: 60000\nTP2: 59000",
         "alert_card",
         ("short", "BTC-USDT", ("61000",), "62000", ("60000", "59000"), None),
@@ -271,6 +276,8 @@ NOT_SIGNALS = [
     "Next target 65000 for BTC",
     "   \n\t  ",
     "📈📈📈",
+    "LONG BTC-USDT Entry 60000 SL 58000 TP1 61000 ✅ TP2 62000",
+    "🎯 TP2 ✅ SHORT ETH-USDT Entry 3200 SL 3300 TP 3000",
 ]
 
 
@@ -297,6 +304,7 @@ INVALID = [
     ("LONG BTC-USDT Entry: 60000 SL: 58000", "no take-profit"),
     ("SHORT ETH-USDT SL: 3300 TP: 3400", "take profit 3400"),
     ("LONG BTC-USDT Entry 1: market Entry 2: 59000 SL: 58000 TP: 65000", "both as market and as a price"),
+    ("SHORT ETH-USDT Entry: 0,512 SL: 0,530 TP: 0,480", "greater than zero"),
     ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 61000 62000 63000 64000 65000 66000 67000 68000 69000 "
      "70000 71000", "at most 10"),
 ]

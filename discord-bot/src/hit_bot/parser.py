@@ -28,7 +28,7 @@ from hit_bot.parsing.formats import (
     Prices,
     SignalFormat,
 )
-from hit_bot.parsing.normalise import normalise
+from hit_bot.parsing.normalise import CHECK_MARK, normalise
 from hit_bot.parsing.scan import Scan, scan
 from hit_bot.parsing.symbols import directions, symbols, words
 from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
@@ -73,6 +73,9 @@ _RESULT_STEMS = ("HIT", "REACHED", "CLOS", "STOPPED", "ACHIEVED", "SMASHED", "BO
 _FOLLOW_UP_WORDS = frozenset(
     "UPDATE UPDATES UPDATED MOVE MOVED MOVES MOVING BREAKEVEN TRAIL TRAILING SECURE PARTIAL".split()
 )
+_CHECKED_LABEL = re.compile(
+    r"\x18[^\n]*(?:TP|TARGET|T[0-9]|SL|STOP|\x11|\x12)|(?:TP|TARGET|T[0-9]|SL|STOP|\x11|\x12)[^\n]*\x18"
+)
 _QUESTION_START = re.compile(
     r"[^A-Z0-9]*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE"
     r"|ANYBODY|THOUGHTS|WDYT|SHALL)(?![A-Z0-9])"
@@ -98,7 +101,10 @@ def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
 
 
 def _reports_a_result(norm: str) -> bool:
-    """A result word (`hit`, `closed`...): substring tests first, the word set only when one is there."""
+    """A result word (`hit`, `closed`...; substring tests first, the word set only when one is there), or
+    a check mark on a line with a target or a stop (`TP1 61000 ✅`)."""
+    if CHECK_MARK in norm and _CHECKED_LABEL.search(norm):
+        return True
     return any(word in norm for word in _RESULT_STEMS) and bool(words(norm) & _RESULT_WORDS)
 
 

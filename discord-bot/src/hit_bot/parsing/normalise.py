@@ -9,8 +9,9 @@ What is removed or rewritten, and why:
   digits that are not prices) are removed.
 - Commentary that is not a price: a parenthesised remark right after a number (`58000 (-6%)`),
   percentages (`Risk 1%`, `SIZE: 1-4%`), risk/reward ratios (`0.46 R:R`) and list indices (`1) 61000`).
-- Thousands separators (`60,000` -> `60000`), but `145,150,160` stays a list: a price above a million
-  written with a three-digit first group is far more likely a list without spaces.
+- Thousands separators (`60,000` -> `60000`), but `145,150,160` stays a list (a price above a million
+  written with a three-digit first group is far more likely a list without spaces) and `0,512` is
+  left alone (a decimal comma, never a thousands separator; it then reads as two prices and fails).
 Each step runs only when a cheap `in` test says it can apply, to keep the common path fast.
 """
 
@@ -36,6 +37,7 @@ _LOOK_ALIKES = str.maketrans(
 # the normalised text is plain ASCII, which every later step handles faster.
 TARGET_MARK, STOP_MARK, ENTRY_MARK = "\x11", "\x12", "\x13"
 UP_MARK, DOWN_MARK, GREEN_MARK, RED_MARK = "\x14", "\x15", "\x16", "\x17"
+CHECK_MARK = "\x18"  # ✅ ✔ ☑: beside a target or a stop it reports a result
 _EMOJI_MARKS = {
     "🎯": TARGET_MARK,
     "🛑": STOP_MARK,
@@ -49,6 +51,9 @@ _EMOJI_MARKS = {
     "🟩": GREEN_MARK,
     "🔴": RED_MARK,
     "🟥": RED_MARK,
+    "✅": CHECK_MARK,
+    "✔": CHECK_MARK,
+    "☑": CHECK_MARK,
 }
 _KEPT = f"\\t\\n\\r\\x20-\\x7e{''.join(_EMOJI_MARKS)}"
 _FOREIGN = re.compile(f"[^{_KEPT}][^{_KEPT}]*")  # also ASCII control characters
@@ -94,8 +99,8 @@ _COMMA_DIGIT = re.compile(r",(?=[0-9])")
 
 def _join_thousands(match: re.Match[str]) -> str:
     head, groups = match.group(1), match.group(2)
-    if len(head) == 3 and groups.count(",") > 1:
-        return match.group(0)
+    if head[0] == "0" or (len(head) == 3 and groups.count(",") > 1):
+        return match.group(0)  # `0,512` is a decimal comma; `145,150,160` a list
     return head + groups.replace(",", "")
 
 
