@@ -256,3 +256,31 @@ async def test_server_stats_count_outcomes_and_replays(server: RunningServer) ->
     assert stats["open_positions"] == 1 and stats["mode"] == "paper" and stats["halted"] is False
     positions = (await server.http.get("/api/v1/positions")).json()["positions"]
     assert [p["instId"] for p in positions] == ["BTC-USDT"]
+
+
+async def test_server_halt_leaves_the_traders_own_orders_and_positions_alone(server: RunningServer) -> None:
+    from hit_server.blofin_sim.models import OrderParams
+
+    await post(server, signal("ours-open"))
+    manual_position = OrderParams(
+        inst_id="SOL-USDT", side="buy", order_type="market", size=Decimal(3), margin_mode="cross",
+        client_order_id="myManualTrade1",
+    )
+    manual_entry = OrderParams(
+        inst_id="LINK-USDT", side="buy", order_type="limit", size=Decimal(2), margin_mode="cross",
+        price=Decimal(10), client_order_id="myManualLimit1",
+    )
+    server.sim.place_order(manual_position)
+    resting = server.sim.place_order(manual_entry)
+
+    state = (
+        await server.http.post(
+            "/api/v1/halt", json={"reason": "panic", "cancel_orders": True, "close_positions": True}
+        )
+    ).json()
+
+    assert state["closed_positions"] == 1
+    btc = server.sim.positions.get("BTC-USDT")
+    assert btc is None or btc.size == 0
+    assert server.sim.positions["SOL-USDT"].size == Decimal(3)
+    assert server.sim.orders[resting.order_id].is_open

@@ -43,6 +43,15 @@ def close_id(signal_id: str) -> str:
     return _checked(f"{signal_prefix(signal_id)}cl")
 
 
+_OURS = re.compile(rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}|sl|cl)$")
+
+
+def is_ours(client_order_id: str | None) -> bool:
+    """True for a clientOrderId this server derives; a trader's own orders (any other id, or none)
+    are never touched by the kill switch."""
+    return bool(client_order_id) and _OURS.match(client_order_id or "") is not None
+
+
 def _checked(value: str) -> str:
     if not _VALID.match(value):
         raise ValueError(f"not a valid BloFin clientOrderId: {value!r}")

@@ -282,20 +282,23 @@ class TradingService:
         return self._halt
 
     async def _cancel_entries(self) -> int:
-        """Cancel resting entry orders (never the reduce-only exits or stops that protect positions)."""
+        """Cancel our resting entry orders: never the reduce-only exits or stops that protect
+        positions, and never an order the trader placed by hand (its clientOrderId is not ours)."""
         count = 0
         for order in await self.client.pending_orders():
-            if order.reduce_only:
+            if order.reduce_only or not ids.is_ours(order.client_order_id):
                 continue
             await self.client.cancel_order(order.inst_id, order_id=order.order_id)
             count += 1
         return count
 
     async def _close_all(self) -> int:
-        """Close every position at market, then cancel the exits left resting on those symbols."""
+        """Close at market the positions of symbols with a trade of ours (a position the trader opened
+        by hand on another symbol is left alone), then cancel the exits left resting on them."""
+        ours = await self.journal.open_symbols()
         closed: set[str] = set()
         for position in await self.client.positions():
-            if position.positions != 0:
+            if position.positions != 0 and position.inst_id in ours:
                 await self.client.close_position(position.inst_id, position.margin_mode)
                 closed.add(position.inst_id)
         for order in await self.client.pending_orders():
