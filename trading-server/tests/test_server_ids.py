@@ -1,0 +1,27 @@
+import pytest
+
+from hit_server import ids
+
+
+def test_ids_every_role_of_a_signal_is_recognised_as_ours():
+    sid = "discord:123:456"
+    derived_ids = (
+        ids.entry_id(sid, 1),
+        ids.entry_id(sid, 20),
+        ids.take_profit_id(sid, 10),
+        ids.stop_id(sid),
+        ids.close_id(sid),
+    )
+    for derived in derived_ids:
+        assert ids.is_ours(derived), derived
+        assert len(derived) <= 32
+
+
+@pytest.mark.parametrize("other", [None, "", "myManualTrade1", "ccxt1", "0123456789abcdef01234567", "X" * 26])
+def test_ids_a_traders_own_order_ids_are_not_ours(other):
+    assert not ids.is_ours(other)
+
+
+def test_ids_are_deterministic_and_distinct_per_signal():
+    assert ids.entry_id("a", 1) == ids.entry_id("a", 1)
+    assert ids.entry_id("a", 1) != ids.entry_id("b", 1)
