@@ -57,6 +57,18 @@ def test_parser_never_raises_on_long_text(text: str) -> None:
     _check(text)
 
 
+PATHOLOGICAL = [
+    "1" * 3999, "1," * 1999, "(1" * 1999, "1%" * 1999, "TP1 " * 999, "R:R 1" * 799, "\n1)" * 1300,
+    "LONG BTC-USDT Entry: " + "1 " * 1980, "🎯1" * 1300, "1-" * 1999, "0," * 1999, "1 (" * 1333,
+    "LONG BTCUSDT " + "1/" * 1990, "STOP LOSS TARGETS " * 222, "1K" * 1999, "#1" * 1999,
+]
+
+
+def test_parser_survives_pathological_repetitions() -> None:
+    for text in PATHOLOGICAL:
+        _check(text)
+
+
 def test_parser_handles_huge_messages_quickly() -> None:
     assert parse("LONG BTC-USDT " + "60000 " * 100_000).kind != "signal"
     assert parse("9" * 50_000).kind == "not_signal"

@@ -28,14 +28,12 @@ from hit_bot.parsing.formats import (
     Prices,
     SignalFormat,
 )
-from hit_bot.parsing.normalise import CHECK_MARK, normalise
+from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, scan
 from hit_bot.parsing.symbols import directions, symbols, words
 from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
 
 log = logging.getLogger(__name__)
-
-Kind = Literal["signal", "not_signal", "invalid"]
 
 # Priority order: the first format whose `detect` accepts the message reads it.
 PATTERNS: dict[str, SignalFormat] = {
@@ -67,20 +65,21 @@ _RESULT_WORDS = frozenset(
     """HIT HITS REACHED CLOSED CLOSING STOPPED ACHIEVED SMASHED BOOKED CANCELLED CANCELED LIQUIDATED
     TRIGGERED FILLED""".split()
 )
-_RESULT_STEMS = ("HIT", "REACHED", "CLOS", "STOPPED", "ACHIEVED", "SMASHED", "BOOKED", "CANCEL", "LIQUIDATED",
-                 "TRIGGERED", "FILLED")
+_RESULT_STEMS = (
+    "HIT", "REACHED", "CLOS", "STOPPED", "ACHIEVED", "SMASHED", "BOOKED", "CANCEL", "LIQUIDATED", "TRIGGERED",
+    "FILLED",
+)
 # Follow-ups about a running trade: quietly ignored when they do not read as a full signal.
 _FOLLOW_UP_WORDS = frozenset(
     "UPDATE UPDATES UPDATED MOVE MOVED MOVES MOVING BREAKEVEN TRAIL TRAILING SECURE PARTIAL".split()
 )
-_CHECKED_LABEL = re.compile(
-    r"\x18[^\n]*(?:TP|TARGET|T[0-9]|SL|STOP|\x11|\x12)|(?:TP|TARGET|T[0-9]|SL|STOP|\x11|\x12)[^\n]*\x18"
-)
+_RESULT_LABEL = f"(?:TP|TARGET|T[0-9]|SL|STOP|{TARGET_MARK}|{STOP_MARK})"
+_CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[^\n]*{CHECK_MARK}")
 _QUESTION_START = re.compile(
     r"[^A-Z0-9]*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE"
     r"|ANYBODY|THOUGHTS|WDYT|SHALL)(?![A-Z0-9])"
 )
-_DIRECTION_WORD = re.compile(r"\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15]")
+_DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\\b|{UP_MARK}|{DOWN_MARK}")
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
@@ -109,11 +108,7 @@ def _reports_a_result(norm: str) -> bool:
 
 
 def _is_command(text: str) -> bool:
-    start = text[:1]
-    if start.isspace():
-        start = text.lstrip()[:2]
-    else:
-        start = text[:2]
+    start = text.lstrip()[:2]
     return start[:1] in ("!", "/", "?") and start[1:2].isalpha()
 
 
