@@ -153,7 +153,9 @@ def _commentary(text: str) -> str:
     if "%" in text:
         text = _drop_percentages(text)
     if "R" in text and any(marker in text for marker in _RISK_REWARD_MARKERS):
-        text = _RATIO_LABEL.sub(" ", _drop_ratio_values(text))
+        text = _drop_ratio_values(text)
+        if any(marker in text for marker in _RISK_REWARD_MARKERS):
+            text = _RATIO_LABEL.sub(" ", text)
     if "," in text and _COMMA_DIGIT.search(text):
         text = _THOUSANDS.sub(_join_thousands, text)
     if ")" in text and _DIGIT_PAREN.search(text):
