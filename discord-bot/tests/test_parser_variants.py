@@ -238,6 +238,38 @@ SIGNALS: list[tuple[str, str, Expected]] = [
         ("long", "ARB-USDT", ("1.204",), "1.15", ("1.25", "1.3"), 5),
     ),
     (
+        "LONG BTCUSDT @60000 SL58000 TP65000",
+        "standard",
+        ("long", "BTC-USDT", ("60000",), "58000", ("65000",), None),
+    ),
+    (
+        "LONG BTC-USDT - Entry: 60000, SL: 58000, TP=65000",
+        "standard",
+        ("long", "BTC-USDT", ("60000",), "58000", ("65000",), None),
+    ),
+    (
+        "📍Coin : #BTC/USDT\n🟢 Long\n⚡Leverage : Cross 20x\n📊Entry : 60000 - 59500\n🎯Target 1 : 61000\n"
+        "🎯Target 2 : 62000\n🛑Stop Loss : 58000",
+        "labelled",
+        ("long", "BTC-USDT", ("60000", "59500"), "58000", ("61000", "62000"), 20),
+    ),
+    (
+        "SHORT ETH\nEntry: 3,200.50\nSL: 3,300\nTP: 3,100.25 / 3,000",
+        "labelled",
+        ("short", "ETH-USDT", ("3200.5",), "3300", ("3100.25", "3000"), None),
+    ),
+    (
+        "Signal #1234\nLONG BTC-USDT\nEntry 60000\nSL 58000\nTP 61000\nTP 62000\n\nRisk: 1%\nSize: 0.5\n"
+        "Note: trail SL after TP1",
+        "labelled",
+        ("long", "BTC-USDT", ("60000",), "58000", ("61000", "62000"), None),
+    ),
+    (
+        "ETHUSDT SHORT 3200 SL 3300 TP 3000",
+        "standard",
+        ("short", "ETH-USDT", ("3200",), "3300", ("3000",), None),
+    ),
+    (
         "✅ NEW SIGNAL ✅\nLONG BTC-USDT\nEntry 60000\nSL 58000\nTP 65000",
         "labelled",
         ("long", "BTC-USDT", ("60000",), "58000", ("65000",), None),
