@@ -1,4 +1,4 @@
-"""Signal parser throughput and latency over a corpus (default: the public one beside the repo).
+"""Signal parser throughput and latency over a corpus (default: the bundled copy of the public corpus).
 
     .venv/bin/python bench/parser.py [--corpus PATH] [--seconds 3]
 
@@ -20,7 +20,8 @@ import time
 
 from hit_bot.parser import parse
 
-DEFAULT_CORPUS = pathlib.Path(__file__).resolve().parents[2] / "shared" / "signals" / "public.jsonl"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = REPO / "discord-bot" / "tests" / "data" / "public_corpus.jsonl"
 
 
 def load(path: pathlib.Path) -> list[str]:

@@ -11,7 +11,10 @@ import pytest
 
 from hit_bot.parser import PATTERNS, ParseResult, parse
 
-CORPUS = pathlib.Path(__file__).resolve().parents[3] / "shared" / "signals" / "public.jsonl"
+# A copy of the public corpus lives with the tests, so a fresh clone tests the parser on its own; where the
+# shared folder sits beside the repository (CI, the team's machines), the copy must still match it.
+CORPUS = pathlib.Path(__file__).resolve().parent / "data" / "public_corpus.jsonl"
+SHARED_CORPUS = pathlib.Path(__file__).resolve().parents[3] / "shared" / "signals" / "public.jsonl"
 
 
 def _cases() -> list[dict[str, Any]]:
@@ -121,3 +124,12 @@ def test_parser_patterns_has_the_named_formats_with_examples_that_parse() -> Non
         result = parse(form.example)
         assert result.kind == "signal", (name, result.reason)
         assert result.format == name
+
+
+def test_parser_corpus_copy_matches_the_shared_corpus_when_present() -> None:
+    if not SHARED_CORPUS.exists():
+        assert CASES, "the bundled corpus copy is empty"
+        return
+    lines = SHARED_CORPUS.read_text(encoding="utf-8").splitlines()
+    shared = [json.loads(line) for line in lines if line.strip()]
+    assert shared == CASES, "the shared corpus changed: refresh discord-bot/tests/data/public_corpus.jsonl"
