@@ -15,7 +15,7 @@ can't be established it raises `OrderOutcomeUnknown` carrying the clientOrderId.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -23,6 +23,7 @@ import httpx
 from pydantic import ValidationError
 
 from hit_server.blofin_auth import BloFinAuth
+from hit_server.blofin_batch import place_batch
 from hit_server.blofin_errors import (
     BloFinError,
     DuplicateClientOrderId,
@@ -196,6 +197,11 @@ class BloFinClient:
 
         cid = req.client_order_id
         return await self._resolve_write("order", cid, cid, send, lookup)
+
+    async def place_orders(self, reqs: Sequence[OrderRequest]) -> list[OrderAck | BloFinError]:
+        """Place up to 20 orders of one instrument and margin mode in ONE call; one result per request,
+        in order: its ack or the error that refused it (see `blofin_batch` for unclear outcomes)."""
+        return await place_batch(self, reqs)
 
     async def place_tpsl(self, req: TpslRequest) -> TpslAck:
         """Place a TP/SL on an open position; unclear outcomes are resolved like `place_order`."""

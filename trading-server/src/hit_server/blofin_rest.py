@@ -121,11 +121,16 @@ def raise_for_items(data: Any) -> None:
         raise error_for(str(item["code"]), str(item.get("msg") or ""))
 
 
-def parse_envelope(response: httpx.Response, what: str) -> Any:
+BATCH_CODES = ("0", "1", "2")  # all succeeded, all failed, partly succeeded: each item says which
+
+
+def parse_envelope(response: httpx.Response, what: str, *, items: bool = False) -> Any:
     """BloFin's `data`, or the error the reply stands for.
 
     A non-200 reply is judged by its BloFin code when the table knows it, else by its HTTP status
-    (a gateway's 503 or 504 body may carry a code of its own that is no BloFin code).
+    (a gateway's 503 or 504 body may carry a code of its own that is no BloFin code). With `items`
+    (batch writes), a top-level 0, 1 or 2 with a list `data` is returned as it is: the caller reads
+    each item's own code.
     """
     try:
         payload = response.json()
@@ -139,6 +144,8 @@ def parse_envelope(response: httpx.Response, what: str) -> Any:
         )
     if code is None or not isinstance(payload, dict):
         raise ExchangeUnavailable(f"BloFin sent an unreadable reply to {what}", code="unreadable")
+    if items and code in BATCH_CODES and isinstance(payload.get("data"), list):
+        return payload["data"]
     if code != "0":
         item = _first_failed_item(payload.get("data"))
         if item is not None:
@@ -172,11 +179,11 @@ class BloFinRest:
 
     async def request(
         self, method: str, path: str, *, params: Params | None = None, body: Body | None = None,
-        private: bool = True,
+        private: bool = True, items: bool = False,
     ) -> Any:
         """One request, resent once after correcting the clock if BloFin says it is skewed."""
         try:
-            return await self._once(method, path, params, body, private)
+            return await self._once(method, path, params, body, private, items)
         except ClockSkewError as exc:
             if not private:
                 raise
@@ -184,7 +191,7 @@ class BloFinRest:
             log.warning("BloFin refused our timestamp; local clock is %d ms off, corrected", offset)
             self._auth.offset_ms = offset
             try:
-                return await self._once(method, path, params, body, private)
+                return await self._once(method, path, params, body, private, items)
             except ClockSkewError as again:
                 raise again from exc
 
@@ -198,12 +205,13 @@ class BloFinRest:
                 return await self.request(method, path, params=params, body=body, private=private)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
-    async def write(self, method: str, path: str, *, body: Body) -> Any:
+    async def write(self, method: str, path: str, *, body: Body, items: bool = False) -> Any:
         """`request`, retried only when the error proves BloFin did not carry it out (429, no
-        connection). Any other failure is the caller's to resolve (look the order up)."""
+        connection). Any other failure is the caller's to resolve (look the order up). `items`: a
+        batch write, whose per-item results come back even when some items failed."""
         async for attempt in self.retry.retrying(_not_carried_out):
             with attempt:
-                return await self.request(method, path, body=body)
+                return await self.request(method, path, body=body, items=items)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def server_time_offset_ms(self) -> int:
@@ -221,10 +229,11 @@ class BloFinRest:
         return server_ms - (before + after) // 2
 
     async def _once(
-        self, method: str, path: str, params: Params | None, body: Body | None, private: bool
+        self, method: str, path: str, params: Params | None, body: Body | None, private: bool,
+        items: bool = False,
     ) -> Any:
         response = await self._send(method, path, params, body, private=private)
-        return parse_envelope(response, f"{method} {path}")
+        return parse_envelope(response, f"{method} {path}", items=items)
 
     async def _send(
         self, method: str, path: str, params: Params | None, body: Body | None, *, private: bool

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import cast
 
 from hit_server import ids
+from hit_server.blofin_batch import MAX_BATCH
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import (
@@ -32,9 +33,11 @@ from hit_server.blofin_models import (
     WHOLE_POSITION,
     MarginMode,
     Order,
+    OrderAck,
     OrderRequest,
     OrderSide,
     OrderType,
+    Position,
     TpslRequest,
 )
 from hit_server.instruments import Instrument
@@ -47,6 +50,10 @@ log = logging.getLogger(__name__)
 FILL_WAIT_S = 2.0
 LIVE_TPSL = ("live", "effective")
 SaveOrders = Callable[[Sequence[OrderRecord]], Awaitable[None]]
+
+
+def _held(positions: Sequence[Position]) -> Decimal:
+    return sum((abs(p.positions) for p in positions), Decimal(0))
 
 
 def sides(side: Side) -> tuple[str, str]:
@@ -169,8 +176,8 @@ class Executor:
         problem = await self._place_entries(run)
         if problem is not None:
             return await self._unwind(run, problem)
-        filled = await self._filled(run)
-        if filled > 0 and not await self.ensure_stop(run):
+        filled, positions = await self._filled(run)
+        if filled > 0 and not await self.ensure_stop(run, positions):
             return await self.close_for_safety(run)
         if filled >= run.plan.size:
             await self._place_take_profits(run)
@@ -217,8 +224,26 @@ class Executor:
             record.order_id, record.state = order.order_id, order.state
         return order
 
-    async def _filled(self, run: Execution) -> Decimal:
-        """Contracts filled across the entries now (a market entry is given a moment to fill)."""
+    async def _filled(self, run: Execution) -> tuple[Decimal, list[Position] | None]:
+        """Contracts filled across the entries now, and the symbol's positions when they were read.
+
+        A lone market entry is judged by the position first: the symbol held none when the signal was
+        admitted (one trade per symbol, reserved until the answer), so a position of the whole planned
+        size is this entry filled, and the same read serves the stop check. Otherwise each entry is
+        looked up by its clientOrderId (a market entry is given a moment to fill). The monitor later
+        reads every entry's fill from the exchange either way."""
+        entries = run.of(OrderRole.ENTRY)
+        if len(entries) == 1 and entries[0].order_type == "market" and entries[0].state == "live":
+            try:
+                positions = await self.client.positions(run.signal.symbol)
+            except BloFinError:
+                positions = None
+            if positions is not None and _held(positions) >= run.plan.size:
+                entries[0].state = "filled"
+                return run.plan.size, positions
+        return await self._filled_by_order(run), None
+
+    async def _filled_by_order(self, run: Execution) -> Decimal:
         deadline = asyncio.get_running_loop().time() + FILL_WAIT_S
         total = Decimal(0)
         for record in run.of(OrderRole.ENTRY):
@@ -234,11 +259,12 @@ class Executor:
 
     # -- the stop (rule 2) -----------------------------------------------------------------------
 
-    async def ensure_stop(self, run: Execution) -> bool:
-        """True once a stop covering the position is confirmed on the exchange (placing one if needed)."""
+    async def ensure_stop(self, run: Execution, positions: list[Position] | None = None) -> bool:
+        """True once a stop covering the position is confirmed on the exchange (placing one if needed).
+        `positions`: the symbol's positions, if just read."""
         record = run.stop
         try:
-            if await self._stop_confirmed(run):
+            if await self._stop_confirmed(run, positions):
                 return True
         except BloFinError as exc:
             log.warning("Could not list TP/SL orders of %s: %s", record.symbol, type(exc).__name__)
@@ -267,10 +293,11 @@ class Executor:
         )
         return True
 
-    async def _stop_confirmed(self, run: Execution) -> bool:
+    async def _stop_confirmed(self, run: Execution, positions: list[Position] | None) -> bool:
         record = run.stop
-        positions = await self.client.positions(record.symbol)
-        held = sum((abs(p.positions) for p in positions), Decimal(0))
+        if positions is None:
+            positions = await self.client.positions(record.symbol)
+        held = _held(positions)
         if held == 0:
             return True  # nothing to protect (yet)
         covered = Decimal(0)
@@ -290,38 +317,46 @@ class Executor:
     # -- take profits ----------------------------------------------------------------------------
 
     async def _place_take_profits(self, run: Execution) -> None:
-        """Send TP1..TPn together; they were journaled ("pending", with their clientOrderIds) before the
-        entry left, so a crash here is resolved by looking them up."""
-        await asyncio.gather(
-            *(self._place_take_profit(run, record) for record in run.of(OrderRole.TAKE_PROFIT))
-        )
+        """Send TP1..TPn in one batch; they were journaled ("pending", with their clientOrderIds) before
+        the entry left, so a crash here is resolved by looking them up."""
+        records = run.of(OrderRole.TAKE_PROFIT)
+        requests = [
+            OrderRequest(
+                inst_id=record.symbol,
+                side=cast(OrderSide, record.side),
+                order_type="limit",
+                size=record.size,
+                price=record.price,
+                margin_mode=run.margin_mode,
+                client_order_id=record.client_order_id,
+                reduce_only=True,
+            )
+            for record in records
+        ]
+        results: list[OrderAck | BloFinError] = []
+        for start in range(0, len(requests), MAX_BATCH):
+            try:
+                results += await self.client.place_orders(requests[start : start + MAX_BATCH])
+            except BloFinError as exc:  # the whole batch was refused
+                results += [exc] * len(requests[start : start + MAX_BATCH])
+        for record, result in zip(records, results, strict=True):
+            await self._take_profit_result(run, record, result)
 
-    async def _place_take_profit(self, run: Execution, record: OrderRecord) -> None:
-        request = OrderRequest(
-            inst_id=record.symbol,
-            side=cast(OrderSide, record.side),
-            order_type="limit",
-            size=record.size,
-            price=record.price,
-            margin_mode=run.margin_mode,
-            client_order_id=record.client_order_id,
-            reduce_only=True,
-        )
-        try:
-            ack = await self.client.place_order(request)
-        except OrderOutcomeUnknown:
+    async def _take_profit_result(
+        self, run: Execution, record: OrderRecord, result: OrderAck | BloFinError
+    ) -> None:
+        if isinstance(result, OrderAck):
+            record.order_id, record.state = result.order_id, "live"
+        elif isinstance(result, OrderOutcomeUnknown):
             if await self._lookup(record) is None:
                 record.state = "unknown"
-            return
-        except BloFinError as exc:
+        else:
             record.state = "failed"
             run.event(
                 "take_profit_failed",
                 f"{record.symbol}: take profit {record.seq} at {fmt(record.price or Decimal(0))} "
-                f"was refused: {exc.message}",
+                f"was refused: {result.message}",
             )
-            return
-        record.order_id, record.state = ack.order_id, "live"
 
     # -- unwinding (rule: failed means nothing is left open) --------------------------------------
 

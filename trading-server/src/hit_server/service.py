@@ -239,15 +239,15 @@ class TradingService:
         except InstrumentNotFound:
             instrument = None
         mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
-        mark, balance, positions, pending, ours = await asyncio.gather(
+        mark, balance, positions, ours = await asyncio.gather(
             mark_task,
             self.client.balance(),
             self.client.positions(),
-            self.client.pending_orders(),
             self.journal.open_symbols(),
         )
         held = {p.inst_id for p in positions if p.positions != 0}
-        resting = {o.inst_id for o in pending if not o.reduce_only}
+        # A trade of ours with no position yet is open while its entry rests: only those need the read.
+        resting = await self._resting_entries() if ours - held else set()
         open_symbols = frozenset(held | (ours & resting))
         return MarketView(
             instrument=instrument,
@@ -259,6 +259,9 @@ class TradingService:
             halted=False,
             now=now,
         )
+
+    async def _resting_entries(self) -> set[str]:
+        return {o.inst_id for o in await self.client.pending_orders() if not o.reduce_only}
 
     async def _ensure_margin_mode(self) -> None:
         if not self._margin_mode_set:
