@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
@@ -18,7 +19,7 @@ from .engine import Simulator
 from .errors import MESSAGES, SimError
 from .faults import FaultPlan
 from .limits import SlidingWindow
-from .middleware import SimMiddleware
+from .middleware import SignedOnly, SimMiddleware
 from .prices import PriceWalk
 
 
@@ -73,20 +74,6 @@ async def state_of(request: Request) -> SimState:
 
 
 StateDep = Annotated[SimState, Depends(state_of)]
-
-
-def raw_target(request: Request) -> str:
-    """The path and query exactly as the client sent them (what BloFin's signature covers)."""
-    raw = request.scope.get("raw_path")
-    path = raw.decode("latin-1").split("?", 1)[0] if raw else request.url.path
-    query = request.scope.get("query_string", b"").decode("latin-1")
-    return f"{path}?{query}" if query else path
-
-
-async def require_auth(request: Request, state: StateDep) -> None:
-    body = await request.body()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    state.auth.check(request.method, raw_target(request), headers, body)
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -146,11 +133,15 @@ def create_app(config: SimConfig) -> FastAPI:
     app.add_exception_handler(SimError, _sim_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    private = [Depends(require_auth)]
     app.include_router(market_router, prefix="/api/v1")
-    app.include_router(account_router, prefix="/api/v1", dependencies=private)
-    app.include_router(trade_router, prefix="/api/v1/trade", dependencies=private)
+    app.include_router(account_router, prefix="/api/v1")
+    app.include_router(trade_router, prefix="/api/v1/trade")
     app.include_router(sim_router, prefix="/sim")
     install_ws(app, state)
-    app.sim_middleware = SimMiddleware(app.inner, state)
+    # every account and trade endpoint is signed (checked by SignedOnly, outside FastAPI's routing)
+    private = frozenset(
+        [f"/api/v1{route.path}" for route in account_router.routes if isinstance(route, APIRoute)]
+        + [f"/api/v1/trade{route.path}" for route in trade_router.routes if isinstance(route, APIRoute)]
+    )
+    app.sim_middleware = SimMiddleware(SignedOnly(app.inner, state, private), state)
     return app

@@ -7,6 +7,7 @@ that signs one serialisation and sends another fails here exactly as it would on
 from __future__ import annotations
 
 import hmac
+from collections import deque
 from collections.abc import Callable, Mapping
 
 from hit_server.blofin_auth import prehash, sign
@@ -19,10 +20,12 @@ class AuthChecker:
     def __init__(self, config: SimConfig, clock_ms: Callable[[], int]) -> None:
         self.config = config
         self.clock_ms = clock_ms
-        self._nonces: dict[str, int] = {}
+        self._nonces: set[str] = set()
+        self._seen: deque[tuple[int, str]] = deque()  # (time, nonce) in the order they were accepted
 
     def reset(self) -> None:
         self._nonces.clear()
+        self._seen.clear()
 
     def check(self, method: str, path_with_query: str, headers: Mapping[str, str], body: bytes) -> None:
         """Raise the SimError BloFin would answer with; record the nonce only when everything passes."""
@@ -51,9 +54,13 @@ class AuthChecker:
         self._forget_old(now)
         if nonce in self._nonces:
             raise SimError("152407")
-        self._nonces[nonce] = now
+        self._nonces.add(nonce)
+        self._seen.append((now, nonce))
 
     def _forget_old(self, now: int) -> None:
+        """Drop the nonces older than the window, oldest first (a burst must not pay for a scan of the
+        whole window on every request)."""
         horizon = now - self.config.time_window_ms
-        for nonce in [n for n, ts in self._nonces.items() if ts < horizon]:
-            del self._nonces[nonce]
+        seen = self._seen
+        while seen and seen[0][0] < horizon:
+            self._nonces.discard(seen.popleft()[1])
