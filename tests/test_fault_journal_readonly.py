@@ -88,10 +88,12 @@ async def test_fault_journal_unwritable_at_start_refuses_signals_and_sends_nothi
         async with server.client() as http:
             reply = await http.post("/api/v1/signals", json=signals.market("ro:start", "BTC-USDT"))
             recorded = await http.get("/api/v1/signals/ro:first")
+            retried = await http.post("/api/v1/signals", json=signals.market("ro:first", "SOL-USDT"))
         server.proc.stop()
     state = await sim.state()
 
     assert_refused(reply)
     assert recorded.status_code == 200 and recorded.json()["status"] == "placed"  # reads still work
+    assert retried.status_code == 200 and retried.json() == recorded.json()  # a retry still gets its answer
     assert state.entry_orders("ro:start") == []
     assert len(state.orders) == orders_before

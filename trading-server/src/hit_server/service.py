@@ -29,7 +29,7 @@ from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Executor, Outcome, plan_orders
-from hit_server.http_errors import ExchangeUnavailable, NotReady, SignalConflict
+from hit_server.http_errors import ExchangeUnavailable, JournalUnavailable, NotReady, SignalConflict
 from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
 from hit_server.reconcile import reconcile_all, reconcile_one
 from hit_server.responses import build_response
@@ -129,7 +129,10 @@ class TradingService:
         if row.response is None:
             await reconcile_one(self, row)
             row = await self._wait_for_answer(row.signal_id)
-        await self.journal.count_replay(row.signal_id)
+        try:
+            await self.journal.count_replay(row.signal_id)
+        except JournalUnavailable:  # a counter must not keep a stored answer from its caller
+            log.warning("Replay of %s not counted: the journal cannot be written", row.signal_id)
         return TradeResponse.model_validate(row.response)
 
     async def _wait_for_answer(self, signal_id: str) -> SignalRow:
