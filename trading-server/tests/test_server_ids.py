@@ -11,6 +11,9 @@ def test_ids_every_role_of_a_signal_is_recognised_as_ours():
         ids.take_profit_id(sid, 10),
         ids.stop_id(sid),
         ids.close_id(sid),
+        ids.batch_take_profit_id(sid, 10, 99),
+        ids.monitor_stop_id(sid, 12),
+        ids.monitor_close_id(sid, 3),
     )
     for derived in derived_ids:
         assert ids.is_ours(derived), derived

@@ -4,8 +4,9 @@ orders (rule 1: at most once) and an unknown outcome can be looked up instead of
 BloFin accepts up to 32 letters and digits. An id is the first 24 hex characters of
 SHA-256(signal_id) (96 bits: collisions are not a practical concern) followed by a role code:
 `e1`..`e20` entries, `t1`..`t10` take profits, `sl` a stop placed on the position, `cl` a
-closing order. `body_hash` fingerprints a signal's canonical JSON to tell a retry (same body)
-from a conflict (same id, different body).
+closing order; the position monitor adds `t<n>b<k>` (take profit n of fill batch k), `s<k>` (its
+k-th stop) and `c<k>` (a close at market). `body_hash` fingerprints a signal's canonical JSON to
+tell a retry (same body) from a conflict (same id, different body).
 """
 
 from __future__ import annotations
@@ -43,7 +44,25 @@ def close_id(signal_id: str) -> str:
     return _checked(f"{signal_prefix(signal_id)}cl")
 
 
-_OURS = re.compile(rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}|sl|cl)$")
+def batch_take_profit_id(signal_id: str, index: int, batch: int) -> str:
+    """Take profit `index` of fill batch `batch`, placed by the position monitor as entries fill."""
+    return _checked(f"{signal_prefix(signal_id)}t{index}b{batch}")
+
+
+def monitor_stop_id(signal_id: str, move: int) -> str:
+    """The `move`-th stop the position monitor placed (repair, whole-position cover, breakeven)."""
+    return _checked(f"{signal_prefix(signal_id)}s{move}")
+
+
+def monitor_close_id(signal_id: str, attempt: int) -> str:
+    """A close at market by the position monitor (rule 2), one id per attempt."""
+    return _checked(f"{signal_prefix(signal_id)}c{attempt}")
+
+
+# Every form above, and nothing else: the kill switch and reconciliation touch only these.
+_OURS = re.compile(
+    rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}(b[0-9]{{1,3}})?|sl|cl|s[0-9]{{1,4}}|c[0-9]{{1,4}})$"
+)
 
 
 def is_ours(client_order_id: str | None) -> bool:

@@ -25,16 +25,9 @@ WATCHED = (*OPEN_ORDER, "sending", "unknown")
 NOT_SENT = ("pending", "not_sent")
 
 
-def batch_tp_id(signal_id: str, n: int, batch: int) -> str:
-    return f"{ids.signal_prefix(signal_id)}t{n}b{batch}"
-
-
-def stop_id(signal_id: str, k: int) -> str:
-    return f"{ids.signal_prefix(signal_id)}s{k}"
-
-
-def close_id(signal_id: str, k: int) -> str:
-    return f"{ids.signal_prefix(signal_id)}c{k}"
+batch_tp_id = ids.batch_take_profit_id
+stop_id = ids.monitor_stop_id
+close_id = ids.monitor_close_id
 
 
 @dataclass(frozen=True)
