@@ -18,14 +18,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from hit_server.db import EventRow, HaltRow, OrderRow, SignalRow, StateChangeRow, as_utc, utcnow
+from hit_server.db import Base, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow
 from hit_server.http_errors import JournalUnavailable
 
 OPEN_STATES = ("received", "sending", "unknown")
+SIGNALS, ORDERS = Base.metadata.tables["signals"], Base.metadata.tables["orders"]
+STATE_CHANGES, EVENTS = Base.metadata.tables["state_changes"], Base.metadata.tables["events"]
+# one statement for the new states of many orders (executemany), by primary key
+ORDER_STATES = (
+    update(ORDERS)
+    .where(ORDERS.c.client_order_id == bindparam("cid"))
+    .values(state=bindparam("new_state"), order_id=bindparam("new_order_id"), updated_at=bindparam("at"))
+)
 
 
 class DuplicateSignal(Exception):
@@ -77,21 +85,33 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def _order_row(signal_id: str, order: OrderRecord) -> OrderRow:
-    return OrderRow(
-        client_order_id=order.client_order_id,
-        signal_id=signal_id,
-        role=order.role,
-        seq=order.seq,
-        symbol=order.symbol,
-        side=order.side,
-        order_type=order.order_type,
-        price=_text(order.price),
-        trigger_price=_text(order.trigger_price),
-        size=str(order.size),
-        order_id=order.order_id,
-        state=order.state,
-    )
+def _order_values(signal_id: str, order: OrderRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "client_order_id": order.client_order_id,
+        "signal_id": signal_id,
+        "role": order.role,
+        "seq": order.seq,
+        "symbol": order.symbol,
+        "side": order.side,
+        "order_type": order.order_type,
+        "price": _text(order.price),
+        "trigger_price": _text(order.trigger_price),
+        "size": str(order.size),
+        "order_id": order.order_id,
+        "state": order.state,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _state_values(signal_id: str, order: OrderRecord, now: datetime) -> dict[str, Any]:
+    return {"signal_id": signal_id, "client_order_id": order.client_order_id, "state": order.state,
+            "note": None, "at": now}
+
+
+def _event_values(item: EventRecord, now: datetime) -> dict[str, Any]:
+    return {"type": item.type, "signal_id": item.signal_id, "symbol": item.symbol, "message": item.message,
+            "data": item.data, "created_at": now}
 
 
 def to_record(row: OrderRow) -> OrderRecord:
@@ -112,7 +132,21 @@ def to_record(row: OrderRow) -> OrderRecord:
 
 class Journal:
     def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction without the ORM's unit of work: the per-signal path is plain Core statements."""
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalUnavailable(
+                "The trade journal cannot be written, so no signal is accepted; check the database."
+            ) from exc
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
@@ -129,8 +163,11 @@ class Journal:
     # -- signals -------------------------------------------------------------------------------
 
     async def get_signal(self, signal_id: str) -> SignalRow | None:
-        async with self._session() as session:
-            return await session.get(SignalRow, signal_id)
+        """The signal's row (detached: read it, don't write through it), or None."""
+        async with self._connection() as conn:
+            found = (await conn.execute(select(SIGNALS).where(SIGNALS.c.signal_id == signal_id))).mappings()
+            row = found.first()
+        return None if row is None else SignalRow(**row)
 
     async def record_intent(
         self,
@@ -144,22 +181,32 @@ class Journal:
         state: str,
     ) -> None:
         """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there."""
-        row = SignalRow(
-            signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side, state=state
-        )
+        now = utcnow()
         try:
-            async with self._session() as session:
-                session.add(row)
-                await session.flush()
-                session.add_all(_order_row(signal_id, order) for order in orders)
-                session.add(StateChangeRow(signal_id=signal_id, state=state))
+            async with self._connection() as conn:
+                await conn.execute(
+                    insert(SIGNALS).values(
+                        signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side,
+                        state=state, created_at=now, updated_at=now,
+                    )
+                )
+                if orders:
+                    await conn.execute(insert(ORDERS), [_order_values(signal_id, o, now) for o in orders])
+                await conn.execute(
+                    insert(STATE_CHANGES).values(signal_id=signal_id, client_order_id=None, state=state,
+                                                 at=now)
+                )
         except IntegrityError as exc:
             raise DuplicateSignal(signal_id) from exc
 
     async def add_or_update_orders(self, signal_id: str, orders: Sequence[OrderRecord]) -> None:
         """Commit orders' current states (e.g. "sending" just before they are sent)."""
-        async with self._session() as session:
-            await self._merge_orders(session, signal_id, orders, utcnow())
+        if not orders:
+            return
+        now = utcnow()
+        async with self._connection() as conn:
+            await _merge_orders(conn, signal_id, orders, now)
+            await conn.execute(insert(STATE_CHANGES), [_state_values(signal_id, o, now) for o in orders])
 
     async def finish(
         self,
@@ -175,50 +222,20 @@ class Journal:
     ) -> None:
         """Store the answer, every order's last known state, and the events it produced."""
         now = utcnow()
-        async with self._session() as session:
-            await session.execute(
-                update(SignalRow)
-                .where(SignalRow.signal_id == signal_id)
-                .values(
-                    state=state,
-                    status=status,
-                    reason=reason,
-                    response=response,
-                    is_open=is_open,
-                    updated_at=now,
-                )
+        async with self._connection() as conn:
+            await conn.execute(
+                update(SIGNALS)
+                .where(SIGNALS.c.signal_id == signal_id)
+                .values(state=state, status=status, reason=reason, response=response, is_open=is_open,
+                        updated_at=now)
             )
-            await self._merge_orders(session, signal_id, orders, now)
-            session.add(StateChangeRow(signal_id=signal_id, state=state, note=status, at=now))
-            session.add_all(_event_row(item, now) for item in events)
-
-    async def _merge_orders(
-        self, session: AsyncSession, signal_id: str, orders: Sequence[OrderRecord], now: datetime
-    ) -> None:
-        """Upsert the orders' states (an ORM bulk UPDATE by primary key) and log each state."""
-        if not orders:
-            return
-        ids = [order.client_order_id for order in orders]
-        known = set(
-            await session.scalars(select(OrderRow.client_order_id).where(OrderRow.client_order_id.in_(ids)))
-        )
-        session.add_all(_order_row(signal_id, o) for o in orders if o.client_order_id not in known)
-        updates = [
-            {
-                "client_order_id": o.client_order_id,
-                "state": o.state,
-                "order_id": o.order_id,
-                "updated_at": now,
-            }
-            for o in orders
-            if o.client_order_id in known
-        ]
-        if updates:
-            await session.execute(update(OrderRow), updates)
-        session.add_all(
-            StateChangeRow(signal_id=signal_id, client_order_id=o.client_order_id, state=o.state, at=now)
-            for o in orders
-        )
+            await _merge_orders(conn, signal_id, orders, now)
+            changes = [_state_values(signal_id, o, now) for o in orders]
+            changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,
+                            "at": now})
+            await conn.execute(insert(STATE_CHANGES), changes)
+            if events:
+                await conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
 
     async def count_replay(self, signal_id: str) -> None:
         async with self._session() as session:
@@ -242,8 +259,8 @@ class Journal:
             return list(rows)
 
     async def open_symbols(self) -> set[str]:
-        async with self._session() as session:
-            rows = await session.scalars(select(SignalRow.symbol).where(SignalRow.is_open.is_(True)))
+        async with self._connection() as conn:
+            rows = await conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)))
             return set(rows)
 
     async def trades(
@@ -350,3 +367,23 @@ def _event_row(item: EventRecord, now: datetime) -> EventRow:
         data=item.data,
         created_at=now,
     )
+
+
+async def _merge_orders(
+    conn: AsyncConnection, signal_id: str, orders: Sequence[OrderRecord], now: datetime
+) -> None:
+    """Upsert the orders' states: new ones inserted, known ones updated (one executemany each)."""
+    if not orders:
+        return
+    ids = [order.client_order_id for order in orders]
+    known = set(await conn.scalars(select(ORDERS.c.client_order_id).where(ORDERS.c.client_order_id.in_(ids))))
+    new = [_order_values(signal_id, o, now) for o in orders if o.client_order_id not in known]
+    if new:
+        await conn.execute(insert(ORDERS), new)
+    updates = [
+        {"cid": o.client_order_id, "new_state": o.state, "new_order_id": o.order_id, "at": now}
+        for o in orders
+        if o.client_order_id in known
+    ]
+    if updates:
+        await conn.execute(ORDER_STATES, updates)
