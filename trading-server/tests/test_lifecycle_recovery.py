@@ -18,29 +18,10 @@ from hit_server.blofin_sim.models import OrderParams
 from hit_server.blofin_sim.ws import hub_of
 from hit_server.paper import build_simulator, generated_credentials
 from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import place_signal as place
+from hit_server.testing import signal_body as signal
 
 WAIT_S = 10.0
-
-
-def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000", "66000"],
-    }
-    body.update(fields)
-    return body
-
-
-async def place(server: RunningServer, body: dict[str, Any]) -> dict[str, Any]:
-    reply = await server.http.post("/api/v1/signals", json=body)
-    assert reply.status_code == 201, reply.text
-    answer: dict[str, Any] = reply.json()
-    assert answer["status"] == "placed", answer
-    return answer
 
 
 async def until(server: RunningServer, signal_id: str, kind: str, count: int = 1) -> list[dict[str, Any]]:

@@ -15,6 +15,8 @@ import pytest
 
 from hit_server import ids
 from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import place_signal as place
+from hit_server.testing import signal_body as signal
 
 WAIT_S = 10.0
 
@@ -24,27 +26,6 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     settings = paper_settings(tmp_path, monitor_poll_seconds=0.05)
     async with running_server(settings) as running:
         yield running
-
-
-def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000", "66000"],
-    }
-    body.update(fields)
-    return body
-
-
-async def place(server: RunningServer, body: dict[str, Any]) -> dict[str, Any]:
-    reply = await server.http.post("/api/v1/signals", json=body)
-    assert reply.status_code == 201, reply.text
-    answer: dict[str, Any] = reply.json()
-    assert answer["status"] == "placed", answer
-    return answer
 
 
 async def events(server: RunningServer, signal_id: str) -> list[dict[str, Any]]:

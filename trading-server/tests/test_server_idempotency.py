@@ -16,6 +16,7 @@ from hit_server.blofin_models import OrderRequest
 from hit_server.journal import OrderRecord
 from hit_server.paper import build_simulator, generated_credentials
 from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import signal_body as signal
 from hit_shared.models import TradeSignal
 
 
@@ -23,19 +24,6 @@ from hit_shared.models import TradeSignal
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(paper_settings(tmp_path)) as running:
         yield running
-
-
-def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000", "66000"],
-    }
-    body.update(fields)
-    return body
 
 
 def entries_at_sim(server: RunningServer | FastAPI, signal_id: str) -> list[Any]:

@@ -11,25 +11,13 @@ from typing import Any
 import pytest
 
 from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import signal_body as signal
 
 
 @pytest.fixture
 async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     async with running_server(paper_settings(tmp_path)) as running:
         yield running
-
-
-def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000", "66000"],
-    }
-    body.update(fields)
-    return body
 
 
 def orders_of(answer: dict[str, Any], role: str) -> list[dict[str, Any]]:

@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from fastapi import FastAPI
 from hit_server import ids
 from hit_server.server import create_app
 from hit_server.testing import TEST_API_KEY, paper_settings
+from hit_server.testing import signal_body as signal
 
 
 def free_port() -> int:
@@ -43,19 +43,6 @@ def served(tmp_path: Path) -> Iterator[tuple[str, FastAPI]]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000", "66000"],
-    }
-    body.update(fields)
-    return body
 
 
 async def test_uvicorn_server_places_replays_and_guards(served: tuple[str, FastAPI]) -> None:

@@ -93,3 +93,27 @@ async def running_server(
             httpx.AsyncClient(transport=sim_transport, base_url="http://paper-exchange") as sim_http,
         ):
             yield RunningServer(app, http, sim_http)
+
+
+def signal_body(signal_id: str, **fields: Any) -> dict[str, Any]:
+    """A market long on BTC-USDT with a stop and three targets (near the model's 60,000), as JSON;
+    `fields` override any key."""
+    body: dict[str, Any] = {
+        "signal_id": signal_id,
+        "side": "long",
+        "symbol": "BTC-USDT",
+        "entries": [],
+        "stop_loss": "58000",
+        "take_profits": ["62000", "64000", "66000"],
+    }
+    body.update(fields)
+    return body
+
+
+async def place_signal(server: RunningServer, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a signal that must be placed (201, status "placed"); the answer's JSON."""
+    reply = await server.http.post("/api/v1/signals", json=body)
+    assert reply.status_code == 201, reply.text  # noqa: S101 - a test helper
+    answer: dict[str, Any] = reply.json()
+    assert answer["status"] == "placed", answer  # noqa: S101 - a test helper
+    return answer
