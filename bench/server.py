@@ -8,7 +8,10 @@ targets on each of the simulator's 16 live symbols (distinct signal ids; one tra
 rule), `--concurrency` requests in flight, and times each POST. Then, untimed: every signal of the
 round is posted again (a retry must replay 200 with the identical body), the positions are checked
 (each symbol must hold exactly the one signal's size: a duplicate entry would double it), and the
-kill switch closes the positions (halt with close_positions, then resume) for the next round.
+kill switch closes the positions (halt with close_positions, then resume) for the next round, and
+the next round waits until the position monitor has recorded every closed trade (GET /api/v1/stats
+closed_trades), so closing one round's trades (P&L reads, cancels: ~10 ms CPU per trade) is not
+counted in the next round's time; `settle_timeouts` counts rounds where that wait gave up (10 s).
 RATE_LIMIT_PER_MINUTE is raised for the benchmark (the per-key limit is not what is measured).
 
 Prints ONE JSON object: signals_per_s, p50_ms, p99_ms, duplicate_entries (must be 0), and context.
@@ -36,6 +39,7 @@ import httpx
 from hit_server.blofin_sim.catalog import starting_prices
 
 ROOT = Path(__file__).resolve().parents[1]
+SETTLE_S = 10.0
 
 
 def free_port() -> int:
@@ -146,6 +150,16 @@ async def check_round(http: httpx.AsyncClient, signals: list[dict[str, Any]], an
     return duplicates
 
 
+async def settle(http: httpx.AsyncClient, closed: int) -> bool:
+    """Wait (untimed) until the monitor has closed `closed` trades in all; False if it gave up."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        if (await http.get("/api/v1/stats")).json()["closed_trades"] >= closed:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
     key = secrets.token_urlsafe(32)
     port = free_port()
@@ -157,8 +171,10 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
                 base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=30, limits=limits
             ) as http:
                 await wait_healthy(http, proc)
-                await run_round(http, signals_for_round(-1), concurrency, [])  # warm-up, not counted
-                await check_round(http, signals_for_round(-1), {})
+                *_, warm = await run_round(http, signals_for_round(-1), concurrency, [])  # not counted
+                await check_round(http, signals_for_round(-1), warm)
+                closed = sum(1 for a in warm.values() if a["status"] == "placed")
+                unsettled = 0 if await settle(http, closed) else 1
                 latencies: list[float] = []
                 elapsed, placed, duplicates, sent = 0.0, 0, 0, 0
                 for n in range(rounds):
@@ -166,8 +182,11 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
                     seconds, _created, answers = await run_round(http, signals, concurrency, latencies)
                     elapsed += seconds
                     sent += len(signals)
-                    placed += sum(1 for a in answers.values() if a["status"] == "placed")
+                    placed_now = sum(1 for a in answers.values() if a["status"] == "placed")
+                    placed += placed_now
                     duplicates += await check_round(http, signals, answers)
+                    closed += placed_now
+                    unsettled += 0 if await settle(http, closed) else 1
         finally:
             proc.terminate()
             proc.wait(timeout=15)
@@ -181,6 +200,7 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
         "p50_ms": round(statistics.median(ordered), 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
         "duplicate_entries": duplicates,
+        "settle_timeouts": unsettled,
         "cpu_count": os.cpu_count(),
     }
 
