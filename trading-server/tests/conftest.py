@@ -15,11 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_rest import RetryPolicy
+from hit_server.blofin_sim import Simulator, create_app
+from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
 from hit_server.ratelimit import RateLimiter
 
 CLIENT_API_KEY = "client-test-key-0123456789abcdef"
@@ -197,3 +200,24 @@ async def client_target(
                                   rate_limiter=RateLimiter.unlimited())
             yield ClientTarget("uvicorn", client, auth, http, app.state.sim)
 
+
+
+# -- the simulator on its own (test_sim_*.py): `app` is the simulator's ASGI app, `sim` its engine,
+#    `client` an httpx client that signs every request with the simulator's credentials ----------------
+
+
+@pytest.fixture
+def app() -> FastAPI:
+    return create_app(make_config())
+
+
+@pytest.fixture
+def sim(app: FastAPI) -> Simulator:
+    engine: Simulator = app.state.sim
+    return engine
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with sim_http(app, make_auth(app.state.sim.config)) as c:
+        yield c

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from hit_server.blofin_sim import Simulator, create_app
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
@@ -19,23 +17,6 @@ ORDER = "/api/v1/trade/order"
 def order_body(cid: str) -> dict[str, str]:
     return {"instId": "BTC-USDT", "marginMode": "cross", "side": "buy", "orderType": "market", "size": "1",
             "clientOrderId": cid}
-
-
-@pytest.fixture
-def app() -> FastAPI:
-    return create_app(make_config())
-
-
-@pytest.fixture
-def sim(app: FastAPI) -> Simulator:
-    engine: Simulator = app.state.sim
-    return engine
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with sim_http(app, make_auth(app.state.sim.config)) as c:
-        yield c
 
 
 async def fault(client: httpx.AsyncClient, **fields: Any) -> None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from hit_server.blofin_sim import create_app
@@ -15,17 +13,6 @@ from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
 from hit_server.instruments import Instrument
 
 WANTED = "BTC ETH SOL XRP DOGE LINK AVAX ADA LTC BNB ARB OP SUI WIF PEPE".split()
-
-
-@pytest.fixture
-def app() -> FastAPI:
-    return create_app(make_config())
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with sim_http(app, make_auth(app.state.sim.config)) as c:
-        yield c
 
 
 async def test_instruments_lists_every_wanted_usdt_perpetual(client: httpx.AsyncClient) -> None:

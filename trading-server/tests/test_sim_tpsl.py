@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
-from hit_server.blofin_sim import Simulator, create_app
-from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
+from hit_server.blofin_sim import Simulator
 
 TPSL = "/api/v1/trade/order-tpsl"
-
-
-@pytest.fixture
-def app() -> FastAPI:
-    return create_app(make_config())
-
-
-@pytest.fixture
-def sim(app: FastAPI) -> Simulator:
-    engine: Simulator = app.state.sim
-    return engine
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with sim_http(app, make_auth(app.state.sim.config)) as c:
-        yield c
 
 
 async def place(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
