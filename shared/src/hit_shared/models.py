@@ -103,6 +103,41 @@ def _order_problem(
     return None
 
 
+def _all_finite(prices: Sequence[Decimal]) -> bool:
+    for price in prices:
+        if not price.is_finite():
+            return False
+    return True
+
+
+def _plainly_consistent(
+    side: Side,
+    entries: Sequence[Decimal],
+    stop_loss: Decimal,
+    take_profits: Sequence[Decimal],
+    leverage: int | None,
+) -> bool:
+    """The common case in a few C-level comparisons: True only when _shape_problem and _order_problem would
+    both find nothing (same rules, checked through the extremes). False says nothing: the full checks then
+    run and name the first rule broken."""
+    if not 0 < len(take_profits) <= MAX_TAKE_PROFITS:
+        return False
+    if leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE:
+        return False
+    if not (stop_loss.is_finite() and _all_finite(entries) and _all_finite(take_profits)):
+        return False
+    # Only finite values are compared (a NaN comparison raises).
+    if side is Side.LONG:  # 0 < stop < every entry < every target
+        if entries:
+            return 0 < stop_loss < min(entries) and max(entries) < min(take_profits)
+        return 0 < stop_loss < min(take_profits)
+    # SHORT: 0 < every target < every entry < stop
+    low = min(take_profits)
+    if entries:
+        return 0 < low and max(take_profits) < min(entries) and max(entries) < stop_loss
+    return 0 < low and max(take_profits) < stop_loss
+
+
 def consistency_problem(
     side: Side,
     entries: Sequence[Decimal],
@@ -114,6 +149,8 @@ def consistency_problem(
 
     Callers refuse the signal with this sentence as the reason (rule 4: when in doubt, no trade).
     """
+    if _plainly_consistent(side, entries, stop_loss, take_profits, leverage):
+        return None
     return _shape_problem([*entries, stop_loss, *take_profits], take_profits, leverage) or _order_problem(
         side, entries, stop_loss, take_profits
     )
