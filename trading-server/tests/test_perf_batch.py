@@ -2,12 +2,16 @@
 per-item refusals stay per item; an unclear outcome is resolved by clientOrderId, never by a blind resend."""
 
 import uuid
+from collections.abc import AsyncIterator
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hit_server.blofin_errors import OrderOutcomeUnknown, OrderRejected
 from hit_server.blofin_models import OrderAck, OrderRequest
+from hit_server.testing import RunningServer, paper_settings, place_signal, running_server, signal_body
 
 BTC = "BTC-USDT"
 BATCH_PATH = "/api/v1/trade/batch-orders"
@@ -110,3 +114,56 @@ async def test_client_place_orders_refuses_mixed_instruments_before_sending(clie
         await client_target.client.place_orders([limit("50000"), other])
 
     assert orders_with(client_target, other.client_order_id) == []
+
+
+# -- the executor: targets sent as one batch -----------------------------------------------------------
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(paper_settings(tmp_path)) as running:
+        await running.monitor.stop()  # the answer alone is under test, not the monitor's later passes
+        yield running
+
+
+def requests_to(server: RunningServer, path: str) -> list[str]:
+    seen: list[str] = []
+    sim_app = server.app.state.sim_app
+    inner = sim_app.sim_middleware
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == path:
+            seen.append(scope["path"])
+        await inner(scope, receive, send)
+
+    sim_app.sim_middleware = counting
+    return seen
+
+
+async def test_executor_sends_the_targets_in_one_batch_and_they_rest_on_the_exchange(server):
+    batches = requests_to(server, BATCH_PATH)
+    singles = requests_to(server, "/api/v1/trade/order")
+
+    answer = await place_signal(server, signal_body("tp-batch"))
+
+    assert len(batches) == 1 and len(singles) == 1  # the entry alone; TP1..TP3 together
+    targets = [o for o in answer["orders"] if o["role"] == "take_profit"]
+    assert [o["state"] for o in targets] == ["live"] * 3
+    for target in targets:
+        resting = server.sim.orders_by_client_id[target["client_order_id"]]
+        assert resting.state == "live" and resting.reduce_only
+
+
+async def test_executor_reports_each_target_refused_when_the_batch_is_refused(server):
+    await server.fault(kind="error_code", code="102014", path=BATCH_PATH)
+
+    answer = await place_signal(server, signal_body("tp-refused"))
+
+    targets = [o for o in answer["orders"] if o["role"] == "take_profit"]
+    assert [o["state"] for o in targets] == ["failed"] * 3
+    assert all(o["client_order_id"] not in server.sim.orders_by_client_id for o in targets)
+    stop = next(o for o in answer["orders"] if o["role"] == "stop_loss")
+    assert stop["state"] == "live"  # the position is protected all the same
+    feed = (await server.http.get("/api/v1/events")).json()
+    refused = [e for e in feed["events"] if e["type"] == "take_profit_failed"]
+    assert len(refused) == 3

@@ -219,8 +219,10 @@ class Journal:
         is_open: bool,
         events: Sequence[EventRecord] = (),
         state: str = "answered",
+        all_recorded: bool = False,
     ) -> None:
-        """Store the answer, every order's last known state, and the events it produced."""
+        """Store the answer, every order's last known state, and the events it produced.
+        `all_recorded`: every order was committed by `record_intent`, so none needs inserting."""
         now = utcnow()
         async with self._connection() as conn:
             await conn.execute(
@@ -229,7 +231,7 @@ class Journal:
                 .values(state=state, status=status, reason=reason, response=response, is_open=is_open,
                         updated_at=now)
             )
-            await _merge_orders(conn, signal_id, orders, now)
+            await _merge_orders(conn, signal_id, orders, now, all_recorded=all_recorded)
             changes = [_state_values(signal_id, o, now) for o in orders]
             changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,
                             "at": now})
@@ -370,13 +372,22 @@ def _event_row(item: EventRecord, now: datetime) -> EventRow:
 
 
 async def _merge_orders(
-    conn: AsyncConnection, signal_id: str, orders: Sequence[OrderRecord], now: datetime
+    conn: AsyncConnection,
+    signal_id: str,
+    orders: Sequence[OrderRecord],
+    now: datetime,
+    *,
+    all_recorded: bool = False,
 ) -> None:
     """Upsert the orders' states: new ones inserted, known ones updated (one executemany each)."""
     if not orders:
         return
     ids = [order.client_order_id for order in orders]
-    known = set(await conn.scalars(select(ORDERS.c.client_order_id).where(ORDERS.c.client_order_id.in_(ids))))
+    if all_recorded:
+        known = set(ids)
+    else:
+        query = select(ORDERS.c.client_order_id).where(ORDERS.c.client_order_id.in_(ids))
+        known = set(await conn.scalars(query))
     new = [_order_values(signal_id, o, now) for o in orders if o.client_order_id not in known]
     if new:
         await conn.execute(insert(ORDERS), new)

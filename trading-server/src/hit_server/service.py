@@ -28,9 +28,10 @@ from hit_server.admission import Admission
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
-from hit_server.execution import Execution, Executor, Outcome, plan_orders
+from hit_server.execution import Execution, Executor, Outcome
 from hit_server.http_errors import ExchangeUnavailable, JournalUnavailable, NotReady, SignalConflict
 from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.order_plan import plan_orders
 from hit_server.reconcile import reconcile_all, reconcile_one
 from hit_server.responses import build_response
 from hit_server.risk import MarketView, Rejection, RiskLimits, TradePlan, assess
@@ -218,6 +219,7 @@ class TradingService:
             is_open=outcome.is_open,
             events=outcome.events,
             state=outcome.state,
+            all_recorded=True,  # the plan's orders, all committed by record_intent before sending
         )
         log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
 
