@@ -80,15 +80,16 @@ _URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
 _PAREN_AFTER_NUMBER = re.compile(
     r"\((?:(?<=[0-9]\()|(?<=[0-9][ ]\())(?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)"
 )
-_PERCENT_CHARS = frozenset("0123456789.-+~")
+_PERCENT_CHARS = "0123456789.-+~"
 # `0.46 R:R` (a ratio before the mark), then `R:R 1:3` / `Risk/Reward: 2.5` (a label and its ratio).
 _RATIO_MARK = re.compile(r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR?)(?![A-Z0-9])")
-_RATIO_CHARS = frozenset("0123456789.")
+_RATIO_CHARS = "0123456789."
 _RATIO_LABEL = re.compile(
     r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
     r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+)?)?)?"
 )
 _RISK_REWARD_MARKERS = ("RR", "R:R", "R/R", "REWARD", "R : R")
+_RISK_REWARD_MARKER = re.compile("|".join(re.escape(marker) for marker in _RISK_REWARD_MARKERS))
 _THOUSANDS = re.compile(r"([0-9](?<![0-9.,].)[0-9]{0,2})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
 _LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
@@ -126,9 +127,7 @@ def _drop_ratio_values(text: str) -> str:
     """`TP1: 0.46 R:R`: the number before a risk/reward mark is a ratio, not a price."""
     for mark in reversed(list(_RATIO_MARK.finditer(text))):
         end = mark.start() - 1 if text[mark.start() - 1] == " " else mark.start()
-        start = end
-        while text[start - 1] in _RATIO_CHARS:
-            start -= 1
+        start = len(text[:end].rstrip(_RATIO_CHARS))  # the text starts with a newline: never empty
         if start < end and text[start - 1] != ":":
             text = f"{text[:start]} {text[mark.end() :]}"
     return text
@@ -139,8 +138,7 @@ def _drop_percentages(text: str) -> str:
     at = text.rfind("%")
     while at >= 0:
         start = at - 1 if at and text[at - 1] == " " else at
-        while start and text[start - 1] in _PERCENT_CHARS:
-            start -= 1
+        start = len(text[:start].rstrip(_PERCENT_CHARS))
         text = f"{text[:start]} {text[at + 1 :]}"
         at = text.rfind("%", 0, start)
     return text
@@ -152,9 +150,9 @@ def _commentary(text: str) -> str:
         text = _PAREN_AFTER_NUMBER.sub(" ", text)
     if "%" in text:
         text = _drop_percentages(text)
-    if "R" in text and any(marker in text for marker in _RISK_REWARD_MARKERS):
+    if "R" in text and _RISK_REWARD_MARKER.search(text):
         text = _drop_ratio_values(text)
-        if any(marker in text for marker in _RISK_REWARD_MARKERS):
+        if _RISK_REWARD_MARKER.search(text):
             text = _RATIO_LABEL.sub(" ", text)
     if "," in text and _COMMA_DIGIT.search(text):
         text = _THOUSANDS.sub(_join_thousands, text)
@@ -169,7 +167,7 @@ def normalise(text: str) -> str:
     """The message as upper-case ASCII text that starts with a newline (see the module docstring)."""
     if not text.isascii():
         text = _unicode(text)
-    elif _CONTROL.search(text):
+    elif not text.isprintable() and _CONTROL.search(text):  # ASCII: printable means no control character
         text = _CONTROL.sub(" ", text)
     if "<" in text:
         text = _DISCORD_TOKEN.sub(" ", text)

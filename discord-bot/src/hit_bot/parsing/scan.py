@@ -121,6 +121,10 @@ FILLER = MARKET_WORDS | frozenset(
     AREA RANGE LIMIT ORDER ONLY""".split()
 )
 _THOUSAND = Decimal(1000)
+# A region that is one plain price between blanks (no sign, no `K`, no word).
+_PLAIN_PRICE = re.compile(r"[ \n]*([0-9]+(?:\.[0-9]+)?)[ \n]*")
+# A region that starts with a word (the first token of _TOKEN then).
+_LEADING_WORD = re.compile(r"[ \n]*([A-Z][A-Z]+)")
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
 
@@ -148,6 +152,12 @@ class Scan:
 def read_region(region: str) -> tuple[list[Decimal], bool]:
     """The prices of a label's text up to its first word that is not filler, and whether a market word
     (`market`, `CMP`, `now`) came before them. A `-` glued to the first price makes it negative."""
+    plain = _PLAIN_PRICE.fullmatch(region)
+    if plain:  # the common ` 60000`: what the loop below reads from it, without the loop
+        return [Decimal(plain.group(1))], False
+    lead = _LEADING_WORD.match(region)
+    if lead and lead.group(1) not in FILLER:  # the loop's first token would end it
+        return [], False
     values: list[Decimal] = []
     market = False
     for digits, kilo, word in _TOKEN.findall(region):
