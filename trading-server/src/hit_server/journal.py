@@ -11,6 +11,8 @@ the API answers with 503: a signal is never traded unrecorded.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -134,12 +136,19 @@ class Journal:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite has one writer at a time and makes the others wait by sleeping and retrying (1, 2, 5,
+        # 10 ms ...): this process's writers queue here instead and go in the moment it is free.
+        self._writing = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
         """One transaction without the ORM's unit of work: the per-signal path is plain Core statements."""
+        lock = self._writing if write else None
         try:
-            async with self._engine.begin() as conn:
+            async with contextlib.AsyncExitStack() as stack:
+                if lock is not None:
+                    await stack.enter_async_context(lock)
+                conn = await stack.enter_async_context(self._engine.begin())
                 yield conn
         except IntegrityError:
             raise
@@ -183,7 +192,7 @@ class Journal:
         """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there."""
         now = utcnow()
         try:
-            async with self._connection() as conn:
+            async with self._connection(write=True) as conn:
                 await conn.execute(
                     insert(SIGNALS).values(
                         signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side,
@@ -204,7 +213,7 @@ class Journal:
         if not orders:
             return
         now = utcnow()
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             await _merge_orders(conn, signal_id, orders, now)
             await conn.execute(insert(STATE_CHANGES), [_state_values(signal_id, o, now) for o in orders])
 
@@ -224,7 +233,7 @@ class Journal:
         """Store the answer, every order's last known state, and the events it produced.
         `all_recorded`: every order was committed by `record_intent`, so none needs inserting."""
         now = utcnow()
-        async with self._connection() as conn:
+        async with self._connection(write=True) as conn:
             await conn.execute(
                 update(SIGNALS)
                 .where(SIGNALS.c.signal_id == signal_id)
