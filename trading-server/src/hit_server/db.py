@@ -13,6 +13,8 @@ halt           the kill switch (a single row), so a halt survives a restart
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,6 +124,23 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True)
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    """The lock this process's writers to a SQLite journal share (None for other databases).
+
+    SQLite has one writer at a time and makes the others wait by sleeping and retrying (1, 2, 5, 10 ms
+    ...); writers that hold this lock around a write transaction go in the moment it is free instead.
+    Other processes are still kept out by SQLite's own locking (and the busy timeout)."""
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _WRITE_LOCKS.get(engine)
+    if lock is None:
+        lock = _WRITE_LOCKS[engine] = asyncio.Lock()
+    return lock
 
 
 async def create_schema(engine: AsyncEngine) -> None:

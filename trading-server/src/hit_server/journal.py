@@ -11,7 +11,6 @@ the API answers with 503: a signal is never traded unrecorded.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,7 +23,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from hit_server.db import Base, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow
+from hit_server.db import Base, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow, write_lock
 from hit_server.http_errors import JournalUnavailable
 
 OPEN_STATES = ("received", "sending", "unknown")
@@ -136,9 +135,7 @@ class Journal:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        # SQLite has one writer at a time and makes the others wait by sleeping and retrying (1, 2, 5,
-        # 10 ms ...): this process's writers queue here instead and go in the moment it is free.
-        self._writing = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._writing = write_lock(engine)  # shared by every writer of this engine (see db.write_lock)
 
     @asynccontextmanager
     async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
