@@ -58,7 +58,8 @@ class ParseResult:
 
 NOT_SIGNAL = ParseResult("not_signal")
 
-_DIGIT = re.compile(r"\d")
+_DIGIT = re.compile(r"\d")  # any Unicode digit (`６` too): normalise() turns them into ASCII ones
+_ASCII_DIGIT = re.compile("[0-9]")  # the same on ASCII text, but found by a charset scan, not a category test
 _TRADE_WORD = re.compile(r"(?i)\b(?:long|short|buy|sell)\b|📈|📉")
 # Results and reports of trades already made: never a new trade.
 _RESULT_WORDS = frozenset(
@@ -128,7 +129,7 @@ def _parse(text: str) -> ParseResult:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
         return NOT_SIGNAL
-    if not _DIGIT.search(text) or _is_command(text):
+    if not (_ASCII_DIGIT if text.isascii() else _DIGIT).search(text) or _is_command(text):
         return NOT_SIGNAL
     norm = normalise(text)
     if _reports_a_result(norm) or _is_question(norm):
