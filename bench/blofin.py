@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_models import OrderRequest
 from hit_server.ratelimit import RateLimiter
+from hit_server.testing import free_port
 
 KEY, SECRET, PASSPHRASE = "bench-key-0123456789abcdef012345", "bench-secret", "bench-passphrase"
 INST = "BTC-USDT"
@@ -66,13 +66,6 @@ def bench_signing(iterations: int) -> dict[str, float]:
         "sign_us_per_request": round(total / iterations / 1000, 2),
         "sign_p99_us": round(samples[int(len(samples) * 0.99)] / 1000, 2),
     }
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def start_simulator(port: int) -> subprocess.Popen[bytes]:

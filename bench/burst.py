@@ -26,9 +26,7 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,48 +38,11 @@ from typing import Any
 import httpx
 
 from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
-
-SERVICE_PREFIXES = ("TRADING_", "BLOFIN_", "API_KEYS", "DATABASE_URL", "DATA_DIR", "PAPER_", "LOG_", "PORT",
-                    "HOST", "MAX_", "RATE_LIMIT")
+from hit_server.testing import free_port, start_paper_server, wait_healthy
 
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(workdir: Path, port: int, keys: list[str]) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SERVICE_PREFIXES)}
-    env.update({
-        "TRADING_MODE": "paper", "API_KEYS": ",".join(keys), "HOST": "127.0.0.1", "PORT": str(port),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'burst-journal.db'}", "DATA_DIR": str(workdir),
-        "PAPER_PRICE_WALK": "false", "PAPER_BALANCE": "1000000", "MAX_OPEN_POSITIONS": "100",
-        "RATE_LIMIT_PER_MINUTE": "1000000", "LOG_LEVEL": "WARNING",
-    })
-    with (workdir / "server.log").open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "hit_server"], env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT
-        )
-
-
-async def wait_healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit("the server exited (run with --keep to read its log)")
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become healthy")
 
 
 def signal(n: int, symbol: str) -> dict[str, Any]:
@@ -128,7 +89,7 @@ async def bench(total: int, sources: int, wave_size: int) -> dict[str, Any]:
     bodies = [signal(n, symbols[n % len(symbols)]) for n in range(total)]
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hit-burst-") as tmp:
-        proc = start_server(Path(tmp), port, keys)
+        proc = start_paper_server(Path(tmp), port, keys, log=Path(tmp) / "server.log")
         clients = [httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key},
                                      timeout=60) for key in keys]
         try:

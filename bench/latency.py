@@ -55,23 +55,15 @@ from hit_server.blofin_sim import SimConfig, SimEvent, create_app
 from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
 from hit_server.server import create_app as create_server_app
 from hit_server.settings import Settings
+from hit_server.testing import clean_env, free_port
 from hit_shared.models import TradingMode
 
 TARGET_P50_MS = 25.0
 TARGET_P99_MS = 100.0
-SERVICE_PREFIXES = ("DISCORD_", "TRADING_", "BLOFIN_", "API_KEYS", "DATABASE_URL", "DATA_DIR", "PAPER_",
-                    "STATE_DIR", "ALLOWED_", "ADMIN_", "NOTIFY_", "LOG_", "PORT", "HOST")
 
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Stamps:
@@ -112,12 +104,6 @@ class UvicornThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
-
-
-def service_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SERVICE_PREFIXES)}
-    env.update(values)
-    return env
 
 
 def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
@@ -209,7 +195,7 @@ def trading_server(
     key, secret, phrase = creds
     port = free_port()
     with UvicornThread(sim_app, lifespan="off") as sim:
-        env = service_env(
+        env = clean_env(
             TRADING_MODE="demo", BLOFIN_BASE_URL=f"http://127.0.0.1:{sim.port}", BLOFIN_API_KEY=key,
             BLOFIN_API_SECRET=secret, BLOFIN_PASSPHRASE=phrase, API_KEYS=api_key, DATABASE_URL=journal,
             DATA_DIR=str(workdir), HOST="127.0.0.1", PORT=str(port), MAX_OPEN_POSITIONS="50",
@@ -233,7 +219,7 @@ async def bench(messages: int, interval: float, mode: str, workdir: Path) -> dic
             url = f"http://127.0.0.1:{port}"
             empty = workdir / "empty.env"
             empty.write_text("")
-            bot_env = service_env(
+            bot_env = clean_env(
                 DISCORD_TOKEN=TOKEN, DISCORD_CHANNEL_IDS=str(fake.channel("signals")),
                 DISCORD_API_BASE=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url,
                 TRADING_SERVER_URL=url, TRADING_SERVER_API_KEY=api_key, STATE_DIR=str(workdir / "bot-state"),

@@ -24,9 +24,7 @@ import asyncio
 import json
 import os
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,57 +35,10 @@ from typing import Any
 import httpx
 
 from hit_server.blofin_sim.catalog import starting_prices
+from hit_server.testing import free_port, start_paper_server, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTLE_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_server(workdir: Path, port: int, key: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "TRADING_MODE": "paper",
-            "API_KEYS": key,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'bench-journal.db'}",
-            "DATA_DIR": str(workdir),
-            "BLOFIN_BASE_URL": "",
-            "PAPER_PRICE_WALK": "false",
-            "PAPER_BALANCE": "1000000",
-            "MAX_OPEN_POSITIONS": "100",
-            "RATE_LIMIT_PER_MINUTE": "1000000",
-            "LOG_LEVEL": "WARNING",
-        }
-    )
-    return subprocess.Popen(
-        [sys.executable, "-m", "hit_server"],
-        env=env,
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def wait_healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            if (await http.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("server did not become healthy")
 
 
 def signals_for_round(n: int) -> list[dict[str, Any]]:
@@ -164,7 +115,7 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
     key = secrets.token_urlsafe(32)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hit-bench-") as tmp:
-        proc = start_server(Path(tmp), port, key)
+        proc = start_paper_server(Path(tmp), port, [key], log=Path(tmp) / "server.log")
         try:
             limits = httpx.Limits(max_connections=concurrency * 4)
             async with httpx.AsyncClient(

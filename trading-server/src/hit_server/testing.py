@@ -8,6 +8,12 @@ uses a known API key.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -117,3 +123,64 @@ async def place_signal(server: RunningServer, body: dict[str, Any]) -> dict[str,
     answer: dict[str, Any] = reply.json()
     assert answer["status"] == "placed", answer  # noqa: S101 - a test helper
     return answer
+
+
+# -- a real server process, for benchmarks and end-to-end runs -------------------------------------------
+
+# Settings of either service that the caller's environment must not leak into a measured process.
+SERVICE_ENV_PREFIXES = (
+    "TRADING_", "BLOFIN_", "API_KEYS", "DATABASE_URL", "DATA_DIR", "PAPER_", "LOG_", "PORT", "HOST", "MAX_",
+    "RATE_LIMIT", "DISCORD_", "STATE_DIR", "ALLOWED_", "ADMIN_", "NOTIFY_",
+)
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This process's environment without any HIT setting, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(SERVICE_ENV_PREFIXES)}
+    env.update(values)
+    return env
+
+
+def start_paper_server(
+    workdir: Path, port: int, keys: list[str], *, log: Path | None = None, **settings: str
+) -> subprocess.Popen[bytes]:
+    """`python -m hit_server` in paper mode on 127.0.0.1:`port` with a journal in `workdir`, frozen
+    model prices, a large balance and no rate limit; `settings` override (e.g. MAX_OPEN_POSITIONS)."""
+    env = clean_env(
+        TRADING_MODE="paper", API_KEYS=",".join(keys), HOST="127.0.0.1", PORT=str(port),
+        DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'journal.db'}", DATA_DIR=str(workdir),
+        LOG_DIR=str(workdir / "logs"), PAPER_PRICE_WALK="false", PAPER_BALANCE="1000000",
+        MAX_OPEN_POSITIONS="100", RATE_LIMIT_PER_MINUTE="1000000", LOG_LEVEL="WARNING",
+    )
+    env.update(settings)
+    sink = log.open("wb") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "hit_server"], env=env, cwd=workdir, stdout=sink, stderr=subprocess.STDOUT
+        )
+    finally:
+        if log is not None and not isinstance(sink, int):
+            sink.close()
+
+
+async def wait_healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], within: float = 60.0) -> None:
+    """Until GET /health answers 200; SystemExit if the process dies or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode} before it was healthy")
+        try:
+            if (await http.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise SystemExit("the server did not become healthy")
