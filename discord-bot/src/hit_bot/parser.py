@@ -232,7 +232,7 @@ def _prices_problem(prices: Prices) -> str | None:
         return prices.problem
     if not prices.stops:
         return "it has no stop loss, and a signal without a stop loss is never traded"
-    if len(set(prices.stops)) > 1:
+    if len(prices.stops) > 1 and len(set(prices.stops)) > 1:
         shown = ", ".join(fmt(s) for s in dict.fromkeys(prices.stops))
         return f"it gives more than one stop loss ({shown})"
     if not prices.take_profits:

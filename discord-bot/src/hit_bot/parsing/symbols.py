@@ -72,12 +72,13 @@ def directions(text: str) -> set[Side]:
     """Every direction the message gives: strong ones if any, else weak ones."""
     sides: set[Side] = set()
     found = set(_DIRECTION_WORDS.findall(text))
-    long_words = found & _LONG_WORDS
-    short_words = found & _SHORT_WORDS
-    if (found & _BUY_SELL) and any(zone in text for zone in _ZONE_WORDS):
+    if found.isdisjoint(_BUY_SELL) or not any(zone in text for zone in _ZONE_WORDS):
+        long_words = not found.isdisjoint(_LONG_WORDS)
+        short_words = not found.isdisjoint(_SHORT_WORDS)
+    else:  # `Buy zone:` is an entry label: BUY/SELL count only where they are not one
         strong = {m.group(1) for m in _STRONG_BUY_SELL.finditer(text)}
-        long_words = {w for w in long_words if not w.startswith("BUY") or "BUY" in strong}
-        short_words = {w for w in short_words if not w.startswith("SELL") or "SELL" in strong}
+        long_words = any(not w.startswith("BUY") or "BUY" in strong for w in found & _LONG_WORDS)
+        short_words = any(not w.startswith("SELL") or "SELL" in strong for w in found & _SHORT_WORDS)
     if long_words or UP_MARK in text:
         sides.add(Side.LONG)
     if short_words or DOWN_MARK in text:
