@@ -103,9 +103,10 @@ def _pairs(text: str) -> list[str]:
         at = text.find(literal)
         while at >= 0:
             quote = _QUOTE.match(text, at)
-            base = quote and _BASE_REVERSED.match(text[max(at - 24, 0) : at][::-1])
-            if quote and base and _usable(name := base.group(1)[::-1]):
-                found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USD')}")
+            if quote:
+                base = _BASE_REVERSED.match(text[max(at - 24, 0) : at][::-1])
+                if base and _usable(name := base.group(1)[::-1]):
+                    found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USD')}")
             at = text.find(literal, at + 3)
     return found
 
@@ -113,6 +114,8 @@ def _pairs(text: str) -> list[str]:
 def symbols(text: str) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
     found = _pairs(text)
+    if len(found) == 1:  # the common case: one explicit pair, nothing to deduplicate
+        return found
     if not found:
         found = [f"{m.group(1)}-USDT" for m in _PAIR_LABEL.finditer(text) if _usable(m.group(1))]
     if not found and ("#" in text or "$" in text):
