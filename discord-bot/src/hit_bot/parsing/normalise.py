@@ -171,7 +171,7 @@ def normalise(text: str) -> str:
         text = _CONTROL.sub(" ", text)
     if "<" in text:
         text = _DISCORD_TOKEN.sub(" ", text)
-    if "://" in text or "www." in text or "WWW." in text:
+    if ("/" in text and "://" in text) or "www." in text or "WWW." in text:
         text = _URL.sub(" ", text)
     for mark, replacement in _MARKDOWN:
         if mark in text:

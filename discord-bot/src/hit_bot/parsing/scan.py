@@ -137,7 +137,7 @@ class Scan:
     market: bool = False  # an entry label said market / CMP / now
     stops: list[Decimal] = field(default_factory=list)  # the first price of each stop label
     targets: list[Decimal] = field(default_factory=list)
-    header: str = ""  # the line before the first label, where an unlabelled entry may sit
+    header: str = ""  # the text before the first label; its last line may hold an unlabelled entry
     lev_orphans: list[Decimal] = field(default_factory=list)  # prices right after a leverage
     leverages: list[str] = field(default_factory=list)
     emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
@@ -146,7 +146,7 @@ class Scan:
 
     def orphans(self) -> list[Decimal]:
         """Prices that no label owns: on the line before the first label, or right after a leverage."""
-        return numbers(self.header) + self.lev_orphans
+        return numbers(_header_line(self.header)) + self.lev_orphans
 
 
 def read_region(region: str) -> tuple[list[Decimal], bool]:
@@ -202,7 +202,7 @@ def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     result = Scan(text)
     parts = _LABELS.split(text)  # header, label, region, label, region...
-    result.header = _header_line(parts[0])
+    result.header = parts[0]  # its last line is taken only when orphans() is asked for
     labelled = newline = False
     for i in range(1, len(parts), 2):
         label, region = parts[i], parts[i + 1]
