@@ -92,3 +92,15 @@ def test_settings_example_env_documents_every_key_and_loads_once_filled(tmp_path
     settings = load_settings(env)
     assert settings.discord_channel_ids == (11, 12) and settings.admin_role_ids == ()
     assert settings.max_signal_age_seconds == 300 and settings.notify_channel_id is None
+
+
+def test_settings_state_dir_defaults_beside_the_bot_whatever_the_working_directory(tmp_path, monkeypatch):
+    from hit_bot.settings import DEFAULT_STATE_DIR, load_settings
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("DISCORD_TOKEN=t0ken\nDISCORD_CHANNEL_IDS=1\nTRADING_SERVER_URL=http://127.0.0.1:1\n"
+                        "TRADING_SERVER_API_KEY=k\nSTATE_DIR=\n")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env_file)
+    assert settings.state_dir == DEFAULT_STATE_DIR
+    assert settings.state_dir.is_absolute() and settings.state_dir.parent.name == "discord-bot"

@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 DEFAULT_LOG_DIR = Path(__file__).resolve().parents[3] / "logs"  # logs/ at the repository root
+DEFAULT_STATE_DIR = Path(__file__).resolve().parents[2] / "bot-state"  # discord-bot/bot-state
 
 IdList = Annotated[tuple[int, ...], NoDecode]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -83,7 +84,7 @@ class BotSettings(ServerSettings):
     allowed_role_ids: IdList = ()
     admin_role_ids: IdList = ()
     command_prefix: str = Field(default="!", min_length=1, max_length=5)
-    state_dir: Path = Path("bot-state")
+    state_dir: Path = DEFAULT_STATE_DIR  # a relative STATE_DIR is relative to the working directory
     discord_api_base: str = "https://discord.com/api/v10"
     discord_gateway_url: str = "wss://gateway.discord.gg/"
     notify_channel_id: int | None = None
@@ -102,6 +103,11 @@ class BotSettings(ServerSettings):
     @classmethod
     def _optional_id(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("state_dir", mode="before")
+    @classmethod
+    def _empty_state_dir(cls, value: Any) -> Any:
+        return DEFAULT_STATE_DIR if isinstance(value, str) and not value.strip() else value
 
     @field_validator("discord_token")
     @classmethod
