@@ -32,20 +32,17 @@ import contextlib
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from hit_bot.testing.fake_discord import FakeDiscord
@@ -55,7 +52,7 @@ from hit_server.blofin_sim import SimConfig, SimEvent, create_app
 from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
 from hit_server.server import create_app as create_server_app
 from hit_server.settings import Settings
-from hit_server.testing import clean_env, free_port
+from hit_server.testing import UvicornThread, clean_env, free_port
 from hit_shared.models import TradingMode
 
 TARGET_P50_MS = 25.0
@@ -78,32 +75,6 @@ class Stamps:
             cid = str(event.data.get("clientOrderId") or "")
             if cid and cid not in self.created:
                 self.created[cid] = time.perf_counter()
-
-
-class UvicornThread:
-    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port."""
-
-    def __init__(self, app: Any, *, lifespan: Literal["on", "off"]) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port: int = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> UvicornThread:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise SystemExit("an in-process server did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
 
 
 def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:

@@ -15,10 +15,8 @@ Waits are bounded polls (`wait_for`), never fixed long sleeps.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,24 +32,9 @@ import pytest
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.samples import TOKEN
 from hit_server import ids
+from hit_server.testing import clean_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-LEAKY_PREFIXES = ("DISCORD_", "TRADING_", "BLOFIN_", "API_KEYS", "DATABASE_URL", "DATA_DIR", "PAPER_",
-                  "STATE_DIR", "ALLOWED_", "ADMIN_", "NOTIFY_", "LOG_", "PORT", "HOST")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    """The machine's environment without any service setting, plus `values`."""
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(LEAKY_PREFIXES)}
-    env.update(values)
-    return env
 
 
 async def wait_for(

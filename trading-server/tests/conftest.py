@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -24,6 +20,7 @@ from hit_server.blofin_rest import RetryPolicy
 from hit_server.blofin_sim import Simulator, create_app
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
 from hit_server.ratelimit import RateLimiter
+from hit_server.testing import UvicornThread
 
 CLIENT_API_KEY = "client-test-key-0123456789abcdef"
 CLIENT_SECRET = "client-SECRET-never-shown-9f8e7d6c5b4a"
@@ -106,33 +103,6 @@ class ClientTarget:
         await self.control("POST", "/sim/faults", body)
 
 
-class ClientUvicorn:
-    """The simulator app served by uvicorn on a free 127.0.0.1 port, in a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ClientUvicorn:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the simulator did not start on 127.0.0.1")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
-
-
 def client_sim_config(**overrides: Any) -> Any:
     from hit_server.blofin_sim import SimConfig
 
@@ -194,7 +164,7 @@ async def client_target(
                                   rate_limiter=RateLimiter.unlimited())
             yield ClientTarget("asgi", client, auth, http, app.state.sim)
         return
-    with ClientUvicorn(app) as server:
+    with UvicornThread(app, start_within=10) as server:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as http:
             client = BloFinClient(http, auth, request_timeout=client_request_timeout, retry=client_retry,
                                   rate_limiter=RateLimiter.unlimited())

@@ -13,15 +13,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+import uvicorn
 from fastapi import FastAPI
 
 from hit_server.monitor import PositionMonitor
@@ -184,3 +186,40 @@ async def wait_healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], w
             pass
         await asyncio.sleep(0.1)
     raise SystemExit("the server did not become healthy")
+
+
+class UvicornThread:
+    """An ASGI app served by uvicorn in a background thread on a free 127.0.0.1 port (a context
+    manager): the real socket path, for tests and benchmarks that need more than ASGITransport."""
+
+    def __init__(
+        self, app: Any, *, lifespan: Literal["on", "off"] = "off", start_within: float = 30.0
+    ) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan=lifespan, access_log=False, timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.start_within = start_within
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + self.start_within
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the in-thread uvicorn server did not start on 127.0.0.1")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()
