@@ -3,8 +3,6 @@ its stop, the private WebSocket lost mid-trade (polling takes over and misses no
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,29 +15,11 @@ from hit_server.blofin_sim.loopback import serve_loopback
 from hit_server.blofin_sim.models import OrderParams
 from hit_server.blofin_sim.ws import hub_of
 from hit_server.paper import build_simulator, generated_credentials
-from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import paper_settings, running_server
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
-
-WAIT_S = 10.0
-
-
-async def until(server: RunningServer, signal_id: str, kind: str, count: int = 1) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        reply = await server.http.get("/api/v1/events", params={"limit": 500})
-        found = [e for e in reply.json()["events"] if e["signal_id"] == signal_id]
-        if sum(e["type"] == kind for e in found) >= count:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, f"no {kind} event: {found}"
-        await asyncio.sleep(0.05)
-
-
-async def wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
+from hit_server.testing import until_event as until
+from hit_server.testing import wait_until as wait
 
 
 def sim_realized(sim: Any, symbol: str) -> Decimal:

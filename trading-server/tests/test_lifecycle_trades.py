@@ -6,7 +6,7 @@ equal to the simulator's own (its positions history: P&L net of every fee)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,8 @@ from hit_server import ids
 from hit_server.testing import RunningServer, paper_settings, running_server
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
-
-WAIT_S = 10.0
+from hit_server.testing import until_event as until
+from hit_server.testing import wait_until as wait
 
 
 @pytest.fixture
@@ -26,29 +26,6 @@ async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
     settings = paper_settings(tmp_path, monitor_poll_seconds=0.05)
     async with running_server(settings) as running:
         yield running
-
-
-async def events(server: RunningServer, signal_id: str) -> list[dict[str, Any]]:
-    reply = await server.http.get("/api/v1/events", params={"limit": 500})
-    return [e for e in reply.json()["events"] if e["signal_id"] == signal_id]
-
-
-async def until(server: RunningServer, signal_id: str, kind: str, count: int = 1) -> list[dict[str, Any]]:
-    """The signal's events once `count` of type `kind` are there (fails after WAIT_S)."""
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while True:
-        found = await events(server, signal_id)
-        if sum(e["type"] == kind for e in found) >= count:
-            return found
-        assert asyncio.get_running_loop().time() < deadline, f"no {kind} event: {found}"
-        await asyncio.sleep(0.05)
-
-
-async def wait(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def leftovers(server: RunningServer, symbol: str) -> list[Any]:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -223,3 +223,35 @@ class UvicornThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
         self.sock.close()
+
+
+# -- waiting on a running server, for lifecycle tests ------------------------------------------------------
+
+EVENT_WAIT_S = 10.0
+
+
+async def signal_events(server: RunningServer, signal_id: str) -> list[dict[str, Any]]:
+    """The events of the server's feed about one signal, oldest first."""
+    reply = await server.http.get("/api/v1/events", params={"limit": 500})
+    return [e for e in reply.json()["events"] if e["signal_id"] == signal_id]
+
+
+async def until_event(
+    server: RunningServer, signal_id: str, kind: str, count: int = 1, within: float = EVENT_WAIT_S
+) -> list[dict[str, Any]]:
+    """The signal's events once `count` of type `kind` are there (AssertionError after `within` s)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        found = await signal_events(server, signal_id)
+        if sum(e["type"] == kind for e in found) >= count:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"no {kind} event: {found}"  # noqa: S101
+        await asyncio.sleep(0.05)
+
+
+async def wait_until(condition: Callable[[], bool], what: str, within: float = EVENT_WAIT_S) -> None:
+    """Poll `condition` until true (AssertionError naming `what` after `within` s)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"  # noqa: S101
+        await asyncio.sleep(0.05)
