@@ -161,14 +161,12 @@ class Position(_Frozen):
         )
 
 
-class OrderRequest(_Frozen):
-    """An order to place. TP/SL order prices default to market (-1) when only the trigger is given."""
+class _PositionWrite(_Frozen):
+    """What an order and a TP/SL order share: where, which side, whose id, and the attached TP/SL pair
+    (an order price defaults to market, -1, when only the trigger is given)."""
 
     inst_id: str
     side: OrderSide
-    order_type: OrderType
-    size: Decimal = Field(gt=0)
-    price: Decimal | None = None
     margin_mode: MarginMode
     client_order_id: str
     reduce_only: bool = False
@@ -178,35 +176,50 @@ class OrderRequest(_Frozen):
     sl_trigger_price: Decimal | None = None
     sl_order_price: Decimal | None = None
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
+    def _check_common(self) -> None:
         _check_client_order_id(self.client_order_id)
-        if self.order_type == "market" and self.price is not None:
-            raise ValueError("a market order takes no price")
-        if self.order_type != "market" and (self.price is None or self.price <= 0):
-            raise ValueError(f"a {self.order_type} order needs a positive price")
         _check_pair("tp", self.tp_trigger_price, self.tp_order_price)
         _check_pair("sl", self.sl_trigger_price, self.sl_order_price)
-        return self
 
-    def to_blofin(self) -> dict[str, str]:
+    def _body(self, size: Decimal, **fields: str) -> dict[str, str]:
         body = {
             "instId": self.inst_id,
             "marginMode": self.margin_mode,
             "positionSide": self.position_side,
             "side": self.side,
-            "orderType": self.order_type,
-            "size": wire(self.size),
+            **fields,
+            "size": wire(size),
             "reduceOnly": "true" if self.reduce_only else "false",
             "clientOrderId": self.client_order_id,
         }
-        if self.price is not None:
-            body["price"] = wire(self.price)
         body.update(
             _tpsl_fields(
                 self.tp_trigger_price, self.tp_order_price, self.sl_trigger_price, self.sl_order_price
             )
         )
+        return body
+
+
+class OrderRequest(_PositionWrite):
+    """An order to place."""
+
+    order_type: OrderType
+    size: Decimal = Field(gt=0)
+    price: Decimal | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        self._check_common()
+        if self.order_type == "market" and self.price is not None:
+            raise ValueError("a market order takes no price")
+        if self.order_type != "market" and (self.price is None or self.price <= 0):
+            raise ValueError(f"a {self.order_type} order needs a positive price")
+        return self
+
+    def to_blofin(self) -> dict[str, str]:
+        body = self._body(self.size, orderType=self.order_type)
+        if self.price is not None:
+            body["price"] = wire(self.price)
         return body
 
 
@@ -265,48 +278,23 @@ class Order(_Frozen):
         )
 
 
-class TpslRequest(_Frozen):
+class TpslRequest(_PositionWrite):
     """A TP and/or SL on an open position. `side` is the closing side; size -1 = whole position."""
 
-    inst_id: str
-    side: OrderSide
-    margin_mode: MarginMode
     size: Decimal
-    client_order_id: str
-    tp_trigger_price: Decimal | None = None
-    tp_order_price: Decimal | None = None
-    sl_trigger_price: Decimal | None = None
-    sl_order_price: Decimal | None = None
     reduce_only: bool = True
-    position_side: PositionSide = "net"
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        _check_client_order_id(self.client_order_id)
+        self._check_common()
         if self.size <= 0 and self.size != WHOLE_POSITION:
             raise ValueError(f"size must be positive or -1 (whole position), got {self.size}")
         if self.tp_trigger_price is None and self.sl_trigger_price is None:
             raise ValueError("a TP/SL order needs tp_trigger_price or sl_trigger_price")
-        _check_pair("tp", self.tp_trigger_price, self.tp_order_price)
-        _check_pair("sl", self.sl_trigger_price, self.sl_order_price)
         return self
 
     def to_blofin(self) -> dict[str, str]:
-        body = {
-            "instId": self.inst_id,
-            "marginMode": self.margin_mode,
-            "positionSide": self.position_side,
-            "side": self.side,
-            "size": wire(self.size),
-            "reduceOnly": "true" if self.reduce_only else "false",
-            "clientOrderId": self.client_order_id,
-        }
-        body.update(
-            _tpsl_fields(
-                self.tp_trigger_price, self.tp_order_price, self.sl_trigger_price, self.sl_order_price
-            )
-        )
-        return body
+        return self._body(self.size)
 
 
 class TpslAck(_Frozen):
