@@ -59,19 +59,11 @@ _KEPT = f"\\t\\n\\r\\x20-\\x7e{''.join(_EMOJI_MARKS)}"
 _FOREIGN = re.compile(f"[^{_KEPT}][^{_KEPT}]*")  # also ASCII control characters
 _CONTROL = re.compile("[\\x00-\\x08\\x0e-\\x1f\\x7f]")
 _SPACES = re.compile("  [ ]*")
-# (character, replacement) pairs applied with str.replace after an `in` test: much faster than
-# str.translate with a dict on the short messages that are the common case.
-_MARKDOWN = (
-    ("*", ""),
-    ("`", ""),
-    ("~", ""),
-    ("\\", ""),
-    ("_", " "),
-    ("|", " "),
-    ("\t", " "),
-    ("\r", "\n"),
-    (">", " "),
-)
+# Discord markdown, tabs and separators (`*` `` ` `` `~` `\\` go; `_` `|` `>` tabs become spaces; `\r` a
+# newline), and upper case, in one bytes.translate pass over the ASCII text that the steps before leave:
+# one C loop instead of a str.replace and an `in` test per character.
+_MARKDOWN_GONE = b"*`~\\"
+_MARKDOWN_UPPER = bytes.maketrans(b"_|\t\r>abcdefghijklmnopqrstuvwxyz", b"   \n ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _KEYCAP = re.compile(r"[0-9#]?\u20e3")
 _DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:)?-?\d{1,25}(?::\w)?>")
 _URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
@@ -173,11 +165,10 @@ def normalise(text: str) -> str:
         text = _DISCORD_TOKEN.sub(" ", text)
     if ("/" in text and "://" in text) or "www." in text or "WWW." in text:
         text = _URL.sub(" ", text)
-    for mark, replacement in _MARKDOWN:
-        if mark in text:
-            text = text.replace(mark, replacement)
+    # Every step above leaves ASCII text (_unicode maps or blanks every other character).
+    text = text.encode("ascii").translate(_MARKDOWN_UPPER, _MARKDOWN_GONE).decode("ascii")
     if "  " in text:
         text = _SPACES.sub(" ", text)
     if " \n" in text:
         text = text.replace(" \n", "\n")
-    return _commentary("\n" + text.upper())
+    return _commentary("\n" + text)

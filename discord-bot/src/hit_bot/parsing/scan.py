@@ -66,8 +66,10 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             r"ISO(?:LATED)?(?![A-Z])[ ]?[:=]?",
         ),
     ),
-    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}(?:\.[0-9]+)?",)),
-    ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}",)),
+    # Possessive digits (`{0,3}+`, `++`): what follows them is never a digit, so giving some back could not
+    # help a match, and this label is tried before every price (`SL: 58000` fails it four times otherwise).
+    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}+(?:\.[0-9]++)?",)),
+    ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}+",)),
 )
 
 
@@ -76,8 +78,9 @@ _SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "en
 
 def _build_labels() -> re.Pattern[str]:
     """One regex for every label, used with split(): a separator character, then the words grouped by
-    their first letter (so the engine tests one letter per group). One capturing group only: every
-    group slows every attempt."""
+    their first letter (so the engine tests one letter per group). A second group, tried only once a
+    label matched, takes the region after it when that region is one plain price that ends where the
+    next label starts (or the text ends): the common `SL: 58000`, read without read_region."""
     by_letter: dict[str, list[str]] = {}
     rest: list[str] = []
     for _kind, tail, words in _VOCABULARY:
@@ -90,7 +93,11 @@ def _build_labels() -> re.Pattern[str]:
     # A symbol label (🎯 🛑 💰 marks, `@`) is matched as the separator before it, the mark left in place:
     # it can then be the separator of a word label glued to it (`💰TAKE PROFIT:`).
     symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
-    return re.compile(r"([^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + "))")
+    label = r"[^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + ")"
+    # No label can start inside such a region (its only separators are blanks followed by a blank or a
+    # digit, and no label word is digits without an X), so the split is the same as without the group.
+    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+)?[ \n]*?)(?=" + label + r"|\Z))?"
+    return re.compile(f"({label}){plain}")
 
 
 def _kind(label: str) -> str:
@@ -201,11 +208,12 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
 def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     result = Scan(text)
-    parts = _LABELS.split(text)  # header, label, region, label, region...
+    parts = _LABELS.split(text)  # header, then per label: the label, its plain price or None, its region
     result.header = parts[0]  # its last line is taken only when orphans() is asked for
     labelled = newline = False
-    for i in range(1, len(parts), 2):
-        label, region = parts[i], parts[i + 1]
+    for i in range(1, len(parts), 3):
+        label, plain = parts[i], parts[i + 1]
+        region = parts[i + 2] if plain is None else plain  # after a plain price, parts[i + 2] is empty
         if len(label) == 1:  # a symbol label: the mark starts its region
             kind = _SYMBOL_KINDS.get(region[:1], "")
             emoji = region[:1] != "@"
@@ -213,10 +221,13 @@ def scan(text: str) -> Scan:
             kind = _KIND_BY_LETTER.get(label[1]) or _kind(label)
             emoji = False
         newline = newline or "\n" in label
-        if kind != "lev" and (not kind or region.isspace() or not region):
+        if plain is not None:  # what read_region reads from it, without reading it
+            values, market = [Decimal(plain)], False  # Decimal() ignores the blanks around the digits
+        elif kind != "lev" and (not kind or region.isspace() or not region):
             newline = newline or "\n" in region
             continue
-        values, market = read_region(region)
+        else:
+            values, market = read_region(region)
         if kind == "lev":
             _leverage(result, label, values if not labelled else [])
         elif _take(result, kind, values, market):
