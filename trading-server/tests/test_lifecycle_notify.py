@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from hit_server import ids
 from hit_server.blofin_sim.loopback import serve_loopback
-from hit_server.db import SignalRow, create_engine
+from hit_server.db import Database, SignalRow
 from hit_server.events import EVENT_TYPES
 from hit_server.testing import RunningServer, paper_settings, running_server
 
@@ -133,11 +133,10 @@ async def test_lifecycle_reconciliation_cancels_orders_of_a_finished_trade(tmp_p
         await place(server, signal("nt-orphan", entries=["59500"]))
         entry = server.sim.orders_by_client_id[ids.entry_id("nt-orphan", 1)]
         # the journal holds the trade as over, but its entry still rests on the exchange
-        engine = create_engine(settings.journal_url)
-        async with engine.begin() as conn:
-            finished = update(SignalRow).where(SignalRow.signal_id == "nt-orphan").values(is_open=False)
-            await conn.execute(finished)
-        await engine.dispose()
+        db = Database(settings.journal_url)
+        finished = update(SignalRow).where(SignalRow.signal_id == "nt-orphan").values(is_open=False)
+        await db.transaction(lambda conn: conn.execute(finished))
+        await db.dispose()
 
         found = await until(server, "orphan_cancelled")
 

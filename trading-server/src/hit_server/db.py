@@ -1,7 +1,7 @@
-"""The journal's tables (SQLAlchemy 2, async) and its engine.
+"""The journal's tables (SQLAlchemy 2) and the database that holds them (`Database`).
 
-SQLite (aiosqlite) by default, PostgreSQL through DATABASE_URL (`postgresql+asyncpg://...`). Tables
-are created at start (`create_schema`); there is no migration tool yet. Prices and sizes are stored
+SQLite by default, PostgreSQL (asyncpg) through DATABASE_URL (`postgresql+asyncpg://...`). Tables
+are created at start (`Database.create_schema`); there is no migration tool yet. Prices and sizes are stored
 as decimal text so no float ever touches them, whatever the backend.
 
 signals        one row per signal_id (the DB-level at-most-once guard: primary key)
@@ -13,14 +13,31 @@ halt           the kill switch (a single row), so a halt survives a restart
 
 from __future__ import annotations
 
-import asyncio
-import weakref
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    event,
+    make_url,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from hit_server.http_errors import JournalUnavailable
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -109,40 +126,80 @@ class HaltRow(Base):
     since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """The journal's engine; SQLite gets WAL and a busy timeout so concurrent writers queue."""
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
-        return engine
-    return create_async_engine(url, pool_pre_ping=True)
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
-_WRITE_LOCKS: weakref.WeakKeyDictionary[AsyncEngine, asyncio.Lock] = weakref.WeakKeyDictionary()
+class Database:
+    """The journal's database. Every transaction is one synchronous function of a connection (or an
+    ORM session), run by `transaction` (or `session`) and committed when it returns.
 
+    SQLite (the default, `sqlite:///` or `sqlite+aiosqlite:///`): the function runs on the calling
+    thread, i.e. on the event loop. A local SQLite transaction in WAL mode with synchronous=NORMAL
+    commits without an fsync and takes tens of microseconds, far less than handing it to a worker
+    thread and back; and since nothing awaits inside it, transactions of one process never interleave,
+    so they need no lock of their own. Another process holding the write lock (a second server on the
+    same file, a tool) makes a writer wait up to BUSY_TIMEOUT_S, then fail as JournalUnavailable.
+    PostgreSQL (`postgresql+asyncpg://...`): the same function runs through asyncpg
+    (`AsyncConnection.run_sync`), so the loop is never blocked on the network.
 
-def write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
-    """The lock this process's writers to a SQLite journal share (None for other databases).
+    A database that cannot be read or written raises `JournalUnavailable` (the API answers 503);
+    an `IntegrityError` (a primary key already there) is passed on for the caller to interpret."""
 
-    SQLite has one writer at a time and makes the others wait by sleeping and retrying (1, 2, 5, 10 ms
-    ...); writers that hold this lock around a write transaction go in the moment it is free instead.
-    Other processes are still kept out by SQLite's own locking (and the busy timeout)."""
-    if engine.dialect.name != "sqlite":
-        return None
-    lock = _WRITE_LOCKS.get(engine)
-    if lock is None:
-        lock = _WRITE_LOCKS[engine] = asyncio.Lock()
-    return lock
+    BUSY_TIMEOUT_S = 5.0
 
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        if self.url.get_backend_name() == "sqlite":
+            self._sync = create_engine(
+                self.url.set(drivername="sqlite"),
+                connect_args={"timeout": self.BUSY_TIMEOUT_S, "check_same_thread": False},
+            )
+            event.listen(self._sync, "connect", _sqlite_pragmas)
+        else:
+            self._async = create_async_engine(url, pool_pre_ping=True)
 
-async def create_schema(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    def describe(self) -> str:
+        """The URL without its password, for the log."""
+        return self.url.render_as_string(hide_password=True)
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction (Core statements), committed when it returns."""
+        try:
+            if self._sync is not None:
+                with self._sync.begin() as conn:
+                    return work(conn)
+            assert self._async is not None  # noqa: S101 - one of the two engines always exists
+            async with self._async.begin() as aconn:
+                return await aconn.run_sync(work)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalUnavailable(
+                "The trade journal cannot be written, so no signal is accepted; check the database."
+            ) from exc
+
+    async def session(self, work: Callable[[Session], T]) -> T:
+        """Run `work` with an ORM session in one transaction, committed when it returns."""
+        def in_session(conn: Connection) -> T:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                result = work(session)
+                session.flush()
+                return result
+
+        return await self.transaction(in_session)
+
+    async def create_schema(self) -> None:
+        await self.transaction(Base.metadata.create_all)
+
+    async def dispose(self) -> None:
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._async is not None:
+            await self._async.dispose()

@@ -11,20 +11,17 @@ the API answers with 503: a signal is never traded unrecorded.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from hit_server.db import Base, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow, write_lock
-from hit_server.http_errors import JournalUnavailable
+from hit_server.db import Base, Database, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow
 
 OPEN_STATES = ("received", "sending", "unknown")
 SIGNALS, ORDERS = Base.metadata.tables["signals"], Base.metadata.tables["orders"]
@@ -132,48 +129,21 @@ def to_record(row: OrderRow) -> OrderRecord:
 
 
 class Journal:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
-        self._writing = write_lock(engine)  # shared by every writer of this engine (see db.write_lock)
+    """The journal's reads and writes; each method is one transaction of `Database` (see db.py)."""
 
-    @asynccontextmanager
-    async def _connection(self, *, write: bool = False) -> AsyncIterator[AsyncConnection]:
-        """One transaction without the ORM's unit of work: the per-signal path is plain Core statements."""
-        lock = self._writing if write else None
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                if lock is not None:
-                    await stack.enter_async_context(lock)
-                conn = await stack.enter_async_context(self._engine.begin())
-                yield conn
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise JournalUnavailable(
-                "The trade journal cannot be written, so no signal is accepted; check the database."
-            ) from exc
-
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except IntegrityError:
-            raise
-        except SQLAlchemyError as exc:
-            raise JournalUnavailable(
-                "The trade journal cannot be written, so no signal is accepted; check the database."
-            ) from exc
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- signals -------------------------------------------------------------------------------
 
     async def get_signal(self, signal_id: str) -> SignalRow | None:
         """The signal's row (detached: read it, don't write through it), or None."""
-        async with self._connection() as conn:
-            found = (await conn.execute(select(SIGNALS).where(SIGNALS.c.signal_id == signal_id))).mappings()
-            row = found.first()
-        return None if row is None else SignalRow(**row)
+
+        def read(conn: Connection) -> SignalRow | None:
+            row = conn.execute(select(SIGNALS).where(SIGNALS.c.signal_id == signal_id)).mappings().first()
+            return None if row is None else SignalRow(**row)
+
+        return await self.db.transaction(read)
 
     async def record_intent(
         self,
@@ -188,20 +158,22 @@ class Journal:
     ) -> None:
         """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there."""
         now = utcnow()
+
+        def write(conn: Connection) -> None:
+            conn.execute(
+                insert(SIGNALS).values(
+                    signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side,
+                    state=state, created_at=now, updated_at=now,
+                )
+            )
+            if orders:
+                conn.execute(insert(ORDERS), [_order_values(signal_id, o, now) for o in orders])
+            conn.execute(
+                insert(STATE_CHANGES).values(signal_id=signal_id, client_order_id=None, state=state, at=now)
+            )
+
         try:
-            async with self._connection(write=True) as conn:
-                await conn.execute(
-                    insert(SIGNALS).values(
-                        signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side,
-                        state=state, created_at=now, updated_at=now,
-                    )
-                )
-                if orders:
-                    await conn.execute(insert(ORDERS), [_order_values(signal_id, o, now) for o in orders])
-                await conn.execute(
-                    insert(STATE_CHANGES).values(signal_id=signal_id, client_order_id=None, state=state,
-                                                 at=now)
-                )
+            await self.db.transaction(write)
         except IntegrityError as exc:
             raise DuplicateSignal(signal_id) from exc
 
@@ -210,9 +182,12 @@ class Journal:
         if not orders:
             return
         now = utcnow()
-        async with self._connection(write=True) as conn:
-            await _merge_orders(conn, signal_id, orders, now)
-            await conn.execute(insert(STATE_CHANGES), [_state_values(signal_id, o, now) for o in orders])
+
+        def write(conn: Connection) -> None:
+            _merge_orders(conn, signal_id, orders, now)
+            conn.execute(insert(STATE_CHANGES), [_state_values(signal_id, o, now) for o in orders])
+
+        await self.db.transaction(write)
 
     async def finish(
         self,
@@ -230,46 +205,54 @@ class Journal:
         """Store the answer, every order's last known state, and the events it produced.
         `all_recorded`: every order was committed by `record_intent`, so none needs inserting."""
         now = utcnow()
-        async with self._connection(write=True) as conn:
-            await conn.execute(
+
+        def write(conn: Connection) -> None:
+            conn.execute(
                 update(SIGNALS)
                 .where(SIGNALS.c.signal_id == signal_id)
                 .values(state=state, status=status, reason=reason, response=response, is_open=is_open,
                         updated_at=now)
             )
-            await _merge_orders(conn, signal_id, orders, now, all_recorded=all_recorded)
+            _merge_orders(conn, signal_id, orders, now, all_recorded=all_recorded)
             changes = [_state_values(signal_id, o, now) for o in orders]
             changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,
                             "at": now})
-            await conn.execute(insert(STATE_CHANGES), changes)
+            conn.execute(insert(STATE_CHANGES), changes)
             if events:
-                await conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
+                conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
+
+        await self.db.transaction(write)
 
     async def count_replay(self, signal_id: str) -> None:
-        async with self._session() as session:
-            await session.execute(
-                update(SignalRow)
-                .where(SignalRow.signal_id == signal_id)
-                .values(replays=SignalRow.replays + 1)
+        def write(conn: Connection) -> None:
+            conn.execute(
+                update(SIGNALS).where(SIGNALS.c.signal_id == signal_id).values(replays=SIGNALS.c.replays + 1)
             )
 
+        await self.db.transaction(write)
+
     async def orders_of(self, signal_id: str) -> list[OrderRecord]:
-        async with self._session() as session:
-            rows = await session.scalars(
+        def read(session: Session) -> list[OrderRecord]:
+            rows = session.scalars(
                 select(OrderRow).where(OrderRow.signal_id == signal_id).order_by(OrderRow.created_at)
             )
             return [to_record(row) for row in rows]
 
+        return await self.db.session(read)
+
     async def unresolved(self) -> list[SignalRow]:
         """Signals whose answer was never stored or whose orders' outcome is unknown."""
-        async with self._session() as session:
-            rows = await session.scalars(select(SignalRow).where(SignalRow.state.in_(OPEN_STATES)))
-            return list(rows)
+
+        def read(session: Session) -> list[SignalRow]:
+            return list(session.scalars(select(SignalRow).where(SignalRow.state.in_(OPEN_STATES))))
+
+        return await self.db.session(read)
 
     async def open_symbols(self) -> set[str]:
-        async with self._connection() as conn:
-            rows = await conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)))
-            return set(rows)
+        def read(conn: Connection) -> set[str]:
+            return set(conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True))))
+
+        return await self.db.transaction(read)
 
     async def trades(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int
@@ -280,79 +263,59 @@ class Journal:
             query = query.where(SignalRow.status == status)
         if symbol:
             query = query.where(SignalRow.symbol == symbol)
-        async with self._session() as session:
-            total = await session.scalar(select(func.count()).select_from(query.subquery()))
-            rows = await session.scalars(
+
+        def read(session: Session) -> tuple[list[SignalRow], int]:
+            total = session.scalar(select(func.count()).select_from(query.subquery()))
+            rows = session.scalars(
                 query.order_by(SignalRow.created_at.desc(), SignalRow.signal_id.desc())
                 .limit(limit)
                 .offset(offset)
             )
             return list(rows), int(total or 0)
 
+        return await self.db.session(read)
+
     async def counts(self) -> Counts:
-        async with self._session() as session:
-            by_status = dict(
-                (
-                    await session.execute(select(SignalRow.status, func.count()).group_by(SignalRow.status))
-                ).all()
-            )
-            received = await session.scalar(select(func.count()).select_from(SignalRow))
-            replayed = await session.scalar(select(func.coalesce(func.sum(SignalRow.replays), 0)))
-            open_trades = await session.scalar(
-                select(func.count()).select_from(SignalRow).where(SignalRow.is_open.is_(True))
-            )
-            closed = (
-                await session.execute(
-                    select(SignalRow.symbol, SignalRow.realized_pnl).where(SignalRow.closed_at.is_not(None))
-                )
-            ).all()
-        pnl_by_symbol: dict[str, Decimal] = {}
-        wins = losses = 0
-        for symbol, pnl_text in closed:
-            pnl = Decimal(pnl_text or 0)
-            pnl_by_symbol[symbol] = pnl_by_symbol.get(symbol, Decimal(0)) + pnl
-            wins += pnl > 0
-            losses += pnl < 0
-        return Counts(
-            received=int(received or 0),
-            placed=int(by_status.get("placed", 0)),
-            rejected=int(by_status.get("rejected", 0)),
-            failed=int(by_status.get("failed", 0)),
-            replayed=int(replayed or 0),
-            open_trades=int(open_trades or 0),
-            closed=len(closed),
-            wins=wins,
-            losses=losses,
-            realized_pnl=sum(pnl_by_symbol.values(), Decimal(0)),
-            pnl_by_symbol=pnl_by_symbol,
-        )
+        return await self.db.transaction(_counts)
 
     # -- events and halt -------------------------------------------------------------------------
 
     async def add_events(self, events: Sequence[EventRecord]) -> None:
         now = utcnow()
-        async with self._session() as session:
-            session.add_all(_event_row(item, now) for item in events)
+
+        def write(conn: Connection) -> None:
+            if events:
+                conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
+
+        await self.db.transaction(write)
 
     async def events(self, *, after: int, limit: int) -> list[EventRow]:
-        async with self._session() as session:
-            rows = await session.scalars(
-                select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
-            )
-            return list(rows)
+        def read(session: Session) -> list[EventRow]:
+            query = select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
+            return list(session.scalars(query))
+
+        return await self.db.session(read)
+
+    async def last_event_id(self) -> int:
+        def read(conn: Connection) -> int:
+            return int(conn.scalar(select(func.coalesce(func.max(EVENTS.c.id), 0))) or 0)
+
+        return await self.db.transaction(read)
 
     async def halt_state(self) -> HaltRow:
-        async with self._session() as session:
-            row = await session.get(HaltRow, 1)
+        def read(session: Session) -> HaltRow:
+            row = session.get(HaltRow, 1)
             if row is None:
                 row = HaltRow(id=1, halted=False)
             if row.since is not None:
                 row.since = as_utc(row.since)
             return row
 
+        return await self.db.session(read)
+
     async def set_halt(self, *, halted: bool, reason: str | None) -> HaltRow:
-        async with self._session() as session:
-            row = await session.get(HaltRow, 1)
+        def write(session: Session) -> HaltRow:
+            row = session.get(HaltRow, 1)
             if row is None:
                 row = HaltRow(id=1)
                 session.add(row)
@@ -363,7 +326,40 @@ class Journal:
                     utcnow(),
                 )
             )
-        return row
+            return row
+
+        return await self.db.session(write)
+
+
+def _counts(conn: Connection) -> Counts:
+    grouped = conn.execute(select(SIGNALS.c.status, func.count()).group_by(SIGNALS.c.status))
+    by_status: dict[str | None, int] = {row[0]: row[1] for row in grouped}
+    received = conn.scalar(select(func.count()).select_from(SIGNALS))
+    replayed = conn.scalar(select(func.coalesce(func.sum(SIGNALS.c.replays), 0)))
+    open_trades = conn.scalar(select(func.count()).select_from(SIGNALS).where(SIGNALS.c.is_open.is_(True)))
+    closed = conn.execute(
+        select(SIGNALS.c.symbol, SIGNALS.c.realized_pnl).where(SIGNALS.c.closed_at.is_not(None))
+    ).all()
+    pnl_by_symbol: dict[str, Decimal] = {}
+    wins = losses = 0
+    for symbol, pnl_text in closed:
+        pnl = Decimal(pnl_text or 0)
+        pnl_by_symbol[symbol] = pnl_by_symbol.get(symbol, Decimal(0)) + pnl
+        wins += pnl > 0
+        losses += pnl < 0
+    return Counts(
+        received=int(received or 0),
+        placed=int(by_status.get("placed", 0)),
+        rejected=int(by_status.get("rejected", 0)),
+        failed=int(by_status.get("failed", 0)),
+        replayed=int(replayed or 0),
+        open_trades=int(open_trades or 0),
+        closed=len(closed),
+        wins=wins,
+        losses=losses,
+        realized_pnl=sum(pnl_by_symbol.values(), Decimal(0)),
+        pnl_by_symbol=pnl_by_symbol,
+    )
 
 
 def _event_row(item: EventRecord, now: datetime) -> EventRow:
@@ -377,8 +373,8 @@ def _event_row(item: EventRecord, now: datetime) -> EventRow:
     )
 
 
-async def _merge_orders(
-    conn: AsyncConnection,
+def _merge_orders(
+    conn: Connection,
     signal_id: str,
     orders: Sequence[OrderRecord],
     now: datetime,
@@ -393,14 +389,14 @@ async def _merge_orders(
         known = set(ids)
     else:
         query = select(ORDERS.c.client_order_id).where(ORDERS.c.client_order_id.in_(ids))
-        known = set(await conn.scalars(query))
+        known = set(conn.scalars(query))
     new = [_order_values(signal_id, o, now) for o in orders if o.client_order_id not in known]
     if new:
-        await conn.execute(insert(ORDERS), new)
+        conn.execute(insert(ORDERS), new)
     updates = [
         {"cid": o.client_order_id, "new_state": o.state, "new_order_id": o.order_id, "at": now}
         for o in orders
         if o.client_order_id in known
     ]
     if updates:
-        await conn.execute(ORDER_STATES, updates)
+        conn.execute(ORDER_STATES, updates)

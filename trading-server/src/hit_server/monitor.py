@@ -3,7 +3,7 @@
 When a pass runs:
 - at once when the account changes: pushes of BloFin's private WebSocket (`orders`, `positions`,
   `orders-algo`, through `blofin_ws.PrivateStream`, which reconnects with backoff), or, in paper mode
-  with the in-process simulator (reached through httpx.ASGITransport, which carries no socket), the
+  with the in-process simulator (reached through `inprocess.InProcessHttp`: no socket), the
   simulator's own change events through a small adapter (`SimFeed`);
 - every MONITOR_POLL_SECONDS while the socket is down: REST polling is the fallback, and the first
   pass after a reconnect re-reads everything, so a loss misses nothing;
@@ -22,13 +22,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from hit_server.blofin_auth import BloFinAuth
 from hit_server.blofin_errors import BloFinError
 from hit_server.blofin_ws import PrivateStream
-from hit_server.db import EventRow
 from hit_server.http_errors import JournalUnavailable
 from hit_server.lifecycle import Lifecycle
 from hit_server.notify import WebhookRelay
@@ -164,8 +160,11 @@ class PositionMonitor:
         due = loop.time() + self.reconcile_s
         while True:
             interval = self.poll_s * (QUIET_FACTOR if self.connected else 1)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation that
+            # arrives as its timeout fires, and then stopping the monitor never returns
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(interval, due - loop.time())))
+                async with asyncio.timeout(max(0.0, min(interval, due - loop.time()))):
+                    await self._wake.wait()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             self._wake.clear()
             if loop.time() >= due:
@@ -201,22 +200,18 @@ def _feed(settings: Settings, exchange: Exchange) -> Feed | None:
     return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)))
 
 
-async def _last_event_id(engine: AsyncEngine) -> int:
-    async with engine.connect() as conn:
-        return int(await conn.scalar(select(func.coalesce(func.max(EventRow.id), 0))) or 0)
-
-
 @asynccontextmanager
 async def open_monitor(
-    settings: Settings, service: TradingService, exchange: Exchange, engine: AsyncEngine
+    settings: Settings, service: TradingService, exchange: Exchange
 ) -> AsyncIterator[PositionMonitor]:
     """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit."""
-    lifecycle = Lifecycle(service.client, service.journal, TradeBook(engine), settings)
+    lifecycle = Lifecycle(service.client, service.journal, TradeBook(service.journal.db), settings)
     monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange), settings)
     relay_task: asyncio.Task[None] | None = None
     if settings.discord_webhook_url is not None:
         relay = monitor.relay = WebhookRelay(settings.discord_webhook_url, service.journal)
-        relay_task = asyncio.create_task(relay.run(await _last_event_id(engine)), name="webhook-relay")
+        after = await service.journal.last_event_id()
+        relay_task = asyncio.create_task(relay.run(after), name="webhook-relay")
     await monitor.start()
     try:
         yield monitor

@@ -1,6 +1,6 @@
 """`create_app(settings)`: the trading server's FastAPI app. Nothing is built at import time.
 
-The lifespan owns, in order: the journal's database engine (tables created at start), the exchange
+The lifespan owns, in order: the journal's database (tables created at start), the exchange
 (the httpx client and the BloFin client; in paper mode the in-process simulator), the trading
 service, which loads the halt and reconciles what a previous run left unresolved before the first
 request is served, and the position monitor (`monitor.py`), which follows every open trade to its end.
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from hit_server import __version__, http_errors
 from hit_server.api.routes import api, public
-from hit_server.db import create_engine, create_schema
+from hit_server.db import Database
 from hit_server.journal import Journal
 from hit_server.monitor import open_monitor
 from hit_server.paper import open_exchange
@@ -35,20 +35,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     if settings.journal_url.startswith("sqlite") and settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.journal_url)
+    db = Database(settings.journal_url)
     try:
-        await create_schema(engine)
+        await db.create_schema()
         async with open_exchange(settings, sim_app=app.state.sim_app) as exchange:
-            service = TradingService(settings, exchange.client, Journal(engine))
+            service = TradingService(settings, exchange.client, Journal(db))
             await service.start()
             app.state.service = service
             app.state.sim_app = exchange.sim_app
-            async with open_monitor(settings, service, exchange, engine) as monitor:
+            async with open_monitor(settings, service, exchange) as monitor:
                 app.state.monitor = monitor
                 log.info(
                     "Trading server ready: mode=%s, journal=%s",
                     settings.trading_mode.value,
-                    engine.url.render_as_string(hide_password=True),
+                    db.describe(),
                 )
                 try:
                     yield
@@ -56,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.service = None
                     app.state.monitor = None
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI:

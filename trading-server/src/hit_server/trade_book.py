@@ -10,21 +10,17 @@ journal's (`create_schema`); closing a trade also writes the signal's `is_open`,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, String, Text, select, update
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Text, insert, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from hit_server.db import Base, EventRow, OrderRow, SignalRow, StateChangeRow, as_utc, utcnow
-from hit_server.http_errors import JournalUnavailable
-from hit_server.journal import EventRecord, OrderRecord, to_record
+from hit_server.db import Base, Database, OrderRow, SignalRow, as_utc, utcnow
+from hit_server.journal import EVENTS, ORDERS, SIGNALS, STATE_CHANGES, EventRecord, OrderRecord, to_record
 
 OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
 
@@ -49,6 +45,9 @@ class TradeRow(Base):
     fee: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+TRADES = Base.metadata.tables["trades"]
 
 
 @dataclass
@@ -122,65 +121,29 @@ def values_of(trade: Trade) -> dict[str, Any]:
 
 
 class TradeBook:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+    """The monitor's reads and writes; each method is one transaction of `Database` (see db.py)."""
 
-    @asynccontextmanager
-    async def _session(self) -> AsyncIterator[AsyncSession]:
-        try:
-            async with self._sessions() as session, session.begin():
-                yield session
-        except SQLAlchemyError as exc:
-            raise JournalUnavailable("The trade journal cannot be written; check the database.") from exc
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def open_trades(self) -> list[Trade]:
         """Every placed signal still open, oldest first; a row is created for one seen the first time
         (with stop_price 0: the caller sets it from the journaled stop order)."""
-        async with self._session() as session:
-            signals = list(
-                await session.scalars(
-                    select(SignalRow)
-                    .where(SignalRow.is_open.is_(True), SignalRow.state == "answered")
-                    .where(SignalRow.status == "placed")
-                    .order_by(SignalRow.created_at)
-                )
-            )
-            if not signals:
-                return []
-            rows = {
-                r.signal_id: r
-                for r in await session.scalars(
-                    select(TradeRow).where(TradeRow.signal_id.in_([s.signal_id for s in signals]))
-                )
-            }
-            trades = []
-            for signal in signals:
-                row = rows.get(signal.signal_id)
-                if row is None:
-                    row = TradeRow(
-                        signal_id=signal.signal_id, symbol=signal.symbol, side=signal.side, state=OPEN,
-                        stop_price="0", fills={}, targets_hit=[], position_ids=[], stop_moves=0,
-                        tp_batches=0, at_breakeven=False, entries_done=False,
-                    )
-                    session.add(row)
-                if row.state == OPEN:
-                    trades.append(_trade(row, signal))
-            return trades
+        return await self.db.session(_open_trades)
 
     async def save(self, trade: Trade, events: Sequence[EventRecord] = ()) -> None:
         """Write the trade, its events, and, when it is over, the signal's closing figures."""
         now = utcnow()
-        async with self._session() as session:
-            values = values_of(trade)
+        values = values_of(trade)
+        if trade.state != OPEN:
+            values["closed_at"] = now
+
+        def write(conn: Connection) -> None:
+            conn.execute(update(TRADES).where(TRADES.c.signal_id == trade.signal_id).values(**values))
             if trade.state != OPEN:
-                values["closed_at"] = now
-            await session.execute(
-                update(TradeRow).where(TradeRow.signal_id == trade.signal_id).values(**values)
-            )
-            if trade.state != OPEN:
-                await session.execute(
-                    update(SignalRow)
-                    .where(SignalRow.signal_id == trade.signal_id)
+                conn.execute(
+                    update(SIGNALS)
+                    .where(SIGNALS.c.signal_id == trade.signal_id)
                     .values(
                         is_open=False,
                         realized_pnl=None if trade.realized_pnl is None else str(trade.realized_pnl),
@@ -188,45 +151,92 @@ class TradeBook:
                         updated_at=now,
                     )
                 )
-                session.add(StateChangeRow(signal_id=trade.signal_id, state=trade.state,
-                                           note=trade.exit_reason, at=now))
-            session.add_all(
-                EventRow(type=e.type, signal_id=e.signal_id, symbol=e.symbol, message=e.message,
-                         data=e.data, created_at=now)
-                for e in events
-            )
+                conn.execute(insert(STATE_CHANGES).values(
+                    signal_id=trade.signal_id, client_order_id=None, state=trade.state,
+                    note=trade.exit_reason, at=now,
+                ))
+            if events:
+                conn.execute(insert(EVENTS), [
+                    {"type": e.type, "signal_id": e.signal_id, "symbol": e.symbol, "message": e.message,
+                     "data": e.data, "created_at": now}
+                    for e in events
+                ])
+
+        await self.db.transaction(write)
 
     async def orders_of(self, signal_ids: Sequence[str]) -> dict[str, list[OrderRecord]]:
         """The journaled orders of these signals in one query, by signal_id (oldest first)."""
         found: dict[str, list[OrderRecord]] = {sid: [] for sid in signal_ids}
         if not signal_ids:
             return found
-        async with self._session() as session:
-            rows = await session.scalars(
+
+        def read(session: Session) -> None:
+            rows = session.scalars(
                 select(OrderRow).where(OrderRow.signal_id.in_(list(signal_ids))).order_by(OrderRow.created_at)
             )
             for row in rows:
                 found[row.signal_id].append(to_record(row))
+
+        await self.db.session(read)
         return found
 
     async def get(self, signal_id: str) -> TradeRow | None:
-        async with self._session() as session:
-            return await session.get(TradeRow, signal_id)
+        def read(session: Session) -> TradeRow | None:
+            return session.get(TradeRow, signal_id)
+
+        return await self.db.session(read)
 
     async def open_symbols(self) -> set[str]:
         """Symbols with a placed signal still open (the trades whose positions are ours)."""
-        async with self._session() as session:
-            rows = await session.scalars(select(SignalRow.symbol).where(SignalRow.is_open.is_(True)))
-            return set(rows)
+
+        def read(conn: Connection) -> set[str]:
+            return set(conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True))))
+
+        return await self.db.transaction(read)
 
     async def signal_of_order(self, client_order_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         """For each of these clientOrderIds journaled by us: (signal_id, whether that signal is open)."""
         if not client_order_ids:
             return {}
-        async with self._session() as session:
-            rows = await session.execute(
-                select(OrderRow.client_order_id, SignalRow.signal_id, SignalRow.is_open)
-                .join(SignalRow, SignalRow.signal_id == OrderRow.signal_id)
-                .where(OrderRow.client_order_id.in_(list(client_order_ids)))
+
+        def read(conn: Connection) -> dict[str, tuple[str, bool]]:
+            rows = conn.execute(
+                select(ORDERS.c.client_order_id, SIGNALS.c.signal_id, SIGNALS.c.is_open)
+                .join(SIGNALS, SIGNALS.c.signal_id == ORDERS.c.signal_id)
+                .where(ORDERS.c.client_order_id.in_(list(client_order_ids)))
             )
             return {cid: (sid, bool(is_open)) for cid, sid, is_open in rows.all()}
+
+        return await self.db.transaction(read)
+
+
+def _open_trades(session: Session) -> list[Trade]:
+    signals = list(
+        session.scalars(
+            select(SignalRow)
+            .where(SignalRow.is_open.is_(True), SignalRow.state == "answered")
+            .where(SignalRow.status == "placed")
+            .order_by(SignalRow.created_at)
+        )
+    )
+    if not signals:
+        return []
+    rows = {
+        r.signal_id: r
+        for r in session.scalars(
+            select(TradeRow).where(TradeRow.signal_id.in_([s.signal_id for s in signals]))
+        )
+    }
+    trades = []
+    for signal in signals:
+        row = rows.get(signal.signal_id)
+        if row is None:
+            row = TradeRow(
+                signal_id=signal.signal_id, symbol=signal.symbol, side=signal.side, state=OPEN,
+                stop_price="0", fills={}, targets_hit=[], position_ids=[], stop_moves=0,
+                tp_batches=0, at_breakeven=False, entries_done=False,
+            )
+            session.add(row)
+        if row.state == OPEN:
+            trades.append(_trade(row, signal))
+    return trades
