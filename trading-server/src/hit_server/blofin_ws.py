@@ -126,8 +126,9 @@ class PrivateStream:
             failures = 0 if results[0] is True else failures + 1
             delay = self.backoff_delay(failures)
             log.info("BloFin private stream: reconnecting in %.2f s", delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+            with contextlib.suppress(TimeoutError):  # not wait_for: see monitor.PositionMonitor._run
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
         if self._connected:
             await self._set_state(False)
 
