@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
-import httpx
 from pydantic import ValidationError
 
 from hit_server.blofin_auth import BloFinAuth
@@ -44,7 +43,7 @@ from hit_server.blofin_models import (
     TpslRequest,
     dec,
 )
-from hit_server.blofin_rest import BloFinRest, Params, RetryPolicy, raise_for_items
+from hit_server.blofin_rest import BloFinRest, HttpRequester, Params, RetryPolicy, raise_for_items
 from hit_server.instruments import Instrument
 from hit_server.ratelimit import RateLimiter
 
@@ -87,7 +86,7 @@ class BloFinClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpRequester,
         auth: BloFinAuth,
         *,
         request_timeout: float = 10.0,

@@ -3,7 +3,7 @@
 Everything that turns an httpx request into BloFin data or a `BloFinError` lives here, and only here:
 - bodies are compact JSON sent as the very bytes `BloFinAuth` signs;
 - every request waits for the rate limiter, then runs under `asyncio.timeout(request_timeout)`, which
-  behaves the same over a socket and over `httpx.ASGITransport` (that one ignores httpx timeouts);
+  behaves the same over a socket and in-process (`inprocess.InProcessHttp` ignores httpx timeouts);
 - `code != "0"` is an error even with HTTP 200, and list items carry their own `code`;
 - a clock-skew refusal (152405) measures BloFin's clock, corrects `auth.offset_ms` and resends once;
 - `read()` retries retryable errors with bounded exponential backoff and jitter (tenacity).
@@ -18,7 +18,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, stop_after_delay
@@ -159,12 +159,21 @@ def parse_envelope(response: httpx.Response, what: str, *, items: bool = False) 
     return payload.get("data")
 
 
+class HttpRequester(Protocol):
+    """What `BloFinRest` sends through: an `httpx.AsyncClient`, or `inprocess.InProcessHttp`."""
+
+    async def request(
+        self, method: str, url: str, *, params: Params | None = ..., content: bytes | None = ...,
+        headers: dict[str, str] | None = ..., auth: httpx.Auth | None = ...,
+    ) -> httpx.Response: ...
+
+
 class BloFinRest:
     """Sends requests to BloFin's REST API and turns replies into data or `BloFinError`s."""
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: HttpRequester,
         auth: BloFinAuth,
         *,
         request_timeout: float,

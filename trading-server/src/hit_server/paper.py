@@ -2,7 +2,8 @@
 BLOFIN_BASE_URL), or, in paper mode by default, the simulator in-process.
 
 Paper mode runs `hit_server.blofin_sim` inside the server behind the very same `BloFinClient`
-(reached through `httpx.ASGITransport`) with credentials generated at start, so paper trades go
+(reached through `inprocess.InProcessHttp`: httpx requests handed to the simulator's ASGI app
+without a socket) with credentials generated at start, so paper trades go
 through the same signing, envelopes, error mapping and at-most-once logic as real ones. Prices come
 from the simulator's own seeded random walk (PAPER_PRICE_SOURCE=model), or follow BloFin's public
 tickers (PAPER_PRICE_SOURCE=blofin, no keys needed), falling back to the model with a warning while
@@ -27,6 +28,7 @@ from pydantic import SecretStr
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_sim import SimConfig, create_app
+from hit_server.inprocess import InProcessHttp
 from hit_server.ratelimit import RateLimiter
 from hit_server.settings import BLOFIN_URLS, Settings
 from hit_shared.models import TradingMode
@@ -103,24 +105,22 @@ async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[E
     else:
         config = sim_app.state.sim_state.config
         credentials = Credentials(config.api_key, SecretStr(config.api_secret), SecretStr(config.passphrase))
-    transport = httpx.ASGITransport(app=sim_app)
-    async with httpx.AsyncClient(transport=transport, base_url=SIM_BASE_URL) as http:
-        client = BloFinClient(
-            http,
-            BloFinAuth(credentials),
-            request_timeout=settings.exchange_timeout_seconds,
-            rate_limiter=RateLimiter.unlimited(),
-        )
-        follower: asyncio.Task[None] | None = None
-        if settings.paper_price_source == "blofin":
-            follower = asyncio.create_task(follow_prices(sim_app, BLOFIN_URLS[TradingMode.LIVE]))
-        try:
-            yield Exchange(client, sim_app)
-        finally:
-            if follower is not None:
-                follower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await follower
+    client = BloFinClient(
+        InProcessHttp(sim_app, SIM_BASE_URL),
+        BloFinAuth(credentials),
+        request_timeout=settings.exchange_timeout_seconds,
+        rate_limiter=RateLimiter.unlimited(),
+    )
+    follower: asyncio.Task[None] | None = None
+    if settings.paper_price_source == "blofin":
+        follower = asyncio.create_task(follow_prices(sim_app, BLOFIN_URLS[TradingMode.LIVE]))
+    try:
+        yield Exchange(client, sim_app)
+    finally:
+        if follower is not None:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
 
 
 async def follow_prices(
