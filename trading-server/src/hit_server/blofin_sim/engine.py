@@ -67,6 +67,10 @@ class Simulator:
         self.orders_by_client_id: dict[str, SimOrder] = {}
         self.tpsl_orders: dict[str, SimTpsl] = {}
         self.tpsl_by_client_id: dict[str, SimTpsl] = {}
+        # what is still open, kept by _order_changed/_tpsl_changed (every state change goes through
+        # them), so listing open orders costs what is open rather than everything ever placed
+        self._open_orders: dict[str, SimOrder] = {}
+        self._live_tpsl: dict[str, SimTpsl] = {}
         self.used_client_ids: set[str] = set()
         self.fills: list[Fill] = []
         self.position_history: list[ClosedPosition] = []
@@ -89,10 +93,10 @@ class Simulator:
         return self.leverage.get((inst_id, margin_mode), DEFAULT_LEVERAGE)
 
     def open_orders(self, inst_id: str | None = None) -> list[SimOrder]:
-        return [o for o in self.orders.values() if o.is_open and inst_id in (None, o.inst_id)]
+        return [o for o in self._open_orders.values() if o.is_open and inst_id in (None, o.inst_id)]
 
     def live_tpsl(self, inst_id: str | None = None) -> list[SimTpsl]:
-        return [t for t in self.tpsl_orders.values() if t.state == "live" and inst_id in (None, t.inst_id)]
+        return [t for t in self._live_tpsl.values() if t.state == "live" and inst_id in (None, t.inst_id)]
 
     def account(self) -> AccountSummary:
         return summarize(self.cash, self.instruments, self.prices, self.positions, self.open_orders())
@@ -108,9 +112,17 @@ class Simulator:
             callback(event)
 
     def _order_changed(self, order: SimOrder) -> None:
+        if order.is_open:
+            self._open_orders[order.order_id] = order
+        else:
+            self._open_orders.pop(order.order_id, None)
         self._emit("orders", views.order_view(order))
 
     def _tpsl_changed(self, tpsl: SimTpsl) -> None:
+        if tpsl.state == "live":
+            self._live_tpsl[tpsl.tpsl_id] = tpsl
+        else:
+            self._live_tpsl.pop(tpsl.tpsl_id, None)
         self._emit("orders-algo", views.tpsl_view(tpsl))
 
     def _position_changed(self, inst_id: str) -> None:
