@@ -26,6 +26,22 @@ from hit_server.db import Base, Database, EventRow, HaltRow, OrderRow, SignalRow
 OPEN_STATES = ("received", "sending", "unknown")
 SIGNALS, ORDERS = Base.metadata.tables["signals"], Base.metadata.tables["orders"]
 STATE_CHANGES, EVENTS = Base.metadata.tables["state_changes"], Base.metadata.tables["events"]
+# The per-signal statements are built once: building a statement for every call costs more than
+# SQLite takes to run it. Values are bound at execution.
+GET_SIGNAL = select(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
+OPEN_SYMBOLS = select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)).distinct()
+INSERT_SIGNAL, INSERT_ORDERS = insert(SIGNALS), insert(ORDERS)
+INSERT_STATES, INSERT_EVENTS = insert(STATE_CHANGES), insert(EVENTS)
+ANSWER = (
+    update(SIGNALS)
+    .where(SIGNALS.c.signal_id == bindparam("sid"))
+    .values(state=bindparam("new_state"), status=bindparam("new_status"), reason=bindparam("new_reason"),
+            response=bindparam("new_response"), is_open=bindparam("new_is_open"),
+            updated_at=bindparam("at"))
+)
+KNOWN_ORDERS = select(ORDERS.c.client_order_id).where(
+    ORDERS.c.client_order_id.in_(bindparam("cids", expanding=True))
+)
 # one statement for the new states of many orders (executemany), by primary key
 ORDER_STATES = (
     update(ORDERS)
@@ -140,7 +156,7 @@ class Journal:
         """The signal's row (detached: read it, don't write through it), or None."""
 
         def read(conn: Connection) -> SignalRow | None:
-            row = conn.execute(select(SIGNALS).where(SIGNALS.c.signal_id == signal_id)).mappings().first()
+            row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().first()
             return None if row is None else SignalRow(**row)
 
         return await self.db.transaction(read)
@@ -160,17 +176,16 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            conn.execute(
-                insert(SIGNALS).values(
-                    signal_id=signal_id, body_hash=body_hash, body=body, symbol=symbol, side=side,
-                    state=state, created_at=now, updated_at=now,
-                )
-            )
+            conn.execute(INSERT_SIGNAL, {
+                "signal_id": signal_id, "body_hash": body_hash, "body": body, "symbol": symbol, "side": side,
+                "state": state, "status": None, "reason": None, "response": None, "is_open": False,
+                "replays": 0, "realized_pnl": None, "created_at": now, "updated_at": now, "closed_at": None,
+            })
             if orders:
-                conn.execute(insert(ORDERS), [_order_values(signal_id, o, now) for o in orders])
-            conn.execute(
-                insert(STATE_CHANGES).values(signal_id=signal_id, client_order_id=None, state=state, at=now)
-            )
+                conn.execute(INSERT_ORDERS, [_order_values(signal_id, o, now) for o in orders])
+            conn.execute(INSERT_STATES, {
+                "signal_id": signal_id, "client_order_id": None, "state": state, "note": None, "at": now,
+            })
 
         try:
             await self.db.transaction(write)
@@ -185,7 +200,7 @@ class Journal:
 
         def write(conn: Connection) -> None:
             _merge_orders(conn, signal_id, orders, now)
-            conn.execute(insert(STATE_CHANGES), [_state_values(signal_id, o, now) for o in orders])
+            conn.execute(INSERT_STATES, [_state_values(signal_id, o, now) for o in orders])
 
         await self.db.transaction(write)
 
@@ -207,19 +222,17 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            conn.execute(
-                update(SIGNALS)
-                .where(SIGNALS.c.signal_id == signal_id)
-                .values(state=state, status=status, reason=reason, response=response, is_open=is_open,
-                        updated_at=now)
-            )
+            conn.execute(ANSWER, {
+                "sid": signal_id, "new_state": state, "new_status": status, "new_reason": reason,
+                "new_response": response, "new_is_open": is_open, "at": now,
+            })
             _merge_orders(conn, signal_id, orders, now, all_recorded=all_recorded)
             changes = [_state_values(signal_id, o, now) for o in orders]
             changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,
                             "at": now})
-            conn.execute(insert(STATE_CHANGES), changes)
+            conn.execute(INSERT_STATES, changes)
             if events:
-                conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
+                conn.execute(INSERT_EVENTS, [_event_values(item, now) for item in events])
 
         await self.db.transaction(write)
 
@@ -250,7 +263,7 @@ class Journal:
 
     async def open_symbols(self) -> set[str]:
         def read(conn: Connection) -> set[str]:
-            return set(conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True))))
+            return set(conn.scalars(OPEN_SYMBOLS))
 
         return await self.db.transaction(read)
 
@@ -285,7 +298,7 @@ class Journal:
 
         def write(conn: Connection) -> None:
             if events:
-                conn.execute(insert(EVENTS), [_event_values(item, now) for item in events])
+                conn.execute(INSERT_EVENTS, [_event_values(item, now) for item in events])
 
         await self.db.transaction(write)
 
@@ -388,11 +401,10 @@ def _merge_orders(
     if all_recorded:
         known = set(ids)
     else:
-        query = select(ORDERS.c.client_order_id).where(ORDERS.c.client_order_id.in_(ids))
-        known = set(conn.scalars(query))
+        known = set(conn.scalars(KNOWN_ORDERS, {"cids": ids}))
     new = [_order_values(signal_id, o, now) for o in orders if o.client_order_id not in known]
     if new:
-        conn.execute(insert(ORDERS), new)
+        conn.execute(INSERT_ORDERS, new)
     updates = [
         {"cid": o.client_order_id, "new_state": o.state, "new_order_id": o.order_id, "at": now}
         for o in orders
