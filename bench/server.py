@@ -14,7 +14,10 @@ closed_trades), so closing one round's trades (P&L reads, cancels: ~10 ms CPU pe
 counted in the next round's time; `settle_timeouts` counts rounds where that wait gave up (10 s).
 RATE_LIMIT_PER_MINUTE is raised for the benchmark (the per-key limit is not what is measured).
 
-Prints ONE JSON object: signals_per_s, p50_ms, p99_ms, duplicate_entries (must be 0), and context.
+Prints ONE JSON object: signals_per_s, p50_ms, p99_ms, duplicate_entries (must be 0), and context,
+including server_cpu_ms_per_signal: the server process's CPU time (user + system, from /proc, Linux
+only) during the timed rounds per signal, which shows the server's own cost even when the machine is
+busy with other work (the clock ticks are 10 ms, so it is an average over all rounds).
 """
 
 from __future__ import annotations
@@ -57,6 +60,15 @@ def signals_for_round(n: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used so far; None where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def run_round(
@@ -128,9 +140,16 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
                 unsettled = 0 if await settle(http, closed) else 1
                 latencies: list[float] = []
                 elapsed, placed, duplicates, sent = 0.0, 0, 0, 0
+                cpu: float | None = 0.0
                 for n in range(rounds):
                     signals = signals_for_round(n)
+                    cpu_before = cpu_seconds(proc.pid)
                     seconds, _created, answers = await run_round(http, signals, concurrency, latencies)
+                    cpu_after = cpu_seconds(proc.pid)
+                    if cpu is not None and cpu_before is not None and cpu_after is not None:
+                        cpu += cpu_after - cpu_before
+                    else:
+                        cpu = None
                     elapsed += seconds
                     sent += len(signals)
                     placed_now = sum(1 for a in answers.values() if a["status"] == "placed")
@@ -151,6 +170,7 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
         "p50_ms": round(statistics.median(ordered), 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
         "duplicate_entries": duplicates,
+        "server_cpu_ms_per_signal": None if cpu is None else round(cpu * 1000 / sent, 2),
         "settle_timeouts": unsettled,
         "cpu_count": os.cpu_count(),
     }

@@ -16,7 +16,7 @@ import email.utils
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -98,7 +98,7 @@ def compact_json(body: Body) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: HttpReply) -> float | None:
     value = response.headers.get("Retry-After")
     try:
         return float(value) if value else None
@@ -124,7 +124,7 @@ def raise_for_items(data: Any) -> None:
 BATCH_CODES = ("0", "1", "2")  # all succeeded, all failed, partly succeeded: each item says which
 
 
-def parse_envelope(response: httpx.Response, what: str, *, items: bool = False) -> Any:
+def parse_envelope(response: HttpReply, what: str, *, items: bool = False) -> Any:
     """BloFin's `data`, or the error the reply stands for.
 
     A non-200 reply is judged by its BloFin code when the table knows it, else by its HTTP status
@@ -159,13 +159,25 @@ def parse_envelope(response: httpx.Response, what: str, *, items: bool = False) 
     return payload.get("data")
 
 
+class HttpReply(Protocol):
+    """A reply as `BloFinRest` reads it: an `httpx.Response`, or `inprocess.Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # case-insensitive in both
+
+    def json(self) -> Any: ...
+
+
 class HttpRequester(Protocol):
     """What `BloFinRest` sends through: an `httpx.AsyncClient`, or `inprocess.InProcessHttp`."""
 
     async def request(
         self, method: str, url: str, *, params: Params | None = ..., content: bytes | None = ...,
         headers: dict[str, str] | None = ..., auth: httpx.Auth | None = ...,
-    ) -> httpx.Response: ...
+    ) -> HttpReply: ...
 
 
 class BloFinRest:
@@ -246,7 +258,7 @@ class BloFinRest:
 
     async def _send(
         self, method: str, path: str, params: Params | None, body: Body | None, *, private: bool
-    ) -> httpx.Response:
+    ) -> HttpReply:
         await self._limiter.acquire(method, path)
         content = compact_json(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
@@ -274,7 +286,7 @@ class BloFinRest:
         return response
 
 
-def _server_ms(response: httpx.Response) -> int | None:
+def _server_ms(response: HttpReply) -> int | None:
     """The server's time from a /public/time reply, else from its Date header (1 s resolution)."""
     try:
         data = parse_envelope(response, f"GET {SERVER_TIME_PATH}")

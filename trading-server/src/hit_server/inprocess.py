@@ -1,27 +1,49 @@
 """An ASGI app called in this process as if over HTTP: the wire to the paper exchange.
 
-`InProcessHttp.request` takes the part of `httpx.AsyncClient.request` that `BloFinRest` uses, builds
-the very same `httpx.Request` (so the URL, its encoded query and the body are httpx's own), lets the
-same `httpx.Auth` sign it, hands it to the app as one ASGI call and returns an `httpx.Response`.
-What it leaves out is the client's general machinery (base-URL merging, cookies, redirects, event
-hooks, the transport and response streaming), none of which an in-process call needs: a request
-costs tens of microseconds of overhead instead of a few hundred. As with `httpx.ASGITransport`, an
-exception raised by the app reaches the caller (the simulator raises `httpx.RemoteProtocolError` to
-drop a reply, as a closed socket would).
+`InProcessHttp.request` takes the part of `httpx.AsyncClient.request` that `BloFinRest` uses and hands
+the request to the app as one ASGI call: the same method, path, query, body bytes and signed headers
+that would cross a socket, so the simulator checks the signature, applies its limits and faults, and
+answers with the same envelopes as over HTTP. What it leaves out is the HTTP client (URL objects,
+cookies, redirects, connection pool, response streaming), none of which an in-process call needs:
+a request costs tens of microseconds of overhead instead of several hundred.
 
-Only single-step auth flows are supported (sign, send): `BloFinAuth` is one.
+Requests signed by `BloFinAuth` are signed over the exact target string handed to the app (path and
+`urlencode`d query). Any other `httpx.Auth` goes through a real `httpx.Request` and its auth flow
+(single-step flows only). As with `httpx.ASGITransport`, an exception raised by the app reaches the
+caller (the simulator raises `httpx.RemoteProtocolError` to drop a reply, as a closed socket would).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import MutableMapping
 from typing import Any
+from urllib.parse import unquote, urlencode, urlsplit
 
 import httpx
 from starlette.types import ASGIApp
 
+from hit_server.blofin_auth import BloFinAuth
+
 CLIENT = ("127.0.0.1", 123)
+
+
+class Reply:
+    """What the app answered: status, headers (case-insensitive) and the body, read like httpx's."""
+
+    __slots__ = ("content", "headers", "status_code")
+
+    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"<Reply [{self.status_code}]>"
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class InProcessHttp:
@@ -30,6 +52,9 @@ class InProcessHttp:
     def __init__(self, app: ASGIApp, base_url: str) -> None:
         self.app = app
         self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._server = (parts.hostname or "localhost", parts.port or (443 if parts.scheme == "https" else 80))
+        self._scheme = parts.scheme or "http"
 
     def __repr__(self) -> str:
         return f"InProcessHttp({self.base_url!r})"
@@ -43,25 +68,45 @@ class InProcessHttp:
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
         auth: httpx.Auth | None = None,
-    ) -> httpx.Response:
-        request = httpx.Request(method, self.base_url + url, params=params, content=content, headers=headers)
-        if auth is not None:
-            request = next(auth.sync_auth_flow(request))
-        return await self.send(request)
+    ) -> Reply:
+        if auth is not None and not isinstance(auth, BloFinAuth):
+            return await self._via_httpx(method, url, params, content, headers, auth)
+        query = urlencode(params) if params else ""
+        target = f"{url}?{query}" if query else url
+        body = content or b""
+        sent = {k.lower(): v for k, v in (headers or {}).items()}
+        if isinstance(auth, BloFinAuth):
+            sent.update({k.lower(): v for k, v in auth.headers_for(method, target, body.decode()).items()})
+        sent.setdefault("host", self._server[0])
+        if body:
+            sent["content-length"] = str(len(body))
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in sent.items()]
+        return await self._call(method, url, query.encode("ascii"), raw, body)
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
-        body = request.content
+    async def _via_httpx(
+        self, method: str, url: str, params: dict[str, str] | None, content: bytes | None,
+        headers: dict[str, str] | None, auth: httpx.Auth,
+    ) -> Reply:
+        request = httpx.Request(method, self.base_url + url, params=params, content=content, headers=headers)
+        request = next(auth.sync_auth_flow(request))
+        raw = [(k.lower(), v) for k, v in request.headers.raw]
+        path = request.url.raw_path.split(b"?")[0].decode("ascii")
+        return await self._call(method, path, request.url.query, raw, request.content)
+
+    async def _call(
+        self, method: str, raw_path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> Reply:
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},
             "http_version": "1.1",
-            "method": request.method,
-            "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "scheme": request.url.scheme,
-            "path": request.url.path,
-            "raw_path": request.url.raw_path.split(b"?")[0],
-            "query_string": request.url.query,
-            "server": (request.url.host, request.url.port),
+            "method": method,
+            "headers": headers,
+            "scheme": self._scheme,
+            "path": unquote(raw_path),
+            "raw_path": raw_path.encode("ascii"),
+            "query_string": query,
+            "server": self._server,
             "client": CLIENT,
             "root_path": "",
         }
@@ -90,4 +135,4 @@ class InProcessHttp:
                     complete.set()
 
         await self.app(scope, receive, send)
-        return httpx.Response(status, headers=reply_headers, content=b"".join(parts), request=request)
+        return Reply(status, httpx.Headers(reply_headers), b"".join(parts))
