@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -111,9 +112,12 @@ def _reports_a_result(norm: str) -> bool:
     return False
 
 
+_COMMAND_STARTS = ("!", "/", "?")
+
+
 def _is_command(text: str) -> bool:
     start = text.lstrip()[:2]
-    return start[:1] in ("!", "/", "?") and start[1:2].isalpha()
+    return start[:1] in _COMMAND_STARTS and start[1:2].isalpha()
 
 
 def _is_question(norm: str) -> bool:
@@ -129,7 +133,9 @@ def _parse(text: str) -> ParseResult:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
         return NOT_SIGNAL
-    if not (_ASCII_DIGIT if text.isascii() else _DIGIT).search(text) or _is_command(text):
+    if not (_ASCII_DIGIT if text.isascii() else _DIGIT).search(text) or (
+        (text[0] in _COMMAND_STARTS or text[0].isspace()) and _is_command(text)
+    ):
         return NOT_SIGNAL
     norm = normalise(text)
     if _reports_a_result(norm) or _is_question(norm):
@@ -153,7 +159,7 @@ def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult
     prices = form.read(found)
     problem = _symbol_problem(candidates := symbols(norm))
     problem = problem or _prices_problem(prices)
-    leverage, lev_problem = _leverage(found.leverages)
+    leverage, lev_problem = _leverage(found.leverages) if found.leverages else (None, None)
     problem = problem or lev_problem
     if problem is None:
         problem = consistency_problem(
@@ -177,7 +183,21 @@ FAST_SIGNAL = (
     and not SignalCore.__private_attributes__
     and all(f.alias is None and f.validation_alias is None for f in SignalCore.model_fields.values())
 )
-_set = object.__setattr__
+
+
+def _slot_setter(name: str) -> Callable[[object, object], None]:
+    """The __set__ of the descriptor behind one of the slots model_construct fills: cheaper than
+    object.__setattr__, which finds the same descriptor on every call."""
+    owner = next(klass for klass in SignalCore.__mro__ if name in vars(klass))
+    setter: Callable[[object, object], None] = vars(owner)[name].__set__
+    return setter
+
+
+_SET_DICT = _slot_setter("__dict__")
+_SET_FIELDS_SET = _slot_setter("__pydantic_fields_set__")
+_SET_EXTRA = _slot_setter("__pydantic_extra__")
+_SET_PRIVATE = _slot_setter("__pydantic_private__")
+_new = object.__new__
 
 
 def _signal(
@@ -198,10 +218,9 @@ def _signal(
             take_profits=take_profits,
             leverage=leverage,
         )
-    signal = object.__new__(SignalCore)
-    _set(
+    signal = _new(SignalCore)
+    _SET_DICT(
         signal,
-        "__dict__",
         {
             "side": side,
             "symbol": symbol,
@@ -211,9 +230,9 @@ def _signal(
             "leverage": leverage,
         },
     )
-    _set(signal, "__pydantic_fields_set__", set(_SIGNAL_FIELDS))
-    _set(signal, "__pydantic_extra__", None)
-    _set(signal, "__pydantic_private__", None)
+    _SET_FIELDS_SET(signal, set(_SIGNAL_FIELDS))
+    _SET_EXTRA(signal, None)
+    _SET_PRIVATE(signal, None)
     return signal
 
 

@@ -103,11 +103,7 @@ def _order_problem(
     return None
 
 
-def _all_finite(prices: Sequence[Decimal]) -> bool:
-    for price in prices:
-        if not price.is_finite():
-            return False
-    return True
+_is_finite = Decimal.is_finite  # with map() and all(): the finiteness of a sequence without a Python loop
 
 
 def _plainly_consistent(
@@ -124,7 +120,7 @@ def _plainly_consistent(
         return False
     if leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE:
         return False
-    if not (stop_loss.is_finite() and _all_finite(entries) and _all_finite(take_profits)):
+    if not (stop_loss.is_finite() and all(map(_is_finite, entries)) and all(map(_is_finite, take_profits))):
         return False
     # Only finite values are compared (a NaN comparison raises).
     if side is Side.LONG:  # 0 < stop < every entry < every target

@@ -11,7 +11,7 @@ of `LONG BTC 60000 SL 58000 TP 65000`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
@@ -79,8 +79,8 @@ _SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "en
 def _build_labels() -> re.Pattern[str]:
     """One regex for every label, used with split(): a separator character, then the words grouped by
     their first letter (so the engine tests one letter per group). A second group, tried only once a
-    label matched, takes the region after it when that region is one plain price that ends where the
-    next label starts (or the text ends): the common `SL: 58000`, read without read_region."""
+    label matched, takes a plain price right after it (`SL: 58000`, followed by a blank or the end): when
+    nothing but blanks follows it up to the next label, scan() reads it without read_region."""
     by_letter: dict[str, list[str]] = {}
     rest: list[str] = []
     for _kind, tail, words in _VOCABULARY:
@@ -93,11 +93,10 @@ def _build_labels() -> re.Pattern[str]:
     # A symbol label (🎯 🛑 💰 marks, `@`) is matched as the separator before it, the mark left in place:
     # it can then be the separator of a word label glued to it (`💰TAKE PROFIT:`).
     symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
-    label = r"[^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + ")"
-    # No label can start inside such a region (its only separators are blanks followed by a blank or a
-    # digit, and no label word is digits without an X), so the split is the same as without the group.
-    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+)?[ \n]*?)(?=" + label + r"|\Z))?"
-    return re.compile(f"({label}){plain}")
+    # No label starts inside the price taken (blanks, then digits followed by a blank: the only label
+    # word made of digits ends with an X), so the labels found are the same as without the group.
+    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+)?)(?=[ \n]|\Z))?"
+    return re.compile(r"([^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + "))" + plain)
 
 
 def _kind(label: str) -> str:
@@ -135,21 +134,35 @@ _LEADING_WORD = re.compile(r"[ \n]*([A-Z][A-Z]+)")
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Scan:
     """What the labels of one message say, before any format decides what it means."""
 
     text: str
-    entries: list[Decimal] = field(default_factory=list)
-    market: bool = False  # an entry label said market / CMP / now
-    stops: list[Decimal] = field(default_factory=list)  # the first price of each stop label
-    targets: list[Decimal] = field(default_factory=list)
-    header: str = ""  # the text before the first label; its last line may hold an unlabelled entry
-    lev_orphans: list[Decimal] = field(default_factory=list)  # prices right after a leverage
-    leverages: list[str] = field(default_factory=list)
-    emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
-    multi_line: bool = False  # the labelled prices span more than one line
-    labelled: bool = False  # some price label carried a price or a market word
+    entries: list[Decimal]
+    market: bool  # an entry label said market / CMP / now
+    stops: list[Decimal]  # the first price of each stop label
+    targets: list[Decimal]
+    header: str  # the text before the first label; its last line may hold an unlabelled entry
+    lev_orphans: list[Decimal]  # prices right after a leverage
+    leverages: list[str]
+    emoji: bool  # a price came from an emoji label (💰 🛑 🎯)
+    multi_line: bool  # the labelled prices span more than one line
+    labelled: bool  # some price label carried a price or a market word
+
+    def __init__(self, text: str, header: str = "") -> None:
+        # Written out: the generated __init__ with default factories costs twice as much.
+        self.text = text
+        self.entries = []
+        self.market = False
+        self.stops = []
+        self.targets = []
+        self.header = header
+        self.lev_orphans = []
+        self.leverages = []
+        self.emoji = False
+        self.multi_line = False
+        self.labelled = False
 
     def orphans(self) -> list[Decimal]:
         """Prices that no label owns: on the line before the first label, or right after a leverage."""
@@ -207,13 +220,12 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
 
 def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
-    result = Scan(text)
-    parts = _LABELS.split(text)  # header, then per label: the label, its plain price or None, its region
-    result.header = parts[0]  # its last line is taken only when orphans() is asked for
+    parts = _LABELS.split(text)  # header, then per label: the label, a plain price or None, the rest
+    result = Scan(text, parts[0])  # the header's last line is taken only when orphans() is asked for
     labelled = newline = False
     for i in range(1, len(parts), 3):
-        label, plain = parts[i], parts[i + 1]
-        region = parts[i + 2] if plain is None else plain  # after a plain price, parts[i + 2] is empty
+        label, plain, rest = parts[i], parts[i + 1], parts[i + 2]
+        region = rest if plain is None else plain + rest
         if len(label) == 1:  # a symbol label: the mark starts its region
             kind = _SYMBOL_KINDS.get(region[:1], "")
             emoji = region[:1] != "@"
@@ -221,8 +233,8 @@ def scan(text: str) -> Scan:
             kind = _KIND_BY_LETTER.get(label[1]) or _kind(label)
             emoji = False
         newline = newline or "\n" in label
-        if plain is not None:  # what read_region reads from it, without reading it
-            values, market = [Decimal(plain)], False  # Decimal() ignores the blanks around the digits
+        if plain is not None and not rest.strip(" \n"):  # one plain price: what read_region would read
+            values, market = [Decimal(plain)], False  # Decimal() ignores the blanks before the digits
         elif kind != "lev" and (not kind or region.isspace() or not region):
             newline = newline or "\n" in region
             continue
