@@ -20,15 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from hit_bot.parsing.formats import (
-    ALERT_CARD,
-    COMPACT,
-    EMOJI,
-    LABELLED,
-    STANDARD,
-    Prices,
-    SignalFormat,
-)
+from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat, default_choice
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, scan
 from hit_bot.parsing.symbols import directions, symbols, words
@@ -37,9 +29,8 @@ from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, co
 log = logging.getLogger(__name__)
 
 # Priority order: the first format whose `detect` accepts the message reads it.
-PATTERNS: dict[str, SignalFormat] = {
-    f.name: f for f in (ALERT_CARD, COMPACT, EMOJI, LABELLED, STANDARD)
-}
+PATTERNS: dict[str, SignalFormat] = {f.name: f for f in DEFAULT_FORMATS}
+_DEFAULT_PATTERNS = dict(PATTERNS)
 
 MAX_TEXT = MAX_RAW_TEXT
 MAX_ENTRIES = 20
@@ -94,6 +85,14 @@ def parse(text: str) -> ParseResult:
         return ParseResult("invalid", reason=INTERNAL_ERROR)
 
 
+def _choice(found: Scan) -> SignalFormat | None:
+    """The first format of PATTERNS whose `detect` accepts the scan."""
+    for form in PATTERNS.values():
+        if form.detect(found):
+            return form
+    return None
+
+
 def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
     found_words = words(norm)
     if found_words & _FOLLOW_UP_WORDS or ("BREAK" in found_words and "EVEN" in found_words):
@@ -141,10 +140,8 @@ def _parse(text: str) -> ParseResult:
     if _reports_a_result(norm) or _is_question(norm):
         return NOT_SIGNAL
     found = scan(norm)
-    for form in PATTERNS.values():
-        if form.detect(found):
-            break
-    else:
+    form = default_choice(found) if PATTERNS == _DEFAULT_PATTERNS else _choice(found)
+    if form is None:
         return NOT_SIGNAL
     sides = directions(norm)
     if len(sides) != 1:

@@ -100,3 +100,19 @@ LABELLED = SignalFormat(
 STANDARD = SignalFormat(
     "standard", "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000", lambda scan: scan.labelled, read_labelled
 )
+
+
+DEFAULT_FORMATS = (ALERT_CARD, COMPACT, EMOJI, LABELLED, STANDARD)
+
+
+def default_choice(scan: Scan) -> SignalFormat | None:
+    """The first of DEFAULT_FORMATS, in that order, whose `detect` accepts the scan, decided in one call
+    instead of one call per format (hit_bot.parser uses it only while PATTERNS holds exactly these; a test
+    checks that it agrees with the formats' own `detect`)."""
+    if not scan.labelled:
+        return COMPACT if _is_compact(scan) else None
+    if _is_alert_card(scan):
+        return ALERT_CARD
+    if scan.emoji:
+        return EMOJI
+    return LABELLED if scan.multi_line else STANDARD
