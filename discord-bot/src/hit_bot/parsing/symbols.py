@@ -102,11 +102,12 @@ def _pairs(text: str) -> list[str]:
     for literal in ("USD", "PERP"):
         at = text.find(literal)
         while at >= 0:
-            quote = _QUOTE.match(text, at)
-            if quote:
-                base = _BASE_REVERSED.match(text[max(at - 24, 0) : at][::-1])
-                if base and _usable(name := base.group(1)[::-1]):
-                    found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USD')}")
+            if _QUOTE.match(text, at):
+                base = _BASE_REVERSED.match(text[at - 24 if at > 24 else 0 : at][::-1])
+                name = base[1][::-1] if base else ""
+                if name and name not in NOT_SYMBOLS and not name.isdigit():  # _usable(name)
+                    # text[at : at + 4] is the quote's start: USDT, USDC, PERP, or anything else for USD
+                    found.append(f"{name}-{_QUOTES.get(text[at : at + 4], 'USD')}")
             at = text.find(literal, at + 3)
     return found
 
