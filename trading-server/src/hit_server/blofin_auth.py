@@ -13,7 +13,6 @@ bare timestamp, so two requests in one millisecond can't collide on BloFin's non
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import time
 import uuid
@@ -28,7 +27,7 @@ WS_LOGIN_PATH = "/users/self/verify"
 
 def sign(secret: str, prehash: str) -> str:
     """BloFin's signature of `prehash`: Base64 of the hex digest text (not of the raw digest)."""
-    hexdigest = hmac.new(secret.encode(), prehash.encode(), hashlib.sha256).hexdigest()
+    hexdigest = hmac.digest(secret.encode(), prehash.encode(), "sha256").hex()
     return base64.b64encode(hexdigest.encode()).decode()
 
 

@@ -13,6 +13,8 @@ halt           the kill switch (a single row), so a halt survives a restart
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -38,6 +40,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from hit_server.http_errors import JournalUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's default is 1,000 pages
 
 
 def utcnow() -> datetime:
@@ -131,6 +135,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints run off the event loop (Database._checkpoint_soon); this is only the backstop.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
     cursor.close()
 
 
@@ -147,15 +153,23 @@ class Database:
     PostgreSQL (`postgresql+asyncpg://...`): the same function runs through asyncpg
     (`AsyncConnection.run_sync`), so the loop is never blocked on the network.
 
+    Checkpoints (copying the write-ahead log into the database file, with an fsync) would otherwise
+    run inside whichever commit crosses SQLite's threshold, blocking the loop for milliseconds; a
+    passive checkpoint runs instead on a worker thread every CHECKPOINT_EVERY transactions, and the
+    connection's own automatic checkpoint only backs it up (at a larger log size).
+
     A database that cannot be read or written raises `JournalUnavailable` (the API answers 503);
     an `IntegrityError` (a primary key already there) is passed on for the caller to interpret."""
 
     BUSY_TIMEOUT_S = 5.0
+    CHECKPOINT_EVERY = 200
 
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
         if self.url.get_backend_name() == "sqlite":
             self._sync = create_engine(
                 self.url.set(drivername="sqlite"),
@@ -174,7 +188,9 @@ class Database:
         try:
             if self._sync is not None:
                 with self._sync.begin() as conn:
-                    return work(conn)
+                    result = work(conn)
+                self._checkpoint_soon()
+                return result
             assert self._async is not None  # noqa: S101 - one of the two engines always exists
             async with self._async.begin() as aconn:
                 return await aconn.run_sync(work)
@@ -198,7 +214,31 @@ class Database:
     async def create_schema(self) -> None:
         await self.transaction(Base.metadata.create_all)
 
+    def _checkpoint_soon(self) -> None:
+        self._since_checkpoint += 1
+        if self._since_checkpoint < self.CHECKPOINT_EVERY:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._since_checkpoint = 0
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """A passive checkpoint (never waits for readers or writers), on a worker thread."""
+        assert self._sync is not None  # noqa: S101 - SQLite only
+        try:
+            with self._sync.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except SQLAlchemyError as exc:  # the next one, or SQLite's own, will do it
+            log.warning("Journal checkpoint failed: %s", type(exc).__name__)
+
+    async def checkpoint_done(self) -> None:
+        """Wait for the background checkpoint, if one is running."""
+        if self._checkpointing is not None:
+            await self._checkpointing
+
     async def dispose(self) -> None:
+        await self.checkpoint_done()
         if self._sync is not None:
             self._sync.dispose()
         if self._async is not None:
