@@ -12,18 +12,13 @@ a trade still sees its reservation, and a read new enough to show the trade does
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from hit_server.risk import MarketView
 
 RELEASED_KEPT_S = 600.0  # a market read older than this would be refused anyway (it would be stale)
-
-
-@dataclass
-class _Reservation:
-    symbol: str
-    released_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,9 +29,14 @@ class Snapshot:
 
 
 class Admission:
+    """Reservations not yet released, by signal_id, and released ones in the order of their release
+    (the clock is monotonic), so a market read only looks at those released after it started: the
+    cost of a check follows the signals in flight, not how many passed in the last RELEASED_KEPT_S."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._reservations: dict[str, _Reservation] = {}
+        self._held: dict[str, str] = {}  # signal_id -> symbol
+        self._released: deque[tuple[float, str]] = deque()  # (released at, symbol), oldest first
 
     def snapshot(self) -> Snapshot:
         """Call right before reading the market for a signal."""
@@ -44,11 +44,11 @@ class Admission:
 
     def with_reservations(self, market: MarketView, snapshot: Snapshot) -> MarketView:
         """The market as `assess` must see it: plus every reservation this read may not show yet."""
-        pending = {
-            r.symbol
-            for r in self._reservations.values()
-            if r.released_at is None or r.released_at >= snapshot.started
-        }
+        pending = set(self._held.values())
+        for released_at, symbol in reversed(self._released):
+            if released_at < snapshot.started:
+                break
+            pending.add(symbol)
         unseen = pending - market.symbols_with_open_trade
         if not unseen:
             return market
@@ -61,20 +61,15 @@ class Admission:
     def reserve(self, signal_id: str, symbol: str) -> None:
         """Must follow `with_reservations` + `assess` without an await in between."""
         self._prune()
-        self._reservations[signal_id] = _Reservation(symbol)
+        self._held[signal_id] = symbol
 
     def release(self, signal_id: str) -> None:
         """Call once the trade's outcome is stored (visible to any market read that starts later)."""
-        reservation = self._reservations.get(signal_id)
-        if reservation is not None and reservation.released_at is None:
-            reservation.released_at = self._clock()
+        symbol = self._held.pop(signal_id, None)
+        if symbol is not None:
+            self._released.append((self._clock(), symbol))
 
     def _prune(self) -> None:
         horizon = self._clock() - RELEASED_KEPT_S
-        stale = [
-            sid
-            for sid, r in self._reservations.items()
-            if r.released_at is not None and r.released_at < horizon
-        ]
-        for signal_id in stale:
-            del self._reservations[signal_id]
+        while self._released and self._released[0][0] < horizon:
+            self._released.popleft()
