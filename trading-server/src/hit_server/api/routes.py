@@ -38,12 +38,16 @@ public = APIRouter()
     response_model=TradeResponse,
     responses={200: {"model": TradeResponse, "description": "A retry: the stored answer, replayed"}},
 )
-async def post_signal(signal: TradeSignal, service: TradingServiceDep, response: Response) -> TradeResponse:
+async def post_signal(signal: TradeSignal, service: TradingServiceDep) -> Response:
     """Carry out a signal at most once: 201 the first time, 200 with the same answer for a retry."""
     answer, created = await service.submit(signal)
-    if not created:
-        response.status_code = status.HTTP_200_OK
-    return answer
+    # `answer` is a validated TradeResponse already: serialized as it is, not validated a second time
+    # against the response model (the bytes are the same: pydantic's JSON of the model)
+    return Response(
+        answer.model_dump_json(),
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        media_type="application/json",
+    )
 
 
 @api.get("/signals/{signal_id}", response_model=TradeResponse)
