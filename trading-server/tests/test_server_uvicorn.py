@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -15,6 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from hit_server import ids
+from hit_server.__main__ import freeze_startup_objects
 from hit_server.server import create_app
 from hit_server.testing import TEST_API_KEY, paper_settings
 from hit_server.testing import signal_body as signal
@@ -77,3 +79,20 @@ async def test_uvicorn_server_places_replays_and_guards(served: tuple[str, FastA
     for signal_id in ("real-1", "real-2"):
         prefix = ids.signal_prefix(signal_id) + "e"
         assert len([c for c in sim.orders_by_client_id if c.startswith(prefix)]) == 1
+
+
+async def test_server_started_hooks_run_once_the_lifespan_is_up(tmp_path: Path) -> None:
+    app = create_app(paper_settings(tmp_path))
+    seen: list[bool] = []
+    app.state.on_started.append(lambda: seen.append(app.state.service is not None))
+    async with app.router.lifespan_context(app):
+        assert seen == [True]  # called once, with the service already in place
+    assert seen == [True]
+
+
+def test_server_program_freezes_what_is_alive_at_start() -> None:
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000  # the modules and objects loaded so far
+    finally:
+        gc.unfreeze()

@@ -50,6 +50,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     settings.trading_mode.value,
                     db.describe(),
                 )
+                for hook in app.state.on_started:
+                    hook()
                 try:
                     yield
                 finally:
@@ -79,6 +81,7 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
     app.state.rate_limiter = KeyRateLimiter(settings.rate_limit_per_minute)
     app.state.service = None
     app.state.monitor = None
+    app.state.on_started = []  # callables run once the lifespan is up (see __main__)
     app.state.sim_app = sim_app
     http_errors.install(app)
     app.include_router(public)
