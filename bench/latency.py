@@ -153,7 +153,7 @@ def trading_server(
     mode: str, sim_app: Any, creds: tuple[str, str, str], api_key: str, workdir: Path
 ) -> Iterator[int]:
     """The trading server for `mode`, yielding its port."""
-    journal = f"sqlite+aiosqlite:///{workdir / 'journal.db'}"
+    journal = f"sqlite:///{workdir / 'journal.db'}"
     if mode == "inprocess":
         settings = Settings(
             _env_file=None, trading_mode=TradingMode.PAPER, api_keys=(SecretStr(api_key),),

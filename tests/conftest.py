@@ -256,7 +256,7 @@ def start_server(procs: Procs, sim: SimProcess, tmp_path: Path) -> ServerStarter
         db_path = db_path or tmp_path / "journal.db"
         port = port or free_port()
         key = key or secrets.token_urlsafe(30)[:40]
-        url = database_url or f"sqlite+aiosqlite:///{db_path}"
+        url = database_url or f"sqlite:///{db_path}"
         values = server_env(sim, key, url, port, tmp_path / "server-data", **env)
         proc = procs.start(name, [sys.executable, "-m", "hit_server"], values)
         await wait_http(proc, f"http://127.0.0.1:{port}/health")

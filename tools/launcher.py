@@ -184,7 +184,7 @@ def demo_env(
             "API_KEYS": api_key,
             "HOST": "127.0.0.1",
             "PORT": str(port),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{(workdir / 'demo-journal.db').as_posix()}",
+            "DATABASE_URL": f"sqlite:///{(workdir / 'demo-journal.db').as_posix()}",
             "PAPER_PRICE_SOURCE": "model",
             "MAX_OPEN_POSITIONS": "50",
             "TRADING_SERVER_URL": f"http://127.0.0.1:{port}",

@@ -201,7 +201,7 @@ async def test_api_docs_and_openapi_are_served(server: RunningServer) -> None:
 async def test_api_journal_that_cannot_be_written_refuses_signals_with_503(tmp_path: Path) -> None:
     async with running_server(paper_settings(tmp_path)):
         pass  # creates the journal's tables
-    read_only = f"sqlite+aiosqlite:///file:{tmp_path / 'journal.db'}?mode=ro&uri=true"
+    read_only = f"sqlite:///file:{tmp_path / 'journal.db'}?mode=ro&uri=true"
     async with running_server(paper_settings(tmp_path, database_url=read_only)) as server:
         reply = await server.http.post(
             "/api/v1/signals",

@@ -20,7 +20,7 @@ LINE_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(signal_id)s] %(message)s"
 MAX_FILE_BYTES = 10 * 1024 * 1024
 BACKUP_FILES = 5
 # Libraries that log every request at INFO: one line per HTTP call drowns the events that matter.
-CHATTY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "websockets")
+CHATTY_LOGGERS = ("httpx", "httpcore", "websockets")
 
 _signal_id: ContextVar[str | None] = ContextVar("hit_signal_id", default=None)
 

@@ -144,7 +144,8 @@ class Database:
     """The journal's database. Every transaction is one synchronous function of a connection (or an
     ORM session), run by `transaction` (or `session`) and committed when it returns.
 
-    SQLite (the default, `sqlite:///` or `sqlite+aiosqlite:///`): the function runs on the calling
+    SQLite (the default, `sqlite:///`; an older `sqlite+aiosqlite:///` URL means the same and is run by
+    the standard sqlite3 driver too): the function runs on the calling
     thread, i.e. on the event loop. A local SQLite transaction in WAL mode with synchronous=NORMAL
     commits without an fsync and takes tens of microseconds, far less than handing it to a worker
     thread and back; and since nothing awaits inside it, transactions of one process never interleave,

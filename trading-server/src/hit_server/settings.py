@@ -147,7 +147,7 @@ class Settings(BaseSettings):
 
     @property
     def journal_url(self) -> str:
-        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'journal.db'}"
+        return self.database_url or f"sqlite:///{self.data_dir / 'journal.db'}"
 
     def key_values(self) -> tuple[str, ...]:
         return tuple(key.get_secret_value() for key in self.api_keys)

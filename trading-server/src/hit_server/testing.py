@@ -40,7 +40,7 @@ def paper_settings(data_dir: Path, **overrides: Any) -> Settings:
         "trading_mode": "paper",
         "api_keys": TEST_API_KEY,
         "data_dir": data_dir,
-        "database_url": f"sqlite+aiosqlite:///{data_dir / 'journal.db'}",
+        "database_url": f"sqlite:///{data_dir / 'journal.db'}",
         "paper_price_walk": False,
         "paper_price_source": "model",
         "paper_balance": Decimal(10000),
@@ -158,7 +158,7 @@ def start_paper_server(
     model prices, a large balance and no rate limit; `settings` override (e.g. MAX_OPEN_POSITIONS)."""
     env = clean_env(
         TRADING_MODE="paper", API_KEYS=",".join(keys), HOST="127.0.0.1", PORT=str(port),
-        DATABASE_URL=f"sqlite+aiosqlite:///{workdir / 'journal.db'}", DATA_DIR=str(workdir),
+        DATABASE_URL=f"sqlite:///{workdir / 'journal.db'}", DATA_DIR=str(workdir),
         LOG_DIR=str(workdir / "logs"), PAPER_PRICE_WALK="false", PAPER_BALANCE="1000000",
         MAX_OPEN_POSITIONS="100", RATE_LIMIT_PER_MINUTE="1000000", LOG_LEVEL="WARNING",
     )

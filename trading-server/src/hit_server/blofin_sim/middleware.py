@@ -52,7 +52,7 @@ class SimMiddleware:
         client = scope.get("client") or ("unknown", 0)
         if not self.state.ip_limit.allow(str(client[0]), now):
             return False
-        if path.startswith(TRADE_PREFIX):
+        if path.startswith(TRADE_PREFIX) and self.state.trade_limit.limit > 0:
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
             return self.state.trade_limit.allow(headers.get("access-key", str(client[0])), now)
         return True
