@@ -1,59 +1,73 @@
-"""The journal's database layer: transactions, duplicates, and checkpoints off the event loop."""
+"""The journal's database layer: transactions, duplicates, and checkpoints off the event loop.
+
+The journal tests run on SQLite and, when HIT_TEST_POSTGRES_URL names a PostgreSQL database
+(`postgresql+asyncpg://user@127.0.0.1:5432/db`, emptied by the tests), on PostgreSQL too.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from hit_server.db import Database
+from hit_server.db import Base, Database
 from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
+
+POSTGRES_URL = os.environ.get("HIT_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'j.db'}")  # the older URL form still works
+    elif POSTGRES_URL:
+        database = Database(POSTGRES_URL)
+        await database.transaction(Base.metadata.drop_all)
+    else:
+        pytest.skip("PostgreSQL journal tests are opt-in: set HIT_TEST_POSTGRES_URL")
+    await database.create_schema()
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 def order(cid: str, state: str = "sending") -> OrderRecord:
     return OrderRecord(cid, "entry", 1, "BTC-USDT", "buy", "market", Decimal("1.5"), state=state)
 
 
-async def test_journal_intent_then_answer_round_trip(tmp_path: Path) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'j.db'}")
-    await db.create_schema()
+async def test_journal_intent_then_answer_round_trip(db: Database) -> None:
     journal = Journal(db)
-    try:
-        await journal.record_intent("s1", body_hash="h", body={"signal_id": "s1"}, symbol="BTC-USDT",
-                                    side="long", orders=[order("c1")], state="sending")
-        sent = order("c1", state="filled")
-        sent.order_id = "42"
-        await journal.finish("s1", status="placed", reason=None, response={"status": "placed"},
-                             orders=[sent], is_open=True, events=[EventRecord("placed", "ok", "s1")],
-                             all_recorded=True)
+    await journal.record_intent("s1", body_hash="h", body={"signal_id": "s1"}, symbol="BTC-USDT",
+                                side="long", orders=[order("c1")], state="sending")
+    sent = order("c1", state="filled")
+    sent.order_id = "42"
+    await journal.finish("s1", status="placed", reason=None, response={"status": "placed"},
+                         orders=[sent], is_open=True, events=[EventRecord("placed", "ok", "s1")],
+                         all_recorded=True)
 
-        row = await journal.get_signal("s1")
-        assert row is not None and row.state == "answered" and row.response == {"status": "placed"}
-        assert [(o.state, o.order_id) for o in await journal.orders_of("s1")] == [("filled", "42")]
-        assert await journal.open_symbols() == {"BTC-USDT"}
-        counts = await journal.counts()
-        assert (counts.received, counts.placed, counts.open_trades) == (1, 1, 1)
-        assert [e.type for e in await journal.events(after=0, limit=10)] == ["placed"]
-    finally:
-        await db.dispose()
+    row = await journal.get_signal("s1")
+    assert row is not None and row.state == "answered" and row.response == {"status": "placed"}
+    assert [(o.state, o.order_id) for o in await journal.orders_of("s1")] == [("filled", "42")]
+    assert await journal.open_symbols() == {"BTC-USDT"}
+    counts = await journal.counts()
+    assert (counts.received, counts.placed, counts.open_trades) == (1, 1, 1)
+    assert [e.type for e in await journal.events(after=0, limit=10)] == ["placed"]
 
 
-async def test_journal_second_intent_for_a_signal_is_a_duplicate(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'j.db'}")
-    await db.create_schema()
+async def test_journal_second_intent_for_a_signal_is_a_duplicate(db: Database) -> None:
     journal = Journal(db)
-    try:
+    await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",
+                                orders=[order("c-dup")], state="sending")
+    with pytest.raises(DuplicateSignal):
         await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",
-                                    orders=[order("c-dup")], state="sending")
-        with pytest.raises(DuplicateSignal):
-            await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",
-                                        orders=[], state="sending")
-        assert [o.client_order_id for o in await journal.orders_of("dup")] == ["c-dup"]  # none half-written
-    finally:
-        await db.dispose()
+                                    orders=[], state="sending")
+    assert [o.client_order_id for o in await journal.orders_of("dup")] == ["c-dup"]  # none half-written
 
 
 class OftenCheckpointed(Database):
