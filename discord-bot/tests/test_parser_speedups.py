@@ -126,3 +126,13 @@ def test_scan_price_after_a_label_matches_read_region(pieces: list[str]) -> None
     values, market = read_region(region.split(" SL:")[0].split(" 20X")[0])
     if not market:
         assert found.entries == values
+
+
+def test_parser_signal_result_equals_the_constructed_one() -> None:
+    result = parser.parse("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000")
+    assert result.signal is not None
+    assert result == parser.ParseResult("signal", result.signal, "standard")
+    assert repr(result) == repr(parser.ParseResult("signal", result.signal, "standard"))
+    assert hash(result) == hash(parser.ParseResult("signal", result.signal, "standard"))
+    with pytest.raises(AttributeError):
+        result.kind = "invalid"  # type: ignore[misc]

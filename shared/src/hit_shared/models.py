@@ -103,7 +103,14 @@ def _order_problem(
     return None
 
 
-_is_finite = Decimal.is_finite  # with map() and all(): the finiteness of a sequence without a Python loop
+def _all_finite(prices: Sequence[Decimal]) -> bool:
+    for price in prices:
+        if not price.is_finite():
+            return False
+    return True
+
+
+_ZERO = Decimal(0)  # compared with a Decimal, not the int 0, which each comparison would convert
 
 
 def _plainly_consistent(
@@ -120,18 +127,18 @@ def _plainly_consistent(
         return False
     if leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE:
         return False
-    if not (stop_loss.is_finite() and all(map(_is_finite, entries)) and all(map(_is_finite, take_profits))):
+    if not (stop_loss.is_finite() and _all_finite(entries) and _all_finite(take_profits)):
         return False
     # Only finite values are compared (a NaN comparison raises).
     if side is Side.LONG:  # 0 < stop < every entry < every target
         if entries:
-            return 0 < stop_loss < min(entries) and max(entries) < min(take_profits)
-        return 0 < stop_loss < min(take_profits)
+            return _ZERO < stop_loss < min(entries) and max(entries) < min(take_profits)
+        return _ZERO < stop_loss < min(take_profits)
     # SHORT: 0 < every target < every entry < stop
     low = min(take_profits)
     if entries:
-        return 0 < low and max(take_profits) < min(entries) and max(entries) < stop_loss
-    return 0 < low and max(take_profits) < stop_loss
+        return _ZERO < low and max(take_profits) < min(entries) and max(entries) < stop_loss
+    return _ZERO < low and max(take_profits) < stop_loss
 
 
 def consistency_problem(

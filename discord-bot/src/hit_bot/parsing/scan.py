@@ -100,8 +100,11 @@ def _build_labels() -> re.Pattern[str]:
 
 
 def _kind(label: str) -> str:
-    """The kind of a label matched by _LABELS whose first letter is shared by two kinds (`SL`/`SELL`...);
-    its first character is the separator."""
+    """The kind of a label matched by _LABELS from its first two letters (its first character is the
+    separator); the first letter alone decides, except for S, L and I (`SL`/`SELL`, `LEV`/`LIMIT`,
+    `INVALIDATION`/`ISO`)."""
+    if label[1] in _KIND_BY_LETTER:
+        return _KIND_BY_LETTER[label[1]]
     second, yes, no = _KIND_BY_TWO_LETTERS[label[1]]
     return yes if label[2:3] == second else no
 
@@ -116,6 +119,12 @@ _KIND_BY_LETTER = {
 }
 _KIND_BY_TWO_LETTERS = {"S": ("E", "entry", "stop"), "L": ("I", "entry", "lev"), "I": ("N", "stop", "lev")}
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
+# _kind of every possible start of a label (`label[1:3]`), looked up instead of computed.
+_KIND_BY_START = {
+    f"{first}{second}": _kind(f" {first}{second}")
+    for first in [*_KIND_BY_LETTER, *_KIND_BY_TWO_LETTERS]
+    for second in ["", *map(chr, range(128))]
+}
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
 # never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices). Or a word.
@@ -222,32 +231,36 @@ def scan(text: str) -> Scan:
     """Reads every label of normalised text (see the module docstring)."""
     parts = _LABELS.split(text)  # header, then per label: the label, a plain price or None, the rest
     result = Scan(text, parts[0])  # the header's last line is taken only when orphans() is asked for
-    labelled = newline = False
+    prices = {"entry": result.entries, "stop": result.stops, "target": result.targets}
+    labelled = newline = emoji = multi_line = False
     for i in range(1, len(parts), 3):
         label, plain, rest = parts[i], parts[i + 1], parts[i + 2]
         region = rest if plain is None else plain + rest
         if len(label) == 1:  # a symbol label: the mark starts its region
             kind = _SYMBOL_KINDS.get(region[:1], "")
-            emoji = region[:1] != "@"
+            glyph = region[:1] != "@"
         else:
-            kind = _KIND_BY_LETTER.get(label[1]) or _kind(label)
-            emoji = False
+            kind = _KIND_BY_START[label[1:3]]
+            glyph = False
         newline = newline or "\n" in label
-        if plain is not None and not rest.strip(" \n"):  # one plain price: what read_region would read
-            values, market = [Decimal(plain)], False  # Decimal() ignores the blanks before the digits
+        if plain is not None and kind != "lev" and not rest.strip(" \n"):
+            # One plain price: what read_region and _take would do with it (Decimal() skips the blanks).
+            prices[kind].append(Decimal(plain))
+            took = True
         elif kind != "lev" and (not kind or region.isspace() or not region):
             newline = newline or "\n" in region
             continue
+        elif kind == "lev":
+            _leverage(result, label, read_region(region)[0] if not labelled else [])
+            took = False
         else:
-            values, market = read_region(region)
-        if kind == "lev":
-            _leverage(result, label, values if not labelled else [])
-        elif _take(result, kind, values, market):
-            result.emoji = result.emoji or emoji
-            result.multi_line = result.multi_line or (labelled and newline)
+            took = _take(result, kind, *read_region(region))
+        if took:
+            emoji = emoji or glyph
+            multi_line = multi_line or (labelled and newline)
             labelled, newline = True, False
         newline = newline or "\n" in region
-    result.labelled = labelled
+    result.labelled, result.emoji, result.multi_line = labelled, emoji, multi_line
     return result
 
 
