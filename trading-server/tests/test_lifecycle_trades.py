@@ -181,3 +181,28 @@ async def test_lifecycle_stop_policy_none_leaves_the_stop_and_a_stop_out_is_a_lo
         pnl = await journal_pnl(server, "lc-nomove")
         assert pnl == sim_realized(server, "BTC-USDT")
         assert (stats["wins"], stats["losses"]) == ((1, 0) if pnl > 0 else (0, 1))
+
+
+async def test_lifecycle_pass_lets_other_work_in_between_trades(tmp_path: Path) -> None:
+    settings = paper_settings(tmp_path, monitor_poll_seconds=60, monitor_websocket=False)
+    levels = {"BTC-USDT": ("58000", ["62000"]), "ETH-USDT": ("2900", ["3100"]), "SOL-USDT": ("145", ["155"])}
+    turns = 0
+
+    async def other_work() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with running_server(settings) as server:
+        for symbol, (stop, targets) in levels.items():
+            body = signal(f"lc-yield-{symbol}", symbol=symbol, stop_loss=stop, take_profits=targets)
+            await place(server, body)
+        ticker = asyncio.create_task(other_work())
+        await asyncio.sleep(0)
+        before = turns
+        looked_at = await server.monitor.lifecycle.sync_all()
+        ticker.cancel()
+
+    assert looked_at == 3
+    assert turns - before >= looked_at  # the loop ran other work at least once per trade

@@ -18,6 +18,7 @@ reported is kept in the `trades` table).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
@@ -70,6 +71,10 @@ class Lifecycle:
                 await self.sync_trade(trade, snap, orders[trade.signal_id])
             except BloFinError as exc:
                 log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)
+            # Let waiting requests in between trades: with the journal and the paper exchange in
+            # this process nothing else in a pass suspends, and a pass over many trades would hold
+            # new signals back for its whole length.
+            await asyncio.sleep(0)
         return len(trades)
 
     async def sync_trade(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:

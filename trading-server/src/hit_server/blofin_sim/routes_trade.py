@@ -117,14 +117,21 @@ def _query(request: Request) -> dict[str, Any]:
     return dict(request.query_params)
 
 
+def _stamp(row: Any) -> int:
+    """When a row was created (orders, TP/SL orders) or happened (fills), in ms."""
+    stamp = getattr(row, "create_time", None)
+    return int(getattr(row, "ts", 0) if stamp is None else stamp)
+
+
 def _listing(request: Request, rows: Iterable[T], view: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
+    """Newest first, at most `limit`, of one instId if asked; only the rows answered are rendered
+    (a history holds every order ever placed)."""
     query = _query(request)
     limit = parsing.limit_of(query.get("limit"))
     inst_id = query.get("instId", "")
-    out = [view(r) for r in rows]
-    out = [r for r in out if inst_id in ("", r["instId"])]
-    out.sort(key=lambda r: int(r.get("createTime") or r.get("ts") or 0), reverse=True)
-    return ok(out[:limit])
+    chosen = [r for r in rows if inst_id in ("", getattr(r, "inst_id", None))]
+    chosen.sort(key=_stamp, reverse=True)
+    return ok([view(r) for r in chosen[:limit]])
 
 
 @router.get("/orders-pending")
