@@ -27,9 +27,10 @@ _LONG_WORDS = frozenset(("LONG", "BUY", "LONGING", "BUYING"))
 _SHORT_WORDS = frozenset(("SHORT", "SELL", "SHORTING", "SELLING"))
 _ZONE_WORDS = ("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE")
 _BUY_SELL = frozenset(("BUY", "BUYING", "SELL", "SELLING"))
-# Literal-first alternatives (the engine then jumps between L, S and B), word boundaries as look-behinds.
+# Literal-first alternatives (the engine then jumps between L, S and B; SHORT and SELL share their S),
+# word boundaries as look-behinds.
 _DIRECTION_WORDS = re.compile(
-    r"(?:L(?<![A-Z0-9]L)ONG|S(?<![A-Z0-9]S)HORT|B(?<![A-Z0-9]B)UY|S(?<![A-Z0-9]S)ELL)(?:ING)?(?![A-Z0-9])"
+    r"(?:L(?<![A-Z0-9]L)ONG|S(?<![A-Z0-9]S)(?:HORT|ELL)|B(?<![A-Z0-9]B)UY)(?:ING)?(?![A-Z0-9])"
 )
 # BUY/SELL followed by one of _ZONE_WORDS is an entry label (`Buy zone:`), only a weak direction.
 _STRONG_BUY_SELL = re.compile(
