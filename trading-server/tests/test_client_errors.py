@@ -28,6 +28,7 @@ from hit_server.blofin_errors import (
     RateLimited,
 )
 from hit_server.blofin_models import OrderRequest
+from hit_server.blofin_rest import RetryPolicy
 
 SECRET = "client-SECRET-never-shown-9f8e7d6c5b4a"
 PASSPHRASE = "client-PASSPHRASE-never-shown-42"
@@ -299,3 +300,30 @@ async def test_client_errors_and_logs_never_show_secrets(client_mock, caplog):
     for text in seen:
         assert SECRET not in text
         assert PASSPHRASE not in text
+
+
+async def test_retry_policy_stops_after_max_total_seconds_and_raises_the_last_error() -> None:
+    tries = 0
+
+    async def always_busy() -> None:
+        nonlocal tries
+        tries += 1
+        raise RateLimited(f"busy {tries}")
+
+    policy = RetryPolicy(attempts=50, initial_wait=0.02, max_wait=0.02, jitter=0, max_total=0.1)
+    with pytest.raises(RateLimited, match="busy"):
+        await policy.run(always_busy, lambda exc: isinstance(exc, RateLimited))
+    assert 2 <= tries < 50  # stopped by the time budget, not by the attempts
+
+
+async def test_retry_policy_does_not_retry_what_the_predicate_refuses() -> None:
+    tries = 0
+
+    async def refused() -> None:
+        nonlocal tries
+        tries += 1
+        raise ValueError("not a retryable error")
+
+    with pytest.raises(ValueError, match="not a retryable"):
+        await RetryPolicy().run(refused, lambda exc: isinstance(exc, RateLimited))
+    assert tries == 1
