@@ -327,3 +327,11 @@ async def test_retry_policy_does_not_retry_what_the_predicate_refuses() -> None:
     with pytest.raises(ValueError, match="not a retryable"):
         await RetryPolicy().run(refused, lambda exc: isinstance(exc, RateLimited))
     assert tries == 1
+
+
+@pytest.mark.parametrize("row", [{"positions": "1"}, {"instId": "BTC-USDT", "positions": "lots"}])
+async def test_client_held_symbols_refuses_an_unreadable_position_row(client_mock, row):
+    client = client_mock(lambda request: envelope("0", data=[row]))
+    with pytest.raises(ExchangeUnavailable) as caught:
+        await client.held_symbols()
+    assert caught.value.code == "unreadable"

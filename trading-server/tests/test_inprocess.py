@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import AuthenticationError, ExchangeUnavailable
+from hit_server.blofin_models import OrderRequest
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.faults import Fault
 from hit_server.inprocess import InProcessHttp
@@ -81,3 +82,15 @@ async def test_inprocess_dropped_reply_is_a_lost_connection() -> None:
                           rate_limiter=RateLimiter.unlimited())
     with pytest.raises(ExchangeUnavailable, match="connection lost"):
         await client.rest.request("GET", "/api/v1/account/balance")
+
+
+async def test_inprocess_held_symbols_are_the_symbols_of_open_positions() -> None:
+    client = client_for(SECRET)
+    instruments = await client.instruments()
+    for symbol in ("BTC-USDT", "ETH-USDT"):
+        await client.place_order(OrderRequest(
+            inst_id=symbol, side="buy", order_type="market", size=instruments[symbol].min_size,
+            margin_mode="cross", client_order_id="held" + symbol.replace("-", ""),
+        ))
+    assert await client.held_symbols() == {p.inst_id for p in await client.positions()} == {
+        "BTC-USDT", "ETH-USDT"}

@@ -164,6 +164,14 @@ class BloFinClient:
         found = _parsed("GET positions", lambda: [Position.from_blofin(r) for r in _rows(data)])
         return [p for p in found if p.positions != 0 and (inst_id is None or p.inst_id == inst_id)]
 
+    async def held_symbols(self) -> set[str]:
+        """The instIds with an open position: the same read as `positions()`, but only each row's
+        instId and size are parsed (the risk check of every signal needs no more)."""
+        data = await self._rest.read("GET", "/api/v1/account/positions")
+        return _parsed("GET positions", lambda: {
+            str(r["instId"]) for r in _rows(data) if dec(r.get("positions")) != 0
+        })
+
     async def set_leverage(self, inst_id: str, leverage: int, margin_mode: str) -> None:
         body = {"instId": inst_id, "leverage": str(leverage), "marginMode": margin_mode}
         await self._rest.read("POST", "/api/v1/account/set-leverage", body=body)

@@ -244,13 +244,12 @@ class TradingService:
         except InstrumentNotFound:
             instrument = None
         mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
-        mark, balance, positions, ours = await asyncio.gather(
+        mark, balance, held, ours = await asyncio.gather(
             mark_task,
             self.client.balance(),
-            self.client.positions(),
+            self.client.held_symbols(),
             self.journal.open_symbols(),
         )
-        held = {p.inst_id for p in positions if p.positions != 0}
         # A trade of ours with no position yet is open while its entry rests: only those need the read.
         resting = await self._resting_entries() if ours - held else set()
         open_symbols = frozenset(held | (ours & resting))
