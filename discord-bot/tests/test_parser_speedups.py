@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import re
 from decimal import Decimal
 
 import pytest
@@ -13,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hit_bot import parser
+from hit_bot.parsing import scan as scan_module
 from hit_bot.parsing.formats import DEFAULT_FORMATS, SignalFormat, default_choice, read_labelled
 from hit_bot.parsing.normalise import normalise
 from hit_bot.parsing.scan import read_region, scan
@@ -20,6 +22,9 @@ from hit_bot.parsing.scan import read_region, scan
 CORPUS = pathlib.Path(__file__).resolve().parent / "data" / "public_corpus.jsonl"
 TEXTS = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
 PIECES = [
+    "Take Profit:", "Stop Loss", "Leverage 10x", "Cross 20x", "Buy zone", "Limit", "Opening price", "EP",
+    "Invalidation", "ISO", "TGT", "T1", "💰TAKE PROFIT:", "⚖️LEVERAGE:", "(2)", "#1",
+
     "LONG", "SHORT", "BTC-USDT", "BTCUSDT", "Entry:", "Entry", "SL:", "SL", "TP:", "TP1", "Targets:", "🎯",
     "🛑", "💰", "📈", "@", "60000", "58000", "65000", "0.5", "-", "/", "20x", "x10", "Lev:", "10X", "and",
     "market", "\n", " ", "  ", ":", "TRADING SIGNAL ALERT", "PAIR:", "SIDE:", "1)", "K", "Size: 0.01",
@@ -101,3 +106,26 @@ def test_parser_signal_result_equals_the_constructed_one() -> None:
     assert hash(result) == hash(parser.ParseResult("signal", result.signal, "standard"))
     with pytest.raises(AttributeError):
         result.kind = "invalid"  # type: ignore[misc]
+
+
+# The label regex without the look-ahead on a label's first character that _build_labels puts first.
+_LABELS_UNGUARDED = re.compile(
+    re.sub(r"^\(\[\^A-Z0-9_\.\]\(\?=\[[^\]]*\]\)", "([^A-Z0-9_.]", scan_module._LABELS.pattern)
+)
+
+
+def test_label_regex_look_ahead_is_the_only_difference() -> None:
+    assert _LABELS_UNGUARDED.pattern != scan_module._LABELS.pattern
+    assert _LABELS_UNGUARDED.pattern.startswith("([^A-Z0-9_.](?:")
+
+
+@FAST
+@given(messages)
+def test_label_regex_splits_as_without_its_first_character_look_ahead(text: str) -> None:
+    norm = normalise(text)
+    assert scan_module._LABELS.split(norm) == _LABELS_UNGUARDED.split(norm)
+
+
+def test_label_words_must_start_with_a_letter_or_a_digit() -> None:
+    with pytest.raises(ValueError, match="must start with a letter"):
+        scan_module._first_character("(?:A)")

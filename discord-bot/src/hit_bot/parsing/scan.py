@@ -96,7 +96,21 @@ def _build_labels() -> re.Pattern[str]:
     # No label starts inside the price taken (blanks, then digits followed by a blank: the only label
     # word made of digits ends with an X), so the labels found are the same as without the group.
     plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+)?)(?=[ \n]|\Z))?"
-    return re.compile(r"([^A-Z0-9_.](?:" + "|".join([*groups, *rest, symbols]) + "))" + plain)
+    # Every label starts with one of these: tested once, before the alternatives (most separators fail it).
+    starts = {_first_character(word) for _kind, _tail, words in _VOCABULARY for word in words}
+    first = "".join(sorted(starts)) + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS)
+    return re.compile(
+        r"([^A-Z0-9_.](?=[" + first + "])(?:" + "|".join([*groups, *rest, symbols]) + "))" + plain
+    )
+
+
+def _first_character(word: str) -> str:
+    """What a label word's first character can be, as a regex character set item."""
+    if word[0].isalpha():
+        return word[0]
+    if word.startswith("[0-9]"):
+        return "0-9"
+    raise ValueError(f"a label word must start with a letter or [0-9]: {word}")
 
 
 def _kind(label: str) -> str:
