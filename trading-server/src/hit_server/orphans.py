@@ -45,7 +45,7 @@ async def reconcile_exchange(lifecycle: Lifecycle) -> int:
             ))
     if events:
         await lifecycle.journal.add_events(events)
-    ours = await book.open_symbols()
+    ours = await lifecycle.journal.open_symbols()
     for position in await client.positions():
         key = position.position_id or position.inst_id
         if position.inst_id not in ours and key not in lifecycle.foreign_reported:

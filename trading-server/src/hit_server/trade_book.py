@@ -186,14 +186,6 @@ class TradeBook:
 
         return await self.db.session(read)
 
-    async def open_symbols(self) -> set[str]:
-        """Symbols with a placed signal still open (the trades whose positions are ours)."""
-
-        def read(conn: Connection) -> set[str]:
-            return set(conn.scalars(select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True))))
-
-        return await self.db.transaction(read)
-
     async def signal_of_order(self, client_order_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
         """For each of these clientOrderIds journaled by us: (signal_id, whether that signal is open)."""
         if not client_order_ids:
