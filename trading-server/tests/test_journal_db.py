@@ -60,6 +60,20 @@ async def test_journal_intent_then_answer_round_trip(db: Database) -> None:
     assert [e.type for e in await journal.events(after=0, limit=10)] == ["placed"]
 
 
+async def test_journal_first_read_gives_the_row_of_a_known_signal_else_the_open_symbols(db: Database) -> None:
+    journal = Journal(db)
+    for sid, symbol, is_open in (("a", "BTC-USDT", True), ("b", "ETH-USDT", False), ("c", "SOL-USDT", True)):
+        await journal.record_intent(sid, body_hash="h", body={}, symbol=symbol, side="long", orders=[],
+                                    state="received")
+        await journal.finish(sid, status="placed", reason=None, response={"status": "placed"}, orders=[],
+                             is_open=is_open)
+
+    row, ours = await journal.signal_or_open_symbols("b")
+    assert row is not None and row.signal_id == "b" and row.response == {"status": "placed"}
+    assert ours == set()  # a replay admits nothing
+    assert await journal.signal_or_open_symbols("new") == (None, {"BTC-USDT", "SOL-USDT"})
+
+
 async def test_journal_second_intent_for_a_signal_is_a_duplicate(db: Database) -> None:
     journal = Journal(db)
     await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",

@@ -161,6 +161,18 @@ class Journal:
 
         return await self.db.transaction(read)
 
+    async def signal_or_open_symbols(self, signal_id: str) -> tuple[SignalRow | None, set[str]]:
+        """What a signal needs first, in one read: its row if this signal_id was received before (to
+        replay it), else the symbols with an open trade of ours (to admit it)."""
+
+        def read(conn: Connection) -> tuple[SignalRow | None, set[str]]:
+            row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().first()
+            if row is not None:
+                return SignalRow(**row), set()
+            return None, set(conn.scalars(OPEN_SYMBOLS))
+
+        return await self.db.transaction(read)
+
     async def record_intent(
         self,
         signal_id: str,

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from hit_server import ids
-from hit_server.admission import Admission
+from hit_server.admission import Admission, Snapshot
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
@@ -112,11 +112,13 @@ class TradingService:
 
     async def _submit(self, signal: TradeSignal, digest: str) -> tuple[TradeResponse, bool]:
         async with self._locks.hold(signal.signal_id):
-            existing = await self.journal.get_signal(signal.signal_id)
+            # The admission snapshot is taken before every read it relies on (this journal read too).
+            snapshot = self._admission.snapshot()
+            existing, ours = await self.journal.signal_or_open_symbols(signal.signal_id)
             if existing is not None:
                 return await self._replay(existing, digest), False
             try:
-                return await self._carry_out(signal, digest), True
+                return await self._carry_out(signal, digest, snapshot, ours), True
             except DuplicateSignal:
                 row = await self._wait_for_answer(signal.signal_id)
                 return await self._replay(row, digest), False
@@ -146,11 +148,13 @@ class TradingService:
                 raise NotReady(f"Signal '{signal_id}' is still being processed; retry shortly.")
             await asyncio.sleep(0.05)
 
-    async def _carry_out(self, signal: TradeSignal, digest: str) -> TradeResponse:
+    async def _carry_out(
+        self, signal: TradeSignal, digest: str, snapshot: Snapshot, ours: set[str]
+    ) -> TradeResponse:
+        """`ours`: the symbols with an open trade of ours, read after `snapshot` was taken."""
         body = signal.model_dump(mode="json")
         created = datetime.now(UTC)
-        snapshot = self._admission.snapshot()
-        verdict, market = await self._assess(signal)
+        verdict, market = await self._assess(signal, ours)
         if isinstance(verdict, TradePlan):
             # No await from here to reserve(): concurrent signals can't both take the last slot.
             verdict = assess(signal, self._admission.with_reservations(market, snapshot), self.limits)
@@ -223,13 +227,13 @@ class TradingService:
         )
         log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
 
-    async def _assess(self, signal: TradeSignal) -> tuple[TradePlan | Rejection, MarketView]:
+    async def _assess(self, signal: TradeSignal, ours: set[str]) -> tuple[TradePlan | Rejection, MarketView]:
         now = datetime.now(UTC)
         if self._halt.halted:
             market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
             return assess(signal, market, self.limits), market
         try:
-            market = await self._market(signal.symbol, now)
+            market = await self._market(signal.symbol, now, ours)
         except BloFinError as exc:
             log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
             raise ExchangeUnavailable(
@@ -237,18 +241,15 @@ class TradingService:
             ) from exc
         return assess(signal, market, self.limits), market
 
-    async def _market(self, symbol: str, now: datetime) -> MarketView:
+    async def _market(self, symbol: str, now: datetime, ours: set[str]) -> MarketView:
         await self._ensure_margin_mode()
         try:
             instrument = await self.client.instrument(symbol)
         except InstrumentNotFound:
             instrument = None
         mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
-        mark, balance, held, ours = await asyncio.gather(
-            mark_task,
-            self.client.balance(),
-            self.client.held_symbols(),
-            self.journal.open_symbols(),
+        mark, balance, held = await asyncio.gather(
+            mark_task, self.client.balance(), self.client.held_symbols()
         )
         # A trade of ours with no position yet is open while its entry rests: only those need the read.
         resting = await self._resting_entries() if ours - held else set()
