@@ -116,3 +116,67 @@ async def test_journal_background_checkpoints_copy_the_log_into_the_database_fil
     finally:
         await db.dispose()
     assert at_least <= copied <= at_most
+
+
+class WritesThroughSQLAlchemy(Database):
+    """The same journal with every write through `Connection.execute` (the reference for the fast path)."""
+
+    def write(self, conn, statement, params):  # type: ignore[no-untyped-def]
+        conn.execute(statement, params)
+
+
+def stored_rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as conn:
+        return {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()  # noqa: S608 - fixed names
+            for table in ("signals", "orders", "state_changes", "events")
+        }
+
+
+async def test_journal_sqlite_fast_writes_store_the_same_rows_as_sqlalchemy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SQLite writes that skip SQLAlchemy's execution store byte-for-byte what it would store."""
+    from datetime import UTC, datetime
+
+    from hit_server import journal as journal_module
+
+    moment = datetime(2026, 11, 24, 5, 6, 7, 891011, tzinfo=UTC)
+    monkeypatch.setattr(journal_module, "utcnow", lambda: moment)
+    paths = []
+    for kind in (Database, WritesThroughSQLAlchemy):
+        path = tmp_path / f"{kind.__name__}.db"
+        database = kind(f"sqlite:///{path}")
+        await database.create_schema()
+        journal = Journal(database)
+        target = OrderRecord("c-2", "take_profit", 1, "BTC-USDT", "sell", "limit", Decimal("0.5"),
+                             price=Decimal("65000.10"), state="pending")
+        first = [order("c-1"), target]
+        body = {"signal_id": "s1", "prices": ["1.5", None]}
+        await journal.record_intent("s1", body_hash="h" * 64, body=body, symbol="BTC-USDT", side="long",
+                                    orders=first, state="sending")
+        first[0].state, first[0].order_id = "filled", "900"
+        first[1].state = "live"
+        await journal.finish("s1", status="placed", reason=None, response={"status": "placed", "n": 1},
+                             orders=[*first, order("c-3", state="unknown")], is_open=True,
+                             events=[EventRecord("placed", "placed", "s1", "BTC-USDT", {"code": "x"})])
+        await journal.add_or_update_orders("s1", [order("c-3", state="filled")])
+        await journal.add_events([EventRecord("closed", "closed", "s1", "BTC-USDT")])
+        await database.dispose()
+        paths.append(path)
+
+    fast, reference = (stored_rows(path) for path in paths)
+    assert fast == reference
+    assert len(fast["orders"]) == 3 and len(fast["state_changes"]) == 6 and len(fast["events"]) == 2
+
+
+async def test_journal_sqlite_fast_write_of_a_known_signal_is_still_a_duplicate(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'j.db'}")
+    await database.create_schema()
+    journal = Journal(database)
+    await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long", orders=[],
+                                state="received")
+    with pytest.raises(DuplicateSignal):
+        await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",
+                                    orders=[], state="received")
+    await database.dispose()

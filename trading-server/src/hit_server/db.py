@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -33,9 +35,10 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import ValuesBase
 
 from hit_server.http_errors import JournalUnavailable
 
@@ -140,6 +143,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A write compiled once for SQLite: its SQL, its parameters in order, and each one's conversion."""
+
+    sql: str
+    names: tuple[str, ...]
+    convert: tuple[Callable[[Any], Any] | None, ...]
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            row[name] if convert is None else convert(row[name])
+            for name, convert in zip(self.names, self.convert, strict=True)
+        )
+
+
 class Database:
     """The journal's database. Every transaction is one synchronous function of a connection (or an
     ORM session), run by `transaction` (or `session`) and committed when it returns.
@@ -171,6 +189,7 @@ class Database:
         self._async: AsyncEngine | None = None
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        self._prepared: dict[tuple[ValuesBase, frozenset[str]], _Prepared | None] = {}
         if self.url.get_backend_name() == "sqlite":
             self._sync = create_engine(
                 self.url.set(drivername="sqlite"),
@@ -201,6 +220,54 @@ class Database:
             raise JournalUnavailable(
                 "The trade journal cannot be written, so no signal is accepted; check the database."
             ) from exc
+
+    def write(
+        self, conn: Connection, statement: ValuesBase, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run an INSERT or UPDATE of constant shape (every value a bound parameter) inside `work`.
+
+        On SQLite it runs straight on the transaction's sqlite3 cursor, compiled once and its values
+        converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
+        `conn.execute` (a test compares them) at a third of the cost per statement; a parameter the
+        statement needs but `params` lacks, and every other backend, go through `conn.execute`."""
+        rows = [params] if isinstance(params, Mapping) else params
+        if self._sync is None or not rows:
+            conn.execute(statement, params)
+            return
+        key = (statement, frozenset(rows[0]))
+        prepared = self._prepared[key] if key in self._prepared else self._prepare(conn, *key)
+        try:
+            values = [prepared.values(row) for row in rows] if prepared is not None else None
+        except KeyError:
+            values = None
+        if prepared is None or values is None:
+            conn.execute(statement, params)
+            return
+        cursor = conn.connection.cursor()
+        try:
+            if len(values) == 1:
+                cursor.execute(prepared.sql, values[0])
+            else:
+                cursor.executemany(prepared.sql, values)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(prepared.sql, values, exc) from exc
+        except sqlite3.Error as exc:
+            raise OperationalError(prepared.sql, values, exc) from exc
+        finally:
+            cursor.close()
+
+    def _prepare(self, conn: Connection, statement: ValuesBase, keys: frozenset[str]) -> _Prepared | None:
+        dialect = conn.dialect
+        compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
+        names = tuple(compiled.positiontup or ())
+        prepared: _Prepared | None = None
+        if dialect.paramstyle == "qmark" and not compiled.returning and set(names) <= keys:
+            converters = tuple(
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+            )
+            prepared = _Prepared(compiled.string, names, converters)
+        self._prepared[(statement, keys)] = prepared
+        return prepared
 
     async def session(self, work: Callable[[Session], T]) -> T:
         """Run `work` with an ORM session in one transaction, committed when it returns."""

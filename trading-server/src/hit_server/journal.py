@@ -188,14 +188,14 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            conn.execute(INSERT_SIGNAL, {
+            self.db.write(conn, INSERT_SIGNAL, {
                 "signal_id": signal_id, "body_hash": body_hash, "body": body, "symbol": symbol, "side": side,
                 "state": state, "status": None, "reason": None, "response": None, "is_open": False,
                 "replays": 0, "realized_pnl": None, "created_at": now, "updated_at": now, "closed_at": None,
             })
             if orders:
-                conn.execute(INSERT_ORDERS, [_order_values(signal_id, o, now) for o in orders])
-            conn.execute(INSERT_STATES, {
+                self.db.write(conn, INSERT_ORDERS, [_order_values(signal_id, o, now) for o in orders])
+            self.db.write(conn, INSERT_STATES, {
                 "signal_id": signal_id, "client_order_id": None, "state": state, "note": None, "at": now,
             })
 
@@ -211,8 +211,8 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            _merge_orders(conn, signal_id, orders, now)
-            conn.execute(INSERT_STATES, [_state_values(signal_id, o, now) for o in orders])
+            _merge_orders(self.db, conn, signal_id, orders, now)
+            self.db.write(conn, INSERT_STATES, [_state_values(signal_id, o, now) for o in orders])
 
         await self.db.transaction(write)
 
@@ -234,17 +234,17 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            conn.execute(ANSWER, {
+            self.db.write(conn, ANSWER, {
                 "sid": signal_id, "new_state": state, "new_status": status, "new_reason": reason,
                 "new_response": response, "new_is_open": is_open, "at": now,
             })
-            _merge_orders(conn, signal_id, orders, now, all_recorded=all_recorded)
+            _merge_orders(self.db, conn, signal_id, orders, now, all_recorded=all_recorded)
             changes = [_state_values(signal_id, o, now) for o in orders]
             changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,
                             "at": now})
-            conn.execute(INSERT_STATES, changes)
+            self.db.write(conn, INSERT_STATES, changes)
             if events:
-                conn.execute(INSERT_EVENTS, [_event_values(item, now) for item in events])
+                self.db.write(conn, INSERT_EVENTS, [_event_values(item, now) for item in events])
 
         await self.db.transaction(write)
 
@@ -310,7 +310,7 @@ class Journal:
 
         def write(conn: Connection) -> None:
             if events:
-                conn.execute(INSERT_EVENTS, [_event_values(item, now) for item in events])
+                self.db.write(conn, INSERT_EVENTS, [_event_values(item, now) for item in events])
 
         await self.db.transaction(write)
 
@@ -399,6 +399,7 @@ def _event_row(item: EventRecord, now: datetime) -> EventRow:
 
 
 def _merge_orders(
+    db: Database,
     conn: Connection,
     signal_id: str,
     orders: Sequence[OrderRecord],
@@ -416,11 +417,11 @@ def _merge_orders(
         known = set(conn.scalars(KNOWN_ORDERS, {"cids": ids}))
     new = [_order_values(signal_id, o, now) for o in orders if o.client_order_id not in known]
     if new:
-        conn.execute(INSERT_ORDERS, new)
+        db.write(conn, INSERT_ORDERS, new)
     updates = [
         {"cid": o.client_order_id, "new_state": o.state, "new_order_id": o.order_id, "at": now}
         for o in orders
         if o.client_order_id in known
     ]
     if updates:
-        conn.execute(ORDER_STATES, updates)
+        db.write(conn, ORDER_STATES, updates)
