@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -145,17 +146,35 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A write compiled once for SQLite: its SQL, its parameters in order, and each one's conversion."""
+    """A write compiled once for SQLite: its SQL, how to pick its parameters from a row in order, and
+    the conversions of those that need one (by position)."""
 
     sql: str
-    names: tuple[str, ...]
-    convert: tuple[Callable[[Any], Any] | None, ...]
+    pick: Callable[[Mapping[str, Any]], Any]
+    single: bool  # one parameter: `pick` returns it alone, not in a tuple
+    convert: tuple[tuple[int, Callable[[Any], Any]], ...]
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        return tuple(
-            row[name] if convert is None else convert(row[name])
-            for name, convert in zip(self.names, self.convert, strict=True)
-        )
+    def values(self, row: Mapping[str, Any]) -> list[Any]:
+        picked = self.pick(row)
+        out = [picked] if self.single else list(picked)
+        for index, convert in self.convert:
+            out[index] = convert(out[index])
+        return out
+
+
+def _same_as_last(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert` for datetimes, remembering the last one: the rows of a transaction share one `now`
+    (a datetime can't change, so the same object always converts to the same text)."""
+    last: list[Any] = [None, None]
+
+    def remembered(value: Any) -> Any:
+        if value is last[0] and value is not None:
+            return last[1]
+        result = convert(value)
+        last[0], last[1] = value, result
+        return result
+
+    return remembered
 
 
 class Database:
@@ -189,6 +208,7 @@ class Database:
         self._async: AsyncEngine | None = None
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
+        self._conn: Connection | None = None
         self._prepared: dict[tuple[ValuesBase, frozenset[str]], _Prepared | None] = {}
         if self.url.get_backend_name() == "sqlite":
             self._sync = create_engine(
@@ -207,7 +227,8 @@ class Database:
         """Run `work` in one transaction (Core statements), committed when it returns."""
         try:
             if self._sync is not None:
-                with self._sync.begin() as conn:
+                conn = self._conn if self._conn is not None else self._connect()
+                with conn.begin():
                     result = work(conn)
                 self._checkpoint_soon()
                 return result
@@ -220,6 +241,13 @@ class Database:
             raise JournalUnavailable(
                 "The trade journal cannot be written, so no signal is accepted; check the database."
             ) from exc
+
+    def _connect(self) -> Connection:
+        """SQLite: the event loop's own connection, kept (a pool checkout per transaction costs more
+        than a small transaction itself); the checkpoint thread takes another from the pool."""
+        assert self._sync is not None  # noqa: S101 - SQLite only
+        self._conn = self._sync.connect()
+        return self._conn
 
     def write(
         self, conn: Connection, statement: ValuesBase, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
@@ -261,11 +289,16 @@ class Database:
         compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
         names = tuple(compiled.positiontup or ())
         prepared: _Prepared | None = None
-        if dialect.paramstyle == "qmark" and not compiled.returning and set(names) <= keys:
-            converters = tuple(
-                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-            )
-            prepared = _Prepared(compiled.string, names, converters)
+        if dialect.paramstyle == "qmark" and not compiled.returning and names and set(names) <= keys:
+            convert = []
+            for index, name in enumerate(names):
+                kind = compiled.binds[name].type
+                processor: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
+                if processor is not None and isinstance(kind, DateTime):
+                    processor = _same_as_last(processor)
+                if processor is not None:
+                    convert.append((index, processor))
+            prepared = _Prepared(compiled.string, itemgetter(*names), len(names) == 1, tuple(convert))
         self._prepared[(statement, keys)] = prepared
         return prepared
 
@@ -307,6 +340,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.checkpoint_done()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
         if self._sync is not None:
             self._sync.dispose()
         if self._async is not None:
