@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import (
@@ -30,18 +27,20 @@ from sqlalchemy import (
     Engine,
     ForeignKey,
     Integer,
+    Select,
     String,
     Text,
     create_engine,
     event,
     make_url,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.dml import ValuesBase
 
 from hit_server.http_errors import JournalUnavailable
+from hit_server.prepared import Prepared, prepare
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -144,39 +143,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """A write compiled once for SQLite: its SQL, how to pick its parameters from a row in order, and
-    the conversions of those that need one (by position)."""
-
-    sql: str
-    pick: Callable[[Mapping[str, Any]], Any]
-    single: bool  # one parameter: `pick` returns it alone, not in a tuple
-    convert: tuple[tuple[int, Callable[[Any], Any]], ...]
-
-    def values(self, row: Mapping[str, Any]) -> list[Any]:
-        picked = self.pick(row)
-        out = [picked] if self.single else list(picked)
-        for index, convert in self.convert:
-            out[index] = convert(out[index])
-        return out
-
-
-def _same_as_last(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """`convert` for datetimes, remembering the last one: the rows of a transaction share one `now`
-    (a datetime can't change, so the same object always converts to the same text)."""
-    last: list[Any] = [None, None]
-
-    def remembered(value: Any) -> Any:
-        if value is last[0] and value is not None:
-            return last[1]
-        result = convert(value)
-        last[0], last[1] = value, result
-        return result
-
-    return remembered
-
-
 class Database:
     """The journal's database. Every transaction is one synchronous function of a connection (or an
     ORM session), run by `transaction` (or `session`) and committed when it returns.
@@ -209,7 +175,7 @@ class Database:
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
         self._conn: Connection | None = None
-        self._prepared: dict[tuple[ValuesBase, frozenset[str]], _Prepared | None] = {}
+        self._prepared: dict[tuple[ValuesBase | Select[Any], frozenset[str]], Prepared | None] = {}
         if self.url.get_backend_name() == "sqlite":
             self._sync = create_engine(
                 self.url.set(drivername="sqlite"),
@@ -254,53 +220,41 @@ class Database:
     ) -> None:
         """Run an INSERT or UPDATE of constant shape (every value a bound parameter) inside `work`.
 
-        On SQLite it runs straight on the transaction's sqlite3 cursor, compiled once and its values
-        converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
-        `conn.execute` (a test compares them) at a third of the cost per statement; a parameter the
-        statement needs but `params` lacks, and every other backend, go through `conn.execute`."""
+        On SQLite it runs straight on the transaction's sqlite3 cursor (`prepared.py`: compiled once,
+        values converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
+        `conn.execute`, which a test checks) at a third of the cost per statement; a statement that
+        doesn't fit, and every other backend, go through `conn.execute`."""
         rows = [params] if isinstance(params, Mapping) else params
-        if self._sync is None or not rows:
+        prepared = self._prepared_for(conn, statement, rows[0]) if rows else None
+        if prepared is None:
             conn.execute(statement, params)
             return
-        key = (statement, frozenset(rows[0]))
-        prepared = self._prepared[key] if key in self._prepared else self._prepare(conn, *key)
         try:
-            values = [prepared.values(row) for row in rows] if prepared is not None else None
-        except KeyError:
-            values = None
-        if prepared is None or values is None:
+            values = [prepared.values(row) for row in rows]
+        except KeyError:  # a row without a parameter the statement needs: SQLAlchemy decides
             conn.execute(statement, params)
             return
-        cursor = conn.connection.cursor()
-        try:
-            if len(values) == 1:
-                cursor.execute(prepared.sql, values[0])
-            else:
-                cursor.executemany(prepared.sql, values)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(prepared.sql, values, exc) from exc
-        except sqlite3.Error as exc:
-            raise OperationalError(prepared.sql, values, exc) from exc
-        finally:
-            cursor.close()
+        prepared.run(conn, values)
 
-    def _prepare(self, conn: Connection, statement: ValuesBase, keys: frozenset[str]) -> _Prepared | None:
-        dialect = conn.dialect
-        compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
-        names = tuple(compiled.positiontup or ())
-        prepared: _Prepared | None = None
-        if dialect.paramstyle == "qmark" and not compiled.returning and names and set(names) <= keys:
-            convert = []
-            for index, name in enumerate(names):
-                kind = compiled.binds[name].type
-                processor: Callable[[Any], Any] | None = kind.dialect_impl(dialect).bind_processor(dialect)
-                if processor is not None and isinstance(kind, DateTime):
-                    processor = _same_as_last(processor)
-                if processor is not None:
-                    convert.append((index, processor))
-            prepared = _Prepared(compiled.string, itemgetter(*names), len(names) == 1, tuple(convert))
-        self._prepared[(statement, keys)] = prepared
-        return prepared
+    def column(
+        self, conn: Connection, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The first column of a SELECT's rows; on SQLite straight on the cursor, like `write`, when
+        that column needs no conversion (text, integers)."""
+        prepared = self._prepared_for(conn, statement, params or {})
+        if prepared is None:
+            return list(conn.scalars(statement, params))
+        return [row[0] for row in prepared.run(conn, [prepared.values(params or {})])]
+
+    def _prepared_for(
+        self, conn: Connection, statement: ValuesBase | Select[Any], params: Mapping[str, Any]
+    ) -> Prepared | None:
+        if self._sync is None:
+            return None
+        key = (statement, frozenset(params))
+        if key not in self._prepared:
+            self._prepared[key] = prepare(conn.dialect, statement, key[1])
+        return self._prepared[key]
 
     async def session(self, work: Callable[[Session], T]) -> T:
         """Run `work` with an ORM session in one transaction, committed when it returns."""

@@ -29,6 +29,7 @@ STATE_CHANGES, EVENTS = Base.metadata.tables["state_changes"], Base.metadata.tab
 # The per-signal statements are built once: building a statement for every call costs more than
 # SQLite takes to run it. Values are bound at execution.
 GET_SIGNAL = select(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
+SIGNAL_KNOWN = select(SIGNALS.c.signal_id).where(SIGNALS.c.signal_id == bindparam("sid"))
 OPEN_SYMBOLS = select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)).distinct()
 INSERT_SIGNAL, INSERT_ORDERS = insert(SIGNALS), insert(ORDERS)
 INSERT_STATES, INSERT_EVENTS = insert(STATE_CHANGES), insert(EVENTS)
@@ -166,10 +167,10 @@ class Journal:
         replay it), else the symbols with an open trade of ours (to admit it)."""
 
         def read(conn: Connection) -> tuple[SignalRow | None, set[str]]:
-            row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().first()
-            if row is not None:
+            if self.db.column(conn, SIGNAL_KNOWN, {"sid": signal_id}):
+                row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().one()
                 return SignalRow(**row), set()
-            return None, set(conn.scalars(OPEN_SYMBOLS))
+            return None, set(self.db.column(conn, OPEN_SYMBOLS))
 
         return await self.db.transaction(read)
 
@@ -275,7 +276,7 @@ class Journal:
 
     async def open_symbols(self) -> set[str]:
         def read(conn: Connection) -> set[str]:
-            return set(conn.scalars(OPEN_SYMBOLS))
+            return set(self.db.column(conn, OPEN_SYMBOLS))
 
         return await self.db.transaction(read)
 
