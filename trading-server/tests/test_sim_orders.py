@@ -324,3 +324,32 @@ async def test_order_margin_mode_switch_refused_with_open_order(client: httpx.As
     allowed = await client.post("/api/v1/account/set-margin-mode", json={"marginMode": "isolated"})
     assert refused.json()["code"] == "110019"
     assert allowed.json()["data"] == {"marginMode": "isolated"}
+
+
+async def test_order_position_rows_follow_each_fill_and_price_move(client: httpx.AsyncClient) -> None:
+    """Position rows are kept between changes: a read after a fill or a price move shows the new values."""
+
+    async def row() -> dict[str, Any]:
+        data: dict[str, Any] = (await client.get("/api/v1/account/positions")).json()["data"][0]
+        return data
+
+    await place(client, size="2")
+    first = await row()
+    again = await row()
+    assert again["positions"] == "2" and again["unrealizedPnl"] == first["unrealizedPnl"]
+    await move(client, "BTC-USDT", "61000")
+    moved = await row()
+    assert moved["markPrice"] == "61000" and moved["unrealizedPnl"] != again["unrealizedPnl"]
+    await place(client, size="1")
+    assert (await row())["positions"] == "3"
+
+
+def test_order_position_row_handed_out_is_a_copy(sim: Simulator) -> None:
+    from hit_server.blofin_sim import views
+    from hit_server.blofin_sim.models import SimPosition
+
+    pos = SimPosition("p1", "BTC-USDT", "cross", 10, 1, 1, size=Decimal(2), average_price=Decimal(60000))
+    inst, mark = sim.instruments["BTC-USDT"], Decimal(61000)
+    first = views.position_view(inst, pos, mark)
+    first["positions"] = "999"
+    assert views.position_view(inst, pos, mark)["positions"] == "2"
