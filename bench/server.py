@@ -1,11 +1,13 @@
 """Trading server throughput and latency: a burst of signals over HTTP to a paper-mode server.
 
-    .venv/bin/python bench/server.py [--rounds 20] [--concurrency 4]
+    .venv/bin/python bench/server.py [--rounds 20] [--concurrency 4 | --rate 200]
 
 Starts `python -m hit_server` in its own process (paper mode, in-process simulator, a throwaway SQLite
 journal, uvicorn on a free 127.0.0.1 port). Each round posts one market signal with a stop and three
 targets on each of the simulator's 16 live symbols (distinct signal ids; one trade per symbol is a risk
-rule), `--concurrency` requests in flight, and times each POST. Then, untimed: every signal of the
+rule), `--concurrency` requests in flight (closed loop: the burst as fast as the server answers), or
+with `--rate` one signal every 1/RATE seconds (open loop: the latency at that offered load, each POST
+timed from the moment it was due), and times each POST. Then, untimed: every signal of the
 round is posted again (a retry must replay 200 with the identical body), the positions are checked
 (each symbol must hold exactly the one signal's size: a duplicate entry would double it), and the
 kill switch closes the positions (halt with close_positions, then resume) for the next round, and
@@ -72,14 +74,24 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 async def run_round(
-    http: httpx.AsyncClient, signals: list[dict[str, Any]], concurrency: int, latencies: list[float]
+    http: httpx.AsyncClient,
+    signals: list[dict[str, Any]],
+    concurrency: int,
+    latencies: list[float],
+    rate: float | None = None,
 ) -> tuple[float, int, dict[str, dict[str, Any]]]:
-    gate = asyncio.Semaphore(concurrency)
+    """Post the round's signals, `concurrency` in flight (closed loop); with `rate`, one every 1/rate
+    seconds whatever is in flight (open loop), each timed from the moment it was due, so a queue
+    building up in the server shows in the latency instead of slowing the sender down."""
+    gate = asyncio.Semaphore(len(signals) if rate else concurrency)
     answers: dict[str, dict[str, Any]] = {}
+    began = time.perf_counter()
 
-    async def post(body: dict[str, Any]) -> None:
+    async def post(body: dict[str, Any], due: float | None) -> None:
+        if due is not None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
         async with gate:
-            start = time.perf_counter()
+            start = due if due is not None else time.perf_counter()
             reply = await http.post("/api/v1/signals", json=body)
             latencies.append((time.perf_counter() - start) * 1000)
             if reply.status_code == 201:
@@ -89,9 +101,10 @@ async def run_round(
             elif os.environ.get("BENCH_DEBUG"):
                 print(reply.status_code, reply.text, file=sys.stderr)
 
-    start = time.perf_counter()
-    await asyncio.gather(*(post(body) for body in signals))
-    return time.perf_counter() - start, len(answers), answers
+    await asyncio.gather(
+        *(post(body, began + n / rate if rate else None) for n, body in enumerate(signals))
+    )
+    return time.perf_counter() - began, len(answers), answers
 
 
 async def check_round(http: httpx.AsyncClient, signals: list[dict[str, Any]], answers: dict[str, Any]) -> int:
@@ -123,18 +136,18 @@ async def settle(http: httpx.AsyncClient, closed: int) -> bool:
     return False
 
 
-async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
+async def bench(rounds: int, concurrency: int, rate: float | None = None) -> dict[str, Any]:
     key = secrets.token_urlsafe(32)
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hit-bench-") as tmp:
         proc = start_paper_server(Path(tmp), port, [key], log=Path(tmp) / "server.log")
         try:
-            limits = httpx.Limits(max_connections=concurrency * 4)
+            limits = httpx.Limits(max_connections=32 if rate else concurrency * 4)
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=30, limits=limits
             ) as http:
                 await wait_healthy(http, proc)
-                *_, warm = await run_round(http, signals_for_round(-1), concurrency, [])  # not counted
+                *_, warm = await run_round(http, signals_for_round(-1), concurrency, [], rate)  # not counted
                 await check_round(http, signals_for_round(-1), warm)
                 closed = sum(1 for a in warm.values() if a["status"] == "placed")
                 unsettled = 0 if await settle(http, closed) else 1
@@ -144,7 +157,7 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
                 for n in range(rounds):
                     signals = signals_for_round(n)
                     cpu_before = cpu_seconds(proc.pid)
-                    seconds, _created, answers = await run_round(http, signals, concurrency, latencies)
+                    seconds, _created, answers = await run_round(http, signals, concurrency, latencies, rate)
                     cpu_after = cpu_seconds(proc.pid)
                     if cpu is not None and cpu_before is not None and cpu_after is not None:
                         cpu += cpu_after - cpu_before
@@ -165,7 +178,8 @@ async def bench(rounds: int, concurrency: int) -> dict[str, Any]:
         "benchmark": "trading server: market signal with a stop and 3 targets, paper mode over HTTP",
         "signals": sent,
         "placed": placed,
-        "concurrency": concurrency,
+        "concurrency": None if rate else concurrency,
+        "offered_signals_per_s": rate,
         "signals_per_s": round(sent / elapsed, 1),
         "p50_ms": round(statistics.median(ordered), 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
@@ -180,8 +194,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--rate", type=float, default=None,
+        help="open loop: post one signal every 1/RATE s instead of keeping --concurrency in flight",
+    )
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(bench(args.rounds, args.concurrency))))
+    print(json.dumps(asyncio.run(bench(args.rounds, args.concurrency, args.rate))))
     return 0
 
 
