@@ -80,3 +80,8 @@ def test_prepared_only_what_fits() -> None:
     assert prepare(postgresql.dialect(), insert(STATE_CHANGES), ["signal_id", "state"]) is None  # not qmark
     prepared = prepare(sqlite.dialect(), OPEN_SYMBOLS, ())
     assert prepared is not None and prepared.values({}) == []
+
+
+async def test_prepared_write_of_no_rows_writes_nothing(db: Database) -> None:
+    await db.transaction(lambda conn: db.write(conn, insert(STATE_CHANGES), []))
+    assert await db.transaction(lambda conn: list(conn.scalars(select(STATE_CHANGES.c.id)))) == []

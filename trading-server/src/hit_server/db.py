@@ -225,7 +225,9 @@ class Database:
         `conn.execute`, which a test checks) at a third of the cost per statement; a statement that
         doesn't fit, and every other backend, go through `conn.execute`."""
         rows = [params] if isinstance(params, Mapping) else params
-        prepared = self._prepared_for(conn, statement, rows[0]) if rows else None
+        if not rows:  # no rows, nothing to write (SQLAlchemy would run the statement once, unbound)
+            return
+        prepared = self._prepared_for(conn, statement, rows[0])
         if prepared is None:
             conn.execute(statement, params)
             return
