@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -83,11 +84,14 @@ _FOLLOW_UP_WORDS = frozenset(
 )
 _RESULT_LABEL = f"(?:TP|TARGET|T[0-9]|SL|STOP|{TARGET_MARK}|{STOP_MARK})"
 _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[^\n]*{CHECK_MARK}")
-_QUESTION_START = re.compile(
-    r"[^A-Z0-9]*(?:SHOULD|WOULD|COULD|CAN|IS|ARE|DO|DOES|DID|WHAT|WHEN|WHY|HOW|WHERE|WHO|WHICH|ANYONE"
-    r"|ANYBODY|THOUGHTS|WDYT|SHALL)(?![A-Z0-9])"
-)
-_DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\\b|{UP_MARK}|{DOWN_MARK}")
+_QUESTION_WORDS = """SHOULD WOULD COULD CAN IS ARE DO DOES DID WHAT WHEN WHY HOW WHERE WHO WHICH ANYONE
+    ANYBODY THOUGHTS WDYT SHALL""".split()
+_QUESTION_START = re.compile(f"[^A-Z0-9]*(?:{'|'.join(_QUESTION_WORDS)})(?![A-Z0-9])")
+# A normalised message starts with a newline; when the character after it is a letter or a digit that no
+# question word starts with, _QUESTION_START cannot match, and the regex call is skipped.
+_NOT_QUESTION_START = frozenset(string.ascii_uppercase + string.digits) - {w[0] for w in _QUESTION_WORDS}
+# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
+_DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING|)\\b|{UP_MARK}|{DOWN_MARK}")
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
@@ -135,7 +139,7 @@ def _is_command(text: str) -> bool:
 
 
 def _is_question(norm: str) -> bool:
-    if _QUESTION_START.match(norm):
+    if not (norm[:1] == "\n" and norm[1:2] in _NOT_QUESTION_START) and _QUESTION_START.match(norm):
         return True
     if "?" not in norm:
         return False

@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
 # Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
 # every other non-ASCII character but the emoji that mean something becomes a space.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # removed; variation selectors become spaces
@@ -65,26 +66,28 @@ _SPACES = re.compile("  [ ]*")
 _MARKDOWN_GONE = b"*`~\\"
 _MARKDOWN_UPPER = bytes.maketrans(b"_|\t\r>abcdefghijklmnopqrstuvwxyz", b"   \n ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _KEYCAP = re.compile(r"[0-9#]?\u20e3")
-_DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:)?-?\d{1,25}(?::\w)?>")
+_DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:|)-?\d{1,25}(?::\w|)>")
 _URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
 # The regexes below run over whole messages, so each starts with a literal or a character set (the
 # engine then skips ahead in C); word-boundary tests come after the first character, as look-behinds.
 _PAREN_AFTER_NUMBER = re.compile(
-    r"\((?:(?<=[0-9]\()|(?<=[0-9][ ]\())(?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)"
+    r"\((?:(?<=[0-9]\()|(?<=[0-9][ ]\())(?![ ]?[0-9]{1,3}(?:\.[0-9]+|)[ ]?X[ ]?\))[^()\n]{0,80}\)"
 )
 _PERCENT_CHARS = "0123456789.-+~"
 # `0.46 R:R` (a ratio before the mark), then `R:R 1:3` / `Risk/Reward: 2.5` (a label and its ratio).
 _RATIO_MARK = re.compile(r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR?)(?![A-Z0-9])")
 _RATIO_CHARS = "0123456789."
 _RATIO_LABEL = re.compile(
-    r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
-    r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+)?)?)?"
+    r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-|)[ ]?REWARD(?:[ ]RATIO|))(?![A-Z])[ ]?[:=]?[ ]?"
+    r"(?:[0-9]+(?:\.[0-9]+|)(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+|)|)|)"
 )
 _RISK_REWARD_MARKERS = ("RR", "R:R", "R/R", "REWARD", "R : R")
 _RISK_REWARD_MARKER = re.compile("|".join(re.escape(marker) for marker in _RISK_REWARD_MARKERS))
 _THOUSANDS = re.compile(r"([0-9](?<![0-9.,].)[0-9]{0,2})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
-_LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
+_LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?|)#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
+# The characters a line that starts with an index (_LINE_INDEX) can start with.
+_LINE_INDEX_STARTS = " -+#0123456789"
 _INLINE_INDEX = re.compile(r"[0-9](?<![\w.(].)[0-9]?\)")
 _DIGIT_PAREN = re.compile(r"\)(?<=[0-9]\))")
 _COMMA_DIGIT = re.compile(r",(?=[0-9])")
@@ -136,13 +139,21 @@ def _drop_percentages(text: str) -> str:
     return text
 
 
+def _has_ratio_marker(text: str) -> bool:
+    """_RISK_REWARD_MARKER.search(text), as a few substring tests (cheaper than a regex call)."""
+    for marker in _RISK_REWARD_MARKERS:
+        if marker in text:
+            return True
+    return False
+
+
 def _commentary(text: str) -> str:
     """Removes what sits beside prices without being one (see the module docstring)."""
     if "(" in text:
         text = _PAREN_AFTER_NUMBER.sub(" ", text)
     if "%" in text:
         text = _drop_percentages(text)
-    if "R" in text and _RISK_REWARD_MARKER.search(text):
+    if "R" in text and _has_ratio_marker(text):
         text = _drop_ratio_values(text)
         if _RISK_REWARD_MARKER.search(text):
             text = _RATIO_LABEL.sub(" ", text)
@@ -150,7 +161,7 @@ def _commentary(text: str) -> str:
         text = _THOUSANDS.sub(_join_thousands, text)
     if ")" in text and _DIGIT_PAREN.search(text):
         text = _INLINE_INDEX.sub(" ", text)
-    if "\n" in text:
+    if text[1:2] in _LINE_INDEX_STARTS or text.find("\n", 1) >= 0:  # a line after the first, or the first
         text = _LINE_INDEX.sub("\n ", text)
     return text
 

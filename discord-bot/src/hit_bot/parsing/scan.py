@@ -16,22 +16,24 @@ from decimal import Decimal
 
 from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
 
+# An optional group is written `(?:X|)`, not `(?:X)?`: the same matches in the same order, but for `?` on a
+# group of more than one character CPython's engine runs a REPEAT (which allocates), for `|)` a cheap branch.
 # An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`.
 _INDEX = (
     r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]?\(\#?[0-9]{1,2}\)|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
-    r"|[ ]?\#[0-9]{1,2}(?![0-9.,]))?"
+    r"|[ ]?\#[0-9]{1,2}(?![0-9.,])|)"
 )
-_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"(?:[ ]?[:=]|[ ]?-(?=[ ]))?"
-_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+)?(?![0-9])(?:[ ]?X)?(?![A-Z])(?:[ ]?\))?"
+_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"(?:[ ]?[:=]|[ ]?-(?=[ ])|)"
+_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+|)(?![0-9])(?:[ ]?X|)(?![A-Z])(?:[ ]?\)|)"
 # (kind, tail, words): each word starts with a literal so the regex engine can skip it cheaply.
 _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "target",
         _PRICE_TAIL,
         (
-            r"TAKE[ -]?PROFITS?(?:[ ](?:TARGETS?|LEVELS?|PRICES?|ZONES?))?",
+            r"TAKE[ -]?PROFITS?(?:[ ](?:TARGETS?|LEVELS?|PRICES?|ZONES?)|)",
             r"PROFIT[ ]TARGETS?",
-            r"TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?))?",
+            r"TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?)|)",
             r"TGTS?",
             r"TPS?",
             r"T(?=[0-9])",
@@ -39,8 +41,8 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     (
         "stop",
-        r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z]))?" + _PRICE_TAIL,
-        (r"STOP[ -]?LOSS(?:ES)?", r"STOPLOSS", r"STOP", r"SL", r"S/L", r"INVALIDATION"),
+        r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z])|)" + _PRICE_TAIL,
+        (r"STOP[ -]?LOSS(?:ES|)", r"STOPLOSS", r"STOP", r"SL", r"S/L", r"INVALIDATION"),
     ),
     (
         "entry",
@@ -49,11 +51,11 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             r"ENTRY[ -]?(?:TARGETS?|ZONES?|PRICES?|RANGE|POINTS?|LEVELS?|AREA|ORDERS?)",
             r"ENTRIES",
             r"ENTRY",
-            r"ENTER(?:[ ]AT)?",
-            r"BUY(?:ING)?[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
-            r"SELL(?:ING)?[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
-            r"OPEN(?:ING)?[ ]PRICE",
-            r"LIMIT(?:[ ](?:ORDER|PRICE|ENTRY))?",
+            r"ENTER(?:[ ]AT|)",
+            r"BUY(?:ING|)[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
+            r"SELL(?:ING|)[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
+            r"OPEN(?:ING|)[ ]PRICE",
+            r"LIMIT(?:[ ](?:ORDER|PRICE|ENTRY)|)",
             r"EP",
         ),
     ),
@@ -61,14 +63,14 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         "lev",
         _LEVERAGE_VALUE,
         (
-            r"LEV(?:ERAGE)?(?![A-Z])\.?[ ]?[:=-]?[ ]?(?:(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]?)?",
+            r"LEV(?:ERAGE|)(?![A-Z])\.?[ ]?[:=-]?[ ]?(?:(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]?|)",
             r"CROSS(?![A-Z])[ ]?[:=]?",
-            r"ISO(?:LATED)?(?![A-Z])[ ]?[:=]?",
+            r"ISO(?:LATED|)(?![A-Z])[ ]?[:=]?",
         ),
     ),
     # Possessive digits (`{0,3}+`, `++`): what follows them is never a digit, so giving some back could not
     # help a match, and this label is tried before every price (`SL: 58000` fails it four times otherwise).
-    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}+(?:\.[0-9]++)?",)),
+    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}+(?:\.[0-9]++|)",)),
     ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}+",)),
 )
 
@@ -95,7 +97,7 @@ def _build_labels() -> re.Pattern[str]:
     symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
     # No label starts inside the price taken (blanks, then digits followed by a blank: the only label
     # word made of digits ends with an X), so the labels found are the same as without the group.
-    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+)?)(?=[ \n]|\Z))?"
+    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+|))(?=[ \n]|\Z)|)"
     # Every label starts with one of these: tested once, before the alternatives (most separators fail it).
     starts = {_first_character(word) for _kind, _tail, words in _VOCABULARY for word in words}
     first = "".join(sorted(starts)) + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS)
@@ -139,10 +141,10 @@ _KIND_BY_START = {
     for first in [*_KIND_BY_LETTER, *_KIND_BY_TWO_LETTERS]
     for second in ["", *map(chr, range(128))]
 }
-_LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+)?")
+_LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+|)")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
 # never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices). Or a word.
-_NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?(?![0-9A-Z]|\.[0-9])")
+_NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+|))(K?)(?:USDT|USDC|USD|)(?![0-9A-Z]|\.[0-9])")
 _TOKEN = re.compile(_NUMBER.pattern + r"|([A-Z](?<![A-Z0-9_.].)[A-Z]+)")
 MARKET_WORDS = frozenset("MARKET CMP NOW CURRENT ASAP INSTANT IMMEDIATE IMMEDIATELY".split())
 FILLER = MARKET_WORDS | frozenset(
@@ -151,7 +153,7 @@ FILLER = MARKET_WORDS | frozenset(
 )
 _THOUSAND = Decimal(1000)
 # A region that is one plain price between blanks (no sign, no `K`, no word).
-_PLAIN_PRICE = re.compile(r"[ \n]*([0-9]+(?:\.[0-9]+)?)[ \n]*")
+_PLAIN_PRICE = re.compile(r"[ \n]*([0-9]+(?:\.[0-9]+|))[ \n]*")
 # A region that starts with a word (the first token of _TOKEN then).
 _LEADING_WORD = re.compile(r"[ \n]*([A-Z][A-Z]+)")
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
@@ -247,8 +249,17 @@ def scan(text: str) -> Scan:
     result = Scan(text, parts[0])  # the header's last line is taken only when orphans() is asked for
     prices = {"entry": result.entries, "stop": result.stops, "target": result.targets}
     labelled = newline = emoji = multi_line = False
-    for i in range(1, len(parts), 3):
-        label, plain, rest = parts[i], parts[i + 1], parts[i + 2]
+    pieces = iter(parts)
+    next(pieces)
+    for label, plain, rest in zip(pieces, pieces, pieces, strict=True):
+        if plain is not None and (kind := _KIND_BY_START[label[1:3]]) != "lev" and not rest.strip(" \n"):
+            # One plain price after a word label (a symbol label never has one): what read_region and _take
+            # would do with it (Decimal() skips the blanks), and the bookkeeping below for a label that took.
+            prices[kind].append(Decimal(plain))
+            multi_line = multi_line or (labelled and (newline or "\n" in label))
+            labelled = True
+            newline = "\n" in plain or "\n" in rest
+            continue
         region = rest if plain is None else plain + rest
         if len(label) == 1:  # a symbol label: the mark starts its region
             kind = _SYMBOL_KINDS.get(region[:1], "")
@@ -257,14 +268,10 @@ def scan(text: str) -> Scan:
             kind = _KIND_BY_START[label[1:3]]
             glyph = False
         newline = newline or "\n" in label
-        if plain is not None and kind != "lev" and not rest.strip(" \n"):
-            # One plain price: what read_region and _take would do with it (Decimal() skips the blanks).
-            prices[kind].append(Decimal(plain))
-            took = True
-        elif kind != "lev" and (not kind or region.isspace() or not region):
+        if kind != "lev" and (not kind or region.isspace() or not region):
             newline = newline or "\n" in region
             continue
-        elif kind == "lev":
+        if kind == "lev":
             _leverage(result, label, read_region(region)[0] if not labelled else [])
             took = False
         else:

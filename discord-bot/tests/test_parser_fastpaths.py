@@ -1,0 +1,130 @@
+"""The third round of parser shortcuts must answer exactly as what they replace: optional groups written
+`(?:X|)` instead of `(?:X)?`, the substring tests in front of regex calls, and scan()'s loop for a label
+followed by one plain price."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hit_bot import parser
+from hit_bot.parsing import formats, normalise, scan, symbols
+
+CORPUS = pathlib.Path(__file__).resolve().parent / "data" / "public_corpus.jsonl"
+TEXTS = [json.loads(line)["text"] for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+PIECES = [
+    "LONG", "short", "Buying", "SELL", "BTC-USDT", "eth/usdt", "SOLUSDT.P", "PERP", "USD", "Entry:",
+    "Entry zone", "SL:", "Stop Loss", "TP1", "Take Profit (2):", "Targets", "Leverage: cross 10x", "20X",
+    "x5", "(10.5x)", "@", "🎯", "🛑", "💰", "📈", "60000", "58,000", "0.5", "65K", "-5", "1)", "2.", "#3",
+    "R:R", "0.46 R:R", "RR 1:3", "Risk/Reward: 2.5", "(-6%)", "1-4%", "?", "should", "Is", "what", "<@123>",
+    "-", "/", "+", "and", "market", "\n", " ", "  ", "\t", ":", "**", "`", "|", "é", "１",
+]  # fmt: skip
+FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+messages = st.lists(st.sampled_from(PIECES), max_size=14).map(" ".join) | st.sampled_from(TEXTS)
+joined = st.lists(st.sampled_from(PIECES), max_size=14).map("".join)
+
+
+def _optional_groups() -> list[re.Pattern[str]]:
+    """The parser's compiled regexes that write an optional group as `(?:X|)`."""
+    found = []
+    for module in (parser, normalise, scan, symbols, formats):
+        for value in vars(module).values():
+            if isinstance(value, re.Pattern) and "|)" in value.pattern:
+                found.append(value)
+    return found
+
+
+OPTIONAL = _optional_groups()
+# Each of them as it would be written with `?`: the reference the `|)` form must agree with.
+WITH_QUESTION_MARK = [re.compile(p.pattern.replace("|)", ")?"), p.flags) for p in OPTIONAL]
+
+
+def test_optional_groups_are_found_and_are_only_empty_alternatives() -> None:
+    assert len(OPTIONAL) >= 10
+    assert scan._LABELS in OPTIONAL and symbols._QUOTE in OPTIONAL
+    for pattern in OPTIONAL:
+        assert "\\|" not in pattern.pattern  # no escaped bar that the replacement could turn into `?`
+    for fast, reference in zip(OPTIONAL, WITH_QUESTION_MARK, strict=True):
+        assert fast.groups == reference.groups and fast.pattern != reference.pattern
+
+
+def _matches(pattern: re.Pattern[str], text: str) -> list[tuple[object, ...]]:
+    return [(m.span(), m.groups()) for m in pattern.finditer(text)]
+
+
+@FAST
+@given(messages | joined)
+def test_optional_group_without_question_mark_matches_the_same(text: str) -> None:
+    for candidate in (text, text.upper(), normalise.normalise(text)):
+        for fast, reference in zip(OPTIONAL, WITH_QUESTION_MARK, strict=True):
+            assert _matches(fast, candidate) == _matches(reference, candidate), fast.pattern
+            assert fast.split(candidate) == reference.split(candidate)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_optional_group_without_question_mark_matches_the_same_when_on_the_corpus(text: str) -> None:
+    norm = normalise.normalise(text)
+    for fast, reference in zip(OPTIONAL, WITH_QUESTION_MARK, strict=True):
+        assert _matches(fast, norm) == _matches(reference, norm)
+
+
+@FAST
+@given(messages | joined)
+def test_question_start_is_skipped_only_when_it_cannot_match(text: str) -> None:
+    for norm in (normalise.normalise(text), normalise.normalise(text.lstrip())):
+        if norm[1:2] in parser._NOT_QUESTION_START:
+            assert not parser._QUESTION_START.match(norm)
+
+
+@pytest.mark.parametrize("text", ["Should I long BTC 60000?", "** is this a LONG? 6", "DO IT 1", "what 2"])
+def test_parser_question_start_is_still_found(text: str) -> None:
+    assert parser._is_question(normalise.normalise(text))
+
+
+@FAST
+@given(messages | joined)
+def test_ratio_marker_test_agrees_with_its_regex(text: str) -> None:
+    for candidate in (text.upper(), normalise.normalise(text)):
+        assert normalise._has_ratio_marker(candidate) == bool(normalise._RISK_REWARD_MARKER.search(candidate))
+
+
+@FAST
+@given(messages | joined)
+def test_line_index_is_skipped_only_when_it_cannot_match(text: str) -> None:
+    body = "\n" + text.upper().replace("\n", " ")  # one line: only the precheck on its first character
+    if body[1:2] not in normalise._LINE_INDEX_STARTS:
+        assert normalise._LINE_INDEX.sub("\n ", body) == body
+
+
+@pytest.mark.parametrize("index", ["1)", "1.", " 2:", "+1 -", "- 4."])
+def test_normalise_drops_a_line_index_on_the_first_line(index: str) -> None:
+    assert normalise.normalise(f"{index} 61000 LONG BTC-USDT").split() == ["61000", "LONG", "BTC-USDT"]
+
+
+# The label regex with its plain-price group made unable to match: scan() then reads every label through
+# its general path (read_region), the reference for the plain-price shortcut.
+_PLAIN = r"(?:([ \n]*[0-9]+(?:\.[0-9]+|))(?=[ \n]|\Z)|)"
+_LABELS_GENERAL = re.compile(scan._LABELS.pattern.removesuffix(_PLAIN) + "((?!))?")
+
+
+def test_label_regex_ends_with_the_plain_price_group() -> None:
+    assert scan._LABELS.pattern.endswith(_PLAIN)
+
+
+def _fields(found: scan.Scan) -> tuple[object, ...]:
+    return tuple(getattr(found, name) for name in scan.Scan.__slots__)
+
+
+@FAST
+@given(messages | joined)
+def test_scan_plain_price_shortcut_reads_as_the_general_path(text: str) -> None:
+    norm = normalise.normalise(text)
+    fast = _fields(scan.scan(norm))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan, "_LABELS", _LABELS_GENERAL)
+        assert _fields(scan.scan(norm)) == fast
