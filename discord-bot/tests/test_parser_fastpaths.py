@@ -128,3 +128,33 @@ def test_scan_plain_price_shortcut_reads_as_the_general_path(text: str) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(scan, "_LABELS", _LABELS_GENERAL)
         assert _fields(scan.scan(norm)) == fast
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "form"),
+    [
+        ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000", "signal", "standard"),
+        ("LONG BTC-USDT Entry: 60000 SL: 61000 TP: 65000", "invalid", "standard"),
+        ("LONG BTC-USDT Entry: 60000 TP: 65000", "invalid", "standard"),
+    ],
+)
+def test_parser_result_equals_the_one_its_constructor_builds(text: str, kind: str, form: str) -> None:
+    result = parser.parse(text)
+    built = parser.ParseResult(kind, result.signal, form, result.reason)  # type: ignore[arg-type]
+    assert (result.kind, result.format) == (kind, form)
+    assert (result.signal is None) == (kind != "signal") and (result.reason is None) == (kind == "signal")
+    assert result == built and repr(result) == repr(built) and hash(result) == hash(built)
+    assert vars(result) == vars(built) and list(vars(result)) == list(vars(built))
+    with pytest.raises(AttributeError):
+        result.kind = "not_signal"  # type: ignore[misc]
+
+
+def test_every_result_word_contains_a_result_stem() -> None:
+    assert parser._RESULT_STEMS == ("HIT", "CLOS", "ED")  # as written out in _reports_a_result
+    for word in parser._RESULT_WORDS:
+        assert any(stem in word for stem in parser._RESULT_STEMS), word
+
+
+@pytest.mark.parametrize("word", ["hit", "Closed", "closing", "STOPPED", "cancelled", "filled", "liquidated"])
+def test_parser_result_word_makes_a_signal_a_report(word: str) -> None:
+    assert parser.parse(f"LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000 {word}").kind == "not_signal"

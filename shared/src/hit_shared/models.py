@@ -36,6 +36,9 @@ class Side(StrEnum):
     SHORT = "short"
 
 
+_LONG = Side.LONG  # a module constant: `Side.LONG` is an attribute lookup through the enum's metaclass
+
+
 class TradeStatus(StrEnum):
     """placed: orders are on the exchange; rejected: risk rules refused it, nothing was sent;
     failed: the exchange refused or could not be reached, and nothing is left open."""
@@ -81,7 +84,7 @@ def _shape_problem(
 
 def _beyond(side: Side, price: Decimal, reference: Decimal) -> bool:
     """True when `price` lies on the profit side of `reference` (above for a long)."""
-    return price > reference if side is Side.LONG else price < reference
+    return price > reference if side is _LONG else price < reference
 
 
 def _order_problem(
@@ -103,13 +106,6 @@ def _order_problem(
     return None
 
 
-def _all_finite(prices: Sequence[Decimal]) -> bool:
-    for price in prices:
-        if not price.is_finite():
-            return False
-    return True
-
-
 _ZERO = Decimal(0)  # compared with a Decimal, not the int 0, which each comparison would convert
 
 
@@ -125,12 +121,16 @@ def _plainly_consistent(
     run and name the first rule broken."""
     if not 0 < len(take_profits) <= MAX_TAKE_PROFITS:
         return False
-    if leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE:
+    if (leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE) or not stop_loss.is_finite():
         return False
-    if not (stop_loss.is_finite() and _all_finite(entries) and _all_finite(take_profits)):
-        return False
+    for price in entries:  # loops written out here: a helper function's calls cost more than the loops
+        if not price.is_finite():
+            return False
+    for price in take_profits:
+        if not price.is_finite():
+            return False
     # Only finite values are compared (a NaN comparison raises).
-    if side is Side.LONG:  # 0 < stop < every entry < every target
+    if side is _LONG:  # 0 < stop < every entry < every target
         if entries:
             return _ZERO < stop_loss < min(entries) and max(entries) < min(take_profits)
         return _ZERO < stop_loss < min(take_profits)
