@@ -158,3 +158,78 @@ def test_every_result_word_contains_a_result_stem() -> None:
 @pytest.mark.parametrize("word", ["hit", "Closed", "closing", "STOPPED", "cancelled", "filled", "liquidated"])
 def test_parser_result_word_makes_a_signal_a_report(word: str) -> None:
     assert parser.parse(f"LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000 {word}").kind == "not_signal"
+
+
+# What symbols._base() replaces: the base read backwards from just before a quote with a regex over the
+# reversed window (optional separator, then the base reversed).
+_BASE_REVERSED = re.compile(r"(?:[ ]?[-/:_][ ]?|[ ])?([A-Z0-9]{1,20})(?![A-Z0-9])")
+
+
+def _base_by_regex(text: str, at: int) -> str:
+    base = _BASE_REVERSED.match(text[at - 24 if at > 24 else 0 : at][::-1])
+    return base[1][::-1] if base else ""
+
+
+BASE_PIECES = ["BTC", "1000PEPE", "A", "X" * 19, "Y" * 23, " ", "-", "/", ":", "_", "#", "é", "\n"]
+
+
+@FAST
+@given(st.lists(st.sampled_from(BASE_PIECES)).map("".join))
+def test_symbol_base_reads_as_the_reversed_regex(head: str) -> None:
+    text = head + "USDT"
+    for at in (len(head), *range(len(head))):
+        assert symbols._base(text, at) == _base_by_regex(text, at)
+
+
+@pytest.mark.parametrize(
+    ("head", "base"),
+    [("BTC-", "BTC"), ("BTC / ", "BTC"), ("BTC", "BTC"), ("BTC ", "BTC"), ("BTC  ", ""), ("BTC-/", "")],
+)
+def test_symbol_base_before_a_quote(head: str, base: str) -> None:
+    assert symbols._base(head + "USDT", len(head)) == base == _base_by_regex(head + "USDT", len(head))
+
+
+# The label regex with the index and separator after a price label as first written (optional characters
+# first); the regex now writes them so that each alternative starts with a character or a set.
+_OLD_INDEX = (
+    r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]?\(\#?[0-9]{1,2}\)|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
+    r"|[ ]?\#[0-9]{1,2}(?![0-9.,]))?"
+)
+_OLD_SEPARATOR = r"(?:[ ]?[:=]|[ ]?-(?=[ ]))?"
+_LABELS_AS_WRITTEN = re.compile(
+    scan._LABELS.pattern.replace(scan._INDEX, _OLD_INDEX).replace(scan._SEPARATOR, _OLD_SEPARATOR)
+)
+
+
+def test_label_regex_as_written_differs_in_index_and_separator() -> None:
+    assert scan._LABELS.pattern.count(scan._INDEX) >= 10
+    assert scan._LABELS.pattern.count(scan._SEPARATOR) >= 10
+    assert _OLD_INDEX not in scan._LABELS.pattern and _OLD_INDEX in _LABELS_AS_WRITTEN.pattern
+
+
+LABEL_PIECES = [
+    "TP", "TP1", "T2", "TP#3", "Target 1:", "Take Profit (2)", "Entry #1", " #12", "(3)", " (4)", "#5:",
+    "1.5", " 6 =", " 7)", ":", "=", " -", "- ", " - ", "SL", "Stop", "Entry", "Targets", "60000", " ", "\n",
+    "12,5",
+]  # fmt: skip
+
+
+@FAST
+@given(st.lists(st.sampled_from(LABEL_PIECES), max_size=10).map("".join) | messages)
+def test_label_regex_splits_as_written_first(text: str) -> None:
+    for norm in (normalise.normalise(text), "\n" + text.upper()):
+        assert scan._LABELS.split(norm) == _LABELS_AS_WRITTEN.split(norm)
+
+
+@pytest.mark.parametrize("marker", normalise._RISK_REWARD_MARKERS)
+def test_ratio_marker_test_finds_each_marker(marker: str) -> None:
+    assert normalise._has_ratio_marker(f"TP1 0.46 {marker} 1")
+    assert not normalise._has_ratio_marker("TP1 0.46 R")
+
+
+@pytest.mark.parametrize("text", TEXTS)
+def test_read_labelled_gives_the_prices_its_constructor_builds(text: str) -> None:
+    found = scan.scan(normalise.normalise(text))
+    prices = formats.read_labelled(found)
+    assert type(prices) is formats.Prices
+    assert prices == formats.Prices(*prices) and prices._asdict() == formats.Prices(*prices)._asdict()

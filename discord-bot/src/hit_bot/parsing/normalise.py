@@ -140,11 +140,8 @@ def _drop_percentages(text: str) -> str:
 
 
 def _has_ratio_marker(text: str) -> bool:
-    """_RISK_REWARD_MARKER.search(text), as a few substring tests (cheaper than a regex call)."""
-    for marker in _RISK_REWARD_MARKERS:
-        if marker in text:
-            return True
-    return False
+    """_RISK_REWARD_MARKER.search(text), as substring tests (a regex call costs more than all of them)."""
+    return "RR" in text or "R:R" in text or "R/R" in text or "REWARD" in text or "R : R" in text
 
 
 def _commentary(text: str) -> str:

@@ -18,12 +18,15 @@ from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
 
 # An optional group is written `(?:X|)`, not `(?:X)?`: the same matches in the same order, but for `?` on a
 # group of more than one character CPython's engine runs a REPEAT (which allocates), for `|)` a cheap branch.
-# An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`.
+# An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`. Every
+# alternative starts with a character or a set, not an optional one (`[ ]X|X` for `[ ]?X`, in that order):
+# the engine then skips an alternative on its first character without entering it.
 _INDEX = (
-    r"(?:\#?[0-9]{1,2}(?![0-9.,])|[ ]?\(\#?[0-9]{1,2}\)|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
-    r"|[ ]?\#[0-9]{1,2}(?![0-9.,])|)"
+    r"(?:\#[0-9][0-9]?(?![0-9.,])|[0-9][0-9]?(?![0-9.,])|[ ]\(\#?[0-9]{1,2}\)|\(\#?[0-9]{1,2}\)"
+    r"|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])|[ ]\#[0-9]{1,2}(?![0-9.,])|)"
 )
-_PRICE_TAIL = r"(?![A-Z])" + _INDEX + r"(?:[ ]?[:=]|[ ]?-(?=[ ])|)"
+_SEPARATOR = r"(?:[ ][:=]|[:=]|[ ]-(?=[ ])|-(?=[ ])|)"
+_PRICE_TAIL = r"(?![A-Z])" + _INDEX + _SEPARATOR
 _LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+|)(?![0-9])(?:[ ]?X|)(?![A-Z])(?:[ ]?\)|)"
 # (kind, tail, words): each word starts with a literal so the regex engine can skip it cheaply.
 _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
