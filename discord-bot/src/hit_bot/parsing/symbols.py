@@ -119,13 +119,13 @@ def _pairs(text: str) -> list[str]:
     for literal in ("USD", "PERP"):
         at = text.find(literal) if literal in text else -1  # `in` costs half a find() call
         while at >= 0:
+            quote = text[at : at + 4]  # USDT, USDC, PERP, or anything else for USD
             # `USDT` and then a blank or the end (`"" in " \n"`) is what _QUOTE matches most often, tested
             # without a regex call.
-            if (text.startswith("USDT", at) and text[at + 4 : at + 5] in " \n") or _QUOTE.match(text, at):
+            if (quote == "USDT" and text[at + 4 : at + 5] in " \n") or _QUOTE.match(text, at):
                 name = _base(text, at)
                 if name and name not in NOT_SYMBOLS and not name.isdigit():  # _usable(name)
-                    # text[at : at + 4] is the quote's start: USDT, USDC, PERP, or anything else for USD
-                    found.append(f"{name}-{_QUOTES.get(text[at : at + 4], 'USD')}")
+                    found.append(f"{name}-{_QUOTES.get(quote, 'USD')}")
             at = text.find(literal, at + 3)
     return found
 
