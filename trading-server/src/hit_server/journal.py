@@ -156,20 +156,15 @@ class Journal:
     async def get_signal(self, signal_id: str) -> SignalRow | None:
         """The signal's row (detached: read it, don't write through it), or None."""
 
-        def read(conn: Connection) -> SignalRow | None:
-            row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().first()
-            return None if row is None else SignalRow(**row)
-
-        return await self.db.transaction(read)
+        return await self.db.transaction(lambda conn: _signal_row(conn, signal_id))
 
     async def signal_or_open_symbols(self, signal_id: str) -> tuple[SignalRow | None, set[str]]:
         """What a signal needs first, in one read: its row if this signal_id was received before (to
         replay it), else the symbols with an open trade of ours (to admit it)."""
 
         def read(conn: Connection) -> tuple[SignalRow | None, set[str]]:
-            if self.db.column(conn, SIGNAL_KNOWN, {"sid": signal_id}):
-                row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().one()
-                return SignalRow(**row), set()
+            if self.db.column(conn, SIGNAL_KNOWN, {"sid": signal_id}):  # the cheap test first: mostly new
+                return _signal_row(conn, signal_id), set()
             return None, set(self.db.column(conn, OPEN_SYMBOLS))
 
         return await self.db.transaction(read)
@@ -397,6 +392,12 @@ def _event_row(item: EventRecord, now: datetime) -> EventRow:
         data=item.data,
         created_at=now,
     )
+
+
+def _signal_row(conn: Connection, signal_id: str) -> SignalRow | None:
+    """The signal's row (detached: read it, don't write through it), or None."""
+    row = conn.execute(GET_SIGNAL, {"sid": signal_id}).mappings().first()
+    return None if row is None else SignalRow(**row)
 
 
 def _merge_orders(
