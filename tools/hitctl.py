@@ -7,7 +7,9 @@ nothing changed. The shell scripts stay thin: every decision lives here, where i
 
 Commands:
   setup   install (or update) the environment and stop
-  test    ruff, mypy (strict) and every test; extra arguments go to pytest
+  test    ruff, mypy (strict) and every test; extra arguments go to pytest. The journal's
+          PostgreSQL tests run on a throwaway local cluster (tools/postgres.py), installed with
+          apt-get when missing (as root or in CI)
   demo    the whole system on paper, no credentials
   server  the trading server alone
   bot     the Discord bot alone
@@ -25,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import launcher
+import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 UV_VERSION = "0.13.9"
@@ -110,8 +113,15 @@ def test(pytest_args: Sequence[str]) -> int:
         if run(cmd, env=env) != 0:
             say(f"{name} failed")
             return 1
-    say("pytest ...")
-    ok, message = pytest_outcome(run([python, "-m", "pytest", *pytest_args], env=env))
+    try:
+        with postgres.test_database(env, say) as postgres_url:
+            if postgres_url is not None:
+                env[postgres.URL_VARIABLE] = postgres_url
+            say("pytest ...")
+            ok, message = pytest_outcome(run([python, "-m", "pytest", *pytest_args], env=env))
+    except postgres.Unavailable as exc:
+        say(f"PostgreSQL for the journal tests could not be started (in CI that is a failure): {exc}")
+        return 1
     say(message)
     return 0 if ok else 1
 

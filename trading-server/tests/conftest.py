@@ -191,3 +191,41 @@ def sim(app: FastAPI) -> Simulator:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with sim_http(app, make_auth(app.state.sim.config)) as c:
         yield c
+
+
+# -- the journal's database: SQLite and PostgreSQL ----------------------------------------------------
+
+POSTGRES_URL_VARIABLE = "HIT_TEST_POSTGRES_URL"  # set by ./run.sh test (tools/postgres.py)
+
+
+def postgres_test_url() -> str:
+    """The throwaway PostgreSQL database of this run. Missing in CI is a failure, never a skip:
+    `./run.sh test` starts one there. Elsewhere the test is skipped (the run said so loudly)."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    if url:
+        return url
+    if os.environ.get("CI"):
+        pytest.fail(f"{POSTGRES_URL_VARIABLE} is not set in CI: run the tests with ./run.sh test")
+    pytest.skip(f"no PostgreSQL: run ./run.sh test (it starts one) or set {POSTGRES_URL_VARIABLE}")
+
+
+async def empty_postgres(url: str) -> None:
+    """Drop the journal's tables (every test starts from an empty database)."""
+    from hit_server import trade_book  # noqa: F401 - registers the monitor's table beside the journal's
+    from hit_server.db import Base, Database
+
+    database = Database(url)
+    try:
+        await database.transaction(Base.metadata.drop_all)
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def journal_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """A journal database URL: once SQLite (a file in tmp), once PostgreSQL (emptied first)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'journal.db'}"
+    url = postgres_test_url()
+    await empty_postgres(url)
+    return url
