@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from .adversity import ItemFaults
 from .auth import AuthChecker
 from .config import SimConfig
 from .engine import Simulator
@@ -42,6 +43,7 @@ class SimState:
         self.sim = Simulator(config)
         self.auth = AuthChecker(config, self.sim.clock_ms)
         self.faults = FaultPlan()
+        self.item_faults: ItemFaults | None = None  # refusals of single items of list writes
         self.ip_limit = SlidingWindow(config.rate_limit_per_min, 60_000)
         self.trade_limit = SlidingWindow(config.trade_limit_per_10s, 10_000)
         self.walk = PriceWalk(self.sim, config.seed)
@@ -65,6 +67,7 @@ class SimState:
         self.sim.reset()
         self.auth.reset()
         self.faults.clear()
+        self.item_faults = None
         self.ip_limit.reset()
         self.trade_limit.reset()
 

@@ -19,6 +19,7 @@ from typing import Any
 from hit_server.instruments import Instrument
 
 from . import ledger, rules, views
+from .adversity import LookupLag, partial_size
 from .catalog import default_instruments, starting_prices
 from .config import SimConfig
 from .errors import SimError
@@ -72,6 +73,11 @@ class Simulator:
         self._open_orders: dict[str, SimOrder] = {}
         self._live_tpsl: dict[str, SimTpsl] = {}
         self.used_client_ids: set[str] = set()
+        self.client_id_used_at: dict[str, int] = {}  # clientOrderId -> when last accepted (ms)
+        # adversarial modes (adversity.py): off until the control API sets them
+        self.lag = LookupLag()
+        self.duplicate_window_ms: int | None = None  # None: a clientOrderId is refused forever
+        self.partial_fraction: Decimal | None = None  # None: a resting order fills whole
         self.fills: list[Fill] = []
         self.position_history: list[ClosedPosition] = []
         self.events: deque[SimEvent] = deque(maxlen=10_000)
@@ -163,11 +169,38 @@ class Simulator:
             raise SimError("152404", msg="The simulator supports net_mode only.")
         self.position_mode = mode
 
+    def force_position_mode(self, mode: str) -> None:
+        """Put the account in `mode` whatever it holds (the control API's hedge mode, for tests)."""
+        if mode not in ("net_mode", "long_short_mode"):
+            raise SimError("152002", "positionMode")
+        self.position_mode = mode
+
+    def _check_position_side(self, position_side: str) -> None:
+        """A write's positionSide must fit the account's mode (102089, as BloFin answers). Hedge mode
+        exists here only to refuse `net` writes: its long and short positions are not simulated."""
+        if (position_side == "net") != (self.position_mode == "net_mode"):
+            raise SimError("102089")
+        if position_side != "net":
+            raise SimError("152404", msg="The simulator does not simulate hedge-mode positions.")
+
+    def _client_id_taken(self, client_order_id: str) -> bool:
+        """Used within the duplicate window (forever unless the control API set a window)."""
+        if client_order_id not in self.used_client_ids:
+            return False
+        window = self.duplicate_window_ms
+        used_at = self.client_id_used_at.get(client_order_id)
+        return window is None or used_at is None or self.clock_ms() - used_at < window
+
+    def _use_client_id(self, client_order_id: str, now: int) -> None:
+        self.used_client_ids.add(client_order_id)
+        self.client_id_used_at[client_order_id] = now
+
     # ---- orders --------------------------------------------------------------------------------
     def place_order(self, params: OrderParams, *, category: str = "normal") -> SimOrder:
         """Check, record and execute one order; raises SimError (nothing recorded) when refused."""
         inst = self.instrument(params.inst_id)
-        rules.check_client_order_id(params.client_order_id, self.used_client_ids)
+        rules.check_client_order_id(params.client_order_id, self._client_id_taken)
+        self._check_position_side(params.position_side)
         rules.check_order_shape(inst, params)
         pos = self.positions.get(params.inst_id)
         if pos is not None and pos.margin_mode != params.margin_mode:
@@ -206,8 +239,9 @@ class Simulator:
     def _record(self, order: SimOrder) -> None:
         self.orders[order.order_id] = order
         if order.client_order_id:
-            self.used_client_ids.add(order.client_order_id)
+            self._use_client_id(order.client_order_id, order.create_time)
             self.orders_by_client_id[order.client_order_id] = order
+        self.lag.accepted(order.order_id, order.create_time)
         self._order_changed(order)
 
     def _on_new_order(self, order: SimOrder, last: Decimal) -> None:
@@ -242,9 +276,12 @@ class Simulator:
             return None
         return order
 
-    def close_position(self, inst_id: str, margin_mode: MarginMode, client_order_id: str) -> SimOrder:
+    def close_position(
+        self, inst_id: str, margin_mode: MarginMode, client_order_id: str, position_side: str = "net"
+    ) -> SimOrder:
         pos = self.positions.get(inst_id)
         self.instrument(inst_id)
+        self._check_position_side(position_side)
         if pos is None or pos.size == 0:
             raise SimError("102005")
         side: Side = "sell" if pos.size > 0 else "buy"
@@ -258,14 +295,18 @@ class Simulator:
         return self.place_order(params)
 
     # ---- fills ---------------------------------------------------------------------------------
-    def _fill(self, order: SimOrder, price: Decimal, *, maker: bool) -> None:
+    def _fill(self, order: SimOrder, price: Decimal, *, maker: bool, part: Decimal | None = None) -> None:
+        """Fill what is left of `order` (or only `part` of it: it then stays open for the rest)."""
         inst = self.instruments[order.inst_id]
-        qty = order.size - order.filled_size
+        left = order.size - order.filled_size
+        qty = left if part is None else min(part, left)
         pos = self.positions.get(order.inst_id)
+        clipped = False
         if order.reduce_only:
             if pos is None or (pos.size > 0) == (order.side == "buy"):
                 self._cancel(order, "reduce_only_canceled")
                 return
+            clipped = qty > abs(pos.size)
             qty = min(qty, abs(pos.size))
         rate = ledger.MAKER_FEE if maker else ledger.TAKER_FEE
         remaining = qty
@@ -282,11 +323,14 @@ class Simulator:
                 self._archive_position(pos)
             else:
                 self._position_changed(order.inst_id)
-        order.state = "filled" if order.filled_size == order.size else "partially_canceled"
+        if order.filled_size == order.size:
+            order.state = "filled"
+        else:
+            order.state = "partially_filled" if part is not None and not clipped else "partially_canceled"
         order.update_time = self.clock_ms()
         self._order_changed(order)
         if not order.tpsl.empty and order.inst_id in self.positions:
-            self._attach_tpsl(order)
+            self._attach_tpsl(order, qty)
 
     def _record_fill(
         self, order: SimOrder, qty: Decimal, price: Decimal, result: ledger.FillResult, maker: bool
@@ -324,24 +368,31 @@ class Simulator:
         self._emit("account", views.balance_view(self.account(), now))
 
     # ---- TP/SL ---------------------------------------------------------------------------------
-    def _attach_tpsl(self, order: SimOrder) -> None:
+    def _attach_tpsl(self, order: SimOrder, filled: Decimal) -> None:
+        """The order's TP/SL covers what it filled: grown by `filled` (this fill) while it is live,
+        else a new one for this fill (the first fill, or after the earlier one fired or was cancelled)."""
+        current = self.tpsl_orders.get(order.algo_id) if order.algo_id else None
+        if current is not None and current.state == "live" and current.size is not None:
+            current.size += filled
+            current.update_time = self.clock_ms()
+            self._tpsl_changed(current)
+            return
         tpsl = self._new_tpsl(TpslParams(
             inst_id=order.inst_id, side="sell" if order.side == "buy" else "buy",
-            margin_mode=order.margin_mode, size=order.filled_size, tpsl=order.tpsl,
+            margin_mode=order.margin_mode, size=filled, tpsl=order.tpsl,
         ))
         order.algo_id = tpsl.tpsl_id
 
     def place_tpsl(self, params: TpslParams) -> SimTpsl:
         inst = self.instrument(params.inst_id)
-        rules.check_client_order_id(params.client_order_id, self.used_client_ids)
+        rules.check_client_order_id(params.client_order_id, self._client_id_taken)
         rules.check_instrument(inst)
         if params.tpsl.empty:
             raise SimError("152003", "tpTriggerPrice", "slTriggerPrice")
         rules.check_tpsl_prices(inst, params.tpsl)
         if params.size is not None:
             rules.check_size(inst, params.size, market=False)
-        if params.position_side != "net":
-            raise SimError("102089")
+        self._check_position_side(params.position_side)
         pos = self.positions.get(params.inst_id)
         if pos is None or (pos.size > 0) == (params.side == "buy"):
             raise SimError("102022")
@@ -358,8 +409,9 @@ class Simulator:
         )
         self.tpsl_orders[tpsl.tpsl_id] = tpsl
         if tpsl.client_order_id:
-            self.used_client_ids.add(tpsl.client_order_id)
+            self._use_client_id(tpsl.client_order_id, now)
             self.tpsl_by_client_id[tpsl.client_order_id] = tpsl
+        self.lag.accepted(tpsl.tpsl_id, now)
         self._tpsl_changed(tpsl)
         return tpsl
 
@@ -407,18 +459,27 @@ class Simulator:
         self.instrument(inst_id)
         if price <= 0:
             raise SimError("152002", "price")
+        filled_in_part: set[str] = set()  # with partial fills: one part per order per move
         for _ in range(10_000):
             start = self.prices[inst_id]
-            trig = next_trigger(start, price, self.open_orders(inst_id), self.live_tpsl(inst_id))
+            orders = [o for o in self.open_orders(inst_id) if o.order_id not in filled_in_part]
+            trig = next_trigger(start, price, orders, self.live_tpsl(inst_id))
             if trig is None:
                 break
             self.prices[inst_id] = trig.point
             self._execute(trig)
+            if isinstance(trig.item, SimOrder) and trig.item.is_open:
+                filled_in_part.add(trig.item.order_id)
         self.prices[inst_id] = price
 
     def _execute(self, trig: Trigger) -> None:
         if isinstance(trig.item, SimOrder):
-            assert trig.item.price is not None  # noqa: S101 - only priced orders become triggers
-            self._fill(trig.item, trig.item.price, maker=True)
+            order = trig.item
+            assert order.price is not None  # noqa: S101 - only priced orders become triggers
+            part = None
+            if self.partial_fraction is not None:
+                lot = self.instruments[order.inst_id].lot_size
+                part = partial_size(order.size, order.size - order.filled_size, lot, self.partial_fraction)
+            self._fill(order, order.price, maker=True, part=part)
         else:
             self._fire_tpsl(trig.item, trig.kind, trig.point)

@@ -45,13 +45,15 @@ def position_margin(inst: Instrument, pos: SimPosition, mark: Decimal) -> Decima
 
 
 def opening_size(params: OrderParams | SimOrder, pos: SimPosition | None) -> Decimal:
-    """The part of an order that would open or add to a position (the rest closes the current one)."""
+    """The part of an order (what is left of it, if partly filled) that would open or add to a
+    position (the rest closes the current one)."""
     if params.reduce_only:
         return Decimal(0)
+    size = params.size - params.filled_size if isinstance(params, SimOrder) else params.size
     held = pos.size if pos else Decimal(0)
     if held == 0 or (held > 0) == (params.side == "buy"):
-        return params.size
-    return max(Decimal(0), params.size - abs(held))
+        return size
+    return max(Decimal(0), size - abs(held))
 
 
 def apply_fill(

@@ -1,4 +1,6 @@
-"""The control API tests and demos drive (no signature): prices, faults, state, reset, walk steps."""
+"""The control API tests and demos drive (no signature): prices, faults, state, reset, walk steps, and
+the adversarial modes of `adversity.py` (lookup lag, duplicate window, item faults, partial fills, hedge
+mode), each described in that module's docstring."""
 
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import views
-from .app import StateDep, ok
+from .adversity import ItemFaults
+from .app import SimState, StateDep, ok
 from .catalog import fmt
+from .errors import SimError
 from .faults import Fault, RandomFaults
 
 router = APIRouter()
@@ -44,6 +48,42 @@ class RandomFaultRequest(BaseModel):
     seconds: float = Field(default=0.0, ge=0, le=600)
     path: str = ""
     seed: int = 0
+
+
+class LagRequest(BaseModel):
+    """Orders accepted from now on stay invisible to lookups for `ms` of the simulator's clock and
+    their first `lookups` lookups (both must be spent)."""
+
+    model_config = ConfigDict(extra="forbid")
+    ms: int = Field(default=0, ge=0, le=86_400_000)
+    lookups: int = Field(default=0, ge=0, le=10_000)
+
+
+class DuplicateWindowRequest(BaseModel):
+    """A clientOrderId is refused as a duplicate within `ms` of its last use; None: forever."""
+
+    model_config = ConfigDict(extra="forbid")
+    ms: int | None = Field(ge=0, le=86_400_000 * 365)
+
+
+class ItemFaultRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Literal["/api/v1/trade/batch-orders", "/api/v1/trade/cancel-tpsl"] = "/api/v1/trade/batch-orders"
+    index: int | None = Field(default=None, ge=0, le=19)
+    probability: float = Field(default=0.0, ge=0, le=1)
+    code: str = Field(default="500", pattern=r"^[0-9]{1,6}$")
+    count: int = Field(default=0, ge=0, le=10_000)
+    seed: int = 0
+
+
+class PartialFillRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fraction: Decimal = Field(gt=0, le=1)
+
+
+class PositionModeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Literal["net_mode", "long_short_mode"]
 
 
 @router.post("/price")
@@ -81,6 +121,74 @@ async def clear_faults(state: StateDep) -> dict[str, Any]:
     return ok({"pending": 0})
 
 
+@router.post("/lag")
+async def set_lag(req: LagRequest, state: StateDep) -> dict[str, Any]:
+    state.sim.lag.set(req.ms, req.lookups)
+    return ok(_modes(state)["lag"])
+
+
+@router.delete("/lag")
+async def clear_lag(state: StateDep) -> dict[str, Any]:
+    """End the lag: every order is visible at once."""
+    state.sim.lag.clear()
+    return ok(_modes(state)["lag"])
+
+
+@router.post("/duplicate-window")
+async def set_duplicate_window(req: DuplicateWindowRequest, state: StateDep) -> dict[str, Any]:
+    state.sim.duplicate_window_ms = req.ms
+    return ok({"ms": req.ms})
+
+
+@router.post("/item-faults")
+async def set_item_faults(req: ItemFaultRequest, state: StateDep) -> dict[str, Any]:
+    if req.index is None and req.probability == 0:
+        raise SimError("152002", "index or probability")
+    state.item_faults = ItemFaults(path=req.path, index=req.index, probability=req.probability,
+                                   code=req.code, count=req.count, seed=req.seed)
+    return ok(_modes(state)["itemFaults"])
+
+
+@router.delete("/item-faults")
+async def clear_item_faults(state: StateDep) -> dict[str, Any]:
+    state.item_faults = None
+    return ok(None)
+
+
+@router.post("/partial-fills")
+async def set_partial_fills(req: PartialFillRequest, state: StateDep) -> dict[str, Any]:
+    state.sim.partial_fraction = req.fraction
+    return ok({"fraction": fmt(req.fraction)})
+
+
+@router.delete("/partial-fills")
+async def clear_partial_fills(state: StateDep) -> dict[str, Any]:
+    state.sim.partial_fraction = None
+    return ok(None)
+
+
+@router.post("/position-mode")
+async def force_position_mode(req: PositionModeRequest, state: StateDep) -> dict[str, Any]:
+    """Hedge mode on demand (BloFin's own set-position-mode refuses long_short_mode here)."""
+    state.sim.force_position_mode(req.mode)
+    return ok({"positionMode": req.mode})
+
+
+def _modes(state: SimState) -> dict[str, Any]:
+    """The adversarial modes in force, as /sim/state shows them."""
+    sim, items = state.sim, state.item_faults
+    return {
+        "lag": {"ms": sim.lag.ms, "lookups": sim.lag.lookups, "hidden": len(sim.lag.hidden)},
+        "duplicateWindowMs": sim.duplicate_window_ms,
+        "itemFaults": None if items is None else {
+            "path": items.path, "index": items.index, "probability": items.probability, "code": items.code,
+            "count": items.count, "seed": items.seed, "refused": items.refused,
+        },
+        "partialFillFraction": None if sim.partial_fraction is None else fmt(sim.partial_fraction),
+        "positionMode": sim.position_mode,
+    }
+
+
 @router.post("/reset")
 async def reset(state: StateDep) -> dict[str, Any]:
     state.reset()
@@ -107,4 +215,5 @@ async def sim_state(state: StateDep) -> dict[str, Any]:
         "prices": {k: fmt(v) for k, v in sim.prices.items()},
         "faults": [vars(f) for f in state.faults.pending],
         "randomFaults": _random_view(state.faults.random),
+        "modes": _modes(state),
     })

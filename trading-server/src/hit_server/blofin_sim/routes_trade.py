@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request
 
 from . import parsing, views
-from .app import OrderRefused, StateDep, ok
-from .errors import SimError, param_missing
+from .adversity import BATCH_PATH, CANCEL_TPSL_PATH
+from .app import OrderRefused, SimState, StateDep, ok
+from .errors import MESSAGES, SimError, param_missing
 from .models import OrderParams, SimOrder, SimTpsl
 
 router = APIRouter()
@@ -53,7 +54,11 @@ async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
     if len({(p.inst_id, p.margin_mode) for p in batch}) > 1:
         raise SimError("152007")
     items = []
-    for params in batch:
+    for index, params in enumerate(batch):
+        refusal = _item_fault(state, BATCH_PATH, index)
+        if refusal is not None:
+            items.append({"orderId": None, "clientOrderId": params.client_order_id, **refusal})
+            continue
         try:
             items.append(_place(state, params))
         except OrderRefused as err:
@@ -61,6 +66,15 @@ async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
     failed = sum(item["code"] != "0" for item in items)
     code = "0" if not failed else ("1" if failed == len(items) else "2")
     return {"code": code, "msg": "" if code == "0" else "Batch operation failed", "data": items}
+
+
+def _item_fault(state: SimState, path: str, index: int) -> dict[str, str] | None:
+    """The code and message refusing item `index` of a list write (adversity.ItemFaults), or None."""
+    faults = state.item_faults
+    code = faults.refuse(path, index) if faults is not None else None
+    if code is None:
+        return None
+    return {"code": code, "msg": MESSAGES.get(code, "Simulated item failure")}
 
 
 @router.post("/order-tpsl")
@@ -98,8 +112,12 @@ async def cancel_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
     body = await _body(request)
     rows = body if isinstance(body, list) else [body]
     items: list[dict[str, Any]] = []
-    for row in rows:
+    for index, row in enumerate(rows):
         inst_id, tpsl_id, client_id = _ids(parsing.as_object(row), "tpslId")
+        refusal = _item_fault(state, CANCEL_TPSL_PATH, index)
+        if refusal is not None:
+            items.append({"tpslId": tpsl_id or None, "clientOrderId": client_id, **refusal})
+            continue
         try:
             tpsl = state.sim.cancel_tpsl(inst_id, tpsl_id, client_id)
             items.append(
@@ -123,38 +141,50 @@ def _stamp(row: Any) -> int:
     return int(getattr(row, "ts", 0) if stamp is None else stamp)
 
 
-def _listing(request: Request, rows: Iterable[T], view: Callable[[T], dict[str, Any]]) -> dict[str, Any]:
-    """Newest first, at most `limit`, of one instId if asked; only the rows answered are rendered
-    (a history holds every order ever placed)."""
+def _visible(state: SimState, item_id: str) -> bool:
+    """Whether lookups see this order or TP/SL order yet (adversity.LookupLag)."""
+    return state.sim.lag.visible(item_id, state.sim.clock_ms())
+
+
+def _listing(
+    request: Request, rows: Iterable[T], view: Callable[[T], dict[str, Any]],
+    visible: Callable[[T], bool] | None = None,
+) -> dict[str, Any]:
+    """Newest first, at most `limit`, of one instId if asked, of the rows `visible` lets through;
+    only the rows answered are rendered (a history holds every order ever placed)."""
     query = _query(request)
     limit = parsing.limit_of(query.get("limit"))
     inst_id = query.get("instId", "")
     chosen = [r for r in rows if inst_id in ("", getattr(r, "inst_id", None))]
+    if visible is not None:
+        chosen = [r for r in chosen if visible(r)]
     chosen.sort(key=_stamp, reverse=True)
     return ok([view(r) for r in chosen[:limit]])
 
 
 @router.get("/orders-pending")
 async def orders_pending(request: Request, state: StateDep) -> dict[str, Any]:
-    return _listing(request, state.sim.open_orders(), views.order_view)
+    return _listing(request, state.sim.open_orders(), views.order_view,
+                    lambda o: _visible(state, o.order_id))
 
 
 @router.get("/orders-tpsl-pending")
 async def orders_tpsl_pending(request: Request, state: StateDep) -> dict[str, Any]:
-    return _listing(request, state.sim.live_tpsl(), views.tpsl_view)
+    return _listing(request, state.sim.live_tpsl(), views.tpsl_view, lambda t: _visible(state, t.tpsl_id))
 
 
 @router.get("/orders-history")
 async def orders_history(request: Request, state: StateDep) -> dict[str, Any]:
     done = [o for o in state.sim.orders.values() if not o.is_open]
     wanted = _query(request).get("state", "")
-    return _listing(request, [o for o in done if wanted in ("", o.state)], views.order_view)
+    return _listing(request, [o for o in done if wanted in ("", o.state)], views.order_view,
+                    lambda o: _visible(state, o.order_id))
 
 
 @router.get("/orders-tpsl-history")
 async def orders_tpsl_history(request: Request, state: StateDep) -> dict[str, Any]:
     done = [t for t in state.sim.tpsl_orders.values() if t.state != "live"]
-    return _listing(request, done, views.tpsl_view)
+    return _listing(request, done, views.tpsl_view, lambda t: _visible(state, t.tpsl_id))
 
 
 @router.get("/fills-history")
@@ -179,7 +209,7 @@ async def order_detail(request: Request, state: StateDep) -> dict[str, Any]:
     inst_id, order_id, client_id = _detail_ids(request, "orderId")
     state.sim.instrument(inst_id)
     order: SimOrder | None = state.sim.find_order(inst_id, order_id, client_id)
-    return ok(views.order_view(order) if order else None)
+    return ok(views.order_view(order) if order and _visible(state, order.order_id) else None)
 
 
 @router.get("/order-tpsl-detail")
@@ -187,7 +217,7 @@ async def tpsl_detail(request: Request, state: StateDep) -> dict[str, Any]:
     inst_id, tpsl_id, client_id = _detail_ids(request, "tpslId")
     state.sim.instrument(inst_id)
     tpsl: SimTpsl | None = state.sim.find_tpsl(inst_id, tpsl_id, client_id)
-    return ok(views.tpsl_view(tpsl) if tpsl else None)
+    return ok(views.tpsl_view(tpsl) if tpsl and _visible(state, tpsl.tpsl_id) else None)
 
 
 @router.post("/close-position")
@@ -197,7 +227,7 @@ async def close_position(request: Request, state: StateDep) -> dict[str, Any]:
     mode = parsing.margin_mode(body)
     client_id = parsing.text(body, "clientOrderId")
     try:
-        state.sim.close_position(inst_id, mode, client_id)
+        state.sim.close_position(inst_id, mode, client_id, parsing.text(body, "positionSide") or "net")
     except SimError as err:
         raise _refused(err, {"instId": inst_id, "clientOrderId": client_id}, as_list=False) from err
     return ok({"instId": inst_id, "positionSide": parsing.text(body, "positionSide") or "net",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal
 
 from hit_server.instruments import Instrument
@@ -13,12 +14,13 @@ from .models import OrderParams, Side, TpslSpec
 CLIENT_ID = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 
-def check_client_order_id(client_order_id: str, used: set[str]) -> None:
+def check_client_order_id(client_order_id: str, taken: Callable[[str], bool]) -> None:
+    """Well formed (152009) and not `taken` by an earlier order (102002)."""
     if not client_order_id:
         return
     if not CLIENT_ID.fullmatch(client_order_id):
         raise SimError("152009", "clientOrderId")
-    if client_order_id in used:
+    if taken(client_order_id):
         raise SimError("102002")
 
 
