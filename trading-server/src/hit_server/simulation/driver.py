@@ -1,0 +1,274 @@
+"""Runs the steps of a simulation against the real server and the simulator, checking the invariants.
+
+`run_seed(seed)` generates the steps of a seed and runs them on a virtual-time loop; `run_steps(steps)`
+runs a given list (a reproduction); `minimize(steps)` leaves steps out while the run still breaks the
+same invariant, for a short reproduction to keep as a regression test.
+
+The server runs with its defaults except: MONITOR_POLL_SECONDS=1 (the 2-second naked-window bound of
+invariant (a) is a promise made with the monitor polling at least that often when the exchange's
+change feed is lost) and a large MAX_OPEN_POSITIONS (so signals compete per symbol, not for slots).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import tempfile
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hit_server.blofin_sim.errors import SimError
+from hit_server.blofin_sim.faults import RandomFaults
+from hit_server.simulation.clock import run_virtual
+from hit_server.simulation.invariants import Watch
+from hit_server.simulation.steps import Step, generate
+from hit_server.simulation.world import Process, World
+
+SETTLE_ROUNDS = 6
+STREAM_BACK_AFTER_S = 20.0
+SERVER_SETTINGS: dict[str, Any] = {
+    "monitor_poll_seconds": 1.0,
+    "max_open_positions": 50,
+    "max_position_size_usd": Decimal(5000),
+}
+
+
+@dataclass
+class RunResult:
+    """What one run did and found."""
+
+    seed: int | None
+    steps: list[Step]
+    violations: list[str]
+    simulated_s: float = 0.0
+    signals: int = 0
+    crashes: int = 0
+    answers: dict[str, int] = field(default_factory=dict)  # status -> count, at the end
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def reproduction(self) -> str:
+        """How to run this again, in one command."""
+        if self.seed is not None:
+            return f"python -m hit_server.simulation --seed {self.seed} --steps {len(self.steps)}"
+        return "run_steps(<the steps printed below>)"
+
+
+class Driver:
+    def __init__(self, steps: list[Step], workdir: Path, seed: int | None) -> None:
+        self.steps = steps
+        self.workdir = workdir
+        self.seed = seed
+        self.bodies: dict[str, dict[str, Any]] = {}
+        self.answers: dict[str, dict[str, Any] | None] = {}
+        self.violations: list[str] = []
+        self.crashes = 0
+
+    async def run(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        random.seed(self.seed or 0)  # the exchange client's retry jitter draws from it
+        clock = getattr(loop, "clock_ms", lambda: int(loop.time() * 1000))
+        self.world = World(self.workdir, clock, **SERVER_SETTINGS)
+        self.watch = Watch(self.workdir / "journal.db")
+        started = loop.time()
+        await self.world.start_process()
+        try:
+            for step in self.steps:
+                await self._do(step)
+                await asyncio.sleep(float(step.get("wait", 0)))
+                await self._after_step()
+            await self._settle()
+        finally:
+            await self.world.close()
+        statuses: dict[str, int] = {}
+        for answer in self.answers.values():
+            key = "none" if answer is None else str(answer.get("status"))
+            statuses[key] = statuses.get(key, 0) + 1
+        return RunResult(
+            seed=self.seed, steps=self.steps, violations=self.violations + self.watch.violations,
+            simulated_s=loop.time() - started, signals=len(self.bodies), crashes=self.crashes,
+            answers=statuses,
+        )
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _process(self, step: Step) -> Process:
+        live = self.world.live()
+        return live[int(step.get("process", 0)) % len(live)]
+
+    async def _do(self, step: Step) -> None:
+        op = step["op"]
+        handler = getattr(self, f"_op_{op}")
+        await handler(step)
+
+    async def _op_signal(self, step: Step) -> None:
+        body = {"signal_id": step["id"], **step["body"]}
+        self.bodies[step["id"]] = body
+        self.answers.setdefault(step["id"], None)
+        process = self._process(step)
+        process.spawn(self._post(process, body))
+
+    async def _op_resend(self, step: Step) -> None:
+        body = self.bodies.get(step["id"])
+        if body is not None:
+            process = self._process(step)
+            process.spawn(self._post(process, body))
+
+    async def _post(self, process: Process, body: dict[str, Any]) -> None:
+        try:
+            reply = await process.http.post("/api/v1/signals", json=body)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # the process died while answering (a Crash, possibly grouped)
+            if process.alive:
+                raise
+            return
+        if reply.status_code >= 500 and reply.status_code != 503:
+            self.violations.append(f"(f) {body['signal_id']} was answered HTTP {reply.status_code}: "
+                                   f"{reply.text[:300]}")
+        if reply.status_code in (200, 201):
+            self.answers[body["signal_id"]] = reply.json()
+
+    async def _op_price(self, step: Step) -> None:
+        self.world.sim.set_price(step["symbol"], Decimal(step["price"]))
+
+    async def _op_faults(self, step: Step) -> None:
+        probability = float(step.get("probability", 0))
+        if probability <= 0:
+            self.world.faults.set_random(None)
+            return
+        self.world.faults.set_random(RandomFaults(
+            probability=probability, kinds=tuple(step["kinds"]), seconds=float(step.get("seconds", 3.0)),
+            path="/api/v1/", seed=int(step.get("seed", 0)),
+        ))
+
+    async def _op_crash(self, step: Step) -> None:
+        self._process(step).gate.arm(int(step["after_calls"]), step["when"])
+
+    async def _op_second_process(self, step: Step) -> None:
+        if len(self.world.live()) < 2:
+            await self.world.start_process()
+
+    async def _op_restart(self, step: Step) -> None:
+        process = self._process(step)
+        await self.world.stop(process)
+        await self.world.start_process()
+
+    async def _op_sweep(self, step: Step) -> None:
+        process = self._process(step)
+        monitor = process.monitor
+        if monitor is not None:
+            process.spawn(monitor._guarded(monitor.reconcile))  # as the monitor runs it
+
+    async def _op_hand_cancel_stops(self, step: Step) -> None:
+        sim = self.world.sim
+        for tpsl in sim.live_tpsl(step["symbol"]):
+            if tpsl.spec.sl_trigger is not None:
+                sim.cancel_tpsl(step["symbol"], tpsl.tpsl_id, "")
+
+    async def _op_hand_close(self, step: Step) -> None:
+        sim = self.world.sim
+        position = sim.positions.get(step["symbol"])
+        if position is not None:
+            with contextlib.suppress(SimError):
+                sim.close_position(step["symbol"], position.margin_mode, "")
+
+    async def _op_stream_drop(self, step: Step) -> None:
+        process = self._process(step)
+        monitor = process.monitor
+        feed = None if monitor is None else monitor.feed
+        if feed is None or not feed.connected:
+            return
+        await feed.stop()
+
+        async def back() -> None:
+            await asyncio.sleep(STREAM_BACK_AFTER_S)
+            if process.alive:
+                await feed.start(monitor)
+
+        process.spawn(back())
+
+    # -- between steps ------------------------------------------------------------------------------
+
+    async def _after_step(self) -> None:
+        for process in list(self.world.processes):
+            if not process.alive:
+                self.crashes += 1
+                await self.world.bury(process)
+        if not self.world.live():
+            await self.world.start_process()  # the supervisor starts the server again
+        loop = asyncio.get_running_loop()
+        faults = self.world.faults
+        self.watch.after_step(self.world.sim, loop.time(), not faults.pending and faults.random is None)
+
+    async def _settle(self) -> None:
+        """Faults stop; requests in flight finish; the monitor gets its passes; then the settled checks."""
+        self.world.faults.clear()
+        for process in self.world.processes:
+            process.gate.crash_at = None
+        await self._after_step()
+        for process in self.world.live():
+            await asyncio.gather(*process.tasks, return_exceptions=True)
+        problems: list[str] = []
+        for _ in range(SETTLE_ROUNDS):
+            for process in self.world.live():
+                monitor = process.monitor
+                await monitor._guarded(monitor.reconcile)  # as the monitor runs it
+            await asyncio.sleep(3.0)
+            await self._ask_again()
+            await self._after_step()
+            problems = self.watch.settled_problems(self.world.sim, self.answers)
+            if not problems:
+                break
+        self.violations += problems
+        for process in self.world.live():
+            task = process.monitor._task
+            if task is None or task.done():
+                self.violations.append(f"(g) the position monitor of {process.name} stopped")
+
+    async def _ask_again(self) -> None:
+        """The bot asks once more for every signal (same body): each must have its answer by now."""
+        process = self.world.live()[0]
+        for body in self.bodies.values():
+            await self._post(process, body)
+
+
+async def _run(steps: list[Step], seed: int | None) -> RunResult:
+    with tempfile.TemporaryDirectory(prefix="hit-sim-") as tmp:
+        return await Driver(steps, Path(tmp), seed).run()
+
+
+def run_steps(steps: list[Step], seed: int | None = None) -> RunResult:
+    """Run these steps on a fresh world and virtual clock."""
+    return run_virtual(_run(steps, seed), epoch_s=time.time())
+
+
+def run_seed(seed: int, length: int = 60) -> RunResult:
+    return run_steps(generate(seed, length), seed)
+
+
+def _same_failure(result: RunResult, letters: set[str]) -> bool:
+    return any(v[:3] in letters for v in result.violations)
+
+
+def minimize(steps: list[Step], violations: list[str]) -> list[Step]:
+    """A shorter list of steps that still breaks one of the same invariants (by their letter)."""
+    letters = {v[:3] for v in violations}
+    current = list(steps)
+    chunk = max(1, len(current) // 2)
+    while chunk >= 1:
+        start = 0
+        while start < len(current):
+            candidate = current[:start] + current[start + chunk:]
+            if candidate and _same_failure(run_steps(candidate), letters):
+                current = candidate
+            else:
+                start += chunk
+        chunk //= 2
+    return current

@@ -1,0 +1,219 @@
+"""The steps of a simulation run and the seeded generator that writes them.
+
+A run is a list of steps, decided entirely by the seed before anything runs, so a failing run is
+repeated by its seed alone, and a shorter failing run is found by leaving steps out (`driver.minimize`).
+Each step is a small JSON object: `op` says what happens, `wait` how many simulated seconds pass after
+it (the server's tasks run meanwhile), and the other keys are the op's arguments.
+
+What the generator mixes, with its own model of prices (only `price` steps move them, so it knows the
+price every signal will meet):
+- signals: market, limit and zone entries; long and short; 1 to 10 targets, some equal; resent with
+  the same signal_id (the bot's retries), sometimes at once (concurrent duplicates); several signal_ids
+  for one symbol close together (concurrent same-symbol signals); sent to either live process;
+- price moves: small steps, gaps through several levels, whipsaws;
+- exchange faults: 429s, 5xx, timeouts, lost replies, delays and error codes, at random per request;
+- crashes at a chosen exchange call of a process (before the exchange sees it, or after it carried it
+  out), restarts, a second process on the same journal, reconciliation sweeps at random moments;
+- a trader's hand on the exchange: cancelling a position's stops, closing a position.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+Step = dict[str, Any]
+
+SYMBOLS: dict[str, Decimal] = {  # the simulator's starting prices (blofin_sim/catalog.py)
+    "BTC-USDT": Decimal(60000),
+    "ETH-USDT": Decimal(3000),
+    "DOGE-USDT": Decimal("0.15"),
+    "SOL-USDT": Decimal(150),
+}
+TICKS: dict[str, Decimal] = {
+    "BTC-USDT": Decimal("0.1"), "ETH-USDT": Decimal("0.01"), "DOGE-USDT": Decimal("0.00001"),
+    "SOL-USDT": Decimal("0.001"),
+}
+FAULT_KINDS = ("http_429", "http_5xx", "timeout", "drop_reply", "delay", "error_code")
+
+
+def _tick(symbol: str, price: Decimal) -> Decimal:
+    tick = TICKS[symbol]
+    return (price / tick).to_integral_value(ROUND_DOWN) * tick
+
+
+class Generator:
+    """Writes the steps of one run from its seed."""
+
+    def __init__(self, seed: int, length: int) -> None:
+        self.rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
+        self.seed = seed
+        self.length = length
+        symbols = list(SYMBOLS)
+        self.rng.shuffle(symbols)
+        self.symbols = symbols[: self.rng.randint(1, 3)]  # few symbols: signals compete for them
+        self.prices = {s: SYMBOLS[s] for s in self.symbols}
+        self.sent: list[Step] = []
+        self.count = 0
+
+    def steps(self) -> list[Step]:
+        out: list[Step] = []
+        if self.rng.random() < 0.7:
+            out.append(self._faults())
+        while len(out) < self.length:
+            out.extend(self._next())
+        return out[: self.length]
+
+    # -- what comes next ---------------------------------------------------------------------------
+
+    def _next(self) -> list[Step]:
+        roll = self.rng.random()
+        if roll < 0.30:
+            return self._signals()
+        if roll < 0.62:
+            return self._price_moves()
+        if roll < 0.68:
+            return [self._resend()] if self.sent else self._signals()
+        if roll < 0.74:
+            return [self._faults()]
+        if roll < 0.80:
+            return [self._crash()]
+        return [self._other(roll)]
+
+    def _other(self, roll: float) -> Step:
+        """Processes, sweeps, the stream and a trader's hand on the exchange."""
+        process, symbol = self.rng.randint(0, 1), self.rng.choice(self.symbols)
+        if roll < 0.84:
+            step: Step = {"op": "second_process"}
+        elif roll < 0.88:
+            step = {"op": "sweep", "process": process}
+        elif roll < 0.92:
+            step = {"op": "hand_cancel_stops", "symbol": symbol}
+        elif roll < 0.94:
+            step = {"op": "hand_close", "symbol": symbol}
+        elif roll < 0.97:
+            step = {"op": "stream_drop", "process": process}
+        else:
+            step = {"op": "restart", "process": process}
+        step["wait"] = self._wait()
+        return step
+
+    def _wait(self) -> float:
+        roll = self.rng.random()
+        if roll < 0.3:
+            return 0.0
+        if roll < 0.8:
+            return round(self.rng.uniform(0.05, 2.0), 3)
+        return round(self.rng.uniform(2.0, 40.0), 3)
+
+    # -- signals -----------------------------------------------------------------------------------
+
+    def _signals(self) -> list[Step]:
+        symbol = self.rng.choice(self.symbols)
+        burst = 1 if self.rng.random() < 0.7 else self.rng.randint(2, 3)  # same-symbol signals at once
+        steps = []
+        for n in range(burst):
+            step = self._signal(symbol)
+            step["wait"] = 0.0 if n < burst - 1 else self._wait()
+            steps.append(step)
+            if self.rng.random() < 0.15:  # a concurrent duplicate of the same signal_id
+                steps.append({"op": "resend", "id": step["id"], "process": self.rng.randint(0, 1),
+                              "wait": 0.0})
+        return steps
+
+    def _signal(self, symbol: str) -> Step:
+        self.count += 1
+        price = self.prices[symbol]
+        long = self.rng.random() < 0.5
+        sign = Decimal(1) if long else Decimal(-1)
+        kind = self.rng.choices(["market", "limit", "zone"], [5, 3, 2])[0]
+        pct = self._percent
+        if kind == "market":
+            entries: list[Decimal] = []
+            near = far = price
+        elif kind == "limit":
+            near = far = price * (1 - sign * pct(0.1, 2.5))
+            entries = [_tick(symbol, near)]
+        else:  # a zone: the entry nearer the market, and the one further away
+            near = price * (1 - sign * pct(0.0, 1.0))
+            far = near * (1 - sign * pct(0.3, 2.0))
+            entries = [_tick(symbol, near), _tick(symbol, far)]
+        risk = pct(0.4, 9.0)
+        stop = _tick(symbol, far * (1 - sign * risk))
+        targets = self._targets(symbol, near, sign, risk)
+        step: Step = {
+            "op": "signal", "id": f"sim-{self.seed}-{self.count}", "process": self.rng.randint(0, 1),
+            "body": {
+                "side": "long" if long else "short", "symbol": symbol,
+                "entries": [str(e) for e in entries], "stop_loss": str(stop),
+                "take_profits": [str(t) for t in targets],
+            },
+        }
+        if self.rng.random() < 0.3:
+            step["body"]["leverage"] = self.rng.choice([1, 3, 5, 10, 20])
+        self.sent.append(step)
+        return step
+
+    def _percent(self, low: float, high: float) -> Decimal:
+        """A random fraction between `low` and `high` percent."""
+        return Decimal(str(round(self.rng.uniform(low, high), 4))) / 100
+
+    def _targets(self, symbol: str, reference: Decimal, sign: Decimal, risk: Decimal) -> list[Decimal]:
+        count = self.rng.choice([1, 1, 2, 3, 3, 3, 4, 5, 10])
+        targets: list[Decimal] = []
+        level = Decimal(0)
+        for _ in range(count):
+            if not targets or self.rng.random() > 0.15:  # sometimes a target equal to the previous one
+                step = risk * Decimal(str(round(self.rng.uniform(0.3, 1.5), 3)))
+                level = min(level + step, Decimal("0.8"))  # a short's targets stay above zero
+            targets.append(_tick(symbol, reference * (1 + sign * level)))
+        return targets
+
+    def _resend(self) -> Step:
+        original = self.rng.choice(self.sent)
+        return {"op": "resend", "id": original["id"], "process": self.rng.randint(0, 1), "wait": self._wait()}
+
+    # -- the market --------------------------------------------------------------------------------
+
+    def _price_moves(self) -> list[Step]:
+        symbol = self.rng.choice(self.symbols)
+        roll = self.rng.random()
+        if roll < 0.6:  # a small step
+            moves = [self.rng.uniform(-0.6, 0.6)]
+        elif roll < 0.85:  # a gap through several levels
+            moves = [self.rng.choice([-1, 1]) * self.rng.uniform(2.0, 9.0)]
+        else:  # a whipsaw
+            swing = self.rng.uniform(1.0, 6.0)
+            moves = [swing, -2 * swing, swing] if self.rng.random() < 0.5 else [-swing, 2 * swing, -swing]
+        steps = []
+        for n, move in enumerate(moves):
+            price = _tick(symbol, self.prices[symbol] * (1 + Decimal(str(round(move, 4))) / 100))
+            if price <= 0:
+                continue
+            self.prices[symbol] = price
+            wait = self._wait() if n == len(moves) - 1 else round(self.rng.uniform(0.0, 0.5), 3)
+            steps.append({"op": "price", "symbol": symbol, "price": str(price), "wait": wait})
+        return steps
+
+    # -- faults and processes ----------------------------------------------------------------------
+
+    def _faults(self) -> Step:
+        if self.rng.random() < 0.25:
+            return {"op": "faults", "probability": 0, "wait": self._wait()}
+        kinds = self.rng.sample(FAULT_KINDS, self.rng.randint(1, len(FAULT_KINDS)))
+        return {
+            "op": "faults", "probability": round(self.rng.uniform(0.02, 0.3), 3), "kinds": kinds,
+            "seed": self.rng.randint(0, 10**6), "wait": self._wait(),
+        }
+
+    def _crash(self) -> Step:
+        return {
+            "op": "crash", "process": self.rng.randint(0, 1), "after_calls": self.rng.randint(1, 12),
+            "when": self.rng.choice(["before", "after"]), "wait": self._wait(),
+        }
+
+
+def generate(seed: int, length: int = 60) -> list[Step]:
+    """The steps of the run with this seed."""
+    return Generator(seed, length).steps()
