@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hit_server.blofin_sim.adversity import ItemFaults
 from hit_server.blofin_sim.errors import SimError
 from hit_server.blofin_sim.faults import RandomFaults
 from hit_server.simulation.clock import run_virtual
@@ -76,6 +77,7 @@ class Driver:
         clock = getattr(loop, "clock_ms", lambda: int(loop.time() * 1000))
         self.world = World(self.workdir, clock, **SERVER_SETTINGS)
         self.watch = Watch(self.workdir / "journal.db")
+        self.watch.watch_stops(self.world.sim, loop.time)
         started = loop.time()
         await self.world.start_process()
         try:
@@ -148,6 +150,25 @@ class Driver:
             path="/api/v1/", seed=int(step.get("seed", 0)),
         ))
 
+    async def _op_lag(self, step: Step) -> None:
+        if int(step["ms"]) <= 0:
+            self.world.sim.lag.clear()
+        else:
+            self.world.sim.lag.set(int(step["ms"]), int(step.get("lookups", 0)))
+
+    async def _op_duplicate_window(self, step: Step) -> None:
+        self.world.sim.duplicate_window_ms = step["ms"]
+
+    async def _op_item_faults(self, step: Step) -> None:
+        probability = float(step["probability"])
+        self.world.sim_state.item_faults = None if probability <= 0 else ItemFaults(
+            probability=probability, code=str(step["code"]), seed=int(step["seed"])
+        )
+
+    async def _op_partial_fills(self, step: Step) -> None:
+        fraction = step.get("fraction")
+        self.world.sim.partial_fraction = None if fraction is None else Decimal(fraction)
+
     async def _op_crash(self, step: Step) -> None:
         self._process(step).gate.arm(int(step["after_calls"]), step["when"])
 
@@ -204,12 +225,11 @@ class Driver:
         if not self.world.live():
             await self.world.start_process()  # the supervisor starts the server again
         loop = asyncio.get_running_loop()
-        faults = self.world.faults
-        self.watch.after_step(self.world.sim, loop.time(), not faults.pending and faults.random is None)
+        self.watch.after_step(self.world.sim, loop.time(), self.world.exchange_works())
 
     async def _settle(self) -> None:
         """Faults stop; requests in flight finish; the monitor gets its passes; then the settled checks."""
-        self.world.faults.clear()
+        self.world.heal()
         for process in self.world.processes:
             process.gate.crash_at = None
         await self._after_step()

@@ -38,6 +38,17 @@ ENTRY = re.compile(r"^e[0-9]+$")
 CLOSE = re.compile(r"^(cl|c[0-9]+)$")
 
 
+def _stop_coverage(sim: Any, inst: str, position: Any) -> Decimal:
+    """Contracts the live stops on the closing side of this position close when they fire."""
+    held = abs(position.size)
+    close_side = "sell" if position.size > 0 else "buy"
+    covered = Decimal(0)
+    for tpsl in sim.live_tpsl(inst):
+        if tpsl.side == close_side and tpsl.spec.sl_trigger is not None:
+            covered = held if tpsl.size is None else covered + tpsl.size
+    return covered
+
+
 def split_cid(cid: str) -> tuple[str, str] | None:
     """(signal prefix, role code) of one of our clientOrderIds, None for anyone else's."""
     found = OURS.match(cid or "")
@@ -132,32 +143,38 @@ class Watch:
             if held != net:
                 self.fail(f"(watch) fills of {inst} add up to {net}, the exchange holds {held}")
 
+    def watch_stops(self, sim: Any, clock: Any) -> None:
+        """Follow stop coverage on every change of the exchange, so a naked window is timed from the
+        change that opened it, not from the next check."""
+
+        def changed(event: Any) -> None:
+            inst = event.data.get("instId") if isinstance(event.data, dict) else None
+            if inst:
+                self._note_coverage(sim, inst, clock())
+
+        sim.subscribe(changed)
+
+    def _note_coverage(self, sim: Any, inst: str, now: float) -> None:
+        position = sim.positions.get(inst)
+        if position is None or _stop_coverage(sim, inst, position) >= abs(position.size):
+            self._naked_since.pop(inst, None)
+            self._naked_time.pop(inst, None)
+        elif inst not in self._naked_since:
+            self._naked_since[inst] = now
+            self._naked_time[inst] = 0.0
+
     def _check_coverage(self, sim: Any, now: float, exchange_works: bool) -> None:
-        elapsed = 0.0 if self._last_check is None else now - self._last_check
-        for inst, position in sim.positions.items():
-            held = abs(position.size)
-            close_side = "sell" if position.size > 0 else "buy"
-            covered = Decimal(0)
-            for tpsl in sim.live_tpsl(inst):
-                if tpsl.side != close_side or tpsl.spec.sl_trigger is None:
-                    continue
-                covered = held if tpsl.size is None else covered + tpsl.size
-            if covered >= held:
-                self._naked_since.pop(inst, None)
-                self._naked_time.pop(inst, None)
-                continue
-            if inst not in self._naked_since:
-                self._naked_since[inst] = now
-                self._naked_time[inst] = 0.0
-            elif exchange_works:
-                self._naked_time[inst] += elapsed
+        last = now if self._last_check is None else self._last_check
+        for inst in list(sim.positions):
+            self._note_coverage(sim, inst, now)
+        for inst in list(self._naked_since):
+            if exchange_works:
+                self._naked_time[inst] += now - max(self._naked_since[inst], last)
             if self._naked_time[inst] > NAKED_LIMIT_S:
+                position = sim.positions[inst]
+                covered = _stop_coverage(sim, inst, position)
                 self.fail(f"(a) the position on {inst} ({position.size} contracts) had stops for only "
                           f"{covered} for {self._naked_time[inst]:.1f} s of working exchange")
-        for inst in list(self._naked_since):
-            if inst not in sim.positions:
-                self._naked_since.pop(inst)
-                self._naked_time.pop(inst, None)
 
     def _check_once(self, sim: Any, journal: JournalView) -> None:
         seen: dict[str, int] = defaultdict(int)

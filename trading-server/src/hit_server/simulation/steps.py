@@ -12,6 +12,8 @@ price every signal will meet):
   for one symbol close together (concurrent same-symbol signals); sent to either live process;
 - price moves: small steps, gaps through several levels, whipsaws;
 - exchange faults: 429s, 5xx, timeouts, lost replies, delays and error codes, at random per request;
+  and the simulator's adversarial modes: lookups that lag behind acceptance, a duplicate clientOrderId
+  accepted again after a window, refused items of a batch, partial fills;
 - crashes at a chosen exchange call of a process (before the exchange sees it, or after it carried it
   out), restarts, a second process on the same journal, reconciliation sweeps at random moments;
 - a trader's hand on the exchange: cancelling a position's stops, closing a position.
@@ -75,8 +77,10 @@ class Generator:
             return self._price_moves()
         if roll < 0.68:
             return [self._resend()] if self.sent else self._signals()
-        if roll < 0.74:
+        if roll < 0.71:
             return [self._faults()]
+        if roll < 0.74:
+            return [self._adversity()]
         if roll < 0.80:
             return [self._crash()]
         return [self._other(roll)]
@@ -206,6 +210,22 @@ class Generator:
             "op": "faults", "probability": round(self.rng.uniform(0.02, 0.3), 3), "kinds": kinds,
             "seed": self.rng.randint(0, 10**6), "wait": self._wait(),
         }
+
+    def _adversity(self) -> Step:
+        """The simulator's adversarial modes (blofin_sim/adversity.py), one at a time, on or off."""
+        kind = self.rng.choice(["lag", "duplicate_window", "item_faults", "partial_fills"])
+        step: Step = {"op": kind, "wait": self._wait()}
+        off = self.rng.random() < 0.3
+        if kind == "lag":
+            step.update(ms=0 if off else self.rng.choice([200, 1500, 5000]), lookups=self.rng.randint(0, 3))
+        elif kind == "duplicate_window":
+            step["ms"] = None if off else self.rng.choice([0, 1000, 60_000])
+        elif kind == "item_faults":
+            step.update(probability=0 if off else round(self.rng.uniform(0.1, 0.6), 2),
+                        code=self.rng.choice(["500", "102015", "429"]), seed=self.rng.randint(0, 10**6))
+        else:
+            step["fraction"] = None if off else self.rng.choice(["0.1", "0.25", "0.5"])
+        return step
 
     def _crash(self) -> Step:
         return {

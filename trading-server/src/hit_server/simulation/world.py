@@ -139,8 +139,24 @@ class World:
         return self.sim_app.state.sim
 
     @property
+    def sim_state(self) -> Any:
+        return self.sim_app.state.sim_state
+
+    @property
     def faults(self) -> Any:
-        return self.sim_app.state.sim_state.faults
+        return self.sim_state.faults
+
+    def exchange_works(self) -> bool:
+        """No injected fault, lookup lag or refused batch item is in force."""
+        faults = self.faults
+        return (not faults.pending and faults.random is None and not self.sim.lag.active
+                and self.sim_state.item_faults is None)
+
+    def heal(self) -> None:
+        """Every fault and adversarial mode that keeps the exchange from working ends."""
+        self.faults.clear()
+        self.sim.lag.clear()
+        self.sim_state.item_faults = None
 
     def live(self) -> list[Process]:
         return [p for p in self.processes if p.alive]

@@ -1,0 +1,112 @@
+"""The whole-system simulation (hit_server.simulation): its machinery, and a bounded set of seeds that
+must all hold every money invariant (the long run is `python -m hit_server.simulation --seeds 2000`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import pytest
+
+from hit_server.simulation import driver
+from hit_server.simulation.clock import run_virtual
+from hit_server.simulation.driver import run_seed, run_steps
+from hit_server.simulation.steps import generate
+
+CI_SEEDS = int(os.environ.get("HIT_SIMULATION_SEEDS", "200"))
+CHUNK = 25
+
+MARKET_LONG: dict[str, Any] = {
+    "op": "signal", "id": "held-1", "process": 0, "wait": 1.0,
+    "body": {"side": "long", "symbol": "BTC-USDT", "entries": [], "stop_loss": "58000",
+             "take_profits": ["62000", "64000"]},
+}
+
+
+def test_virtual_clock_jumps_to_the_next_timer_and_still_waits_for_threads() -> None:
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(3600)
+        async with asyncio.timeout(5):
+            await asyncio.gather(asyncio.sleep(1), asyncio.sleep(2))
+        done = await loop.run_in_executor(None, time.sleep, 0.05)
+        assert done is None
+        return loop.time(), loop.clock_ms()  # type: ignore[attr-defined]
+
+    started = time.monotonic()
+    virtual, clock_ms = run_virtual(main(), epoch_s=1_000.0)
+    assert virtual == pytest.approx(3602.0)
+    assert clock_ms == pytest.approx(4_602_000, abs=1)
+    assert time.monotonic() - started < 30  # an hour and more of virtual time, not of real time
+
+
+def test_generator_is_a_function_of_the_seed() -> None:
+    assert generate(7, 40) == generate(7, 40)
+    assert generate(7, 40) != generate(8, 40)
+    ops = {step["op"] for seed in range(30) for step in generate(seed, 60)}
+    assert {"signal", "resend", "price", "faults", "crash", "second_process", "hand_cancel_stops"} <= ops
+
+
+def test_same_seed_same_run() -> None:
+    first, second = run_seed(3, 40), run_seed(3, 40)
+    assert (first.answers, first.violations, first.crashes) == (second.answers, second.violations, second.crashes)
+    assert first.simulated_s == pytest.approx(second.simulated_s)
+
+
+def test_a_placed_trade_survives_a_hand_cancelled_stop() -> None:
+    """The monitor puts back a stop the trader cancelled by hand, within the naked-window bound."""
+    result = run_steps([MARKET_LONG, {"op": "hand_cancel_stops", "symbol": "BTC-USDT", "wait": 5.0}])
+    assert result.answers == {"placed": 1}
+    assert result.ok, result.violations
+
+
+def test_watch_reports_a_position_left_without_its_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The invariants can fail: with the monitor kept from running, the naked position is reported."""
+    monkeypatch.setitem(driver.SERVER_SETTINGS, "monitor_websocket", False)
+    monkeypatch.setitem(driver.SERVER_SETTINGS, "monitor_poll_seconds", 300.0)
+    monkeypatch.setitem(driver.SERVER_SETTINGS, "reconcile_minutes", 60.0)
+    monkeypatch.setattr(driver, "SETTLE_ROUNDS", 0)
+    result = run_steps([MARKET_LONG, {"op": "hand_cancel_stops", "symbol": "BTC-USDT", "wait": 5.0}])
+    assert any(v.startswith("(a) the position on BTC-USDT") for v in result.violations), result.violations
+
+
+def test_watch_reports_an_order_sent_twice() -> None:
+    """A duplicate clientOrderId the exchange accepts again is caught, whoever sent it."""
+    async def main() -> list[str]:
+        import tempfile
+        from pathlib import Path
+
+        from hit_server.blofin_sim.models import OrderParams
+        from hit_server.simulation.invariants import Watch
+        from hit_server.simulation.world import World
+
+        with tempfile.TemporaryDirectory() as tmp:
+            world = World(Path(tmp), asyncio.get_running_loop().clock_ms)  # type: ignore[attr-defined]
+            await world.start_process()
+            world.sim.duplicate_window_ms = 0
+            cid = "0123456789abcdef01234567e1"
+            for _ in range(2):
+                world.sim.place_order(OrderParams(
+                    inst_id="BTC-USDT", side="buy", order_type="limit", size=__import__("decimal").Decimal(1),
+                    price=__import__("decimal").Decimal(50000), margin_mode="cross", client_order_id=cid,
+                ))
+            watch = Watch(Path(tmp) / "journal.db")
+            watch.after_step(world.sim, 0.0, True)
+            await world.close()
+            return watch.violations
+
+    violations = run_virtual(main())
+    assert any("reached the exchange 2 times" in v for v in violations), violations
+    assert any("without being recorded in the journal" in v for v in violations), violations
+
+
+@pytest.mark.parametrize("first", range(0, CI_SEEDS, CHUNK))
+def test_simulation_seeds_hold_every_invariant(first: int) -> None:
+    failures = []
+    for seed in range(first, min(first + CHUNK, CI_SEEDS)):
+        result = run_seed(seed)
+        if not result.ok:
+            failures.append(f"seed {seed}: {result.violations}\n  again: {result.reproduction()} --show")
+    assert not failures, "\n".join(failures)
