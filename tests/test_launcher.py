@@ -81,6 +81,7 @@ def test_demo_env_forces_paper_mode_and_drops_credentials(tmp_path):
     assert env["TRADING_SERVER_URL"] == "http://127.0.0.1:8123"
     assert env["API_KEYS"] == env["TRADING_SERVER_API_KEY"] == "k" * 40
     assert str(tmp_path) in env["DATABASE_URL"]
+    assert env["DATA_DIR"] == str(tmp_path)  # the demo's paper exchange is never the user's
     assert env["LOG_DIR"] == str(tmp_path / "logs")
 
 

@@ -185,6 +185,7 @@ def demo_env(
             "HOST": "127.0.0.1",
             "PORT": str(port),
             "DATABASE_URL": f"sqlite:///{(workdir / 'demo-journal.db').as_posix()}",
+            "DATA_DIR": str(workdir),  # the paper exchange's saved account too: never the user's
             "PAPER_PRICE_SOURCE": "model",
             "MAX_OPEN_POSITIONS": "50",
             "TRADING_SERVER_URL": f"http://127.0.0.1:{port}",

@@ -9,6 +9,8 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from hit_server.blofin_sim.persist import SavedStateError
+from hit_server.paper import check_saved_state
 from hit_server.server import create_app
 from hit_server.settings import Settings
 from hit_shared.logs import configure_logging
@@ -31,6 +33,11 @@ def main() -> int:
     except ValidationError as exc:
         problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
         sys.stderr.write(f"The trading server cannot start: {problems}\n")
+        return 2
+    try:
+        check_saved_state(settings)
+    except SavedStateError as exc:
+        sys.stderr.write(f"The trading server cannot start: {exc}\n")
         return 2
     log_file = configure_logging("trading-server", settings.log_level, settings.log_dir)
     log.info("Logging to the console and %s (LOG_LEVEL=%s)", log_file, settings.log_level)

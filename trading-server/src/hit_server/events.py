@@ -1,7 +1,8 @@
 """The trade feed: what GET /api/v1/events serves (placed, rejected, failed, stop repaired,
 position closed for safety, halted, resumed, and the position monitor's lifecycle events: entry
 filled, TP n hit, stop moved, stopped out, closed with P&L, naked position repaired, entries
-expired or cancelled, orphaned order cancelled), read by the Discord bot to report outcomes.
+expired or cancelled, orphaned order cancelled, paper trade ended because the paper exchange was
+reset), read by the Discord bot to report outcomes.
 
 The shape is unchanged by the lifecycle events: they add types, and numbers in `data` (prices,
 sizes, `realized_pnl`, `fee`) are decimal strings."""
@@ -34,6 +35,7 @@ EVENT_TYPES = (
     "entries_expired",
     "entries_cancelled",
     "orphan_cancelled",
+    "paper_exchange_reset",
 )
 
 

@@ -8,6 +8,13 @@ through the same signing, envelopes, error mapping and at-most-once logic as rea
 from the simulator's own seeded random walk (PAPER_PRICE_SOURCE=model), or follow BloFin's public
 tickers (PAPER_PRICE_SOURCE=blofin, no keys needed), falling back to the model with a warning while
 BloFin cannot be reached.
+
+The paper exchange's account (cash, positions, orders, stops, fills) is kept in
+DATA_DIR/paper_exchange.json (`blofin_sim/persist.py`): restored at start, saved within a fraction of a
+second of every change and at shutdown, so a restart finds every paper trade where it was. A file that
+cannot be used stops the start with a message saying what to do (`SavedStateError`); a missing one
+starts the paper exchange afresh, and the lifespan then ends the journal's open paper trades
+(`paper_reset.py`), which no longer exist anywhere.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -27,7 +35,7 @@ from pydantic import SecretStr
 
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_sim import SimConfig, create_app
+from hit_server.blofin_sim import SimConfig, Simulator, create_app, persist
 from hit_server.inprocess import InProcessHttp
 from hit_server.ratelimit import RateLimiter
 from hit_server.settings import BLOFIN_URLS, Settings
@@ -38,14 +46,31 @@ log = logging.getLogger(__name__)
 SIM_BASE_URL = "http://paper-exchange"
 TICKERS_PATH = "/api/v1/market/tickers"
 FOLLOW_INTERVAL_S = 5.0
+STATE_FILE = "paper_exchange.json"
 
 
 @dataclass(frozen=True)
 class Exchange:
-    """What the lifespan opened: the client, and in paper mode the simulator app it talks to."""
+    """What the lifespan opened: the client, and in paper mode the simulator app it talks to.
+    `paper_reset`: the paper exchange started empty because no saved account was found, so the
+    journal's open paper trades are gone (the lifespan ends them)."""
 
     client: BloFinClient
     sim_app: FastAPI | None = None
+    paper_reset: bool = False
+
+
+def state_path(settings: Settings) -> Path:
+    """Where the paper exchange's account is saved."""
+    return settings.data_dir / STATE_FILE
+
+
+def check_saved_state(settings: Settings) -> None:
+    """Raise SavedStateError now if the server's own paper exchange has a saved account that cannot be
+    used (the program checks before serving, so its message is what the user reads, not a traceback
+    from the lifespan, which refuses it again)."""
+    if settings.trading_mode is TradingMode.PAPER and settings.exchange_url is None:
+        persist.load(Simulator(SimConfig(api_key="", api_secret="", passphrase="")), state_path(settings))
 
 
 def generated_credentials() -> Credentials:
@@ -99,10 +124,14 @@ async def open_exchange(settings: Settings, *, sim_app: FastAPI | None = None) -
 
 @asynccontextmanager
 async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[Exchange]:
-    if sim_app is None:
+    saver: persist.AutoSave | None = None
+    reset = False
+    if sim_app is None:  # the server's own paper exchange, kept in DATA_DIR
         credentials = generated_credentials()
         sim_app = build_simulator(settings, credentials)
-    else:
+        saver, restored = await _keep_saved(sim_app, state_path(settings))
+        reset = not restored
+    else:  # the caller's simulator (tests), which the caller keeps
         config = sim_app.state.sim_state.config
         credentials = Credentials(config.api_key, SecretStr(config.api_secret), SecretStr(config.passphrase))
     client = BloFinClient(
@@ -115,12 +144,31 @@ async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[E
     if settings.paper_price_source == "blofin":
         follower = asyncio.create_task(follow_prices(sim_app, BLOFIN_URLS[TradingMode.LIVE]))
     try:
-        yield Exchange(client, sim_app)
+        yield Exchange(client, sim_app, paper_reset=reset)
     finally:
         if follower is not None:
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
+        if saver is not None:
+            await sim_app.state.sim_state.stop_walk()  # nothing moves after the last save
+            await saver.close()
+
+
+async def _keep_saved(sim_app: FastAPI, path: Path) -> tuple[persist.AutoSave, bool]:
+    """Restore the account saved at `path` (SavedStateError if it cannot be used) and keep it saved;
+    the saver, and whether there was an account to restore."""
+    sim = sim_app.state.sim
+    path.parent.mkdir(parents=True, exist_ok=True)
+    restored = persist.load(sim, path)
+    if restored:
+        log.info("Paper exchange restored from %s: %d open position(s), %d resting order(s), cash %s USDT",
+                 path, len(sim.positions), len(sim.open_orders()), sim.cash)
+    else:
+        log.info("Paper exchange starts afresh (no saved state at %s)", path)
+    saver = persist.AutoSave(sim, path)
+    await saver.start()
+    return saver, restored
 
 
 async def follow_prices(

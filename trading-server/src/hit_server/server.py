@@ -1,7 +1,8 @@
 """`create_app(settings)`: the trading server's FastAPI app. Nothing is built at import time.
 
 The lifespan owns, in order: the journal's database (tables created at start), the exchange
-(the httpx client and the BloFin client; in paper mode the in-process simulator), the trading
+(the httpx client and the BloFin client; in paper mode the in-process simulator, restored from
+DATA_DIR, or started afresh after ending the paper trades that lived on the lost one), the trading
 service, which loads the halt and reconciles what a previous run left unresolved before the first
 request is served, and the position monitor (`monitor.py`), which follows every open trade to its end.
 """
@@ -20,6 +21,7 @@ from hit_server.db import Database
 from hit_server.journal import Journal
 from hit_server.monitor import open_monitor
 from hit_server.paper import open_exchange
+from hit_server.paper_reset import end_paper_trades
 from hit_server.security import BodyLimitMiddleware, KeyRateLimiter
 from hit_server.service import TradingService
 from hit_server.settings import Settings, ensure_api_key
@@ -39,6 +41,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         await db.create_schema()
         async with open_exchange(settings, sim_app=app.state.sim_app) as exchange:
+            if exchange.paper_reset:  # before reconciliation and the monitor look for them
+                await end_paper_trades(db)
             service = TradingService(settings, exchange.client, Journal(db))
             await service.start()
             app.state.service = service
