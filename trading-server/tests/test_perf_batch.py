@@ -83,15 +83,17 @@ async def test_client_place_orders_dropped_reply_resolves_each_by_lookup_without
         assert isinstance(ack, OrderAck) and ack.order_id == placed.order_id
 
 
-async def test_client_place_orders_sends_once_more_only_what_provably_never_arrived(client_target):
+async def test_client_place_orders_never_resends_what_never_arrived(client_target):
+    """The client cannot tell "never arrived" from "not visible yet" (rule 1): unknown, not resent."""
     await client_target.fault("timeout", seconds=0.7, path=BATCH_PATH)  # refused before the engine saw it
     reqs = [limit("50000"), limit("49000")]
 
     results = await client_target.client.place_orders(reqs)
 
-    for req, ack in zip(reqs, results, strict=True):
-        [placed] = orders_with(client_target, req.client_order_id)
-        assert isinstance(ack, OrderAck) and ack.order_id == placed.order_id
+    for req, result in zip(reqs, results, strict=True):
+        assert isinstance(result, OrderOutcomeUnknown)
+        assert result.client_order_id == req.client_order_id
+        assert orders_with(client_target, req.client_order_id) == []
 
 
 async def test_client_place_orders_outcome_unknown_when_lookups_fail(client_target):

@@ -4,26 +4,22 @@ BloFin answers a batch item by item, in request order: each item carries its own
 top-level code (0 all placed, 1 all failed, 2 some failed) only summarises them. So the result is one
 entry per request: its `OrderAck`, or the `BloFinError` that refused it.
 
-Never resent blindly (the rule of `BloFinClient.place_order`): when the outcome of the whole batch is
-unclear (timeout, lost connection, 5xx, an unreadable reply) or an item is refused as a duplicate
-clientOrderId, each such order is looked up by its clientOrderId; only an order that provably does
-not exist is sent again, alone, through `place_order`, with the same clientOrderId (which resolves an
-unclear outcome the same way and raises `OrderOutcomeUnknown` when it cannot).
+Never sent twice (the rule of `BloFinClient.place_order`): when the outcome of the whole batch is
+unclear (timeout, lost connection, 5xx, an unreadable reply), or an item's is (a 5xx code, a duplicate
+clientOrderId, an ack without an orderId), those orders are looked up by their clientOrderIds,
+together, a few times over the client's bounded wait (`blofin_lookup.LookupPolicy`); an order still
+not seen is reported as `OrderOutcomeUnknown` with its clientOrderId, for the caller to record as
+unknown and look up later.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from hit_server.blofin_errors import (
-    BloFinError,
-    DuplicateClientOrderId,
-    ExchangeUnavailable,
-    OrderOutcomeUnknown,
-    error_for,
-)
+from hit_server.blofin_errors import BloFinError, DuplicateClientOrderId, ExchangeUnavailable, error_for
+from hit_server.blofin_lookup import unknown_outcome
 from hit_server.blofin_models import OrderAck, OrderRequest
 
 if TYPE_CHECKING:
@@ -46,46 +42,64 @@ async def place_batch(client: BloFinClient, reqs: Sequence[OrderRequest]) -> lis
         data = await client.rest.write("POST", BATCH_PATH, body=[r.to_blofin() for r in reqs], items=True)
     except ExchangeUnavailable as exc:
         log.warning("batch of %d orders: outcome unclear (%r); looking each one up", len(reqs), exc)
-        return [await _settle(client, req, exc) for req in reqs]
+        return _in_order(await _settle(client, {i: (req, exc) for i, req in enumerate(reqs)}))
     rows = data if isinstance(data, list) else []
     if len(rows) != len(reqs) or not all(isinstance(row, dict) for row in rows):
         unreadable = ExchangeUnavailable("unexpected reply to POST batch-orders", code="unreadable")
         log.warning("batch of %d orders: unreadable reply; looking each one up", len(reqs))
-        return [await _settle(client, req, unreadable) for req in reqs]
-    return [await _result(client, req, row) for req, row in zip(reqs, rows, strict=True)]
+        return _in_order(await _settle(client, {i: (req, unreadable) for i, req in enumerate(reqs)}))
+    results: list[PlaceResult] = [_result(req, row) for req, row in zip(reqs, rows, strict=True)]
+    unclear = {i: (req, cause) for i, (req, cause) in enumerate(zip(reqs, results, strict=True))
+               if isinstance(cause, DuplicateClientOrderId | ExchangeUnavailable)}
+    if unclear:
+        settled = await _settle(client, unclear)
+        results = [settled[i] if i in unclear else result for i, result in enumerate(results)]
+    return results
 
 
-async def _result(client: BloFinClient, req: OrderRequest, row: dict[str, Any]) -> PlaceResult:
+def _result(req: OrderRequest, row: dict[str, Any]) -> PlaceResult:
+    """The item's ack, or its error (an unclear one is settled by the caller)."""
     code = str(row.get("code") or "0")
     if code == "0" and row.get("orderId"):
         return OrderAck(
             order_id=str(row["orderId"]), client_order_id=str(row.get("clientOrderId") or req.client_order_id)
         )
-    error = error_for(code, str(row.get("msg") or "")) if code != "0" else ExchangeUnavailable(
-        "BloFin acknowledged an order without its orderId", code="unreadable"
-    )
-    if isinstance(error, DuplicateClientOrderId | ExchangeUnavailable):
-        return await _settle(client, req, error)
-    return error
+    if code != "0":
+        return error_for(code, str(row.get("msg") or ""))
+    return ExchangeUnavailable("BloFin acknowledged an order without its orderId", code="unreadable")
 
 
-async def _settle(client: BloFinClient, req: OrderRequest, cause: BloFinError) -> PlaceResult:
-    """The order of an unclear outcome: found by its clientOrderId, or sent once more if provably absent."""
-    cid = req.client_order_id
-    try:
-        order = await client.order_detail(req.inst_id, client_order_id=cid)
-    except BloFinError as exc:
-        unknown = OrderOutcomeUnknown(f"could not look up order {cid} after {cause.code}",
-                                      client_order_id=cid)
-        unknown.__cause__ = exc
-        return unknown
-    if order is not None:
-        return OrderAck(order_id=order.order_id, client_order_id=order.client_order_id)
-    if isinstance(cause, DuplicateClientOrderId):
-        return OrderOutcomeUnknown(f"BloFin says order {cid} exists, but it cannot be found",
-                                   client_order_id=cid)
-    log.warning("order %s: BloFin has no trace of it; sending it once more, same id", cid)
-    try:
-        return await client.place_order(req)
-    except BloFinError as exc:
-        return exc
+Unclear = Mapping[int, tuple[OrderRequest, BloFinError]]
+
+
+def _in_order(results: dict[int, PlaceResult]) -> list[PlaceResult]:
+    return [results[i] for i in sorted(results)]
+
+
+async def _settle(client: BloFinClient, unclear: Unclear) -> dict[int, PlaceResult]:
+    """Each unclear order (keyed as in `unclear`) found by its clientOrderId within the bounded
+    wait, else `OrderOutcomeUnknown`; never sent again."""
+    found: dict[int, PlaceResult] = {}
+    failures: dict[int, BloFinError] = {}
+
+    async def settled() -> bool:
+        for i, (req, _) in unclear.items():
+            if i in found:
+                continue
+            try:
+                order = await client.order_detail(req.inst_id, client_order_id=req.client_order_id)
+            except BloFinError as exc:
+                failures[i] = exc
+                continue
+            if order is not None:
+                found[i] = OrderAck(order_id=order.order_id, client_order_id=order.client_order_id)
+        return len(found) == len(unclear)
+
+    await client.lookup.until(settled)
+    for i, (req, cause) in unclear.items():
+        if i not in found:
+            log.warning("order %s: still not found after the lookups; its outcome is unknown",
+                        req.client_order_id)
+            found[i] = unknown_outcome(f"order {req.client_order_id}", req.client_order_id, cause,
+                                       failures.get(i))
+    return found

@@ -5,11 +5,12 @@ signer; the wire details (signing the bytes sent, envelope, error mapping, timeo
 retries, clock skew) live in `blofin_rest.py`. Errors raised are the tree in `blofin_errors.py`.
 
 Reads and idempotent settings are retried with bounded backoff. Order writes (`place_order`,
-`place_tpsl`, `close_position`) are never blindly resent: when their outcome is unclear (timeout,
-lost connection, 5xx, duplicate clientOrderId) the client looks the order up by its clientOrderId and
-returns its ack; only if the order provably does not exist is it sent once more with the same
-clientOrderId (BloFin refuses a duplicate, which leads to another lookup). When the outcome still
-can't be established it raises `OrderOutcomeUnknown` carrying the clientOrderId.
+`place_orders`, `place_tpsl`, `close_position`) are never sent twice, except after an error that
+proves the first was not carried out (429, no connection; `BloFinRest.write`): when their outcome is
+unclear (timeout, lost connection, 5xx, duplicate clientOrderId) the client looks the order up by its
+clientOrderId a few times over a bounded wait (`blofin_lookup.LookupPolicy`: lookups lag behind
+acceptance) and returns its ack; if it is still not seen, it raises `OrderOutcomeUnknown` carrying
+the clientOrderId, which the caller records as unknown and looks up later.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ from hit_server.blofin_errors import (
     ExchangeUnavailable,
     InstrumentNotFound,
     NotFound,
-    OrderOutcomeUnknown,
 )
+from hit_server.blofin_lookup import LookupPolicy, settle_write
 from hit_server.blofin_models import (
     Balance,
     Order,
@@ -92,11 +93,16 @@ class BloFinClient:
         request_timeout: float = 10.0,
         rate_limiter: RateLimiter | None = None,
         retry: RetryPolicy | None = None,
+        lookup: LookupPolicy | None = None,
     ) -> None:
+        """`lookup`: how an unclear write is looked up; by default with the retry policy's sleep, so
+        a test that injects one sleep injects both."""
+        retry = retry or RetryPolicy()
         self._rest = BloFinRest(
             http, auth, request_timeout=request_timeout, rate_limiter=rate_limiter or RateLimiter(),
-            retry=retry or RetryPolicy(),
+            retry=retry,
         )
+        self.lookup = lookup or LookupPolicy(sleep=retry.sleep)
         self._instruments: dict[str, Instrument] | None = None
 
     def __repr__(self) -> str:
@@ -203,7 +209,7 @@ class BloFinClient:
                                                        client_order_id=order.client_order_id)
 
         cid = req.client_order_id
-        return await self._resolve_write("order", cid, cid, send, lookup)
+        return await settle_write(self.lookup, f"order {cid}", cid, send, lookup, _UNCLEAR)
 
     async def place_orders(self, reqs: Sequence[OrderRequest]) -> list[OrderAck | BloFinError]:
         """Place up to 20 orders of one instrument and margin mode in ONE call; one result per request,
@@ -228,12 +234,14 @@ class BloFinClient:
                                                       client_order_id=found.client_order_id)
 
         cid = req.client_order_id
-        return await self._resolve_write("TP/SL order", cid, cid, send, lookup)
+        return await settle_write(self.lookup, f"TP/SL order {cid}", cid, send, lookup, _UNCLEAR)
 
     async def close_position(
         self, inst_id: str, margin_mode: str, *, client_order_id: str | None = None
     ) -> None:
-        """Close the whole (net) position at market. Done once the position is flat."""
+        """Close the whole (net) position at market. Done once the position is flat; never sent twice
+        (a second close could close a position opened since): `OrderOutcomeUnknown` when the lookups
+        neither find the close order nor a flat position."""
         body = {"instId": inst_id, "marginMode": margin_mode, "positionSide": "net"}
         if client_order_id:
             body["clientOrderId"] = client_order_id
@@ -247,7 +255,7 @@ class BloFinClient:
                 return True
             return True if not await self.positions(inst_id) else None
 
-        await self._resolve_write("close of", inst_id, client_order_id or "", send, lookup)
+        await settle_write(self.lookup, f"close of {inst_id}", client_order_id or "", send, lookup, _UNCLEAR)
 
     async def cancel_order(
         self, inst_id: str, *, order_id: str | None = None, client_order_id: str | None = None
@@ -339,49 +347,6 @@ class BloFinClient:
                 break
             params = {**params, "after": str(page[-1][id_field])}
         return rows
-
-    async def _resolve_write(
-        self, what: str, key: str, cid: str, send: Callable[[], Awaitable[T]],
-        lookup: Callable[[], Awaitable[T | None]],
-    ) -> T:
-        """Send a write; if its outcome is unclear, look it up and send once more only if absent.
-
-        `key` names the write in messages; `cid` is its clientOrderId ("" when it has none).
-        """
-        try:
-            return await send()
-        except _UNCLEAR as exc:
-            first: BloFinError = exc
-        log.warning("%s %s: outcome unclear (%r); looking it up", what, key, first)
-        found = await self._look_up(what, key, cid, lookup, first)
-        if found is not None:
-            return found
-        if isinstance(first, DuplicateClientOrderId):
-            raise OrderOutcomeUnknown(
-                f"BloFin says {what} {key} exists, but it cannot be found", client_order_id=cid
-            ) from first
-        log.warning("%s %s: BloFin has no trace of it; sending it once more, same id", what, key)
-        try:
-            return await send()
-        except _UNCLEAR as exc:
-            found = await self._look_up(what, key, cid, lookup, exc)
-            if found is not None:
-                return found
-            raise OrderOutcomeUnknown(
-                f"could not establish whether {what} {key} was carried out", client_order_id=cid
-            ) from exc
-
-    @staticmethod
-    async def _look_up(
-        what: str, key: str, cid: str, lookup: Callable[[], Awaitable[T | None]], cause: BloFinError
-    ) -> T | None:
-        try:
-            return await lookup()
-        except BloFinError as exc:
-            raise OrderOutcomeUnknown(
-                f"could not look up {what} {key} after {cause.code or type(cause).__name__}",
-                client_order_id=cid,
-            ) from exc
 
     @staticmethod
     async def _resolve_cancel(
