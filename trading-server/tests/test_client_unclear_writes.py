@@ -76,7 +76,9 @@ async def test_client_order_invisible_for_a_while_is_found_without_a_second_post
     assert client_target.sim.positions[BTC].size == Decimal(1)
 
 
-async def test_client_order_invisible_too_long_is_unknown_and_never_resent(client_target, posts, client_sleeps):
+async def test_client_order_invisible_too_long_is_unknown_and_never_resent(
+    client_target, posts, client_sleeps
+):
     req = order()
     await resends_accepted(client_target)
     await lag(client_target, lookups=1000)
