@@ -203,7 +203,7 @@ def test_risk_assess_clamps_leverage(requested, limit_max, inst_max, used):
     mkt = market(instrument=replace(BTC, max_leverage=inst_max))
     plan = plan_of(signal(leverage=requested), mkt, replace(LIMITS, max_leverage=limit_max))
     assert plan.leverage == used
-    assert bool(plan.notes) == (used != (requested or LIMITS.default_leverage))
+    assert any("leverage" in note for note in plan.notes) == (used != (requested or LIMITS.default_leverage))
 
 
 @pytest.mark.parametrize(
@@ -281,12 +281,12 @@ def _rejections() -> list[tuple[str, RejectCode, TradeSignal, MarketView, RiskLi
         (
             "market stop far",
             RejectCode.ENTRY_TOO_FAR,
-            signal(stop="50000"),
+            signal(stop="20000"),
             market(),
             LIMITS,
-            "stop loss 50000",
+            "stop loss 20000",
         ),
-        ("market tp far", RejectCode.ENTRY_TOO_FAR, signal(tps=("70000",)), market(), LIMITS, "TP1 70000"),
+        ("market tp far", RejectCode.ENTRY_TOO_FAR, signal(tps=("100000",)), market(), LIMITS, "TP1 100000"),
         (
             "long stop crossed",
             RejectCode.STOP_ALREADY_CROSSED,
@@ -452,3 +452,60 @@ def test_risk_assess_treats_naive_times_as_utc():
     naive_old = (NOW - timedelta(seconds=301)).replace(tzinfo=None)
     sig = TradeSignal.model_construct(**{**signal().__dict__, "posted_at": naive_old})
     assert rejection_of(sig, market(now=NOW.replace(tzinfo=None))).code is RejectCode.SIGNAL_TOO_OLD
+
+
+# -- equal targets (decided in risk.py's docstring) ----------------------------------------------------
+
+
+def test_risk_assess_merges_targets_equal_on_the_tick_grid_into_one_with_their_summed_share():
+    # 62000.04 and 62000.02 are distinct prices the 0.1 tick cannot tell apart: one order at 62000.0
+    plan = plan_of(signal(tps=("62000.04", "62000.02", "64000")), market())
+    assert plan.size == D("5.0")
+    assert plan.take_profits == (
+        PlannedOrder(price=D("62000.0"), size=D("3.4")),  # 1.7 + 1.7: two thirds, as the trader gave
+        PlannedOrder(price=D("64000.0"), size=D("1.6")),
+    )
+    assert any("62000.04" in note and "62000.02" in note and "merged" in note for note in plan.notes)
+
+
+@pytest.mark.parametrize("tps", [("62000", "62000", "64000"), ("62000", "64000", "62000.0")])
+def test_risk_assess_refuses_a_target_written_twice(tps):
+    rejection = rejection_of(signal(tps=tps), market())
+    assert rejection.code is RejectCode.INVALID_SIGNAL
+    assert "62000" in rejection.reason and "twice" in rejection.reason
+
+
+# -- the fat-finger guard of a market entry's stop (MAX_STOP_DISTANCE_PERCENT) ---------------------------
+
+
+def test_risk_assess_places_a_market_swing_trade_whose_stop_is_far_beyond_the_entry_guard():
+    # a stop 16.67% away, over MAX_ENTRY_DEVIATION_PERCENT (10 here) and within the stop's own limit
+    limits = replace(LIMITS, max_stop_distance_percent=D(50))
+    plan = plan_of(signal(stop="50000", tps=("62000",)), market(), limits)
+    assert plan.is_market and plan.stop_loss == D("50000")
+
+
+def test_risk_assess_refuses_a_market_stop_beyond_its_own_limit():
+    limits = replace(LIMITS, max_stop_distance_percent=D(50))
+    rejection = rejection_of(signal(stop="20000"), market(), limits)
+    assert rejection.code is RejectCode.ENTRY_TOO_FAR
+    assert "stop loss 20000 is 66.67% from the mark price 60000" in rejection.reason
+    assert "MAX_STOP_DISTANCE_PERCENT" in rejection.reason
+
+
+def test_risk_assess_keeps_the_entry_guard_for_limit_entries_whatever_the_stop_limit():
+    limits = replace(LIMITS, max_stop_distance_percent=D(90))
+    rejection = rejection_of(signal(entries=("50000",), stop="49000", tps=("52000",)), market(), limits)
+    assert rejection.code is RejectCode.ENTRY_TOO_FAR and "MAX_ENTRY_DEVIATION_PERCENT" in rejection.reason
+
+
+# -- posted_at (the rule: see risk.py's docstring) -------------------------------------------------------
+
+
+def test_risk_assess_signal_without_posted_at_counts_as_posted_when_received():
+    """No posted_at: the signal is judged as posted at the moment the server assesses it (age 0), so
+    it passes the age check whatever MAX_SIGNAL_AGE_SECONDS is, and the plan says so."""
+    strict = replace(LIMITS, max_signal_age_seconds=1)
+    plan = plan_of(signal(posted_at=None), market(), strict)
+    assert any("posted_at" in note and "received" in note for note in plan.notes)
+    assert not any("posted_at" in note for note in plan_of(signal(posted_at=NOW), market(), strict).notes)

@@ -193,3 +193,38 @@ def test_risk_ladder_and_split_cut_whole_lots_summing_to_the_total(inst, extra_l
         assert used[-1] == prices[-1]  # the last target always absorbs
     if len(orders) < n_prices:  # fewer slices only when one more would go under minSize
         assert (total // inst.lot_size // (len(orders) + 1)) * inst.lot_size < inst.min_size
+
+
+@EXAMPLES
+@given(scenarios(), st.data())
+def test_risk_assess_targets_are_distinct_and_close_twins_merge_with_their_summed_share(scenario, data):
+    """Two targets that land on one tick become one order carrying both shares; a target written
+    twice is refused (see risk.py: a repeated price is likely a typo)."""
+    signal, market, limits = scenario
+    inst = market.instrument
+    assert inst is not None
+    n = data.draw(st.integers(0, len(signal.take_profits) - 1))
+    on_tick = inst.round_price(signal.take_profits[n])
+    quarter = inst.tick_size / 4
+    twins = (on_tick - quarter, on_tick + quarter)  # distinct prices, one tick
+    tps = (*signal.take_profits[:n], *twins, *signal.take_profits[n + 1 :])
+    try:
+        twinned = signal.model_copy(update={"take_profits": tps})
+        TradeSignal.model_validate(twinned.model_dump())
+    except ValueError:
+        assume(False)
+        raise
+    result = assess(twinned, market, limits)
+    repeated = assess(signal.model_copy(update={"take_profits": (*signal.take_profits, on_tick, on_tick)}),
+                      market, limits)
+    assert isinstance(repeated, Rejection)
+    if isinstance(result, Rejection):
+        return
+    prices = [o.price for o in result.take_profits]
+    assert len(prices) == len(set(prices))  # never two orders at one price (one clientOrderId each)
+    assert sum(o.size for o in result.take_profits) == result.size
+    rounded = [inst.round_price(p) for p in tps]
+    unmerged = split_take_profits(result.size, rounded, inst)
+    assert {o.price: o.size for o in result.take_profits} == {
+        price: sum((o.size for o in unmerged if o.price == price), D(0)) for price in dict.fromkeys(prices)
+    }

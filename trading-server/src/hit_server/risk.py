@@ -4,11 +4,12 @@
 either a `TradePlan` the server can place as it is, or a `Rejection` whose reason is one sentence for
 the trader. The server must not alter a plan's sizes or prices: they are already on the grids.
 
-Checks, in this order (the first failure is the answer): halted; inconsistent signal; unknown
-symbol; suspended symbol; a trade of ours already open on the symbol; too many open positions;
-signal too old; no usable mark price; prices that collapse on the tick grid; stop already crossed;
-for a market entry any target already crossed; entry (for a market entry: stop or first target)
-too far from the mark; then sizing (size under minSize, or the margin does not cover it).
+Checks, in this order (the first failure is the answer): halted; inconsistent signal; a target
+written twice; unknown symbol; suspended symbol; a trade of ours already open on the symbol; too many
+open positions; signal too old; no usable mark price; prices that collapse on the tick grid; stop
+already crossed; for a market entry any target already crossed; an entry price too far from the mark
+(MAX_ENTRY_DEVIATION_PERCENT), or, for a market entry, the stop or first target too far from the mark
+(MAX_STOP_DISTANCE_PERCENT); then sizing (size under minSize, or the margin does not cover it).
 
 Decisions:
 - Prices go to the tick grid; sizing uses the rounded prices, so the risk figure is the real one.
@@ -30,6 +31,22 @@ Decisions:
   would fill (long: highest first; short: lowest first). See `risk_orders` for the cutting rules.
 - A non-positive max_signal_age_seconds disables the age check; a posted_at further in the future
   than that age is refused as invalid (a wrong clock is doubt, and doubt is no trade).
+- A signal without posted_at counts as posted when the server received it (its age is 0; the plan's
+  notes say so). The bot always sends posted_at; a source that may deliver late (a queue, retries
+  over minutes) must send it too, or its late signals are traded as fresh. Refusing such signals
+  would refuse every hand-written curl for no safety gain on a source that sends at once.
+- The fat-finger guard has two limits. An entry price is compared with the mark
+  (MAX_ENTRY_DEVIATION_PERCENT, 5% by default): a limit far from the market is likely a typo or the
+  wrong symbol. A market entry has no price of its own, so its stop loss and first target are
+  compared with the mark instead, under MAX_STOP_DISTANCE_PERCENT (50% by default): a swing trade's
+  stop is often 10-30% away and must not be refused as a fat finger, while a stop or target half
+  the price away (a wrong decimal, another coin's prices) still is. The size follows the stop
+  distance, so a wide stop means a small trade, never more risk.
+- Equal targets. A price written twice among the targets is refused: the trader gave two targets
+  and one of them is very likely a typo (when in doubt, no trade). Distinct prices that the tick grid
+  cannot tell apart (62000.04 and 62000.02 on a 0.1 tick) are what the trader meant, only finer
+  than the exchange allows: they become one target at that price carrying both shares of the size
+  (the plan's notes name them), so no two orders of a plan ever share a price.
 """
 
 from __future__ import annotations
@@ -40,7 +57,7 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 
 from hit_server.instruments import Instrument
-from hit_server.risk_orders import PlannedOrder, ladder, split_take_profits
+from hit_server.risk_orders import PlannedOrder, ladder, merge_equal_prices, split_take_profits
 from hit_server.risk_sizing import Levels, Sizing, fit_size, show
 from hit_shared.models import Side, TradeSignal, consistency_problem, fmt
 
@@ -66,10 +83,11 @@ class RiskLimits:
     default_leverage: int
     max_leverage: int
     max_open_positions: int
-    max_entry_deviation_percent: Decimal  # fat-finger guard against the mark price
+    max_entry_deviation_percent: Decimal  # fat-finger guard: an entry price against the mark price
     max_signal_age_seconds: int  # <= 0 disables the age check
     margin_mode: str = "cross"
     fee_buffer_percent: Decimal = Decimal("0.2")  # of notional, kept free beside the margin for fees
+    max_stop_distance_percent: Decimal = Decimal(50)  # fat-finger guard of a market entry's stop and TP1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +113,7 @@ class TradePlan:
     notional_usd: Decimal
     reference_price: Decimal  # the entry price used for sizing (mark price for market)
     limited_by: str = "risk"  # risk | max_position_size_usd | margin | max_order_size
-    notes: tuple[str, ...] = ()  # human sentences: what was clamped or capped
+    notes: tuple[str, ...] = ()  # human sentences: what was clamped, capped, merged or assumed
 
     @property
     def is_market(self) -> bool:
@@ -148,17 +166,35 @@ def _assess(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> Trad
     )
     if sized.size < gate.min_size:
         return _too_small(signal.symbol, sized, levels, market, limits, leverage)
+    received = () if signal.posted_at is not None else (
+        "no posted_at: the signal counts as posted when the server received it",
+    )
     return TradePlan(
         leverage=leverage,
         size=sized.size,
         entries=sized.entries,
         stop_loss=levels.stop,
-        take_profits=split_take_profits(sized.size, levels.targets, gate),
+        take_profits=merge_equal_prices(split_take_profits(sized.size, levels.targets, gate)),
         risk_usd=sized.risk_usd,
         notional_usd=sized.notional_usd,
         reference_price=levels.reference,
         limited_by=sized.limited_by,
-        notes=(*notes, *sized.notes),
+        notes=(*notes, *sized.notes, *_merged_targets(signal.take_profits, levels.targets, gate), *received),
+    )
+
+
+def _merged_targets(
+    written: tuple[Decimal, ...], rounded: tuple[Decimal, ...], inst: Instrument
+) -> tuple[str, ...]:
+    """A note for each tick price that several (distinct) targets of the signal round to."""
+    groups: dict[Decimal, list[str]] = {}
+    for n, (price, on_tick) in enumerate(zip(written, rounded, strict=True), start=1):
+        groups.setdefault(on_tick, []).append(f"TP{n} {fmt(price)}")
+    return tuple(
+        f"{' and '.join(names)} are one price on the {fmt(inst.tick_size)} tick ({fmt(on_tick)}): "
+        "merged into one target carrying their shares"
+        for on_tick, names in groups.items()
+        if len(names) > 1
     )
 
 
@@ -176,6 +212,9 @@ def _admission(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> I
     )
     if problem:
         return _reject(RejectCode.INVALID_SIGNAL, sym, problem)
+    repeated = _repeated_target(signal.take_profits)
+    if repeated:
+        return _reject(RejectCode.INVALID_SIGNAL, sym, repeated)
     inst = market.instrument
     if inst is None or inst.inst_id != sym:
         return _reject(RejectCode.UNKNOWN_SYMBOL, sym, "no such instrument is traded on BloFin")
@@ -190,6 +229,18 @@ def _admission(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> I
             f"{market.open_positions} positions are open, the limit is {limits.max_open_positions}",
         )
     return _age_problem(signal, market.now, limits.max_signal_age_seconds) or inst
+
+
+def _repeated_target(targets: tuple[Decimal, ...]) -> str | None:
+    """The sentence for a price written twice among the targets (equal values: 62000 and 62000.0)."""
+    for later, price in enumerate(targets[1:], start=2):
+        first = targets.index(price) + 1
+        if first < later:
+            return (
+                f"TP{first} and TP{later} are both {fmt(price)}: a target written twice is likely a "
+                "typo; send each target once"
+            )
+    return None
 
 
 def _age_problem(signal: TradeSignal, now: datetime, max_age: int) -> Rejection | None:
@@ -272,19 +323,21 @@ def _crossed(signal: TradeSignal, levels: Levels) -> Rejection | None:
 
 
 def _too_far(signal: TradeSignal, levels: Levels, limits: RiskLimits) -> Rejection | None:
+    """The fat-finger guard (see the module docstring): entry prices, or a market entry's stop and TP1."""
     mark = levels.mark
-    checked = (
-        [("entry", p) for p in levels.rungs]
-        if levels.rungs
-        else [("stop loss", levels.stop), ("TP1", levels.targets[0])]
-    )
+    if levels.rungs:
+        checked = [("entry", p) for p in levels.rungs]
+        limit, setting = limits.max_entry_deviation_percent, "MAX_ENTRY_DEVIATION_PERCENT"
+    else:
+        checked = [("stop loss", levels.stop), ("TP1", levels.targets[0])]
+        limit, setting = limits.max_stop_distance_percent, "MAX_STOP_DISTANCE_PERCENT"
     for what, price in checked:
         deviation = abs(price - mark) / mark * 100
-        if deviation > limits.max_entry_deviation_percent:
+        if deviation > limit:
             return _reject(
                 RejectCode.ENTRY_TOO_FAR, signal.symbol,
                 f"the {what} {fmt(price)} is {show(deviation, 2)}% from the mark price {fmt(mark)}, "
-                f"more than the {fmt(limits.max_entry_deviation_percent)}% allowed",
+                f"more than the {fmt(limit)}% allowed ({setting})",
             )
     return None
 

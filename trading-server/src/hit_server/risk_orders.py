@@ -9,6 +9,8 @@ cut go to the first slices in the order given.
   rung takes the middle price.
 - `split_take_profits` keeps the targets in order and merges a slice that is too small into the next
   target, so when slices are merged the later targets absorb them and the last target always gets one.
+- `merge_equal_prices` makes one order of the slices that share a price (targets that are one price
+  on the tick grid), so no two orders of a plan share a price (see `risk.py`: equal targets).
 
 Both raise ValueError when the total itself is not a lot multiple or is under minSize: the caller
 must have rejected such a size already (rule 3).
@@ -97,3 +99,12 @@ def split_take_profits(
         target = ((i + 1) * n + count - 1) // count - 1  # the last target of the i-th group
         orders.append(PlannedOrder(price=prices[target], size=size))
     return tuple(orders)
+
+
+def merge_equal_prices(orders: Sequence[PlannedOrder]) -> tuple[PlannedOrder, ...]:
+    """One order per price, carrying the summed size of the orders at that price, in the order the
+    prices first appear. The sizes stay lot multiples at least minSize (sums of such slices)."""
+    sizes: dict[Decimal | None, Decimal] = {}
+    for order in orders:
+        sizes[order.price] = sizes.get(order.price, Decimal(0)) + order.size
+    return tuple(PlannedOrder(price=price, size=size) for price, size in sizes.items())

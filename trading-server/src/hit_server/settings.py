@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     margin_mode: Literal["cross", "isolated"] = "cross"
     max_open_positions: int = Field(default=5, ge=1)
     max_entry_deviation_percent: Decimal = Field(default=Decimal(5), gt=0)
+    max_stop_distance_percent: Decimal = Field(default=Decimal(50), gt=0)  # a market entry's stop and TP1
     max_signal_age_seconds: int = Field(default=300, ge=1)
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -83,6 +84,8 @@ class Settings(BaseSettings):
     stop_policy: Literal["breakeven_after_tp1", "none"] = "breakeven_after_tp1"
     entry_timeout_minutes: float = Field(default=1440.0, gt=0)
     reconcile_minutes: float = Field(default=5.0, gt=0)
+    # how long an order's absence must last before it counts as proven (reconcile.py)
+    reconcile_grace_seconds: float = Field(default=120.0, gt=0, le=86400)
     monitor_websocket: bool = True
     discord_webhook_url: SecretStr | None = None
 
@@ -113,6 +116,11 @@ class Settings(BaseSettings):
     def _safe(self) -> Settings:
         if self.default_leverage > self.max_leverage:
             raise ValueError("DEFAULT_LEVERAGE must not exceed MAX_LEVERAGE")
+        if self.reconcile_grace_seconds < 2 * self.exchange_timeout_seconds:
+            raise ValueError(
+                "RECONCILE_GRACE_SECONDS must be at least twice EXCHANGE_TIMEOUT_SECONDS: an order sent "
+                "just before may still be in flight"
+            )
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("SSL_CERTFILE and SSL_KEYFILE go together: set both, or neither")
         for tls_file in (self.ssl_certfile, self.ssl_keyfile):
