@@ -73,6 +73,7 @@ def limits_from(settings: Settings) -> RiskLimits:
         max_leverage=settings.max_leverage,
         max_open_positions=settings.max_open_positions,
         max_entry_deviation_percent=settings.max_entry_deviation_percent,
+        max_stop_distance_percent=settings.max_stop_distance_percent,
         max_signal_age_seconds=settings.max_signal_age_seconds,
         margin_mode=settings.margin_mode,
     )
