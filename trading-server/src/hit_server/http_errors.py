@@ -80,6 +80,24 @@ class ExchangeUnavailable(NotReady):
     code = "exchange_unavailable"
 
 
+class ExchangeAuthFailed(NotReady):
+    """BloFin refused the credentials: the operator must fix the settings (retrying does not help)."""
+
+    code = "exchange_auth_failed"
+
+
+class ExchangePermissionDenied(NotReady):
+    """The API key lacks the trade permission or this IP is not on its whitelist."""
+
+    code = "exchange_permission_denied"
+
+
+class ExchangeHedgeMode(NotReady):
+    """The account is in hedge mode; orders here are one-way (`positionSide: net`)."""
+
+    code = "exchange_hedge_mode"
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return ErrorResponse(error=ErrorDetail(code=code, message=message)).model_dump()
 
@@ -150,12 +168,17 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def _exchange_handler() -> tuple[type[Exception], Any] | None:
     try:
-        from hit_server.blofin_errors import BloFinError
+        from hit_server.blofin_errors import AuthenticationError, BloFinError
     except ImportError:  # pragma: no cover - the client lands in parallel
         return None
 
     async def handler(_: Request, exc: Exception) -> JSONResponse:
         log.warning("Exchange error on a read route: %s", type(exc).__name__)
+        if isinstance(exc, AuthenticationError):
+            return error_response(
+                503, ExchangeAuthFailed.code, "BloFin refused the API credentials; check BLOFIN_API_KEY, "
+                "BLOFIN_API_SECRET and BLOFIN_PASSPHRASE in the trading server's settings."
+            )
         return error_response(
             503, "exchange_unavailable", "The exchange could not answer; try again shortly."
         )

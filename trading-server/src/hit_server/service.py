@@ -28,8 +28,9 @@ from hit_server.admission import Admission, Snapshot
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.db import SignalRow, as_utc
+from hit_server.exchange_check import ExchangeCheck
 from hit_server.execution import Execution, Executor, Outcome
-from hit_server.http_errors import ExchangeUnavailable, JournalUnavailable, NotReady, SignalConflict
+from hit_server.http_errors import JournalUnavailable, NotReady, SignalConflict
 from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
 from hit_server.order_plan import plan_orders
 from hit_server.reconcile import reconcile_all, reconcile_one
@@ -87,6 +88,7 @@ class TradingService:
         self.mode = settings.trading_mode
         self.limits = limits_from(settings)
         self.executor = Executor(client, journal.add_or_update_orders)
+        self.exchange_check = ExchangeCheck(client)  # credentials and position mode (exchange_check.py)
         self.started = time.monotonic()
         self._locks = SignalLocks()
         self._admission = Admission()
@@ -97,6 +99,7 @@ class TradingService:
         """Load the halt and reconcile what a previous run left unresolved."""
         row = await self.journal.halt_state()
         self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
+        await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
         await reconcile_all(self)
 
     @property
@@ -233,13 +236,12 @@ class TradingService:
         if self._halt.halted:
             market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
             return assess(signal, market, self.limits), market
+        await self.exchange_check.ensure_tradable()
         try:
             market = await self._market(signal.symbol, now, ours)
         except BloFinError as exc:
             log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
-            raise ExchangeUnavailable(
-                "The exchange could not be reached to assess this signal; nothing was sent. Retry shortly."
-            ) from exc
+            raise self.exchange_check.refusal(exc) from exc
         return assess(signal, market, self.limits), market
 
     async def _market(self, symbol: str, now: datetime, ours: set[str]) -> MarketView:

@@ -11,6 +11,7 @@ from hit_server import __version__
 from hit_server.api.deps import SettingsDep, TradingServiceDep
 from hit_server.api.schemas import PositionsOut, TradesPage, position_out
 from hit_server.events import EventsResponse, event_out
+from hit_server.exchange_check import ExchangeState
 from hit_server.http_errors import NotFound
 from hit_server.security import require_api_key
 from hit_shared.models import (
@@ -132,12 +133,13 @@ async def resume(service: TradingServiceDep) -> HaltState:
 
 @public.get("/health", response_model=HealthResponse, responses={503: {"model": ErrorResponse}})
 async def health(settings: SettingsDep, service: TradingServiceDep) -> HealthResponse:
-    """Liveness without a key; reveals no secret."""
-    reachable = await service.exchange_reachable()
+    """Liveness without a key; reveals no secret. `exchange`: reachable, unreachable, auth_failed,
+    permission_denied or hedge_mode (see `exchange_check.py`)."""
+    exchange = await service.exchange_check.run()
     return HealthResponse(
-        status="ok" if reachable else "degraded",
+        status="ok" if exchange is ExchangeState.REACHABLE else "degraded",
         mode=settings.trading_mode,
-        exchange="reachable" if reachable else "unreachable",
+        exchange=exchange.value,
         halted=service.halted.halted,
         version=__version__,
         max_signal_age_seconds=settings.max_signal_age_seconds,
