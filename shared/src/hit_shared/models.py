@@ -254,7 +254,7 @@ class ErrorResponse(_Wire):
 class HealthResponse(_Wire):
     status: str  # "ok" | "degraded"
     mode: TradingMode
-    exchange: str  # "reachable" | "unreachable"
+    exchange: str  # "reachable" | "unreachable" | "auth_failed" | "permission_denied" | "hedge_mode"
     halted: bool
     version: str
     max_signal_age_seconds: int | None = None
