@@ -1,11 +1,19 @@
 """Risk limits that span signals must hold under concurrency: signals with different ids arriving at
-once on the same symbol (or past MAX_OPEN_POSITIONS) must not all pass the check before any is recorded."""
+once on the same symbol (or past MAX_OPEN_POSITIONS) must not all pass the check before any is recorded,
+in one server process and across two processes on one journal (the database is the guard), on SQLite
+and on PostgreSQL."""
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from hit_server.testing import paper_settings, running_server
+import httpx
+
+from hit_server.testing import RunningServer, paper_settings, running_server
+
+ALREADY_OPEN = "a trade of ours is already open on this symbol"  # the risk engine's sentence
 
 
 def market_long(signal_id: str, symbol: str, stop: str, target: str) -> dict[str, Any]:
@@ -79,3 +87,59 @@ def test_admission_does_not_count_a_trade_twice_when_the_read_already_shows_it()
     admission.reserve("a", "BTC-USDT")
     seen = admission.with_reservations(make_market(frozenset({"BTC-USDT"})), snap)
     assert seen.open_positions == 1
+
+
+# -- two server processes on one journal and one account (defect 5) ----------------------------------
+
+
+@asynccontextmanager
+async def two_servers(tmp_path: Path, journal_url: str, **settings: Any) -> AsyncIterator[
+    tuple[RunningServer, RunningServer]
+]:
+    """Two apps with their own lifespans (as two processes would have), one journal database and one
+    exchange (the first app's in-process simulator, passed to the second)."""
+    first_settings = paper_settings(tmp_path / "one", database_url=journal_url, **settings)
+    second_settings = paper_settings(tmp_path / "two", database_url=journal_url, **settings)
+    async with running_server(first_settings) as first:
+        async with running_server(second_settings, sim_app=first.app.state.sim_app) as second:
+            yield first, second
+
+
+def answers(replies: list[httpx.Response]) -> list[dict[str, Any]]:
+    assert all(reply.status_code in (200, 201) for reply in replies), [r.text for r in replies]
+    return [reply.json() for reply in replies]
+
+
+async def test_server_two_processes_on_one_journal_place_one_trade_per_symbol(
+    tmp_path: Path, journal_url: str
+) -> None:
+    symbols = {"BTC-USDT": ("58000", "61000"), "ETH-USDT": ("2900", "3050"), "SOL-USDT": ("145", "153")}
+    async with two_servers(tmp_path, journal_url) as (first, second):
+        posts = [
+            server.http.post("/api/v1/signals", json=market_long(f"{name}-{symbol}", symbol, stop, target))
+            for symbol, (stop, target) in symbols.items()
+            for name, server in (("one", first), ("two", second))
+        ]
+        replies = answers(list(await asyncio.gather(*posts)))
+        for symbol in symbols:
+            mine = [a for a in replies if a["symbol"] == symbol]
+            assert sorted(a["status"] for a in mine) == ["placed", "rejected"], mine
+            rejected = next(a for a in mine if a["status"] == "rejected")
+            assert rejected["reason"] == f"{symbol}: {ALREADY_OPEN}"
+            entries = [o for o in first.sim.orders.values() if o.inst_id == symbol and not o.reduce_only]
+            assert len(entries) == 1, symbol
+
+
+async def test_server_two_processes_on_one_journal_keep_max_open_positions(
+    tmp_path: Path, journal_url: str
+) -> None:
+    async with two_servers(tmp_path, journal_url, max_open_positions=2) as (first, second):
+        posts = [
+            first.http.post("/api/v1/signals", json=market_long("mop-1", "BTC-USDT", "58000", "61000")),
+            second.http.post("/api/v1/signals", json=market_long("mop-2", "ETH-USDT", "2900", "3050")),
+            first.http.post("/api/v1/signals", json=market_long("mop-3", "SOL-USDT", "145", "153")),
+            second.http.post("/api/v1/signals", json=market_long("mop-4", "LINK-USDT", "14.5", "15.3")),
+        ]
+        statuses = [a["status"] for a in answers(list(await asyncio.gather(*posts)))]
+        assert statuses.count("placed") == 2, statuses
+        assert len([p for p in first.sim.positions.values() if p.size != 0]) == 2

@@ -9,6 +9,10 @@ orders         one row per clientOrderId (unique), written BEFORE the order is s
 state_changes  every state a signal or an order went through, with its time
 events         the trade feed served by GET /api/v1/events
 halt           the kill switch (a single row), so a halt survives a restart
+claims         one row per (account, symbol) with an open trade of ours: the database's guard of one open
+               trade per symbol per account and of MAX_OPEN_POSITIONS, across processes (claims.py)
+claim_locks    one row per account, updated first by every claim so claims of one account are taken one
+               transaction at a time
 """
 
 from __future__ import annotations
@@ -32,7 +36,10 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    insert,
     make_url,
+    or_,
+    select,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -131,6 +138,58 @@ class HaltRow(Base):
     halted: Mapped[bool] = mapped_column(Boolean, default=False)
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+DEFAULT_ACCOUNT = "default"  # one exchange account for now; claims are per account already
+
+
+class ClaimRow(Base):
+    __tablename__ = "claims"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    signal_id: Mapped[str] = mapped_column(ForeignKey("signals.signal_id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClaimLockRow(Base):
+    __tablename__ = "claim_locks"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+SIGNALS_TABLE, CLAIMS_TABLE = Base.metadata.tables["signals"], Base.metadata.tables["claims"]
+CLAIM_LOCKS_TABLE = Base.metadata.tables["claim_locks"]
+# A signal holds its symbol from its intent until it is answered with nothing open or closed: "sending"
+# (orders may be out), "unknown" (not settled), or answered and open.
+HOLDS_ITS_SYMBOL = or_(SIGNALS_TABLE.c.is_open.is_(True), SIGNALS_TABLE.c.state.in_(("sending", "unknown")))
+
+
+def backfill_claims(conn: Connection) -> int:
+    """Claim the symbols of the open signals that hold none (a journal written before claims existed,
+    or by a server that doesn't know them), the oldest signal of a symbol first; ensures the default
+    account's lock row. Runs at every start; the number of claims added."""
+    locks, claims = CLAIM_LOCKS_TABLE, CLAIMS_TABLE
+    if conn.scalar(select(locks.c.account).where(locks.c.account == DEFAULT_ACCOUNT)) is None:
+        conn.execute(insert(locks).values(account=DEFAULT_ACCOUNT, changed_at=utcnow()))
+    claimed = set(conn.scalars(select(claims.c.symbol).where(claims.c.account == DEFAULT_ACCOUNT)))
+    holding = conn.execute(
+        select(SIGNALS_TABLE.c.signal_id, SIGNALS_TABLE.c.symbol)
+        .where(HOLDS_ITS_SYMBOL)
+        .where(SIGNALS_TABLE.c.signal_id.not_in(select(claims.c.signal_id)))
+        .order_by(SIGNALS_TABLE.c.created_at)
+    ).all()
+    added = []
+    for signal_id, symbol in holding:
+        if symbol not in claimed:
+            claimed.add(symbol)
+            added.append({"account": DEFAULT_ACCOUNT, "symbol": symbol, "signal_id": signal_id,
+                          "created_at": utcnow()})
+    if added:
+        conn.execute(insert(claims), added)
+        log.warning("Journal: claimed %d symbol(s) of open signals that held none", len(added))
+    return len(added)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -269,7 +328,17 @@ class Database:
         return await self.transaction(in_session)
 
     async def create_schema(self) -> None:
-        await self.transaction(Base.metadata.create_all)
+        """Create the missing tables and claim the symbols of open signals that hold none (see
+        `backfill_claims`). Two processes starting together may both try a claim: the loser tries
+        again and finds it made."""
+        def build(conn: Connection) -> None:
+            Base.metadata.create_all(conn)
+            backfill_claims(conn)
+
+        try:
+            await self.transaction(build)
+        except IntegrityError:
+            await self.transaction(build)
 
     def _checkpoint_soon(self) -> None:
         self._since_checkpoint += 1

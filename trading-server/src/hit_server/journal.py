@@ -21,6 +21,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hit_server.claims import Claim, release_claim, take_claim
 from hit_server.db import Base, Database, EventRow, HaltRow, OrderRow, SignalRow, as_utc, utcnow
 
 OPEN_STATES = ("received", "sending", "unknown")
@@ -179,8 +180,11 @@ class Journal:
         side: str,
         orders: Sequence[OrderRecord],
         state: str,
+        claim: Claim | None = None,
     ) -> None:
-        """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there."""
+        """Commit the signal and the orders about to be sent; raises DuplicateSignal if already there.
+        `claim` (a signal that will send orders): its symbol is claimed in the same transaction, or
+        ClaimRefused is raised and nothing is recorded (see claims.py)."""
         now = utcnow()
 
         def write(conn: Connection) -> None:
@@ -189,6 +193,8 @@ class Journal:
                 "state": state, "status": None, "reason": None, "response": None, "is_open": False,
                 "replays": 0, "realized_pnl": None, "created_at": now, "updated_at": now, "closed_at": None,
             })
+            if claim is not None:  # after the signal's row: a duplicate signal_id is a replay, not a refusal
+                take_claim(self.db, conn, signal_id, claim, now)
             if orders:
                 self.db.write(conn, INSERT_ORDERS, [_order_values(signal_id, o, now) for o in orders])
             self.db.write(conn, INSERT_STATES, {
@@ -225,7 +231,8 @@ class Journal:
         state: str = "answered",
         all_recorded: bool = False,
     ) -> None:
-        """Store the answer, every order's last known state, and the events it produced.
+        """Store the answer, every order's last known state, and the events it produced; a signal
+        answered with nothing open releases its claim.
         `all_recorded`: every order was committed by `record_intent`, so none needs inserting."""
         now = utcnow()
 
@@ -234,6 +241,8 @@ class Journal:
                 "sid": signal_id, "new_state": state, "new_status": status, "new_reason": reason,
                 "new_response": response, "new_is_open": is_open, "at": now,
             })
+            if not is_open and state == "answered":
+                release_claim(conn, signal_id)
             _merge_orders(self.db, conn, signal_id, orders, now, all_recorded=all_recorded)
             changes = [_state_values(signal_id, o, now) for o in orders]
             changes.append({"signal_id": signal_id, "client_order_id": None, "state": state, "note": status,

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,8 @@ from hit_server import ids
 from hit_server.admission import Admission, Snapshot
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
-from hit_server.db import SignalRow, as_utc
+from hit_server.claims import Claim, ClaimRefused
+from hit_server.db import DEFAULT_ACCOUNT, SignalRow, as_utc
 from hit_server.exchange_check import ExchangeCheck
 from hit_server.execution import Execution, Executor, Outcome
 from hit_server.http_errors import JournalUnavailable, NotReady, SignalConflict
@@ -35,7 +37,7 @@ from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecor
 from hit_server.order_plan import plan_orders
 from hit_server.reconcile import reconcile_all, reconcile_one
 from hit_server.responses import build_response
-from hit_server.risk import MarketView, Rejection, RiskLimits, TradePlan, assess
+from hit_server.risk import MarketView, RejectCode, Rejection, RiskLimits, TradePlan, assess
 from hit_server.settings import Settings
 from hit_shared.logs import signal_context
 from hit_shared.models import HaltRequest, HaltState, TradeResponse, TradeSignal, TradingMode
@@ -165,29 +167,34 @@ class TradingService:
             if isinstance(verdict, TradePlan):
                 self._admission.reserve(signal.signal_id, signal.symbol)
         if isinstance(verdict, Rejection):
-            response = build_response(signal, self.mode, "rejected", verdict.reason, None, [], created)
-            await self.journal.record_intent(
-                signal.signal_id,
-                body_hash=digest,
-                body=body,
-                symbol=signal.symbol,
-                side=signal.side.value,
-                orders=(),
-                state="received",
-            )
-            event = EventRecord(
-                type="rejected",
-                message=f"{signal.symbol} {signal.side.value} rejected: {verdict.reason}",
-                signal_id=signal.signal_id,
-                symbol=signal.symbol,
-                data={"code": verdict.code.value},
-            )
-            await self._store(signal, Outcome("rejected", verdict.reason, [], [event], False), response)
-            return response
+            return await self._reject(signal, digest, body, created, verdict)
         try:
             return await self._place(signal, digest, body, created, verdict, market)
         finally:
             self._admission.release(signal.signal_id)
+
+    async def _reject(
+        self, signal: TradeSignal, digest: str, body: dict[str, Any], created: datetime, rejection: Rejection
+    ) -> TradeResponse:
+        response = build_response(signal, self.mode, "rejected", rejection.reason, None, [], created)
+        await self.journal.record_intent(
+            signal.signal_id,
+            body_hash=digest,
+            body=body,
+            symbol=signal.symbol,
+            side=signal.side.value,
+            orders=(),
+            state="received",
+        )
+        event = EventRecord(
+            type="rejected",
+            message=f"{signal.symbol} {signal.side.value} rejected: {rejection.reason}",
+            signal_id=signal.signal_id,
+            symbol=signal.symbol,
+            data={"code": rejection.code.value},
+        )
+        await self._store(signal, Outcome("rejected", rejection.reason, [], [event], False), response)
+        return response
 
     async def _place(
         self,
@@ -200,15 +207,21 @@ class TradingService:
     ) -> TradeResponse:
         assert market.instrument is not None  # noqa: S101 - a plan always has its instrument
         records = plan_orders(signal, verdict)
-        await self.journal.record_intent(
-            signal.signal_id,
-            body_hash=digest,
-            body=body,
-            symbol=signal.symbol,
-            side=signal.side.value,
-            orders=records,
-            state="sending",
-        )
+        try:
+            await self.journal.record_intent(
+                signal.signal_id,
+                body_hash=digest,
+                body=body,
+                symbol=signal.symbol,
+                side=signal.side.value,
+                orders=records,
+                state="sending",
+                claim=Claim(DEFAULT_ACCOUNT, signal.symbol, self.limits.max_open_positions),
+            )
+        except ClaimRefused as refused:  # another process holds the symbol, or the account is full
+            log.info("Signal %s: the journal refused the claim on %s", signal.signal_id, signal.symbol)
+            rejection = self._claim_rejection(signal, market, refused)
+            return await self._reject(signal, digest, body, created, rejection)
         run = Execution(signal, verdict, market.instrument, self.settings.margin_mode, records)
         outcome = await self.executor.execute(run)
         response = build_response(
@@ -216,6 +229,20 @@ class TradingService:
         )
         await self._store(signal, outcome, response)
         return response
+
+    def _claim_rejection(self, signal: TradeSignal, market: MarketView, refused: ClaimRefused) -> Rejection:
+        """The risk engine's own rejection, given the claimed symbols as open trades of ours (so the answer
+        reads the same whichever process or check refused the signal)."""
+        seen = replace(
+            market,
+            symbols_with_open_trade=market.symbols_with_open_trade | refused.claimed,
+            open_positions=max(market.open_positions, len(refused.claimed)),
+        )
+        verdict = assess(signal, seen, self.limits)
+        if isinstance(verdict, Rejection):
+            return verdict
+        # Not expected (the claimed symbols make the risk engine refuse), yet never a trade:
+        return Rejection(RejectCode.SYMBOL_ALREADY_OPEN, f"{signal.symbol}: the journal refused its claim")
 
     async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> None:
         await self.journal.finish(

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Text, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hit_server.claims import release_claim
 from hit_server.db import Base, Database, OrderRow, SignalRow, as_utc, utcnow
 from hit_server.journal import EVENTS, ORDERS, SIGNALS, STATE_CHANGES, EventRecord, OrderRecord, to_record
 
@@ -151,6 +152,7 @@ class TradeBook:
                         updated_at=now,
                     )
                 )
+                release_claim(conn, trade.signal_id)  # the symbol is free for the next trade (claims.py)
                 conn.execute(insert(STATE_CHANGES).values(
                     signal_id=trade.signal_id, client_order_id=None, state=trade.state,
                     note=trade.exit_reason, at=now,
