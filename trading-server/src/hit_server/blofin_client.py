@@ -276,21 +276,29 @@ class BloFinClient:
     async def cancel_tpsl(
         self, inst_id: str, *, tpsl_id: str | None = None, client_order_id: str | None = None
     ) -> None:
-        """Cancel a live TP/SL order. Raises NotFound when it is absent, triggered or cancelled."""
+        """Cancel a live TP/SL order. Raises NotFound when it is absent, triggered or cancelled, and
+        ExchangeUnavailable when BloFin would not cancel it and it is still live."""
         body = [_ids(inst_id, "tpslId", tpsl_id, client_order_id)]
+        key = tpsl_id or client_order_id or ""
 
         async def send() -> None:
             data = await self._rest.write("POST", "/api/v1/trade/cancel-tpsl", body=body)
             failed = next((r for r in _rows(data) if str(r.get("code") or "0") != "0"), None)
-            if failed is not None:
-                # BloFin reports a failed TP/SL cancel item as code "500"; it means "nothing to cancel"
-                raise NotFound(str(failed.get("msg") or "TP/SL cancel failed"), code=str(failed["code"]))
+            if failed is None:
+                return
+            # BloFin reports every failed TP/SL cancel item as code "500", whether the TP/SL is gone or
+            # the cancel itself failed: its state decides (a live stop is never taken as cancelled)
+            code = str(failed["code"])
+            current = await state()
+            if current == "live":
+                raise ExchangeUnavailable(f"BloFin did not cancel TP/SL {key}; it is still live", code=code)
+            raise NotFound(f"TP/SL {key} is {current or 'not found'}: nothing to cancel", code=code)
 
         async def state() -> str | None:
             found = await self.tpsl_detail(inst_id, tpsl_id=tpsl_id, client_order_id=client_order_id)
             return None if found is None else found.state
 
-        await self._resolve_cancel(send, state, tpsl_id or client_order_id or "", ("live",))
+        await self._resolve_cancel(send, state, key, ("live",))
 
     # -- order queries --------------------------------------------------------------------------
 

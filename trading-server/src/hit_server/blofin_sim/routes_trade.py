@@ -126,9 +126,20 @@ async def cancel_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
         except SimError as err:
             items.append({"tpslId": tpsl_id or None, "clientOrderId": client_id, "code": err.code,
                           "msg": err.msg})
-    failed = sum(item["code"] != "0" for item in items)
-    code = "0" if not failed else ("1" if failed == len(items) else "2")
-    return {"code": code, "msg": "", "data": items}
+    return _list_envelope(state, items)
+
+
+def _list_envelope(state: SimState, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A list write's answer when some items failed, in the configured `failure_envelope`: "item"
+    (top-level 1 all failed, 2 some), "zero" (top-level 0 whatever failed) or "top" (the first
+    failed item's code at the top level)."""
+    failed = [item for item in items if item["code"] != "0"]
+    envelope = state.config.failure_envelope
+    if not failed or envelope == "zero":
+        return {"code": "0", "msg": "", "data": items}
+    if envelope == "top":
+        return {"code": failed[0]["code"], "msg": failed[0]["msg"], "data": items}
+    return {"code": "1" if len(failed) == len(items) else "2", "msg": "", "data": items}
 
 
 def _query(request: Request) -> dict[str, Any]:
