@@ -4,13 +4,16 @@ A pass reads the account once (positions, resting orders, live TP/SL orders) and
 trade of the journal, compares what the journal believes with what the exchange shows, then acts:
 1. orders the journal holds as open are refreshed (an order no longer resting is looked up by its
    clientOrderId): new entry fills and filled targets become events;
-2. with a position: take profits are placed for the contracts filled and not yet covered (split over
-   TP1..TPn like the plan, `risk.split_take_profits`), the stop is kept covering the whole position
-   and moved by the stop policy (`stops.py`), and entries still resting after ENTRY_TIMEOUT_MINUTES
-   are cancelled;
+2. with a position of its own: take profits are placed for the contracts filled and not yet covered
+   (`take_profits.py`), the stop is kept covering the whole position and moved by the stop policy
+   (`stops.py`), and entries still resting after ENTRY_TIMEOUT_MINUTES are cancelled;
 3. flat after fills: the trade is over; every order of it still resting is cancelled and the exit,
    its reason, the realised P&L and fees are read from the exchange (`pnl.py`);
 4. flat before any fill: the entries are cancelled when the price reaches the stop or they expire.
+A position on the symbol that is not the trade's (the other side, or another position than the one
+it followed) is never closed or re-stopped by it: the trade's own position is gone, and the trade
+ends (`_gone`). Each trade's work is isolated: one that fails is logged, reported once and retried
+at the next pass, and the others go on (`_sync_isolated`).
 The truth is always re-read from the exchange, so a pass that follows a lost WebSocket, a crash or a
 restart misses nothing: it finds the orders' final states and reports each change once (what was
 reported is kept in the `trades` table).
@@ -23,19 +26,17 @@ import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import cast
 
-from hit_server import ids
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
-from hit_server.blofin_models import Order, OrderRequest, OrderSide
-from hit_server.journal import Journal, OrderRecord
-from hit_server.pnl import exit_of
-from hit_server.risk import split_take_profits
+from hit_server.blofin_models import Order, Position
+from hit_server.journal import EventRecord, Journal, OrderRecord
+from hit_server.pnl import Exit, exit_of
 from hit_server.settings import Settings
 from hit_server.stops import StopKeeper
+from hit_server.take_profits import TargetKeeper
 from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook, values_of
-from hit_server.trade_work import NOT_SENT, OPEN_ORDER, WATCHED, Snapshot, Work, batch_tp_id, close_id
+from hit_server.trade_work import NOT_SENT, OPEN_ORDER, WATCHED, Snapshot, Work, close_id
 from hit_shared.models import OrderRole, fmt
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,11 @@ class Lifecycle:
         self.book = book
         self.settings = settings
         self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
+        self.targets = TargetKeeper(client, journal.add_or_update_orders)
         self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
         self.passes = 0
         self.foreign_reported: set[str] = set()  # positions not ours, logged once each
+        self.failing: dict[str, str] = {}  # signal_id -> the failure last reported for it
 
     async def snapshot(self) -> Snapshot:
         # positions first: a fill after this read shows up as extra coverage, never as a missing stop
@@ -63,19 +66,57 @@ class Lifecycle:
         self.passes += 1
         trades = await self.book.open_trades()
         if not trades:
+            self.failing.clear()
             return 0
         snap = await self.snapshot()
         orders = await self.book.orders_of([t.signal_id for t in trades])
         for trade in trades:
-            try:
-                await self.sync_trade(trade, snap, orders[trade.signal_id])
-            except BloFinError as exc:
-                log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)
+            await self._sync_isolated(trade, snap, orders[trade.signal_id])
             # Let waiting requests in between trades: with the journal and the paper exchange in
             # this process nothing else in a pass suspends, and a pass over many trades would hold
             # new signals back for its whole length.
             await asyncio.sleep(0)
+        for signal_id in self.failing.keys() - {t.signal_id for t in trades}:
+            del self.failing[signal_id]
         return len(trades)
+
+    async def _sync_isolated(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
+        """One trade's work, whose failure never ends the pass for the others (rule 2 holds for them:
+        their stops are still repaired). An exchange that is busy or unreachable postpones the trade
+        to the next pass; anything else is logged with its traceback and reported once as an event
+        until it clears. Either way the trade is tried again at the next pass. Cancellation (the
+        server stopping) is not an Exception and goes through."""
+        try:
+            await self.sync_trade(trade, snap, records)
+        except BloFinError as exc:
+            if exc.retryable or isinstance(exc, OrderOutcomeUnknown):
+                log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)
+            else:
+                await self._failed(trade, exc)
+            return
+        except Exception as exc:
+            await self._failed(trade, exc)
+            return
+        if self.failing.pop(trade.signal_id, None) is not None:
+            log.info("Trade %s: its pass works again", trade.signal_id)
+
+    async def _failed(self, trade: Trade, exc: Exception) -> None:
+        log.error("Trade %s: its pass failed; the other trades go on, this one is retried at the next "
+                  "pass", trade.signal_id, exc_info=exc)
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"[:200]
+        if self.failing.get(trade.signal_id) == what:
+            return  # reported already: the feed gets one event per distinct failure
+        self.failing[trade.signal_id] = what
+        event = EventRecord(
+            type="trade_pass_failed", signal_id=trade.signal_id, symbol=trade.symbol,
+            message=f"{trade.symbol} {trade.side}: the position monitor could not work on this trade "
+                    f"({what}); it tries again at every pass",
+            data={"error": type(exc).__name__},
+        )
+        try:
+            await self.journal.add_events([event])
+        except Exception:
+            log.exception("Trade %s: the failure could not be recorded as an event", trade.signal_id)
 
     async def sync_trade(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
         if trade.stop_price == 0:  # first sight: the stop as journaled (on the tick grid)
@@ -95,10 +136,15 @@ class Lifecycle:
     async def _advance(self, work: Work, snap: Snapshot) -> None:
         await self._refresh(work, snap)
         position = snap.positions.get(work.symbol)
+        if position is not None and position.positions != 0 and not _owns(work, position):
+            if work.trade.filled > 0 or work.trade.position_ids:
+                await self._gone(work, position)
+                return
+            position = None  # nothing of this trade filled yet: its entries are all it has
         if position is not None and position.positions != 0:
             if position.position_id and position.position_id not in work.trade.position_ids:
                 work.trade.position_ids.append(position.position_id)
-            await self._place_targets(work)
+            await self.targets.place(work)
             await self.stops.keep(work, snap, position)
             if self._expired(work.trade):
                 await self._cancel_entries(work, "entries_expired", "unfilled entries expired")
@@ -137,6 +183,7 @@ class Lifecycle:
             before = trade.fills.get(record.client_order_id, Decimal(0))
             trade.fills[record.client_order_id] = order.filled_size
             if order.filled_size > before:
+                work.entry_filled_now = True
                 price = order.average_price or order.price or Decimal(0)
                 how = "filled" if order.state == "filled" else "partly filled"
                 work.event("entry_filled", f"entry {record.seq} {how}: {fmt(order.filled_size)} contracts at "
@@ -149,71 +196,6 @@ class Lifecycle:
         if (record.state, record.order_id) != (order.state, order.order_id):
             record.state, record.order_id = order.state, order.order_id
             work.touch(record)
-
-    # -- 2. targets for new fills ------------------------------------------------------------------
-
-    async def _place_targets(self, work: Work) -> None:
-        targets = work.of(OrderRole.TAKE_PROFIT)
-        attempted = sum((r.size for r in targets if r.state not in NOT_SENT), Decimal(0))
-        uncovered = work.trade.filled - attempted
-        if uncovered <= 0:
-            return
-        planned = sorted(
-            (r for r in targets if r.client_order_id == ids.take_profit_id(work.signal_id, r.seq)),
-            key=lambda r: r.seq,
-        )
-        waiting = [r for r in planned if r.state == "pending"]
-        if attempted == 0 and sum((r.size for r in waiting), Decimal(0)) == uncovered:
-            batch = waiting
-        else:
-            batch = self._batch(work, planned, uncovered)
-            if not batch:
-                return
-            for record in waiting:
-                record.state = "not_sent"  # replaced by the batch sized to the fills
-                work.touch(record)
-        for record in batch:
-            record.state = "sending"
-            work.touch(record)
-        await self.journal.add_or_update_orders(work.signal_id, batch)  # intent first (rule 1)
-        for record in batch:
-            await self._send_target(work, record)
-
-    def _batch(self, work: Work, planned: list[OrderRecord], size: Decimal) -> list[OrderRecord]:
-        prices = [r.price for r in planned if r.price is not None]
-        try:
-            slices = split_take_profits(work.instrument.round_size_down(size), prices, work.instrument)
-        except ValueError:
-            return []  # under minSize: the stop covers it; targets follow with the next fill
-        work.trade.tp_batches += 1
-        batch = []
-        for piece in slices:
-            assert piece.price is not None  # noqa: S101 - targets always have prices
-            n = prices.index(piece.price) + 1
-            batch.append(OrderRecord(
-                client_order_id=batch_tp_id(work.signal_id, n, work.trade.tp_batches),
-                role=OrderRole.TAKE_PROFIT, seq=n, symbol=work.symbol, side=work.close_side,
-                order_type="limit", size=piece.size, price=piece.price, state="sending",
-            ))
-        return batch
-
-    async def _send_target(self, work: Work, record: OrderRecord) -> None:
-        request = OrderRequest(
-            inst_id=record.symbol, side=cast(OrderSide, record.side), order_type="limit", size=record.size,
-            price=record.price, margin_mode=work.margin_mode, client_order_id=record.client_order_id,
-            reduce_only=True,
-        )
-        try:
-            ack = await self.client.place_order(request)
-        except OrderOutcomeUnknown:
-            record.state = "unknown"  # looked up by its clientOrderId next pass, never resent
-            return
-        except BloFinError as exc:
-            record.state = "failed"
-            work.event("take_profit_failed", f"take profit {record.seq} at {fmt(record.price or Decimal(0))} "
-                       f"was refused: {exc.message}", target=record.seq)
-            return
-        record.order_id, record.state = ack.order_id, "live"
 
     # -- 3. closed -----------------------------------------------------------------------------------
 
@@ -232,6 +214,10 @@ class Lifecycle:
         if found is None:
             log.info("Trade %s: closed, waiting for the exchange's position history", work.signal_id)
             return
+        self._closed(work, found)
+
+    @staticmethod
+    def _closed(work: Work, found: Exit) -> None:
         trade = work.trade
         trade.state, trade.exit_reason = CLOSED, found.reason
         trade.realized_pnl, trade.fee = found.realized_pnl, found.fee
@@ -241,6 +227,32 @@ class Lifecycle:
         work.event("closed", f"closed ({found.reason}){at}: realised P&L {fmt(found.realized_pnl)} USDT, "
                    f"fees {fmt(found.fee)} USDT", reason=found.kind, realized_pnl=found.realized_pnl,
                    fee=found.fee)
+
+    async def _gone(self, work: Work, other: Position) -> None:
+        """The symbol's position is not this trade's (`_owns`), so the trade's own is gone: it ended
+        as its closed position in the exchange's history says, or, when the history does not know it
+        (an exchange that kept nothing, as a restarted paper exchange), it is ended saying its
+        position was not found. The other position is never closed or re-stopped by this trade, and
+        no stop on the symbol is touched; only this trade's own entries and targets are cancelled."""
+        for record in work.records:
+            if record.role in (OrderRole.ENTRY, OrderRole.TAKE_PROFIT) and record.state in OPEN_ORDER:
+                await self._cancel(work, record)
+            elif record.state == "pending":
+                record.state = "not_sent"
+                work.touch(record)
+        found = await exit_of(self.client, work) if work.trade.position_ids else None
+        if found is not None:
+            self._closed(work, found)
+            return
+        trade = work.trade
+        trade.state, trade.entries_done = ENDED, True
+        trade.exit_reason = "its position was not found on the exchange"
+        side = "long" if other.positions > 0 else "short"
+        work.event("position_not_found", f"its position was not found on the exchange; the {side} "
+                   f"position on {work.symbol} is not this trade's and is left alone; the trade is ended "
+                   "without a result", other_position_id=other.position_id)
+        log.warning("Trade %s: its position is gone; the %s position on %s (id %s) is not its own",
+                    work.signal_id, side, work.symbol, other.position_id or "?")
 
     async def _cancel_leftovers(self, work: Work) -> None:
         for record in work.records:
@@ -312,3 +324,16 @@ class Lifecycle:
 def _stop_of(records: list[OrderRecord]) -> Decimal | None:
     stops = [r for r in records if r.role == OrderRole.STOP_LOSS and r.trigger_price is not None]
     return stops[0].trigger_price if stops else None
+
+
+def _owns(work: Work, position: Position) -> bool:
+    """Whether the symbol's position is this trade's: on its side, and the one it has followed. A
+    trade that has seen its position knows its id, so another id is another position, unless an
+    entry of this trade filled during this pass and opened it (the trade's own position went flat
+    and a later rung of its ladder opened a new one)."""
+    if (position.positions > 0) != work.trade.is_long:
+        return False
+    seen = work.trade.position_ids
+    if not position.position_id or not seen or position.position_id in seen:
+        return True
+    return work.entry_filled_now

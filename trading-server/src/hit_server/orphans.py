@@ -2,8 +2,12 @@
 
 A pass starts from the journal's open trades (what the journal believes open is checked on the
 exchange). This looks from the exchange's side:
-- a resting order carrying one of OUR clientOrderIds (journaled before it was sent) whose trade the
-  journal holds as over is an orphan: it is cancelled and logged (event "orphan_cancelled");
+- a resting order carrying one of OUR clientOrderIds (journaled before it was sent) whose signal is
+  answered and no longer open is an orphan: it is cancelled and logged (event "orphan_cancelled").
+  A signal is journaled (with its orders, not yet open) before its first order leaves and stays
+  "sending" until its answer is stored, and this sweep runs whenever it is due, alongside the signal
+  path: an order of a signal still "received", "sending" or "unknown" is never an orphan (it is
+  being placed, or reconciliation resolves it by lookup);
 - a position on a symbol with no open trade of ours is not ours to manage: it is logged (once per
   position) and left alone. Our own positions without a stop are repaired by the pass (`stops.py`).
 """
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 async def reconcile_exchange(lifecycle: Lifecycle) -> int:
     """Cancel our orphaned orders and report foreign positions; the number of orders cancelled."""
     client, book = lifecycle.client, lifecycle.book
@@ -30,9 +35,9 @@ async def reconcile_exchange(lifecycle: Lifecycle) -> int:
     events: list[EventRecord] = []
     for order in resting:
         owner = owners.get(order.client_order_id)
-        if owner is None or owner[1]:
-            continue
-        signal_id = owner[0]
+        if owner is None or not owner.finished:
+            continue  # not ours, or its signal is open, still being carried out or unresolved
+        signal_id = owner.signal_id
         with contextlib.suppress(NotFound):
             await client.cancel_order(order.inst_id, order_id=order.order_id)
             log.warning("Reconciliation: cancelled orphaned order %s of finished signal %s",

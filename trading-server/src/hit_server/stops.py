@@ -3,9 +3,12 @@
 - Coverage: the stops resting on the exchange must close at least the whole position. Entries carry
   their stop attached, which BloFin turns into one TP/SL order per filled entry; when their sum falls
   short (or none is left), one position stop (`size=-1`) at the trade's stop level replaces them.
+- Coverage counts only the trade's own protection (`trade_work.protects`): a stop on the closing side
+  no worse than the trade's level. A stop a trader left far away is not the trade's stop.
 - Policy (STOP_POLICY): `breakeven_after_tp1` moves the stop to the average entry price once TP1 has
   filled; `none` leaves it. A policy is a function of the trade and its position returning the level
-  the stop should be at (or None: leave it), so more can follow the same shape.
+  the stop should be at (or None: leave it), so more can follow the same shape. Whatever a policy
+  returns, a level of 0 or one that would loosen the stop is never applied (`tightens`).
 - Moving = place the new stop, confirm it is live on the exchange, then cancel the old ones: there is
   never a moment without a stop. If the new one can't be placed the old ones stay.
 - A position whose stop can't be restored is closed at market, and the event says so.
@@ -34,10 +37,12 @@ StopPolicy = Callable[[Trade, Position, Decimal], Decimal | None]
 
 
 def breakeven_after_tp1(trade: Trade, position: Position, tick: Decimal) -> Decimal | None:
-    """The average entry once TP1 has filled (on the tick grid), else None."""
-    if trade.at_breakeven or 1 not in trade.targets_hit:
+    """The average entry once TP1 has filled (on the tick grid), else None; None too when the
+    exchange reports no usable average (0) or when that level would loosen the stop in force."""
+    if trade.at_breakeven or 1 not in trade.targets_hit or position.average_price <= 0:
         return None
-    return (position.average_price / tick).to_integral_value() * tick
+    level = (position.average_price / tick).to_integral_value() * tick
+    return level if tightens(trade, level) else None
 
 
 def no_policy(trade: Trade, position: Position, tick: Decimal) -> Decimal | None:
@@ -56,12 +61,16 @@ class StopKeeper:
     async def keep(self, work: Work, snap: Snapshot, position: Position) -> None:
         """Restore coverage, then apply the policy."""
         held = abs(position.positions)
-        stops = snap.stops(work.symbol, work.close_side)
+        stops = snap.stops(work)
         if covered(stops, held) < held:
             await self._repair(work, stops, held)
             return
         level = self.policy(work.trade, position, work.instrument.tick_size)
         if level is None or level == work.trade.stop_price:
+            return
+        if not tightens(work.trade, level):  # whatever the policy: never 0, never a looser stop
+            log.warning("%s: stop policy gave %s, which would not tighten the stop %s; not moved",
+                        work.symbol, level, work.trade.stop_price)
             return
         if not _below_market(work.trade.is_long, level, position.mark_price):
             log.info("%s: stop move to %s waits (the market is on the wrong side of it)", work.symbol, level)
@@ -139,6 +148,16 @@ class StopKeeper:
             return
         work.event("closed_for_safety", "the stop could not be restored on the exchange, so the position "
                    "was closed at market")
+
+
+def tightens(trade: Trade, level: Decimal) -> bool:
+    """Whether moving the trade's stop to `level` protects more: a positive price on the profit side
+    of the stop in force (above it for a long). A stop is only ever moved towards the market."""
+    if level <= 0:
+        return False
+    if trade.stop_price <= 0:
+        return True
+    return level > trade.stop_price if trade.is_long else level < trade.stop_price
 
 
 def _is_stop(order: TpslOrder, work: Work) -> bool:

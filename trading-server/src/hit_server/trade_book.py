@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Text, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -80,6 +80,20 @@ class Trade:
     @property
     def is_long(self) -> bool:
         return self.side == "long"
+
+
+class OrderOwner(NamedTuple):
+    """The signal an order of ours belongs to. `state` is the journal's ("received", "sending",
+    "unknown" while it is carried out or unresolved; "answered" once its answer is stored)."""
+
+    signal_id: str
+    is_open: bool
+    state: str
+
+    @property
+    def finished(self) -> bool:
+        """Answered and no longer open: nothing of this signal should rest on the exchange."""
+        return self.state == "answered" and not self.is_open
 
 
 def _trade(row: TradeRow, signal: SignalRow) -> Trade:
@@ -188,18 +202,18 @@ class TradeBook:
 
         return await self.db.session(read)
 
-    async def signal_of_order(self, client_order_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
-        """For each of these clientOrderIds journaled by us: (signal_id, whether that signal is open)."""
+    async def signal_of_order(self, client_order_ids: Sequence[str]) -> dict[str, OrderOwner]:
+        """For each of these clientOrderIds journaled by us: its signal, with that signal's state."""
         if not client_order_ids:
             return {}
 
-        def read(conn: Connection) -> dict[str, tuple[str, bool]]:
+        def read(conn: Connection) -> dict[str, OrderOwner]:
             rows = conn.execute(
-                select(ORDERS.c.client_order_id, SIGNALS.c.signal_id, SIGNALS.c.is_open)
+                select(ORDERS.c.client_order_id, SIGNALS.c.signal_id, SIGNALS.c.is_open, SIGNALS.c.state)
                 .join(SIGNALS, SIGNALS.c.signal_id == ORDERS.c.signal_id)
                 .where(ORDERS.c.client_order_id.in_(list(client_order_ids)))
             )
-            return {cid: (sid, bool(is_open)) for cid, sid, is_open in rows.all()}
+            return {cid: OrderOwner(sid, bool(is_open), state) for cid, sid, is_open, state in rows.all()}
 
         return await self.db.transaction(read)
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from hit_server import ids
+from hit_server.blofin_errors import BloFinError, ExchangeUnavailable, RateLimited
 from hit_server.blofin_models import MarginMode, Order, Position, TpslOrder
 from hit_server.instruments import Instrument
 from hit_server.journal import EventRecord, OrderRecord
@@ -39,12 +40,26 @@ class Snapshot:
     orders: dict[str, Order]
     tpsl: list[TpslOrder]
 
-    def stops(self, symbol: str, close_side: str) -> list[TpslOrder]:
-        return [
-            t for t in self.tpsl
-            if t.inst_id == symbol and t.side == close_side and t.sl_trigger_price is not None
-            and t.state == "live"
-        ]
+    def stops(self, work: Work) -> list[TpslOrder]:
+        """The live TP/SL orders that protect this trade's position (see `protects`)."""
+        return [t for t in self.tpsl if protects(t, work)]
+
+
+def protects(order: TpslOrder, work: Work) -> bool:
+    """Whether a TP/SL order counts as the trade's stop: live, on the trade's symbol and closing side,
+    with a stop-loss trigger no worse than the trade's stop level (one tick of slack for a level
+    rounded on the grid). A take-profit-only order, a stop on the other side, or a stop a trader left
+    far beyond the trade's level does not protect it the way the signal asked (rule 2 counts the
+    trade's stop, not any stop); a tighter one does."""
+    trigger = order.sl_trigger_price
+    if order.inst_id != work.symbol or order.side != work.close_side or order.state != "live":
+        return False
+    if trigger is None:
+        return False
+    level, tick = work.trade.stop_price, work.instrument.tick_size
+    if level <= 0:  # the trade's level is not known yet: any stop of the closing side counts
+        return True
+    return trigger >= level - tick if work.trade.is_long else trigger <= level + tick
 
 
 def covered(stops: list[TpslOrder], held: Decimal) -> Decimal:
@@ -57,6 +72,15 @@ def covered(stops: list[TpslOrder], held: Decimal) -> Decimal:
     return total
 
 
+def not_accepted(exc: BloFinError) -> bool:
+    """Whether a refused write provably had no effect and may be sent again as it is, same
+    clientOrderId: a rate limit (429) or a connection that never opened. Any other retryable error
+    leaves the outcome unclear (look the order up); a non-retryable one is a definitive refusal."""
+    if isinstance(exc, ExchangeUnavailable):
+        return not exc.request_sent
+    return isinstance(exc, RateLimited)
+
+
 @dataclass
 class Work:
     trade: Trade
@@ -65,6 +89,7 @@ class Work:
     margin_mode: MarginMode
     events: list[EventRecord] = field(default_factory=list)
     changed: dict[str, OrderRecord] = field(default_factory=dict)
+    entry_filled_now: bool = False  # an entry of this trade filled more during this pass
 
     @property
     def symbol(self) -> str:

@@ -1,0 +1,157 @@
+"""What is a trade's own, on an exchange other hands also touch (issue #12: stop coverage counting
+stops that are not ours; defect 7's ghost trade taking over another position; invariant h).
+
+- A stop counts as the trade's protection only on the close side, with a stop-loss trigger no worse
+  than the trade's stop level: a stop a trader left far away, or a take-profit-only TP/SL, is not.
+- A position on the trade's symbol that is not its own (the other side, or another position id
+  than the one it followed) is never closed or re-stopped by it: its own position is gone, so the
+  trade is ended with an event saying so.
+- A closed position's P&L is counted for one trade only.
+
+The monitor's passes are run by the test (no pushes, a far poll), so each step is deterministic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hit_server.blofin_sim.models import OrderParams, TpslParams, TpslSpec
+from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
+from hit_server.testing import place_signal as place
+from hit_server.testing import signal_body as signal
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    settings = paper_settings(tmp_path, monitor_poll_seconds=60, monitor_websocket=False)
+    async with running_server(settings) as running:
+        yield running
+
+
+def by_hand(server: RunningServer, symbol: str, side: str, size: str) -> None:
+    """A market order a trader sends on the exchange's own screen (no clientOrderId of ours)."""
+    server.sim.place_order(OrderParams(inst_id=symbol, side=side, order_type="market",  # type: ignore[arg-type]
+                                       size=Decimal(size), margin_mode="cross"))
+
+
+def hand_tpsl(server: RunningServer, symbol: str, side: str, spec: TpslSpec) -> None:
+    server.sim.place_tpsl(TpslParams(inst_id=symbol, side=side, margin_mode="cross",  # type: ignore[arg-type]
+                                     size=None, tpsl=spec))
+
+
+async def types(server: RunningServer, signal_id: str) -> list[str]:
+    return [e["type"] for e in await signal_events(server, signal_id)]
+
+
+# -- stop coverage ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", [
+    pytest.param(TpslSpec(sl_trigger=Decimal(30000)), id="a stop far beyond the trade's"),
+    pytest.param(TpslSpec(tp_trigger=Decimal(70000)), id="a take profit only"),
+])
+async def test_lifecycle_stop_coverage_ignores_a_stop_that_does_not_protect_the_trade(
+    server: RunningServer, spec: TpslSpec,
+) -> None:
+    await place(server, signal("own-cover"))
+    for stop in server.sim.live_tpsl("BTC-USDT"):  # the trade's stop, removed by hand ...
+        server.sim.cancel_tpsl(None, stop.tpsl_id, "")
+    hand_tpsl(server, "BTC-USDT", "sell", spec)  # ... and replaced by one that does not protect it
+
+    await server.monitor.lifecycle.sync_all()
+
+    assert "naked_position_repaired" in await types(server, "own-cover")
+    stops = [t for t in server.sim.live_tpsl("BTC-USDT") if t.spec.sl_trigger == Decimal(58000)]
+    assert len(stops) == 1 and stops[0].size is None  # the whole position, at the trade's level
+
+
+async def test_lifecycle_stop_coverage_counts_a_tighter_stop_set_by_hand(server: RunningServer) -> None:
+    await place(server, signal("own-tighter"))
+    for stop in server.sim.live_tpsl("BTC-USDT"):
+        server.sim.cancel_tpsl(None, stop.tpsl_id, "")
+    hand_tpsl(server, "BTC-USDT", "sell", TpslSpec(sl_trigger=Decimal(59000)))  # closer than 58000
+
+    await server.monitor.lifecycle.sync_all()
+
+    assert [t.spec.sl_trigger for t in server.sim.live_tpsl("BTC-USDT")] == [Decimal(59000)]
+    assert "naked_position_repaired" not in await types(server, "own-tighter")
+
+
+# -- a position that is not the trade's ------------------------------------------------------------
+
+
+async def doge_short_seen(server: RunningServer, signal_id: str) -> None:
+    """A DOGE short the monitor has followed (it knows its position id), then the exchange loses it
+    with its orders and leaves no history of it (as a paper exchange restarted without its state)."""
+    await place(server, signal(signal_id, side="short", symbol="DOGE-USDT", stop_loss="0.155",
+                               take_profits=["0.145", "0.14"]))
+    await server.monitor.lifecycle.sync_all()
+    row = await server.monitor.lifecycle.book.get(signal_id)
+    assert row is not None and row.position_ids
+    sim = server.sim
+    del sim.positions["DOGE-USDT"]
+    for tpsl in sim.live_tpsl("DOGE-USDT"):
+        sim.cancel_tpsl(None, tpsl.tpsl_id, "")
+    for order in sim.open_orders("DOGE-USDT"):
+        sim.cancel_order(None, order.order_id, "")
+
+
+@pytest.mark.parametrize(("side", "what"), [("buy", "a long"), ("sell", "another short")])
+async def test_lifecycle_trade_never_takes_over_a_position_that_is_not_its_own(
+    server: RunningServer, side: str, what: str,
+) -> None:
+    await doge_short_seen(server, "own-ghost")
+    by_hand(server, "DOGE-USDT", side, "20")  # a new position on the symbol: not the trade's
+    other = server.sim.positions["DOGE-USDT"]
+    before = (other.position_id, other.size)
+
+    await server.monitor.lifecycle.sync_all()
+    await server.monitor.lifecycle.sync_all()
+
+    after = server.sim.positions["DOGE-USDT"]
+    assert (after.position_id, after.size) == before, f"{what} was touched"
+    assert server.sim.live_tpsl("DOGE-USDT") == [] and server.sim.open_orders("DOGE-USDT") == []
+    found = [e for e in await signal_events(server, "own-ghost") if e["type"] == "position_not_found"]
+    assert len(found) == 1 and "not found on the exchange" in found[0]["message"]
+    assert "closed_for_safety" not in await types(server, "own-ghost")
+    row = await server.service.journal.get_signal("own-ghost")
+    assert row is not None and not row.is_open and row.realized_pnl is None
+    counts = await server.service.journal.counts()
+    assert counts.closed == 0 and counts.open_trades == 0
+
+
+# -- each closed trade's P&L counted once ----------------------------------------------------------
+
+
+async def test_lifecycle_pnl_of_a_closed_position_is_counted_for_one_trade(server: RunningServer) -> None:
+    """Two trades on one symbol, one after the other, each closed by hand on the exchange: each is
+    given its own closed position, and /stats counts each once."""
+    lifecycle = server.monitor.lifecycle
+    await place(server, signal("own-first"))
+    await lifecycle.sync_all()
+    await server.set_price("BTC-USDT", "60500")
+    server.sim.close_position("BTC-USDT", "cross", "")
+    await lifecycle.sync_all()
+    await place(server, signal("own-second"))
+    await lifecycle.sync_all()
+    await server.set_price("BTC-USDT", "59500")
+    server.sim.close_position("BTC-USDT", "cross", "")
+    await lifecycle.sync_all()
+    await lifecycle.sync_all()
+
+    history = [c.position for c in server.sim.position_history if c.position.inst_id == "BTC-USDT"]
+    assert len(history) == 2
+    expected = [h.realized_pnl - h.fees for h in history]
+    assert expected[0] > 0 > expected[1]
+    pnl = []
+    for signal_id in ("own-first", "own-second"):
+        row = await server.service.journal.get_signal(signal_id)
+        assert row is not None and row.realized_pnl is not None and row.closed_at is not None
+        pnl.append(Decimal(row.realized_pnl))
+    assert pnl == expected
+    stats = (await server.http.get("/api/v1/stats")).json()
+    assert (stats["closed_trades"], stats["wins"], stats["losses"]) == (2, 1, 1)
+    assert Decimal(stats["realized_pnl"]) == sum(expected, Decimal(0))
