@@ -155,3 +155,28 @@ async def test_lifecycle_pnl_of_a_closed_position_is_counted_for_one_trade(serve
     stats = (await server.http.get("/api/v1/stats")).json()
     assert (stats["closed_trades"], stats["wins"], stats["losses"]) == (2, 1, 1)
     assert Decimal(stats["realized_pnl"]) == sum(expected, Decimal(0))
+
+
+async def test_lifecycle_new_position_opened_by_the_trades_own_rung_stays_its_own(
+    server: RunningServer,
+) -> None:
+    """The trade's position closed by hand and a lower rung of its own ladder filled, both between two
+    passes: the new position (another id) is the trade's, opened by its entry, and is managed."""
+    lifecycle = server.monitor.lifecycle
+    answer = await place(server, signal("own-rung", entries=["59000", "59800"], stop_loss="57000"))
+    await server.set_price("BTC-USDT", "59700")  # the upper rung fills
+    await lifecycle.sync_all()
+    first = server.sim.positions["BTC-USDT"].position_id
+    server.sim.close_position("BTC-USDT", "cross", "")
+    await server.set_price("BTC-USDT", "58900")  # the lower rung fills: a new position
+
+    await lifecycle.sync_all()
+
+    second = server.sim.positions["BTC-USDT"]
+    assert second.position_id != first
+    row = await lifecycle.book.get("own-rung")
+    assert row is not None and row.state == "open" and second.position_id in row.position_ids
+    assert "position_not_found" not in await types(server, "own-rung")
+    targets = [o for o in server.sim.open_orders("BTC-USDT") if o.reduce_only]
+    rungs = [o["client_order_id"] for o in answer["orders"] if o["role"] == "entry"]
+    assert sum(t.size for t in targets) >= server.sim.orders_by_client_id[rungs[-1]].filled_size

@@ -101,11 +101,14 @@ class Lifecycle:
             log.info("Trade %s: its pass works again", trade.signal_id)
 
     async def _failed(self, trade: Trade, exc: Exception) -> None:
-        log.error("Trade %s: its pass failed; the other trades go on, this one is retried at the next "
-                  "pass", trade.signal_id, exc_info=exc)
+        """Log (with the traceback) and report a trade's failure, once per distinct failure: a trade
+        failing the same way at every pass would otherwise flood the log and the event feed."""
         what = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no detail'}"[:200]
         if self.failing.get(trade.signal_id) == what:
-            return  # reported already: the feed gets one event per distinct failure
+            log.debug("Trade %s: its pass failed again (%s)", trade.signal_id, what)
+            return
+        log.error("Trade %s: its pass failed; the other trades go on, this one is retried at every "
+                  "pass", trade.signal_id, exc_info=exc)
         self.failing[trade.signal_id] = what
         event = EventRecord(
             type="trade_pass_failed", signal_id=trade.signal_id, symbol=trade.symbol,
@@ -240,7 +243,7 @@ class Lifecycle:
             elif record.state == "pending":
                 record.state = "not_sent"
                 work.touch(record)
-        found = await exit_of(self.client, work) if work.trade.position_ids else None
+        found = await exit_of(self.client, work)
         if found is not None:
             self._closed(work, found)
             return
