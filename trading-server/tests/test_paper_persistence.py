@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from hit_server.blofin_sim import Simulator, persist
+from hit_server.blofin_sim.autosave import AutoSave
 from hit_server.blofin_sim.models import OrderParams, Side, TpslParams, TpslSpec
 from hit_server.blofin_sim.testing import make_config
 from hit_server.db import Database
@@ -186,6 +187,30 @@ def test_persist_round_trip_is_exact(tmp_path: Path) -> None:
     assert "sol_entry" in again.used_client_ids and again.positions == {}
 
 
+def test_persist_encoder_remembers_only_records_that_cannot_change() -> None:
+    """One Encoder across a trade's life (what AutoSave does) writes what a fresh one writes."""
+    sim = Simulator(make_config(), clock_ms=fixed_clock)
+    encoder = persist.Encoder()
+    steps = [
+        lambda: sim.place_order(limit("SOL-USDT", "buy", "10", "149", "enc_entry")),
+        lambda: sim.set_price("SOL-USDT", Decimal(149)),  # the entry fills: an open position
+        lambda: sim.place_tpsl(TpslParams(inst_id="SOL-USDT", side="sell", margin_mode="cross", size=None,
+                                          tpsl=TpslSpec(sl_trigger=Decimal(140)), client_order_id="enc_sl")),
+        lambda: sim.place_order(limit("SOL-USDT", "sell", "4", "155", "enc_tp1", reduce_only=True)),
+        lambda: sim.place_order(limit("SOL-USDT", "sell", "6", "160", "enc_tp2", reduce_only=True)),
+        lambda: sim.set_price("SOL-USDT", Decimal(156)),  # TP1 fills
+        lambda: sim.set_price("SOL-USDT", Decimal(139)),  # the stop closes the rest
+        lambda: sim.cancel_order(None, "", "enc_tp2"),
+        sim.reset,  # another account, whose ids start again from the same number
+        lambda: sim.place_order(market("SOL-USDT", "buy", "3", "enc_again")),
+        lambda: sim.close_position("SOL-USDT", "cross", "enc_close"),
+    ]
+    for n, step in enumerate(steps):
+        step()
+        cached = json.loads(encoder.dumps(sim))["account"]
+        assert cached == saved(sim), f"after step {n}"
+
+
 def test_persist_every_simulator_attribute_is_saved_or_named_transient() -> None:
     names = set(vars(Simulator(make_config())))
     assert names - persist.SAVED - persist.TRANSIENT == set()
@@ -248,7 +273,7 @@ def test_persist_load_of_a_damaged_file_says_which_file_and_what_to_do(tmp_path:
 async def test_autosave_writes_soon_after_changes_never_inside_the_change(tmp_path: Path) -> None:
     sim = Simulator(make_config())
     path = tmp_path / "paper_exchange.json"
-    saver = persist.AutoSave(sim, path, interval_s=0.05)
+    saver = AutoSave(sim, path, interval_s=0.05)
     await saver.start()
     assert path.exists()
     written = saver.saves

@@ -36,6 +36,7 @@ from pydantic import SecretStr
 from hit_server.blofin_auth import BloFinAuth, Credentials
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_sim import SimConfig, Simulator, create_app, persist
+from hit_server.blofin_sim.autosave import AutoSave
 from hit_server.inprocess import InProcessHttp
 from hit_server.ratelimit import RateLimiter
 from hit_server.settings import BLOFIN_URLS, Settings
@@ -124,7 +125,7 @@ async def open_exchange(settings: Settings, *, sim_app: FastAPI | None = None) -
 
 @asynccontextmanager
 async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[Exchange]:
-    saver: persist.AutoSave | None = None
+    saver: AutoSave | None = None
     reset = False
     if sim_app is None:  # the server's own paper exchange, kept in DATA_DIR
         credentials = generated_credentials()
@@ -155,7 +156,7 @@ async def _paper(settings: Settings, sim_app: FastAPI | None) -> AsyncIterator[E
             await saver.close()
 
 
-async def _keep_saved(sim_app: FastAPI, path: Path) -> tuple[persist.AutoSave, bool]:
+async def _keep_saved(sim_app: FastAPI, path: Path) -> tuple[AutoSave, bool]:
     """Restore the account saved at `path` (SavedStateError if it cannot be used) and keep it saved;
     the saver, and whether there was an account to restore."""
     sim = sim_app.state.sim
@@ -166,7 +167,7 @@ async def _keep_saved(sim_app: FastAPI, path: Path) -> tuple[persist.AutoSave, b
                  path, len(sim.positions), len(sim.open_orders()), sim.cash)
     else:
         log.info("Paper exchange starts afresh (no saved state at %s)", path)
-    saver = persist.AutoSave(sim, path)
+    saver = AutoSave(sim, path)
     await saver.start()
     return saver, restored
 
