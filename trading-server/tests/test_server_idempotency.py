@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 
@@ -119,19 +120,32 @@ async def _crash_after_sending(app: FastAPI, body: dict[str, Any], *, send: bool
         )
 
 
+async def _answer_within(server: RunningServer, signal_id: str, seconds: float) -> httpx.Response:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        reply = await server.http.get(f"/api/v1/signals/{signal_id}")
+        if reply.status_code == 200 or asyncio.get_running_loop().time() > deadline:
+            return reply
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("sent", [True, False], ids=["entry-reached-exchange", "entry-never-sent"])
 async def test_idempotency_restart_reconciles_a_signal_left_sending(tmp_path: Path, sent: bool) -> None:
-    settings = paper_settings(tmp_path)
+    # A signal left "sending" is resolved once RECONCILE_GRACE_SECONDS old (another process may still be
+    # carrying it out before that): by the restarted server's monitor, without a second restart.
+    settings = paper_settings(tmp_path, reconcile_grace_seconds=4, monitor_poll_seconds=0.2)
     exchange = build_simulator(settings, generated_credentials())
     body = signal("crashed")
     async with running_server(settings, sim_app=exchange) as before:
         await _crash_after_sending(before.app, body, send=sent)
 
     async with running_server(settings, sim_app=exchange) as after:
-        stored = await after.http.get("/api/v1/signals/crashed")
+        young = await after.http.get("/api/v1/signals/crashed")
+        stored = await _answer_within(after, "crashed", seconds=30)
         retry = await after.http.post("/api/v1/signals", json=body)
         events = (await after.http.get("/api/v1/events")).json()["events"]
 
+    assert young.status_code == 404  # no answer yet: too young to be declared anything
     assert stored.status_code == 200 and retry.status_code == 200
     assert retry.json() == stored.json()
     assert len(entries_at_sim(exchange, "crashed")) == (1 if sent else 0)

@@ -14,7 +14,9 @@ def targets(answer: dict[str, Any]) -> list[tuple[str, str]]:
     return [(o["price"], o["size"]) for o in answer["orders"] if o["role"] == "take_profit"]
 
 
-async def test_server_places_a_market_swing_trade_with_a_stop_far_beyond_the_entry_guard(tmp_path: Path) -> None:
+async def test_server_places_a_market_swing_trade_with_a_stop_far_beyond_the_entry_guard(
+    tmp_path: Path,
+) -> None:
     async with running_server(paper_settings(tmp_path, max_entry_deviation_percent=Decimal(5))) as server:
         reply = await server.http.post("/api/v1/signals", json=signal("swing", stop_loss="50000"))  # 16.7%
 

@@ -6,13 +6,15 @@ Order of operations, each step journaled by the caller before it is sent (see `s
    the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
    TP/SL covering the position); if it is missing, one is placed (order-tpsl); if that fails, the
-   position is closed at market and the answer is "failed" saying so;
+   position is closed at market and the answer is "failed" saying so (if the close cannot be
+   confirmed either, the answer says that and the position monitor resolves it: stop or close);
 4. take profits: reduce-only limit orders TP1..TPn with the plan's sizes once the whole size is filled;
    otherwise they are recorded "pending" (a later monitor places them as entries fill).
 
 An entry whose outcome is unknown is looked up by its clientOrderId, never resent. When an entry is
 refused after others were placed, the placed ones are cancelled and any position closed, so "failed"
-always means nothing is left open.
+means nothing is left open unless the reason says the server could not confirm it: the signal is then
+"unknown" in the journal and the position monitor looks it up at every pass (`reconcile.py`).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from hit_server.blofin_models import (
 from hit_server.instruments import Instrument
 from hit_server.journal import EventRecord, OrderRecord
 from hit_server.risk import TradePlan
+from hit_server.trade_work import not_accepted
 from hit_shared.models import OrderRole, TradeSignal, fmt
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,7 @@ class Outcome:
     """How a signal ended: its status, reason, orders' last known states and the events to record.
 
     `state` is the journal state: "answered", or "unknown" when the server could not establish that
-    nothing is left open (the startup reconciliation looks at it again)."""
+    nothing is left open (the position monitor looks at it again at every pass: `reconcile.py`)."""
 
     status: str
     reason: str | None
@@ -153,8 +156,8 @@ class Executor:
             except OrderOutcomeUnknown:
                 found = await self._lookup(record)
                 if found is None:
-                    record.state = "unknown"
-                    return "the exchange did not confirm the entry order and it could not be looked up"
+                    record.state = "unknown"  # not found is not proof: a lookup can lag (reconcile.py)
+                    return "the exchange did not confirm the entry order and it could not be found"
                 continue
             except BloFinError as exc:
                 record.state = "failed"
@@ -209,15 +212,18 @@ class Executor:
 
     async def ensure_stop(self, run: Execution, positions: list[Position] | None = None) -> bool:
         """True once a stop covering the position is confirmed on the exchange (placing one if needed).
-        `positions`: the symbol's positions, if just read."""
-        record = run.stop
+        `positions`: the symbol's positions, if just read.
+
+        Each stop placed gets a fresh clientOrderId (`ids.stop_attempt_id`, numbered from the journaled
+        attempts), so the lookup that follows an unclear answer can only find this attempt's order; and
+        an order the exchange reports as cancelled or fired is never taken for a live stop."""
         try:
             if await self._stop_confirmed(run, positions):
                 return True
         except BloFinError as exc:
-            log.warning("Could not list TP/SL orders of %s: %s", record.symbol, type(exc).__name__)
-        record.order_type, record.state = "tpsl", "sending"
-        await self._save(run.signal.signal_id, [record])
+            log.warning("Could not list TP/SL orders of %s: %s", run.signal.symbol, type(exc).__name__)
+        record = self._next_stop(run)
+        await self._save(run.signal.signal_id, [record])  # intent before the order leaves (rule 1)
         request = TpslRequest(
             inst_id=record.symbol,
             side=cast(OrderSide, record.side),
@@ -230,16 +236,47 @@ class Executor:
         try:
             ack = await self.client.place_tpsl(request)
         except BloFinError as exc:
-            record.state = "failed"
+            record.state = "unknown" if isinstance(exc, OrderOutcomeUnknown) else "failed"
             log.error("Stop loss for %s could not be placed: %s", record.symbol, type(exc).__name__)
             return False
         record.order_id, record.state = ack.tpsl_id, "live"
+        if not await self._still_live(record):
+            return False
         run.event(
             "stop_repaired",
             f"{record.symbol}: the stop at {fmt(run.plan.stop_loss)} was missing on "
             "the exchange and has been placed on the position",
         )
         return True
+
+    @staticmethod
+    def _next_stop(run: Execution) -> OrderRecord:
+        """A new stop record for the next placement attempt, added to the run's records."""
+        family = ids.signal_prefix(run.signal.signal_id) + "sl"
+        attempts = sum(
+            1 for r in run.of(OrderRole.STOP_LOSS)
+            if r.client_order_id.startswith(family) and r.client_order_id[len(family):].isdigit()
+        )
+        record = OrderRecord(
+            client_order_id=ids.stop_attempt_id(run.signal.signal_id, attempts + 1),
+            role=OrderRole.STOP_LOSS, seq=attempts + 1, symbol=run.stop.symbol, side=run.stop.side,
+            order_type="tpsl", size=run.stop.size, trigger_price=run.stop.trigger_price, state="sending",
+        )
+        run.records.append(record)
+        return record
+
+    async def _still_live(self, record: OrderRecord) -> bool:
+        """False when the exchange shows this stop cancelled or fired. Not found, or no answer, keeps
+        the ack's word: a lookup can lag behind an accepted order, and the id is this attempt's own."""
+        try:
+            found = await self.client.tpsl_detail(record.symbol, client_order_id=record.client_order_id)
+        except BloFinError:
+            return True
+        if found is None or found.state in LIVE_TPSL:
+            return True
+        record.state = found.state
+        log.error("Stop loss %s for %s is %s, not live", record.client_order_id, record.symbol, found.state)
+        return False
 
     async def _stop_confirmed(self, run: Execution, positions: list[Position] | None) -> bool:
         record = run.stop
@@ -295,7 +332,9 @@ class Executor:
     ) -> None:
         if isinstance(result, OrderAck):
             record.order_id, record.state = result.order_id, "live"
-        elif isinstance(result, OrderOutcomeUnknown):
+        elif not_accepted(result):  # a 429: not taken this time; the position monitor sends it again
+            record.state = "pending"
+        elif isinstance(result, OrderOutcomeUnknown) or result.retryable:
             if await self._lookup(record) is None:
                 record.state = "unknown"
         else:
@@ -309,8 +348,17 @@ class Executor:
     # -- unwinding (rule: failed means nothing is left open) --------------------------------------
 
     async def _unwind(self, run: Execution, reason: str) -> Outcome:
-        """Cancel what was placed and close any position; "failed" only if that provably worked."""
-        clean = True
+        """Cancel what was placed and close any position; "failed" only if that provably worked,
+        else "unknown" with a reason that says so (the position monitor keeps resolving it)."""
+        entries_gone = await self._cancel_entries(run)
+        if await self._flatten(run) and entries_gone:
+            return self._failed(run, reason + "; nothing was left open")
+        return self._unknown(run, reason)
+
+    async def _cancel_entries(self, run: Execution) -> bool:
+        """Cancel every entry that may rest; True when none provably rests. An entry whose outcome is
+        unknown and that cannot be found stays "unknown": not found is not proof that it never landed."""
+        gone = True
         for record in run.of(OrderRole.ENTRY):
             if record.state in ("live", "partially_filled", "unknown"):
                 try:
@@ -319,14 +367,12 @@ class Executor:
                 except NotFound:
                     await self._lookup(record)
                 except BloFinError:
-                    clean = False
+                    gone = False
+                if record.state in ("live", "partially_filled", "unknown"):
+                    gone = False
             elif record.state == "sending":
                 record.state = "not_sent"
-        if not await self._flatten(run):
-            clean = False
-        if not clean:
-            return self._unknown(run, reason)
-        return self._failed(run, reason + "; nothing was left open")
+        return gone
 
     async def _flatten(self, run: Execution) -> bool:
         """Close our position on the symbol, if any; False when that could not be established."""
@@ -342,11 +388,23 @@ class Executor:
         return True
 
     async def close_for_safety(self, run: Execution) -> Outcome:
-        reason = "the stop loss could not be placed on the exchange, so the position was closed at market"
-        outcome = await self._unwind(run, reason)
+        """Rule 2 when the stop cannot be confirmed: close the position and cancel the entries. The
+        answer says what is known: closed, or that the close could not be confirmed either (the
+        signal is then "unknown" and the position monitor resolves it: stop or close)."""
+        entries_gone = await self._cancel_entries(run)
+        flat = await self._flatten(run)
+        unconfirmed = "the stop loss could not be confirmed on the exchange"
+        if not flat:
+            reason = (
+                f"{unconfirmed} and closing the position could not be confirmed either; the server keeps "
+                "checking the exchange: it will place the stop or close the position, and report it"
+            )
+            return self._unknown(run, reason, followed=False)
+        reason = f"{unconfirmed}, so the position was closed at market"
         run.event("closed_for_safety", f"{run.signal.symbol}: {reason}")
-        outcome.events = list(run.events)
-        return outcome
+        if not entries_gone:
+            return self._unknown(run, reason + ", but cancelling its other entries could not be confirmed")
+        return self._failed(run, reason + "; nothing was left open")
 
     # -- outcomes --------------------------------------------------------------------------------
 
@@ -369,8 +427,14 @@ class Executor:
         run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
         return Outcome(status="failed", reason=reason, records=run.records, events=run.events, is_open=False)
 
-    def _unknown(self, run: Execution, reason: str) -> Outcome:
-        reason += "; the server could not confirm that nothing is open and will reconcile it"
+    def _unknown(self, run: Execution, reason: str, *, followed: bool = True) -> Outcome:
+        """Not provably closed or clean: the signal stays "unknown", and the position monitor looks it
+        up at every pass (reconcile.py) until it is protected and managed, or over."""
+        if followed:
+            reason += (
+                "; the server could not confirm that nothing is open and keeps checking the exchange "
+                "(anything found is protected and reported)"
+            )
         run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
         return Outcome(
             status="failed",

@@ -3,9 +3,10 @@ orders (rule 1: at most once) and an unknown outcome can be looked up instead of
 
 BloFin accepts up to 32 letters and digits. An id is the first 24 hex characters of
 SHA-256(signal_id) (96 bits: collisions are not a practical concern) followed by a role code:
-`e1`..`e20` entries, `t1`..`t10` take profits, `sl` a stop placed on the position, `cl` a
-closing order; the position monitor adds `t<n>b<k>` (take profit n of fill batch k), `s<k>` (its
-k-th stop) and `c<k>` (a close at market). `body_hash` fingerprints a signal's canonical JSON to
+`e1`..`e20` entries, `t1`..`t10` take profits, `sl` the stop attached to the entries (as
+journaled), `sl<k>` the k-th stop the executor placed on the position, `cl` a closing order; the
+position monitor adds `t<n>b<k>` (take profit n of fill batch k), `s<k>` (its k-th stop) and
+`c<k>` (a close at market). `body_hash` fingerprints a signal's canonical JSON to
 tell a retry (same body) from a conflict (same id, different body).
 """
 
@@ -40,6 +41,13 @@ def stop_id(signal_id: str) -> str:
     return _checked(f"{signal_prefix(signal_id)}sl")
 
 
+def stop_attempt_id(signal_id: str, attempt: int) -> str:
+    """The `attempt`-th stop placed on the position by the executor (`Executor.ensure_stop`): a fresh
+    id per attempt, so a lookup after an unclear answer can only find this attempt's order, never an
+    earlier stop that was cancelled or has fired."""
+    return _checked(f"{signal_prefix(signal_id)}sl{attempt}")
+
+
 def close_id(signal_id: str) -> str:
     return _checked(f"{signal_prefix(signal_id)}cl")
 
@@ -61,7 +69,7 @@ def monitor_close_id(signal_id: str, attempt: int) -> str:
 
 # Every form above, and nothing else: the kill switch and reconciliation touch only these.
 _OURS = re.compile(
-    rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}(b[0-9]{{1,3}})?|sl|cl|s[0-9]{{1,4}}|c[0-9]{{1,4}})$"
+    rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}(b[0-9]{{1,3}})?|sl[0-9]{{0,3}}|cl|s[0-9]{{1,4}}|c[0-9]{{1,4}})$"
 )
 
 

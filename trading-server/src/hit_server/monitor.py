@@ -9,6 +9,10 @@ When a pass runs:
   pass after a reconnect re-reads everything, so a loss misses nothing;
 - every 6 x MONITOR_POLL_SECONDS while the socket is up (prices and timeouts are not pushed);
 - reconciliation (`reconcile_exchange`) at start and every RECONCILE_MINUTES.
+Before every pass, signals left unresolved (an unclear exchange outcome, a journal failure) are
+looked up on the exchange (`reconcile.reconcile_pending`: lookups only, never a resend, never a
+signal this process is carrying out); one found placed is managed by that same pass. While any is
+left unresolved the monitor polls every MONITOR_POLL_SECONDS even when pushes flow.
 A pass is a full comparison of the journal with the exchange (`lifecycle.py`), so a push is only a
 wake-up call: nothing depends on its content. A pass that fails is logged and the next one retries.
 """
@@ -30,6 +34,7 @@ from hit_server.lifecycle import Lifecycle
 from hit_server.notify import WebhookRelay
 from hit_server.orphans import reconcile_exchange
 from hit_server.paper import Exchange, configured_credentials
+from hit_server.reconcile import reconcile_pending
 from hit_server.service import TradingService
 from hit_server.settings import Settings
 from hit_server.trade_book import TradeBook
@@ -127,6 +132,7 @@ class PositionMonitor:
         self.poll_s = settings.monitor_poll_seconds
         self.reconcile_s = settings.reconcile_minutes * 60
         self.reconciliations = 0
+        self.unresolved = 0  # signals the last round could not resolve yet
         self.relay: WebhookRelay | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -159,7 +165,8 @@ class PositionMonitor:
         await self._guarded(self.reconcile)
         due = loop.time() + self.reconcile_s
         while True:
-            interval = self.poll_s * (QUIET_FACTOR if self.connected else 1)
+            quiet = self.connected and not self.unresolved
+            interval = self.poll_s * (QUIET_FACTOR if quiet else 1)
             # asyncio.timeout, not wait_for: Python 3.11's wait_for can lose a cancellation that
             # arrives as its timeout fires, and then stopping the monitor never returns
             with contextlib.suppress(TimeoutError):
@@ -167,11 +174,16 @@ class PositionMonitor:
                     await self._wake.wait()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             self._wake.clear()
+            await self._guarded(self.resolve)
             if loop.time() >= due:
                 await self._guarded(self.reconcile)
                 due = loop.time() + self.reconcile_s
             else:
                 await self._guarded(self.lifecycle.sync_all)
+
+    async def resolve(self) -> None:
+        """Look up the signals left unresolved (see `reconcile.py`), without waiting for a restart."""
+        _, self.unresolved = await reconcile_pending(self.service)
 
     async def reconcile(self) -> None:
         """Compare the journal with the exchange both ways (see `orphans.py`), then a full pass."""

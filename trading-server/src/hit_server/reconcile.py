@@ -1,11 +1,30 @@
-"""Resolving signals a crash or a timeout left between "sent" and "answered" (rule 1).
+"""Resolving signals left between "sent" and "answered" (rules 1 and 2), by lookups, never by resending.
 
-At every start, and whenever a replay meets a signal without a stored answer, each order still
-"sending" or "unknown" is looked up on the exchange by its clientOrderId, never resent:
-- an entry found on the exchange makes the signal "placed" (and, if it filled, its stop is confirmed
-  or placed, or the position closed: rule 2);
-- no entry found anywhere makes it "failed": nothing reached the exchange.
-If the exchange cannot answer, the signal stays unresolved and is tried again at the next start.
+A signal is unresolved when its journal state is "sending" or "received" (a crash or a journal
+failure came before its answer was stored) or "unknown" (its answer is stored, but an order's
+outcome could not be established: a lost reply, a lookup that could not find the entry, a stop or a
+close that could not be confirmed). Each of its orders whose fate is open is looked up on the
+exchange by its clientOrderId:
+- an entry found makes the signal "placed": if it filled, its stop is confirmed or placed, or the
+  position is closed (rule 2); the position monitor then manages it like any trade (its targets are
+  placed for the fills at the next pass);
+- no entry found makes it "failed, nothing was placed", but only once the signal is older than
+  RECONCILE_GRACE_SECONDS: BloFin's lookups can lag behind an accepted order, so "not found" proves
+  nothing at first; until then the signal stays unresolved and is looked up again;
+- when the exchange cannot answer, or the stop and the close still cannot be confirmed, the signal
+  stays unresolved and the answer says so.
+
+Who runs it, and which signals it may touch:
+- the position monitor at every pass (`reconcile_pending`), the server at start (`reconcile_all`),
+  and a replay that meets a signal without an answer (`reconcile_one`, under that signal's lock);
+- never a signal this process is carrying out: `reconcile_pending` skips a signal whose per-signal
+  lock (`TradingService.signal_locks`) is taken, and holds it while resolving, so a duplicate that
+  arrives meanwhile waits and then replays the resolved answer;
+- a signal in "sending" or "received" only once its last journal write is older than
+  RECONCILE_GRACE_SECONDS (120 s by default, never under 2 x EXCHANGE_TIMEOUT_SECONDS): another
+  server process may still be carrying it out, and carrying one out takes a few exchange calls,
+  each bounded by the exchange timeout and the client's retry budget. An "unknown" signal is done
+  being carried out (its answer is stored), so it is looked up at once.
 """
 
 from __future__ import annotations
@@ -18,11 +37,11 @@ from typing import TYPE_CHECKING
 from hit_server.blofin_errors import BloFinError
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Outcome
-from hit_server.journal import EventRecord, OrderRecord
+from hit_server.journal import OPEN_STATES, EventRecord, OrderRecord
 from hit_server.responses import build_response
 from hit_server.risk import PlannedOrder, TradePlan
 from hit_shared.logs import signal_context
-from hit_shared.models import OrderRole, TradeSignal
+from hit_shared.models import OrderRole, TradeSignal, fmt
 
 if TYPE_CHECKING:
     from hit_server.service import TradingService
@@ -33,21 +52,46 @@ UNSETTLED = ("sending", "unknown")
 
 
 async def reconcile_all(service: TradingService) -> int:
-    """Resolve every unresolved signal; the number resolved."""
-    resolved = 0
-    for row in await service.journal.unresolved():
-        if await reconcile_one(service, row):
-            resolved += 1
+    """Resolve what can be resolved now (at start); the number resolved."""
+    resolved, _ = await reconcile_pending(service)
     return resolved
 
 
+async def reconcile_pending(service: TradingService) -> tuple[int, int]:
+    """One round over the unresolved signals (see the module docstring for which are touched):
+    (resolved now, still unresolved)."""
+    resolved = waiting = 0
+    locks = service.signal_locks
+    for row in await service.journal.unresolved():
+        if locks.busy(row.signal_id):
+            waiting += 1  # this process is carrying it out
+            continue
+        async with locks.hold(row.signal_id):
+            current = await service.journal.get_signal(row.signal_id)
+            if current is None or current.state not in OPEN_STATES:
+                continue  # answered meanwhile
+            if await reconcile_one(service, current):
+                resolved += 1
+            else:
+                waiting += 1
+    return resolved, waiting
+
+
 async def reconcile_one(service: TradingService, row: SignalRow) -> bool:
-    """True when the signal now has a settled answer."""
+    """True when the signal now has a settled answer. The caller holds the signal's lock (or, at
+    start, nothing else runs)."""
     with signal_context(row.signal_id):
         return await _reconcile_one(service, row)
 
 
+def _age_s(moment: datetime | None) -> float:
+    return float("inf") if moment is None else (datetime.now(UTC) - as_utc(moment)).total_seconds()
+
+
 async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
+    grace = service.settings.reconcile_grace_seconds
+    if row.state != "unknown" and _age_s(row.updated_at or row.created_at) < grace:
+        return False  # another process may still be carrying it out
     signal = TradeSignal.model_validate(row.body)
     records = await service.journal.orders_of(row.signal_id)
     try:
@@ -68,11 +112,22 @@ async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
     entries = [r for r in records if r.role == OrderRole.ENTRY]
     if any(r.order_id is not None for r in entries):
         outcome = await _placed(service, signal, records)
+    elif _age_s(row.created_at) < grace:
+        return False  # not found is no proof yet: a lookup can lag behind an accepted order
     else:
-        outcome = _nothing_sent(signal, records)
-    plan = _plan_of(signal, records, service.settings.default_leverage)
+        outcome = _nothing_sent(signal, records, row.state, grace)
+    await _store(service, row, signal, records, outcome)
+    log.warning("Reconciled signal %s: %s (%s)", row.signal_id, outcome.status, outcome.state)
+    return outcome.state == "answered"
+
+
+async def _store(
+    service: TradingService, row: SignalRow, signal: TradeSignal, records: list[OrderRecord], outcome: Outcome
+) -> None:
+    plan = plan_of(signal, records, service.settings.default_leverage)
     created = as_utc(row.created_at) if row.created_at else datetime.now(UTC)
     response = build_response(signal, service.mode, outcome.status, outcome.reason, plan, records, created)
+    repeated = (outcome.state, outcome.reason) == (row.state, row.reason)  # a retry that changed nothing
     await service.journal.finish(
         row.signal_id,
         status=outcome.status,
@@ -80,11 +135,9 @@ async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
         response=response.model_dump(mode="json"),
         orders=records,
         is_open=outcome.is_open,
-        events=outcome.events,
+        events=() if repeated else outcome.events,
         state=outcome.state,
     )
-    log.warning("Reconciled signal %s: %s", row.signal_id, outcome.status)
-    return outcome.state == "answered"
 
 
 async def _look_up(service: TradingService, record: OrderRecord) -> None:
@@ -103,29 +156,34 @@ async def _look_up(service: TradingService, record: OrderRecord) -> None:
 
 
 async def _placed(service: TradingService, signal: TradeSignal, records: list[OrderRecord]) -> Outcome:
-    plan = _plan_of(signal, records, service.settings.default_leverage)
+    plan = plan_of(signal, records, service.settings.default_leverage)
     run = Execution(
         signal, plan, await service.client.instrument(signal.symbol), service.settings.margin_mode, records
     )
     if not await service.executor.ensure_stop(run):
-        outcome = await service.executor.close_for_safety(run)
-        return outcome
+        return await service.executor.close_for_safety(run)
     run.event(
         "reconciled",
-        f"{signal.symbol} {signal.side.value}: the entry was found on the exchange after "
-        "an interruption; the trade is placed",
+        f"{signal.symbol} {signal.side.value}: the entry was found on the exchange after an unclear "
+        f"outcome; its stop at {fmt(plan.stop_loss)} is confirmed and the trade is followed as placed",
     )
     return Outcome(
         "placed",
-        "recovered after an interruption: the entry was found on the exchange",
+        "recovered after an unclear outcome: the entry was found on the exchange and its stop confirmed",
         records,
         run.events,
         is_open=True,
     )
 
 
-def _nothing_sent(signal: TradeSignal, records: list[OrderRecord]) -> Outcome:
-    reason = "the server was interrupted before the entry reached the exchange; nothing was placed"
+def _nothing_sent(signal: TradeSignal, records: list[OrderRecord], state: str, grace: float) -> Outcome:
+    if state == "unknown":
+        reason = (
+            f"the exchange did not confirm the entry order and it was still not found {grace:g} s after "
+            "the signal; nothing was placed"
+        )
+    else:
+        reason = "the server was interrupted before the entry reached the exchange; nothing was placed"
     for record in records:
         if record.state in UNSETTLED:
             record.state = "not_sent"
@@ -138,7 +196,7 @@ def _nothing_sent(signal: TradeSignal, records: list[OrderRecord]) -> Outcome:
     return Outcome("failed", reason, records, [event], is_open=False)
 
 
-def _plan_of(signal: TradeSignal, records: list[OrderRecord], default_leverage: int) -> TradePlan:
+def plan_of(signal: TradeSignal, records: list[OrderRecord], default_leverage: int) -> TradePlan:
     """The plan as journaled (its orders), enough to answer and to protect the position."""
     entries = tuple(PlannedOrder(r.price, r.size) for r in records if r.role == OrderRole.ENTRY)
     tps = tuple(PlannedOrder(r.price, r.size) for r in records if r.role == OrderRole.TAKE_PROFIT)

@@ -67,6 +67,11 @@ class SignalLocks:
             else:
                 self._locks[key] = (lock, users - 1)
 
+    def busy(self, key: str) -> bool:
+        """Whether someone in this process holds or waits for this signal_id's lock (is carrying
+        the signal out, or replaying it)."""
+        return key in self._locks
+
 
 def limits_from(settings: Settings) -> RiskLimits:
     return RiskLimits(
@@ -103,6 +108,12 @@ class TradingService:
         self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
         await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
         await reconcile_all(self)
+
+    @property
+    def signal_locks(self) -> SignalLocks:
+        """The per-signal locks `submit` holds while carrying a signal out; the position monitor's
+        reconciliation (`reconcile.reconcile_pending`) skips a signal whose lock is taken."""
+        return self._locks
 
     @property
     def halted(self) -> HaltState:
