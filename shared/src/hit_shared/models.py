@@ -41,7 +41,8 @@ _LONG = Side.LONG  # a module constant: `Side.LONG` is an attribute lookup throu
 
 class TradeStatus(StrEnum):
     """placed: orders are on the exchange; rejected: risk rules refused it, nothing was sent;
-    failed: the exchange refused or could not be reached, and nothing is left open."""
+    failed: not carried out as planned, and nothing is left open, unless `reason` says the server
+    could not confirm that (it then keeps resolving it by lookups and reports the outcome as events)."""
 
     PLACED = "placed"
     REJECTED = "rejected"
