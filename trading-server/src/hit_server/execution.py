@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import cast
 
@@ -33,7 +32,6 @@ from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import (
     MARKET_PRICE,
     WHOLE_POSITION,
-    MarginMode,
     Order,
     OrderAck,
     OrderRequest,
@@ -42,11 +40,12 @@ from hit_server.blofin_models import (
     Position,
     TpslRequest,
 )
-from hit_server.instruments import Instrument
-from hit_server.journal import EventRecord, OrderRecord
-from hit_server.risk import TradePlan
+from hit_server.execution_run import Execution, Outcome, failed, placed, unknown
+from hit_server.journal import OrderRecord
 from hit_server.trade_work import not_accepted
-from hit_shared.models import OrderRole, TradeSignal, fmt
+from hit_shared.models import OrderRole, fmt
+
+__all__ = ["Execution", "Executor", "Outcome"]  # Execution and Outcome live in execution_run.py
 
 log = logging.getLogger(__name__)
 
@@ -57,47 +56,6 @@ SaveOrders = Callable[[Sequence[OrderRecord]], Awaitable[None]]
 
 def _held(positions: Sequence[Position]) -> Decimal:
     return sum((abs(p.positions) for p in positions), Decimal(0))
-
-
-@dataclass
-class Outcome:
-    """How a signal ended: its status, reason, orders' last known states and the events to record.
-
-    `state` is the journal state: "answered", or "unknown" when the server could not establish that
-    nothing is left open (the position monitor looks at it again at every pass: `reconcile.py`)."""
-
-    status: str
-    reason: str | None
-    records: list[OrderRecord]
-    events: list[EventRecord]
-    is_open: bool
-    state: str = "answered"
-
-
-@dataclass
-class Execution:
-    """The state of one signal's orders while it is being carried out."""
-
-    signal: TradeSignal
-    plan: TradePlan
-    instrument: Instrument
-    margin_mode: MarginMode
-    records: list[OrderRecord]
-    events: list[EventRecord] = field(default_factory=list)
-
-    def of(self, role: OrderRole) -> list[OrderRecord]:
-        return [r for r in self.records if r.role == role]
-
-    @property
-    def stop(self) -> OrderRecord:
-        return self.of(OrderRole.STOP_LOSS)[0]
-
-    def event(self, kind: str, message: str) -> None:
-        self.events.append(
-            EventRecord(
-                type=kind, message=message, signal_id=self.signal.signal_id, symbol=self.signal.symbol
-            )
-        )
 
 
 class Executor:
@@ -123,7 +81,7 @@ class Executor:
         except BloFinError as exc:
             for record in run.of(OrderRole.ENTRY):
                 record.state = "not_sent"
-            return self._failed(run, f"the exchange refused leverage {run.plan.leverage}x: {exc.message}")
+            return failed(run, f"the exchange refused leverage {run.plan.leverage}x: {exc.message}")
         problem = await self._place_entries(run)
         if problem is not None:
             return await self._unwind(run, problem)
@@ -132,7 +90,7 @@ class Executor:
             return await self.close_for_safety(run)
         if filled >= run.plan.size:
             await self._place_take_profits(run)
-        return self._placed(run, filled)
+        return placed(run, filled)
 
     # -- entries ---------------------------------------------------------------------------------
 
@@ -352,8 +310,8 @@ class Executor:
         else "unknown" with a reason that says so (the position monitor keeps resolving it)."""
         entries_gone = await self._cancel_entries(run)
         if await self._flatten(run) and entries_gone:
-            return self._failed(run, reason + "; nothing was left open")
-        return self._unknown(run, reason)
+            return failed(run, reason + "; nothing was left open")
+        return unknown(run, reason)
 
     async def _cancel_entries(self, run: Execution) -> bool:
         """Cancel every entry that may rest; True when none provably rests. An entry whose outcome is
@@ -375,17 +333,19 @@ class Executor:
         return gone
 
     async def _flatten(self, run: Execution) -> bool:
-        """Close our position on the symbol, if any; False when that could not be established."""
+        """Close our position on the symbol, if any; True only once the symbol is seen flat (a close
+        "found" by its clientOrderId may be an earlier attempt's, so the position is read again)."""
         try:
             positions = await self.client.positions(run.signal.symbol)
             if any(p.positions != 0 for p in positions):
                 await self.client.close_position(
                     run.signal.symbol, run.margin_mode, client_order_id=ids.close_id(run.signal.signal_id)
                 )
+                positions = await self.client.positions(run.signal.symbol)
         except BloFinError as exc:
             log.error("Could not flatten %s: %s", run.signal.symbol, type(exc).__name__)
             return False
-        return True
+        return not any(p.positions != 0 for p in positions)
 
     async def close_for_safety(self, run: Execution) -> Outcome:
         """Rule 2 when the stop cannot be confirmed: close the position and cancel the entries. The
@@ -399,48 +359,9 @@ class Executor:
                 f"{unconfirmed} and closing the position could not be confirmed either; the server keeps "
                 "checking the exchange: it will place the stop or close the position, and report it"
             )
-            return self._unknown(run, reason, followed=False)
+            return unknown(run, reason, followed=False)
         reason = f"{unconfirmed}, so the position was closed at market"
         run.event("closed_for_safety", f"{run.signal.symbol}: {reason}")
         if not entries_gone:
-            return self._unknown(run, reason + ", but cancelling its other entries could not be confirmed")
-        return self._failed(run, reason + "; nothing was left open")
-
-    # -- outcomes --------------------------------------------------------------------------------
-
-    def _placed(self, run: Execution, filled: Decimal) -> Outcome:
-        plan, signal = run.plan, run.signal
-        entry = (
-            "at market"
-            if plan.entries[0].price is None
-            else (f"limit {', '.join(fmt(e.price or Decimal(0)) for e in plan.entries)}")
-        )
-        run.event(
-            "placed",
-            f"{signal.symbol} {signal.side.value} placed: {fmt(plan.size)} contracts {entry}, "
-            f"stop {fmt(plan.stop_loss)}, {len(plan.take_profits)} target(s), {plan.leverage}x; "
-            f"filled {fmt(filled)}",
-        )
-        return Outcome(status="placed", reason=None, records=run.records, events=run.events, is_open=True)
-
-    def _failed(self, run: Execution, reason: str) -> Outcome:
-        run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
-        return Outcome(status="failed", reason=reason, records=run.records, events=run.events, is_open=False)
-
-    def _unknown(self, run: Execution, reason: str, *, followed: bool = True) -> Outcome:
-        """Not provably closed or clean: the signal stays "unknown", and the position monitor looks it
-        up at every pass (reconcile.py) until it is protected and managed, or over."""
-        if followed:
-            reason += (
-                "; the server could not confirm that nothing is open and keeps checking the exchange "
-                "(anything found is protected and reported)"
-            )
-        run.event("failed", f"{run.signal.symbol} {run.signal.side.value} failed: {reason}")
-        return Outcome(
-            status="failed",
-            reason=reason,
-            records=run.records,
-            events=run.events,
-            is_open=True,
-            state="unknown",
-        )
+            return unknown(run, reason + ", but cancelling its other entries could not be confirmed")
+        return failed(run, reason + "; nothing was left open")

@@ -174,11 +174,11 @@ class PositionMonitor:
                     await self._wake.wait()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             self._wake.clear()
-            await self._guarded(self.resolve)
             if loop.time() >= due:
                 await self._guarded(self.reconcile)
                 due = loop.time() + self.reconcile_s
             else:
+                await self._guarded(self.resolve)
                 await self._guarded(self.lifecycle.sync_all)
 
     async def resolve(self) -> None:
@@ -186,8 +186,10 @@ class PositionMonitor:
         _, self.unresolved = await reconcile_pending(self.service)
 
     async def reconcile(self) -> None:
-        """Compare the journal with the exchange both ways (see `orphans.py`), then a full pass."""
+        """Resolve the unresolved signals, compare the journal with the exchange both ways (see
+        `orphans.py`), then a full pass."""
         self.reconciliations += 1
+        await self.resolve()
         await reconcile_exchange(self.lifecycle)
         await self.lifecycle.sync_all()
 

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from hit_server.blofin_errors import BloFinError
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Outcome
+from hit_server.http_errors import JournalUnavailable
 from hit_server.journal import OPEN_STATES, EventRecord, OrderRecord
 from hit_server.responses import build_response
 from hit_server.risk import PlannedOrder, TradePlan
@@ -67,14 +68,26 @@ async def reconcile_pending(service: TradingService) -> tuple[int, int]:
             waiting += 1  # this process is carrying it out
             continue
         async with locks.hold(row.signal_id):
-            current = await service.journal.get_signal(row.signal_id)
-            if current is None or current.state not in OPEN_STATES:
-                continue  # answered meanwhile
-            if await reconcile_one(service, current):
+            if await _resolve_held(service, row.signal_id):
                 resolved += 1
             else:
                 waiting += 1
     return resolved, waiting
+
+
+async def _resolve_held(service: TradingService, signal_id: str) -> bool:
+    """One signal, its lock held: re-read (it may have been answered meanwhile) and resolve. A failure
+    is this signal's alone: it is logged and tried again next round, and the others go on."""
+    try:
+        current = await service.journal.get_signal(signal_id)
+        if current is None or current.state not in OPEN_STATES:
+            return True  # answered meanwhile
+        return await reconcile_one(service, current)
+    except (BloFinError, JournalUnavailable) as exc:
+        log.warning("Reconciliation of %s postponed (%s)", signal_id, type(exc).__name__)
+    except Exception:
+        log.exception("Reconciliation of %s failed; tried again next round", signal_id)
+    return False
 
 
 async def reconcile_one(service: TradingService, row: SignalRow) -> bool:
