@@ -46,6 +46,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.dml import ValuesBase
 
+from hit_server import clock
 from hit_server.http_errors import JournalUnavailable
 from hit_server.prepared import Prepared, prepare
 
@@ -55,7 +56,8 @@ BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's default is 1,000 pages
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    """Now, from the server's one clock (`hit_server.clock`)."""
+    return clock.utcnow()
 
 
 def as_utc(value: datetime) -> datetime:

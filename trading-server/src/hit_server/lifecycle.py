@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
+from hit_server import clock
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import Order, Position
@@ -286,7 +287,7 @@ class Lifecycle:
     # -- 4. before any fill ----------------------------------------------------------------------------
 
     def _expired(self, trade: Trade) -> bool:
-        return not trade.entries_done and datetime.now(UTC) >= trade.opened_at + self.entry_timeout
+        return not trade.entries_done and clock.utcnow() >= trade.opened_at + self.entry_timeout
 
     async def _before_entry(self, work: Work) -> None:
         trade = work.trade

@@ -30,10 +30,11 @@ Who runs it, and which signals it may touch:
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from hit_server import clock
 from hit_server.blofin_errors import BloFinError
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Outcome
@@ -98,7 +99,7 @@ async def reconcile_one(service: TradingService, row: SignalRow) -> bool:
 
 
 def _age_s(moment: datetime | None) -> float:
-    return float("inf") if moment is None else (datetime.now(UTC) - as_utc(moment)).total_seconds()
+    return float("inf") if moment is None else (clock.utcnow() - as_utc(moment)).total_seconds()
 
 
 async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
@@ -138,7 +139,7 @@ async def _store(
     service: TradingService, row: SignalRow, signal: TradeSignal, records: list[OrderRecord], outcome: Outcome
 ) -> None:
     plan = plan_of(signal, records, service.settings.default_leverage)
-    created = as_utc(row.created_at) if row.created_at else datetime.now(UTC)
+    created = as_utc(row.created_at) if row.created_at else clock.utcnow()
     response = build_response(signal, service.mode, outcome.status, outcome.reason, plan, records, created)
     repeated = (outcome.state, outcome.reason) == (row.state, row.reason)  # a retry that changed nothing
     await service.journal.finish(

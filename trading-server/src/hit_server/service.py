@@ -20,11 +20,11 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from hit_server import ids
+from hit_server import clock, ids
 from hit_server.admission import Admission, Snapshot
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, InstrumentNotFound, NotFound
@@ -156,12 +156,13 @@ class TradingService:
         return TradeResponse.model_validate(row.response)
 
     async def _wait_for_answer(self, signal_id: str) -> SignalRow:
-        deadline = time.monotonic() + DUPLICATE_WAIT_S
+        loop = asyncio.get_running_loop()  # the loop's clock: the one asyncio.sleep below follows
+        deadline = loop.time() + DUPLICATE_WAIT_S
         while True:
             row = await self.journal.get_signal(signal_id)
             if row is not None and row.response is not None:
                 return row
-            if time.monotonic() > deadline:
+            if loop.time() > deadline:
                 raise NotReady(f"Signal '{signal_id}' is still being processed; retry shortly.")
             await asyncio.sleep(0.05)
 
@@ -170,7 +171,7 @@ class TradingService:
     ) -> TradeResponse:
         """`ours`: the symbols with an open trade of ours, read after `snapshot` was taken."""
         body = signal.model_dump(mode="json")
-        created = datetime.now(UTC)
+        created = clock.utcnow()
         verdict, market = await self._assess(signal, ours)
         if isinstance(verdict, TradePlan):
             # No await from here to reserve(): concurrent signals can't both take the last slot.
@@ -270,7 +271,7 @@ class TradingService:
         log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
 
     async def _assess(self, signal: TradeSignal, ours: set[str]) -> tuple[TradePlan | Rejection, MarketView]:
-        now = datetime.now(UTC)
+        now = clock.utcnow()
         if self._halt.halted:
             market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
             return assess(signal, market, self.limits), market

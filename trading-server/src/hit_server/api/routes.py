@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from hit_server import __version__
+from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
 from hit_server.api.schemas import PositionsOut, TradesPage, position_out
 from hit_server.events import EventsResponse, event_out
@@ -82,7 +81,7 @@ async def list_positions(service: TradingServiceDep) -> PositionsOut:
     """Open positions as the exchange reports them."""
     positions = await service.client.positions()
     return PositionsOut(
-        positions=[position_out(p) for p in positions if p.positions != 0], as_of=datetime.now(UTC)
+        positions=[position_out(p) for p in positions if p.positions != 0], as_of=clock.utcnow()
     )
 
 

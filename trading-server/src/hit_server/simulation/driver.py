@@ -4,6 +4,9 @@
 runs a given list (a reproduction); `minimize(steps)` leaves steps out while the run still breaks the
 same invariant, for a short reproduction to keep as a regression test.
 
+The server's wall clock (`hit_server.clock`) and the exchange simulator's follow the loop's virtual
+time for the length of a run, so ages, timeouts and grace periods pass as the simulated time does.
+
 The server runs with its defaults except: MONITOR_POLL_SECONDS=1 (the 2-second naked-window bound of
 invariant (a) is a promise made with the monitor polling at least that often when the exchange's
 change feed is lost) and a large MAX_OPEN_POSITIONS (so signals compete per symbol, not for slots).
@@ -17,10 +20,12 @@ import random
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hit_server import clock
 from hit_server.blofin_sim.adversity import ItemFaults
 from hit_server.blofin_sim.errors import SimError
 from hit_server.blofin_sim.faults import RandomFaults
@@ -74,13 +79,14 @@ class Driver:
     async def run(self) -> RunResult:
         loop = asyncio.get_running_loop()
         random.seed(self.seed or 0)  # the exchange client's retry jitter draws from it
-        clock = getattr(loop, "clock_ms", lambda: int(loop.time() * 1000))
-        self.world = World(self.workdir, clock, **SERVER_SETTINGS)
+        clock_ms = getattr(loop, "clock_ms", lambda: int(loop.time() * 1000))
+        self.world = World(self.workdir, clock_ms, **SERVER_SETTINGS)
         self.watch = Watch(self.workdir / "journal.db")
         self.watch.watch_stops(self.world.sim, loop.time)
         started = loop.time()
-        await self.world.start_process()
+        clock.use_source(lambda: datetime.fromtimestamp(clock_ms() / 1000, UTC))
         try:
+            await self.world.start_process()
             for step in self.steps:
                 await self._do(step)
                 await asyncio.sleep(float(step.get("wait", 0)))
@@ -88,6 +94,7 @@ class Driver:
             await self._settle()
         finally:
             await self.world.close()
+            clock.use_source(None)
         statuses: dict[str, int] = {}
         for answer in self.answers.values():
             key = "none" if answer is None else str(answer.get("status"))
