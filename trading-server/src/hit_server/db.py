@@ -37,6 +37,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     make_url,
     or_,
     select,
@@ -204,6 +205,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# Columns added to existing tables since their first release: (table, column, SQL type and default).
+# `create_all` creates missing tables but never alters one, so a journal written by an older version
+# gets these added at start.
+ADDED_COLUMNS = (("trades", "version", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def add_missing_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table, column, ddl in ADDED_COLUMNS:
+        if inspector.has_table(table) and column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
 class Database:
     """The journal's database. Every transaction is one synchronous function of a connection (or an
     ORM session), run by `transaction` (or `session`) and committed when it returns.
@@ -335,6 +349,7 @@ class Database:
         again and finds it made."""
         def build(conn: Connection) -> None:
             Base.metadata.create_all(conn)
+            add_missing_columns(conn)
             backfill_claims(conn)
 
         try:

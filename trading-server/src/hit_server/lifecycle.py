@@ -36,7 +36,7 @@ from hit_server.pnl import Exit, exit_of
 from hit_server.settings import Settings
 from hit_server.stops import StopKeeper
 from hit_server.take_profits import TargetKeeper
-from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook, values_of
+from hit_server.trade_book import CLOSED, ENDED, Trade, TradeBook, TradeMovedOn, values_of
 from hit_server.trade_work import NOT_SENT, OPEN_ORDER, WATCHED, Snapshot, Work, close_id
 from hit_shared.models import OrderRole, fmt
 
@@ -89,6 +89,9 @@ class Lifecycle:
         server stopping) is not an Exception and goes through."""
         try:
             await self.sync_trade(trade, snap, records)
+        except TradeMovedOn:
+            log.info("Trade %s: another process moved it on first; read afresh next pass", trade.signal_id)
+            return
         except BloFinError as exc:
             if exc.retryable or isinstance(exc, OrderOutcomeUnknown):
                 log.warning("Trade %s: pass postponed (%s)", trade.signal_id, type(exc).__name__)

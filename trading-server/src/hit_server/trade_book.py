@@ -6,6 +6,10 @@ exchange's position ids (to find the trade's closed positions in BloFin's positi
 once it is over, how it ended with the realised P&L and fees. The table is created beside the
 journal's (`create_schema`); closing a trade also writes the signal's `is_open`, `realized_pnl` and
 `closed_at`, which `GET /api/v1/stats` reads.
+
+Each save is conditional on the version it read (optimistic concurrency), so when two processes follow
+the same trade (a restart overlapping the old process, a second instance by mistake) only one of them
+records each change: a close is reported and counted once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,13 @@ from hit_server.db import Base, Database, OrderRow, SignalRow, as_utc, utcnow
 from hit_server.journal import EVENTS, ORDERS, SIGNALS, STATE_CHANGES, EventRecord, OrderRecord, to_record
 
 OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
+
+
+class TradeMovedOn(Exception):
+    """Another process saved this trade after this one read it (two servers on one journal, e.g. a
+    restart overlapping the old process): this pass's view of the trade is stale, so its changes and
+    events are dropped and the trade is read afresh at the next pass. What the stale pass did on the
+    exchange was done under the trade's derived clientOrderIds, so it cannot have been done twice."""
 
 
 class TradeRow(Base):
@@ -46,6 +57,8 @@ class TradeRow(Base):
     fee: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    # bumped by every save: a save from a stale read is refused (see TradeMovedOn)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 TRADES = Base.metadata.tables["trades"]
@@ -72,6 +85,7 @@ class Trade:
     exit_reason: str | None = None
     realized_pnl: Decimal | None = None
     fee: Decimal | None = None
+    version: int = 0  # the row's version when read; `save` bumps it
 
     @property
     def filled(self) -> Decimal:
@@ -115,6 +129,7 @@ def _trade(row: TradeRow, signal: SignalRow) -> Trade:
         exit_reason=row.exit_reason,
         realized_pnl=None if row.realized_pnl is None else Decimal(row.realized_pnl),
         fee=None if row.fee is None else Decimal(row.fee),
+        version=row.version or 0,
     )
 
 
@@ -154,7 +169,13 @@ class TradeBook:
             values["closed_at"] = now
 
         def write(conn: Connection) -> None:
-            conn.execute(update(TRADES).where(TRADES.c.signal_id == trade.signal_id).values(**values))
+            saved = conn.execute(
+                update(TRADES)
+                .where(TRADES.c.signal_id == trade.signal_id, TRADES.c.version == trade.version)
+                .values(**values, version=trade.version + 1)
+            )
+            if saved.rowcount == 0:  # nothing below is written either: the transaction rolls back
+                raise TradeMovedOn(trade.signal_id)
             if trade.state != OPEN:
                 conn.execute(
                     update(SIGNALS)
@@ -179,6 +200,7 @@ class TradeBook:
                 ])
 
         await self.db.transaction(write)
+        trade.version += 1
 
     async def orders_of(self, signal_ids: Sequence[str]) -> dict[str, list[OrderRecord]]:
         """The journaled orders of these signals in one query, by signal_id (oldest first)."""
