@@ -24,7 +24,8 @@ Who runs it, and which signals it may touch:
   RECONCILE_GRACE_SECONDS (120 s by default, never under 2 x EXCHANGE_TIMEOUT_SECONDS): another
   server process may still be carrying it out, and carrying one out takes a few exchange calls,
   each bounded by the exchange timeout and the client's retry budget. An "unknown" signal is done
-  being carried out (its answer is stored), so it is looked up at once.
+  being carried out (its answer is stored), so it is looked up at once. Until then only rule 2 is
+  served: a position on its symbol gets its stop confirmed or placed at every round.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ def _age_s(moment: datetime | None) -> float:
 async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
     grace = service.settings.reconcile_grace_seconds
     if row.state != "unknown" and _age_s(row.updated_at or row.created_at) < grace:
+        await _protect_meanwhile(service, row)
         return False  # another process may still be carrying it out
     signal = TradeSignal.model_validate(row.body)
     records = await service.journal.orders_of(row.signal_id)
@@ -133,6 +135,28 @@ async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
     await _store(service, row, signal, records, outcome)
     log.warning("Reconciled signal %s: %s (%s)", row.signal_id, outcome.status, outcome.state)
     return outcome.state == "answered"
+
+
+async def _protect_meanwhile(service: TradingService, row: SignalRow) -> None:
+    """Rule 2 does not wait for the grace: a signal still "sending" whose entry already filled (a crash
+    after the entry left, or a process still at work) gets its stop confirmed, or placed, now. Nothing
+    else of it is touched before the grace ends. The position on the symbol is this signal's: the
+    signal holds the symbol's claim (one trade per symbol per account, `claims.py`)."""
+    signal = TradeSignal.model_validate(row.body)
+    try:
+        positions = await service.client.positions(signal.symbol)
+        if not positions:
+            return
+        records = await service.journal.orders_of(row.signal_id)
+        plan = plan_of(signal, records, service.settings.default_leverage)
+        instrument = await service.client.instrument(signal.symbol)
+        run = Execution(signal, plan, instrument, service.settings.margin_mode, records)
+        if not await service.executor.ensure_stop(run, positions):
+            log.error("Signal %s: a position without its stop could not be protected yet; tried again "
+                      "next round", row.signal_id)
+    except BloFinError as exc:
+        log.warning("Signal %s: the stop of its position could not be checked (%s)", row.signal_id,
+                    type(exc).__name__)
 
 
 async def _store(

@@ -34,7 +34,8 @@ from hit_server.simulation.invariants import Watch
 from hit_server.simulation.steps import Step, generate
 from hit_server.simulation.world import Process, World
 
-SETTLE_ROUNDS = 6
+SETTLE_ROUNDS = 12
+SETTLE_ROUND_S = 20.0  # 12 rounds outlast RECONCILE_GRACE_SECONDS (120 s), after which absence is proof
 STREAM_BACK_AFTER_S = 20.0
 SERVER_SETTINGS: dict[str, Any] = {
     "monitor_poll_seconds": 1.0,
@@ -247,7 +248,7 @@ class Driver:
             for process in self.world.live():
                 monitor = process.monitor
                 await monitor._guarded(monitor.reconcile)  # as the monitor runs it
-            await asyncio.sleep(3.0)
+            await asyncio.sleep(SETTLE_ROUND_S)
             await self._ask_again()
             await self._after_step()
             problems = self.watch.settled_problems(self.world.sim, self.answers)
