@@ -28,7 +28,7 @@ from typing import Any
 from hit_server import clock
 from hit_server.blofin_sim.adversity import ItemFaults
 from hit_server.blofin_sim.errors import SimError
-from hit_server.blofin_sim.faults import RandomFaults
+from hit_server.blofin_sim.faults import Fault, RandomFaults
 from hit_server.simulation.clock import run_virtual
 from hit_server.simulation.invariants import Watch
 from hit_server.simulation.steps import Step, generate
@@ -157,6 +157,11 @@ class Driver:
             probability=probability, kinds=tuple(step["kinds"]), seconds=float(step.get("seconds", 3.0)),
             path="/api/v1/", seed=int(step.get("seed", 0)),
         ))
+
+    async def _op_fault(self, step: Step) -> None:
+        """A counted fault on one path (for written reproductions; the generator uses `faults`)."""
+        self.world.faults.add(Fault(kind=step["kind"], count=int(step.get("count", 1)),
+                                    path=str(step.get("path", "")), seconds=float(step.get("seconds", 0))))
 
     async def _op_lag(self, step: Step) -> None:
         if int(step["ms"]) <= 0:
