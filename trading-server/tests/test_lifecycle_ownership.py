@@ -180,3 +180,42 @@ async def test_lifecycle_new_position_opened_by_the_trades_own_rung_stays_its_ow
     targets = [o for o in server.sim.open_orders("BTC-USDT") if o.reduce_only]
     rungs = [o["client_order_id"] for o in answer["orders"] if o["role"] == "entry"]
     assert sum(t.size for t in targets) >= server.sim.orders_by_client_id[rungs[-1]].filled_size
+
+
+# -- two server processes on one journal -----------------------------------------------------------
+
+
+async def test_lifecycle_targets_are_placed_by_the_process_holding_the_trades_lease(
+    server: RunningServer,
+) -> None:
+    """Another process placing this trade's targets holds its lease: this one places none in that pass
+    (it would derive the same clientOrderIds for a batch of another size) but still restores the stop;
+    it places them once the lease is given back, or once it lapsed (its holder died)."""
+    from hit_server.trade_lease import TradeLeases
+
+    lifecycle = server.monitor.lifecycle
+    answer = await place(server, signal("own-lease", entries=["59000", "59800"], stop_loss="57000"))
+    await server.set_price("BTC-USDT", "59700")  # one rung fills: targets are due
+    for stop in server.sim.live_tpsl("BTC-USDT"):
+        server.sim.cancel_tpsl(None, stop.tpsl_id, "")
+    other = TradeLeases(lifecycle.book.db, holder="the-other-process")
+    assert await other.take("own-lease")
+
+    def targets() -> Decimal:
+        return sum((o.size for o in server.sim.open_orders("BTC-USDT") if o.reduce_only), Decimal(0))
+
+    await lifecycle.sync_all()
+
+    assert targets() == 0
+    assert [t.spec.sl_trigger for t in server.sim.live_tpsl("BTC-USDT")] == [Decimal(57000)]  # never waits
+    await other.give_back("own-lease")
+    await lifecycle.sync_all()
+    filled = server.sim.positions["BTC-USDT"].size
+    assert targets() == filled
+
+    dead = TradeLeases(lifecycle.book.db, holder="a-dead-process", seconds=0)  # lapses at once
+    assert await dead.take("own-lease")
+    await server.set_price("BTC-USDT", "58900")  # the other rung fills: more targets are due
+    await lifecycle.sync_all()
+    assert targets() == server.sim.positions["BTC-USDT"].size > filled
+    assert sum(Decimal(o["size"]) for o in answer["orders"] if o["role"] == "entry") == targets()

@@ -50,7 +50,7 @@ class Lifecycle:
         self.book = book
         self.settings = settings
         self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
-        self.targets = TargetKeeper(client, journal.add_or_update_orders)
+        self.targets = TargetKeeper(client, journal.add_or_update_orders, book.leases, journal.orders_of)
         self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
         self.passes = 0
         self.foreign_reported: set[str] = set()  # positions not ours, logged once each

@@ -14,6 +14,10 @@
   pass, never resent blindly. Only a definitive refusal is "failed": it is reported, and counted as
   covered, since sending it again would be refused the same way (the stop still covers the whole
   position).
+- Two server processes on one journal (a restart overlapping the old one, a second instance) would
+  derive the same batch ids for batches of different sizes. Targets are placed under the trade's
+  lease (`trade_lease.py`), and only when the journal holds no target of the trade that this pass
+  has not read. Only this step takes the lease: stops and closes never wait for it.
 """
 
 from __future__ import annotations
@@ -29,26 +33,49 @@ from hit_server.blofin_errors import BloFinError, OrderOutcomeUnknown
 from hit_server.blofin_models import OrderRequest, OrderSide
 from hit_server.journal import OrderRecord
 from hit_server.risk import split_take_profits
+from hit_server.trade_lease import TradeLeases
 from hit_server.trade_work import NOT_SENT, Work, batch_tp_id, not_accepted
 from hit_shared.models import OrderRole, fmt
 
 log = logging.getLogger(__name__)
 
 SaveOrders = Callable[[str, Sequence[OrderRecord]], Awaitable[None]]
+ReadOrders = Callable[[str], Awaitable[list[OrderRecord]]]
 
 
 class TargetKeeper:
-    def __init__(self, client: BloFinClient, save_orders: SaveOrders) -> None:
+    def __init__(
+        self, client: BloFinClient, save_orders: SaveOrders, leases: TradeLeases, read_orders: ReadOrders
+    ) -> None:
         self.client = client
         self._save = save_orders
+        self.leases = leases
+        self._read = read_orders
 
     async def place(self, work: Work) -> None:
-        """Send targets for the filled contracts no target covers yet."""
+        """Send targets for the filled contracts no target covers yet, under the trade's lease."""
         targets = work.of(OrderRole.TAKE_PROFIT)
         attempted = sum((r.size for r in targets if r.state not in NOT_SENT), Decimal(0))
         uncovered = work.trade.filled - attempted
-        if uncovered <= 0:
-            return
+        if uncovered <= 0 or not await self.leases.take(work.signal_id):
+            return  # nothing to place, or another server process is placing this trade's targets
+        try:
+            if await self._unseen_targets(work):
+                log.info("Trade %s: another process placed targets since this pass read the journal; "
+                         "they are taken into account at the next pass", work.signal_id)
+                return
+            await self._place(work, targets, uncovered)
+        finally:
+            await self.leases.give_back(work.signal_id)
+
+    async def _unseen_targets(self, work: Work) -> bool:
+        """Whether the journal holds targets of this trade that this pass has not read (each target is
+        journaled before it is sent, so a process that placed some has journaled them)."""
+        known = {r.client_order_id for r in work.records}
+        return any(r.role == OrderRole.TAKE_PROFIT and r.client_order_id not in known
+                   for r in await self._read(work.signal_id))
+
+    async def _place(self, work: Work, targets: list[OrderRecord], uncovered: Decimal) -> None:
         waiting = sorted((r for r in targets if r.state == "pending"), key=lambda r: r.seq)
         if sum((r.size for r in waiting), Decimal(0)) == uncovered:
             batch = waiting

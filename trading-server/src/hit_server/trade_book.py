@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from hit_server.claims import release_claim
 from hit_server.db import Base, Database, OrderRow, SignalRow, as_utc, utcnow
 from hit_server.journal import EVENTS, ORDERS, SIGNALS, STATE_CHANGES, EventRecord, OrderRecord, to_record
+from hit_server.trade_lease import TradeLeases
 
 OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
 
@@ -155,6 +156,7 @@ class TradeBook:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.leases = TradeLeases(db)  # which process works on a trade now (trade_lease.py)
 
     async def open_trades(self) -> list[Trade]:
         """Every placed signal still open, oldest first; a row is created for one seen the first time
