@@ -48,7 +48,10 @@ async def test_fault_server_killed_mid_burst_loses_nothing_and_doubles_nothing(
     assert not server.proc.alive
     state_at_crash = await sim.state()
 
-    again = await start_server(server.db_path, port=server.port, key=server.key, name="server-restarted")
+    # Signals the kill left "sending" are resolved once RECONCILE_GRACE_SECONDS old (a live process might
+    # still be carrying them out before that); here the old process is known dead, so the grace is short.
+    again = await start_server(server.db_path, port=server.port, key=server.key, name="server-restarted",
+                               RECONCILE_GRACE_SECONDS="5", EXCHANGE_TIMEOUT_SECONDS="2")
     async with again.client() as http:
         after = {b["signal_id"]: await signals.post_until_answered(http, b) for b in bodies}
         stored = {sid: await http.get(f"/api/v1/signals/{sid}") for sid in after}
