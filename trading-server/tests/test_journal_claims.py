@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Connection, select, update
@@ -13,7 +12,7 @@ from sqlalchemy import Connection, select, update
 from hit_server.claims import Claim, ClaimRefused
 from hit_server.db import CLAIMS_TABLE, DEFAULT_ACCOUNT, SIGNALS_TABLE, Database
 from hit_server.journal import Journal
-from hit_server.trade_book import CLOSED, Trade, TradeBook
+from hit_server.trade_book import CLOSED, TradeBook
 
 
 @pytest.fixture
@@ -87,8 +86,10 @@ async def test_journal_claim_released_when_the_monitor_closes_the_trade(db: Data
     journal = Journal(db)
     await intent(journal, "first", "BTC-USDT")
     await answer(journal, "first", status="placed", is_open=True)
-    trade = Trade("first", "BTC-USDT", "long", {}, datetime.now(UTC), state=CLOSED)
-    await TradeBook(db).save(trade)
+    book = TradeBook(db)
+    [trade] = await book.open_trades()  # the monitor reads a trade before it saves it
+    trade.state = CLOSED
+    await book.save(trade)
     await intent(journal, "second", "BTC-USDT")
     assert await claims(db) == {"BTC-USDT": "second"}
 
