@@ -131,6 +131,18 @@ REGRESSIONS: dict[str, list[dict[str, Any]]] = {
             "side": "short", "symbol": "SOL-USDT", "entries": [], "stop_loss": "155.985",
             "take_profits": ["149.319", "145.355", "142.950"]}},
     ],
+    # seed 125: the trader cancelled the stop, the server crashed in its next pass (repairing it) and
+    # the supervisor started it again only 15 s later; invariant (a) charged the server for the time no
+    # server ran. Fixed in the simulation: time without a live server process is not counted (World)
+    "a naked window while no server runs is not the server's": [
+        {"op": "signal", "id": "sim-125-3", "process": 0, "wait": 0.0, "body": {
+            "side": "long", "symbol": "BTC-USDT", "entries": [], "stop_loss": "55161.0",
+            "take_profits": ["62472.7", "66207.5", "73274.5"], "leverage": 3}},
+        {"op": "sweep", "process": 0, "wait": 0.289},
+        {"op": "crash", "process": 0, "after_calls": 1, "when": "before", "wait": 0.0},
+        {"op": "hand_cancel_stops", "symbol": "BTC-USDT", "wait": 0.0},
+        {"op": "price", "symbol": "BTC-USDT", "price": "65646.1", "wait": 15.137},
+    ],
 }
 
 

@@ -238,7 +238,7 @@ class Driver:
         if not self.world.live():
             await self.world.start_process()  # the supervisor starts the server again
         loop = asyncio.get_running_loop()
-        self.watch.after_step(self.world.sim, loop.time(), self.world.exchange_works())
+        self.watch.after_step(self.world.sim, loop.time(), self.world.exchange_works(), self.world.downtime)
 
     async def _settle(self) -> None:
         """Faults stop; requests in flight finish; the monitor gets its passes; then the settled checks."""

@@ -3,7 +3,8 @@
 Checked after every step (`Watch.after_step`):
 (a) every position has reduce-only stop coverage of its whole size; a window without it may not last
     longer than NAKED_LIMIT_S of simulated time while the exchange works (time under injected faults
-    does not count: no server can place a stop on an exchange that refuses every request);
+    does not count: no server can place a stop on an exchange that refuses every request; nor does
+    time in which no server process was alive: a crashed server is started again only between steps);
 (b) every clientOrderId of ours reached the exchange at most once, and only after the journal had
     recorded it (intent before sending); a signal's entries are only those it planned;
 (c) never a second signal's entry on a symbol that holds a position or a resting entry of another
@@ -27,6 +28,7 @@ import json
 import re
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -47,6 +49,11 @@ def _stop_coverage(sim: Any, inst: str, position: Any) -> Decimal:
         if tpsl.side == close_side and tpsl.spec.sl_trigger is not None:
             covered = held if tpsl.size is None else covered + tpsl.size
     return covered
+
+
+def _overlap(start: float, end: float, spans: Sequence[tuple[float, float]]) -> float:
+    """How much of [start, end] the spans cover (they do not overlap each other)."""
+    return sum(max(0.0, min(end, to) - max(start, since)) for since, to in spans)
 
 
 def split_cid(cid: str) -> tuple[str, str] | None:
@@ -108,10 +115,12 @@ class Watch:
 
     # -- after every step ----------------------------------------------------------------------------
 
-    def after_step(self, sim: Any, now: float, exchange_works: bool) -> None:
+    def after_step(self, sim: Any, now: float, exchange_works: bool,
+                   downtime: Sequence[tuple[float, float]] = ()) -> None:
+        """`downtime`: the (from, to) spans in which no server process was alive."""
         journal = JournalView.read(self.journal_path)
         self._follow_fills(sim)
-        self._check_coverage(sim, now, exchange_works)
+        self._check_coverage(sim, now, exchange_works, downtime)
         self._check_once(sim, journal)
         self._check_one_per_symbol(sim)
         self._last_check = now
@@ -163,13 +172,15 @@ class Watch:
             self._naked_since[inst] = now
             self._naked_time[inst] = 0.0
 
-    def _check_coverage(self, sim: Any, now: float, exchange_works: bool) -> None:
+    def _check_coverage(self, sim: Any, now: float, exchange_works: bool,
+                        downtime: Sequence[tuple[float, float]]) -> None:
         last = now if self._last_check is None else self._last_check
         for inst in list(sim.positions):
             self._note_coverage(sim, inst, now)
         for inst in list(self._naked_since):
             if exchange_works:
-                self._naked_time[inst] += now - max(self._naked_since[inst], last)
+                since = max(self._naked_since[inst], last)
+                self._naked_time[inst] += now - since - _overlap(since, now, downtime)
             if self._naked_time[inst] > NAKED_LIMIT_S:
                 position = sim.positions[inst]
                 covered = _stop_coverage(sim, inst, position)

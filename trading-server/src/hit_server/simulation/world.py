@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,10 @@ class World:
         self.settings = paper_settings(workdir, **settings)
         self.processes: list[Process] = []
         self._started = 0
+        # (from, to) loop times during which no server process was alive (to=inf while none is): the
+        # supervisor starts a crashed server again only between steps, and what a server should have
+        # done while none ran is not the server's failure (invariant (a) leaves these spans out)
+        self.downtime: list[tuple[float, float]] = []
 
     @property
     def sim(self) -> Any:
@@ -169,13 +174,21 @@ class World:
         await lifespan.__aenter__()
         db = app.state.service.journal.db
         gate.on_crash.append(lambda: setattr(db, "transaction", _dead_transaction))
+        gate.on_crash.append(self._note_down)
         http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://hit.sim",
             headers={"X-API-Key": TEST_API_KEY}, timeout=3600.0,  # virtual seconds
         )
         process = Process(gate.name, app, gate, http, lifespan)
         self.processes.append(process)
+        if self.downtime and self.downtime[-1][1] == math.inf:
+            self.downtime[-1] = (self.downtime[-1][0], asyncio.get_running_loop().time())
         return process
+
+    def _note_down(self) -> None:
+        """A process died: when it was the last one alive, a span without any server begins."""
+        if not self.live() and not (self.downtime and self.downtime[-1][1] == math.inf):
+            self.downtime.append((asyncio.get_running_loop().time(), math.inf))
 
     async def bury(self, process: Process) -> None:
         """Clean up after a process that died (or kill it now): its tasks, monitor and connections."""
