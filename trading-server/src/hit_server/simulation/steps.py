@@ -168,9 +168,15 @@ class Generator:
         targets: list[Decimal] = []
         level = Decimal(0)
         for _ in range(count):
-            if not targets or self.rng.random() > 0.15:  # sometimes a target equal to the previous one
-                step = risk * Decimal(str(round(self.rng.uniform(0.3, 1.5), 3)))
-                level = min(level + step, Decimal("0.8"))  # a short's targets stay above zero
+            roll = self.rng.random()
+            if targets and roll < 0.08:  # a target written twice (refused: likely a typo)
+                targets.append(targets[-1])
+                continue
+            if targets and roll < 0.2:  # one a fraction of a tick further: equal on the tick grid
+                targets.append(targets[-1] + sign * TICKS[symbol] * Decimal("0.4"))
+                continue
+            step = risk * Decimal(str(round(self.rng.uniform(0.3, 1.5), 3)))
+            level = min(level + step, Decimal("0.8"))  # a short's targets stay above zero
             targets.append(_tick(symbol, reference * (1 + sign * level)))
         return targets
 
