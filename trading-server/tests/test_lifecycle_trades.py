@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hit_server import ids
-from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
 from hit_server.testing import until_event as until
@@ -206,3 +206,19 @@ async def test_lifecycle_pass_lets_other_work_in_between_trades(tmp_path: Path) 
 
     assert looked_at == 3
     assert turns - before >= looked_at  # the loop ran other work at least once per trade
+
+
+async def test_lifecycle_breakeven_move_under_lookup_lag_places_one_stop(server: RunningServer) -> None:
+    """An acknowledged stop that lookups can't see yet is live: the move happens once, not once per
+    pass (found by the simulation, seed 65: every pass placed one more stop while lookups lagged)."""
+    await place(server, signal("lc-lag"))
+    server.sim.lag.set(0, 2)  # what is accepted from now on is missed by its first two lookups
+    await server.set_price("BTC-USDT", "62500")
+    await until(server, "lc-lag", "stop_moved")
+    passes = server.monitor.lifecycle.passes
+    await wait(lambda: server.monitor.lifecycle.passes >= passes + 5, "five more monitor passes")
+    stops = [t for t in server.sim.live_tpsl("BTC-USDT") if t.spec.sl_trigger is not None]
+    # at most one extra stop, placed while the listing still missed the moved one: the safe side
+    assert 1 <= len(stops) <= 2, stops
+    assert all(t.spec.sl_trigger == stops[0].spec.sl_trigger for t in stops)
+    assert [e["type"] for e in await signal_events(server, "lc-lag")].count("stop_moved") == 1

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import cast
 
 from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_errors import BloFinError, NotFound
+from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import MARKET_PRICE, WHOLE_POSITION, OrderSide, Position, TpslOrder, TpslRequest
 from hit_server.journal import OrderRecord
 from hit_server.trade_book import Trade
@@ -114,13 +114,19 @@ class StopKeeper:
         )
         try:
             ack = await self.client.place_tpsl(request)
-            found = await self.client.tpsl_detail(work.symbol, client_order_id=record.client_order_id)
         except BloFinError as exc:
-            record.state = "failed"
+            record.state = "unknown" if isinstance(exc, OrderOutcomeUnknown) else "failed"
             log.warning("%s: stop at %s could not be placed: %s", work.symbol, level, type(exc).__name__)
             return False
-        if found is None or found.state != "live":
-            record.state = "failed" if found is None else found.state
+        # The exchange acknowledged the stop. A lookup only tells more when it finds the stop already
+        # gone (fired or cancelled); not finding it proves nothing, since BloFin's lookups can lag
+        # behind acceptance (taking that for a failure made every pass place one more stop: found by
+        # the simulation under lookup lag, seed 65).
+        found = None
+        with contextlib.suppress(BloFinError):
+            found = await self.client.tpsl_detail(work.symbol, client_order_id=record.client_order_id)
+        if found is not None and found.state != "live":
+            record.order_id, record.state = found.tpsl_id, found.state
             return False
         record.order_id, record.state = ack.tpsl_id, "live"
         for stop in old:
