@@ -241,12 +241,7 @@ class Lifecycle:
         (an exchange that kept nothing, as a restarted paper exchange), it is ended saying its
         position was not found. The other position is never closed or re-stopped by this trade, and
         no stop on the symbol is touched; only this trade's own entries and targets are cancelled."""
-        for record in work.records:
-            if record.role in (OrderRole.ENTRY, OrderRole.TAKE_PROFIT) and record.state in OPEN_ORDER:
-                await self._cancel(work, record)
-            elif record.state == "pending":
-                record.state = "not_sent"
-                work.touch(record)
+        await self._cancel_own_orders(work)
         found = await exit_of(self.client, work)
         if found is not None:
             self._closed(work, found)
@@ -261,13 +256,17 @@ class Lifecycle:
         log.warning("Trade %s: its position is gone; the %s position on %s (id %s) is not its own",
                     work.signal_id, side, work.symbol, other.position_id or "?")
 
-    async def _cancel_leftovers(self, work: Work) -> None:
+    async def _cancel_own_orders(self, work: Work) -> None:
+        """Cancel the trade's resting entries and targets; targets never sent are not sent any more."""
         for record in work.records:
             if record.role in (OrderRole.ENTRY, OrderRole.TAKE_PROFIT) and record.state in OPEN_ORDER:
                 await self._cancel(work, record)
             elif record.state == "pending":
                 record.state = "not_sent"
                 work.touch(record)
+
+    async def _cancel_leftovers(self, work: Work) -> None:
+        await self._cancel_own_orders(work)
         for stop in await self.client.pending_tpsl(work.symbol):
             if stop.side == work.close_side and stop.state == "live":
                 with contextlib.suppress(NotFound):

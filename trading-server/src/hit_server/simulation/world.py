@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,9 +34,6 @@ from hit_server.testing import TEST_API_KEY, paper_settings
 
 log = logging.getLogger(__name__)
 
-SIM_KEY = "simulation-api-key-0000000000000000"
-SIM_SECRET = "simulation-secret-00000000000000000000000000000000"  # noqa: S105 - the simulator's, not BloFin's
-SIM_PASSPHRASE = "simulation-passphrase"  # noqa: S105 - the simulator's
 When = Literal["before", "after"]
 
 
@@ -130,8 +128,8 @@ class World:
 
     def __init__(self, workdir: Path, clock_ms: Callable[[], int], **settings: Any) -> None:
         self.workdir = workdir
-        config = SimConfig(
-            api_key=SIM_KEY, api_secret=SIM_SECRET, passphrase=SIM_PASSPHRASE,
+        config = SimConfig(  # credentials made up for this run: the simulator only checks the signatures
+            api_key=secrets.token_hex(16), api_secret=secrets.token_hex(32), passphrase=secrets.token_hex(12),
             rate_limit_per_min=0, trade_limit_per_10s=0,
         )
         self.sim_app = create_sim_app(config)
