@@ -13,6 +13,7 @@ import pytest
 from hit_bot.testing.fake_trading_server import FakeTradingServer
 from hit_bot.testing.samples import API_KEY
 from hit_bot.trading_client import (
+    LASTING_503_CODES,
     Delivered,
     FeatureMissing,
     Refused,
@@ -79,6 +80,25 @@ async def test_trading_client_does_not_retry_other_4xx(
                                "signal discord:1:2 was already received with a different body")
     assert isinstance(wrong_key, Refused) and wrong_key.status_code == 401
     assert len(trading_server.requests) == 3
+
+
+@pytest.mark.parametrize("code", sorted(LASTING_503_CODES))
+async def test_trading_client_shows_a_lasting_503_at_once_instead_of_calling_the_server_unreachable(
+    http: httpx.AsyncClient, trading_server: FakeTradingServer, code: str
+) -> None:
+    # The exchange refuses the account (a revoked key, a missing permission, hedge mode): retrying for
+    # the whole deadline changes nothing, and "unreachable" would send the trader looking at the wrong
+    # thing. A passing 503 (the exchange briefly down) is still retried.
+    trading_server.fail_next(1, status=503, code=code)
+    outcome = await client_for(http, trading_server.url, deadline=5.0).submit(make_signal())
+    assert isinstance(outcome, Refused) and (outcome.status_code, outcome.code) == (503, code)
+    assert len(trading_server.requests) == 1
+    trading_server.fail_next(1, status=503, code="exchange_unavailable")
+    again = await client_for(http, trading_server.url).submit(make_signal("discord:1:3"))
+    assert isinstance(again, Delivered)
+    trading_server.fail_next(1, status=503, code=code)
+    with pytest.raises(ServerRefused):
+        await client_for(http, trading_server.url).health()
 
 
 async def test_trading_client_gives_up_at_the_deadline_when_the_server_hangs(

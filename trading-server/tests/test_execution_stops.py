@@ -63,3 +63,26 @@ async def test_execution_second_ensure_stop_after_its_stop_was_cancelled_places_
     assert after_second, "ensure_stop reported a stop as confirmed while none is live on the exchange"
     assert after_second[0].size is None  # the whole position
     assert after_second[0].client_order_id != after_first[0]  # a fresh clientOrderId for a fresh stop
+
+
+async def test_execution_ensure_stop_does_not_take_a_traders_far_stop_for_the_trades_own(
+    tmp_path: Path,
+) -> None:
+    # A stop a trader left by hand far below the trade's level (30,000 for a stop at 58,000) closes the
+    # position only after a loss the signal never allowed: it does not confirm the trade's stop.
+    from hit_server.blofin_sim.models import TpslParams, TpslSpec
+
+    settings = paper_settings(tmp_path, monitor_websocket=False, monitor_poll_seconds=300)
+    body = signal("s3-far-stop")
+    async with running_server(settings) as server:
+        await place_signal(server, body)
+        run = await run_of(server, body)
+        await remove_stops_by_hand(server)
+        server.sim.place_tpsl(TpslParams(inst_id="BTC-USDT", side="sell", margin_mode="cross", size=None,
+                                         tpsl=TpslSpec(sl_trigger=Decimal(30000))))
+
+        confirmed = await server.service.executor.ensure_stop(run)
+        triggers = sorted(t.spec.sl_trigger for t in live_stops(server))
+
+    assert confirmed
+    assert triggers == [Decimal(30000), Decimal(58000)]  # the trader's stop stays; the trade's is placed

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hit_server.db import Database
-from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
 
 
 @pytest.fixture
@@ -50,6 +50,28 @@ async def test_journal_intent_then_answer_round_trip(db: Database) -> None:
     counts = await journal.counts()
     assert (counts.received, counts.placed, counts.open_trades) == (1, 1, 1)
     assert [e.type for e in await journal.events(after=0, limit=10)] == ["placed"]
+
+
+async def test_journal_a_settled_answer_is_never_overwritten_by_a_stale_one(db: Database) -> None:
+    # Two processes reconcile one "unknown" signal: the first answers it (and its trade later closes);
+    # the second, which read it before, must not store its own answer (found by the simulation, seed 188).
+    journal = Journal(db)
+    await journal.record_intent("s1", body_hash="h", body={}, symbol="BTC-USDT", side="long",
+                                orders=[order("c1")], state="sending")
+    await journal.finish("s1", status="failed", reason="unclear", response={"status": "failed"},
+                         orders=[order("c1", state="unknown")], is_open=True, state="unknown")
+    await journal.finish("s1", status="placed", reason=None, response={"status": "placed"},
+                         orders=[order("c1", state="filled")], is_open=False, state="answered")
+
+    with pytest.raises(AnsweredElsewhere):
+        await journal.finish("s1", status="placed", reason="stale", response={"status": "stale"},
+                             orders=[order("c1", state="live")], is_open=True,
+                             events=[EventRecord("placed", "stale", "s1")], state="answered")
+
+    row = await journal.get_signal("s1")
+    assert row is not None and (row.response, row.is_open) == ({"status": "placed"}, False)
+    assert [o.state for o in await journal.orders_of("s1")] == ["filled"]
+    assert await journal.events(after=0, limit=10) == []
 
 
 async def test_journal_first_read_gives_the_row_of_a_known_signal_else_the_open_symbols(db: Database) -> None:

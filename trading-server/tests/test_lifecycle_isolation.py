@@ -7,6 +7,7 @@ targets placed under distinct ids) or reported once, not on every pass."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -174,3 +175,31 @@ def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def test_monitor_stop_ends_a_task_that_lost_its_first_cancellation(tmp_path: Path) -> None:
+    """Python 3.11 can lose a cancellation that meets an expiring asyncio.timeout; stopping the monitor
+    must still end its task (found by the simulation, seed 163: a clean shutdown waited forever)."""
+    settings = paper_settings(tmp_path, monitor_poll_seconds=60, monitor_websocket=False)
+    async with running_server(settings) as server:
+        monitor = server.monitor
+        await monitor.stop()
+        cancellations = 0
+
+        async def loses_the_first_cancellation() -> None:
+            nonlocal cancellations
+            while True:
+                try:
+                    await asyncio.sleep(3600)
+                except asyncio.CancelledError:
+                    cancellations += 1
+                    if cancellations > 1:
+                        raise
+
+        monitor._task = asyncio.create_task(loses_the_first_cancellation())
+        await asyncio.sleep(0)  # the task is waiting
+        stopping = asyncio.create_task(monitor.stop())
+        await asyncio.wait({stopping}, timeout=10)
+        if not stopping.done():  # the test fails; end the task so the server can shut down
+            monitor._task.cancel()
+        assert stopping.done() and cancellations == 2

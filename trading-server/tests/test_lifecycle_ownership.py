@@ -188,9 +188,9 @@ async def test_lifecycle_new_position_opened_by_the_trades_own_rung_stays_its_ow
 async def test_lifecycle_targets_are_placed_by_the_process_holding_the_trades_lease(
     server: RunningServer,
 ) -> None:
-    """Another process placing this trade's targets holds its lease: this one places none in that pass
-    (it would derive the same clientOrderIds for a batch of another size) but still restores the stop;
-    it places them once the lease is given back, or once it lapsed (its holder died)."""
+    """Another process working on this trade holds its lease: this one does none of the trade's work in
+    that pass (it would derive the same clientOrderIds for a batch of another size) but still restores
+    the stop; it places the targets once the lease is given back, or once it lapsed (its holder died)."""
     from hit_server.trade_lease import TradeLeases
 
     lifecycle = server.monitor.lifecycle
@@ -219,3 +219,51 @@ async def test_lifecycle_targets_are_placed_by_the_process_holding_the_trades_le
     await lifecycle.sync_all()
     assert targets() == server.sim.positions["BTC-USDT"].size > filled
     assert sum(Decimal(o["size"]) for o in answer["orders"] if o["role"] == "entry") == targets()
+
+
+async def test_lifecycle_a_pass_reading_the_trade_before_another_process_worked_on_it_does_nothing(
+    server: RunningServer,
+) -> None:
+    """Found by the simulation (seed 170): a second process read the trade and the account before the
+    first process saw its entry fill and placed its targets; working from that stale view it took the
+    trade for one whose entry had vanished unfilled, ended it and cancelled the targets. A pass works
+    on a trade only if nobody saved the trade since the pass read it."""
+    from hit_server.lifecycle import Lifecycle
+
+    first = server.monitor.lifecycle
+    second = Lifecycle(first.client, first.journal, first.book, first.settings)
+    await place(server, signal("own-stale", entries=["59000"], stop_loss="57000"))
+    await first.sync_all()  # both processes know the trade before its entry fills
+
+    trades = await second.book.open_trades()  # the second process's pass begins ...
+    stale_snapshot = await second.snapshot()
+    await server.set_price("BTC-USDT", "58900")  # ... the entry fills ...
+    await first.sync_all()  # ... and the first process places the targets and records the fill
+    placed = sorted(o.client_order_id for o in server.sim.open_orders("BTC-USDT") if o.reduce_only)
+    assert placed
+    orders = await second.book.orders_of([t.signal_id for t in trades])
+    for trade in trades:
+        await second._sync_isolated(trade, stale_snapshot, orders[trade.signal_id])
+
+    assert sorted(o.client_order_id for o in server.sim.open_orders("BTC-USDT") if o.reduce_only) == placed
+    assert "entries_cancelled" not in await types(server, "own-stale")
+    await second.sync_all()  # read afresh, the trade is followed as it is
+    assert sorted(o.client_order_id for o in server.sim.open_orders("BTC-USDT") if o.reduce_only) == placed
+
+
+async def test_lifecycle_breakeven_move_leaves_a_tighter_stop_the_trader_set_by_hand(
+    server: RunningServer,
+) -> None:
+    # The trader tightened the protection by hand (a stop at 61,000 over a long from ~60,000): moving
+    # the trade's stop to breakeven after TP1 must not cancel it and leave the position looser.
+    await place(server, signal("own-tight", take_profits=["62000", "64000", "66000"]))
+    await server.monitor.lifecycle.sync_all()  # the targets are placed
+    await server.set_price("BTC-USDT", "61500")
+    hand_tpsl(server, "BTC-USDT", "sell", TpslSpec(sl_trigger=Decimal(61000)))
+    await server.set_price("BTC-USDT", "62100")  # TP1 fills: the stop moves to breakeven
+    await server.monitor.lifecycle.sync_all()
+    await server.monitor.lifecycle.sync_all()
+
+    assert "stop_moved" in await types(server, "own-tight")
+    triggers = sorted(t.spec.sl_trigger for t in server.sim.live_tpsl("BTC-USDT"))
+    assert Decimal(61000) in triggers and Decimal(58000) not in triggers

@@ -41,6 +41,11 @@ from hit_shared.models import (
 log = logging.getLogger(__name__)
 
 MAX_RETRY_AFTER_SECONDS = 60.0
+# 503s that say the exchange account itself refuses (a wrong or revoked key, a key without the trade
+# permission or off its IP whitelist, an account in hedge mode): they last until a person acts, so they
+# are shown at once with the server's message instead of being retried for the whole deadline and
+# reported as an unreachable server.
+LASTING_503_CODES = frozenset({"exchange_auth_failed", "exchange_permission_denied", "exchange_hedge_mode"})
 _M = TypeVar("_M", bound=BaseModel)
 
 
@@ -53,7 +58,8 @@ class ServerUnreachable(TradingServerError):
 
 
 class ServerRefused(TradingServerError):
-    """The server answered a 4xx on purpose; retrying the same request will not help."""
+    """The server answered a 4xx (or a lasting 503, `LASTING_503_CODES`) on purpose; retrying the same
+    request will not help."""
 
     def __init__(self, status_code: int, code: str, message: str) -> None:
         super().__init__(message)
@@ -211,6 +217,8 @@ class TradingClient:
             raise _Retryable(f"{method} {path} timed out") from exc
         except httpx.TransportError as exc:
             raise _Retryable(f"{method} {path} could not connect ({type(exc).__name__})") from exc
+        if response.status_code == 503 and _error_of(response)[0] in LASTING_503_CODES:
+            return response
         if response.status_code == 429 or response.status_code >= 500:
             raise _Retryable(f"{method} {path} answered HTTP {response.status_code}",
                              _retry_after_seconds(response) if response.status_code in (429, 503) else None)

@@ -42,8 +42,8 @@ from hit_server.blofin_models import (
 )
 from hit_server.execution_run import Execution, Outcome, failed, placed, unknown
 from hit_server.journal import OrderRecord
-from hit_server.trade_work import not_accepted
-from hit_shared.models import OrderRole, fmt
+from hit_server.trade_work import is_protective_stop, not_accepted
+from hit_shared.models import OrderRole, Side, fmt
 
 __all__ = ["Execution", "Executor", "Outcome"]  # Execution and Outcome live in execution_run.py
 
@@ -245,8 +245,10 @@ class Executor:
             return True  # nothing to protect (yet)
         covered = Decimal(0)
         found: list[str] = []
+        level, is_long = record.trigger_price or run.plan.stop_loss, run.signal.side == Side.LONG
         for order in await self.client.pending_tpsl(record.symbol):
-            if order.state not in LIVE_TPSL or order.sl_trigger_price is None:
+            # only the trade's own protection counts (a trader's stop far away does not)
+            if not is_protective_stop(order, record.symbol, is_long, level, run.instrument.tick_size):
                 continue
             found.append(order.tpsl_id)
             covered = held if order.size < 0 else covered + order.size

@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Literal
 
 from hit_shared.models import TradeSignal
 
@@ -60,6 +62,17 @@ def batch_take_profit_id(signal_id: str, index: int, batch: int) -> str:
 def monitor_stop_id(signal_id: str, move: int) -> str:
     """The `move`-th stop the position monitor placed (repair, whole-position cover, breakeven)."""
     return _checked(f"{signal_prefix(signal_id)}s{move}")
+
+
+_NUMBERED = {"batch": re.compile(r"^t[0-9]{1,2}b([0-9]{1,3})$"), "stop": re.compile(r"^s([0-9]{1,4})$")}
+
+
+def last_number(client_order_ids: Iterable[str], kind: Literal["batch", "stop"]) -> int:
+    """The highest fill batch (`t<n>b<k>`) or monitor stop (`s<k>`) number among these ids; 0 if none.
+    The next batch or stop takes the next number: a number already journaled may have reached the
+    exchange (its intent is journaled before it is sent), so it is never used again."""
+    numbers = (_NUMBERED[kind].match(cid[PREFIX_LENGTH:]) for cid in client_order_ids)
+    return max((int(m.group(1)) for m in numbers if m), default=0)
 
 
 def monitor_close_id(signal_id: str, attempt: int) -> str:

@@ -34,9 +34,11 @@ SIGNAL_KNOWN = select(SIGNALS.c.signal_id).where(SIGNALS.c.signal_id == bindpara
 OPEN_SYMBOLS = select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)).distinct()
 INSERT_SIGNAL, INSERT_ORDERS = insert(SIGNALS), insert(ORDERS)
 INSERT_STATES, INSERT_EVENTS = insert(STATE_CHANGES), insert(EVENTS)
+# An answer is stored only over a signal still without a settled one: a second process (a replay's or a
+# monitor's reconciliation) may have answered it meanwhile, and that answer stands.
 ANSWER = (
     update(SIGNALS)
-    .where(SIGNALS.c.signal_id == bindparam("sid"))
+    .where(SIGNALS.c.signal_id == bindparam("sid"), SIGNALS.c.state.in_(OPEN_STATES))
     .values(state=bindparam("new_state"), status=bindparam("new_status"), reason=bindparam("new_reason"),
             response=bindparam("new_response"), is_open=bindparam("new_is_open"),
             updated_at=bindparam("at"))
@@ -54,6 +56,11 @@ ORDER_STATES = (
 
 class DuplicateSignal(Exception):
     """Another writer recorded this signal_id first (the unique constraint held)."""
+
+
+class AnsweredElsewhere(Exception):
+    """The signal already has a settled answer, stored by another process while this one was at work
+    (e.g. two servers' monitors reconciling the same signal): nothing of this answer was written."""
 
 
 @dataclass
@@ -232,15 +239,18 @@ class Journal:
         all_recorded: bool = False,
     ) -> None:
         """Store the answer, every order's last known state, and the events it produced; a signal
-        answered with nothing open releases its claim.
+        answered with nothing open releases its claim. Raises AnsweredElsewhere, writing nothing, when
+        the signal was answered meanwhile by someone else.
         `all_recorded`: every order was committed by `record_intent`, so none needs inserting."""
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            self.db.write(conn, ANSWER, {
+            answered = conn.execute(ANSWER, {
                 "sid": signal_id, "new_state": state, "new_status": status, "new_reason": reason,
                 "new_response": response, "new_is_open": is_open, "at": now,
             })
+            if answered.rowcount == 0:  # the transaction rolls back: nothing below is written either
+                raise AnsweredElsewhere(signal_id)
             if not is_open and state == "answered":
                 release_claim(conn, signal_id)
             _merge_orders(self.db, conn, signal_id, orders, now, all_recorded=all_recorded)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -50,7 +51,7 @@ class Lifecycle:
         self.book = book
         self.settings = settings
         self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
-        self.targets = TargetKeeper(client, journal.add_or_update_orders, book.leases, journal.orders_of)
+        self.targets = TargetKeeper(client, journal.add_or_update_orders, journal.orders_of)
         self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
         self.passes = 0
         self.foreign_reported: set[str] = set()  # positions not ours, logged once each
@@ -88,7 +89,11 @@ class Lifecycle:
         until it clears. Either way the trade is tried again at the next pass. Cancellation (the
         server stopping) is not an Exception and goes through."""
         try:
-            await self.sync_trade(trade, snap, records)
+            async with self._working_on(trade) as ours:
+                if ours:
+                    await self.sync_trade(trade, snap, records)
+                else:
+                    await self.guard_stop(trade, snap, records)
         except TradeMovedOn:
             log.info("Trade %s: another process moved it on first; read afresh next pass", trade.signal_id)
             return
@@ -103,6 +108,47 @@ class Lifecycle:
             return
         if self.failing.pop(trade.signal_id, None) is not None:
             log.info("Trade %s: its pass works again", trade.signal_id)
+
+    @contextlib.asynccontextmanager
+    async def _working_on(self, trade: Trade) -> AsyncIterator[bool]:
+        """Whether this process may work on the trade in this pass: it holds the trade's lease
+        (`trade_lease.py`) and nobody saved the trade since this pass read it. The pass's snapshot of
+        the exchange and its read of the journal are then no older than the last work on the trade,
+        so nothing is undone on the exchange from a stale view (found by the simulation, seed 170: a
+        second process's pass, reading the trade before the first process saw its entry fill, took
+        the trade for one that never filled and cancelled its targets)."""
+        if not await self.book.leases.take(trade.signal_id):
+            log.debug("Trade %s: another process is working on it", trade.signal_id)
+            yield False
+            return
+        try:
+            if await self.book.version_of(trade.signal_id) != trade.version:
+                raise TradeMovedOn(trade.signal_id)
+            yield True
+        finally:
+            await self.book.leases.give_back(trade.signal_id)
+
+    async def guard_stop(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
+        """Rule 2 waits for no lease: while another process works on the trade (or its lease lapses
+        after that process died), this one still restores the stop of a position left without one.
+        Placing a stop is the one thing done from a view that may be stale: at worst a second stop
+        covers the position; nothing is cancelled, and the trade's record is left to the lease holder."""
+        position = snap.positions.get(trade.symbol)
+        if position is None or position.positions == 0:
+            return
+        _first_sight(trade, records)
+        work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)
+        if not _owns(work, position):
+            return
+        try:
+            await self.stops.cover(work, snap, position)
+        finally:
+            if work.changed:
+                await self.journal.add_or_update_orders(trade.signal_id, list(work.changed.values()))
+            if work.events:
+                await self.journal.add_events(work.events)
+            for event in work.events:
+                log.info("Trade %s: %s", trade.signal_id, event.message)
 
     async def _failed(self, trade: Trade, exc: Exception) -> None:
         """Log (with the traceback) and report a trade's failure, once per distinct failure: a trade
@@ -126,8 +172,7 @@ class Lifecycle:
             log.exception("Trade %s: the failure could not be recorded as an event", trade.signal_id)
 
     async def sync_trade(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
-        if trade.stop_price == 0:  # first sight: the stop as journaled (on the tick grid)
-            trade.stop_price = _stop_of(records) or Decimal(str(trade.body["stop_loss"]))
+        _first_sight(trade, records)
         work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)
         before = values_of(trade)
         try:
@@ -135,8 +180,8 @@ class Lifecycle:
         finally:
             if work.changed:
                 await self.journal.add_or_update_orders(trade.signal_id, list(work.changed.values()))
-            if work.events or values_of(trade) != before:
-                await self.book.save(trade, work.events)
+            if work.changed or work.events or values_of(trade) != before:
+                await self.book.save(trade, work.events)  # every change moves the version on
             for event in work.events:
                 log.info("Trade %s: %s", trade.signal_id, event.message)
 
@@ -325,6 +370,11 @@ class Lifecycle:
         if kind and cancelled:
             work.event(kind, f"{why}: {cancelled} unfilled entr{'y' if cancelled == 1 else 'ies'} cancelled; "
                        f"the filled {fmt(work.trade.filled)} contracts go on", cancelled=cancelled)
+
+
+def _first_sight(trade: Trade, records: list[OrderRecord]) -> None:
+    if trade.stop_price == 0:  # a trade seen the first time: the stop as journaled (on the tick grid)
+        trade.stop_price = _stop_of(records) or Decimal(str(trade.body["stop_loss"]))
 
 
 def _stop_of(records: list[OrderRecord]) -> Decimal | None:

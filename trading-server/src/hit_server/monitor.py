@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
 MAX_GAP_S = 0.25  # pushes arriving within this gap are handled by one pass
+STOP_CHECK_S = 0.5  # how often stopping the monitor checks that its task has ended
 
 
 class Feed(Protocol):
@@ -153,10 +154,16 @@ class PositionMonitor:
         self._task = asyncio.create_task(self._run(), name="position-monitor")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task = self._task
+        if task is not None:
+            # Cancelled until it has ended: on Python 3.11 a cancellation that meets an expiring
+            # asyncio.timeout can be lost (the timeout takes it for its own), and then the server's
+            # shutdown waited for the monitor forever (found by the simulation, seed 163).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=STOP_CHECK_S)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         if self.feed is not None:
             await self.feed.stop()
 

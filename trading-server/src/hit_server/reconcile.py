@@ -40,7 +40,7 @@ from hit_server.blofin_errors import BloFinError
 from hit_server.db import SignalRow, as_utc
 from hit_server.execution import Execution, Outcome
 from hit_server.http_errors import JournalUnavailable
-from hit_server.journal import OPEN_STATES, EventRecord, OrderRecord
+from hit_server.journal import OPEN_STATES, AnsweredElsewhere, EventRecord, OrderRecord
 from hit_server.responses import build_response
 from hit_server.risk import PlannedOrder, TradePlan
 from hit_shared.logs import signal_context
@@ -132,7 +132,11 @@ async def _reconcile_one(service: TradingService, row: SignalRow) -> bool:
         return False  # not found is no proof yet: a lookup can lag behind an accepted order
     else:
         outcome = _nothing_sent(signal, records, row.state, grace)
-    await _store(service, row, signal, records, outcome)
+    try:
+        await _store(service, row, signal, records, outcome)
+    except AnsweredElsewhere:  # another process (its monitor, a replay) settled it meanwhile: that stands
+        log.info("Signal %s was reconciled meanwhile by another process", row.signal_id)
+        return True
     log.warning("Reconciled signal %s: %s (%s)", row.signal_id, outcome.status, outcome.state)
     return outcome.state == "answered"
 

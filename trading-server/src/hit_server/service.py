@@ -33,7 +33,7 @@ from hit_server.db import DEFAULT_ACCOUNT, SignalRow, as_utc
 from hit_server.exchange_check import ExchangeCheck
 from hit_server.execution import Execution, Executor, Outcome
 from hit_server.http_errors import JournalUnavailable, NotReady, SignalConflict
-from hit_server.journal import DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
 from hit_server.order_plan import plan_orders
 from hit_server.reconcile import reconcile_all, reconcile_one
 from hit_server.responses import build_response
@@ -205,8 +205,7 @@ class TradingService:
             symbol=signal.symbol,
             data={"code": rejection.code.value},
         )
-        await self._store(signal, Outcome("rejected", rejection.reason, [], [event], False), response)
-        return response
+        return await self._store(signal, Outcome("rejected", rejection.reason, [], [event], False), response)
 
     async def _place(
         self,
@@ -239,8 +238,7 @@ class TradingService:
         response = build_response(
             signal, self.mode, outcome.status, outcome.reason, verdict, records, created
         )
-        await self._store(signal, outcome, response)
-        return response
+        return await self._store(signal, outcome, response)
 
     def _claim_rejection(self, signal: TradeSignal, market: MarketView, refused: ClaimRefused) -> Rejection:
         """The risk engine's own rejection, given the claimed symbols as open trades of ours (so the answer
@@ -256,19 +254,30 @@ class TradingService:
         # Not expected (the claimed symbols make the risk engine refuse), yet never a trade:
         return Rejection(RejectCode.SYMBOL_ALREADY_OPEN, f"{signal.symbol}: the journal refused its claim")
 
-    async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> None:
-        await self.journal.finish(
-            signal.signal_id,
-            status=outcome.status,
-            reason=outcome.reason,
-            response=response.model_dump(mode="json"),
-            orders=outcome.records,
-            is_open=outcome.is_open,
-            events=outcome.events,
-            state=outcome.state,
-            all_recorded=True,  # the plan's orders, all committed by record_intent before sending
-        )
+    async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> TradeResponse:
+        """Store the answer; the answer that stands (another process's, when it answered first)."""
+        try:
+            await self.journal.finish(
+                signal.signal_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                response=response.model_dump(mode="json"),
+                orders=outcome.records,
+                is_open=outcome.is_open,
+                events=outcome.events,
+                state=outcome.state,
+                all_recorded=True,  # the plan's orders, all committed by record_intent before sending
+            )
+        except AnsweredElsewhere:
+            # Only after RECONCILE_GRACE_SECONDS of silence may another process answer a signal this one
+            # is still carrying out (reconcile.py): its answer, from the exchange's own records, stands.
+            log.warning("Signal %s: answered meanwhile by another process; that answer stands",
+                        signal.signal_id)
+            stored = await self.journal.get_signal(signal.signal_id)
+            return response if stored is None or stored.response is None else \
+                TradeResponse.model_validate(stored.response)
         log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
+        return response
 
     async def _assess(self, signal: TradeSignal, ours: set[str]) -> tuple[TradePlan | Rejection, MarketView]:
         now = clock.utcnow()

@@ -10,7 +10,8 @@
   the stop should be at (or None: leave it), so more can follow the same shape. Whatever a policy
   returns, a level of 0 or one that would loosen the stop is never applied (`tightens`).
 - Moving = place the new stop, confirm it is live on the exchange, then cancel the old ones: there is
-  never a moment without a stop. If the new one can't be placed the old ones stay.
+  never a moment without a stop. If the new one can't be placed the old ones stay. A stop tighter
+  than the new level (a trader tightened it by hand) is never cancelled.
 - A position whose stop can't be restored is closed at market, and the event says so.
 """
 
@@ -22,6 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import cast
 
+from hit_server import ids
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import MARKET_PRICE, WHOLE_POSITION, OrderSide, Position, TpslOrder, TpslRequest
@@ -58,13 +60,20 @@ class StopKeeper:
         self._save = save_orders
         self.policy = POLICIES[policy]
 
-    async def keep(self, work: Work, snap: Snapshot, position: Position) -> None:
-        """Restore coverage, then apply the policy."""
+    async def cover(self, work: Work, snap: Snapshot, position: Position) -> bool:
+        """Restore coverage when the stops fall short of the position; True when they did."""
         held = abs(position.positions)
         stops = snap.stops(work)
-        if covered(stops, held) < held:
-            await self._repair(work, stops, held)
+        if covered(stops, held) >= held:
+            return False
+        await self._repair(work, stops, held)
+        return True
+
+    async def keep(self, work: Work, snap: Snapshot, position: Position) -> None:
+        """Restore coverage, then apply the policy."""
+        if await self.cover(work, snap, position):
             return
+        held = abs(position.positions)
         level = self.policy(work.trade, position, work.instrument.tick_size)
         if level is None or level == work.trade.stop_price:
             return
@@ -99,7 +108,9 @@ class StopKeeper:
     async def replace(self, work: Work, level: Decimal, old: list[TpslOrder], held: Decimal) -> bool:
         """Place one whole-position stop at `level`, confirm it, then cancel `old`; False if it failed."""
         trade = work.trade
-        trade.stop_moves += 1
+        # past every stop journaled, even by a pass that crashed before saving its count
+        trade.stop_moves = max(trade.stop_moves, ids.last_number((r.client_order_id for r in work.records),
+                                                                 "stop")) + 1
         record = OrderRecord(
             client_order_id=stop_id(trade.signal_id, trade.stop_moves), role=OrderRole.STOP_LOSS,
             seq=trade.stop_moves + 1, symbol=work.symbol, side=work.close_side, order_type="tpsl",
@@ -130,7 +141,8 @@ class StopKeeper:
             return False
         record.order_id, record.state = ack.tpsl_id, "live"
         for stop in old:
-            if stop.tpsl_id != ack.tpsl_id:
+            # a stop tighter than the new level is not the trade's to undo: a trader moved it by hand
+            if stop.tpsl_id != ack.tpsl_id and not _tighter(stop, level, trade.is_long):
                 with contextlib.suppress(NotFound):
                     await self.client.cancel_tpsl(work.symbol, tpsl_id=stop.tpsl_id)
         for earlier in work.of(OrderRole.STOP_LOSS):
@@ -168,6 +180,12 @@ def tightens(trade: Trade, level: Decimal) -> bool:
 
 def _is_stop(order: TpslOrder, work: Work) -> bool:
     return order.side == work.close_side and order.sl_trigger_price is not None and order.state == "live"
+
+
+def _tighter(stop: TpslOrder, level: Decimal, is_long: bool) -> bool:
+    """Whether the stop would close the position before a stop at `level` would."""
+    trigger = stop.sl_trigger_price
+    return trigger is not None and (trigger > level if is_long else trigger < level)
 
 
 def _below_market(is_long: bool, level: Decimal, mark: Decimal) -> bool:

@@ -204,6 +204,13 @@ class TradeBook:
         await self.db.transaction(write)
         trade.version += 1
 
+    async def version_of(self, signal_id: str) -> int | None:
+        """The trade's version as saved now (None when it has no row)."""
+        def read(conn: Connection) -> int | None:
+            return conn.scalar(select(TRADES.c.version).where(TRADES.c.signal_id == signal_id))
+
+        return await self.db.transaction(read)
+
     async def orders_of(self, signal_ids: Sequence[str]) -> dict[str, list[OrderRecord]]:
         """The journaled orders of these signals in one query, by signal_id (oldest first)."""
         found: dict[str, list[OrderRecord]] = {sid: [] for sid in signal_ids}

@@ -46,20 +46,24 @@ class Snapshot:
 
 
 def protects(order: TpslOrder, work: Work) -> bool:
-    """Whether a TP/SL order counts as the trade's stop: live, on the trade's symbol and closing side,
-    with a stop-loss trigger no worse than the trade's stop level (one tick of slack for a level
-    rounded on the grid). A take-profit-only order, a stop on the other side, or a stop a trader left
-    far beyond the trade's level does not protect it the way the signal asked (rule 2 counts the
-    trade's stop, not any stop); a tighter one does."""
+    """Whether a TP/SL order counts as the trade's stop (`is_protective_stop`)."""
+    return is_protective_stop(order, work.symbol, work.trade.is_long, work.trade.stop_price,
+                              work.instrument.tick_size)
+
+
+def is_protective_stop(order: TpslOrder, symbol: str, is_long: bool, level: Decimal, tick: Decimal) -> bool:
+    """Whether a TP/SL order protects a position the way the signal asked: live, on the symbol and the
+    closing side, with a stop-loss trigger no worse than the trade's stop `level` (one tick of slack for
+    a level rounded on the grid). A take-profit-only order, a stop on the other side, or a stop a
+    trader left far beyond the trade's level does not (rule 2 counts the trade's stop, not any stop);
+    a tighter one does. A level not known yet (0): any stop of the closing side counts."""
     trigger = order.sl_trigger_price
-    if order.inst_id != work.symbol or order.side != work.close_side or order.state != "live":
+    close_side = "sell" if is_long else "buy"
+    if order.inst_id != symbol or order.side != close_side or order.state != "live" or trigger is None:
         return False
-    if trigger is None:
-        return False
-    level, tick = work.trade.stop_price, work.instrument.tick_size
-    if level <= 0:  # the trade's level is not known yet: any stop of the closing side counts
+    if level <= 0:
         return True
-    return trigger >= level - tick if work.trade.is_long else trigger <= level + tick
+    return trigger >= level - tick if is_long else trigger <= level + tick
 
 
 def covered(stops: list[TpslOrder], held: Decimal) -> Decimal:

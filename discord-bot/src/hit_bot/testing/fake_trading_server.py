@@ -53,6 +53,7 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
 class _Fault:
     kind: str  # "status" | "throttle" | "hang"
     status: int = 503
+    code: str = "injected_fault"
     retry_after: float = 0.0
     seconds: float | None = None
 
@@ -114,8 +115,10 @@ class FakeTradingServer:
 
     # ---- fault injection and events ---------------------------------------------------------------
 
-    def fail_next(self, count: int, status: int = 503) -> None:
-        self._faults.extend(_Fault("status", status=status) for _ in range(count))
+    def fail_next(self, count: int, status: int = 503, code: str = "injected_fault") -> None:
+        """The next requests are answered `status` with the error `code` (as the real server's 503s
+        name what failed, e.g. exchange_auth_failed)."""
+        self._faults.extend(_Fault("status", status=status, code=code) for _ in range(count))
 
     def throttle_next(self, count: int, retry_after: float = 0.05) -> None:
         self._faults.extend(_Fault("throttle", retry_after=retry_after) for _ in range(count))
@@ -153,7 +156,7 @@ class FakeTradingServer:
             if fault.kind == "throttle":
                 return _error(429, "too_many_requests", "slow down",
                               headers={"Retry-After": f"{fault.retry_after:g}"})
-            return _error(fault.status, "injected_fault", "the fake server failed on purpose")
+            return _error(fault.status, fault.code, "the fake server failed on purpose")
         if request.path.startswith("/api/"):
             given = request.headers.get("X-API-Key", "")
             if not secrets.compare_digest(given.encode(), self.api_key.encode()):

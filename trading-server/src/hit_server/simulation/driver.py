@@ -19,6 +19,7 @@ import contextlib
 import random
 import tempfile
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -37,6 +38,9 @@ from hit_server.simulation.world import Process, World
 SETTLE_ROUNDS = 12
 SETTLE_ROUND_S = 20.0  # 12 rounds outlast RECONCILE_GRACE_SECONDS (120 s), after which absence is proof
 STREAM_BACK_AFTER_S = 20.0
+# No step takes longer than this much simulated time (a request's deadline, a shutdown): one that does
+# is a liveness failure (a server that never finishes stopping), reported rather than run forever.
+STEP_LIMIT_S = 900.0
 SERVER_SETTINGS: dict[str, Any] = {
     "monitor_poll_seconds": 1.0,
     "max_open_positions": 50,
@@ -88,11 +92,13 @@ class Driver:
         clock.use_source(lambda: datetime.fromtimestamp(clock_ms() / 1000, UTC))
         try:
             await self.world.start_process()
-            for step in self.steps:
-                await self._do(step)
+            for n, step in enumerate(self.steps, 1):
+                if not await self._within_limit(f"step {n} ({step['op']})", self._do(step)):
+                    break
                 await asyncio.sleep(float(step.get("wait", 0)))
                 await self._after_step()
-            await self._settle()
+            else:
+                await self._within_limit("settling", self._settle())
         finally:
             await self.world.close()
             clock.use_source(None)
@@ -105,6 +111,15 @@ class Driver:
             simulated_s=loop.time() - started, signals=len(self.bodies), crashes=self.crashes,
             answers=statuses,
         )
+
+    async def _within_limit(self, what: str, work: Awaitable[None]) -> bool:
+        try:
+            async with asyncio.timeout(STEP_LIMIT_S):
+                await work
+        except TimeoutError:
+            self.violations.append(f"(g) {what} did not finish within {STEP_LIMIT_S:g} s of simulated time")
+            return False
+        return True
 
     # -- steps --------------------------------------------------------------------------------------
 

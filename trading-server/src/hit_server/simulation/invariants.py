@@ -17,7 +17,8 @@ Checked once the run has settled (faults off, the monitor given a few passes: `W
     with fills has its position;
 (f) every signal has a terminal answer (no "sending" or "unknown" left) and its answer is true: a
     rejected signal sent nothing;
-(g) the position monitor of every live process is still running;
+(g) the position monitor of every live process is still running, and every step (a request, a clean
+    shutdown) finishes within STEP_LIMIT_S of simulated time (`driver.py`);
 (h) each position's P&L is counted once: a closed position of the exchange belongs to one trade at most,
     and a trade reports "closed" once.
 """

@@ -203,9 +203,9 @@ class World:
         if monitor is not None:
             task = monitor._task  # a crashed monitor's task holds the Crash; drop it
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
+                while not task.done():  # one cancellation can be lost on Python 3.11 (monitor.stop)
+                    task.cancel()
+                    await asyncio.wait({task}, timeout=0.5)
                 monitor._task = None
         with contextlib.suppress(BaseException):
             await process.lifespan.__aexit__(None, None, None)
