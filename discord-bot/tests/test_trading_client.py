@@ -27,6 +27,13 @@ from hit_shared.models import HaltRequest, Side, TradeSignal, TradeStatus
 POSTED_AT = datetime.now(UTC)
 
 
+@pytest.fixture(autouse=True)
+def _posted_when_the_test_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's signals are posted as it starts: one time for the whole module grew older than the
+    server's 300 s age limit when the suite ran long (a busy machine), and signals were refused."""
+    monkeypatch.setitem(globals(), "POSTED_AT", datetime.now(UTC))
+
+
 def make_signal(signal_id: str = "discord:1:2", stop: str = "58000") -> TradeSignal:
     return TradeSignal(signal_id=signal_id, side=Side.LONG, symbol="BTC-USDT", entries=(Decimal(60000),),
                        stop_loss=Decimal(stop), take_profits=(Decimal(65000),), posted_at=POSTED_AT)

@@ -41,7 +41,7 @@ from hit_server.blofin_models import (
     TpslRequest,
 )
 from hit_server.execution_run import Execution, Outcome, failed, placed, unknown
-from hit_server.journal import OrderRecord
+from hit_server.journal import OrderRecord, Reserve, journal_fresh_order
 from hit_server.trade_work import is_protective_stop, not_accepted
 from hit_shared.models import OrderRole, Side, fmt
 
@@ -60,10 +60,12 @@ def _held(positions: Sequence[Position]) -> Decimal:
 
 class Executor:
     def __init__(
-        self, client: BloFinClient, save: Callable[[str, Sequence[OrderRecord]], Awaitable[None]]
+        self, client: BloFinClient, save: Callable[[str, Sequence[OrderRecord]], Awaitable[None]],
+        reserve: Reserve,
     ) -> None:
         self.client = client
         self._save = save  # journals orders (commit) before they are sent
+        self._reserve = reserve  # journals an order under a clientOrderId no process has used
         self._leverage: dict[tuple[str, str], int] = {}  # what this process last set, per symbol and mode
 
     async def set_leverage(self, symbol: str, leverage: int, margin_mode: str) -> None:
@@ -180,8 +182,7 @@ class Executor:
                 return True
         except BloFinError as exc:
             log.warning("Could not list TP/SL orders of %s: %s", run.signal.symbol, type(exc).__name__)
-        record = self._next_stop(run)
-        await self._save(run.signal.signal_id, [record])  # intent before the order leaves (rule 1)
+        record = await self._next_stop(run)  # its intent journaled before the order leaves (rule 1)
         request = TpslRequest(
             inst_id=record.symbol,
             side=cast(OrderSide, record.side),
@@ -207,19 +208,23 @@ class Executor:
         )
         return True
 
-    @staticmethod
-    def _next_stop(run: Execution) -> OrderRecord:
-        """A new stop record for the next placement attempt, added to the run's records."""
+    async def _next_stop(self, run: Execution) -> OrderRecord:
+        """A new stop record for the next placement attempt (`sl<k>`, a number no process has used),
+        journaled and added to the run's records."""
         family = ids.signal_prefix(run.signal.signal_id) + "sl"
         attempts = sum(
             1 for r in run.of(OrderRole.STOP_LOSS)
             if r.client_order_id.startswith(family) and r.client_order_id[len(family):].isdigit()
         )
-        record = OrderRecord(
-            client_order_id=ids.stop_attempt_id(run.signal.signal_id, attempts + 1),
-            role=OrderRole.STOP_LOSS, seq=attempts + 1, symbol=run.stop.symbol, side=run.stop.side,
-            order_type="tpsl", size=run.stop.size, trigger_price=run.stop.trigger_price, state="sending",
-        )
+
+        def attempt(k: int) -> OrderRecord:
+            return OrderRecord(
+                client_order_id=ids.stop_attempt_id(run.signal.signal_id, k), role=OrderRole.STOP_LOSS,
+                seq=k, symbol=run.stop.symbol, side=run.stop.side, order_type="tpsl", size=run.stop.size,
+                trigger_price=run.stop.trigger_price, state="sending",
+            )
+
+        record = await journal_fresh_order(self._reserve, run.signal.signal_id, attempt, attempts + 1)
         run.records.append(record)
         return record
 

@@ -50,12 +50,15 @@ class Lifecycle:
         self.journal = journal
         self.book = book
         self.settings = settings
-        self.stops = StopKeeper(client, journal.add_or_update_orders, settings.stop_policy)
+        self.stops = StopKeeper(
+            client, journal.add_or_update_orders, journal.reserve_order, settings.stop_policy
+        )
         self.targets = TargetKeeper(client, journal.add_or_update_orders, journal.orders_of)
         self.entry_timeout = timedelta(minutes=settings.entry_timeout_minutes)
         self.passes = 0
         self.foreign_reported: set[str] = set()  # positions not ours, logged once each
         self.failing: dict[str, str] = {}  # signal_id -> the failure last reported for it
+        self._one_pass_at_a_time = asyncio.Lock()
 
     async def snapshot(self) -> Snapshot:
         # positions first: a fill after this read shows up as extra coverage, never as a missing stop
@@ -64,7 +67,14 @@ class Lifecycle:
         return Snapshot(positions, orders, await self.client.pending_tpsl())
 
     async def sync_all(self) -> int:
-        """One pass over every open trade; the number of trades looked at."""
+        """One pass over every open trade; the number of trades looked at. Passes of one process never
+        overlap (the monitor's own, a reconciliation asked for meanwhile): the trade lease is the
+        process's, so it can't keep two passes of one process apart (found by the simulation, seed
+        10: two overlapping passes sent one target twice)."""
+        async with self._one_pass_at_a_time:
+            return await self._sync_all()
+
+    async def _sync_all(self) -> int:
         self.passes += 1
         trades = await self.book.open_trades()
         if not trades:

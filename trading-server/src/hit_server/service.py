@@ -94,7 +94,7 @@ class TradingService:
         self.journal = journal
         self.mode = settings.trading_mode
         self.limits = limits_from(settings)
-        self.executor = Executor(client, journal.add_or_update_orders)
+        self.executor = Executor(client, journal.add_or_update_orders, journal.reserve_order)
         self.exchange_check = ExchangeCheck(client)  # credentials and position mode (exchange_check.py)
         self.started = time.monotonic()
         self._locks = SignalLocks()

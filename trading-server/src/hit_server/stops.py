@@ -27,7 +27,7 @@ from hit_server import ids
 from hit_server.blofin_client import BloFinClient
 from hit_server.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.blofin_models import MARKET_PRICE, WHOLE_POSITION, OrderSide, Position, TpslOrder, TpslRequest
-from hit_server.journal import OrderRecord
+from hit_server.journal import OrderRecord, Reserve, journal_fresh_order
 from hit_server.trade_book import Trade
 from hit_server.trade_work import Snapshot, Work, close_id, covered, stop_id
 from hit_shared.models import OrderRole, fmt
@@ -55,9 +55,10 @@ POLICIES: dict[str, StopPolicy] = {"breakeven_after_tp1": breakeven_after_tp1, "
 
 
 class StopKeeper:
-    def __init__(self, client: BloFinClient, save_orders: SaveOrders, policy: str) -> None:
+    def __init__(self, client: BloFinClient, save_orders: SaveOrders, reserve: Reserve, policy: str) -> None:
         self.client = client
         self._save = save_orders
+        self._reserve = reserve
         self.policy = POLICIES[policy]
 
     async def cover(self, work: Work, snap: Snapshot, position: Position) -> bool:
@@ -108,16 +109,20 @@ class StopKeeper:
     async def replace(self, work: Work, level: Decimal, old: list[TpslOrder], held: Decimal) -> bool:
         """Place one whole-position stop at `level`, confirm it, then cancel `old`; False if it failed."""
         trade = work.trade
-        # past every stop journaled, even by a pass that crashed before saving its count
-        trade.stop_moves = max(trade.stop_moves, ids.last_number((r.client_order_id for r in work.records),
-                                                                 "stop")) + 1
-        record = OrderRecord(
-            client_order_id=stop_id(trade.signal_id, trade.stop_moves), role=OrderRole.STOP_LOSS,
-            seq=trade.stop_moves + 1, symbol=work.symbol, side=work.close_side, order_type="tpsl",
-            size=held, trigger_price=level, state="sending",
-        )
+
+        def stop_number(k: int) -> OrderRecord:
+            return OrderRecord(
+                client_order_id=stop_id(trade.signal_id, k), role=OrderRole.STOP_LOSS, seq=k + 1,
+                symbol=work.symbol, side=work.close_side, order_type="tpsl", size=held, trigger_price=level,
+                state="sending",
+            )
+
+        # past every stop journaled (even by a pass that crashed before saving its count), and one no
+        # other process is placing at this moment; intent before the order leaves (rule 1)
+        first = max(trade.stop_moves, ids.last_number((r.client_order_id for r in work.records), "stop")) + 1
+        record = await journal_fresh_order(self._reserve, trade.signal_id, stop_number, first)
+        trade.stop_moves = record.seq - 1
         work.touch(record)
-        await self._save(trade.signal_id, [record])  # intent before the order leaves (rule 1)
         request = TpslRequest(
             inst_id=work.symbol, side=cast(OrderSide, work.close_side), margin_mode=work.margin_mode,
             size=WHOLE_POSITION, client_order_id=record.client_order_id, sl_trigger_price=level,

@@ -10,8 +10,11 @@ Only the loop's clock is virtual (`loop.time()`, which `asyncio.sleep`, `asyncio
 `call_later` use). Wall-clock reads (`time.time`, `datetime.now`) stay real; the simulation gives the
 exchange simulator the virtual clock (`VirtualTimeLoop.clock_ms`).
 
-When a task waits for something other than a timer (a worker thread, e.g. the journal's background
-checkpoint), the loop blocks on its real selector as usual until the thread's wake-up arrives.
+While work runs on a worker thread (`run_in_executor`, e.g. the journal's background checkpoint) the
+clock stands still: the loop waits on its real selector for the thread's wake-up, as any loop does.
+Jumping ahead meanwhile would let timers fire "after" a wait that never happened (found by the
+simulation, seeds 55, 138, 273: a server shutting down waited for a checkpoint that took 10 ms of real
+time, during which the clock ran 900 s ahead).
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ class _JumpingSelector(selectors.DefaultSelector):
         self.loop: VirtualTimeLoop | None = None
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        assert self.loop is not None  # noqa: S101 - set by the loop that owns this selector
+        if self.loop.threads_at_work:
+            return super().select(timeout)  # real time: a thread's wake-up is on its way
         ready = super().select(0)
         if ready or timeout is None or timeout <= 0:
             if not ready and timeout is None:
                 return super().select(None)  # nothing scheduled: only a thread's wake-up can come
             return ready
-        assert self.loop is not None  # noqa: S101 - set by the loop that owns this selector
         self.loop.advance(timeout)
         return ready
 
@@ -54,6 +59,16 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         selector.loop = self
         self._now = 0.0
         self._epoch_s = epoch_s
+        self.threads_at_work = 0
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:  # type: ignore[override]
+        future = super().run_in_executor(executor, func, *args)
+        self.threads_at_work += 1
+        future.add_done_callback(self._thread_done)
+        return future
+
+    def _thread_done(self, _future: asyncio.Future[Any]) -> None:
+        self.threads_at_work -= 1
 
     def time(self) -> float:
         return self._now
