@@ -74,6 +74,22 @@ async def test_journal_a_settled_answer_is_never_overwritten_by_a_stale_one(db: 
     assert await journal.events(after=0, limit=10) == []
 
 
+async def test_journal_a_fresh_order_id_goes_to_one_process_only(db: Database) -> None:
+    # Two processes repairing one position's stop at once both want stop number 1: the journal gives it
+    # to the first, and the second takes number 2 (found by the simulation, seed 68: one id sent twice).
+    from hit_server.journal import journal_fresh_order
+
+    journal = Journal(db)
+    await journal.record_intent("s1", body_hash="h", body={}, symbol="BTC-USDT", side="long", orders=[],
+                                state="received")
+    first = await journal_fresh_order(journal.reserve_order, "s1", lambda k: order(f"c{k}"), 1)
+    second = await journal_fresh_order(journal.reserve_order, "s1", lambda k: order(f"c{k}"), 1)
+
+    assert (first.client_order_id, second.client_order_id) == ("c1", "c2")
+    assert not await journal.reserve_order("s1", order("c1"))
+    assert [o.client_order_id for o in await journal.orders_of("s1")] == ["c1", "c2"]
+
+
 async def test_journal_first_read_gives_the_row_of_a_known_signal_else_the_open_symbols(db: Database) -> None:
     journal = Journal(db)
     for sid, symbol, is_open in (("a", "BTC-USDT", True), ("b", "ETH-USDT", False), ("c", "SOL-USDT", True)):

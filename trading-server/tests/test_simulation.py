@@ -53,6 +53,23 @@ def test_virtual_clock_jumps_to_the_next_timer_and_still_waits_for_threads() -> 
     assert time.monotonic() - started < 30  # an hour and more of virtual time, not of real time
 
 
+def test_virtual_clock_stands_still_while_a_thread_works() -> None:
+    """A timer due in 10 virtual seconds must not fire while a worker thread (50 ms of real time) is
+    still at work: the clock ran ahead of a journal checkpoint once (seeds 55, 138, 273)."""
+    async def main() -> tuple[str, float]:
+        loop = asyncio.get_running_loop()
+        first: list[str] = []
+        loop.call_later(10, first.append, "timer")
+        await loop.run_in_executor(None, _sleep_and_say, 0.05)
+        first.append("thread")
+        await asyncio.sleep(11)
+        return first[0], loop.time()
+
+    first, virtual = run_virtual(main())
+    assert first == "thread"
+    assert virtual == pytest.approx(11, abs=0.01)
+
+
 def test_generator_is_a_function_of_the_seed() -> None:
     assert generate(7, 40) == generate(7, 40)
     assert generate(7, 40) != generate(8, 40)
