@@ -30,10 +30,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_models import OrderRequest
-from hit_server.ratelimit import RateLimiter
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.testing import free_port
 
 KEY, SECRET, PASSPHRASE = "bench-key-0123456789abcdef012345", "bench-secret", "bench-passphrase"

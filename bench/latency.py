@@ -47,12 +47,12 @@ from pydantic import SecretStr
 
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.samples import TOKEN
-from hit_server import ids
 from hit_server.blofin_sim import SimConfig, SimEvent, create_app
 from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
 from hit_server.server import create_app as create_server_app
 from hit_server.settings import Settings
 from hit_server.testing import UvicornThread, clean_env, free_port
+from hit_server.trading import ids
 from hit_shared.models import TradingMode
 
 TARGET_P50_MS = 25.0

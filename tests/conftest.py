@@ -31,8 +31,8 @@ import pytest
 
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.samples import TOKEN
-from hit_server import ids
 from hit_server.testing import clean_env, free_port
+from hit_server.trading import ids
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from hit_bot.testing.samples import CHATTER, INVALID
-from hit_server import ids
+from hit_server.trading import ids
 
 MARKET_SIGNAL = "LONG SOL-USDT Entry: market SL: 145 TP: 156, 160"
 LIMIT_SIGNAL = "SHORT ETH-USDT Entry: 3010 SL: 3100 TP: 2950, 2900"

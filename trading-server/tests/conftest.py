@@ -14,12 +14,12 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_rest import RetryPolicy
 from hit_server.blofin_sim import Simulator, create_app
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
-from hit_server.ratelimit import RateLimiter
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_rest import RetryPolicy
+from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.testing import UvicornThread
 
 CLIENT_API_KEY = "client-test-key-0123456789abcdef"
@@ -211,8 +211,8 @@ def postgres_test_url() -> str:
 
 async def empty_postgres(url: str) -> None:
     """Drop the journal's tables (every test starts from an empty database)."""
-    from hit_server import trade_book  # noqa: F401 - registers the monitor's table beside the journal's
-    from hit_server.db import Base, Database
+    from hit_server.journal import trade_book  # noqa: F401 - registers the monitor's table beside the journal's
+    from hit_server.journal.db import Base, Database
 
     database = Database(url)
     try:

@@ -4,7 +4,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials, prehash, sign
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials, prehash, sign
 
 SECRET = "test_secret_key_123"
 TS = 1597026383085

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from hit_server.blofin_errors import ExchangeUnavailable, NotFound
-from hit_server.blofin_models import OrderRequest, TpslRequest
+from hit_server.exchange.blofin_errors import ExchangeUnavailable, NotFound
+from hit_server.exchange.blofin_models import OrderRequest, TpslRequest
 
 BTC = "BTC-USDT"
 CANCEL_TPSL = "/api/v1/trade/cancel-tpsl"

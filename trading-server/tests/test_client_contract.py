@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_errors import AuthenticationError, InstrumentNotFound, NotFound, OrderRejected
-from hit_server.blofin_models import OrderRequest, TpslRequest
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_errors import AuthenticationError, InstrumentNotFound, NotFound, OrderRejected
+from hit_server.exchange.blofin_models import OrderRequest, TpslRequest
 
 BTC = "BTC-USDT"
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from hit_server import blofin_errors as errors
-from hit_server.blofin_errors import (
+from hit_server.exchange import blofin_errors as errors
+from hit_server.exchange.blofin_errors import (
     AuthenticationError,
     BloFinError,
     ClockSkewError,
@@ -27,8 +27,8 @@ from hit_server.blofin_errors import (
     PermissionDenied,
     RateLimited,
 )
-from hit_server.blofin_models import OrderRequest
-from hit_server.blofin_rest import RetryPolicy
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.blofin_rest import RetryPolicy
 
 SECRET = "client-SECRET-never-shown-9f8e7d6c5b4a"
 PASSPHRASE = "client-PASSPHRASE-never-shown-42"

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from hit_server.blofin_errors import (
+from hit_server.exchange.blofin_errors import (
     AuthenticationError,
     BloFinError,
     ExchangeUnavailable,
@@ -19,7 +19,7 @@ from hit_server.blofin_errors import (
     PermissionDenied,
     RateLimited,
 )
-from hit_server.blofin_models import OrderRequest, TpslRequest
+from hit_server.exchange.blofin_models import OrderRequest, TpslRequest
 
 BTC = "BTC-USDT"
 ORDER_PATH = "/api/v1/trade/order"

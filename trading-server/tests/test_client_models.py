@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from pydantic import ValidationError
 
-from hit_server.blofin_models import Balance, Order, OrderRequest, Position, TpslOrder, TpslRequest
+from hit_server.exchange.blofin_models import Balance, Order, OrderRequest, Position, TpslOrder, TpslRequest
 
 
 def market(**overrides: object) -> OrderRequest:

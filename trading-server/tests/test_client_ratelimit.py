@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from hit_server.ratelimit import RateLimiter, SlidingWindow
+from hit_server.exchange.ratelimit import RateLimiter, SlidingWindow
 
 
 class FakeTime:

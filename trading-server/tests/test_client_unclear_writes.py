@@ -11,8 +11,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from hit_server.blofin_errors import OrderOutcomeUnknown
-from hit_server.blofin_models import OrderAck, OrderRequest, TpslRequest
+from hit_server.exchange.blofin_errors import OrderOutcomeUnknown
+from hit_server.exchange.blofin_models import OrderAck, OrderRequest, TpslRequest
 
 BTC = "BTC-USDT"
 ORDER = "/api/v1/trade/order"

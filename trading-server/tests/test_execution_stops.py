@@ -7,10 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hit_server.execution import Execution
-from hit_server.risk import PlannedOrder, TradePlan
+from hit_server.risk.engine import PlannedOrder, TradePlan
 from hit_server.testing import RunningServer, paper_settings, place_signal, running_server
 from hit_server.testing import signal_body as signal
+from hit_server.trading.execution import Execution
 from hit_shared.models import OrderRole, TradeSignal
 
 

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_errors import AuthenticationError, ExchangeUnavailable
-from hit_server.blofin_models import OrderRequest
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.faults import Fault
-from hit_server.inprocess import InProcessHttp
-from hit_server.ratelimit import RateLimiter
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_errors import AuthenticationError, ExchangeUnavailable
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.inprocess import InProcessHttp
+from hit_server.exchange.ratelimit import RateLimiter
 
 KEY, SECRET, PASSPHRASE = "inproc-key", "inproc-secret", "inproc-pass"
 

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 BTC = Instrument.from_blofin(
     {

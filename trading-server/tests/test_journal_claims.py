@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import Connection, select, update
 
-from hit_server.claims import Claim, ClaimRefused
-from hit_server.db import CLAIMS_TABLE, DEFAULT_ACCOUNT, SIGNALS_TABLE, Database
-from hit_server.journal import Journal
-from hit_server.trade_book import CLOSED, TradeBook
+from hit_server.journal.claims import Claim, ClaimRefused
+from hit_server.journal.db import CLAIMS_TABLE, DEFAULT_ACCOUNT, SIGNALS_TABLE, Database
+from hit_server.journal.journal import Journal
+from hit_server.journal.trade_book import CLOSED, TradeBook
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hit_server.db import Database
-from hit_server.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.journal.db import Database
+from hit_server.journal.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ async def test_journal_a_settled_answer_is_never_overwritten_by_a_stale_one(db: 
 async def test_journal_a_fresh_order_id_goes_to_one_process_only(db: Database) -> None:
     # Two processes repairing one position's stop at once both want stop number 1: the journal gives it
     # to the first, and the second takes number 2 (found by the simulation, seed 68: one id sent twice).
-    from hit_server.journal import journal_fresh_order
+    from hit_server.journal.journal import journal_fresh_order
 
     journal = Journal(db)
     await journal.record_intent("s1", body_hash="h", body={}, symbol="BTC-USDT", side="long", orders=[],
@@ -169,7 +169,7 @@ async def test_journal_sqlite_fast_writes_store_the_same_rows_as_sqlalchemy(
     """The SQLite writes that skip SQLAlchemy's execution store byte-for-byte what it would store."""
     from datetime import UTC, datetime
 
-    from hit_server import journal as journal_module
+    from hit_server.journal import journal as journal_module
 
     moment = datetime(2026, 11, 24, 5, 6, 7, 891011, tzinfo=UTC)
     monkeypatch.setattr(journal_module, "utcnow", lambda: moment)

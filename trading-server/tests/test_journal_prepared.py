@@ -11,9 +11,9 @@ from sqlalchemy import Connection, bindparam, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from hit_server.db import Database
-from hit_server.journal import OPEN_SYMBOLS, SIGNALS, STATE_CHANGES
-from hit_server.prepared import prepare
+from hit_server.journal.db import Database
+from hit_server.journal.journal import OPEN_SYMBOLS, SIGNALS, STATE_CHANGES
+from hit_server.journal.prepared import prepare
 
 AT = datetime(2026, 11, 24, 5, 6, 7, 891011, tzinfo=UTC)
 

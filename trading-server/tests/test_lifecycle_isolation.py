@@ -15,18 +15,18 @@ from typing import Any
 
 import pytest
 
-from hit_server import ids
-from hit_server.blofin_models import Position
 from hit_server.blofin_sim.catalog import default_instruments
-from hit_server.journal import OrderRecord
-from hit_server.stops import breakeven_after_tp1
+from hit_server.exchange.blofin_models import Position
+from hit_server.journal.journal import OrderRecord
+from hit_server.journal.trade_book import Trade
+from hit_server.lifecycle.stops import breakeven_after_tp1
+from hit_server.lifecycle.trade_work import Work
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
 from hit_server.testing import until_event as until
 from hit_server.testing import wait_until as wait
-from hit_server.trade_book import Trade
-from hit_server.trade_work import Work
+from hit_server.trading import ids
 from hit_shared.models import OrderRole
 
 
@@ -81,7 +81,7 @@ async def test_lifecycle_equal_targets_after_a_partial_fill_get_distinct_ids_and
 
 
 def test_lifecycle_batch_numbers_each_slice_once_when_targets_are_equal() -> None:
-    from hit_server.take_profits import new_batch  # here: the module came with this fix
+    from hit_server.lifecycle.take_profits import new_batch  # here: the module came with this fix
 
     instrument = default_instruments()["BTC-USDT"]
     trade = Trade(signal_id="iso-unit", symbol="BTC-USDT", side="long", body={}, opened_at=_now())

@@ -14,11 +14,11 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import update
 
-from hit_server import ids
 from hit_server.blofin_sim.loopback import serve_loopback
-from hit_server.db import Database, SignalRow
-from hit_server.events import EVENT_TYPES
+from hit_server.journal.db import Database, SignalRow
+from hit_server.journal.events import EVENT_TYPES
 from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.trading import ids
 
 WAIT_S = 10.0
 WEBHOOK_TOKEN = "webhook-TOKEN-that-must-never-be-logged-7f3a"

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from hit_server import ids
-from hit_server.journal import SIGNALS
-from hit_server.orphans import reconcile_exchange
+from hit_server.journal.journal import SIGNALS
+from hit_server.lifecycle.orphans import reconcile_exchange
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
+from hit_server.trading import ids
 
 
 @pytest.fixture

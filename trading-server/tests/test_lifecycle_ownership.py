@@ -191,7 +191,7 @@ async def test_lifecycle_targets_are_placed_by_the_process_holding_the_trades_le
     """Another process working on this trade holds its lease: this one does none of the trade's work in
     that pass (it would derive the same clientOrderIds for a batch of another size) but still restores
     the stop; it places the targets once the lease is given back, or once it lapsed (its holder died)."""
-    from hit_server.trade_lease import TradeLeases
+    from hit_server.journal.trade_lease import TradeLeases
 
     lifecycle = server.monitor.lifecycle
     answer = await place(server, signal("own-lease", entries=["59000", "59800"], stop_loss="57000"))
@@ -228,7 +228,7 @@ async def test_lifecycle_a_pass_reading_the_trade_before_another_process_worked_
     first process saw its entry fill and placed its targets; working from that stale view it took the
     trade for one whose entry had vanished unfilled, ended it and cancelled the targets. A pass works
     on a trade only if nobody saved the trade since the pass read it."""
-    from hit_server.lifecycle import Lifecycle
+    from hit_server.lifecycle.passes import Lifecycle
 
     first = server.monitor.lifecycle
     second = Lifecycle(first.client, first.journal, first.book, first.settings)

@@ -9,17 +9,17 @@ from typing import Any
 
 import httpx
 
-from hit_server import ids
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.loopback import serve_loopback
 from hit_server.blofin_sim.models import OrderParams
 from hit_server.blofin_sim.ws import hub_of
-from hit_server.paper import build_simulator, generated_credentials
+from hit_server.exchange.paper import build_simulator, generated_credentials
 from hit_server.testing import paper_settings, running_server
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
 from hit_server.testing import until_event as until
 from hit_server.testing import wait_until as wait
+from hit_server.trading import ids
 
 
 def sim_realized(sim: Any, symbol: str) -> Decimal:

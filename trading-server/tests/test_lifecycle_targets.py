@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from hit_server import ids
 from hit_server.blofin_sim.faults import Fault
 from hit_server.testing import RunningServer, paper_settings, running_server
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
 from hit_server.testing import wait_until as wait
+from hit_server.trading import ids
 
 PLACE_ORDER = "/api/v1/trade/order"
 BATCH = "/api/v1/trade/batch-orders"

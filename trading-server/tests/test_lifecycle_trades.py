@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from hit_server import ids
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal
 from hit_server.testing import until_event as until
 from hit_server.testing import wait_until as wait
+from hit_server.trading import ids
 
 
 @pytest.fixture

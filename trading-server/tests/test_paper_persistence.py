@@ -18,9 +18,9 @@ from hit_server.blofin_sim import Simulator, persist
 from hit_server.blofin_sim.autosave import AutoSave
 from hit_server.blofin_sim.models import OrderParams, Side, TpslParams, TpslSpec
 from hit_server.blofin_sim.testing import make_config
-from hit_server.db import Database
-from hit_server.journal import Journal
-from hit_server.paper_reset import RESET_EVENT, end_paper_trades
+from hit_server.exchange.paper_reset import RESET_EVENT, end_paper_trades
+from hit_server.journal.db import Database
+from hit_server.journal.journal import Journal
 from hit_server.testing import RunningServer, clean_env, paper_settings, running_server
 from hit_server.testing import place_signal as place
 from hit_server.testing import signal_body as signal

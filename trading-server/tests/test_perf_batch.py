@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from hit_server.blofin_errors import OrderOutcomeUnknown, OrderRejected
-from hit_server.blofin_models import OrderAck, OrderRequest
+from hit_server.exchange.blofin_errors import OrderOutcomeUnknown, OrderRejected
+from hit_server.exchange.blofin_models import OrderAck, OrderRequest
 from hit_server.testing import RunningServer, paper_settings, place_signal, running_server, signal_body
 
 BTC = "BTC-USDT"

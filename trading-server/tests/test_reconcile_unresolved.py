@@ -9,12 +9,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from hit_server import ids
-from hit_server.blofin_models import OrderRequest
-from hit_server.db import as_utc
-from hit_server.journal import OrderRecord
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.journal.db import as_utc
+from hit_server.journal.journal import OrderRecord
 from hit_server.testing import RunningServer, paper_settings, running_server, wait_until
 from hit_server.testing import signal_body as signal
+from hit_server.trading import ids
 from hit_shared.models import TradeSignal
 
 WITHIN = 30.0  # seconds: generous for a busy machine; every wait ends as soon as its condition holds

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from hit_server.instruments import Instrument
-from hit_server.risk import (
+from hit_server.exchange.instruments import Instrument
+from hit_server.risk.engine import (
     MarketView,
     PlannedOrder,
     RejectCode,

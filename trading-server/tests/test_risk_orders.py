@@ -4,8 +4,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from hit_server.instruments import Instrument
-from hit_server.risk import PlannedOrder, ladder, split_take_profits
+from hit_server.exchange.instruments import Instrument
+from hit_server.risk.engine import PlannedOrder, ladder, split_take_profits
 
 BTC = Instrument("BTC-USDT", "BTC", "USDT", D("0.001"), D("0.1"), D("0.1"), D("0.1"), 150, D("1e5"), D("1e5"))
 XRP = Instrument("XRP-USDT", "XRP", "USDT", D("1"), D("1"), D("10"), D("0.0001"), 75, D("1e6"), D("1e6"))

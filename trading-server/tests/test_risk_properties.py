@@ -7,8 +7,16 @@ from decimal import localcontext
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from hit_server.instruments import Instrument
-from hit_server.risk import MarketView, Rejection, RiskLimits, TradePlan, assess, ladder, split_take_profits
+from hit_server.exchange.instruments import Instrument
+from hit_server.risk.engine import (
+    MarketView,
+    Rejection,
+    RiskLimits,
+    TradePlan,
+    assess,
+    ladder,
+    split_take_profits,
+)
 from hit_shared.models import Side, TradeSignal
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

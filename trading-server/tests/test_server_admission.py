@@ -56,14 +56,14 @@ def make_market(symbols: frozenset[str] = frozenset()):
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from hit_server.risk import MarketView
+    from hit_server.risk.engine import MarketView
 
     return MarketView(None, Decimal(1), Decimal(1000), Decimal(1000), len(symbols), symbols, False,
                       datetime.now(UTC))
 
 
 def test_admission_reservation_counts_for_reads_that_started_before_its_release() -> None:
-    from hit_server.admission import Admission
+    from hit_server.trading.admission import Admission
 
     now = [0.0]
     admission = Admission(clock=lambda: now[0])
@@ -80,7 +80,7 @@ def test_admission_reservation_counts_for_reads_that_started_before_its_release(
 
 
 def test_admission_does_not_count_a_trade_twice_when_the_read_already_shows_it() -> None:
-    from hit_server.admission import Admission
+    from hit_server.trading.admission import Admission
 
     admission = Admission(clock=lambda: 0.0)
     snap = admission.snapshot()

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from hit_server.blofin_sim.auth import AuthChecker
 from hit_server.blofin_sim.config import SimConfig
-from hit_server.paper import build_simulator, generated_credentials
+from hit_server.exchange.paper import build_simulator, generated_credentials
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_body
 
 WRONG_SECRET = "a-wrong-secret-0123456789abcdef-never-shown"

@@ -12,12 +12,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hit_server import ids
-from hit_server.blofin_models import OrderRequest
-from hit_server.journal import OrderRecord
-from hit_server.paper import build_simulator, generated_credentials
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.paper import build_simulator, generated_credentials
+from hit_server.journal.journal import OrderRecord
 from hit_server.testing import RunningServer, paper_settings, running_server
 from hit_server.testing import signal_body as signal
+from hit_server.trading import ids
 from hit_shared.models import TradeSignal
 
 

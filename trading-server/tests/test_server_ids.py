@@ -1,6 +1,6 @@
 import pytest
 
-from hit_server import ids
+from hit_server.trading import ids
 
 
 def test_ids_every_role_of_a_signal_is_recognised_as_ours():

@@ -10,7 +10,7 @@ import pytest
 
 from hit_server.blofin_sim import create_app
 from hit_server.blofin_sim.testing import make_config
-from hit_server.paper import TICKERS_PATH, follow_prices
+from hit_server.exchange.paper import TICKERS_PATH, follow_prices
 
 
 class FakeTickers:
@@ -50,7 +50,7 @@ async def test_paper_prices_follow_blofin_then_fall_back_to_the_model(
         follow_prices(app, "https://blofin.test", interval_s=0.01, transport=httpx.MockTransport(fake.handle))
     )
     try:
-        with caplog.at_level(logging.INFO, logger="hit_server.paper"):
+        with caplog.at_level(logging.INFO, logger="hit_server.exchange.paper"):
             await run_until(lambda: sim.prices["BTC-USDT"] == Decimal("61234.6"))
             eth_before = sim.prices["ETH-USDT"]
             fake.reachable = False

@@ -15,11 +15,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from hit_server import ids
 from hit_server.__main__ import freeze_startup_objects
 from hit_server.server import create_app
 from hit_server.testing import TEST_API_KEY, paper_settings
 from hit_server.testing import signal_body as signal
+from hit_server.trading import ids
 
 
 def free_port() -> int:

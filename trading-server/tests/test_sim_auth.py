@@ -8,9 +8,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from hit_server.blofin_auth import prehash, sign, wall_clock_ms
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
+from hit_server.exchange.blofin_auth import prehash, sign, wall_clock_ms
 
 BALANCE = "/api/v1/account/balance"
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from hit_server.blofin_sim import create_app
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 WANTED = "BTC ETH SOL XRP DOGE LINK AVAX ADA LTC BNB ARB OP SUI WIF PEPE".split()
 

@@ -14,15 +14,15 @@ from pydantic import SecretStr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from hit_server.blofin_auth import BloFinAuth, Credentials, wall_clock_ms
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_models import OrderRequest
-from hit_server.blofin_rest import RetryPolicy
 from hit_server.blofin_sim import SimEvent
 from hit_server.blofin_sim.loopback import ServedSim, serve_sim
 from hit_server.blofin_sim.models import OrderParams
 from hit_server.blofin_sim.testing import TEST_KEY, TEST_PASSPHRASE, TEST_SECRET, make_config
-from hit_server.ratelimit import RateLimiter
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials, wall_clock_ms
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.blofin_rest import RetryPolicy
+from hit_server.exchange.ratelimit import RateLimiter
 
 BTC = "BTC-USDT"
 ETH = "ETH-USDT"

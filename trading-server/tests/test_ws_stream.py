@@ -17,15 +17,15 @@ import pytest
 from pydantic import SecretStr
 from websockets.asyncio.server import ServerConnection, serve
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
-from hit_server.blofin_client import BloFinClient
-from hit_server.blofin_models import OrderRequest
-from hit_server.blofin_rest import RetryPolicy
 from hit_server.blofin_sim.loopback import ServedSim, serve_sim
 from hit_server.blofin_sim.models import OrderParams
 from hit_server.blofin_sim.testing import make_config
-from hit_server.blofin_ws import PrivateStream
-from hit_server.ratelimit import RateLimiter
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_models import OrderRequest
+from hit_server.exchange.blofin_rest import RetryPolicy
+from hit_server.exchange.blofin_ws import PrivateStream
+from hit_server.exchange.ratelimit import RateLimiter
 
 BTC = "BTC-USDT"
 KEY = "ws-stream-key-0123456789abcdef0123"

@@ -10,7 +10,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from hit_server.blofin_sim.persist import SavedStateError
-from hit_server.paper import check_saved_state
+from hit_server.exchange.paper import check_saved_state
 from hit_server.server import create_app
 from hit_server.settings import Settings
 from hit_shared.logs import configure_logging

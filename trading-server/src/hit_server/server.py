@@ -15,16 +15,17 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from hit_server import __version__, http_errors
+from hit_server import __version__
+from hit_server.api import http_errors
 from hit_server.api.routes import api, public
-from hit_server.db import Database
-from hit_server.journal import Journal
-from hit_server.monitor import open_monitor
-from hit_server.paper import open_exchange
-from hit_server.paper_reset import end_paper_trades
-from hit_server.security import BodyLimitMiddleware, KeyRateLimiter
-from hit_server.service import TradingService
+from hit_server.api.security import BodyLimitMiddleware, KeyRateLimiter
+from hit_server.exchange.paper import open_exchange
+from hit_server.exchange.paper_reset import end_paper_trades
+from hit_server.journal.db import Database
+from hit_server.journal.journal import Journal
+from hit_server.lifecycle.monitor import open_monitor
 from hit_server.settings import Settings, ensure_api_key
+from hit_server.trading.service import TradingService
 from hit_shared.models import TradingMode
 
 log = logging.getLogger(__name__)

@@ -26,10 +26,10 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from hit_server.monitor import PositionMonitor
+from hit_server.lifecycle.monitor import PositionMonitor
 from hit_server.server import create_app
-from hit_server.service import TradingService
 from hit_server.settings import Settings
+from hit_server.trading.service import TradingService
 
 TEST_API_KEY = "test-key-for-the-hit-trading-server-0001"
 BASE_URL = "http://hit-server.test"

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from hit_server.http_errors import NotReady
-from hit_server.service import TradingService
+from hit_server.api.http_errors import NotReady
 from hit_server.settings import Settings
+from hit_server.trading.service import TradingService
 
 # The dependencies are async on purpose: FastAPI runs a sync dependency on a worker thread, and the
 # thread hand-off (GIL switch interval) costs milliseconds per request on a busy event loop.

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
+from hit_server.api.http_errors import NotFound
 from hit_server.api.schemas import PositionsOut, TradesPage, position_out
-from hit_server.events import EventsResponse, event_out
-from hit_server.exchange_check import ExchangeState
-from hit_server.http_errors import NotFound
-from hit_server.security import require_api_key
+from hit_server.api.security import require_api_key
+from hit_server.exchange.exchange_check import ExchangeState
+from hit_server.journal.events import EventsResponse, event_out
 from hit_shared.models import (
     SIGNAL_ID_PATTERN,
     ErrorResponse,

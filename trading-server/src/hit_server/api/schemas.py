@@ -8,7 +8,7 @@ from decimal import Decimal
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
-from hit_server.blofin_models import Position
+from hit_server.exchange.blofin_models import Position
 from hit_shared.models import TradeResponse
 
 

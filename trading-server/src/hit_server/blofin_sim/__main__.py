@@ -9,7 +9,7 @@ from decimal import Decimal, InvalidOperation
 
 import uvicorn
 
-from hit_server.blofin_auth import mask
+from hit_server.exchange.blofin_auth import mask
 
 from .app import create_app
 from .config import SimConfig

@@ -10,7 +10,7 @@ import hmac
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from hit_server.blofin_auth import prehash, sign
+from hit_server.exchange.blofin_auth import prehash, sign
 
 from .config import SimConfig
 from .errors import SimError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 # base: (contractValue, lotSize, minSize, tickSize, maxLeverage, maxMarketSize, maxLimitSize, start price)
 _ROWS: dict[str, tuple[str, str, str, str, int, str, str, str]] = {

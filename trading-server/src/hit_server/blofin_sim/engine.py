@@ -16,7 +16,7 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 from . import ledger, rules, views
 from .adversity import LookupLag, partial_size

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 from .models import OrderParams, SimOrder, SimPosition
 

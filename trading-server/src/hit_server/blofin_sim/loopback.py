@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from hit_server.blofin_auth import BloFinAuth
+from hit_server.exchange.blofin_auth import BloFinAuth
 
 from .app import create_app
 from .config import SimConfig

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 from .errors import SimError, param_error, param_missing
 from .models import OrderParams, Side, TpslSpec

@@ -10,7 +10,7 @@ import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from hit_server.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 
 from .config import SimConfig
 

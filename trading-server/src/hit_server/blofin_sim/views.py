@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from hit_server.instruments import Instrument
+from hit_server.exchange.instruments import Instrument
 
 from . import ledger
 from .catalog import fmt

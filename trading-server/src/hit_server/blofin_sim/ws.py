@@ -28,7 +28,7 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.websockets import WebSocketState
 
-from hit_server.blofin_auth import WS_LOGIN_PATH, prehash, sign
+from hit_server.exchange.blofin_auth import WS_LOGIN_PATH, prehash, sign
 
 from . import views
 from .models import SimEvent

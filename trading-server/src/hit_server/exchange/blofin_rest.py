@@ -1,0 +1,303 @@
+"""The wire layer under `BloFinClient`: one request, its envelope, its errors, its retries.
+
+Everything that turns an httpx request into BloFin data or a `BloFinError` lives here, and only here:
+- bodies are compact JSON sent as the very bytes `BloFinAuth` signs;
+- every request waits for the rate limiter, then runs under `asyncio.timeout(request_timeout)`, which
+  behaves the same over a socket and in-process (`inprocess.InProcessHttp` ignores httpx timeouts);
+- `code != "0"` is an error even with HTTP 200, and list items carry their own `code`;
+- a clock-skew refusal (152405) measures BloFin's clock, corrects `auth.offset_ms` and resends once;
+- `read()` retries retryable errors with bounded exponential backoff and jitter (`RetryPolicy.run`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import httpx
+
+from hit_server.exchange.blofin_auth import BloFinAuth
+from hit_server.exchange.blofin_errors import (
+    BloFinError,
+    ClockSkewError,
+    ExchangeUnavailable,
+    RateLimited,
+    error_class_for,
+    error_for,
+    error_for_http_status,
+)
+from hit_server.exchange.ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Params = dict[str, str]
+Body = dict[str, Any] | list[dict[str, Any]]
+SERVER_TIME_PATH = "/api/v1/public/time"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How reads are retried: at most `attempts` tries within `max_total` seconds.
+
+    Waits grow as initial, 2x, 4x ... up to `max_wait`, plus up to `jitter` seconds at random, and
+    never less than a rate limit's Retry-After. `sleep` is injectable so tests need not wait.
+    """
+
+    attempts: int = 4
+    initial_wait: float = 0.25
+    max_wait: float = 3.0
+    jitter: float = 0.25
+    max_total: float = 10.0
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+    def wait_seconds(self, attempt: int, exc: BaseException) -> float:
+        """The pause after try number `attempt` failed with `exc`."""
+        exponential = min(self.max_wait, self.initial_wait * 2 ** (attempt - 1))
+        wait: float = exponential + random.uniform(0, self.jitter)  # noqa: S311 - jitter, not security
+        if isinstance(exc, RateLimited) and exc.retry_after:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+    async def run(self, call: Callable[[], Awaitable[T]], retry_if: Callable[[BaseException], bool]) -> T:
+        """`call()` until it returns, or until it fails with an error `retry_if` refuses, or after
+        `attempts` tries, or once `max_total` seconds have passed: then its last error is raised.
+        A written-out loop rather than a retry library's: the first try, nearly always the only one,
+        costs nothing extra (tenacity's machinery cost ~50 µs a request)."""
+        started = time.monotonic()
+        attempt = 1
+        while True:
+            try:
+                return await call()
+            except Exception as exc:
+                spent = time.monotonic() - started
+                if not retry_if(exc) or attempt >= self.attempts or spent >= self.max_total:
+                    raise
+                log.warning("BloFin request failed (attempt %d): %r; retrying", attempt, exc)
+                await self.sleep(self.wait_seconds(attempt, exc))
+                attempt += 1
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BloFinError) and exc.retryable
+
+
+def _not_carried_out(exc: BaseException) -> bool:
+    """Errors that prove a write was refused before it took effect, so sending it again is safe."""
+    if isinstance(exc, ExchangeUnavailable):
+        return not exc.request_sent
+    return isinstance(exc, RateLimited)
+
+
+def compact_json(body: Body) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _retry_after(response: HttpReply) -> float | None:
+    value = response.headers.get("Retry-After")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def _first_failed_item(data: Any) -> dict[str, Any] | None:
+    items = data if isinstance(data, list) else [data]
+    for item in items:
+        if isinstance(item, dict) and str(item.get("code") or "0") != "0":
+            return item
+    return None
+
+
+def raise_for_items(data: Any) -> None:
+    """Raise the error of the first item whose own `code` is not "0" (place/cancel replies)."""
+    item = _first_failed_item(data)
+    if item is not None:
+        raise error_for(str(item["code"]), str(item.get("msg") or ""))
+
+
+BATCH_CODES = ("0", "1", "2")  # all succeeded, all failed, partly succeeded: each item says which
+
+
+def parse_envelope(response: HttpReply, what: str, *, items: bool = False) -> Any:
+    """BloFin's `data`, or the error the reply stands for.
+
+    A non-200 reply is judged by its BloFin code when the table knows it, else by its HTTP status
+    (a gateway's 503 or 504 body may carry a code of its own that is no BloFin code). With `items`
+    (batch writes), a top-level 0, 1 or 2 with a list `data` is returned as it is: the caller reads
+    each item's own code.
+    """
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    code = str(payload.get("code")) if isinstance(payload, dict) and "code" in payload else None
+    if response.status_code != 200 and error_class_for(code or "0") is BloFinError:
+        raise error_for_http_status(
+            response.status_code, f"BloFin answered HTTP {response.status_code} to {what}",
+            retry_after=_retry_after(response),
+        )
+    if code is None or not isinstance(payload, dict):
+        raise ExchangeUnavailable(f"BloFin sent an unreadable reply to {what}", code="unreadable")
+    if items and code in BATCH_CODES and isinstance(payload.get("data"), list):
+        return payload["data"]
+    if code != "0":
+        item = _first_failed_item(payload.get("data"))
+        if item is not None:
+            code, message = str(item["code"]), str(item.get("msg") or "")
+        else:
+            message = str(payload.get("msg") or "")
+        error = error_for(code, message)
+        if isinstance(error, RateLimited):
+            error.retry_after = _retry_after(response)
+        raise error
+    return payload.get("data")
+
+
+class HttpReply(Protocol):
+    """A reply as `BloFinRest` reads it: an `httpx.Response`, or `inprocess.Reply`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...  # case-insensitive in both
+
+    def json(self) -> Any: ...
+
+
+class HttpRequester(Protocol):
+    """What `BloFinRest` sends through: an `httpx.AsyncClient`, or `inprocess.InProcessHttp`."""
+
+    async def request(
+        self, method: str, url: str, *, params: Params | None = ..., content: bytes | None = ...,
+        headers: dict[str, str] | None = ..., auth: httpx.Auth | None = ...,
+    ) -> HttpReply: ...
+
+
+class BloFinRest:
+    """Sends requests to BloFin's REST API and turns replies into data or `BloFinError`s."""
+
+    def __init__(
+        self,
+        http: HttpRequester,
+        auth: BloFinAuth,
+        *,
+        request_timeout: float,
+        rate_limiter: RateLimiter,
+        retry: RetryPolicy,
+    ) -> None:
+        self._http = http
+        self._auth = auth
+        self._timeout = request_timeout
+        self._limiter = rate_limiter
+        self.retry = retry
+
+    async def request(
+        self, method: str, path: str, *, params: Params | None = None, body: Body | None = None,
+        private: bool = True, items: bool = False,
+    ) -> Any:
+        """One request, resent once after correcting the clock if BloFin says it is skewed."""
+        try:
+            return await self._once(method, path, params, body, private, items)
+        except ClockSkewError as exc:
+            if not private:
+                raise
+            offset = await self.server_time_offset_ms()
+            log.warning("BloFin refused our timestamp; local clock is %d ms off, corrected", offset)
+            self._auth.offset_ms = offset
+            try:
+                return await self._once(method, path, params, body, private, items)
+            except ClockSkewError as again:
+                raise again from exc
+
+    async def read(
+        self, method: str, path: str, *, params: Params | None = None, body: Body | None = None,
+        private: bool = True,
+    ) -> Any:
+        """`request`, retried on retryable errors; only for requests that are safe to repeat."""
+        return await self.retry.run(
+            lambda: self.request(method, path, params=params, body=body, private=private), _retryable
+        )
+
+    async def write(self, method: str, path: str, *, body: Body, items: bool = False) -> Any:
+        """`request`, retried only when the error proves BloFin did not carry it out (429, no
+        connection). Any other failure is the caller's to resolve (look the order up). `items`: a
+        batch write, whose per-item results come back even when some items failed."""
+        return await self.retry.run(
+            lambda: self.request(method, path, body=body, items=items), _not_carried_out
+        )
+
+    async def server_time_offset_ms(self) -> int:
+        """BloFin's clock minus ours (`auth.clock_ms`), in ms, measured over one round trip."""
+        before = self._auth.clock_ms()
+        response = await self._send("GET", SERVER_TIME_PATH, None, None, private=False)
+        after = self._auth.clock_ms()
+        server_ms = _server_ms(response)
+        if server_ms is None:
+            tickers = await self.read("GET", "/api/v1/market/tickers", private=False)
+            stamps = [int(row["ts"]) for row in tickers or [] if str(row.get("ts") or "").isdigit()]
+            if not stamps:
+                raise ExchangeUnavailable("could not read BloFin's clock", code="no server time")
+            server_ms = max(stamps)
+        return server_ms - (before + after) // 2
+
+    async def _once(
+        self, method: str, path: str, params: Params | None, body: Body | None, private: bool,
+        items: bool = False,
+    ) -> Any:
+        response = await self._send(method, path, params, body, private=private)
+        return parse_envelope(response, f"{method} {path}", items=items)
+
+    async def _send(
+        self, method: str, path: str, params: Params | None, body: Body | None, *, private: bool
+    ) -> HttpReply:
+        await self._limiter.acquire(method, path)
+        content = compact_json(body) if body is not None else None
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        what = f"{method} {path}"
+        try:
+            async with asyncio.timeout(self._timeout):
+                response = await self._http.request(
+                    method, path, params=params, content=content, headers=headers,
+                    auth=self._auth if private else None,
+                )
+        except TimeoutError as exc:
+            raise ExchangeUnavailable(
+                f"no reply from BloFin within {self._timeout:g} s to {what}", code="timeout"
+            ) from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ExchangeUnavailable(
+                f"could not connect to BloFin for {what}: {type(exc).__name__}", code="connect",
+                request_sent=False,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ExchangeUnavailable(
+                f"connection to BloFin lost during {what}: {type(exc).__name__}", code="connection lost"
+            ) from exc
+        log.debug("BloFin %s -> HTTP %d", what, response.status_code)
+        return response
+
+
+def _server_ms(response: HttpReply) -> int | None:
+    """The server's time from a /public/time reply, else from its Date header (1 s resolution)."""
+    try:
+        data = parse_envelope(response, f"GET {SERVER_TIME_PATH}")
+        if isinstance(data, dict) and str(data.get("ts") or "").isdigit():
+            return int(data["ts"])
+    except BloFinError:
+        pass
+    date = response.headers.get("Date")
+    if date:
+        try:
+            return int(email.utils.parsedate_to_datetime(date).timestamp() * 1000) + 500
+        except (TypeError, ValueError):
+            return None
+    return None

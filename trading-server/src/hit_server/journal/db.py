@@ -1,0 +1,391 @@
+"""The journal's tables (SQLAlchemy 2) and the database that holds them (`Database`).
+
+SQLite by default, PostgreSQL (asyncpg) through DATABASE_URL (`postgresql+asyncpg://...`). Tables
+are created at start (`Database.create_schema`); there is no migration tool yet. Prices and sizes are stored
+as decimal text so no float ever touches them, whatever the backend.
+
+signals        one row per signal_id (the DB-level at-most-once guard: primary key)
+orders         one row per clientOrderId (unique), written BEFORE the order is sent
+state_changes  every state a signal or an order went through, with its time
+events         the trade feed served by GET /api/v1/events
+halt           the kill switch (a single row), so a halt survives a restart
+claims         one row per (account, symbol) with an open trade of ours: the database's guard of one open
+               trade per symbol per account and of MAX_OPEN_POSITIONS, across processes (claims.py)
+claim_locks    one row per account, updated first by every claim so claims of one account are taken one
+               transaction at a time
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    Select,
+    String,
+    Text,
+    create_engine,
+    event,
+    insert,
+    inspect,
+    make_url,
+    or_,
+    select,
+)
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.sql.dml import ValuesBase
+
+from hit_server import clock
+from hit_server.api.http_errors import JournalUnavailable
+from hit_server.journal.prepared import Prepared, prepare
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+BACKSTOP_CHECKPOINT_PAGES = 10_000  # SQLite's default is 1,000 pages
+
+
+def utcnow() -> datetime:
+    """Now, from the server's one clock (`hit_server.clock`)."""
+    return clock.utcnow()
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+
+    signal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    body_hash: Mapped[str] = mapped_column(String(64))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    symbol: Mapped[str] = mapped_column(String(32), index=True)
+    side: Mapped[str] = mapped_column(String(8))
+    # received -> sending -> answered; "unknown" when an order's outcome could not be established
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str | None] = mapped_column(String(16), index=True, default=None)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    is_open: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    realized_pnl: Mapped[str | None] = mapped_column(String(40), default=None)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    client_order_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    signal_id: Mapped[str] = mapped_column(ForeignKey("signals.signal_id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(Integer)
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    price: Mapped[str | None] = mapped_column(String(40), default=None)
+    trigger_price: Mapped[str | None] = mapped_column(String(40), default=None)
+    size: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    # planned -> sending -> live/filled/... | pending (not sent yet) | failed | unknown
+    state: Mapped[str] = mapped_column(String(24))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StateChangeRow(Base):
+    __tablename__ = "state_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    signal_id: Mapped[str] = mapped_column(String(128), index=True)
+    client_order_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    state: Mapped[str] = mapped_column(String(24))
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(32))
+    signal_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    symbol: Mapped[str | None] = mapped_column(String(32), default=None)
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class HaltRow(Base):
+    __tablename__ = "halt"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    halted: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+DEFAULT_ACCOUNT = "default"  # one exchange account for now; claims are per account already
+
+
+class ClaimRow(Base):
+    __tablename__ = "claims"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    signal_id: Mapped[str] = mapped_column(ForeignKey("signals.signal_id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClaimLockRow(Base):
+    __tablename__ = "claim_locks"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+SIGNALS_TABLE, CLAIMS_TABLE = Base.metadata.tables["signals"], Base.metadata.tables["claims"]
+CLAIM_LOCKS_TABLE = Base.metadata.tables["claim_locks"]
+# A signal holds its symbol from its intent until it is answered with nothing open or closed: "sending"
+# (orders may be out), "unknown" (not settled), or answered and open.
+HOLDS_ITS_SYMBOL = or_(SIGNALS_TABLE.c.is_open.is_(True), SIGNALS_TABLE.c.state.in_(("sending", "unknown")))
+
+
+def backfill_claims(conn: Connection) -> int:
+    """Claim the symbols of the open signals that hold none (a journal written before claims existed,
+    or by a server that doesn't know them), the oldest signal of a symbol first; ensures the default
+    account's lock row. Runs at every start; the number of claims added."""
+    locks, claims = CLAIM_LOCKS_TABLE, CLAIMS_TABLE
+    if conn.scalar(select(locks.c.account).where(locks.c.account == DEFAULT_ACCOUNT)) is None:
+        conn.execute(insert(locks).values(account=DEFAULT_ACCOUNT, changed_at=utcnow()))
+    claimed = set(conn.scalars(select(claims.c.symbol).where(claims.c.account == DEFAULT_ACCOUNT)))
+    holding = conn.execute(
+        select(SIGNALS_TABLE.c.signal_id, SIGNALS_TABLE.c.symbol)
+        .where(HOLDS_ITS_SYMBOL)
+        .where(SIGNALS_TABLE.c.signal_id.not_in(select(claims.c.signal_id)))
+        .order_by(SIGNALS_TABLE.c.created_at)
+    ).all()
+    added = []
+    for signal_id, symbol in holding:
+        if symbol not in claimed:
+            claimed.add(symbol)
+            added.append({"account": DEFAULT_ACCOUNT, "symbol": symbol, "signal_id": signal_id,
+                          "created_at": utcnow()})
+    if added:
+        conn.execute(insert(claims), added)
+        log.warning("Journal: claimed %d symbol(s) of open signals that held none", len(added))
+    return len(added)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    # Checkpoints run off the event loop (Database._checkpoint_soon); this is only the backstop.
+    cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_CHECKPOINT_PAGES}")
+    cursor.close()
+
+
+# Columns added to existing tables since their first release: (table, column, SQL type and default).
+# `create_all` creates missing tables but never alters one, so a journal written by an older version
+# gets these added at start.
+ADDED_COLUMNS = (("trades", "version", "INTEGER NOT NULL DEFAULT 0"),)
+
+
+def add_missing_columns(conn: Connection) -> None:
+    inspector = inspect(conn)
+    for table, column, ddl in ADDED_COLUMNS:
+        if inspector.has_table(table) and column not in {c["name"] for c in inspector.get_columns(table)}:
+            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+
+
+class Database:
+    """The journal's database. Every transaction is one synchronous function of a connection (or an
+    ORM session), run by `transaction` (or `session`) and committed when it returns.
+
+    SQLite (the default, `sqlite:///`; an older `sqlite+aiosqlite:///` URL means the same and is run by
+    the standard sqlite3 driver too): the function runs on the calling
+    thread, i.e. on the event loop. A local SQLite transaction in WAL mode with synchronous=NORMAL
+    commits without an fsync and takes tens of microseconds, far less than handing it to a worker
+    thread and back; and since nothing awaits inside it, transactions of one process never interleave,
+    so they need no lock of their own. Another process holding the write lock (a second server on the
+    same file, a tool) makes a writer wait up to BUSY_TIMEOUT_S, then fail as JournalUnavailable.
+    PostgreSQL (`postgresql+asyncpg://...`): the same function runs through asyncpg
+    (`AsyncConnection.run_sync`), so the loop is never blocked on the network.
+
+    Checkpoints (copying the write-ahead log into the database file, with an fsync) would otherwise
+    run inside whichever commit crosses SQLite's threshold, blocking the loop for milliseconds; a
+    passive checkpoint runs instead on a worker thread every CHECKPOINT_EVERY transactions, and the
+    connection's own automatic checkpoint only backs it up (at a larger log size).
+
+    A database that cannot be read or written raises `JournalUnavailable` (the API answers 503);
+    an `IntegrityError` (a primary key already there) is passed on for the caller to interpret."""
+
+    BUSY_TIMEOUT_S = 5.0
+    CHECKPOINT_EVERY = 200
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        self._since_checkpoint = 0
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._conn: Connection | None = None
+        self._prepared: dict[tuple[ValuesBase | Select[Any], frozenset[str]], Prepared | None] = {}
+        if self.url.get_backend_name() == "sqlite":
+            self._sync = create_engine(
+                self.url.set(drivername="sqlite"),
+                connect_args={"timeout": self.BUSY_TIMEOUT_S, "check_same_thread": False},
+            )
+            event.listen(self._sync, "connect", _sqlite_pragmas)
+        else:
+            self._async = create_async_engine(url, pool_pre_ping=True)
+
+    def describe(self) -> str:
+        """The URL without its password, for the log."""
+        return self.url.render_as_string(hide_password=True)
+
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction (Core statements), committed when it returns."""
+        try:
+            if self._sync is not None:
+                conn = self._conn if self._conn is not None else self._connect()
+                with conn.begin():
+                    result = work(conn)
+                self._checkpoint_soon()
+                return result
+            assert self._async is not None  # noqa: S101 - one of the two engines always exists
+            async with self._async.begin() as aconn:
+                return await aconn.run_sync(work)
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise JournalUnavailable(
+                "The trade journal cannot be written, so no signal is accepted; check the database."
+            ) from exc
+
+    def _connect(self) -> Connection:
+        """SQLite: the event loop's own connection, kept (a pool checkout per transaction costs more
+        than a small transaction itself); the checkpoint thread takes another from the pool."""
+        assert self._sync is not None  # noqa: S101 - SQLite only
+        self._conn = self._sync.connect()
+        return self._conn
+
+    def write(
+        self, conn: Connection, statement: ValuesBase, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Run an INSERT or UPDATE of constant shape (every value a bound parameter) inside `work`.
+
+        On SQLite it runs straight on the transaction's sqlite3 cursor (`prepared.py`: compiled once,
+        values converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
+        `conn.execute`, which a test checks) at a third of the cost per statement; a statement that
+        doesn't fit, and every other backend, go through `conn.execute`."""
+        rows = [params] if isinstance(params, Mapping) else params
+        if not rows:  # no rows, nothing to write (SQLAlchemy would run the statement once, unbound)
+            return
+        prepared = self._prepared_for(conn, statement, rows[0])
+        if prepared is None:
+            conn.execute(statement, params)
+            return
+        try:
+            values = [prepared.values(row) for row in rows]
+        except KeyError:  # a row without a parameter the statement needs: SQLAlchemy decides
+            conn.execute(statement, params)
+            return
+        prepared.run(conn, values)
+
+    def column(
+        self, conn: Connection, statement: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The first column of a SELECT's rows; on SQLite straight on the cursor, like `write`, when
+        that column needs no conversion (text, integers)."""
+        prepared = self._prepared_for(conn, statement, params or {})
+        if prepared is None:
+            return list(conn.scalars(statement, params))
+        return [row[0] for row in prepared.run(conn, [prepared.values(params or {})])]
+
+    def _prepared_for(
+        self, conn: Connection, statement: ValuesBase | Select[Any], params: Mapping[str, Any]
+    ) -> Prepared | None:
+        if self._sync is None:
+            return None
+        key = (statement, frozenset(params))
+        if key not in self._prepared:
+            self._prepared[key] = prepare(conn.dialect, statement, key[1])
+        return self._prepared[key]
+
+    async def session(self, work: Callable[[Session], T]) -> T:
+        """Run `work` with an ORM session in one transaction, committed when it returns."""
+        def in_session(conn: Connection) -> T:
+            with Session(bind=conn, expire_on_commit=False) as session:
+                result = work(session)
+                session.flush()
+                return result
+
+        return await self.transaction(in_session)
+
+    async def create_schema(self) -> None:
+        """Create the missing tables and claim the symbols of open signals that hold none (see
+        `backfill_claims`). Two processes starting together may both try a claim: the loser tries
+        again and finds it made."""
+        def build(conn: Connection) -> None:
+            Base.metadata.create_all(conn)
+            add_missing_columns(conn)
+            backfill_claims(conn)
+
+        try:
+            await self.transaction(build)
+        except IntegrityError:
+            await self.transaction(build)
+
+    def _checkpoint_soon(self) -> None:
+        self._since_checkpoint += 1
+        if self._since_checkpoint < self.CHECKPOINT_EVERY:
+            return
+        if self._checkpointing is not None and not self._checkpointing.done():
+            return
+        self._since_checkpoint = 0
+        self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """A passive checkpoint (never waits for readers or writers), on a worker thread."""
+        assert self._sync is not None  # noqa: S101 - SQLite only
+        try:
+            with self._sync.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except SQLAlchemyError as exc:  # the next one, or SQLite's own, will do it
+            log.warning("Journal checkpoint failed: %s", type(exc).__name__)
+
+    async def checkpoint_done(self) -> None:
+        """Wait for the background checkpoint, if one is running."""
+        if self._checkpointing is not None:
+            await self._checkpointing
+
+    async def dispose(self) -> None:
+        await self.checkpoint_done()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._sync is not None:
+            self._sync.dispose()
+        if self._async is not None:
+            await self._async.dispose()

@@ -1,0 +1,78 @@
+"""Which server process works on a trade right now: one lease per trade, in the journal.
+
+Two processes on one journal and account (a restart overlapping the old process, a second instance
+by mistake) both run the position monitor. Saving a trade under optimistic concurrency (`trade_book`)
+keeps the journal's record of it consistent, but not the exchange: both passes could place a batch of
+targets under the same derived clientOrderIds with different sizes, and the slower one would take the
+other's orders, of another size, for its own (found by the whole-system simulation: targets covering
+less than the position). So a process works on a trade only while it holds the trade's lease: taken
+before the trade's work in a pass, given back after it, and lapsing after LEASE_S if its holder died
+while working (the trade then waits at most that long for another process). The other process skips
+the trade for that pass; a trade is never left unwatched for longer than a lease.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, DateTime, String, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from hit_server.journal.db import Base, Database, utcnow
+
+LEASE_S = 20.0  # longer than one trade's work in a pass, retries included
+
+
+class TradeLeaseRow(Base):
+    __tablename__ = "trade_leases"
+
+    signal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+LEASES = Base.metadata.tables["trade_leases"]
+
+
+class TradeLeases:
+    """The leases one process takes; `holder` names the process (a fresh id per monitor)."""
+
+    def __init__(self, db: Database, holder: str | None = None, seconds: float = LEASE_S) -> None:
+        self.db = db
+        self.holder = holder or uuid.uuid4().hex
+        self.seconds = seconds
+
+    async def take(self, signal_id: str) -> bool:
+        """True when this process may work on the trade now (the lease was free, lapsed or its own)."""
+        now = utcnow()
+        until = now + timedelta(seconds=self.seconds)
+
+        def write(conn: Connection) -> bool:
+            # one conditional statement: a concurrent taker re-reads the row it waited for and misses
+            taken = conn.execute(
+                update(LEASES)
+                .where(LEASES.c.signal_id == signal_id)
+                .where(or_(LEASES.c.holder == self.holder, LEASES.c.until <= now))
+                .values(holder=self.holder, until=until)
+            )
+            if taken.rowcount == 1:
+                return True
+            if conn.execute(select(LEASES.c.holder).where(LEASES.c.signal_id == signal_id)).first():
+                return False  # another process holds it
+            conn.execute(insert(LEASES).values(signal_id=signal_id, holder=self.holder, until=until))
+            return True
+
+        try:
+            return await self.db.transaction(write)
+        except IntegrityError:  # another process inserted the lease first
+            return False
+
+    async def give_back(self, signal_id: str) -> None:
+        def write(conn: Connection) -> None:
+            conn.execute(
+                delete(LEASES).where(LEASES.c.signal_id == signal_id, LEASES.c.holder == self.holder)
+            )
+
+        await self.db.transaction(write)

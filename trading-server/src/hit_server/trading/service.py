@@ -1,0 +1,374 @@
+"""The trading service: a signal in, at most one trade out, an answer that can be replayed.
+
+`submit` is the whole path of POST /api/v1/signals:
+1. under a per-signal_id lock, a known signal_id replays its stored answer (a different body is a
+   409); a concurrent duplicate waits for the first and then replays;
+2. the market is read (instrument, mark price, balance, positions) and the risk engine decides;
+3. the signal and every order it may send are committed to the journal (state "sending") BEFORE
+   the first order leaves; the primary key on signal_id guards against a second process;
+4. the executor places the orders; the answer and the orders' states are committed.
+Anything that fails before step 3 sent nothing and is answered 503 without being journaled, so the
+caller's retry starts afresh. After step 3 the answer is always stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from hit_server import clock
+from hit_server.api.http_errors import JournalUnavailable, NotReady, SignalConflict
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_errors import BloFinError, InstrumentNotFound, NotFound
+from hit_server.exchange.exchange_check import ExchangeCheck
+from hit_server.journal.claims import Claim, ClaimRefused
+from hit_server.journal.db import DEFAULT_ACCOUNT, SignalRow, as_utc
+from hit_server.journal.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.risk.engine import MarketView, RejectCode, Rejection, RiskLimits, TradePlan, assess
+from hit_server.settings import Settings
+from hit_server.trading import ids
+from hit_server.trading.admission import Admission, Snapshot
+from hit_server.trading.execution import Execution, Executor, Outcome
+from hit_server.trading.order_plan import plan_orders
+from hit_server.trading.reconcile import reconcile_all, reconcile_one
+from hit_server.trading.responses import build_response
+from hit_server.trading.signal_locks import SignalLocks
+from hit_shared.logs import signal_context
+from hit_shared.models import HaltRequest, HaltState, TradeResponse, TradeSignal, TradingMode
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WAIT_S = 10.0
+
+
+def limits_from(settings: Settings) -> RiskLimits:
+    return RiskLimits(
+        risk_per_trade_percent=settings.risk_per_trade_percent,
+        max_position_size_usd=settings.max_position_size_usd,
+        default_leverage=settings.default_leverage,
+        max_leverage=settings.max_leverage,
+        max_open_positions=settings.max_open_positions,
+        max_entry_deviation_percent=settings.max_entry_deviation_percent,
+        max_stop_distance_percent=settings.max_stop_distance_percent,
+        max_signal_age_seconds=settings.max_signal_age_seconds,
+        margin_mode=settings.margin_mode,
+    )
+
+
+class TradingService:
+    def __init__(self, settings: Settings, client: BloFinClient, journal: Journal) -> None:
+        self.settings = settings
+        self.client = client
+        self.journal = journal
+        self.mode = settings.trading_mode
+        self.limits = limits_from(settings)
+        self.executor = Executor(client, journal.add_or_update_orders, journal.reserve_order)
+        self.exchange_check = ExchangeCheck(client)  # credentials and position mode (exchange_check.py)
+        self.started = time.monotonic()
+        self._locks = SignalLocks()
+        self._admission = Admission()
+        self._halt = HaltState(halted=False)
+        self._margin_mode_set = False
+
+    async def start(self) -> None:
+        """Load the halt and reconcile what a previous run left unresolved."""
+        row = await self.journal.halt_state()
+        self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
+        await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
+        await reconcile_all(self)
+
+    @property
+    def signal_locks(self) -> SignalLocks:
+        """The per-signal locks `submit` holds while carrying a signal out; the position monitor's
+        reconciliation (`reconcile.reconcile_pending`) skips a signal whose lock is taken."""
+        return self._locks
+
+    @property
+    def halted(self) -> HaltState:
+        return self._halt
+
+    # -- signals ---------------------------------------------------------------------------------
+
+    async def submit(self, signal: TradeSignal) -> tuple[TradeResponse, bool]:
+        """The answer to a signal and whether it was carried out now (True) or replayed (False)."""
+        digest = ids.body_hash(signal)
+        with signal_context(signal.signal_id):
+            return await self._submit(signal, digest)
+
+    async def _submit(self, signal: TradeSignal, digest: str) -> tuple[TradeResponse, bool]:
+        async with self._locks.hold(signal.signal_id):
+            # The admission snapshot is taken before every read it relies on (this journal read too).
+            snapshot = self._admission.snapshot()
+            existing, ours = await self.journal.signal_or_open_symbols(signal.signal_id)
+            if existing is not None:
+                return await self._replay(existing, digest), False
+            try:
+                return await self._carry_out(signal, digest, snapshot, ours), True
+            except DuplicateSignal:
+                row = await self._wait_for_answer(signal.signal_id)
+                return await self._replay(row, digest), False
+
+    async def _replay(self, row: SignalRow, digest: str) -> TradeResponse:
+        if row.body_hash != digest:
+            raise SignalConflict(
+                f"Signal '{row.signal_id}' was already received with a different body; "
+                "send the original body or use a new signal_id."
+            )
+        if row.response is None:
+            await reconcile_one(self, row)
+            row = await self._wait_for_answer(row.signal_id)
+        try:
+            await self.journal.count_replay(row.signal_id)
+        except JournalUnavailable:  # a counter must not keep a stored answer from its caller
+            log.warning("Replay of %s not counted: the journal cannot be written", row.signal_id)
+        return TradeResponse.model_validate(row.response)
+
+    async def _wait_for_answer(self, signal_id: str) -> SignalRow:
+        loop = asyncio.get_running_loop()  # the loop's clock: the one asyncio.sleep below follows
+        deadline = loop.time() + DUPLICATE_WAIT_S
+        while True:
+            row = await self.journal.get_signal(signal_id)
+            if row is not None and row.response is not None:
+                return row
+            if loop.time() > deadline:
+                raise NotReady(f"Signal '{signal_id}' is still being processed; retry shortly.")
+            await asyncio.sleep(0.05)
+
+    async def _carry_out(
+        self, signal: TradeSignal, digest: str, snapshot: Snapshot, ours: set[str]
+    ) -> TradeResponse:
+        """`ours`: the symbols with an open trade of ours, read after `snapshot` was taken."""
+        body = signal.model_dump(mode="json")
+        created = clock.utcnow()
+        verdict, market = await self._assess(signal, ours)
+        if isinstance(verdict, TradePlan):
+            # No await from here to reserve(): concurrent signals can't both take the last slot.
+            verdict = assess(signal, self._admission.with_reservations(market, snapshot), self.limits)
+            if isinstance(verdict, TradePlan):
+                self._admission.reserve(signal.signal_id, signal.symbol)
+        if isinstance(verdict, Rejection):
+            return await self._reject(signal, digest, body, created, verdict)
+        try:
+            return await self._place(signal, digest, body, created, verdict, market)
+        finally:
+            self._admission.release(signal.signal_id)
+
+    async def _reject(
+        self, signal: TradeSignal, digest: str, body: dict[str, Any], created: datetime, rejection: Rejection
+    ) -> TradeResponse:
+        response = build_response(signal, self.mode, "rejected", rejection.reason, None, [], created)
+        await self.journal.record_intent(
+            signal.signal_id,
+            body_hash=digest,
+            body=body,
+            symbol=signal.symbol,
+            side=signal.side.value,
+            orders=(),
+            state="received",
+        )
+        event = EventRecord(
+            type="rejected",
+            message=f"{signal.symbol} {signal.side.value} rejected: {rejection.reason}",
+            signal_id=signal.signal_id,
+            symbol=signal.symbol,
+            data={"code": rejection.code.value},
+        )
+        return await self._store(signal, Outcome("rejected", rejection.reason, [], [event], False), response)
+
+    async def _place(
+        self,
+        signal: TradeSignal,
+        digest: str,
+        body: dict[str, Any],
+        created: datetime,
+        verdict: TradePlan,
+        market: MarketView,
+    ) -> TradeResponse:
+        assert market.instrument is not None  # noqa: S101 - a plan always has its instrument
+        records = plan_orders(signal, verdict)
+        try:
+            await self.journal.record_intent(
+                signal.signal_id,
+                body_hash=digest,
+                body=body,
+                symbol=signal.symbol,
+                side=signal.side.value,
+                orders=records,
+                state="sending",
+                claim=Claim(DEFAULT_ACCOUNT, signal.symbol, self.limits.max_open_positions),
+            )
+        except ClaimRefused as refused:  # another process holds the symbol, or the account is full
+            log.info("Signal %s: the journal refused the claim on %s", signal.signal_id, signal.symbol)
+            rejection = self._claim_rejection(signal, market, refused)
+            return await self._reject(signal, digest, body, created, rejection)
+        run = Execution(signal, verdict, market.instrument, self.settings.margin_mode, records)
+        outcome = await self.executor.execute(run)
+        response = build_response(
+            signal, self.mode, outcome.status, outcome.reason, verdict, records, created
+        )
+        return await self._store(signal, outcome, response)
+
+    def _claim_rejection(self, signal: TradeSignal, market: MarketView, refused: ClaimRefused) -> Rejection:
+        """The risk engine's own rejection, given the claimed symbols as open trades of ours (so the answer
+        reads the same whichever process or check refused the signal)."""
+        seen = replace(
+            market,
+            symbols_with_open_trade=market.symbols_with_open_trade | refused.claimed,
+            open_positions=max(market.open_positions, len(refused.claimed)),
+        )
+        verdict = assess(signal, seen, self.limits)
+        if isinstance(verdict, Rejection):
+            return verdict
+        # Not expected (the claimed symbols make the risk engine refuse), yet never a trade:
+        return Rejection(RejectCode.SYMBOL_ALREADY_OPEN, f"{signal.symbol}: the journal refused its claim")
+
+    async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> TradeResponse:
+        """Store the answer; the answer that stands (another process's, when it answered first)."""
+        try:
+            await self.journal.finish(
+                signal.signal_id,
+                status=outcome.status,
+                reason=outcome.reason,
+                response=response.model_dump(mode="json"),
+                orders=outcome.records,
+                is_open=outcome.is_open,
+                events=outcome.events,
+                state=outcome.state,
+                all_recorded=True,  # the plan's orders, all committed by record_intent before sending
+            )
+        except AnsweredElsewhere:
+            # Only after RECONCILE_GRACE_SECONDS of silence may another process answer a signal this one
+            # is still carrying out (reconcile.py): its answer, from the exchange's own records, stands.
+            log.warning("Signal %s: answered meanwhile by another process; that answer stands",
+                        signal.signal_id)
+            stored = await self.journal.get_signal(signal.signal_id)
+            return response if stored is None or stored.response is None else \
+                TradeResponse.model_validate(stored.response)
+        log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
+        return response
+
+    async def _assess(self, signal: TradeSignal, ours: set[str]) -> tuple[TradePlan | Rejection, MarketView]:
+        now = clock.utcnow()
+        if self._halt.halted:
+            market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
+            return assess(signal, market, self.limits), market
+        await self.exchange_check.ensure_tradable()
+        try:
+            market = await self._market(signal.symbol, now, ours)
+        except BloFinError as exc:
+            log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
+            raise self.exchange_check.refusal(exc) from exc
+        return assess(signal, market, self.limits), market
+
+    async def _market(self, symbol: str, now: datetime, ours: set[str]) -> MarketView:
+        await self._ensure_margin_mode()
+        try:
+            instrument = await self.client.instrument(symbol)
+        except InstrumentNotFound:
+            instrument = None
+        mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
+        mark, balance, held = await asyncio.gather(
+            mark_task, self.client.balance(), self.client.held_symbols()
+        )
+        # A trade of ours with no position yet is open while its entry rests: only those need the read.
+        resting = await self._resting_entries() if ours - held else set()
+        open_symbols = frozenset(held | (ours & resting))
+        return MarketView(
+            instrument=instrument,
+            mark_price=mark,
+            equity=balance.equity,
+            available=balance.available,
+            open_positions=len(open_symbols),
+            symbols_with_open_trade=open_symbols,
+            halted=False,
+            now=now,
+        )
+
+    async def _resting_entries(self) -> set[str]:
+        return {o.inst_id for o in await self.client.pending_orders() if not o.reduce_only}
+
+    async def _ensure_margin_mode(self) -> None:
+        if not self._margin_mode_set:
+            await self.client.set_margin_mode(self.settings.margin_mode)
+            self._margin_mode_set = True
+
+    # -- the kill switch -------------------------------------------------------------------------
+
+    async def halt(self, request: HaltRequest) -> HaltState:
+        row = await self.journal.set_halt(halted=True, reason=request.reason)
+        log.warning("Trading halted: %s", request.reason)
+        cancelled = await self._cancel_entries() if request.cancel_orders else 0
+        closed = await self._close_all() if request.close_positions else 0
+        self._halt = HaltState(halted=True, reason=row.reason, since=as_utc(row.since) if row.since else None)
+        return self._halt.model_copy(update={"cancelled_orders": cancelled, "closed_positions": closed})
+
+    async def resume(self) -> HaltState:
+        await self.journal.set_halt(halted=False, reason=None)
+        log.warning("Trading resumed")
+        self._halt = HaltState(halted=False)
+        return self._halt
+
+    async def _cancel_entries(self) -> int:
+        """Cancel our resting entry orders: never the reduce-only exits or stops that protect
+        positions, and never an order the trader placed by hand (its clientOrderId is not ours)."""
+        count = 0
+        for order in await self.client.pending_orders():
+            if order.reduce_only or not ids.is_ours(order.client_order_id):
+                continue
+            await self.client.cancel_order(order.inst_id, order_id=order.order_id)
+            count += 1
+        return count
+
+    async def _close_all(self) -> int:
+        """Close at market the positions of symbols with a trade of ours (a position the trader opened
+        by hand on another symbol is left alone), then cancel the exits left resting on them."""
+        ours = await self.journal.open_symbols()
+        closed: set[str] = set()
+        for position in await self.client.positions():
+            if position.positions != 0 and position.inst_id in ours:
+                await self.client.close_position(position.inst_id, position.margin_mode)
+                closed.add(position.inst_id)
+        for order in await self.client.pending_orders():
+            if order.reduce_only and order.inst_id in closed:
+                with contextlib.suppress(NotFound):
+                    await self.client.cancel_order(order.inst_id, order_id=order.order_id)
+        return len(closed)
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    async def exchange_reachable(self) -> bool:
+        try:
+            async with asyncio.timeout(3):
+                await self.client.server_time_offset_ms()
+        except (BloFinError, TimeoutError):
+            return False
+        return True
+
+    async def open_position_count(self) -> int:
+        """Positions the exchange reports; the journal's open trades when the exchange can't answer."""
+        try:
+            positions = await self.client.positions()
+        except BloFinError:
+            return (await self.journal.counts()).open_trades
+        return sum(1 for p in positions if p.positions != 0)
+
+    @property
+    def trading_mode(self) -> TradingMode:
+        return self.mode
+
+    async def save_orders(self, signal_id: str, orders: Sequence[OrderRecord]) -> None:
+        await self.journal.add_or_update_orders(signal_id, orders)
+
+
+async def _zero() -> Decimal:
+    return Decimal(0)
