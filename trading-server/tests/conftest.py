@@ -104,14 +104,10 @@ class ClientTarget:
 
 
 def client_sim_config(**overrides: Any) -> Any:
-    from hit_server.blofin_sim import SimConfig
+    from hit_server.blofin_sim.testing import make_config
 
-    settings: dict[str, Any] = {
-        "api_key": CLIENT_API_KEY, "api_secret": CLIENT_SECRET, "passphrase": CLIENT_PASSPHRASE,
-        "rate_limit_per_min": 0, "trade_limit_per_10s": 0,
-    }
-    settings.update(overrides)
-    return SimConfig(**settings)
+    return make_config(api_key=CLIENT_API_KEY, api_secret=CLIENT_SECRET, passphrase=CLIENT_PASSPHRASE,
+                       **overrides)
 
 
 @pytest.fixture(

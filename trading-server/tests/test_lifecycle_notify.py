@@ -17,7 +17,7 @@ from sqlalchemy import update
 from hit_server.blofin_sim.loopback import serve_loopback
 from hit_server.journal.db import Database, SignalRow
 from hit_server.journal.events import EVENT_TYPES
-from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import RunningServer, paper_settings, running_server, signal_body
 from hit_server.trading import ids
 
 WAIT_S = 10.0
@@ -25,16 +25,7 @@ WEBHOOK_TOKEN = "webhook-TOKEN-that-must-never-be-logged-7f3a"
 
 
 def signal(signal_id: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "signal_id": signal_id,
-        "side": "long",
-        "symbol": "BTC-USDT",
-        "entries": [],
-        "stop_loss": "58000",
-        "take_profits": ["62000", "64000"],
-    }
-    body.update(fields)
-    return body
+    return signal_body(signal_id, **{"take_profits": ["62000", "64000"], **fields})
 
 
 async def place(server: RunningServer, body: dict[str, Any]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,16 +16,9 @@ from fastapi import FastAPI
 
 from hit_server.__main__ import freeze_startup_objects
 from hit_server.server import create_app
-from hit_server.testing import TEST_API_KEY, paper_settings
+from hit_server.testing import TEST_API_KEY, free_port, paper_settings
 from hit_server.testing import signal_body as signal
 from hit_server.trading import ids
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture

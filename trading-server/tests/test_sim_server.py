@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,13 +15,7 @@ import uvicorn
 
 from hit_server.blofin_sim import create_app
 from hit_server.blofin_sim.testing import make_auth, make_config
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from hit_server.testing import free_port
 
 
 @pytest.fixture
