@@ -242,7 +242,8 @@ async def test_stream_stop_returns_promptly_while_refused(served: ServedSim, sta
     await until(lambda: len(served.hub.refused_times) >= 1)
     began = time.monotonic()
     await stream.stop()
-    assert task.done() and time.monotonic() - began < 1.0
+    # promptly: without waiting out the 5 s backoff (a margin for a busy machine)
+    assert task.done() and time.monotonic() - began < 4.0
     assert recorder.states == []
 
 
