@@ -161,14 +161,14 @@ async def test_api_invalid_signal_is_422_naming_the_field(
     assert field in message
 
 
-async def test_api_malformed_json_is_422(server: RunningServer) -> None:
+async def test_api_malformed_json_is_400_invalid_json(server: RunningServer) -> None:
     reply = await server.http.post(
         "/api/v1/signals", content=b"{not json", headers={"Content-Type": "application/json"}
     )
 
-    assert (
-        assert_error(reply, 422, "invalid_request")["error"]["message"]
-        == "The request body is not valid JSON."
+    assert assert_error(reply, 400, "invalid_json")["error"]["message"] == (
+        "The request body is not valid JSON (Expecting property name enclosed in double quotes "
+        "at character 1)."
     )
 
 

@@ -3,10 +3,21 @@
 
 Routes raise; they never catch. `install(app)` maps:
 - `ApiError` subclasses (ours) to their status;
-- FastAPI's validation errors to 422 with a sentence naming the field;
+- FastAPI's validation errors to 422 with a sentence naming the field, except a body that is not JSON
+  (see below);
 - Starlette's HTTP errors (404 unknown route, 405 wrong method) to the same shape;
 - exchange errors (`BloFinError`) reached by a read route to 503 (the exchange, not the caller, failed);
 - anything else to a generic 500 whose details stay in the log, never in the body.
+
+The body rule, the same on every route that takes a body (POST /signals, POST /halt):
+- 400 `invalid_json`: the body is not JSON at all, so there is nothing to check against the schema:
+  malformed JSON, bytes that are not UTF-8 text, or a body sent without `Content-Type: application/json`
+  (FastAPI then hands the raw bytes to the model). The caller must fix how it encodes the body.
+- 422 `invalid_request`: well-formed JSON that breaks the schema (a missing or unknown field, a wrong
+  type, a value out of range, inconsistent prices, or no body where one is required). The message names
+  the field; the caller must fix what it sends.
+FastAPI itself reports the first kind in two ways (a `json_invalid` validation error, or an HTTP 400
+when the bytes can't even be decoded); both end here as the same 400.
 """
 
 from __future__ import annotations
@@ -50,6 +61,14 @@ class SignalConflict(ApiError):
 
     status = 409
     code = "signal_conflict"
+
+
+class InvalidJson(ApiError):
+    """The body is not JSON (see the module docstring): the caller must send a JSON object with
+    `Content-Type: application/json`."""
+
+    status = 400
+    code = "invalid_json"
 
 
 class BodyTooLarge(ApiError):
@@ -116,9 +135,9 @@ def validation_message(errors: list[Any]) -> str:
     kind = str(first.get("type", ""))
     loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "header")]
     msg = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
-    if kind == "json_invalid":
-        return "The request body is not valid JSON."
     if not loc:
+        if kind == "missing":
+            return "The request body is required: send a JSON object."
         return f"The request body is invalid: {msg}."
     field = ".".join(loc)
     if kind == "missing":
@@ -128,8 +147,22 @@ def validation_message(errors: list[Any]) -> str:
     return f"Field '{field}' is invalid: {msg}."
 
 
+def not_json_message(errors: list[Any]) -> str | None:
+    """The 400 `invalid_json` sentence when the validation errors say the body is not JSON at all
+    (malformed, or sent without a JSON content type so the model saw raw bytes); None otherwise."""
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            problem = str(error.get("ctx", {}).get("error", "")).rstrip(".")
+            at = [part for part in error.get("loc", ()) if isinstance(part, int)]
+            where = f" at character {at[0]}" if at else ""
+            return f"The request body is not valid JSON ({problem or 'malformed'}{where})."
+        if isinstance(error.get("input"), bytes | bytearray):
+            return "The request body is not JSON: send a JSON object with Content-Type: application/json."
+    return None
+
+
 _STATUS_CODES = {
-    400: "invalid_request",
+    400: InvalidJson.code,
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
@@ -144,7 +177,11 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)  # noqa: S101
-    return error_response(422, "invalid_request", validation_message(list(exc.errors())))
+    errors = list(exc.errors())
+    not_json = not_json_message(errors)
+    if not_json is not None:
+        return error_response(InvalidJson.status, InvalidJson.code, not_json)
+    return error_response(422, "invalid_request", validation_message(errors))
 
 
 async def _http(_: Request, exc: Exception) -> JSONResponse:
@@ -152,8 +189,8 @@ async def _http(_: Request, exc: Exception) -> JSONResponse:
     code = _STATUS_CODES.get(exc.status_code, "http_error")
     if exc.status_code == 404:
         message = "No such route."
-    elif exc.status_code == 400:
-        message = "The request body could not be read as JSON."
+    elif exc.status_code == 400:  # raised by FastAPI only when it can't decode the body
+        message = "The request body could not be read as JSON (is it UTF-8 text?)."
     elif exc.status_code == 405:
         message = "This method is not allowed on this route."
     else:
