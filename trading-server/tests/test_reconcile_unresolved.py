@@ -281,3 +281,36 @@ async def test_reconcile_market_entry_hidden_by_lookup_lag_is_never_left_unmanag
     assert row is not None and row.state == "answered" and not row.is_open  # followed to its end
     assert "reconciled" in events and "closed" in events, events
     assert not live_targets(server) and not live_stops(server)
+
+
+async def test_reconcile_entries_hidden_past_the_grace_while_their_position_lives_are_not_failed(
+    tmp_path: Path,
+) -> None:
+    """Found by the simulation (seed 1794): the entry's lookups kept lagging past the grace while its
+    position lived, and the signal was answered "failed, nothing was placed". A position on the signal's
+    side of its symbol is evidence enough: the signal stays unresolved, its stop kept, until a lookup
+    finds the entry."""
+    settings = paper_settings(tmp_path, monitor_poll_seconds=0.2, reconcile_grace_seconds=4)
+    body = signal("d3-hidden", take_profits=["62000"])
+    async with running_server(settings) as server:
+        # the entry's lookups lag (for orders accepted from now on) far past the grace
+        (await server.sim_http.post("/sim/lag", json={"ms": 0, "lookups": 10_000})).raise_for_status()
+        await _left_sending(server, body)
+        for stop in live_stops(server):  # and the stop is gone: only the reconciliation can restore it
+            await server.service.client.cancel_tpsl(stop.inst_id, tpsl_id=stop.tpsl_id)
+        row = await server.service.journal.get_signal("d3-hidden")
+        assert row is not None
+        old = as_utc(row.created_at) + timedelta(seconds=4.5)
+        await wait_until(lambda: datetime.now(UTC) > old, "the grace period over", within=WITHIN)
+        passes = server.monitor.lifecycle.passes
+        await wait_until(lambda: server.monitor.lifecycle.passes >= passes + 3, "three passes past the grace")
+        hidden = await journal_state(server, "d3-hidden")
+        protected = bool(live_stops(server))
+
+        (await server.sim_http.delete("/sim/lag")).raise_for_status()
+        await until_state(server, "d3-hidden", "answered")
+        final = await stored(server, "d3-hidden")
+
+    assert hidden == "sending" and protected
+    assert final["status"] == "placed", final
+    assert held(server) == Decimal(1)
