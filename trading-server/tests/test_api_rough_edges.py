@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from hit_server.server import create_app
-from hit_server.testing import RunningServer, paper_settings, running_server
+from hit_server.testing import RunningServer, paper_settings, place_signal, running_server, signal_body
 
 JSON = {"Content-Type": "application/json"}
 
@@ -76,3 +76,89 @@ async def test_api_json_that_breaks_the_schema_is_422_on_every_route(
     reply = await server.http.post(path, content=body, headers=JSON)
 
     assert_error(reply, 422, "invalid_request")
+
+
+# -- 1. /halt without a body halts with the defaults -------------------------------------------------
+
+
+async def event_types(server: RunningServer) -> list[str]:
+    reply = await server.http.get("/api/v1/events", params={"limit": 500})
+    return [event["type"] for event in reply.json()["events"]]
+
+
+@pytest.mark.parametrize(
+    "send",
+    [{}, {"json": {}}, {"content": b"", "headers": JSON}, {"content": b"null", "headers": JSON}],
+    ids=["no-body", "empty-object", "empty-json-body", "null"],
+)
+async def test_api_halt_without_a_body_halts_with_the_defaults(
+    server: RunningServer, send: dict[str, Any]
+) -> None:
+    reply = await server.http.post("/api/v1/halt", **send)
+
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert answer["halted"] is True and answer["reason"] == "halted by operator"
+    assert answer["cancelled_orders"] == 0 and answer["closed_positions"] == 0
+    assert (await server.http.get("/api/v1/stats")).json()["halted"] is True
+
+
+def test_api_halt_body_is_optional_in_the_openapi() -> None:
+    app = create_app(paper_settings(Path("/nonexistent-never-used")))
+    operation = app.openapi()["paths"]["/api/v1/halt"]["post"]
+
+    assert not operation["requestBody"].get("required", False)
+
+
+# -- 2. a second halt keeps the first one's reason and time -----------------------------------------
+
+
+async def test_api_second_halt_keeps_the_first_reason_and_time(server: RunningServer) -> None:
+    first = (await server.http.post("/api/v1/halt", json={"reason": "exchange maintenance"})).json()
+
+    second = await server.http.post("/api/v1/halt", json={"reason": "second thoughts"})
+
+    assert second.status_code == 200, second.text
+    assert second.json() == first  # the standing halt, unchanged: same reason, same since
+    assert first["reason"] == "exchange maintenance" and first["since"] is not None
+    assert await event_types(server) == ["halted"]
+    signal = await server.http.post("/api/v1/signals", json=signal_body("while-halted"))
+    assert "trading is halted" in signal.json()["reason"]
+
+
+async def test_api_second_halt_still_closes_positions_when_asked(server: RunningServer) -> None:
+    await place_signal(server, signal_body("open-before-halt"))
+    await server.http.post("/api/v1/halt", json={"reason": "first"})
+
+    ask = {"reason": "close them", "close_positions": True}
+    second = (await server.http.post("/api/v1/halt", json=ask)).json()
+
+    assert second["reason"] == "first" and second["closed_positions"] == 1
+    assert (await server.http.get("/api/v1/positions")).json()["positions"] == []
+
+
+async def test_api_halt_twice_and_resume_twice_on_every_journal(tmp_path: Path, journal_url: str) -> None:
+    """The halt's test-and-set is one conditional UPDATE: the same answer on SQLite and PostgreSQL."""
+    async with running_server(paper_settings(tmp_path, database_url=journal_url)) as server:
+        first = (await server.http.post("/api/v1/halt", json={"reason": "one"})).json()
+        second = (await server.http.post("/api/v1/halt", json={"reason": "two"})).json()
+        await server.http.post("/api/v1/resume")
+        await server.http.post("/api/v1/resume")
+        types = await event_types(server)
+
+    assert second == first and first["reason"] == "one"
+    assert types == ["halted", "resumed"]
+
+
+# -- 3. only a real resume records a "resumed" event ------------------------------------------------
+
+
+async def test_api_resume_when_not_halted_records_no_event(server: RunningServer) -> None:
+    idle = await server.http.post("/api/v1/resume")
+    await server.http.post("/api/v1/halt")
+    resumed = await server.http.post("/api/v1/resume")
+    again = await server.http.post("/api/v1/resume")
+
+    assert [r.status_code for r in (idle, resumed, again)] == [200, 200, 200]
+    assert idle.json()["halted"] is False and again.json()["halted"] is False
+    assert await event_types(server) == ["halted", "resumed"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 
 from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
@@ -120,13 +120,22 @@ async def events(
 
 
 @api.post("/halt", response_model=HaltState)
-async def halt(request: HaltRequest, service: TradingServiceDep) -> HaltState:
-    """The kill switch: new signals are rejected until /resume; survives a restart."""
-    return await service.halt(request)
+async def halt(
+    service: TradingServiceDep, request: Annotated[HaltRequest | None, Body()] = None
+) -> HaltState:
+    """The kill switch: new signals are rejected until /resume; survives a restart.
+
+    The body is optional: no body, `null` or `{}` mean the defaults. While already halted, the
+    standing halt is answered unchanged: its first `reason` and `since` (earlier than this call) are
+    kept, and no second "halted" event is recorded; `cancel_orders` and `close_positions` are still
+    carried out and counted."""
+    return await service.halt(request or HaltRequest())
 
 
 @api.post("/resume", response_model=HaltState)
 async def resume(service: TradingServiceDep) -> HaltState:
+    """New signals are accepted again. A resume while not halted changes nothing and records no
+    "resumed" event."""
     return await service.resume()
 
 

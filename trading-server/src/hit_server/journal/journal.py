@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from hit_server.journal.db import Base, Database, EventRow, HaltRow, OrderRow, S
 OPEN_STATES = ("received", "sending", "unknown")
 SIGNALS, ORDERS = Base.metadata.tables["signals"], Base.metadata.tables["orders"]
 STATE_CHANGES, EVENTS = Base.metadata.tables["state_changes"], Base.metadata.tables["events"]
+HALT = Base.metadata.tables["halt"]
 # The per-signal statements are built once: building a statement for every call costs more than
 # SQLite takes to run it. Values are bound at execution.
 GET_SIGNAL = select(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
@@ -368,22 +369,53 @@ class Journal:
 
         return await self.db.session(read)
 
-    async def set_halt(self, *, halted: bool, reason: str | None) -> HaltRow:
-        def write(session: Session) -> HaltRow:
-            row = session.get(HaltRow, 1)
-            if row is None:
-                row = HaltRow(id=1)
-                session.add(row)
-            row.halted, row.reason, row.since = halted, reason, (utcnow() if halted else None)
-            session.add(
-                _event_row(
-                    EventRecord(type="halted" if halted else "resumed", message=reason or "trading resumed"),
-                    utcnow(),
-                )
-            )
-            return row
+    async def halt_trading(self, reason: str) -> tuple[HaltRow, bool]:
+        """Halt trading unless it already is: the halt that stands, and whether this call began it.
 
-        return await self.db.session(write)
+        A halt while halted changes nothing and records no event: the first reason and time stand
+        (the operator's first word on why trading stopped is the one worth keeping). The test and the
+        change are one conditional UPDATE, so two processes sharing the journal can't both begin it."""
+        now = utcnow()
+
+        def write(conn: Connection) -> tuple[HaltRow, bool]:
+            began = conn.execute(
+                update(HALT).where(HALT.c.id == 1, HALT.c.halted.is_(False))
+                .values(halted=True, reason=reason, since=now)
+            ).rowcount
+            if not began:
+                standing = conn.execute(select(HALT).where(HALT.c.id == 1)).mappings().first()
+                if standing is not None:
+                    return _halt_row(standing), False
+                conn.execute(insert(HALT).values(id=1, halted=True, reason=reason, since=now))
+            conn.execute(INSERT_EVENTS, _event_values(EventRecord(type="halted", message=reason), now))
+            return HaltRow(id=1, halted=True, reason=reason, since=now), True
+
+        try:
+            return await self.db.transaction(write)
+        except IntegrityError:  # another process wrote the first halt row meanwhile: now it is there
+            return await self.db.transaction(write)
+
+    async def resume_trading(self) -> bool:
+        """End the halt; True when trading was halted. Only a real resume records a "resumed" event."""
+        now = utcnow()
+
+        def write(conn: Connection) -> bool:
+            ended = conn.execute(
+                update(HALT).where(HALT.c.id == 1, HALT.c.halted.is_(True))
+                .values(halted=False, reason=None, since=None)
+            ).rowcount
+            if ended:
+                record = EventRecord(type="resumed", message="trading resumed")
+                conn.execute(INSERT_EVENTS, _event_values(record, now))
+            return bool(ended)
+
+        return await self.db.transaction(write)
+
+
+def _halt_row(values: RowMapping) -> HaltRow:
+    since = values["since"]
+    return HaltRow(id=1, halted=values["halted"], reason=values["reason"],
+                   since=None if since is None else as_utc(since))
 
 
 def _counts(conn: Connection) -> Counts:
@@ -414,17 +446,6 @@ def _counts(conn: Connection) -> Counts:
         losses=losses,
         realized_pnl=sum(pnl_by_symbol.values(), Decimal(0)),
         pnl_by_symbol=pnl_by_symbol,
-    )
-
-
-def _event_row(item: EventRecord, now: datetime) -> EventRow:
-    return EventRow(
-        type=item.type,
-        signal_id=item.signal_id,
-        symbol=item.symbol,
-        message=item.message,
-        data=item.data,
-        created_at=now,
     )
 
 

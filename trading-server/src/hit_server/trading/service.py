@@ -29,7 +29,7 @@ from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.exchange.exchange_check import ExchangeCheck
 from hit_server.journal.claims import Claim, ClaimRefused
-from hit_server.journal.db import DEFAULT_ACCOUNT, SignalRow, as_utc
+from hit_server.journal.db import DEFAULT_ACCOUNT, SignalRow
 from hit_server.journal.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
 from hit_server.risk.engine import MarketView, RejectCode, Rejection, RiskLimits, TradePlan, assess
 from hit_server.settings import Settings
@@ -302,16 +302,28 @@ class TradingService:
     # -- the kill switch -------------------------------------------------------------------------
 
     async def halt(self, request: HaltRequest) -> HaltState:
-        row = await self.journal.set_halt(halted=True, reason=request.reason)
-        log.warning("Trading halted: %s", request.reason)
+        """Halt trading; while halted, the standing halt is answered unchanged (its first reason and
+        `since`), nothing new is recorded, and the caller can tell from `since` that it was earlier.
+        `cancel_orders` and `close_positions` are carried out either way: asking for them on a second
+        halt must not be ignored."""
+        row, began = await self.journal.halt_trading(request.reason)
+        # Before the first await below: no signal is admitted while orders are being cancelled.
+        self._halt = HaltState(halted=True, reason=row.reason, since=row.since)
+        if began:
+            log.warning("Trading halted: %s", row.reason)
+        else:
+            log.warning("Halt asked while already halted since %s; the first reason stands: %s",
+                        row.since, row.reason)
         cancelled = await self._cancel_entries() if request.cancel_orders else 0
         closed = await self._close_all() if request.close_positions else 0
-        self._halt = HaltState(halted=True, reason=row.reason, since=as_utc(row.since) if row.since else None)
         return self._halt.model_copy(update={"cancelled_orders": cancelled, "closed_positions": closed})
 
     async def resume(self) -> HaltState:
-        await self.journal.set_halt(halted=False, reason=None)
-        log.warning("Trading resumed")
+        """End the halt; a resume while not halted changes nothing and records no event."""
+        if await self.journal.resume_trading():
+            log.warning("Trading resumed")
+        else:
+            log.info("Resume asked while trading was not halted: nothing to do")
         self._halt = HaltState(halted=False)
         return self._halt
 
