@@ -10,7 +10,14 @@ import httpx
 import pytest
 
 from hit_server.server import create_app
-from hit_server.testing import RunningServer, paper_settings, place_signal, running_server, signal_body
+from hit_server.testing import (
+    RunningServer,
+    paper_settings,
+    place_signal,
+    running_server,
+    signal_body,
+    until_event,
+)
 
 JSON = {"Content-Type": "application/json"}
 
@@ -29,6 +36,11 @@ def assert_error(reply: httpx.Response, status: int, code: str) -> str:
     message: str = body["error"]["message"]
     assert message
     return message
+
+
+def eth_signal(signal_id: str) -> dict[str, Any]:
+    """A market long on ETH-USDT (the model's mark is near 3,000) that the server places."""
+    return signal_body(signal_id, symbol="ETH-USDT", stop_loss="2900", take_profits=["3100"])
 
 
 def routes_with_a_body() -> list[str]:
@@ -162,3 +174,61 @@ async def test_api_resume_when_not_halted_records_no_event(server: RunningServer
     assert [r.status_code for r in (idle, resumed, again)] == [200, 200, 200]
     assert idle.json()["halted"] is False and again.json()["halted"] is False
     assert await event_types(server) == ["halted", "resumed"]
+
+
+# -- 5. a symbol filter is matched as signals write it, and refused when it can't be a symbol ---------
+
+
+@pytest.mark.parametrize("written", ["eth-usdt", "Eth-Usdt", "ETH-USDT"])
+async def test_api_trades_symbol_filter_is_case_insensitive(server: RunningServer, written: str) -> None:
+    await place_signal(server, eth_signal("eth-1"))
+    await place_signal(server, signal_body("btc-1"))
+
+    page = (await server.http.get("/api/v1/trades", params={"symbol": written})).json()
+
+    assert [trade["signal_id"] for trade in page["trades"]] == ["eth-1"] and page["total"] == 1
+
+
+@pytest.mark.parametrize("value", ["eth", "ETHUSDT", "ETH-USDT;1", "", "e" * 40])
+async def test_api_trades_symbol_filter_refuses_what_cannot_be_a_symbol(
+    server: RunningServer, value: str
+) -> None:
+    reply = await server.http.get("/api/v1/trades", params={"symbol": value})
+
+    assert "symbol" in assert_error(reply, 422, "invalid_request")
+
+
+# -- 6. /events?signal_id= filters, with after and limit ----------------------------------------------
+
+
+async def test_api_events_filter_by_signal_id_with_after_and_limit(server: RunningServer) -> None:
+    await place_signal(server, signal_body("followed"))
+    await until_event(server, "followed", "entry_filled")  # a second event of that signal
+    await place_signal(server, eth_signal("other"))
+    await server.http.post("/api/v1/halt")
+
+    def query(**params: Any) -> Any:
+        return server.http.get("/api/v1/events", params={"signal_id": "followed", **params})
+
+    every = (await query()).json()["events"]
+    first = (await query(limit=1)).json()["events"]
+    rest = (await query(after=every[0]["id"])).json()["events"]
+    unknown = (await server.http.get("/api/v1/events", params={"signal_id": "never-sent"})).json()["events"]
+
+    assert [event["type"] for event in every[:2]] == ["placed", "entry_filled"]
+    assert {event["signal_id"] for event in every} == {"followed"}
+    assert first == every[:1] and rest == every[1:]
+    assert unknown == []
+
+
+async def test_api_events_signal_id_filter_refuses_what_cannot_be_an_id(server: RunningServer) -> None:
+    reply = await server.http.get("/api/v1/events", params={"signal_id": "a b"})
+
+    assert "signal_id" in assert_error(reply, 422, "invalid_request")
+
+
+def test_api_events_signal_id_filter_is_in_the_openapi() -> None:
+    app = create_app(paper_settings(Path("/nonexistent-never-used")))
+    names = [parameter["name"] for parameter in app.openapi()["paths"]["/api/v1/events"]["get"]["parameters"]]
+
+    assert names == ["after", "limit", "signal_id"]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
 from hit_server.api.http_errors import NotFound
-from hit_server.api.schemas import PositionsOut, TradesPage, position_out
+from hit_server.api.schemas import PositionsOut, SymbolFilter, TradesPage, position_out
 from hit_server.api.security import require_api_key
 from hit_server.exchange.exchange_check import ExchangeState
 from hit_server.journal.events import EventsResponse, event_out
@@ -64,11 +64,15 @@ async def get_signal(
 async def list_trades(
     service: TradingServiceDep,
     status_: Annotated[TradeStatus | None, Query(alias="status")] = None,
-    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    symbol: Annotated[
+        SymbolFilter | None,
+        Query(max_length=32, description="Case-insensitive: eth-usdt finds ETH-USDT", examples=["BTC-USDT"]),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> TradesPage:
-    """The trade journal, newest first."""
+    """The trade journal, newest first. `symbol` is matched in upper case (as signals write it); a
+    value that can't be a symbol is refused with 422."""
     rows, total = await service.journal.trades(
         status=status_.value if status_ else None, symbol=symbol, limit=limit, offset=offset
     )
@@ -113,9 +117,15 @@ async def events(
     service: TradingServiceDep,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    signal_id: Annotated[
+        str | None, Query(pattern=SIGNAL_ID_PATTERN, description="Only the events of this signal")
+    ] = None,
 ) -> EventsResponse:
-    """Trade events with an id greater than `after`, oldest first (poll with the last id seen)."""
-    rows = await service.journal.events(after=after, limit=limit)
+    """Trade events with an id greater than `after`, oldest first (poll with the last id seen).
+
+    `signal_id`: only that signal's events (`after` and `limit` apply to them), e.g. to follow one
+    trade from placed to closed. Events of no signal (halted, resumed) never match it."""
+    rows = await service.journal.events(after=after, limit=limit, signal_id=signal_id)
     return EventsResponse(events=[event_out(row) for row in rows])
 
 

@@ -1,15 +1,33 @@
-"""Response models of the read routes that hit_shared does not define (journal and positions)."""
+"""Response models of the read routes that hit_shared does not define (journal and positions), and the
+types of their query filters."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from hit_server.exchange.blofin_models import Position
-from hit_shared.models import TradeResponse
+from hit_shared.models import SYMBOL_PATTERN, TradeResponse
+
+_SYMBOL = re.compile(SYMBOL_PATTERN)
+
+
+def symbol_filter(value: str) -> str:
+    """A symbol filter in the form signals carry it (`hit_shared.models.SYMBOL_PATTERN`, upper case:
+    BTC-USDT), so `eth-usdt` finds ETH-USDT's rows; a value that can't be a symbol is refused (422)
+    rather than matching nothing in silence."""
+    symbol = value.upper()
+    if not _SYMBOL.fullmatch(symbol):
+        raise ValueError(f"'{value}' is not a symbol; write it BASE-QUOTE, e.g. BTC-USDT")
+    return symbol
+
+
+SymbolFilter = Annotated[str, AfterValidator(symbol_filter)]
 
 
 class TradesPage(BaseModel):

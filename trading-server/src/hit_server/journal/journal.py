@@ -345,10 +345,14 @@ class Journal:
 
         await self.db.transaction(write)
 
-    async def events(self, *, after: int, limit: int) -> list[EventRow]:
+    async def events(self, *, after: int, limit: int, signal_id: str | None = None) -> list[EventRow]:
+        """Up to `limit` events with an id greater than `after`, oldest first; only `signal_id`'s if given."""
+        query = select(EventRow).where(EventRow.id > after)
+        if signal_id is not None:
+            query = query.where(EventRow.signal_id == signal_id)
+
         def read(session: Session) -> list[EventRow]:
-            query = select(EventRow).where(EventRow.id > after).order_by(EventRow.id).limit(limit)
-            return list(session.scalars(query))
+            return list(session.scalars(query.order_by(EventRow.id).limit(limit)))
 
         return await self.db.session(read)
 
