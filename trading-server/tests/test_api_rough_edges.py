@@ -232,3 +232,42 @@ def test_api_events_signal_id_filter_is_in_the_openapi() -> None:
     names = [parameter["name"] for parameter in app.openapi()["paths"]["/api/v1/events"]["get"]["parameters"]]
 
     assert names == ["after", "limit", "signal_id"]
+
+
+# -- 7. every rejection names its symbol once -------------------------------------------------------
+
+def sol_signal(signal_id: str, **fields: Any) -> dict[str, Any]:
+    """A market long on SOL-USDT (the model's mark is near 150)."""
+    return signal_body(signal_id, symbol="SOL-USDT", stop_loss="140", take_profits=["160"], **fields)
+
+
+REJECTED_KINDS = {  # the risk engine's rejection kinds, each driven through POST /signals
+    "unknown_symbol": signal_body("r-unknown", symbol="NOPE-USDT"),
+    "symbol_suspended": signal_body("r-suspended", symbol="LUNA-USDT", stop_loss="0.5", take_profits=["2"]),
+    "entry_too_far": signal_body("r-far", symbol="LINK-USDT", stop_loss="1", take_profits=["100"]),
+    "stop_already_crossed": signal_body("r-crossed", stop_loss="61000", take_profits=["70000"]),
+    "target_crossed": signal_body("r-target", stop_loss="50000", take_profits=["59000"]),
+    "signal_too_old": signal_body("r-old", posted_at="2020-01-01T00:00:00Z"),
+    "invalid_signal": signal_body("r-twice", take_profits=["62000", "62000"]),
+    "symbol_already_open": sol_signal("r-open"),  # "open-first" holds SOL-USDT
+    "halted": eth_signal("r-halted"),  # after a halt
+}
+
+
+async def test_api_no_rejection_repeats_its_symbol(server: RunningServer) -> None:
+    answers: dict[str, dict[str, Any]] = {}
+    await place_signal(server, sol_signal("open-first"))
+    for kind, body in REJECTED_KINDS.items():
+        if kind == "halted":
+            await server.http.post("/api/v1/halt")
+        answers[kind] = (await server.http.post("/api/v1/signals", json=body)).json()
+    feed = (await server.http.get("/api/v1/events", params={"limit": 500})).json()["events"]
+    rejected = {event["signal_id"]: event for event in feed if event["type"] == "rejected"}
+
+    for kind, answer in answers.items():
+        symbol = REJECTED_KINDS[kind]["symbol"]
+        event = rejected[answer["signal_id"]]
+        assert answer["status"] == "rejected" and event["data"]["code"] == kind, (kind, answer, event)
+        assert answer["reason"].startswith(f"{symbol}: ") and answer["reason"].count(symbol) == 1, answer
+        assert event["message"].count(symbol) == 1, event["message"]
+        assert event["message"].endswith(answer["reason"].removeprefix(f"{symbol}: ")), event["message"]

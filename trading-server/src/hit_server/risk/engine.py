@@ -138,8 +138,18 @@ class RejectCode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
+    """Why a signal is no trade. The symbol is kept apart from the sentence so that no one adds it a
+    second time: a caller that names the symbol itself (an event's "BTC-USDT long rejected: ...")
+    writes `text`; the trader's answer is `reason`, which names it once."""
+
     code: RejectCode
-    reason: str  # one human sentence naming the symbol
+    symbol: str
+    text: str  # one human sentence, without the symbol
+
+    @property
+    def reason(self) -> str:
+        """The sentence for the trader, naming the symbol once: `BTC-USDT: <text>`."""
+        return f"{self.symbol}: {self.text}"
 
 
 def assess(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> TradePlan | Rejection:
@@ -199,7 +209,7 @@ def _merged_targets(
 
 
 def _reject(code: RejectCode, symbol: str, text: str) -> Rejection:
-    return Rejection(code=code, reason=f"{symbol}: {text}")
+    return Rejection(code=code, symbol=symbol, text=text)
 
 
 def _admission(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> Instrument | Rejection:

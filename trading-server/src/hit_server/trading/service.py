@@ -175,7 +175,7 @@ class TradingService:
         )
         event = EventRecord(
             type="rejected",
-            message=f"{signal.symbol} {signal.side.value} rejected: {rejection.reason}",
+            message=f"{signal.symbol} {signal.side.value} rejected: {rejection.text}",
             signal_id=signal.signal_id,
             symbol=signal.symbol,
             data={"code": rejection.code.value},
@@ -227,7 +227,7 @@ class TradingService:
         if isinstance(verdict, Rejection):
             return verdict
         # Not expected (the claimed symbols make the risk engine refuse), yet never a trade:
-        return Rejection(RejectCode.SYMBOL_ALREADY_OPEN, f"{signal.symbol}: the journal refused its claim")
+        return Rejection(RejectCode.SYMBOL_ALREADY_OPEN, signal.symbol, "the journal refused its claim")
 
     async def _store(self, signal: TradeSignal, outcome: Outcome, response: TradeResponse) -> TradeResponse:
         """Store the answer; the answer that stands (another process's, when it answered first)."""
