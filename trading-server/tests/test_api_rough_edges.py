@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -271,3 +272,47 @@ async def test_api_no_rejection_repeats_its_symbol(server: RunningServer) -> Non
         assert answer["reason"].startswith(f"{symbol}: ") and answer["reason"].count(symbol) == 1, answer
         assert event["message"].count(symbol) == 1, event["message"]
         assert event["message"].endswith(answer["reason"].removeprefix(f"{symbol}: ")), event["message"]
+
+
+# -- 8. a halt that survived a restart is a WARNING at start -------------------------------------------
+
+
+def start_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "hit_server.server" and record.levelno == logging.WARNING
+    ]
+
+
+async def test_api_start_warns_when_the_journal_says_halted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_server(paper_settings(tmp_path)) as first:
+        halted = (await first.http.post("/api/v1/halt", json={"reason": "exchange outage"})).json()
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="hit_server"):
+        async with running_server(paper_settings(tmp_path)) as restarted:
+            still = (await restarted.http.get("/api/v1/stats")).json()["halted"]
+
+    assert still is True
+    warnings = start_warnings(caplog)
+    assert len(warnings) == 1, warnings
+    assert "HALTED" in warnings[0] and "exchange outage" in warnings[0]
+    assert halted["since"][:19] in warnings[0]  # the first halt's time, to the second
+
+
+async def test_api_start_does_not_warn_when_not_halted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_server(paper_settings(tmp_path)) as first:
+        await first.http.post("/api/v1/halt", json={"reason": "brief"})
+        await first.http.post("/api/v1/resume")
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING, logger="hit_server"):
+        async with running_server(paper_settings(tmp_path)):
+            pass
+
+    assert start_warnings(caplog) == []

@@ -55,6 +55,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     settings.trading_mode.value,
                     db.describe(),
                 )
+                _warn_if_halted(service)
                 for hook in app.state.on_started:
                     hook()
                 try:
@@ -64,6 +65,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                     app.state.monitor = None
     finally:
         await db.dispose()
+
+
+def _warn_if_halted(service: TradingService) -> None:
+    """A halt survives a restart (it is in the journal): say so at start, or an operator who reads
+    "ready" would wonder why every signal is rejected."""
+    halt = service.halted
+    if halt.halted:
+        since = halt.since.isoformat() if halt.since else "an unknown time"
+        log.warning(
+            "Trading is HALTED (since %s, reason: %s): new signals are rejected until POST /api/v1/resume",
+            since,
+            halt.reason,
+        )
 
 
 def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI:
