@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 UV_VERSION = "0.13.9"
 MIN_PYTHON = (3, 11)
 PYTEST_NO_TESTS_COLLECTED = 5
+EXIT_CTRL_C = 130  # what a shell reports for a program stopped by SIGINT (128 + 2)
 WINDOWS = os.name == "nt"
 
 
@@ -126,9 +127,39 @@ def test(pytest_args: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def run_in_foreground(cmd: Sequence[str | Path]) -> int:
+    """A service attached to this console until it exits; its exit code.
+
+    Ctrl+C reaches the service too (same console, same process group), and the service shuts down
+    cleanly on it (the server saves its paper account, the bot its state). So on Ctrl+C this waits for
+    that shutdown, where `subprocess.call` would kill the service a quarter second later, and then
+    lets the KeyboardInterrupt go on to `cli`, which says one line.
+    """
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        let_it_stop(proc)
+        raise
+
+
+def let_it_stop(proc: subprocess.Popen[bytes]) -> None:
+    """Wait for a service that got Ctrl+C to end; terminate it if it takes too long or Ctrl+C comes again."""
+    try:
+        proc.wait(launcher.STOP_GRACE_S)
+        return
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.terminate()
+    try:
+        proc.wait(launcher.STOP_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        proc.kill()
+        proc.wait()
+
+
 def module_command(module: str, args: Sequence[str]) -> int:
     python = setup()
-    return run([python, "-m", module, *args])
+    return run_in_foreground([python, "-m", module, *args])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -153,5 +184,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """`main` as the shell scripts run it: Ctrl+C ends it with one line and exit code 130, no traceback.
+
+    Whatever was running has been stopped on the way out (`run_in_foreground`, the launcher's
+    `supervise` and `running`), so all that is left to do here is to say so.
+    """
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        say("stopped (Ctrl+C)")
+        return EXIT_CTRL_C
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -29,6 +29,10 @@ from typing import Any
 
 HEALTH_TIMEOUT_S = 90.0
 STOP_GRACE_S = 10.0
+# The trading server's own defaults (hit_server/settings.py): where it listens when nothing says otherwise.
+SERVER_DEFAULT_HOST = "127.0.0.1"
+SERVER_DEFAULT_PORT = 8000
+EVERY_INTERFACE = {"0.0.0.0", "::", "[::]"}  # noqa: S104 - never bound: a server bound there answers on loopback
 FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 EXAMPLE_HEADING = "<!-- examples -->"
 
@@ -146,6 +150,67 @@ def extract_examples(markdown: str) -> list[str]:
     return [text for _, text in labelled_examples(markdown)]
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `KEY=value` lines of a service's `.env`, read the way its settings read them (python-dotenv):
+    `export ` allowed before the key, quotes around the value removed, a ` # comment` after an unquoted
+    value dropped, the last line of a key winning. Keys are upper-cased (the settings ignore case).
+    A missing file is empty."""
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8-sig").splitlines():
+        key, sep, value = line.strip().removeprefix("export ").partition("=")
+        key = key.strip()
+        if not sep or not key or key.startswith("#"):
+            continue
+        values[key.upper()] = _env_value(value.strip())
+    return values
+
+
+def _env_value(raw: str) -> str:
+    for quote in ('"', "'"):
+        if raw.startswith(quote) and raw.endswith(quote) and len(raw) >= 2:
+            return raw[1:-1]
+    return re.sub(r"\s+#.*$", "", raw).strip()
+
+
+def setting(name: str, environ: Mapping[str, str], env_file: Mapping[str, str]) -> str | None:
+    """A setting as a service sees it: the environment over its `.env` (names in any case); empty is unset."""
+    from_environ = {key.upper(): value for key, value in environ.items()}
+    for source in (from_environ, env_file):
+        value = source.get(name.upper(), "").strip()
+        if value:
+            return value
+    return None
+
+
+def server_url(environ: Mapping[str, str], server_dir: Path) -> str:
+    """Where the trading server will really listen, seen from this machine.
+
+    HOST and PORT with the server's own precedence: the environment, then `trading-server/.env`, then
+    its defaults. A port that is not a number makes the server refuse to start; the default is then as
+    good as any guess, since the health wait ends when the server exits.
+    """
+    env_file = read_env_file(server_dir / ".env")
+    host = setting("HOST", environ, env_file) or SERVER_DEFAULT_HOST
+    if host in EVERY_INTERFACE:
+        host = SERVER_DEFAULT_HOST
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address in a URL
+    port_text = setting("PORT", environ, env_file)
+    port = int(port_text) if port_text and port_text.isdigit() else SERVER_DEFAULT_PORT
+    return f"http://{host}:{port}"
+
+
+def bot_env(environ: Mapping[str, str], bot_dir: Path, server: str) -> dict[str, str]:
+    """The bot's environment: unless the user chose a TRADING_SERVER_URL (environment or
+    `discord-bot/.env`), it is pointed at the server this launcher started, wherever that listens."""
+    env = dict(environ)
+    if setting("TRADING_SERVER_URL", environ, read_env_file(bot_dir / ".env")) is None:
+        env["TRADING_SERVER_URL"] = server
+    return env
+
+
 @contextmanager
 def running(service: Service) -> Iterator[Service]:
     service.start()
@@ -155,14 +220,24 @@ def running(service: Service) -> Iterator[Service]:
         service.stop()
 
 
-def run_all(python: Path, root: Path) -> int:
-    """Server, then (once healthy) the bot; each reads its own .env in its own folder."""
-    server = Service("trading server", [str(python), "-m", "hit_server"], os.environ, root / "trading-server")
-    bot = Service("discord bot", [str(python), "-m", "hit_bot"], os.environ, root / "discord-bot")
-    port = os.environ.get("PORT", "8000")
+def run_all(python: Path, root: Path, environ: Mapping[str, str] = os.environ) -> int:
+    """Server, then (once healthy) the bot; each reads its own .env in its own folder.
+
+    The health check asks the address the server will really use (`server_url`), not a guess.
+    A Ctrl+C while waiting stops the server (it has a session of its own, so Ctrl+C doesn't reach it).
+    """
+    server_dir, bot_dir = root / "trading-server", root / "discord-bot"
+    url = server_url(environ, server_dir)
+    server = Service("trading server", [str(python), "-m", "hit_server"], environ, server_dir)
+    bot = Service("discord bot", [str(python), "-m", "hit_bot"], bot_env(environ, bot_dir, url), bot_dir)
     server.start()
-    if not wait_healthy(f"http://127.0.0.1:{port}/health", server):
-        say("the trading server did not become healthy; see its messages above")
+    try:
+        healthy = wait_healthy(f"{url}/health", server, timeout=HEALTH_TIMEOUT_S)
+    except KeyboardInterrupt:
+        server.stop()
+        raise
+    if not healthy:
+        say(f"the trading server did not become healthy at {url}; see its messages above")
         server.stop()
         return 1
     bot.start()
