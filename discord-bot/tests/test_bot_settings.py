@@ -66,6 +66,19 @@ def test_settings_for_replay_need_only_the_server(monkeypatch: pytest.MonkeyPatc
         load_settings(None)
 
 
+def test_settings_trading_server_url_defaults_to_the_servers_default_bind_but_the_key_is_required(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env = tmp_path / ".env"
+    env.write_text("TRADING_SERVER_URL=\n")  # as left by a copied .env.example with the value cleared
+    monkeypatch.setenv("TRADING_SERVER_API_KEY", "x" * 32)
+    assert load_server_settings(None).trading_server_url == "http://127.0.0.1:8000"
+    assert load_server_settings(env).trading_server_url == "http://127.0.0.1:8000"
+    monkeypatch.delenv("TRADING_SERVER_API_KEY")
+    with pytest.raises(SettingsError, match="TRADING_SERVER_API_KEY is missing"):
+        load_server_settings(None)
+
+
 def test_bot_main_stops_with_a_sentence_and_no_traceback_when_a_setting_is_missing(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k.upper() not in {*REQUIRED, "ALLOWED_USER_IDS"}}
     env.update({k: v for k, v in REQUIRED.items() if k != "DISCORD_TOKEN"})

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
 DEFAULT_LOG_DIR = Path(__file__).resolve().parents[3] / "logs"  # logs/ at the repository root
 DEFAULT_STATE_DIR = Path(__file__).resolve().parents[2] / "bot-state"  # discord-bot/bot-state
+DEFAULT_TRADING_SERVER_URL = "http://127.0.0.1:8000"  # where the trading server binds by default
 
 IdList = Annotated[tuple[int, ...], NoDecode]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -42,8 +43,8 @@ class ServerSettings(BaseSettings):
         env_file=DEFAULT_ENV_FILE, env_file_encoding="utf-8", extra="ignore", case_sensitive=False
     )
 
-    trading_server_url: str = Field(description="base URL of the trading server, e.g. http://127.0.0.1:8000")
-    trading_server_api_key: SecretStr
+    trading_server_url: str = DEFAULT_TRADING_SERVER_URL
+    trading_server_api_key: SecretStr  # no default: the bot must be given one of the server's API_KEYS
     trading_deadline_seconds: float = Field(default=30.0, gt=0, le=600)
     trading_attempt_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     log_level: LogLevel = "INFO"
@@ -53,6 +54,11 @@ class ServerSettings(BaseSettings):
     @classmethod
     def _empty_log_dir(cls, value: Any) -> Any:
         return DEFAULT_LOG_DIR if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("trading_server_url", mode="before")
+    @classmethod
+    def _empty_url(cls, value: Any) -> Any:
+        return DEFAULT_TRADING_SERVER_URL if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trading_server_url")
     @classmethod
