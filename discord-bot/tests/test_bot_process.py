@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -41,3 +42,58 @@ async def test_bot_process_reads_env_vars_and_trades_a_signal(
     assert "connected as hit-bot" in logged and "bot stopped" in logged  # SIGTERM closed it cleanly
     assert proc.returncode == 0
     assert TOKEN not in logged and API_KEY not in logged
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def _bot_that_cannot_get_in(tmp_path: Path, **settings: str) -> tuple[int, str, str]:
+    """`python -m hit_bot` with these settings; (exit code, console output, logs/discord-bot.log)."""
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("DISCORD_", "TRADING_"))}
+    env.update(DISCORD_CHANNEL_IDS="1", TRADING_SERVER_API_KEY=API_KEY, STATE_DIR=str(tmp_path / "state"),
+               LOG_DIR=str(tmp_path / "logs"), SYNC_SLASH_COMMANDS="false", **settings)
+    empty = tmp_path / "none.env"
+    empty.write_text("")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hit_bot", "--env-file", str(empty), env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    log_file = tmp_path / "logs" / "discord-bot.log"
+    assert proc.returncode is not None
+    return proc.returncode, output.decode(), log_file.read_text(encoding="utf-8")
+
+
+async def test_bot_process_without_network_says_one_sentence_on_the_console_and_in_its_log(
+    tmp_path: Path,
+) -> None:
+    port = _closed_port()
+    code, console, logged = await _bot_that_cannot_get_in(
+        tmp_path, DISCORD_TOKEN=TOKEN, DISCORD_API_BASE=f"http://127.0.0.1:{port}/api/v10")
+    sentence = f"Could not reach Discord at 127.0.0.1:{port}"
+    assert code == 1
+    assert "Traceback" not in console
+    [line] = [line for line in console.splitlines() if "ERROR" in line]
+    assert sentence in line and "check this machine's internet connection" in line
+    assert sentence in logged
+    assert TOKEN not in console + logged
+
+
+async def test_bot_process_with_a_refused_token_says_so_on_the_console_and_in_its_log(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    code, console, logged = await _bot_that_cannot_get_in(
+        tmp_path, DISCORD_TOKEN="not-" + TOKEN, DISCORD_API_BASE=fake_discord.api_base,
+        DISCORD_GATEWAY_URL=fake_discord.gateway_url)
+    sentence = "Discord refused DISCORD_TOKEN: copy the bot's token again"
+    assert code == 1
+    assert "Traceback" not in console
+    [line] = [line for line in console.splitlines() if "ERROR" in line]
+    assert sentence in line
+    assert sentence in logged
+    assert TOKEN not in console + logged

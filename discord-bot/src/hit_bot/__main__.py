@@ -1,7 +1,9 @@
 """`python -m hit_bot` runs the bot; `python -m hit_bot replay FILE` replays a file of messages.
 
 Settings, logging and the HTTP client are built here, once, and passed down. Configuration problems
-end the program with one sentence naming the setting (exit code 2), never a traceback.
+end the program with one sentence naming the setting (exit code 2), never a traceback. So does a bot
+that cannot get in at all (token refused, intent missing, Discord unreachable; exit code 1): one
+sentence saying what failed and what to check, logged, so it is in `logs/discord-bot.log` too.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiohttp
 import discord
 import httpx
 
-from hit_bot.settings import ServerSettings, SettingsError, load_server_settings, load_settings
+from hit_bot.settings import BotSettings, ServerSettings, SettingsError, load_server_settings, load_settings
 from hit_shared.logs import configure_logging as setup_logs
 
 log = logging.getLogger("hit_bot")
@@ -38,6 +42,24 @@ def _say(text: str) -> None:
     sys.stderr.write(text.rstrip() + "\n")
 
 
+def start_failure(exc: BaseException, settings: BotSettings) -> str | None:
+    """The sentence for an error that keeps the bot from getting in (what failed, what to check), or
+    None for anything else. Once connected, discord.py rides out network trouble by reconnecting; these
+    come from the login, where nothing is retried."""
+    where = urlsplit(settings.discord_api_base).netloc or settings.discord_api_base
+    if isinstance(exc, discord.LoginFailure):
+        return ("Discord refused DISCORD_TOKEN: copy the bot's token again (Developer Portal, Bot tab, "
+                "Reset Token) into discord-bot/.env.")
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return "Discord refused the Message Content intent: enable it for this bot in the Developer Portal."
+    if isinstance(exc, discord.DiscordServerError | discord.GatewayNotFound):
+        return f"Discord ({where}) is answering with errors ({exc}): try again in a few minutes."
+    if isinstance(exc, aiohttp.ClientError | OSError | TimeoutError):
+        return (f"Could not reach Discord at {where} ({exc or type(exc).__name__}): check this machine's "
+                "internet connection, DNS, proxy and firewall, then start the bot again.")
+    return None
+
+
 def _run_bot(env_file: Path | None) -> int:
     settings = load_settings(env_file)
     from hit_bot.bot import run_bot
@@ -46,14 +68,15 @@ def _run_bot(env_file: Path | None) -> int:
     configure_logging(settings.log_level, settings.log_dir)
     try:
         asyncio.run(run_bot(settings, parse))
-    except discord.LoginFailure:
-        _say("DISCORD_TOKEN was refused by Discord: check the bot token in the Developer Portal.")
-        return 1
-    except discord.PrivilegedIntentsRequired:
-        _say("Discord refused the Message Content intent: enable it for this bot in the Developer Portal.")
-        return 1
     except KeyboardInterrupt:
         return 0
+    except Exception as exc:
+        sentence = start_failure(exc, settings)
+        if sentence is None:
+            log.critical("the bot stopped on an unexpected error", exc_info=True)  # a bug: the file keeps it
+        else:
+            log.error("%s", sentence)  # the console and logs/discord-bot.log
+        return 1
     return 0
 
 
