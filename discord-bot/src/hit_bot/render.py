@@ -9,7 +9,15 @@ import discord
 
 from hit_bot.pipeline import Forwarded, InvalidSignal, Outcome, ParsedLike, Verdict, reason_of, verdict
 from hit_bot.trading_client import Delivered, ServerEvent
-from hit_shared.models import HealthResponse, SignalCore, StatsResponse, TradeSignal, fmt
+from hit_shared.models import (
+    HealthResponse,
+    OrderInfo,
+    OrderRole,
+    SignalCore,
+    StatsResponse,
+    TradeSignal,
+    fmt,
+)
 
 REACTIONS: dict[Verdict, str] = {
     Verdict.PLACED: "✅",
@@ -55,8 +63,25 @@ def _targets(values: Sequence[Decimal]) -> str:
     return "\n".join(f"TP{i}: {fmt(v)}" for i, v in enumerate(values, start=1))
 
 
-def _signal_fields(embed: discord.Embed, core: SignalCore) -> None:
-    embed.add_field(name="Entries", value=_prices(core.entries) if core.entries else "market")
+def _placed_entries(orders: Sequence[OrderInfo]) -> str | None:
+    """The entry orders the server placed, `price × contracts` each, or None when it lists none.
+
+    These are what the reply must show: a zone's two prices become a ladder of more rungs, each with
+    its own size, and a signal's entries may be merged or dropped by the server's rules."""
+    entries = [order for order in orders if order.role is OrderRole.ENTRY]
+    if not entries:
+        return None
+    lines = [f"{'market' if o.price is None else fmt(o.price)} × {fmt(o.size)}" for o in entries]
+    return _clip("\n".join(lines), 1024)  # a field's limit
+
+
+def _signal_fields(embed: discord.Embed, core: SignalCore, placed: Sequence[OrderInfo] = ()) -> None:
+    """Entries (those placed when the server lists them, else those parsed), stop loss and targets."""
+    entries = _placed_entries(placed)
+    if entries is not None:
+        embed.add_field(name="Entries placed (price × contracts)", value=entries)
+    else:
+        embed.add_field(name="Entries", value=_prices(core.entries) if core.entries else "market")
     embed.add_field(name="Stop loss", value=fmt(core.stop_loss))
     embed.add_field(name="Targets", value=_targets(core.take_profits), inline=False)
 
@@ -80,7 +105,7 @@ def outcome_embed(outcome: Outcome) -> discord.Embed:
     if isinstance(result, Delivered) and kind is Verdict.PLACED:
         trade = result.response
         embed.add_field(name="Size", value=f"{fmt(trade.size)} contracts")
-        _signal_fields(embed, signal)
+        _signal_fields(embed, signal, trade.orders)
         embed.add_field(name="Leverage", value=f"{trade.leverage}x" if trade.leverage else "server default")
         embed.add_field(name="Mode", value=trade.mode.value)
     if isinstance(result, Delivered):
