@@ -191,3 +191,60 @@ def test_hitctl_cli_turns_ctrl_c_anywhere_into_one_line_and_130(
     monkeypatch.setattr(hitctl, "main", interrupted)
     assert hitctl.cli(["demo"]) == 130
     assert capsys.readouterr().out == "[hit] stopped (Ctrl+C)\n"
+
+
+def trade(signal_id: str, symbol: str, *entry_types: str) -> dict[str, object]:
+    """A placed signal as GET /api/v1/trades lists it (only the fields the summary reads)."""
+    orders = [{"role": "entry", "type": kind} for kind in entry_types]
+    orders.append({"role": "stop_loss", "type": "trigger"})
+    return {"signal_id": signal_id, "symbol": symbol, "status": "placed", "orders": orders,
+            "created_at": f"2026-01-01T00:00:0{signal_id[-1]}Z"}
+
+
+def test_placed_signals_tells_open_positions_from_resting_limit_entries_and_ended_trades() -> None:
+    trades = [
+        trade("s1", "SOL-USDT", "market"),
+        trade("s2", "BTC-USDT", "limit"),
+        trade("s3", "DOGE-USDT", "limit", "limit", "limit"),  # a zone's ladder is one signal
+        trade("s4", "XRP-USDT", "limit", "limit"),  # partly filled: open
+        trade("s5", "ETH-USDT", "limit"),  # its entries expired
+        trade("s6", "LTC-USDT", "market"),  # closed
+    ]
+    positions = [{"instId": "SOL-USDT"}, {"instId": "XRP-USDT"}]
+    events = [{"type": "placed", "signal_id": "s5"}, {"type": "entries_expired", "signal_id": "s5"},
+              {"type": "closed", "signal_id": "s6"}]
+    sorted_out = launcher.placed_signals(trades, positions, events)
+    assert sorted_out == launcher.PlacedSignals(
+        open=["SOL-USDT", "XRP-USDT"], waiting=["BTC-USDT", "DOGE-USDT"], ended=["ETH-USDT", "LTC-USDT"])
+    assert sorted_out.sentence() == (
+        "6 placed signals: 2 with an open position (SOL-USDT, XRP-USDT); 2 waiting on resting limit entries "
+        "that fill when the price reaches them (BTC-USDT, DOGE-USDT); 2 already ended (ETH-USDT, LTC-USDT)")
+
+
+DEMO_SIGNALS = """\
+<!-- examples -->
+```signal
+LONG SOL-USDT Entry: market SL: 145 TP: 156
+```
+
+```signal
+LONG BTC-USDT Entry: 58000 SL: 56000 TP: 62000
+```
+
+```signal
+LONG DOGE-USDT Entry zone: 0.147-0.146 SL: 0.140 TP: 0.155
+```
+"""
+
+
+def test_demo_summary_says_which_placed_signals_wait_on_resting_limit_entries(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The real demo (server in paper mode, the bot's replay) on three signals: one at market, two limits
+    below the price. Before, it said only `open_positions=1`."""
+    (tmp_path / "TEST_SIGNALS.md").write_text(DEMO_SIGNALS)
+    assert launcher.demo(Path(sys.executable), tmp_path) == 0
+    out = capfd.readouterr().out
+    assert "open_positions=1" in out
+    assert ("[hit] 3 placed signals: 1 with an open position (SOL-USDT); 2 waiting on resting limit entries "
+            "that fill when the price reaches them (BTC-USDT, DOGE-USDT)\n") in out

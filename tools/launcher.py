@@ -271,15 +271,71 @@ def demo_env(
     return env
 
 
+# Events after which a placed signal has nothing resting any more (trading-server/README.md, the feed).
+ENDED_EVENTS = frozenset({
+    "closed", "stopped_out", "entries_expired", "entries_cancelled", "closed_for_safety",
+    "paper_exchange_reset",
+})
+
+
+@dataclass(frozen=True)
+class PlacedSignals:
+    """Where the placed signals stand: each symbol in one list (the server trades one signal per symbol)."""
+
+    open: list[str]  # a position is open (an entry filled, maybe only some rungs of a ladder)
+    waiting: list[str]  # no position yet: resting limit entries wait for the price to reach them
+    ended: list[str]  # no position and nothing resting (closed, stopped out, entries expired)
+
+    def sentence(self) -> str:
+        """One line: how many are open, how many wait on resting limit entries, how many ended."""
+        def group(symbols: list[str], what: str) -> str:
+            return f"{len(symbols)} {what}" + (f" ({', '.join(symbols)})" if symbols else "")
+
+        total = len(self.open) + len(self.waiting) + len(self.ended)
+        parts = [
+            group(self.open, "with an open position"),
+            group(self.waiting, "waiting on resting limit entries that fill when the price reaches them"),
+        ]
+        if self.ended:
+            parts.append(group(self.ended, "already ended"))
+        return f"{total} placed signals: " + "; ".join(parts)
+
+
+def placed_signals(trades: list[dict[str, Any]], positions: list[dict[str, Any]],
+                   events: list[dict[str, Any]]) -> PlacedSignals:
+    """Sorts the journal's placed signals (GET /api/v1/trades) by what the exchange holds now
+    (GET /api/v1/positions) and what the feed says has ended (GET /api/v1/events).
+
+    A signal's answer lists its entry orders as placed; a limit entry without a position and without an
+    ending event is still resting. `open_positions` alone hides those, which is what confused users.
+    """
+    with_position = {row["instId"] for row in positions}
+    ended_ids = {event["signal_id"] for event in events if event["type"] in ENDED_EVENTS}
+    result = PlacedSignals(open=[], waiting=[], ended=[])
+    for trade in sorted(trades, key=lambda t: str(t["created_at"])):
+        rests = any(o["role"] == "entry" and o["type"] == "limit" for o in trade["orders"])
+        if trade["symbol"] in with_position:
+            result.open.append(trade["symbol"])
+        elif rests and trade["signal_id"] not in ended_ids:
+            result.waiting.append(trade["symbol"])
+        else:
+            result.ended.append(trade["symbol"])
+    return result
+
+
 def print_summary(base_url: str, api_key: str) -> None:
-    stats = http_json(f"{base_url}/api/v1/stats", api_key=api_key)
-    positions = http_json(f"{base_url}/api/v1/positions", api_key=api_key)
+    def get(path: str) -> Any:
+        return http_json(f"{base_url}/api/v1/{path}", api_key=api_key)
+
+    stats = get("stats")
+    rows: list[dict[str, Any]] = get("positions")["positions"]
     say("stats: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
-    rows = positions if isinstance(positions, list) else positions.get("positions", [])
+    trades = get("trades?status=placed&limit=500")["trades"]
+    say(placed_signals(trades, rows, get("events?limit=500")["events"]).sentence())
     say(f"paper positions ({len(rows)}):")
     for row in rows:
         fields = ("instId", "positions", "averagePrice", "unrealizedPnl")
-        print("    " + "  ".join(f"{k}={row.get(k, row.get(k.lower()))}" for k in fields), flush=True)
+        print("    " + "  ".join(f"{k}={row.get(k)}" for k in fields), flush=True)
 
 
 def demo(python: Path, root: Path) -> int:
