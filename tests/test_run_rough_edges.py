@@ -248,3 +248,17 @@ def test_demo_summary_says_which_placed_signals_wait_on_resting_limit_entries(
     assert "open_positions=1" in out
     assert ("[hit] 3 placed signals: 1 with an open position (SOL-USDT); 2 waiting on resting limit entries "
             "that fill when the price reaches them (BTC-USDT, DOGE-USDT)\n") in out
+
+
+def test_windows_docs_give_the_execution_policy_fix_and_the_windows_python() -> None:
+    """A fresh Windows blocks .\\run.ps1; the first places a Windows user reads say how to allow it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_ps1 = readme.index(".\\run.ps1")
+    fix = readme.index("Set-ExecutionPolicy -Scope CurrentUser RemoteSigned")
+    assert 0 < fix - first_ps1 < 600  # in the paragraph that first gives .\run.ps1
+    assert "-ExecutionPolicy Bypass -File .\\run.ps1" in readme
+    quickstart = (ROOT / "QUICKSTART.md").read_text(encoding="utf-8")
+    assert "Set-ExecutionPolicy -Scope CurrentUser RemoteSigned" in quickstart
+    assert "-ExecutionPolicy Bypass -File .\\run.ps1" in quickstart
+    signals = (ROOT / "TEST_SIGNALS.md").read_text(encoding="utf-8")
+    assert signals.count(".venv/bin/python") == signals.count(".venv\\Scripts\\python") > 0
