@@ -6,7 +6,8 @@ Everything that turns an httpx request into BloFin data or a `BloFinError` lives
   behaves the same over a socket and in-process (`inprocess.InProcessHttp` ignores httpx timeouts);
 - `code != "0"` is an error even with HTTP 200, and list items carry their own `code`;
 - a clock-skew refusal (152405) measures BloFin's clock, corrects `auth.offset_ms` and resends once;
-- `read()` retries retryable errors with bounded exponential backoff and jitter (`RetryPolicy.run`).
+- `read()` retries retryable errors with bounded exponential backoff and jitter (`RetryPolicy.run`, on
+  tenacity); `write()` retries only errors that prove the write was not carried out.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import asyncio
 import email.utils
 import json
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_exponential, wait_random
 
 from hit_server.exchange.blofin_auth import BloFinAuth
 from hit_server.exchange.blofin_errors import (
@@ -45,10 +47,16 @@ SERVER_TIME_PATH = "/api/v1/public/time"
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How reads are retried: at most `attempts` tries within `max_total` seconds.
+    """How requests are retried: at most `attempts` tries within `max_total` seconds.
 
     Waits grow as initial, 2x, 4x ... up to `max_wait`, plus up to `jitter` seconds at random, and
-    never less than a rate limit's Retry-After. `sleep` is injectable so tests need not wait.
+    never less than the Retry-After an error carries (a 429's). Which errors are retried is the
+    caller's predicate: `read` retries any retryable error, `write` only those that prove the write
+    was not carried out, so a write whose outcome is unclear is raised at once, for the lookup.
+
+    `sleep` and `clock` are injectable so tests need not wait. `clock` defaults to the running event
+    loop's, the one `asyncio.sleep` and `asyncio.timeout` use: `time.monotonic` in production, virtual
+    time in the whole-system simulation, where the budget is then spent as it would be for real.
     """
 
     attempts: int = 4
@@ -57,32 +65,67 @@ class RetryPolicy:
     jitter: float = 0.25
     max_total: float = 10.0
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
-
-    def wait_seconds(self, attempt: int, exc: BaseException) -> float:
-        """The pause after try number `attempt` failed with `exc`."""
-        exponential = min(self.max_wait, self.initial_wait * 2 ** (attempt - 1))
-        wait: float = exponential + random.uniform(0, self.jitter)  # noqa: S311 - jitter, not security
-        if isinstance(exc, RateLimited) and exc.retry_after:
-            wait = max(wait, exc.retry_after)
-        return wait
+    clock: Callable[[], float] | None = None
 
     async def run(self, call: Callable[[], Awaitable[T]], retry_if: Callable[[BaseException], bool]) -> T:
         """`call()` until it returns, or until it fails with an error `retry_if` refuses, or after
-        `attempts` tries, or once `max_total` seconds have passed: then its last error is raised.
-        A written-out loop rather than a retry library's: the first try, nearly always the only one,
-        costs nothing extra (tenacity's machinery cost ~50 µs a request)."""
-        started = time.monotonic()
-        attempt = 1
-        while True:
-            try:
-                return await call()
-            except Exception as exc:
-                spent = time.monotonic() - started
-                if not retry_if(exc) or attempt >= self.attempts or spent >= self.max_total:
-                    raise
-                log.warning("BloFin request failed (attempt %d): %r; retrying", attempt, exc)
-                await self.sleep(self.wait_seconds(attempt, exc))
-                attempt += 1
+        `attempts` tries, or once `max_total` seconds have passed: then its last error is raised."""
+        clock = self.clock or asyncio.get_running_loop().time
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(retry_if),
+            stop=stop_after_attempt(self.attempts) | _BudgetSpent(clock, self.max_total),
+            wait=_Backoff(self),
+            sleep=self.sleep,
+            before_sleep=_log_failed_attempt,
+            reraise=True,
+        )
+
+        async def attempt() -> T:  # tenacity awaits coroutine functions only; `call` may be a lambda
+            return await call()
+
+        result: T = await retrying(attempt)
+        return result
+
+
+class _BudgetSpent(stop_base):
+    """Stop retrying once `max_total` seconds have passed on `clock` since this object was made (just
+    before the first try). Tenacity's own `stop_after_delay` reads `time.monotonic`, not an injected clock."""
+
+    def __init__(self, clock: Callable[[], float], max_total: float) -> None:
+        self._clock = clock
+        self._deadline = clock() + max_total
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._clock() >= self._deadline
+
+
+class _Backoff(wait_base):
+    """Exponential wait plus jitter, or the error's Retry-After when that is longer."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        exponential = wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait)
+        self._backoff = exponential + wait_random(0, policy.jitter)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        return max(self._backoff(retry_state), _retry_after_of(_failure(retry_state)))
+
+
+def _failure(retry_state: RetryCallState) -> BaseException | None:
+    outcome = retry_state.outcome
+    return outcome.exception() if outcome is not None else None
+
+
+def _retry_after_of(exc: BaseException | None) -> float:
+    """The seconds the exchange asked us to wait, 0 if it did not say. Read from any error that carries
+    `retry_after` (today `RateLimited`, from a 429's header or a rate-limit code's reply)."""
+    retry_after = getattr(exc, "retry_after", None)
+    return float(retry_after) if retry_after else 0.0
+
+
+def _log_failed_attempt(retry_state: RetryCallState) -> None:
+    log.warning(
+        "BloFin request failed (attempt %d): %r; retrying", retry_state.attempt_number, _failure(retry_state)
+    )
 
 
 def _retryable(exc: BaseException) -> bool:
