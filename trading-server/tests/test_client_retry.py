@@ -185,3 +185,18 @@ async def test_retry_policy_logs_each_failed_attempt_it_retries(caplog) -> None:
     for number, message in enumerate(messages, start=1):
         assert message.startswith(f"BloFin request failed (attempt {number}): RateLimited(")
         assert message.endswith("; retrying")
+
+
+async def test_client_read_answered_503_waits_its_retry_after(client_mock, client_sleeps):
+    gets: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        gets.append(request)
+        if len(gets) == 1:
+            return httpx.Response(503, text="maintenance", headers={"Retry-After": "4"})
+        return httpx.Response(200, json={"code": "0", "msg": "", "data": []})
+
+    client = client_mock(handler)
+    assert await client.rest.read("GET", "/api/v1/account/positions") == []
+    assert len(gets) == 2
+    assert client_sleeps.waits == [4.0]  # the exchange asked for 4 s; the backoff alone would be shorter

@@ -72,13 +72,17 @@ class ExchangeUnavailable(BloFinError):
 
     `request_sent` is False only when the request provably never left this process (the connection
     could not be opened); otherwise a write may have been carried out and must be looked up.
+    `retry_after`: the seconds a 503 asked us to wait (Retry-After), if it said.
     """
 
     retryable = True
 
-    def __init__(self, message: str, *, code: str = "", request_sent: bool = True) -> None:
+    def __init__(
+        self, message: str, *, code: str = "", request_sent: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message, code=code)
         self.request_sent = request_sent
+        self.retry_after = retry_after
 
 
 class OrderRejected(BloFinError):
@@ -154,6 +158,8 @@ def error_for_http_status(status: int, message: str, *, retry_after: float | Non
         return PermissionDenied(message, code=code)
     if status == 404:
         return NotFound(message, code=code)
+    if status == 503:
+        return ExchangeUnavailable(message, code=code, retry_after=retry_after)
     if status >= 500:
         return ExchangeUnavailable(message, code=code)
     return BloFinError(message, code=code)
