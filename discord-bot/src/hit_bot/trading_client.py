@@ -1,4 +1,4 @@
-"""The bot's client for the trading server's HTTP API (shared/spec/api.md).
+"""The bot's client for the trading server's HTTP API (docs/api.md).
 
 One shared `httpx.AsyncClient`; every call retries with exponential backoff and jitter on connection
 errors, timeouts, 5xx and 429 (honouring Retry-After), never on another 4xx, and gives up after a total

@@ -1,6 +1,6 @@
 """A fake trading server with behaviour, for the bot's tests and demos (not the real one: no exchange).
 
-It implements the bot-facing part of shared/spec/api.md on 127.0.0.1: POST /api/v1/signals with real
+It implements the bot-facing part of docs/api.md on 127.0.0.1: POST /api/v1/signals with real
 idempotency (201 the first time, 200 with the stored answer on a replay, 409 for the same id with another
 body), the X-API-Key check (constant time), /health, /api/v1/stats, /api/v1/halt, /api/v1/resume and
 GET /api/v1/events?after=. Faults are injected per request: `fail_next`, `throttle_next`, `hang_next`.
