@@ -1,4 +1,4 @@
-"""`python -m hit_bot.parser`: the --jsonl stream (as the corpus scorer runs it) and the readable form."""
+"""`python -m hit_bot.parser`: the --jsonl stream, the readable form, and --score on a corpus."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from hit_bot.parser_cli import main, run_jsonl
 
@@ -84,3 +88,196 @@ def test_parser_cli_reads_one_message_from_stdin() -> None:
     proc = _run([], b"gm, BTC looking strong")
     assert proc.returncode == 1
     assert "not a signal" in proc.stdout.decode()
+
+
+# -- --score: the parser measured on a corpus of messages with their expected outcome ---------------------
+
+PUBLIC_CORPUS = Path(__file__).resolve().parent / "data" / "public_corpus.jsonl"
+
+
+def _signal(
+    side: str, symbol: str, entries: list[Any], stop: Any, targets: list[Any], lev: int | None = None
+) -> dict[str, Any]:
+    return {
+        "side": side,
+        "symbol": symbol,
+        "entries": entries,
+        "stop_loss": stop,
+        "take_profits": targets,
+        "leverage": lev,
+    }
+
+
+MIXED_CORPUS = [
+    {
+        "id": "s1",
+        "family": "plain",
+        "text": "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 62000, 64000",
+        "expect": _signal("long", "BTC-USDT", [60000], 58000, [62000, 64000]),
+    },
+    None,  # a blank line: skipped, but it still counts for the line numbers
+    {
+        "id": "s2",
+        "text": "SHORT ETH-USDT Entry: 3200 SL: 3300 TP: 3000",
+        "expect": _signal("short", "ETH-USDT", [3200], 3350, [3000]),
+    },
+    {
+        "id": "s3",
+        "text": "LONG SOL-USDT Entry: 150 TP: 160",
+        "expect": _signal("long", "SOL-USDT", [150], 140, [160]),
+    },
+    {"id": "n1", "family": "plain", "text": "gm everyone", "expect": None},
+    {
+        "id": "n2",
+        "text": "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 62000",
+        "expect": {"refuse": "the channel's admin said so"},
+    },
+    {
+        "id": "n3",
+        "text": "LONG BTC-USDT Entry: 60000 SL: 61000 TP: 62000",
+        "expect": {"refuse": "stop above entry"},
+    },
+    {
+        # entries in any order, exact decimals, and an equal target written twice may be merged
+        "id": "s4",
+        "text": "SHORT XRP-USDT Entry: 0.5123 - 0.52 SL: 0.5301 TP: 0.4800, 0.48, 0.45",
+        "expect": _signal("short", "XRP-USDT", ["0.52", 0.5123], 0.5301, [0.48, 0.45]),
+    },
+]
+
+
+def _write_corpus(path: Path, cases: list[dict[str, Any] | None]) -> Path:
+    lines = ["" if case is None else json.dumps(case, ensure_ascii=False) for case in cases]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _score_json(capsys: pytest.CaptureFixture[str], args: list[str]) -> tuple[int, dict[str, Any]]:
+    status = main(args)
+    return status, json.loads(capsys.readouterr().out)
+
+
+def test_parser_cli_score_counts_right_wrong_missed_and_false_trades(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _write_corpus(tmp_path / "corpus.jsonl", MIXED_CORPUS)
+    status, report = _score_json(capsys, ["--score", str(corpus), "--json"])
+    assert status == 1  # a false trade fails the score
+    assert report["cases"] == 7
+    assert report["signals"] == {"total": 4, "right": 2, "wrong": 1, "missed": 1, "recall": 0.5}
+    assert report["non_signals"] == {"total": 3, "ignored": 1, "refused": 1, "false_trades": 1}
+    assert report["fields"]["stop_loss"] == {"right": 2, "of": 3}
+    assert report["fields"]["entries"] == {"right": 3, "of": 3}
+    assert report["fields"]["take_profits"] == {"right": 3, "of": 3}
+    assert report["passed"] is False
+    problems = {p["id"]: p for p in report["problems"]}
+    assert set(problems) == {"s2", "s3", "n2"}
+    assert problems["s2"]["kind"] == "wrong" and problems["s2"]["line"] == 3
+    assert "stop_loss 3300, expected 3350" in problems["s2"]["detail"]
+    assert problems["s3"]["kind"] == "missed" and "no stop loss" in problems["s3"]["detail"]
+    assert (
+        problems["n2"]["kind"] == "false_trade" and "the channel's admin said so" in problems["n2"]["detail"]
+    )
+    assert report["families"]["plain"] == {
+        "cases": 2,
+        "right": 1,
+        "wrong": 0,
+        "missed": 0,
+        "not_traded": 1,
+        "false_trades": 0,
+    }
+
+
+def test_parser_cli_score_prints_a_readable_summary_as_a_subprocess(tmp_path: Path) -> None:
+    corpus = _write_corpus(tmp_path / "corpus.jsonl", MIXED_CORPUS)
+    proc = _run(["--score", str(corpus)], b"")
+    text = proc.stdout.decode()
+    assert proc.returncode == 1, proc.stderr.decode()
+    assert "7 messages" in text
+    assert "recall 50.0%" in text
+    assert "FALSE TRADES 1" in text
+    assert "stop_loss 2/3" in text
+    assert "n2 (line 6)" in text and "s2 (line 3)" in text and "s3 (line 4)" in text
+    assert "stop_loss 3300, expected 3350" in text
+    assert text.rstrip().endswith("FAIL: 1 false trade")
+
+
+def test_parser_cli_score_passes_a_clean_corpus_and_holds_a_minimum_recall(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean = _write_corpus(tmp_path / "clean.jsonl", [MIXED_CORPUS[0], MIXED_CORPUS[4], MIXED_CORPUS[7]])
+    assert main(["--score", str(clean), "--min-recall", "1"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("PASS")
+    with_a_miss = _write_corpus(tmp_path / "miss.jsonl", [MIXED_CORPUS[0], MIXED_CORPUS[3]])
+    assert main(["--score", str(with_a_miss)]) == 0  # no false trade, no minimum asked
+    capsys.readouterr()
+    status, report = _score_json(capsys, ["--score", str(with_a_miss), "--min-recall", "0.9", "--json"])
+    assert status == 1
+    assert report["passed"] is False and report["signals"]["recall"] == 0.5
+
+
+def test_parser_cli_score_reads_the_public_corpus_without_a_miss(capsys: pytest.CaptureFixture[str]) -> None:
+    status, report = _score_json(capsys, ["--score", str(PUBLIC_CORPUS), "--json", "--min-recall", "1"])
+    assert status == 0, report["problems"]
+    assert report["signals"]["total"] >= 32 and report["signals"]["recall"] == 1.0
+    assert report["non_signals"]["false_trades"] == 0
+
+
+def test_parser_cli_score_says_a_missing_file_cannot_be_read(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.jsonl"
+    proc = _run(["--score", str(missing)], b"")
+    error = proc.stderr.decode()
+    assert proc.returncode == 2
+    assert proc.stdout == b""
+    assert str(missing) in error and "no such file" in error.lower()
+    assert "Traceback" not in error
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        ([json.dumps(MIXED_CORPUS[0]), "this is not json"], "line 2: not valid JSON"),
+        (['["text", "expect"]'], "line 1: not a JSON object"),
+        (['{"expect": null}'], 'line 1: no string field "text"'),
+        (['{"text": "gm"}'], 'line 1: no field "expect"'),
+        (['{"text": "gm", "expect": 5}'], "line 1: expect must be null, a signal or"),
+        ([json.dumps({"text": "x", "expect": _signal("up", "BTC-USDT", [], 1, [2])})], "line 1: expect.side"),
+        (
+            [json.dumps({"text": "x", "expect": _signal("long", "BTC-USDT", [], "abc", [2])})],
+            "expect.stop_loss",
+        ),
+        (
+            [json.dumps({"text": "x", "expect": _signal("long", "BTC-USDT", [], 1, [])})],
+            "expect.take_profits",
+        ),
+        ([json.dumps({"text": "x", "expect": {"side": "long"}})], 'line 1: expect has no "symbol"'),
+        ([], "has no cases"),
+    ],
+)
+def test_parser_cli_score_names_the_bad_line_of_a_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lines: list[str], message: str
+) -> None:
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["--score", str(corpus)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert message in captured.err
+    assert str(corpus) in captured.err
+
+
+def test_parser_cli_score_reports_undecodable_bytes_by_line_without_a_traceback(tmp_path: Path) -> None:
+    corpus = tmp_path / "bytes.jsonl"
+    corpus.write_bytes(json.dumps(MIXED_CORPUS[0]).encode() + b'\n{"text": "\xff\xfe", "expect": null}\n')
+    proc = _run(["--score", str(corpus), "--json"], b"")
+    error = proc.stderr.decode()
+    assert proc.returncode == 2
+    assert "line 2: not valid UTF-8" in error
+    assert "Traceback" not in error
+
+
+def test_parser_cli_json_flag_needs_score(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--json", SIGNAL])
+    assert stopped.value.code == 2
+    assert "--json" in capsys.readouterr().err

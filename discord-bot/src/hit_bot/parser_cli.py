@@ -1,13 +1,19 @@
-"""`python -m hit_bot.parser`: see how a message reads, or parse a JSON-lines stream.
+"""`python -m hit_bot.parser`: see how a message reads, parse a JSON-lines stream, or score a corpus.
 
     python -m hit_bot.parser "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000"
     python -m hit_bot.parser --jsonl < messages.jsonl
+    python -m hit_bot.parser --score corpus.jsonl [--json] [--min-recall 0.95]
 
 `--jsonl` reads one JSON object per line (`{"text": "..."}`) and writes one JSON line per input line, in
 order, flushed at once: `{"ok": true, "format": ..., "signal": {...}}` (prices as decimal strings),
 `{"ok": false, "error": null}` for a message that is not a signal, `{"ok": false, "error": "<reason>"}`
 for a broken signal or an input line that is not a JSON object with a string `text`. Blank lines are
 skipped. The exit status is 0 for a stream; for one message it is 0 only when it is a signal.
+
+`--score` reads a corpus of messages with their expected outcome (format and figures: hit_bot/scoring.py)
+and prints the score, or with `--json` one JSON object. Exit status: 0 when nothing was traded that
+should not be and the recall is at least `--min-recall` (default 0); 1 otherwise; 2 when the corpus
+can't be read (a missing file, a bad line: the message names it).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, BinaryIO
 
+from hit_bot import scoring
 from hit_bot.parser import ParseResult, parse
 from hit_shared.models import SignalCore, fmt
 
@@ -90,11 +98,145 @@ def describe(result: ParseResult) -> str:
     return "\n".join([f"signal ({result.format})", *(f"  {k + ':':<14}{v}" for k, v in rows)])
 
 
+# -- reporting -------------------------------------------------------------------------------------------
+
+_HEADINGS: dict[scoring.ProblemKind, str] = {
+    "false_trade": "FALSE TRADES (a trade where none was expected)",
+    "wrong": "READ WRONG (traded, with a field wrong)",
+    "missed": "MISSED (an expected signal not traded)",
+}
+_FAMILY_COLUMNS = ("cases", "right", "wrong", "missed", "not_traded", "false_trades")
+
+
+def verdict(tally: scoring.Score, min_recall: float) -> str:
+    """`PASS`, or `FAIL: ` and what failed."""
+    failures = []
+    if tally.false_trades:
+        failures.append(f"{tally.false_trades} false trade{'s' if tally.false_trades > 1 else ''}")
+    if tally.recall is not None and tally.recall < min_recall:
+        failures.append(f"recall {tally.recall:.1%} is under the minimum {min_recall:.1%}")
+    return "FAIL: " + ", ".join(failures) if failures else "PASS"
+
+
+def report_json(tally: scoring.Score, min_recall: float) -> dict[str, Any]:
+    """The whole score as plain JSON values (hit_bot.scoring says what each figure means)."""
+    return {
+        "corpus": tally.corpus,
+        "cases": tally.cases,
+        "signals": {
+            "total": tally.signals,
+            "right": tally.right,
+            "wrong": tally.wrong,
+            "missed": tally.missed,
+            "recall": tally.recall,
+        },
+        "non_signals": {
+            "total": tally.non_signals,
+            "ignored": tally.ignored,
+            "refused": tally.refused,
+            "false_trades": tally.false_trades,
+        },
+        "fields": {
+            name: {"right": tally.fields_right[name], "of": tally.signals_read} for name in scoring.FIELDS
+        },
+        "families": {
+            name: {column: getattr(family, column) for column in _FAMILY_COLUMNS}
+            for name, family in sorted(tally.families.items())
+        },
+        "problems": [
+            {"id": p.case.id, "line": p.case.line, "kind": p.kind, "detail": p.detail, "text": p.case.text}
+            for p in tally.problems
+        ],
+        "min_recall": min_recall,
+        "passed": tally.passes(min_recall),
+    }
+
+
+def _one_line(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def report_text(tally: scoring.Score, min_recall: float) -> str:
+    """The score for a person: totals first, then each problem with its message, then the verdict."""
+    recall = "n/a" if tally.recall is None else f"{tally.recall:.1%}"
+    fields = ", ".join(f"{name} {tally.fields_right[name]}/{tally.signals_read}" for name in scoring.FIELDS)
+    lines = [
+        f"{tally.corpus}: {tally.cases} messages scored",
+        f"signals      {tally.signals:>5}   read right {tally.right}, read wrong {tally.wrong}, "
+        f"missed {tally.missed}   recall {recall}",
+        f"non-signals  {tally.non_signals:>5}   ignored {tally.ignored}, refused {tally.refused}, "
+        f"FALSE TRADES {tally.false_trades}",
+        f"fields right (of {tally.signals_read} signals read): {fields}",
+    ]
+    for kind, heading in _HEADINGS.items():
+        found = [p for p in tally.problems if p.kind == kind]
+        if found:
+            lines += ["", heading]
+            for p in found:
+                lines += [
+                    f"  {p.case.id} (line {p.case.line}): {p.detail}",
+                    f"      {_one_line(p.case.text)}",
+                ]
+    if tally.families:
+        lines += ["", *_family_table(tally.families)]
+    return "\n".join([*lines, "", verdict(tally, min_recall)])
+
+
+def _family_table(families: dict[str, scoring.Family]) -> list[str]:
+    """One row per family, its name as wide as the longest (up to 32 characters)."""
+    width = min(32, max(len("by family"), *(len(name) for name in families)))
+    header = "by family".ljust(width) + "".join(f"  {c.replace('_', ' ')}" for c in _FAMILY_COLUMNS)
+    rows = [header]
+    for name, family in sorted(families.items()):
+        counts = "".join(f"  {getattr(family, c):>{len(c)}}" for c in _FAMILY_COLUMNS)
+        rows.append(_one_line(name, width).ljust(width) + counts)
+    return rows
+
+
+def _recall(value: str) -> float:
+    """argparse type of --min-recall: a share from 0 to 1."""
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number from 0 to 1") from None
+    if not 0 <= share <= 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a number from 0 to 1")
+    return share
+
+
+def run_score(path: str, *, as_json: bool, min_recall: float) -> int:
+    """Scores the corpus at `path` and prints the report; the exit status (see the module docstring)."""
+    try:
+        cases = scoring.read_corpus(Path(path))
+    except scoring.CorpusError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    tally = scoring.score(cases, path)
+    if as_json:
+        sys.stdout.write(json.dumps(report_json(tally, min_recall), ensure_ascii=False, indent=2) + "\n")
+    else:
+        sys.stdout.write(report_text(tally, min_recall) + "\n")
+    return 0 if tally.passes(min_recall) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hit_bot.parser", description="Parse trade signals.")
     ap.add_argument("text", nargs="?", help="one message (default: read it from standard input)")
-    ap.add_argument("--jsonl", action="store_true", help="read JSON lines {'text': ...} from stdin")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--jsonl", action="store_true", help="read JSON lines {'text': ...} from stdin")
+    mode.add_argument("--score", metavar="CORPUS", help="score the parser on a JSON-lines corpus")
+    ap.add_argument("--json", action="store_true", help="with --score: the report as one JSON object")
+    ap.add_argument(
+        "--min-recall", type=_recall, default=0.0, help="with --score: fail under this share (0 to 1)"
+    )
     args = ap.parse_args(argv)
+    if args.score is None and (args.json or args.min_recall):
+        ap.error("--json and --min-recall go with --score")
+    if args.score is not None:
+        if args.text is not None:
+            ap.error("--score reads its messages from the corpus, not from the command line")
+        return run_score(args.score, as_json=args.json, min_recall=args.min_recall)
     if args.jsonl:
         run_jsonl(iter(sys.stdin.buffer.readline, b""), sys.stdout.buffer)
         return 0

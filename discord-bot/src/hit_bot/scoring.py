@@ -1,0 +1,322 @@
+"""The parser scored on a corpus: messages with the outcome a careful trader expects of each.
+
+Run it as `python -m hit_bot.parser --score corpus.jsonl [--json] [--min-recall R]`.
+
+A corpus is JSON lines, one message a line (blank lines skipped):
+
+    {"id": "c1", "text": "<message>", "expect": <expectation>, "family": "<optional group name>"}
+
+`id` is optional (the line number stands in). The expectation is one of:
+- a signal: `{"side", "symbol", "entries", "stop_loss", "take_profits", "leverage"}`; `entries` (empty =
+  market) and `leverage` may be left out; prices are JSON numbers or decimal strings;
+- `null`: not a trade (chatter, a question, a result...);
+- `{"refuse": "<why>"}`: a message a careful trader would not take; the parser must not trade it.
+
+What is measured, and why it matters:
+- recall: the share of expected signals read with every field right. A signal read wrong is worse than
+  a miss (it trades the wrong thing), so it is listed apart.
+- false trades: a signal produced where none is expected. Each one is money at risk; any false trade
+  fails the score.
+- field accuracy: of the signals the parser produced for expected signals, how many had each field right,
+  to show where a format is misread.
+Prices are compared as decimals, never floats. Entries are compared as a set (their order carries no
+meaning); take profits in order, a target written twice counting once (the parser and the server may
+merge equal targets).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Literal
+
+from hit_bot.parser import ParseResult, parse
+from hit_shared.models import SignalCore, fmt
+
+FIELDS = ("side", "symbol", "entries", "stop_loss", "take_profits", "leverage")
+_REQUIRED = ("side", "symbol", "stop_loss", "take_profits")
+
+
+class CorpusError(Exception):
+    """The corpus can't be scored (unreadable file, a bad line): the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A signal the corpus expects, in the shape the comparison needs."""
+
+    side: str
+    symbol: str
+    entries: tuple[Decimal, ...]
+    stop_loss: Decimal
+    take_profits: tuple[Decimal, ...]
+    leverage: int | None
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    line: int
+    text: str
+    expect: Expected | None  # None: no trade expected
+    refuse: str | None  # why a careful trader would not take it, for `{"refuse": ...}`
+    family: str | None
+
+
+# -- reading the corpus ----------------------------------------------------------------------------------
+
+
+def read_corpus(path: Path) -> list[Case]:
+    """Every case of the file, or CorpusError naming the file and, for a bad line, its number."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CorpusError(f"cannot read {path}: no such file") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
+    cases = [_case(path, number, line) for number, line in _lines(raw)]
+    if not cases:
+        raise CorpusError(f"{path} has no cases (one JSON object a line)")
+    return cases
+
+
+def _lines(raw: bytes) -> Iterator[tuple[int, bytes]]:
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _case(path: Path, number: int, line: bytes) -> Case:
+    try:
+        return _read_case(number, line)
+    except ValueError as exc:
+        raise CorpusError(f"{path} line {number}: {exc}") from None
+
+
+def _read_case(number: int, line: bytes) -> Case:
+    """One line as a Case; ValueError with the problem (the caller adds where)."""
+    try:
+        item = json.loads(line.decode("utf-8"), parse_float=Decimal)
+    except UnicodeDecodeError:
+        raise ValueError("not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
+    if not isinstance(item, dict):
+        raise ValueError("not a JSON object")
+    text = item.get("text")
+    if not isinstance(text, str):
+        raise ValueError('no string field "text"')
+    if "expect" not in item:
+        raise ValueError('no field "expect" (a signal, null, or {"refuse": "<why>"})')
+    expect, refuse = _expectation(item["expect"])
+    family = item.get("family")
+    return Case(
+        id=str(item.get("id", f"line {number}")),
+        line=number,
+        text=text,
+        expect=expect,
+        refuse=refuse,
+        family=None if family is None else str(family),
+    )
+
+
+def _expectation(value: Any) -> tuple[Expected | None, str | None]:
+    if value is None:
+        return None, None
+    if isinstance(value, dict) and "refuse" in value:
+        return None, str(value["refuse"])
+    if isinstance(value, dict):
+        return _expected_signal(value), None
+    raise ValueError('expect must be null, a signal or {"refuse": "<why>"}')
+
+
+def _expected_signal(value: dict[str, Any]) -> Expected:
+    for name in _REQUIRED:
+        if name not in value:
+            raise ValueError(f'expect has no "{name}"')
+    side = value["side"]
+    if side not in ("long", "short"):
+        raise ValueError(f"expect.side must be long or short, not {side!r}")
+    if not isinstance(value["symbol"], str):
+        raise ValueError("expect.symbol must be a string")
+    take_profits = _prices(value["take_profits"], "take_profits")
+    if not take_profits:
+        raise ValueError("expect.take_profits must hold at least one price")
+    return Expected(
+        side=side,
+        symbol=value["symbol"],
+        entries=_prices(value.get("entries", []), "entries"),
+        stop_loss=_price(value["stop_loss"], "stop_loss"),
+        take_profits=take_profits,
+        leverage=_leverage(value.get("leverage")),
+    )
+
+
+def _prices(values: Any, name: str) -> tuple[Decimal, ...]:
+    if not isinstance(values, list):
+        raise ValueError(f"expect.{name} must be a list of prices")
+    return tuple(_price(v, name) for v in values)
+
+
+def _price(value: Any, name: str) -> Decimal:
+    """A JSON number or a decimal string as an exact Decimal."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError(f"expect.{name} holds {value!r}, which is not a price")
+    try:
+        price = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"expect.{name} holds {value!r}, which is not a price") from None
+    if not price.is_finite():
+        raise ValueError(f"expect.{name} holds {value!r}, which is not a price")
+    return price
+
+
+def _leverage(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    raise ValueError(f"expect.leverage must be a whole number or null, not {value!r}")
+
+
+# -- comparing -------------------------------------------------------------------------------------------
+
+
+def _shown(prices: Sequence[Decimal]) -> str:
+    return "[" + ", ".join(fmt(p) for p in prices) + "]"
+
+
+def _distinct(prices: Sequence[Decimal]) -> tuple[Decimal, ...]:
+    """The prices in order, each value once (62000 and 62000.0 are one value)."""
+    return tuple(dict.fromkeys(prices))
+
+
+def mismatches(got: SignalCore, want: Expected) -> dict[str, str]:
+    """Field name -> what differs, for every field the parser got wrong; empty when all are right."""
+    found: dict[str, str] = {}
+    if got.side.value != want.side:
+        found["side"] = f"side {got.side.value}, expected {want.side}"
+    if got.symbol != want.symbol:
+        found["symbol"] = f"symbol {got.symbol}, expected {want.symbol}"
+    if set(got.entries) != set(want.entries):
+        found["entries"] = f"entries {_shown(got.entries)}, expected {_shown(want.entries)}"
+    if got.stop_loss != want.stop_loss:
+        found["stop_loss"] = f"stop_loss {fmt(got.stop_loss)}, expected {fmt(want.stop_loss)}"
+    if _distinct(got.take_profits) != _distinct(want.take_profits):
+        shown = f"{_shown(got.take_profits)}, expected {_shown(want.take_profits)}"
+        found["take_profits"] = f"take_profits {shown}"
+    if got.leverage != want.leverage:
+        found["leverage"] = f"leverage {got.leverage}, expected {want.leverage}"
+    return found
+
+
+# -- scoring ---------------------------------------------------------------------------------------------
+
+ProblemKind = Literal["wrong", "missed", "false_trade"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    case: Case
+    kind: ProblemKind
+    detail: str
+
+
+@dataclass
+class Family:
+    cases: int = 0
+    right: int = 0
+    wrong: int = 0
+    missed: int = 0
+    not_traded: int = 0
+    false_trades: int = 0
+
+
+@dataclass
+class Score:
+    """The tally of one run; `problems` in corpus order."""
+
+    corpus: str
+    cases: int = 0
+    right: int = 0
+    wrong: int = 0
+    missed: int = 0
+    ignored: int = 0  # no trade expected, and the parser stayed silent
+    refused: int = 0  # no trade expected, and the parser refused it with a reason
+    false_trades: int = 0
+    fields_right: Counter[str] = field(default_factory=Counter)
+    signals_read: int = 0  # expected signals the parser produced a signal for (field accuracy's base)
+    families: dict[str, Family] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def signals(self) -> int:
+        return self.right + self.wrong + self.missed
+
+    @property
+    def non_signals(self) -> int:
+        return self.ignored + self.refused + self.false_trades
+
+    @property
+    def recall(self) -> float | None:
+        return self.right / self.signals if self.signals else None
+
+    def passes(self, min_recall: float) -> bool:
+        """No false trade, and at least `min_recall` of the signals read right."""
+        recall = self.recall if self.recall is not None else 1.0
+        return self.false_trades == 0 and recall >= min_recall
+
+
+def score(cases: Sequence[Case], corpus: str) -> Score:
+    tally = Score(corpus=corpus)
+    for case in cases:
+        tally.cases += 1
+        outcome = _judge(tally, case, parse(case.text))
+        if case.family is not None:
+            family = tally.families.setdefault(case.family, Family())
+            family.cases += 1
+            setattr(family, outcome, getattr(family, outcome) + 1)
+    return tally
+
+
+def _judge(tally: Score, case: Case, result: ParseResult) -> str:
+    """Counts one case; returns the Family counter it adds to."""
+    if case.expect is None:
+        return _judge_non_signal(tally, case, result)
+    if result.signal is None:
+        tally.missed += 1
+        why = f"invalid: {result.reason}" if result.kind == "invalid" else "read as not a signal"
+        tally.problems.append(Problem(case, "missed", why))
+        return "missed"
+    tally.signals_read += 1
+    wrong = mismatches(result.signal, case.expect)
+    tally.fields_right.update(name for name in FIELDS if name not in wrong)
+    if wrong:
+        tally.wrong += 1
+        tally.problems.append(Problem(case, "wrong", "; ".join(wrong.values())))
+        return "wrong"
+    tally.right += 1
+    return "right"
+
+
+def _judge_non_signal(tally: Score, case: Case, result: ParseResult) -> str:
+    if result.signal is None:
+        if result.kind == "invalid":
+            tally.refused += 1
+        else:
+            tally.ignored += 1
+        return "not_traded"
+    tally.false_trades += 1
+    s = result.signal
+    traded = f"read as {s.side.value} {s.symbol} (stop {fmt(s.stop_loss)})"
+    expected = f"expected a refusal: {case.refuse}" if case.refuse is not None else "expected no trade"
+    tally.problems.append(Problem(case, "false_trade", f"{traded}; {expected}"))
+    return "false_trades"
