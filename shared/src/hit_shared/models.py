@@ -1,11 +1,11 @@
-"""The wire models that the Discord bot and the trading server both speak (see spec/api.md).
+"""The wire models that the Discord bot and the trading server both speak (see docs/api.md).
 
 Every model is frozen and forbids unknown fields, so a contract mismatch fails loudly at the
 boundary instead of trading on a half-understood message. Prices and sizes are `Decimal`; they
 accept JSON numbers or decimal strings and serialise as strings, so no float rounding ever
 touches a price.
 
-The consistency rules of a signal (spec/signals.md) live in `consistency_problem`, one human
+The consistency rules of a signal (docs/signals.md) live in `consistency_problem`, one human
 sentence per failure, so the parser and the models refuse the same things with the same words.
 """
 
@@ -149,7 +149,7 @@ def consistency_problem(
     take_profits: Sequence[Decimal],
     leverage: int | None,
 ) -> str | None:
-    """The first rule of spec/signals.md that these values break, as one sentence; None if none.
+    """The first rule of docs/signals.md that these values break, as one sentence; None if none.
 
     Callers refuse the signal with this sentence as the reason (rule 4: when in doubt, no trade).
     """

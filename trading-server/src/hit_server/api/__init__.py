@@ -1,1 +1,1 @@
-"""The HTTP API (spec/api.md): routes only; the work is in `service.py`, errors in `http_errors.py`."""
+"""The HTTP API (docs/api.md): routes only; the work is in `trading/service.py`, errors in `http_errors.py`."""

@@ -1,5 +1,5 @@
 """Every failure the server answers, in one place, always as
-`{"error": {"code": "<snake_case>", "message": "<human sentence>"}}` (spec/api.md).
+`{"error": {"code": "<snake_case>", "message": "<human sentence>"}}` (docs/api.md).
 
 Routes raise; they never catch. `install(app)` maps:
 - `ApiError` subclasses (ours) to their status;
