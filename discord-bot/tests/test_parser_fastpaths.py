@@ -106,30 +106,6 @@ def test_normalise_drops_a_line_index_on_the_first_line(index: str) -> None:
     assert normalise.normalise(f"{index} 61000 LONG BTC-USDT").split() == ["61000", "LONG", "BTC-USDT"]
 
 
-# The label regex with its plain-price group made unable to match: scan() then reads every label through
-# its general path (read_region), the reference for the plain-price shortcut.
-_PLAIN = r"(?:([ \n]*[0-9]+(?:\.[0-9]+|))(?=[ \n]|\Z)|)"
-_LABELS_GENERAL = re.compile(scan._LABELS.pattern.removesuffix(_PLAIN) + "((?!))?")
-
-
-def test_label_regex_ends_with_the_plain_price_group() -> None:
-    assert scan._LABELS.pattern.endswith(_PLAIN)
-
-
-def _fields(found: scan.Scan) -> tuple[object, ...]:
-    return tuple(getattr(found, name) for name in scan.Scan.__slots__)
-
-
-@FAST
-@given(messages | joined)
-def test_scan_plain_price_shortcut_reads_as_the_general_path(text: str) -> None:
-    norm = normalise.normalise(text)
-    fast = _fields(scan.scan(norm))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(scan, "_LABELS", _LABELS_GENERAL)
-        assert _fields(scan.scan(norm)) == fast
-
-
 @pytest.mark.parametrize(
     ("text", "kind", "form"),
     [

@@ -323,7 +323,7 @@ def test_parser_ignores_chatter_results_questions_and_commands(text: str) -> Non
 
 INVALID = [
     ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000 SHORT", "both LONG and SHORT"),
-    ("BTC-USDT Entry: 60000 SL: 58000 TP: 65000", "neither LONG nor SHORT"),
+    ("BTC-USDT Entry: 60000 SL: 58000 TP: 59000", "neither LONG nor SHORT"),
     ("LONG BTC-USDT ETH-USDT Entry: 60000 SL: 58000 TP: 65000", "more than one symbol"),
     ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 6500", "take profit 6500"),
     ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000 Leverage: 200x", "leverage 200x"),
@@ -336,7 +336,7 @@ INVALID = [
     ("LONG BTC-USDT Entry: 60000 SL: 58000", "no take-profit"),
     ("SHORT ETH-USDT SL: 3300 TP: 3400", "take profit 3400"),
     ("LONG BTC-USDT Entry 1: market Entry 2: 59000 SL: 58000 TP: 65000", "both as market and as a price"),
-    ("SHORT ETH-USDT Entry: 0,512 SL: 0,530 TP: 0,480", "greater than zero"),
+    ("SHORT ETH-USDT Entry: 3200 SL: 3300 TP: 0", "greater than zero"),
     ("LONG BTC-USDT Entry: 60000 SL: 58000 TP: 61000 62000 63000 64000 65000 66000 67000 68000 69000 "
      "70000 71000", "at most 10"),
 ]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
+from hit_bot.parsing.checks import leverage_problem, not_crypto_problem, scale_problem
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat, default_choice
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, scan
@@ -66,6 +67,7 @@ def _result(
     fields["format"] = format_name
     fields["reason"] = reason
     return result
+
 
 _DIGIT = re.compile(r"\d")  # any Unicode digit (`６` too): normalise() turns them into ASCII ones
 _ASCII_DIGIT = re.compile("[0-9]")  # the same on ASCII text, but found by a charset scan, not a category test
@@ -120,6 +122,19 @@ def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
     return _result("invalid", None, format_name, reason)
 
 
+# A message that withdraws, closes or illustrates a trade: never a new one (`Close LONG BTC ...`,
+# `Cancel ...`, `Signal invalidated`, `Don't take this one`, `Example format:`, `just kidding`).
+_WITHDRAWN = re.compile(
+    r"^\n[^A-Z0-9]*(?:CLOSE|CLOSING|EXIT|CANCEL)(?![A-Z])(?![ ]?:)"
+    r"|(?<![A-Z])(?:CANCEL|INVALIDATED|DON'?T[ ]TAKE|DO[ ]NOT[ ](?:TAKE|ENTER)|EXAMPLE|JUST[ ]KIDDING)"
+    r"(?![A-Z])"
+)
+
+
+def _withdrawn(norm: str) -> bool:
+    return _WITHDRAWN.search(norm) is not None
+
+
 def _reports_a_result(norm: str) -> bool:
     """A result word (`hit`, `closed`...; substring tests first, the word set only when one is there), or
     a check mark on a line with a target or a stop (`TP1 61000 ✅`)."""
@@ -156,31 +171,51 @@ def _parse(text: str) -> ParseResult:
     ):
         return NOT_SIGNAL
     norm = normalise(text)
-    if _reports_a_result(norm) or _is_question(norm):
+    if _reports_a_result(norm) or _is_question(norm) or _withdrawn(norm):
         return NOT_SIGNAL
     found = scan(norm)
     form = default_choice(found) if PATTERNS == _DEFAULT_PATTERNS else _choice(found)
     if form is None:
         return NOT_SIGNAL
     sides = directions(norm)
+    if not sides and found.stops and found.targets:
+        sides = _inferred_side(form.read(found))
+        if not sides:
+            return _invalid(
+                "it says neither LONG nor SHORT, and its prices do not say it either", form.name, norm
+            )
     if len(sides) != 1:
-        if not sides and not (found.stops and found.targets):
+        if not sides:
             return NOT_SIGNAL
-        why = "it gives both LONG and SHORT" if sides else "it says neither LONG nor SHORT"
-        return _invalid(why, form.name, norm)
+        return _invalid("it gives both LONG and SHORT", form.name, norm)
     return _read(found, form, sides[0], norm)
+
+
+def _inferred_side(prices: Prices) -> tuple[Side, ...]:
+    """The side the prices of a message without a direction word are consistent with: every entry
+    between the stop and every target, on exactly one side. Without entries there is no inference."""
+    if not prices.entries or not prices.stops or not prices.take_profits or len(set(prices.stops)) > 1:
+        return ()
+    stop, entries, targets = prices.stops[0], prices.entries, prices.take_profits
+    if stop < min(entries) and max(entries) < min(targets):
+        return (Side.LONG,)
+    if stop > max(entries) and min(entries) > max(targets):
+        return (Side.SHORT,)
+    return ()
 
 
 def _read(found: Scan, form: SignalFormat, side: Side, norm: str) -> ParseResult:
     prices = form.read(found)
     problem = _symbol_problem(candidates := symbols(norm))
-    problem = problem or _prices_problem(prices)
+    problem = problem or _prices_problem(prices) or leverage_problem(norm)
     leverage, lev_problem = _leverage(found.leverages) if found.leverages else (None, None)
     problem = problem or lev_problem
     if problem is None:
         problem = consistency_problem(
             side, prices.entries, prices.stops[0], prices.take_profits, leverage
         ) or _spread_problem(side, prices)
+    if problem is None:
+        problem = scale_problem(candidates[0], prices)
     if problem is not None:
         return _invalid(problem, form.name, norm)
     signal = _signal(side, candidates[0], prices.entries, prices.stops[0], prices.take_profits, leverage)
@@ -254,7 +289,7 @@ def _symbol_problem(candidates: list[str]) -> str | None:
         return f"it names more than one symbol ({', '.join(candidates[:4])})"
     if not _SYMBOL.match(candidates[0]):
         return f"{candidates[0]} is not a valid symbol"
-    return None
+    return not_crypto_problem(candidates[0])
 
 
 def _prices_problem(prices: Prices) -> str | None:

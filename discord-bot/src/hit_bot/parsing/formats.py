@@ -37,20 +37,18 @@ class SignalFormat:
     read: Callable[[Scan], Prices]
 
 
-_tuple_new = tuple.__new__
-
-
 def read_labelled(scan: Scan) -> Prices:
     """Prices from labels; without any entry label, the unlabelled prices before the first price label
     are the entries (`LONG BTC 60000 SL 58000 TP 65000`), and with none at all the entry is market."""
-    problem = None
+    problem = scan.problems[0] if scan.problems else None
     entries = scan.entries
     if scan.market and entries:
-        problem = "the entry is given both as market and as a price"
+        problem = problem or "the entry is given both as market and as a price"
     elif not scan.market and not entries:
+        if scan.unread_entries:
+            problem = problem or f"its {scan.unread_entries[0]} has no price that can be read"
         entries = scan.orphans()
-    # Prices(...) through tuple.__new__: the NamedTuple's own __new__ is a Python function, twice the cost.
-    return _tuple_new(Prices, (tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem))
+    return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem)
 
 
 # `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).

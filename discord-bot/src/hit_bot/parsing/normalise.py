@@ -91,6 +91,11 @@ _LINE_INDEX_STARTS = " -+#0123456789"
 _INLINE_INDEX = re.compile(r"[0-9](?<![\w.(].)[0-9]?\)")
 _DIGIT_PAREN = re.compile(r"\)(?<=[0-9]\))")
 _COMMA_DIGIT = re.compile(r",(?=[0-9])")
+# A decimal comma, never a thousands separator: `0,415` (a leading zero) or `14,85` (not three digits after
+# the comma). `1,234` stays a thousands separator (1234), as `60,000` is.
+_DECIMAL_COMMA = re.compile(
+    r"(?<![0-9.,])(0|[0-9]+(?=,(?:[0-9]{1,2}|[0-9]{4,})(?![0-9,]))),([0-9]+)(?![0-9,])"
+)
 
 
 def _join_thousands(match: re.Match[str]) -> str:
@@ -155,6 +160,7 @@ def _commentary(text: str) -> str:
         if _RISK_REWARD_MARKER.search(text):
             text = _RATIO_LABEL.sub(" ", text)
     if "," in text and _COMMA_DIGIT.search(text):
+        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
         text = _THOUSANDS.sub(_join_thousands, text)
     if ")" in text and _DIGIT_PAREN.search(text):
         text = _INLINE_INDEX.sub(" ", text)

@@ -11,8 +11,9 @@ of `LONG BTC 60000 SL 58000 TP 65000`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
 
@@ -83,9 +84,7 @@ _SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "en
 
 def _build_labels() -> re.Pattern[str]:
     """One regex for every label, used with split(): a separator character, then the words grouped by
-    their first letter (so the engine tests one letter per group). A second group, tried only once a
-    label matched, takes a plain price right after it (`SL: 58000`, followed by a blank or the end): when
-    nothing but blanks follows it up to the next label, scan() reads it without read_region."""
+    their first letter (so the engine tests one letter per group)."""
     by_letter: dict[str, list[str]] = {}
     rest: list[str] = []
     for _kind, tail, words in _VOCABULARY:
@@ -98,15 +97,10 @@ def _build_labels() -> re.Pattern[str]:
     # A symbol label (🎯 🛑 💰 marks, `@`) is matched as the separator before it, the mark left in place:
     # it can then be the separator of a word label glued to it (`💰TAKE PROFIT:`).
     symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
-    # No label starts inside the price taken (blanks, then digits followed by a blank: the only label
-    # word made of digits ends with an X), so the labels found are the same as without the group.
-    plain = r"(?:([ \n]*[0-9]+(?:\.[0-9]+|))(?=[ \n]|\Z)|)"
     # Every label starts with one of these: tested once, before the alternatives (most separators fail it).
     starts = {_first_character(word) for _kind, _tail, words in _VOCABULARY for word in words}
     first = "".join(sorted(starts)) + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS)
-    return re.compile(
-        r"([^A-Z0-9_.](?=[" + first + "])(?:" + "|".join([*groups, *rest, symbols]) + "))" + plain
-    )
+    return re.compile(r"([^A-Z0-9_.](?=[" + first + "])(?:" + "|".join([*groups, *rest, symbols]) + "))")
 
 
 def _first_character(word: str) -> str:
@@ -138,90 +132,120 @@ _KIND_BY_LETTER = {
 }
 _KIND_BY_TWO_LETTERS = {"S": ("E", "entry", "stop"), "L": ("I", "entry", "lev"), "I": ("N", "stop", "lev")}
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
-# _kind of every possible start of a label (`label[1:3]`), looked up instead of computed.
-_KIND_BY_START = {
-    f"{first}{second}": _kind(f" {first}{second}")
-    for first in [*_KIND_BY_LETTER, *_KIND_BY_TWO_LETTERS]
-    for second in ["", *map(chr, range(128))]
-}
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+|)")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
-# never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices). Or a word.
+# never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices).
 _NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+|))(K?)(?:USDT|USDC|USD|)(?![0-9A-Z]|\.[0-9])")
-_TOKEN = re.compile(_NUMBER.pattern + r"|([A-Z](?<![A-Z0-9_.].)[A-Z]+)")
+# The pieces of a label's value: runs of letters, digits and dots (`$`, `,`, `-`, `(`... separate them).
+_VALUE_TOKEN = re.compile(r"[A-Z0-9.]+")
+_PRICE_TOKEN = re.compile(r"([0-9]+(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?")
+# Tokens with digits that are not prices and end a value: a timeframe (`4H`, `H4`, `15M`), a leverage
+# (`20X`, `X20`), a word with a number in front (`1000PEPE`, `2ND`).
+_NOT_A_PRICE = re.compile(r"[0-9]{1,3}[MHDW]|[MHDW][0-9]{1,3}|[0-9]{1,4}X|X[0-9]{1,4}|[0-9]+[A-Z]{2,}")
+_TIMEFRAME = re.compile(r"[0-9]{1,3}[MHDW]|[MHDW][0-9]{1,3}")
 MARKET_WORDS = frozenset("MARKET CMP NOW CURRENT ASAP INSTANT IMMEDIATE IMMEDIATELY".split())
 FILLER = MARKET_WORDS | frozenset(
     """AND TO OR THEN FROM BETWEEN ABOVE BELOW UNDER OVER AROUND NEAR AT ON IN USDT USDC USD PRICE ZONE
     AREA RANGE LIMIT ORDER ONLY""".split()
 )
+# Words a stop's value may start with before its price: `SL: H4 candle close below 0.4560`.
+STOP_QUALIFIERS = frozenset("CANDLE CANDLES CLOSE CLOSES CLOSING CLOSED BODY DAILY WEEKLY IF".split())
+# Words that say a value is not known yet: `TP2: TBD`, `Entry: N/A`.
+PLACEHOLDERS = frozenset("TBD TBA NA N A NULL NONE SOON XXX".split())
+# A word right after a stop price that hedges it (`SL: 0.49 hold`): not a firm stop.
+STOP_HEDGES = frozenset("HOLD HODL MENTAL MAYBE".split())
 _THOUSAND = Decimal(1000)
-# A region that is one plain price between blanks (no sign, no `K`, no word).
-_PLAIN_PRICE = re.compile(r"[ \n]*([0-9]+(?:\.[0-9]+|))[ \n]*")
-# A region that starts with a word (the first token of _TOKEN then).
-_LEADING_WORD = re.compile(r"[ \n]*([A-Z][A-Z]+)")
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
 
-@dataclass(slots=True, init=False)
+class Reading(NamedTuple):
+    """What one label's value says: its prices, whether a market word came with them, whether `or`
+    offered an alternative, a garbled token (`6O000`) if any, and the word that ended the value."""
+
+    values: list[Decimal]
+    market: bool
+    alternative: bool
+    garbled: str | None
+    end_word: str | None
+
+
+@dataclass
 class Scan:
     """What the labels of one message say, before any format decides what it means."""
 
     text: str
-    entries: list[Decimal]
-    market: bool  # an entry label said market / CMP / now
-    stops: list[Decimal]  # the first price of each stop label
-    targets: list[Decimal]
-    header: str  # the text before the first label; its last line may hold an unlabelled entry
-    lev_orphans: list[Decimal]  # prices right after a leverage
-    leverages: list[str]
-    emoji: bool  # a price came from an emoji label (💰 🛑 🎯)
-    multi_line: bool  # the labelled prices span more than one line
-    labelled: bool  # some price label carried a price or a market word
-
-    def __init__(self, text: str, header: str = "") -> None:
-        # Written out: the generated __init__ with default factories costs twice as much.
-        self.text = text
-        self.entries = []
-        self.market = False
-        self.stops = []
-        self.targets = []
-        self.header = header
-        self.lev_orphans = []
-        self.leverages = []
-        self.emoji = False
-        self.multi_line = False
-        self.labelled = False
+    header: str = ""  # the text before the first label; its last line may hold an unlabelled entry
+    entries: list[Decimal] = field(default_factory=list)
+    market: bool = False  # an entry label said market / CMP / now
+    stops: list[Decimal] = field(default_factory=list)  # the first price of each stop label
+    targets: list[Decimal] = field(default_factory=list)
+    lev_orphans: list[Decimal] = field(default_factory=list)  # prices right after a leverage
+    leverages: list[str] = field(default_factory=list)
+    emoji: bool = False  # a price came from an emoji label (💰 🛑 🎯)
+    multi_line: bool = False  # the labelled prices span more than one line
+    labelled: bool = False  # some price label carried a price or a market word
+    problems: list[str] = field(default_factory=list)  # values that could not be read safely
+    unread_entries: list[str] = field(default_factory=list)  # `Entry: abc`: entry labels with no price
 
     def orphans(self) -> list[Decimal]:
         """Prices that no label owns: on the line before the first label, or right after a leverage."""
         return numbers(_header_line(self.header)) + self.lev_orphans
 
 
-def read_region(region: str) -> tuple[list[Decimal], bool]:
-    """The prices of a label's text up to its first word that is not filler, and whether a market word
-    (`market`, `CMP`, `now`) came before them. A `-` glued to the first price makes it negative."""
-    plain = _PLAIN_PRICE.fullmatch(region)
-    if plain:  # the common ` 60000`: what the loop below reads from it, without the loop
-        return [Decimal(plain.group(1))], False
-    lead = _LEADING_WORD.match(region)
-    if lead and lead.group(1) not in FILLER:  # the loop's first token would end it
-        return [], False
+def _price(token: str) -> Decimal | None:
+    match = _PRICE_TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    value = Decimal(match.group(1))
+    return value * _THOUSAND if match.group(2) else value
+
+
+def read_value(region: str, kind: str = "entry") -> Reading:
+    """The prices of a label's value (see _read_tokens); a `-` glued to the first price makes it
+    negative, which the checks then refuse."""
+    reading = _read_tokens(region, kind)
+    if reading.values and "-" in region and _negative(region):
+        reading.values[0] = -reading.values[0]
+    return reading
+
+
+def _read_tokens(region: str, kind: str) -> Reading:
+    """The prices of a label's value, read piece by piece up to its first word that is not filler.
+
+    A piece with digits that is neither a price nor a known non-price (`4H`, `20X`) is garbled
+    (`6O000`, `60000.5.3`, `.5`, `1E400`): reported, never skipped, so that a broken value never
+    becomes a market entry or a dropped target."""
     values: list[Decimal] = []
-    market = False
-    for digits, kilo, word in _TOKEN.findall(region):
-        if word:
-            if word not in FILLER:
-                break
-            market = market or word in MARKET_WORDS
-        else:
-            values.append(Decimal(digits) * _THOUSAND if kilo else Decimal(digits))
-    if values and "-" in region and _negative(region):
-        values[0] = -values[0]
-    return values, market
+    market = alternative = False
+    for piece in _VALUE_TOKEN.findall(region):
+        price = _price(piece)
+        if price is not None:
+            if market and alternative:
+                return Reading(values, market, True, None, None)
+            values.append(price)
+            continue
+        if any(ch.isdigit() for ch in piece):
+            if _NOT_A_PRICE.fullmatch(piece):
+                if kind == "stop" and not values and _TIMEFRAME.fullmatch(piece):
+                    continue  # `SL: H4 candle close below x`
+                return Reading(values, market, alternative, None, piece)
+            return Reading(values, market, alternative, piece, None)
+        if piece in FILLER or (kind == "stop" and not values and piece in STOP_QUALIFIERS):
+            market = market or piece in MARKET_WORDS
+            alternative = alternative or (piece == "OR" and bool(values))
+            continue
+        return Reading(values, market, alternative, None, piece)
+    return Reading(values, market, alternative, None, None)
+
+
+def read_region(region: str) -> tuple[list[Decimal], bool]:
+    """The prices of a label's value and whether a market word came with them (see read_value)."""
+    reading = read_value(region)
+    return reading.values, reading.market
 
 
 def numbers(text: str) -> list[Decimal]:
-    """Every price in a text (see read_region for the sign)."""
+    """Every price in a text (see read_value for the sign)."""
     values = [Decimal(d) * _THOUSAND if kilo else Decimal(d) for d, kilo in _NUMBER.findall(text)]
     if values and "-" in text and _negative(text):
         values[0] = -values[0]
@@ -234,9 +258,37 @@ def _negative(region: str) -> bool:
 
 
 def _header_line(header: str) -> str:
-    """The last non-blank line before the first label."""
-    header = header.rstrip()
-    return header[header.rfind("\n") + 1 :]
+    """The last line before the first label that holds a letter or a digit."""
+    lines = [line for line in header.split("\n") if any(ch.isalnum() for ch in line)]
+    return lines[-1] if lines else ""
+
+
+def _has_separator(label: str) -> bool:
+    """`Entry:` / `Entry =`: a label that promises a value right after it."""
+    return label.rstrip().endswith((":", "="))
+
+
+def scan(text: str) -> Scan:
+    """Reads every label of normalised text (see the module docstring)."""
+    parts = _LABELS.split(text)  # header, then per label: the label, the text up to the next label
+    result = Scan(text, parts[0])
+    newline = False
+    for label, region in zip(parts[1::2], parts[2::2], strict=True):
+        if len(label) == 1:  # a symbol label: the mark starts its region
+            kind = _SYMBOL_KINDS.get(region[:1], "")
+            glyph = region[:1] != "@"
+        else:
+            kind = _kind(label)
+            glyph = False
+        newline = newline or "\n" in label
+        if kind == "lev":
+            _leverage(result, label, read_region(region)[0] if not result.labelled else [])
+        elif kind and _take(result, kind, label, region):
+            result.emoji = result.emoji or glyph
+            result.multi_line = result.multi_line or (result.labelled and newline)
+            result.labelled, newline = True, False
+        newline = newline or "\n" in region
+    return result
 
 
 def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
@@ -246,59 +298,55 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
     result.lev_orphans += orphans
 
 
-def scan(text: str) -> Scan:
-    """Reads every label of normalised text (see the module docstring)."""
-    parts = _LABELS.split(text)  # header, then per label: the label, a plain price or None, the rest
-    result = Scan(text, parts[0])  # the header's last line is taken only when orphans() is asked for
-    prices = {"entry": result.entries, "stop": result.stops, "target": result.targets}
-    labelled = newline = emoji = multi_line = False
-    pieces = iter(parts)
-    next(pieces)
-    for label, plain, rest in zip(pieces, pieces, pieces, strict=True):
-        if plain is not None and (kind := _KIND_BY_START[label[1:3]]) != "lev" and not rest.strip(" \n"):
-            # One plain price after a word label (a symbol label never has one): what read_region and _take
-            # would do with it (Decimal() skips the blanks), and the bookkeeping below for a label that took.
-            prices[kind].append(Decimal(plain))
-            multi_line = multi_line or (labelled and (newline or "\n" in label))
-            labelled = True
-            newline = "\n" in plain or "\n" in rest
-            continue
-        region = rest if plain is None else plain + rest
-        if len(label) == 1:  # a symbol label: the mark starts its region
-            kind = _SYMBOL_KINDS.get(region[:1], "")
-            glyph = region[:1] != "@"
-        else:
-            kind = _KIND_BY_START[label[1:3]]
-            glyph = False
-        newline = newline or "\n" in label
-        if kind != "lev" and (not kind or region.isspace() or not region):
-            newline = newline or "\n" in region
-            continue
-        if kind == "lev":
-            _leverage(result, label, read_region(region)[0] if not labelled else [])
-            took = False
-        else:
-            took = _take(result, kind, *read_region(region))
-        if took:
-            emoji = emoji or glyph
-            multi_line = multi_line or (labelled and newline)
-            labelled, newline = True, False
-        newline = newline or "\n" in region
-    result.labelled, result.emoji, result.multi_line = labelled, emoji, multi_line
-    return result
-
-
-def _take(result: Scan, kind: str, values: list[Decimal], market: bool) -> bool:
+def _take(result: Scan, kind: str, label: str, region: str) -> bool:
     """Adds a price label's prices to the scan; True when it carried any (or a market word)."""
-    if kind == "entry" and market:
-        result.market = True
-        return True
-    if not values:
+    reading = read_value(region, kind)
+    name = " ".join(label.strip(" \n:=-").split()) or "label"
+    if reading.garbled:
+        result.problems.append(f"its {name} value {reading.garbled} is not a price that can be read")
         return False
+    if not reading.values and not reading.market:
+        _unread(result, kind, name, label, region, reading)
+        return False
+    values = reading.values
     if kind == "entry":
-        result.entries += values
-    elif kind == "stop":
-        result.stops.append(values[0])
+        return _take_entry(result, name, reading)
+    if kind == "stop":
+        _take_stop(result, reading)
     else:
         result.targets += values
+    return bool(values)
+
+
+def _unread(result: Scan, kind: str, name: str, label: str, region: str, reading: Reading) -> None:
+    """A label that promised a value (`Entry:`, `TP2: TBD`) but carries none that can be read: an entry
+    label is remembered (the entry is then unknown, never market), a target placeholder refused."""
+    placeholder = reading.end_word in PLACEHOLDERS or region.strip(" \n") in ("-", "--", "?", "...")
+    if kind == "entry" and _has_separator(label):
+        result.unread_entries.append(name)
+    elif kind == "target" and _has_separator(label) and placeholder:
+        result.problems.append(f"its {name} has no price that can be read")
+
+
+def _take_entry(result: Scan, name: str, reading: Reading) -> bool:
+    if reading.market and reading.values and reading.alternative:
+        result.problems.append(f"its {name} offers a price or market: choose one")
+    elif reading.values:
+        result.entries += reading.values  # `Entry at CMP: 0.487`: the market word describes the price
+    else:
+        result.market = True
     return True
+
+
+def _take_stop(result: Scan, reading: Reading) -> None:
+    values = reading.values
+    if len(values) > 1 and len(set(values)) > 1:
+        shown = ", ".join(str(v) for v in values)
+        result.problems.append(
+            f"its stop loss gives more than one price ({shown}): "
+            "a stop range or alternative stops are not traded"
+        )
+    if reading.end_word in STOP_HEDGES:
+        result.problems.append(f"its stop loss is hedged ({reading.end_word}): not a firm stop")
+    if values:
+        result.stops.append(values[0])

@@ -1,0 +1,135 @@
+"""When in doubt, no trade: unreadable values, ambiguous stops, withdrawn signals, non-crypto
+instruments and prices off the coin's scale are refused, never read as something else."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hit_bot.parser import parse
+
+GARBLED = ["abc", "6O000", "60000.5.3", ".5", "N/A", "TBD", "-", "1e400", ""]
+
+
+@pytest.mark.parametrize("value", GARBLED)
+def test_parser_refuses_entry_that_cannot_be_read(value: str) -> None:
+    result = parse(f"LONG ARB-USDT\nEntry: {value}\nSL: 0.7100\nTP: 0.8200")
+    assert result.kind == "invalid"
+    assert result.reason is not None and "read" in result.reason
+
+
+def test_parser_refuses_empty_entry_zone_label() -> None:
+    result = parse("SHORT OP-USDT\nEntry Zone:\n🎯 TP1: 1.910\n🛑 SL: 2.140")
+    assert result.kind == "invalid"
+
+
+@pytest.mark.parametrize("value", ["6200O", "TBD", "N/A", "7,1.2.3"])
+def test_parser_refuses_target_that_cannot_be_read(value: str) -> None:
+    result = parse(f"LONG ETH-USDT\nEntry: 3010\nSL: 2950\nTP1: 3080\nTP2: {value}")
+    assert result.kind == "invalid"
+
+
+def test_parser_refuses_leverage_that_cannot_be_read() -> None:
+    result = parse("LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 Leverage: 1OO x")
+    assert result.kind == "invalid"
+    assert result.reason is not None and "leverage" in result.reason
+
+
+def test_parser_refuses_entry_offered_as_price_or_market() -> None:
+    result = parse("LONG ETH-USDT Entry: 3010 or market SL: 2950 TP: 3080")
+    assert result.kind == "invalid"
+    assert result.reason is not None and "market" in result.reason
+
+
+def test_parser_reads_market_word_before_a_price_as_that_price() -> None:
+    result = parse("SHORT OP-USDT\nEntry at CMP: 2.015\nSL: 2.140\nTP: 1.910")
+    assert result.signal is not None
+    assert result.signal.entries == (Decimal("2.015"),)
+
+
+@pytest.mark.parametrize("word", ["market", "CMP", "now", "current price"])
+def test_parser_reads_market_only_when_the_message_says_so(word: str) -> None:
+    result = parse(f"LONG ETH-USDT Entry: {word} SL: 2950 TP: 3080")
+    assert result.signal is not None and result.signal.is_market
+
+
+@pytest.mark.parametrize(
+    ("stop", "reason_part"),
+    [
+        ("2950 - 2930", "more than one price"),
+        ("2950 or 2930", "more than one price"),
+        ("5%", "stop loss"),
+        ("2950 hold", "hedged"),
+    ],
+)
+def test_parser_refuses_ambiguous_stop(stop: str, reason_part: str) -> None:
+    result = parse(f"LONG ETH-USDT\nEntry: 3010\nSL: {stop}\nTP: 3080")
+    assert result.kind == "invalid"
+    assert result.reason is not None and reason_part in result.reason
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Close LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
+        "Exit SHORT OP-USDT now, entry 2.015 SL 2.140 TP 1.910",
+        "Cancel LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
+        "LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 - CANCEL this signal",
+        "SHORT OP-USDT Entry 2.015 SL 2.140 TP 1.910\nSignal invalidated, do not enter",
+        "Don't take this one: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
+        "Example format: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
+        "LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 ... just kidding",
+    ],
+)
+def test_parser_ignores_withdrawn_closed_or_example_signals(text: str) -> None:
+    assert parse(text).kind == "not_signal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SILVER sell now 31.20\nSL 31.60\nTP 30.40",
+        "LONG XAUUSD Entry: 2390 SL: 2370 TP: 2430",
+        "SHORT EURUSD Entry: 1.0850 SL: 1.0900 TP: 1.0780",
+        "LONG NAS100 Entry: 18200 SL: 18050 TP: 18500",
+    ],
+)
+def test_parser_refuses_instruments_that_are_not_crypto(text: str) -> None:
+    result = parse(text)
+    assert result.kind == "invalid"
+    assert result.reason is not None and "crypto" in result.reason
+
+
+def test_parser_refuses_prices_off_the_coin_scale() -> None:
+    result = parse("xrp/usdt long 5210\nTp 5390 5600\nSl 5050")
+    assert result.kind == "invalid"
+    assert result.reason is not None and "decimal point" in result.reason
+
+
+def test_parser_reads_a_decimal_comma() -> None:
+    result = parse("SHORT ETH-USDT Entry: 0,512 SL: 0,530 TP: 0,480")
+    assert result.kind == "invalid"  # ETH at 0.5 is off its scale
+    result = parse("SHORT ARB-USDT Entry: 0,512 SL: 0,530 TP: 0,480")
+    assert result.signal is not None
+    assert result.signal.entries == (Decimal("0.512"),)
+
+
+_GARBLE = st.sampled_from(["O", "o", "l", "..", "e9", "e400", "I", "S"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 99999), st.integers(0, 5), _GARBLE, st.sampled_from(["Entry", "SL", "TP2", "Leverage"]))
+def test_parser_never_trades_a_garbled_value(number: int, at: int, garble: str, label: str) -> None:
+    digits = str(number)
+    at = min(at, len(digits) - 1) if len(digits) > 1 else 1
+    value = digits[:at] + garble + digits[at:]
+    values = {"Entry": "3010", "SL": "2950", "TP2": "3120", "Leverage": "10x"}
+    values[label] = value
+    text = (
+        f"LONG ETH-USDT\nEntry: {values['Entry']}\nSL: {values['SL']}\nTP1: 3080\nTP2: {values['TP2']}\n"
+        f"Leverage: {values['Leverage']}"
+    )
+    assert parse(text).kind != "signal"
