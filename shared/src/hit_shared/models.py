@@ -36,9 +36,6 @@ class Side(StrEnum):
     SHORT = "short"
 
 
-_LONG = Side.LONG  # a module constant: `Side.LONG` is an attribute lookup through the enum's metaclass
-
-
 class TradeStatus(StrEnum):
     """placed: orders are on the exchange; rejected: risk rules refused it, nothing was sent;
     failed: not carried out as planned, and nothing is left open, unless `reason` says the server
@@ -85,7 +82,7 @@ def _shape_problem(
 
 def _beyond(side: Side, price: Decimal, reference: Decimal) -> bool:
     """True when `price` lies on the profit side of `reference` (above for a long)."""
-    return price > reference if side is _LONG else price < reference
+    return price > reference if side is Side.LONG else price < reference
 
 
 def _order_problem(
@@ -107,41 +104,6 @@ def _order_problem(
     return None
 
 
-_ZERO = Decimal(0)  # compared with a Decimal, not the int 0, which each comparison would convert
-
-
-def _plainly_consistent(
-    side: Side,
-    entries: Sequence[Decimal],
-    stop_loss: Decimal,
-    take_profits: Sequence[Decimal],
-    leverage: int | None,
-) -> bool:
-    """The common case in a few C-level comparisons: True only when _shape_problem and _order_problem would
-    both find nothing (same rules, checked through the extremes). False says nothing: the full checks then
-    run and name the first rule broken."""
-    if not 0 < len(take_profits) <= MAX_TAKE_PROFITS:
-        return False
-    if (leverage is not None and not MIN_LEVERAGE <= leverage <= MAX_LEVERAGE) or not stop_loss.is_finite():
-        return False
-    for price in entries:  # loops written out here: a helper function's calls cost more than the loops
-        if not price.is_finite():
-            return False
-    for price in take_profits:
-        if not price.is_finite():
-            return False
-    # Only finite values are compared (a NaN comparison raises).
-    if side is _LONG:  # 0 < stop < every entry < every target
-        if entries:
-            return _ZERO < stop_loss < min(entries) and max(entries) < min(take_profits)
-        return _ZERO < stop_loss < min(take_profits)
-    # SHORT: 0 < every target < every entry < stop
-    low = min(take_profits)
-    if entries:
-        return _ZERO < low and max(take_profits) < min(entries) and max(entries) < stop_loss
-    return _ZERO < low and max(take_profits) < stop_loss
-
-
 def consistency_problem(
     side: Side,
     entries: Sequence[Decimal],
@@ -153,8 +115,6 @@ def consistency_problem(
 
     Callers refuse the signal with this sentence as the reason (rule 4: when in doubt, no trade).
     """
-    if _plainly_consistent(side, entries, stop_loss, take_profits, leverage):
-        return None
     return _shape_problem([*entries, stop_loss, *take_profits], take_profits, leverage) or _order_problem(
         side, entries, stop_loss, take_profits
     )

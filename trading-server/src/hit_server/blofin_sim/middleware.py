@@ -91,8 +91,9 @@ class SignedOnly:
     """Checks the signature of a request to a private endpoint before FastAPI routes it.
 
     A pure ASGI layer rather than a FastAPI dependency on every private route: same checks, same
-    refusals, without the dependency machinery on each call. It reads the body once and hands the very
-    same bytes on to the route."""
+    refusals, without the dependency machinery on each call (it goes with `SimApp`'s direct calls,
+    which skip FastAPI's dependencies; the figure that keeps both is in `SimApp`'s docstring). It
+    reads the body once and hands the very same bytes on to the route."""
 
     def __init__(self, app: ASGIApp, state: SimState, private_paths: frozenset[str]) -> None:
         self.app = app

@@ -98,25 +98,7 @@ def tpsl_view(tpsl: SimTpsl) -> dict[str, Any]:
     }
 
 
-_ROWS: dict[tuple[Any, ...], dict[str, Any]] = {}
-ROWS_KEPT = 4096
-
-
 def position_view(inst: Instrument, pos: SimPosition, mark: Decimal) -> dict[str, Any]:
-    """The row is a function of exactly the values in `key`; the positions listing asks for the same
-    rows again and again between two fills or two price moves, so the last ones are kept (a copy is
-    handed out, so no caller can change a kept row)."""
-    key = (pos.position_id, pos.inst_id, pos.size, pos.average_price, pos.margin_mode, pos.leverage,
-           pos.create_time, pos.update_time, mark, inst.contract_value)
-    row = _ROWS.get(key)
-    if row is None:
-        if len(_ROWS) >= ROWS_KEPT:
-            _ROWS.clear()
-        row = _ROWS[key] = _position_row(inst, pos, mark)
-    return dict(row)
-
-
-def _position_row(inst: Instrument, pos: SimPosition, mark: Decimal) -> dict[str, Any]:
     upl = ledger.unrealized_pnl(inst, pos, mark)
     margin = ledger.position_margin(inst, pos, mark)
     maint = ledger.notional(inst, pos.size, mark) * ledger.MAINTENANCE_RATE

@@ -107,11 +107,7 @@ class RateLimiter:
         Locks are taken in one fixed order (trade, then overall) and every window records the moment
         the last wait ended, so no window ever records a send earlier than it really happens.
         """
-        windows = tuple(
-            w for w in ((self._trade,) if self.is_trade(method, path) else ()) + self._overall if w.limit
-        )
-        if not windows:
-            return 0.0
+        windows = ((self._trade,) if self.is_trade(method, path) else ()) + self._overall
         waited = 0.0
         async with contextlib.AsyncExitStack() as stack:
             now = self._clock()
