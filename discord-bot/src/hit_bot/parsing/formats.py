@@ -48,6 +48,10 @@ def read_labelled(scan: Scan) -> Prices:
         if scan.unread_entries:
             problem = problem or f"its {scan.unread_entries[0]} has no price that can be read"
         entries = scan.orphans()
+        if not entries and numbers(scan.header):
+            # Market only when the message says so or has no entry at all: prices before the labels
+            # that no label explains may be an entry the parser did not recognise.
+            problem = problem or "it has prices outside any label and no entry: write Entry: or market"
     return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem)
 
 

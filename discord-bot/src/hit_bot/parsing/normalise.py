@@ -105,9 +105,37 @@ def _join_thousands(match: re.Match[str]) -> str:
     return head + groups.replace(",", "")
 
 
+# Label and direction words of other languages, written as the English words the scanner reads.
+_FOREIGN_WORDS = (
+    (r"ЛОНГ", " LONG "),
+    (r"ШОРТ", " SHORT "),
+    (r"ДИАПАЗОН\s+ВХОДА|ВХОД|ТОЧКА\s+ВХОДА", " ENTRY "),
+    (r"СТОП(?:-?ЛОСС)?", " STOP "),
+    (r"ТЕЙК(?:И|)|ТЕЙК-?ПРОФИТ", " TP "),
+    (r"ЦЕЛ(?:Ь|И)", " TARGETS "),
+    (r"ПЛЕЧО", " LEVERAGE "),
+    (r"G[İIı]R[İIı][ŞS](?:\s+B[ÖO]LGES[İIı])?", " ENTRY "),
+    (r"HEDEF(?:LER)?", " TARGETS "),
+    (r"KALDIRA[ÇC]", " LEVERAGE "),
+    (r"做多|开多", " LONG "),
+    (r"做空|开空", " SHORT "),
+    (r"入场|进场|入場|進場", " ENTRY "),
+    (r"止损|止損", " SL "),
+    (r"止盈", " TP "),
+    (r"目标|目標", " TARGETS "),
+    (r"杠杆|槓桿", " LEVERAGE "),
+)
+_FOREIGN_WORD = re.compile("|".join(f"({word})" for word, _english in _FOREIGN_WORDS), re.IGNORECASE)
+
+
+def _english(match: re.Match[str]) -> str:
+    return _FOREIGN_WORDS[match.lastindex - 1][1] if match.lastindex else " "
+
+
 def _unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
+    text = _FOREIGN_WORD.sub(_english, text)
     if "\u20e3" in text:
         text = _KEYCAP.sub(" ", text.replace("\ufe0f", ""))
     for invisible in _INVISIBLE:

@@ -24,7 +24,7 @@ from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
 # the engine then skips an alternative on its first character without entering it.
 _INDEX = (
     r"(?:\#[0-9][0-9]?(?![0-9.,])|[0-9][0-9]?(?![0-9.,])|[ ]\(\#?[0-9]{1,2}\)|\(\#?[0-9]{1,2}\)"
-    r"|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])|[ ]\#[0-9]{1,2}(?![0-9.,])|)"
+    r"|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])|[ ][0-9]{1,2}[ ]?-(?=[ ]?[0-9])|[ ]\#[0-9]{1,2}(?![0-9.,])|)"
 )
 _SEPARATOR = r"(?:[ ][:=]|[:=]|[ ]-(?=[ ])|-(?=[ ])|)"
 _PRICE_TAIL = r"(?![A-Z])" + _INDEX + _SEPARATOR
@@ -39,6 +39,9 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             r"PROFIT[ ]TARGETS?",
             r"TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?)|)",
             r"TGTS?",
+            r"EXITS?(?:[ ](?:TARGETS?|PRICES?|POINTS?)|)",
+            r"TAKE(?=[ ]?[0-9])",
+            r"CLOSE[ ]THE[ ](?:ORDER|POSITION|TRADE)[ ]AT(?:[ ]THE[ ]PRICE|)",
             r"TPS?",
             r"T(?=[0-9])",
         ),
@@ -54,6 +57,10 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             r"ENTRY[ -]?(?:TARGETS?|ZONES?|PRICES?|RANGE|POINTS?|LEVELS?|AREA|ORDERS?)",
             r"ENTRIES",
+            r"GET[ ]IN",
+            r"FOR[ ]THE[ ]PRICE(?:[ ]BETWEEN|)",
+            r"DCA",
+            r"RE-?ENTRY",
             r"ENTRY",
             r"ENTER(?:[ ]AT|)",
             r"BUY(?:ING|)[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
@@ -113,24 +120,19 @@ def _first_character(word: str) -> str:
 
 
 def _kind(label: str) -> str:
-    """The kind of a label matched by _LABELS from its first two letters (its first character is the
-    separator); the first letter alone decides, except for S, L and I (`SL`/`SELL`, `LEV`/`LIMIT`,
-    `INVALIDATION`/`ISO`)."""
-    if label[1] in _KIND_BY_LETTER:
-        return _KIND_BY_LETTER[label[1]]
-    second, yes, no = _KIND_BY_TWO_LETTERS[label[1]]
-    return yes if label[2:3] == second else no
+    """The kind of a label matched by _LABELS (its first character is the separator before it)."""
+    for kind, pattern in _KIND_PATTERNS:
+        if pattern.match(label, 1):
+            return kind
+    return ""
 
 
 # Labels follow a non-word character, which the regex consumes: a text must start with one
 # (normalise() starts it with a newline). Emoji labels (and `@`) are found with str.find instead.
 _LABELS = _build_labels()
-_KIND_BY_LETTER = {
-    **dict.fromkeys("TP", "target"),
-    **dict.fromkeys("EBO", "entry"),
-    **dict.fromkeys("CX0123456789", "lev"),
-}
-_KIND_BY_TWO_LETTERS = {"S": ("E", "entry", "stop"), "L": ("I", "entry", "lev"), "I": ("N", "stop", "lev")}
+_KIND_PATTERNS = tuple(
+    (kind, re.compile("|".join(f"(?:{word}){tail}" for word in words))) for kind, tail, words in _VOCABULARY
+)
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+|)")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;

@@ -75,8 +75,13 @@ def words(text: str) -> frozenset[str]:
     return frozenset(_WORDS.findall(text))
 
 
+# `Short term:` / `Mid term` / `long-term` are time horizons, not directions.
+_HORIZON = re.compile(r"(?<![A-Z])(?:SHORT|LONG|MID|MEDIUM)[ -]?TERM(?![A-Z])")
+
+
 def directions(text: str) -> tuple[Side, ...]:
     """Every direction the message gives, LONG first: strong ones if any, else weak ones."""
+    text = _HORIZON.sub(" ", text)
     found = set(_DIRECTION_WORDS.findall(text))
     if found.isdisjoint(_BUY_SELL) or not any(zone in text for zone in _ZONE_WORDS):
         long_words = not found.isdisjoint(_LONG_WORDS)
@@ -125,7 +130,7 @@ def _pairs(text: str) -> list[str]:
             if (quote == "USDT" and text[at + 4 : at + 5] in " \n") or _QUOTE.match(text, at):
                 name = _base(text, at)
                 if name and name not in NOT_SYMBOLS and not name.isdigit():  # _usable(name)
-                    found.append(f"{name}-{_QUOTES.get(quote, 'USD')}")
+                    found.append(f"{name}-{_QUOTES.get(quote, 'USDT')}")
             at = text.find(literal, at + 3)
     return found
 
