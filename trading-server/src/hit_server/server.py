@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hit_server import __version__
-from hit_server.api import http_errors
+from hit_server.api import docs, http_errors
 from hit_server.api.routes import api, public
 from hit_server.api.security import BodyLimitMiddleware, KeyRateLimiter
 from hit_server.exchange.paper import open_exchange
@@ -94,6 +94,8 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
         version=__version__,
         lifespan=lifespan,
         description="Copies trade signals to BloFin futures at most once, with stop loss and targets.",
+        docs_url=None,  # /docs and /redoc are served with local files by api/docs.py (offline too)
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = settings.key_values()
@@ -105,5 +107,6 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
     http_errors.install(app)
     app.include_router(public)
     app.include_router(api)
+    docs.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app
