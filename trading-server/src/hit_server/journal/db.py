@@ -284,8 +284,11 @@ class Database:
             ) from exc
 
     def _connect(self) -> Connection:
-        """SQLite: the event loop's own connection, kept (a pool checkout per transaction costs more
-        than a small transaction itself); the checkpoint thread takes another from the pool."""
+        """SQLite: the event loop's own connection, kept; the checkpoint thread takes another from the pool.
+
+        Kept for a figure of bench/server.py (concurrency 4, target p50 <= 15 ms): a pool checkout per
+        transaction (3 a signal) measured 3.35 -> 3.71 ms of server CPU per signal and p50 16.8 ->
+        18.4 ms, with one of the machine's two cores busy (issue #13)."""
         assert self._sync is not None  # noqa: S101 - SQLite only
         self._conn = self._sync.connect()
         return self._conn
@@ -298,7 +301,11 @@ class Database:
         On SQLite it runs straight on the transaction's sqlite3 cursor (`prepared.py`: compiled once,
         values converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
         `conn.execute`, which a test checks) at a third of the cost per statement; a statement that
-        doesn't fit, and every other backend, go through `conn.execute`."""
+        doesn't fit, and every other backend, go through `conn.execute`.
+
+        Kept for bench/server.py's p50 target (<= 15 ms at concurrency 4): with `conn.execute` alone,
+        4 runs each way on a quiet machine, the median p50 went 14.1 -> 15.2 ms, 254 -> 240 signals/s,
+        3.8 -> 4.1 ms of server CPU per signal (issue #13; figures in bench/README.md)."""
         rows = [params] if isinstance(params, Mapping) else params
         if not rows:  # no rows, nothing to write (SQLAlchemy would run the statement once, unbound)
             return

@@ -8,6 +8,9 @@ stored bytes are those `Connection.execute` would store. It runs on the same DBA
 the same transaction. Only statements that fit are prepared (qmark parameters, no RETURNING; for a
 SELECT, a first column that needs no conversion on the way back); others get None and the caller
 uses SQLAlchemy. sqlite3 errors are raised as SQLAlchemy's (IntegrityError for a duplicate key).
+
+Kept for a figure: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
+module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md).
 """
 
 from __future__ import annotations
