@@ -1,1 +1,2 @@
-"""The HTTP API (docs/api.md): routes only; the work is in `trading/service.py`, errors in `http_errors.py`."""
+"""The HTTP API (docs/api.md): routes only; the work is in `trading/service.py`, the errors in
+`http_errors.py`."""
