@@ -25,6 +25,7 @@ class Prices(NamedTuple):
     take_profits: tuple[Decimal, ...]
     market: bool = False
     problem: str | None = None
+    trigger: str | None = None  # the entry was written as a level to cross: `above 60500` (ABOVE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +43,19 @@ def read_labelled(scan: Scan) -> Prices:
     are the entries (`LONG BTC 60000 SL 58000 TP 65000`), and with none at all the entry is market."""
     problem = scan.problems[0] if scan.problems else None
     entries = scan.entries
+    trigger = scan.entry_triggers[0] if scan.entry_triggers else None
     if scan.market and entries:
         problem = problem or "the entry is given both as market and as a price"
     elif not scan.market and not entries:
         if scan.unread_entries:
             problem = problem or f"its {scan.unread_entries[0]} has no price that can be read"
         entries = scan.orphans()
+        trigger = scan.orphan_trigger() if entries else None
         if not entries and numbers(scan.header):
             # Market only when the message says so or has no entry at all: prices before the labels
             # that no label explains may be an entry the parser did not recognise.
             problem = problem or "it has prices outside any label and no entry: write Entry: or market"
-    return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem)
+    return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem, trigger)
 
 
 # `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).

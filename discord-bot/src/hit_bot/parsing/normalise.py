@@ -197,8 +197,11 @@ def _commentary(text: str) -> str:
     return text
 
 
-def normalise(text: str) -> str:
-    """The message as upper-case ASCII text that starts with a newline (see the module docstring)."""
+def normalise(text: str, *, keep_commentary: bool = False) -> str:
+    """The message as upper-case ASCII text that starts with a newline (see the module docstring).
+
+    `keep_commentary` keeps what `_commentary` would remove (`(breakout)`, `5%`): for the checks that
+    must see those words before they are dropped."""
     if not text.isascii():
         text = _unicode(text)
     elif not text.isprintable() and _CONTROL.search(text):  # ASCII: printable means no control character
@@ -213,4 +216,4 @@ def normalise(text: str) -> str:
         text = _SPACES.sub(" ", text)
     if " \n" in text:
         text = text.replace(" \n", "\n")
-    return _commentary("\n" + text)
+    return "\n" + text if keep_commentary else _commentary("\n" + text)

@@ -134,6 +134,11 @@ _KIND_PATTERNS = tuple(
     (kind, re.compile("|".join(f"(?:{word}){tail}" for word in words))) for kind, tail, words in _VOCABULARY
 )
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
+_STOP_KIND = next(pattern for kind, pattern in _KIND_PATTERNS if kind == "stop")
+_PERCENT_STOP = re.compile(
+    f"(?<![A-Z0-9])(?:{_STOP_KIND.pattern})[ ]?[-+]?[0-9]+(?:[.,][0-9]+|)[ ]?%"
+    f"|{STOP_MARK}[ ]?[:=]?[ ]?[-+]?[0-9]+(?:[.,][0-9]+|)[ ]?%"
+)
 _LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+|)")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
 # never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices).
@@ -150,25 +155,31 @@ FILLER = MARKET_WORDS | frozenset(
     """AND TO OR THEN FROM BETWEEN ABOVE BELOW UNDER OVER AROUND NEAR AT ON IN USDT USDC USD PRICE ZONE
     AREA RANGE LIMIT ORDER ONLY""".split()
 )
+# Words that put an entry price as a level to cross (`LONG BTC above 60500`): said of a long's `above` or a
+# short's `below`, the entry is a breakout, which a limit order cannot express.
+TRIGGER_WORDS = frozenset("ABOVE OVER BELOW UNDER".split())
 # Words a stop's value may start with before its price: `SL: H4 candle close below 0.4560`.
 STOP_QUALIFIERS = frozenset("CANDLE CANDLES CLOSE CLOSES CLOSING CLOSED BODY DAILY WEEKLY IF".split())
 # Words that say a value is not known yet: `TP2: TBD`, `Entry: N/A`.
 PLACEHOLDERS = frozenset("TBD TBA NA N A NULL NONE SOON XXX".split())
 # A word right after a stop price that hedges it (`SL: 0.49 hold`): not a firm stop.
 STOP_HEDGES = frozenset("HOLD HODL MENTAL MAYBE".split())
+_ORPHAN_TRIGGER = re.compile(r"(?<![A-Z])(ABOVE|OVER|BELOW|UNDER)[ ]?[:=]?[ ]?\$?[0-9]")
 _THOUSAND = Decimal(1000)
 PRICE_KINDS = frozenset(("entry", "stop", "target"))
 
 
 class Reading(NamedTuple):
     """What one label's value says: its prices, whether a market word came with them, whether `or`
-    offered an alternative, a garbled token (`6O000`) if any, and the word that ended the value."""
+    offered an alternative, a garbled token (`6O000`) if any, the word that ended the value, and the word
+    that put the price as a level to cross (`above`, `below`) if one came before it."""
 
     values: list[Decimal]
     market: bool
     alternative: bool
     garbled: str | None
     end_word: str | None
+    trigger: str | None = None  # `above` / `below` before the first price: `Entry: above 60500`
 
 
 @dataclass
@@ -188,10 +199,16 @@ class Scan:
     labelled: bool = False  # some price label carried a price or a market word
     problems: list[str] = field(default_factory=list)  # values that could not be read safely
     unread_entries: list[str] = field(default_factory=list)  # `Entry: abc`: entry labels with no price
+    entry_triggers: list[str] = field(default_factory=list)  # `Entry: above 60500`: ABOVE (TRIGGER_WORDS)
 
     def orphans(self) -> list[Decimal]:
         """Prices that no label owns: on the line before the first label, or right after a leverage."""
         return numbers(_header_line(self.header)) + self.lev_orphans
+
+    def orphan_trigger(self) -> str | None:
+        """`LONG BTC above 60500`: the trigger word (TRIGGER_WORDS) right before the orphan entry."""
+        match = _ORPHAN_TRIGGER.search(_header_line(self.header))
+        return match.group(1) if match else None
 
 
 def _price(token: str) -> Decimal | None:
@@ -219,25 +236,28 @@ def _read_tokens(region: str, kind: str) -> Reading:
     becomes a market entry or a dropped target."""
     values: list[Decimal] = []
     market = alternative = False
+    trigger: str | None = None
     for piece in _VALUE_TOKEN.findall(region):
         price = _price(piece)
         if price is not None:
             if market and alternative:
-                return Reading(values, market, True, None, None)
+                return Reading(values, market, True, None, None, trigger)
             values.append(price)
             continue
         if any(ch.isdigit() for ch in piece):
             if _NOT_A_PRICE.fullmatch(piece):
                 if kind == "stop" and not values and _TIMEFRAME.fullmatch(piece):
                     continue  # `SL: H4 candle close below x`
-                return Reading(values, market, alternative, None, piece)
-            return Reading(values, market, alternative, piece, None)
+                return Reading(values, market, alternative, None, piece, trigger)
+            return Reading(values, market, alternative, piece, None, trigger)
         if piece in FILLER or (kind == "stop" and not values and piece in STOP_QUALIFIERS):
             market = market or piece in MARKET_WORDS
             alternative = alternative or (piece == "OR" and bool(values))
+            if not values and piece in TRIGGER_WORDS:
+                trigger = trigger or piece
             continue
-        return Reading(values, market, alternative, None, piece)
-    return Reading(values, market, alternative, None, None)
+        return Reading(values, market, alternative, None, piece, trigger)
+    return Reading(values, market, alternative, None, None, trigger)
 
 
 def read_region(region: str) -> tuple[list[Decimal], bool]:
@@ -334,6 +354,8 @@ def _take_entry(result: Scan, name: str, reading: Reading) -> bool:
     if reading.market and reading.values and reading.alternative:
         result.problems.append(f"its {name} offers a price or market: choose one")
     elif reading.values:
+        if reading.trigger:
+            result.entry_triggers.append(reading.trigger)
         result.entries += reading.values  # `Entry at CMP: 0.487`: the market word describes the price
     else:
         result.market = True
@@ -352,3 +374,9 @@ def _take_stop(result: Scan, reading: Reading) -> None:
         result.problems.append(f"its stop loss is hedged ({reading.end_word}): not a firm stop")
     if values:
         result.stops.append(values[0])
+
+
+def percentage_stop(clean: str) -> bool:
+    """`SL: 5%`: a stop label whose value is a percentage (`clean` is normalised with its commentary kept:
+    normalise() drops percentages). Told apart from a missing stop so that the reason says what to fix."""
+    return _PERCENT_STOP.search(clean) is not None
