@@ -48,4 +48,3 @@ def test_parser_says_a_percentage_stop_is_not_read(stop: str) -> None:
     assert result.kind == "invalid"
     assert result.reason is not None
     assert "percentage" in result.reason and "no stop loss" not in result.reason
-

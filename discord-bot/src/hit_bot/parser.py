@@ -26,6 +26,7 @@ from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat, defau
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
 from hit_bot.parsing.symbols import directions, symbols, words
+from hit_bot.parsing.vocabulary import VOCABULARY
 from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
 
 log = logging.getLogger(__name__)
@@ -124,10 +125,12 @@ def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
 
 # A message that withdraws, closes or illustrates a trade: never a new one (`Close LONG BTC ...`,
 # `Cancel ...`, `Signal invalidated`, `Don't take this one`, `Example format:`, `just kidding`).
+# The words are the vocabulary's close and cancel words (parsing/vocabulary.toml).
+_CLOSE_WORDS = "|".join(VOCABULARY.labels["close"])
+_CANCEL_WORDS = "|".join(VOCABULARY.labels["cancel"])
 _WITHDRAWN = re.compile(
-    r"^\n[^A-Z0-9]*(?:CLOSE|CLOSING|EXIT|CANCEL)(?![A-Z])(?![ ]?:)"
-    r"|(?<![A-Z])(?:CANCEL|INVALIDATED|DON'?T[ ]TAKE|DO[ ]NOT[ ](?:TAKE|ENTER)|EXAMPLE|JUST[ ]KIDDING)"
-    r"(?![A-Z])"
+    f"^\\n[^A-Z0-9]*(?:{_CLOSE_WORDS}|{_CANCEL_WORDS})(?![A-Z])(?![ ]?:)"
+    f"|(?<![A-Z])(?:{_CANCEL_WORDS})(?![A-Z])"
 )
 
 

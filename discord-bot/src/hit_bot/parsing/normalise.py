@@ -20,6 +20,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from hit_bot.parsing.vocabulary import VOCABULARY
+
 # `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
 # Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
 # every other non-ASCII character but the emoji that mean something becomes a space.
@@ -105,37 +107,24 @@ def _join_thousands(match: re.Match[str]) -> str:
     return head + groups.replace(",", "")
 
 
-# Label and direction words of other languages, written as the English words the scanner reads.
-_FOREIGN_WORDS = (
-    (r"ЛОНГ", " LONG "),
-    (r"ШОРТ", " SHORT "),
-    (r"ДИАПАЗОН\s+ВХОДА|ВХОД|ТОЧКА\s+ВХОДА", " ENTRY "),
-    (r"СТОП(?:-?ЛОСС)?", " STOP "),
-    (r"ТЕЙК(?:И|)|ТЕЙК-?ПРОФИТ", " TP "),
-    (r"ЦЕЛ(?:Ь|И)", " TARGETS "),
-    (r"ПЛЕЧО", " LEVERAGE "),
-    (r"G[İIı]R[İIı][ŞS](?:\s+B[ÖO]LGES[İIı])?", " ENTRY "),
-    (r"HEDEF(?:LER)?", " TARGETS "),
-    (r"KALDIRA[ÇC]", " LEVERAGE "),
-    (r"做多|开多", " LONG "),
-    (r"做空|开空", " SHORT "),
-    (r"入场|进场|入場|進場", " ENTRY "),
-    (r"止损|止損", " SL "),
-    (r"止盈", " TP "),
-    (r"目标|目標", " TARGETS "),
-    (r"杠杆|槓桿", " LEVERAGE "),
+# Label and direction words of other languages (parsing/vocabulary.toml, and the user's PARSER_VOCABULARY
+# file), rewritten as the English words the scanner reads.
+# Each word is a named group (`W0`, `W1`...): a word's own groups then do not shift the numbering, and the
+# outer group, closed last, is the match's `lastgroup`.
+_FOREIGN_WORDS = VOCABULARY.translations
+_FOREIGN_WORD = re.compile(
+    "|".join(f"(?P<W{at}>{word})" for at, (word, _english) in enumerate(_FOREIGN_WORDS)), re.IGNORECASE
 )
-_FOREIGN_WORD = re.compile("|".join(f"({word})" for word, _english in _FOREIGN_WORDS), re.IGNORECASE)
+_ENGLISH = {f"W{at}": english for at, (_word, english) in enumerate(_FOREIGN_WORDS)}
 
 
 def _english(match: re.Match[str]) -> str:
-    return _FOREIGN_WORDS[match.lastindex - 1][1] if match.lastindex else " "
+    return f" {_ENGLISH[match.lastgroup]} " if match.lastgroup else " "
 
 
 def _unicode(text: str) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
-    text = _FOREIGN_WORD.sub(_english, text)
     if "\u20e3" in text:
         text = _KEYCAP.sub(" ", text.replace("\ufe0f", ""))
     for invisible in _INVISIBLE:
@@ -202,6 +191,10 @@ def normalise(text: str, *, keep_commentary: bool = False) -> str:
 
     `keep_commentary` keeps what `_commentary` would remove (`(breakout)`, `5%`): for the checks that
     must see those words before they are dropped."""
+    if _FOREIGN_WORDS:  # a user's words may be ASCII (`[translations.english] long = ["BULLISH"]`)
+        if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
+            text = unicodedata.normalize("NFKC", text)
+        text = _FOREIGN_WORD.sub(_english, text)
     if not text.isascii():
         text = _unicode(text)
     elif not text.isprintable() and _CONTROL.search(text):  # ASCII: printable means no control character

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
+from hit_bot.parsing.vocabulary import VOCABULARY
 
 # An optional group is written `(?:X|)`, not `(?:X)?`: the same matches in the same order, but for `?` on a
 # group of more than one character CPython's engine runs a REPEAT (which allocates), for `|)` a cheap branch.
@@ -29,56 +30,18 @@ _INDEX = (
 _SEPARATOR = r"(?:[ ][:=]|[:=]|[ ]-(?=[ ])|-(?=[ ])|)"
 _PRICE_TAIL = r"(?![A-Z])" + _INDEX + _SEPARATOR
 _LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+|)(?![0-9])(?:[ ]?X|)(?![A-Z])(?:[ ]?\)|)"
-# (kind, tail, words): each word starts with a literal so the regex engine can skip it cheaply.
+_LEVERAGE_SEPARATOR = r"(?:[ ]?[:=-]|)"  # `Hebel: 10x` for a user's word; the shipped ones include theirs
+# (kind, tail, words): the label words come from the vocabulary (parsing/vocabulary.toml and the user's
+# PARSER_VOCABULARY file); a leverage written as its number (`20x`, `x20`) is syntax, kept here.
 _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (
-        "target",
-        _PRICE_TAIL,
-        (
-            r"TAKE[ -]?PROFITS?(?:[ ](?:TARGETS?|LEVELS?|PRICES?|ZONES?)|)",
-            r"PROFIT[ ]TARGETS?",
-            r"TARGETS?(?:[ ](?:PRICES?|LEVELS?|ZONES?)|)",
-            r"TGTS?",
-            r"EXITS?(?:[ ](?:TARGETS?|PRICES?|POINTS?)|)",
-            r"TAKE(?=[ ]?[0-9])",
-            r"CLOSE[ ]THE[ ](?:ORDER|POSITION|TRADE)[ ]AT(?:[ ]THE[ ]PRICE|)",
-            r"TPS?",
-            r"T(?=[0-9])",
-        ),
-    ),
+    ("target", _PRICE_TAIL, VOCABULARY.labels["target"]),
     (
         "stop",
         r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z])|)" + _PRICE_TAIL,
-        (r"STOP[ -]?LOSS(?:ES|)", r"STOPLOSS", r"STOP", r"SL", r"S/L", r"INVALIDATION"),
+        VOCABULARY.labels["stop"],
     ),
-    (
-        "entry",
-        _PRICE_TAIL,
-        (
-            r"ENTRY[ -]?(?:TARGETS?|ZONES?|PRICES?|RANGE|POINTS?|LEVELS?|AREA|ORDERS?)",
-            r"ENTRIES",
-            r"GET[ ]IN",
-            r"FOR[ ]THE[ ]PRICE(?:[ ]BETWEEN|)",
-            r"DCA",
-            r"RE-?ENTRY",
-            r"ENTRY",
-            r"ENTER(?:[ ]AT|)",
-            r"BUY(?:ING|)[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
-            r"SELL(?:ING|)[ ](?:ZONE|RANGE|AREA|PRICE|BETWEEN|AT)",
-            r"OPEN(?:ING|)[ ]PRICE",
-            r"LIMIT(?:[ ](?:ORDER|PRICE|ENTRY)|)",
-            r"EP",
-        ),
-    ),
-    (
-        "lev",
-        _LEVERAGE_VALUE,
-        (
-            r"LEV(?:ERAGE|)(?![A-Z])\.?[ ]?[:=-]?[ ]?(?:(?:CROSS|ISOLATED|ISO)(?![A-Z])[ ]?|)",
-            r"CROSS(?![A-Z])[ ]?[:=]?",
-            r"ISO(?:LATED|)(?![A-Z])[ ]?[:=]?",
-        ),
-    ),
+    ("entry", _PRICE_TAIL, VOCABULARY.labels["entry"]),
+    ("lev", _LEVERAGE_SEPARATOR + _LEVERAGE_VALUE, VOCABULARY.labels["leverage"]),
     # Possessive digits (`{0,3}+`, `++`): what follows them is never a digit, so giving some back could not
     # help a match, and this label is tried before every price (`SL: 58000` fails it four times otherwise).
     ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}+(?:\.[0-9]++|)",)),
@@ -150,7 +113,7 @@ _PRICE_TOKEN = re.compile(r"([0-9]+(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?")
 # (`20X`, `X20`), a word with a number in front (`1000PEPE`, `2ND`).
 _NOT_A_PRICE = re.compile(r"[0-9]{1,3}[MHDW]|[MHDW][0-9]{1,3}|[0-9]{1,4}X|X[0-9]{1,4}|[0-9]+[A-Z]{2,}")
 _TIMEFRAME = re.compile(r"[0-9]{1,3}[MHDW]|[MHDW][0-9]{1,3}")
-MARKET_WORDS = frozenset("MARKET CMP NOW CURRENT ASAP INSTANT IMMEDIATE IMMEDIATELY".split())
+MARKET_WORDS = frozenset(VOCABULARY.labels["market"])
 FILLER = MARKET_WORDS | frozenset(
     """AND TO OR THEN FROM BETWEEN ABOVE BELOW UNDER OVER AROUND NEAR AT ON IN USDT USDC USD PRICE ZONE
     AREA RANGE LIMIT ORDER ONLY""".split()

@@ -1,0 +1,142 @@
+"""The words the parser reads, loaded from data a user can extend without Python.
+
+`vocabulary.toml` (shipped beside this module) holds the label words per kind (entry, stop, target,
+leverage, market, close, cancel) and the words of other languages per kind; its comments say how each is
+read. A user file of the same shape, named by the environment variable `PARSER_VOCABULARY`, is merged over
+it: its words are added to each kind and tried before the shipped ones. Both are read once, at import;
+a file that can't be used stops the import with one `VocabularyError` naming the file and the problem
+(the bot then does not start, rather than trade on a vocabulary it did not read).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENT_VARIABLE = "PARSER_VOCABULARY"
+LABEL_KINDS = ("entry", "stop", "target", "leverage", "market", "close", "cancel")
+# A translated word becomes the English word of its kind, which the scanner reads.
+ENGLISH = {
+    "long": "LONG",
+    "short": "SHORT",
+    "entry": "ENTRY",
+    "stop": "STOP",
+    "target": "TP",
+    "leverage": "LEVERAGE",
+    "market": "MARKET",
+    "close": "CLOSE",
+    "cancel": "CANCEL",
+}
+_PLAIN_WORD = re.compile("[A-Z]+")
+
+
+class VocabularyError(ValueError):
+    """A vocabulary file that can't be used: fix the file (the message names it and the problem)."""
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """`labels[kind]`: regular expressions (market: plain words), in the order they are tried;
+    `translations`: (regular expression, English word) pairs, in the order they are tried."""
+
+    labels: dict[str, tuple[str, ...]]
+    translations: tuple[tuple[str, str], ...]
+
+
+def _words(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(word, str) and word.strip() for word in value):
+        raise ValueError(f"{where} must be a list of non-empty strings")
+    return value
+
+
+def _checked_pattern(word: str, where: str, flags: int = 0) -> str:
+    try:
+        re.compile(word, flags)
+    except re.error as exc:
+        raise ValueError(f"{where}: {word!r} is not a valid regular expression ({exc})") from exc
+    return word
+
+
+def _label_word(kind: str, word: str) -> str:
+    """A label word as the scanner matches it: upper case (unless it holds a regex escape such as `\\s`),
+    starting with a letter or `[0-9]` (the scanner tests a label's first character before the rest)."""
+    word = word.strip() if "\\" in word else word.strip().upper()
+    where = f"labels.{kind}"
+    if kind == "market":
+        if not _PLAIN_WORD.fullmatch(word):
+            raise ValueError(f"{where}: {word!r} must be a single word of letters")
+        return word
+    if not (word[0].isascii() and word[0].isalpha()) and not word.startswith("[0-9]"):
+        raise ValueError(f"{where}: {word!r} must start with a letter (A-Z) or [0-9]")
+    return _checked_pattern(word, where)
+
+
+def _labels(table: Any) -> dict[str, list[str]]:
+    if not isinstance(table, dict):
+        raise ValueError("[labels] must be a table of kinds")
+    unknown = set(table) - set(LABEL_KINDS)
+    if unknown:
+        raise ValueError(f"labels.{sorted(unknown)[0]} is not a kind (kinds: {', '.join(LABEL_KINDS)})")
+    return {
+        kind: [_label_word(kind, w) for w in _words(words, f"labels.{kind}")] for kind, words in table.items()
+    }
+
+
+def _translations(table: Any) -> list[tuple[str, str]]:
+    if not isinstance(table, dict) or not all(isinstance(words, dict) for words in table.values()):
+        raise ValueError("[translations] must hold one table per language ([translations.russian])")
+    pairs = []
+    for language, kinds in table.items():
+        for kind, words in kinds.items():
+            where = f"translations.{language}.{kind}"
+            if kind not in ENGLISH:
+                raise ValueError(f"{where}: {kind} is not a kind (kinds: {', '.join(ENGLISH)})")
+            pairs += [
+                (_checked_pattern(w, where, re.IGNORECASE), ENGLISH[kind]) for w in _words(words, where)
+            ]
+    return pairs
+
+
+def _read(text: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """The label words and translations of one file's text (ValueError saying what is wrong)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"not valid TOML ({exc})") from exc
+    unknown = set(data) - {"labels", "translations"}
+    if unknown:
+        raise ValueError(f"[{sorted(unknown)[0]}] is not a section (sections: labels, translations)")
+    return _labels(data.get("labels", {})), _translations(data.get("translations", {}))
+
+
+def _read_file(path: Path) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    try:
+        return _read(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VocabularyError(f"vocabulary file {path}: can't be read ({exc})") from exc
+    except ValueError as exc:
+        raise VocabularyError(f"vocabulary file {path}: {exc}") from exc
+
+
+def load(user_file: str | None = None) -> Vocabulary:
+    """The shipped vocabulary, with the words of `user_file` (if named) added in front of each kind."""
+    shipped = resources.files(__package__) / "vocabulary.toml"
+    with resources.as_file(shipped) as path:
+        labels, translations = _read_file(path)
+    if user_file:
+        extra_labels, extra_translations = _read_file(Path(user_file))
+        for kind, words in extra_labels.items():
+            labels[kind] = words + labels.get(kind, [])
+        translations = extra_translations + translations
+    missing = [kind for kind in LABEL_KINDS if not labels.get(kind)]
+    if missing:
+        raise VocabularyError(f"the shipped vocabulary has no {missing[0]} words")
+    return Vocabulary({kind: tuple(words) for kind, words in labels.items()}, tuple(translations))
+
+
+VOCABULARY = load(os.environ.get(ENVIRONMENT_VARIABLE))
