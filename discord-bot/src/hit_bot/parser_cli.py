@@ -1,6 +1,6 @@
 """`python -m hit_bot.parser`: see how a message reads, parse a JSON-lines stream, or score a corpus.
 
-    python -m hit_bot.parser "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000"
+    python -m hit_bot.parser "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000"   (and how it was read)
     python -m hit_bot.parser --jsonl < messages.jsonl
     python -m hit_bot.parser --score corpus.jsonl [--json] [--min-recall 0.95]
 
@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 
 from hit_bot import scoring
 from hit_bot.parser import ParseResult, parse
+from hit_bot.parsing.explain import explain
 from hit_shared.models import SignalCore, fmt
 
 
@@ -242,5 +243,5 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     text = args.text if args.text is not None else sys.stdin.read()
     result = parse(text)
-    sys.stdout.write(describe(result) + "\n")
+    sys.stdout.write("\n".join([describe(result), *explain(text)]) + "\n")
     return 0 if result.kind == "signal" else 1

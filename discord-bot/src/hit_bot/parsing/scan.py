@@ -253,18 +253,45 @@ def _has_separator(label: str) -> bool:
     return label.rstrip().endswith((":", "="))
 
 
-def scan(text: str) -> Scan:
-    """Reads every label of normalised text (see the module docstring)."""
+class Label(NamedTuple):
+    """One label as found: its text (with the separator before it; for a mark, that one character), its
+    kind (entry, stop, target, lev, or "" when none fits), the text it owns up to the next label, and
+    whether it is an emoji mark (🎯 🛑 💰)."""
+
+    text: str
+    kind: str
+    region: str
+    glyph: bool
+
+    @property
+    def name(self) -> str:
+        """The label as a person would quote it: `TP1`, `🎯`, `@`."""
+        if len(self.text) == 1:
+            return _MARK_NAMES.get(self.region[:1], self.region[:1])
+        return " ".join(self.text.strip(" \n:=-").split()) or "label"
+
+
+_MARK_NAMES = {TARGET_MARK: "🎯", STOP_MARK: "🛑", ENTRY_MARK: "💰"}
+
+
+def labels(text: str) -> tuple[str, list[Label]]:
+    """The text before the first label, and every label of normalised text in order."""
     parts = _LABELS.split(text)  # header, then per label: the label, the text up to the next label
-    result = Scan(text, parts[0])
-    newline = False
+    found = []
     for label, region in zip(parts[1::2], parts[2::2], strict=True):
         if len(label) == 1:  # a symbol label: the mark starts its region
-            kind = _SYMBOL_KINDS.get(region[:1], "")
-            glyph = region[:1] != "@"
+            found.append(Label(label, _SYMBOL_KINDS.get(region[:1], ""), region, region[:1] != "@"))
         else:
-            kind = _kind(label)
-            glyph = False
+            found.append(Label(label, _kind(label), region, False))
+    return parts[0], found
+
+
+def scan(text: str) -> Scan:
+    """Reads every label of normalised text (see the module docstring)."""
+    header, found = labels(text)
+    result = Scan(text, header)
+    newline = False
+    for label, kind, region, glyph in found:
         newline = newline or "\n" in label
         if kind == "lev":
             _leverage(result, label, read_region(region)[0] if not result.labelled else [])
@@ -274,6 +301,12 @@ def scan(text: str) -> Scan:
             result.labelled, newline = True, False
         newline = newline or "\n" in region
     return result
+
+
+def leverage_of(label: str) -> str | None:
+    """The number of a leverage label (`LEVERAGE: CROSS 20X` -> `20`)."""
+    value = _LEVERAGE_NUMBER.search(label)
+    return value.group(0) if value else None
 
 
 def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:

@@ -1,0 +1,92 @@
+"""How the parser read a message, for the person checking it: `python -m hit_bot.parser "<message>"`.
+
+The lines say which words were taken as which label, which numbers became which price, where the
+direction and the symbol came from, and why a message was ignored (`parse` gives a reason only for an
+invalid signal). They re-read the message with the parser's own parts, so they show what `parse` saw.
+"""
+
+from __future__ import annotations
+
+from hit_bot import parser
+from hit_bot.parsing.normalise import normalise
+from hit_bot.parsing.scan import Label, labels, leverage_of, read_value, scan
+from hit_bot.parsing.symbols import directions, symbols
+from hit_shared.models import fmt
+
+_KIND_NAMES = {"entry": "entry", "stop": "stop loss", "target": "take profit"}
+_SHOWN_TEXT = 300  # characters of the normalised text shown
+
+
+def explain(text: str) -> list[str]:
+    """The reading of one message, as lines to print under parser_cli.describe()'s verdict."""
+    result = parser.parse(text)
+    norm = normalise(text)
+    shown = " ".join(norm.split())
+    lines = [f"read as: {shown[:_SHOWN_TEXT]}{'...' if len(shown) > _SHOWN_TEXT else ''}"]
+    found = scan(norm)
+    label_lines = [_label_line(label) for label in _labels(norm)]
+    lines += label_lines or ["no label word (entry, stop loss, take profit, leverage) found"]
+    if not found.entries and not found.market and found.orphans():
+        prices = ", ".join(fmt(p) for p in found.orphans())
+        lines.append(f"prices before the labels, taken as the entry (no entry label): {prices}")
+    lines.append(_direction_line(norm, result))
+    lines.append(f"symbol: {', '.join(symbols(norm)) or 'none found'}")
+    if result.kind == "not_signal":
+        lines.append(f"ignored because {_why_ignored(text, norm)}")
+    return ["how it was read:", *(f"  {line}" for line in lines)]
+
+
+def _labels(norm: str) -> list[Label]:
+    return [label for label in labels(norm)[1] if label.kind]
+
+
+def _label_line(label: Label) -> str:
+    """`"TP1" taken as take profit: 65000`, or what stopped the label from giving a price."""
+    head = f'"{label.name}" taken as'
+    if label.kind == "lev":
+        number = leverage_of(label.text)
+        return f"{head} leverage: {number + 'x' if number else 'no number'}"
+    kind = _KIND_NAMES[label.kind]
+    reading = read_value(label.region, label.kind)
+    if reading.garbled:
+        return f'{head} {kind}: "{reading.garbled}" is not a price that can be read'
+    prices = ", ".join(fmt(p) for p in reading.values)
+    parts = [f"{head} {kind}: {prices or 'no price'}"]
+    if reading.market:
+        parts.append("(a market word: at market)" if not prices else "(with a market word)")
+    if reading.trigger:
+        parts.append(f"(written as {reading.trigger.lower()} the price)")
+    if reading.end_word:
+        parts.append(f'(its value ends at "{reading.end_word}")')
+    return " ".join(parts)
+
+
+def _direction_line(norm: str, result: parser.ParseResult) -> str:
+    sides = directions(norm)
+    if sides:
+        return "direction: " + " and ".join(side.value.upper() for side in sides) + " (written)"
+    if result.signal is not None:
+        return f"direction: {result.signal.side.value.upper()} (none written; inferred from the prices)"
+    return "direction: none written"
+
+
+def _why_ignored(text: str, norm: str) -> str:
+    """The first of the parser's reasons to ignore a message that applies (the same checks, in the same
+    order as hit_bot.parser._parse)."""
+    if len(text) > parser.MAX_TEXT:
+        return f"it is longer than {parser.MAX_TEXT} characters and has no trade word"
+    if not any(ch.isdigit() for ch in text):
+        return "it has no number"
+    if parser._is_command(text):
+        return "it is a bot command"
+    if parser._reports_a_result(norm):
+        return "it reports a result (hit, closed, stopped, or a check mark beside a target or stop)"
+    if parser._is_question(norm):
+        return "it asks a question"
+    if parser._withdrawn(norm):
+        return "it closes, cancels, withdraws or only illustrates a trade (a close or cancel word)"
+    if not scan(norm).labelled:
+        return "no entry, stop loss or take profit label carries a price"
+    if not directions(norm):
+        return "it gives no direction (LONG or SHORT) and no stop and target to infer one from"
+    return "it follows up a running trade (update, move, breakeven...)"

@@ -1,0 +1,64 @@
+"""`python -m hit_bot.parser "<message>"` shows how the message was read (issue #14): which words were
+taken as which label, which numbers became which price, and why anything was refused or ignored."""
+
+from __future__ import annotations
+
+import pytest
+
+from hit_bot.parser_cli import main
+from hit_bot.parsing.explain import explain
+
+
+def test_explain_names_each_label_and_its_prices() -> None:
+    lines = explain("LONG BTC-USDT Entry: 60000 SL: 58000 TP1: 65000 TP2: 66000 Leverage: 10x")
+    assert lines[0] == "how it was read:"
+    assert '  "ENTRY" taken as entry: 60000' in lines
+    assert '  "SL" taken as stop loss: 58000' in lines
+    assert '  "TP1" taken as take profit: 65000' in lines
+    assert '  "TP2" taken as take profit: 66000' in lines
+    assert '  "LEVERAGE: 10X" taken as leverage: 10x' in lines
+    assert "  direction: LONG (written)" in lines
+    assert "  symbol: BTC-USDT" in lines
+
+
+def test_explain_names_a_value_that_cannot_be_read() -> None:
+    lines = explain("LONG BTC-USDT Entry: 60000 SL: 58000 TP1: 65000 TP2: 6600O")
+    assert '  "TP2" taken as take profit: "6600O" is not a price that can be read' in lines
+
+
+def test_explain_shows_prices_taken_as_the_entry_without_a_label() -> None:
+    lines = explain("LONG BTC-USDT 60000 SL 58000 TP 65000")
+    assert "  prices before the labels, taken as the entry (no entry label): 60000" in lines
+
+
+def test_explain_shows_an_inferred_direction() -> None:
+    lines = explain("OP-USDT\nEntry: 1.95\nTargets: 2.05 - 2.15\nSL: 1.85")
+    assert "  direction: LONG (none written; inferred from the prices)" in lines
+
+
+def test_explain_shows_a_translated_label_as_the_english_word() -> None:
+    lines = explain("APT/USDT ЛОНГ\nВход: 8.40\nСтоп: 8.10\nТейк 1: 8.90")
+    assert '  "ENTRY" taken as entry: 8.4' in lines
+    assert '  "STOP" taken as stop loss: 8.1' in lines
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("TP1 hit on BTC-USDT at 65000", "it reports a result"),
+        ("Should I long BTC-USDT at 60000?", "it asks a question"),
+        ("Cancel LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000", "it closes, cancels, withdraws"),
+        ("BTC-USDT is at 60000 today", "no entry, stop loss or take profit label carries a price"),
+        ("gm everyone", "it has no number"),
+    ],
+)
+def test_explain_says_why_a_message_is_ignored(text: str, why: str) -> None:
+    last = explain(text)[-1]
+    assert last.startswith(f"  ignored because {why}")
+
+
+def test_parser_cli_prints_how_the_message_was_read(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("signal (standard)\n")
+    assert '\n  "SL" taken as stop loss: 58000\n' in out
