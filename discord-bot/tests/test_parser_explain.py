@@ -3,10 +3,14 @@ taken as which label, which numbers became which price, and why anything was ref
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from hit_bot.cogs.operator import reading_block
 from hit_bot.parser_cli import main
 from hit_bot.parsing.explain import explain
+from hit_bot.testing.fake_discord import FakeDiscord
 
 
 def test_explain_names_each_label_and_its_prices() -> None:
@@ -62,3 +66,25 @@ def test_parser_cli_prints_how_the_message_was_read(capsys: pytest.CaptureFixtur
     out = capsys.readouterr().out
     assert out.startswith("signal (standard)\n")
     assert '\n  "SL" taken as stop loss: 58000\n' in out
+
+
+async def test_bot_test_command_shows_how_the_message_was_read(
+    run_bot: Any, fake_discord: FakeDiscord
+) -> None:
+    async with run_bot():
+        mid = await fake_discord.post_user_message(
+            "!test LONG BTC-USDT Entry: 60000 SL: 58000 TP1: 65000 TP2: 6600O",
+            author="alice",
+            channel="chatter",
+        )
+        assert await fake_discord.wait_until(lambda: fake_discord.replies_to(mid))
+    [reply] = fake_discord.replies_to(mid)
+    assert "Invalid signal" in reply.text
+    assert '"SL" taken as stop loss: 58000' in reply.text
+    assert '"TP2" taken as take profit: "6600O" is not a price that can be read' in reply.text
+
+
+def test_bot_test_reading_is_a_code_block_within_discord_limits() -> None:
+    block = reading_block("LONG BTC-USDT Entry: 60000 SL: 58000 " + "TP: 65000 " * 400)
+    assert block.startswith("```\nhow it was read:\n") and block.endswith("...\n```")
+    assert len(block) <= 2000

@@ -12,6 +12,7 @@ from discord.ext import commands
 
 from hit_bot import render
 from hit_bot.checks import admin_only, allowed_user
+from hit_bot.parsing.explain import explain
 from hit_bot.pipeline import classify
 from hit_bot.trading_client import TradingServerError
 from hit_shared.models import HaltRequest
@@ -51,7 +52,11 @@ class OperatorCog(commands.Cog, name="Operator"):
     @hybrid("test", "Parse a message as a signal without trading it")
     @commands.check(allowed_user)
     async def test(self, ctx: Context, *, message: str) -> None:
-        await ctx.reply(embed=render.parse_embed(classify(message, self.bot.parse)), mention_author=False)
+        await ctx.reply(
+            reading_block(message),
+            embed=render.parse_embed(classify(message, self.bot.parse)),
+            mention_author=False,
+        )
 
     @hybrid("halt", "Stop all new trades (admins only)")
     @commands.check(admin_only)
@@ -68,6 +73,19 @@ class OperatorCog(commands.Cog, name="Operator"):
         await self.bot.trading.resume()
         log.warning("trading resumed by %s (%s)", ctx.author, ctx.author.id)
         await ctx.reply("▶️ Trading resumed: new signals will be traded again.", mention_author=False)
+
+
+# Discord refuses a message longer than 2000 characters; the code fence takes the rest.
+_READING_LIMIT = 1900
+
+
+def reading_block(message: str) -> str:
+    """`!test`: how the parser read the message (hit_bot.parsing.explain), as a code block. The lines hold
+    only the normalised text (no markdown, no backtick), so the message cannot break out of the block."""
+    lines = "\n".join(explain(message))
+    if len(lines) > _READING_LIMIT:
+        lines = lines[: _READING_LIMIT - 3] + "..."
+    return f"```\n{lines}\n```"
 
 
 class ErrorsCog(commands.Cog, name="Errors"):
