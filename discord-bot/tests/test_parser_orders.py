@@ -48,3 +48,10 @@ def test_parser_says_a_percentage_stop_is_not_read(stop: str) -> None:
     assert result.kind == "invalid"
     assert result.reason is not None
     assert "percentage" in result.reason and "no stop loss" not in result.reason
+
+
+def test_parser_reads_a_breakdown_remark_on_the_stop_as_part_of_the_stop() -> None:
+    """The stop's own words describe when it fires, not how to enter: no breakout entry."""
+    result = parse("LONG ETH-USDT Entry: 3010 SL: daily close below 2950 (breakdown) TP: 3080")
+    assert result.signal is not None
+    assert result.signal.stop_loss == Decimal(2950)

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from hit_bot.parsing.checks import leverage_problem, not_crypto_problem, scale_problem
+from hit_bot.parsing.checks import (
+    entry_order_problem,
+    equal_targets,
+    leverage_problem,
+    merged_targets,
+    not_crypto_problem,
+    scale_problem,
+)
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat, default_choice
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
@@ -209,10 +216,10 @@ def _inferred_side(prices: Prices) -> tuple[Side, ...]:
 
 def _read(found: Scan, form: SignalFormat, side: Side, norm: str, text: str) -> ParseResult:
     prices = form.read(found)
-    prices = prices._replace(take_profits=_merged_targets(prices.take_profits))
+    prices = prices._replace(take_profits=merged_targets(prices.take_profits))
     problem = _symbol_problem(candidates := symbols(norm))
     if problem is None:
-        problem = _entry_order_problem(side, prices, normalise(text, keep_commentary=True))
+        problem = entry_order_problem(side, prices, normalise(text, keep_commentary=True))
     problem = problem or _prices_problem(prices, text) or leverage_problem(norm)
     leverage, lev_problem = _leverage(found.leverages) if found.leverages else (None, None)
     problem = problem or lev_problem
@@ -298,51 +305,6 @@ def _symbol_problem(candidates: list[str]) -> str | None:
     return not_crypto_problem(candidates[0])
 
 
-# `(breakout)`, `break above`, `on breakout`: the entry is a level to cross, not a price to wait for.
-_BREAKOUT = re.compile(
-    r"(?<![A-Z])(?:BREAK[ -]?(?:OUT|DOWN)S?|BREAK(?:S|ING|)[ ]+(?:ABOVE|BELOW|OUT|DOWN|THROUGH)"
-    r"|ON[ ]+(?:A[ ]+|THE[ ]+|)BREAK)(?![A-Z])"
-)
-_CROSSED = {Side.LONG: ("ABOVE", "OVER"), Side.SHORT: ("BELOW", "UNDER")}
-
-
-def _entry_order_problem(side: Side, prices: Prices, clean: str) -> str | None:
-    """A breakout entry (`LONG BTC above 60500 (breakout)`) needs a stop-entry order, which fires once the
-    price crosses the level; read as a limit it would fill at once on the wrong side of the level. A zone
-    (`Enter above: 0.1642 - 0.1645`) is a range to buy in, and stays a limit.
-
-    `clean` is the message normalised with its commentary kept (`(breakout)` is a remark after a price)."""
-    breakout = _BREAKOUT.search(clean)
-    crossed = prices.trigger in _CROSSED[side] and len(set(prices.entries)) == 1
-    if not (breakout or crossed) or prices.market:
-        return None
-    level = f" at {fmt(prices.entries[0])}" if prices.entries else ""
-    return (
-        f"its entry is a breakout{level} (an order that waits for the price to cross a level): stop-entry "
-        "orders are not supported, and a limit order there would fill at once; post a plain entry price"
-    )
-
-
-def _merged_targets(targets: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
-    """`Target 3: 0.473`, `Target 4: 0.473`: the same level given twice in a row (a channel splitting its
-    size) is one target. A repeat further apart is left for _equal_targets to refuse."""
-    return tuple(price for at, price in enumerate(targets) if at == 0 or price != targets[at - 1])
-
-
-def _equal_targets(targets: tuple[Decimal, ...]) -> str | None:
-    """A price written twice among targets that are not side by side (`TP1 62000 TP2 63000 TP3 62000`) is
-    likely a typo. The server refuses it too (hit_server.risk.engine); the parser says it first, in the
-    same words, so the user is told at once."""
-    for later, price in enumerate(targets[1:], start=2):
-        first = targets.index(price) + 1
-        if first < later:
-            return (
-                f"TP{first} and TP{later} are both {fmt(price)}: a target written twice is likely a typo; "
-                "send each target once"
-            )
-    return None
-
-
 def _prices_problem(prices: Prices, text: str) -> str | None:
     if prices.problem:
         return prices.problem
@@ -360,7 +322,7 @@ def _prices_problem(prices: Prices, text: str) -> str | None:
         return "it has no take-profit target"
     if len(prices.entries) > MAX_ENTRIES:
         return f"it has {len(prices.entries)} entry prices; at most {MAX_ENTRIES} are supported"
-    return _equal_targets(prices.take_profits)
+    return equal_targets(prices.take_profits)
 
 
 def _leverage(values: list[str]) -> tuple[int | None, str | None]:
