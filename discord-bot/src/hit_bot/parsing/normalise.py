@@ -109,17 +109,16 @@ def _join_thousands(match: re.Match[str]) -> str:
 
 # Label and direction words of other languages (parsing/vocabulary.toml, and the user's PARSER_VOCABULARY
 # file), rewritten as the English words the scanner reads.
-# Each word is a named group (`W0`, `W1`...): a word's own groups then do not shift the numbering, and the
-# outer group, closed last, is the match's `lastgroup`.
+# One pattern finds the words (without groups, which the regex engine runs several times faster); the
+# English word of a match is that of the first word that matches it whole.
 _FOREIGN_WORDS = VOCABULARY.translations
-_FOREIGN_WORD = re.compile(
-    "|".join(f"(?P<W{at}>{word})" for at, (word, _english) in enumerate(_FOREIGN_WORDS)), re.IGNORECASE
-)
-_ENGLISH = {f"W{at}": english for at, (_word, english) in enumerate(_FOREIGN_WORDS)}
+_FOREIGN_WORD = re.compile("|".join(f"(?:{word})" for word, _english in _FOREIGN_WORDS), re.IGNORECASE)
+_EACH_WORD = tuple((re.compile(word, re.IGNORECASE), english) for word, english in _FOREIGN_WORDS)
 
 
 def _english(match: re.Match[str]) -> str:
-    return f" {_ENGLISH[match.lastgroup]} " if match.lastgroup else " "
+    found = match.group(0)
+    return next((f" {english} " for word, english in _EACH_WORD if word.fullmatch(found)), " ")
 
 
 def _unicode(text: str) -> str:
