@@ -69,6 +69,7 @@ def test_vocabulary_user_words_are_added_in_front_of_the_shipped_ones(tmp_path: 
         ('[labels]\ntarget = "ZIEL"\n', "labels.target must be a list of non-empty strings"),
         ('[labels]\ntarget = ["ZIEL(("]\n', "is not a valid regular expression"),
         ('[labels]\nstop = ["-SL"]\n', "must start with a letter"),
+        ('[labels]\nentry = ["GİRİŞ"]\n', "is not ASCII; put words of other languages under [translations]"),
         ('[translations.german]\nbuy = ["KAUFEN"]\n', "translations.german.buy: buy is not a kind"),
         ('[words]\ntarget = ["ZIEL"]\n', "[words] is not a section"),
     ],

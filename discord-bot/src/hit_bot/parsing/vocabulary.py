@@ -6,6 +6,10 @@ read. A user file of the same shape, named by the environment variable `PARSER_V
 it: its words are added to each kind and tried before the shipped ones. Both are read once, at import;
 a file that can't be used stops the import with one `VocabularyError` naming the file and the problem
 (the bot then does not start, rather than trade on a vocabulary it did not read).
+
+`PARSER_VOCABULARY` is read from the process environment, not from the bot's `.env` file: the parser is
+imported before the settings are read. Label words are matched on the normalised message, which is ASCII
+upper case; words of other languages go under `[translations.<language>]`.
 """
 
 from __future__ import annotations
@@ -71,7 +75,9 @@ def _label_word(kind: str, word: str) -> str:
         if not _PLAIN_WORD.fullmatch(word):
             raise ValueError(f"{where}: {word!r} must be a single word of letters")
         return word
-    if not (word[0].isascii() and word[0].isalpha()) and not word.startswith("[0-9]"):
+    if not word.isascii():
+        raise ValueError(f"{where}: {word!r} is not ASCII; put words of other languages under [translations]")
+    if not word[0].isalpha() and not word.startswith("[0-9]"):
         raise ValueError(f"{where}: {word!r} must start with a letter (A-Z) or [0-9]")
     return _checked_pattern(word, where)
 
