@@ -138,8 +138,11 @@ Path({stopped!r}).write_text("stopped cleanly")
 '''
 
 DRIVER = '''\
-import sys
+import signal, sys
 from pathlib import Path
+# A terminal's foreground job takes Ctrl+C. This test may itself run in a shell's background job, whose
+# SIGINT is ignored and would stay ignored here (an ignored signal survives exec): take it back.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tools!r})
 import hitctl
 hitctl.setup = lambda: Path({python!r})  # the environment is there; only the service is a stand-in
