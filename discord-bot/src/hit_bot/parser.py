@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import string
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -29,7 +27,7 @@ from hit_bot.parsing.checks import (
     not_crypto_problem,
     scale_problem,
 )
-from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat, default_choice
+from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
 from hit_bot.parsing.symbols import directions, symbols, words
@@ -40,7 +38,6 @@ log = logging.getLogger(__name__)
 
 # Priority order: the first format whose `detect` accepts the message reads it.
 PATTERNS: dict[str, SignalFormat] = {f.name: f for f in DEFAULT_FORMATS}
-_DEFAULT_PATTERNS = dict(PATTERNS)
 
 MAX_TEXT = MAX_RAW_TEXT
 MAX_ENTRIES = 20
@@ -59,35 +56,15 @@ class ParseResult:
 
 
 NOT_SIGNAL = ParseResult("not_signal")
-_new = object.__new__
-
-
-def _result(
-    kind: Literal["signal", "invalid"], signal: SignalCore | None, format_name: str | None, reason: str | None
-) -> ParseResult:
-    """ParseResult(kind, signal, format_name, reason), the same object built without its __init__: being
-    frozen, that sets each field through object.__setattr__, twice what filling the instance dict costs
-    (ParseResult has no __slots__ for this: a slot is set through its descriptor, no cheaper)."""
-    result = _new(ParseResult)
-    fields = result.__dict__
-    fields["kind"] = kind
-    fields["signal"] = signal
-    fields["format"] = format_name
-    fields["reason"] = reason
-    return result
 
 
 _DIGIT = re.compile(r"\d")  # any Unicode digit (`６` too): normalise() turns them into ASCII ones
-_ASCII_DIGIT = re.compile("[0-9]")  # the same on ASCII text, but found by a charset scan, not a category test
 _TRADE_WORD = re.compile(r"(?i)\b(?:long|short|buy|sell)\b|📈|📉")
 # Results and reports of trades already made: never a new trade.
 _RESULT_WORDS = frozenset(
     """HIT HITS REACHED CLOSED CLOSING STOPPED ACHIEVED SMASHED BOOKED CANCELLED CANCELED LIQUIDATED
     TRIGGERED FILLED""".split()
 )
-# Every result word contains one of these (all but HIT, HITS, CLOSING end with ED): a message with none of
-# them has no result word, found with three substring tests.
-_RESULT_STEMS = ("HIT", "CLOS", "ED")
 # Follow-ups about a running trade: quietly ignored when they do not read as a full signal.
 _FOLLOW_UP_WORDS = frozenset(
     "UPDATE UPDATES UPDATED MOVE MOVED MOVES MOVING BREAKEVEN TRAIL TRAILING SECURE PARTIAL".split()
@@ -97,13 +74,8 @@ _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[
 _QUESTION_WORDS = """SHOULD WOULD COULD CAN IS ARE DO DOES DID WHAT WHEN WHY HOW WHERE WHO WHICH ANYONE
     ANYBODY THOUGHTS WDYT SHALL""".split()
 _QUESTION_START = re.compile(f"[^A-Z0-9]*(?:{'|'.join(_QUESTION_WORDS)})(?![A-Z0-9])")
-# A normalised message starts with a newline; when the character after it is a letter or a digit that no
-# question word starts with, _QUESTION_START cannot match, and the regex call is skipped.
-_NOT_QUESTION_START = frozenset(string.ascii_uppercase + string.digits) - {w[0] for w in _QUESTION_WORDS}
-# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
-_DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING|)\\b|{UP_MARK}|{DOWN_MARK}")
+_DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\\b|{UP_MARK}|{DOWN_MARK}")
 _SYMBOL = re.compile(SYMBOL_PATTERN)
-_LONG = Side.LONG  # a module constant: `Side.LONG` is a lookup through the enum's metaclass
 
 
 def parse(text: str) -> ParseResult:
@@ -127,7 +99,7 @@ def _invalid(reason: str, format_name: str | None, norm: str) -> ParseResult:
     found_words = words(norm)
     if found_words & _FOLLOW_UP_WORDS or ("BREAK" in found_words and "EVEN" in found_words):
         return NOT_SIGNAL
-    return _result("invalid", None, format_name, reason)
+    return ParseResult("invalid", format=format_name, reason=reason)
 
 
 # A message that withdraws, closes or illustrates a trade: never a new one (`Close LONG BTC ...`,
@@ -146,13 +118,9 @@ def _withdrawn(norm: str) -> bool:
 
 
 def _reports_a_result(norm: str) -> bool:
-    """A result word (`hit`, `closed`...; substring tests first, the word set only when one is there), or
-    a check mark on a line with a target or a stop (`TP1 61000 ✅`)."""
-    if CHECK_MARK in norm and _CHECKED_LABEL.search(norm):
-        return True
-    if "HIT" in norm or "CLOS" in norm or "ED" in norm:  # _RESULT_STEMS, written out (cheaper than a loop)
-        return bool(words(norm) & _RESULT_WORDS)
-    return False
+    """A result word (`hit`, `closed`...), or a check mark on a line with a target or a stop
+    (`TP1 61000 ✅`)."""
+    return bool(words(norm) & _RESULT_WORDS) or _CHECKED_LABEL.search(norm) is not None
 
 
 _COMMAND_STARTS = ("!", "/", "?")
@@ -164,7 +132,7 @@ def _is_command(text: str) -> bool:
 
 
 def _is_question(norm: str) -> bool:
-    if not (norm[:1] == "\n" and norm[1:2] in _NOT_QUESTION_START) and _QUESTION_START.match(norm):
+    if _QUESTION_START.match(norm):
         return True
     if "?" not in norm:
         return False
@@ -176,15 +144,13 @@ def _parse(text: str) -> ParseResult:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
         return NOT_SIGNAL
-    if not (_ASCII_DIGIT if text.isascii() else _DIGIT).search(text) or (
-        (text[0] in _COMMAND_STARTS or text[0].isspace()) and _is_command(text)
-    ):
+    if not _DIGIT.search(text) or _is_command(text):
         return NOT_SIGNAL
     norm = normalise(text)
     if _reports_a_result(norm) or _is_question(norm) or _withdrawn(norm):
         return NOT_SIGNAL
     found = scan(norm)
-    form = default_choice(found) if PATTERNS == _DEFAULT_PATTERNS else _choice(found)
+    form = _choice(found)
     if form is None:
         return NOT_SIGNAL
     sides = directions(norm)
@@ -231,68 +197,15 @@ def _read(found: Scan, form: SignalFormat, side: Side, norm: str, text: str) -> 
         problem = scale_problem(candidates[0], prices)
     if problem is not None:
         return _invalid(problem, form.name, norm)
-    signal = _signal(side, candidates[0], prices.entries, prices.stops[0], prices.take_profits, leverage)
-    return _result("signal", signal, form.name, None)
-
-
-# SignalCore.model_construct spends ~2 us matching aliases and defaults, a third of what is left of a parse.
-# Its fields have neither, so the instance is built the way model_construct ends: the same __dict__ (in
-# field order), every field set, no extra, no private. Any feature of the model that model_construct would
-# honour turns this off (tests compare both).
-_SIGNAL_FIELDS = ("side", "symbol", "entries", "stop_loss", "take_profits", "leverage")
-FAST_SIGNAL = (
-    tuple(SignalCore.model_fields) == _SIGNAL_FIELDS
-    and not SignalCore.__pydantic_post_init__
-    and not SignalCore.__pydantic_root_model__
-    and not SignalCore.__private_attributes__
-    and all(f.alias is None and f.validation_alias is None for f in SignalCore.model_fields.values())
-)
-
-
-def _slot_setter(name: str) -> Callable[[object, object], None]:
-    """The __set__ of the descriptor behind one of the slots model_construct fills: cheaper than
-    object.__setattr__, which finds the same descriptor on every call."""
-    owner = next(klass for klass in SignalCore.__mro__ if name in vars(klass))
-    setter: Callable[[object, object], None] = vars(owner)[name].__set__
-    return setter
-
-
-_FIELDS_SET = set(_SIGNAL_FIELDS)  # never changed: each signal gets a copy, cheaper than set(tuple)
-_SET_FIELDS_SET = _slot_setter("__pydantic_fields_set__")
-_SET_EXTRA = _slot_setter("__pydantic_extra__")
-_SET_PRIVATE = _slot_setter("__pydantic_private__")
-
-
-def _signal(
-    side: Side,
-    symbol: str,
-    entries: tuple[Decimal, ...],
-    stop_loss: Decimal,
-    take_profits: tuple[Decimal, ...],
-    leverage: int | None,
-) -> SignalCore:
-    """A SignalCore from checked values (consistency_problem found nothing), without validating again."""
-    if not FAST_SIGNAL:
-        return SignalCore.model_construct(
-            side=side,
-            symbol=symbol,
-            entries=entries,
-            stop_loss=stop_loss,
-            take_profits=take_profits,
-            leverage=leverage,
-        )
-    signal = _new(SignalCore)
-    fields = signal.__dict__  # empty: filled in field order, cheaper than setting a new dict through its slot
-    fields["side"] = side
-    fields["symbol"] = symbol
-    fields["entries"] = entries
-    fields["stop_loss"] = stop_loss
-    fields["take_profits"] = take_profits
-    fields["leverage"] = leverage
-    _SET_FIELDS_SET(signal, _FIELDS_SET.copy())
-    _SET_EXTRA(signal, None)
-    _SET_PRIVATE(signal, None)
-    return signal
+    signal = SignalCore(
+        side=side,
+        symbol=candidates[0],
+        entries=prices.entries,
+        stop_loss=prices.stops[0],
+        take_profits=prices.take_profits,
+        leverage=leverage,
+    )
+    return ParseResult("signal", signal, form.name)
 
 
 def _symbol_problem(candidates: list[str]) -> str | None:
@@ -339,7 +252,7 @@ def _spread_problem(side: Side, prices: Prices) -> str | None:
     """Once the order of the prices is known to be right, the stop and the furthest target are the
     extremes."""
     stop = prices.stops[0]
-    if side is _LONG:
+    if side is Side.LONG:
         low, high = stop, max(prices.take_profits)
     else:
         low, high = min(prices.take_profits), stop

@@ -81,8 +81,8 @@ def leverage_problem(norm: str) -> str | None:
 
 # `(breakout)`, `break above`, `on breakout`: the entry is a level to cross, not a price to wait for.
 _BREAKOUT = re.compile(
-    r"(?<![A-Z])(?:BREAK[ -]?(?:OUT|DOWN)S?|BREAK(?:S|ING|)[ ]+(?:ABOVE|BELOW|OUT|DOWN|THROUGH)"
-    r"|ON[ ]+(?:A[ ]+|THE[ ]+|)BREAK)(?![A-Z])"
+    r"(?<![A-Z])(?:BREAK[ -]?(?:OUT|DOWN)S?|BREAK(?:S|ING)?[ ]+(?:ABOVE|BELOW|OUT|DOWN|THROUGH)"
+    r"|ON[ ]+(?:A[ ]+|THE[ ]+)?BREAK)(?![A-Z])"
 )
 _CROSSED = {Side.LONG: ("ABOVE", "OVER"), Side.SHORT: ("BELOW", "UNDER")}
 
@@ -111,7 +111,7 @@ def merged_targets(targets: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
 
 
 # A stop's own words: its qualifier, its price and a remark in brackets right after it.
-_STOP_WORDS = re.compile(r"[^0-9\n]*[0-9][0-9.,]*K?(?:[ ]?\([^()\n]*\)|)")
+_STOP_WORDS = re.compile(r"[^0-9\n]*[0-9][0-9.,]*K?(?:[ ]?\([^()\n]*\))?")
 
 
 def _outside_stops(clean: str) -> str:

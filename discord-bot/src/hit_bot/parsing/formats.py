@@ -58,10 +58,9 @@ def read_labelled(scan: Scan) -> Prices:
     return Prices(tuple(entries), tuple(scan.stops), tuple(scan.targets), not entries, problem, trigger)
 
 
-# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
-_NUM = r"[0-9]+(?:\.[0-9]+|)K?"
+_NUM = r"[0-9]+(?:\.[0-9]+)?K?"
 _CHAIN = re.compile(
-    rf"(?<![A-Z0-9.#])(?P<entry>{_NUM}(?:[ ]*-[ ]*{_NUM}|)|MARKET|CMP|NOW)[ ]*/[ ]*"
+    rf"(?<![A-Z0-9.#])(?P<entry>{_NUM}(?:[ ]*-[ ]*{_NUM})?|MARKET|CMP|NOW)[ ]*/[ ]*"
     rf"(?P<rest>{_NUM}(?:[ ]*/[ ]*{_NUM})+)(?![0-9.A-Z])"
 )
 
@@ -113,16 +112,3 @@ STANDARD = SignalFormat(
 
 
 DEFAULT_FORMATS = (ALERT_CARD, COMPACT, EMOJI, LABELLED, STANDARD)
-
-
-def default_choice(scan: Scan) -> SignalFormat | None:
-    """The first of DEFAULT_FORMATS, in that order, whose `detect` accepts the scan, decided in one call
-    instead of one call per format (hit_bot.parser uses it only while PATTERNS holds exactly these; a test
-    checks that it agrees with the formats' own `detect`)."""
-    if not scan.labelled:
-        return COMPACT if _is_compact(scan) else None
-    if _is_alert_card(scan):
-        return ALERT_CARD
-    if scan.emoji:
-        return EMOJI
-    return LABELLED if scan.multi_line else STANDARD

@@ -12,7 +12,6 @@ What is removed or rewritten, and why:
 - Thousands separators (`60,000` -> `60000`), but `145,150,160` stays a list (a price above a million
   written with a three-digit first group is far more likely a list without spaces) and `0,512` is
   left alone (a decimal comma, never a thousands separator; it then reads as two prices and fails).
-Each step runs only when a cheap `in` test says it can apply, to keep the common path fast.
 """
 
 from __future__ import annotations
@@ -22,13 +21,9 @@ import unicodedata
 
 from hit_bot.parsing.vocabulary import VOCABULARY
 
-# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
 # Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
 # every other non-ASCII character but the emoji that mean something becomes a space.
 _INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff\u00ad"  # removed; variation selectors become spaces
-_LOOK_ALIKE = re.compile(
-    "[\u2010-\u2014\u2212\u2022\u00b7\u2219\u2192\u27a1\u21d2\u25ba\u2028\u2029\u0085\u000b\u000c]"
-)
 _LOOK_ALIKES = str.maketrans(
     {
         **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2212", "-"),
@@ -36,8 +31,8 @@ _LOOK_ALIKES = str.maketrans(
         **dict.fromkeys("\u2028\u2029\u0085\u000b\u000c", "\n"),
     }
 )
-# The emoji that mean something become ASCII control characters (stripped from the input first), so
-# the normalised text is plain ASCII, which every later step handles faster.
+# The emoji that mean something become ASCII control characters (those of the input are blanked first),
+# so that the normalised text is plain ASCII.
 TARGET_MARK, STOP_MARK, ENTRY_MARK = "\x11", "\x12", "\x13"
 UP_MARK, DOWN_MARK, GREEN_MARK, RED_MARK = "\x14", "\x15", "\x16", "\x17"
 CHECK_MARK = "\x18"  # ✅ ✔ ☑: beside a target or a stop it reports a result
@@ -59,40 +54,31 @@ _EMOJI_MARKS = {
     "☑": CHECK_MARK,
 }
 _KEPT = f"\\t\\n\\r\\x20-\\x7e{''.join(_EMOJI_MARKS)}"
-_FOREIGN = re.compile(f"[^{_KEPT}][^{_KEPT}]*")  # also ASCII control characters
+_FOREIGN = re.compile(f"[^{_KEPT}]+")  # also ASCII control characters
 _CONTROL = re.compile("[\\x00-\\x08\\x0e-\\x1f\\x7f]")
-_SPACES = re.compile("  [ ]*")
-# Discord markdown, tabs and separators (`*` `` ` `` `~` `\\` go; `_` `|` `>` tabs become spaces; `\r` a
-# newline), and upper case, in one bytes.translate pass over the ASCII text that the steps before leave:
-# one C loop instead of a str.replace and an `in` test per character.
-_MARKDOWN_GONE = b"*`~\\"
-_MARKDOWN_UPPER = bytes.maketrans(b"_|\t\r>abcdefghijklmnopqrstuvwxyz", b"   \n ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_SPACES = re.compile("[ ]{2,}")
+# Discord markdown, tabs and separators: `*` `` ` `` `~` `\\` go; `_` `|` `>` and tabs become spaces; `\r` a
+# newline.
+_MARKDOWN = str.maketrans({**dict.fromkeys("*`~\\", None), **dict.fromkeys("_|>\t", " "), "\r": "\n"})
 _KEYCAP = re.compile(r"[0-9#]?\u20e3")
-_DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:|)-?\d{1,25}(?::\w|)>")
+_DISCORD_TOKEN = re.compile(r"<(?:@[!&]?|#|a?:\w{1,64}:|t:)?-?\d{1,25}(?::\w)?>")
 _URL = re.compile(r"(?i)(?:https?://|www\.)\S*")
-# The regexes below run over whole messages, so each starts with a literal or a character set (the
-# engine then skips ahead in C); word-boundary tests come after the first character, as look-behinds.
+# A remark in brackets right after a number (`58000 (-6%)`), but not a leverage (`(10x)`).
 _PAREN_AFTER_NUMBER = re.compile(
-    r"\((?:(?<=[0-9]\()|(?<=[0-9][ ]\())(?![ ]?[0-9]{1,3}(?:\.[0-9]+|)[ ]?X[ ]?\))[^()\n]{0,80}\)"
+    r"(?:(?<=[0-9])|(?<=[0-9][ ]))\((?![ ]?[0-9]{1,3}(?:\.[0-9]+)?[ ]?X[ ]?\))[^()\n]{0,80}\)"
 )
 _PERCENT_CHARS = "0123456789.-+~"
 # `0.46 R:R` (a ratio before the mark), then `R:R 1:3` / `Risk/Reward: 2.5` (a label and its ratio).
-_RATIO_MARK = re.compile(r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR?)(?![A-Z0-9])")
+_RATIO_MARK = re.compile(r"(?<![A-Z0-9])R(?:[ ]?[:/][ ]?R|RR?)(?![A-Z0-9])")
 _RATIO_CHARS = "0123456789."
 _RATIO_LABEL = re.compile(
-    r"R(?<![A-Z0-9].)(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-|)[ ]?REWARD(?:[ ]RATIO|))(?![A-Z])[ ]?[:=]?[ ]?"
-    r"(?:[0-9]+(?:\.[0-9]+|)(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+|)|)|)"
+    r"(?<![A-Z0-9])R(?:[ ]?[:/][ ]?R|RR|R|ISK[ ]?(?:/|TO|-)?[ ]?REWARD(?:[ ]RATIO)?)(?![A-Z])[ ]?[:=]?[ ]?"
+    r"(?:[0-9]+(?:\.[0-9]+)?(?:[ ]?[:/][ ]?[0-9]+(?:\.[0-9]+)?)?)?"
 )
-_RISK_REWARD_MARKERS = ("RR", "R:R", "R/R", "REWARD", "R : R")
-_RISK_REWARD_MARKER = re.compile("|".join(re.escape(marker) for marker in _RISK_REWARD_MARKERS))
-_THOUSANDS = re.compile(r"([0-9](?<![0-9.,].)[0-9]{0,2})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
+_THOUSANDS = re.compile(r"(?<![0-9.,])([0-9]{1,3})((?:,[0-9]{3})+)(?![0-9]|,[0-9])")
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
-_LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?|)#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
-# The characters a line that starts with an index (_LINE_INDEX) can start with.
-_LINE_INDEX_STARTS = " -+#0123456789"
-_INLINE_INDEX = re.compile(r"[0-9](?<![\w.(].)[0-9]?\)")
-_DIGIT_PAREN = re.compile(r"\)(?<=[0-9]\))")
-_COMMA_DIGIT = re.compile(r",(?=[0-9])")
+_LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
+_INLINE_INDEX = re.compile(r"(?<![\w.(])[0-9]{1,2}\)")
 # A decimal comma, never a thousands separator: `0,415` (a leading zero) or `14,85` (not three digits after
 # the comma). `1,234` stays a thousands separator (1234), as `60,000` is.
 _DECIMAL_COMMA = re.compile(
@@ -109,8 +95,7 @@ def _join_thousands(match: re.Match[str]) -> str:
 
 # Label and direction words of other languages (parsing/vocabulary.toml, and the user's PARSER_VOCABULARY
 # file), rewritten as the English words the scanner reads.
-# One pattern finds the words (without groups, which the regex engine runs several times faster); the
-# English word of a match is that of the first word that matches it whole.
+# One pattern finds the words; the English word of a match is that of the first word that matches it whole.
 _FOREIGN_WORDS = VOCABULARY.translations
 _FOREIGN_WORD = re.compile("|".join(f"(?:{word})" for word, _english in _FOREIGN_WORDS), re.IGNORECASE)
 _EACH_WORD = tuple((re.compile(word, re.IGNORECASE), english) for word, english in _FOREIGN_WORDS)
@@ -122,20 +107,16 @@ def _english(match: re.Match[str]) -> str:
 
 
 def _unicode(text: str) -> str:
-    if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
-    if "\u20e3" in text:
+    """Non-ASCII text as ASCII: compatibility forms, invisible characters, look-alikes, emoji marks."""
+    text = unicodedata.normalize("NFKC", text)
+    if "\u20e3" in text:  # a keycap (`1️⃣`) goes whole, its variation selector with it
         text = _KEYCAP.sub(" ", text.replace("\ufe0f", ""))
     for invisible in _INVISIBLE:
-        if invisible in text:
-            text = text.replace(invisible, "")
-    if _LOOK_ALIKE.search(text):
-        text = text.translate(_LOOK_ALIKES)
+        text = text.replace(invisible, "")
+    text = text.translate(_LOOK_ALIKES)
     text = _FOREIGN.sub(" ", text)
-    if not text.isascii():
-        for emoji, mark in _EMOJI_MARKS.items():
-            if emoji in text:
-                text = text.replace(emoji, mark)
+    for emoji, mark in _EMOJI_MARKS.items():
+        text = text.replace(emoji, mark)
     return text
 
 
@@ -160,29 +141,16 @@ def _drop_percentages(text: str) -> str:
     return text
 
 
-def _has_ratio_marker(text: str) -> bool:
-    """_RISK_REWARD_MARKER.search(text), as substring tests (a regex call costs more than all of them)."""
-    return "RR" in text or "R:R" in text or "R/R" in text or "REWARD" in text or "R : R" in text
-
-
 def _commentary(text: str) -> str:
     """Removes what sits beside prices without being one (see the module docstring)."""
-    if "(" in text:
-        text = _PAREN_AFTER_NUMBER.sub(" ", text)
-    if "%" in text:
-        text = _drop_percentages(text)
-    if "R" in text and _has_ratio_marker(text):
-        text = _drop_ratio_values(text)
-        if _RISK_REWARD_MARKER.search(text):
-            text = _RATIO_LABEL.sub(" ", text)
-    if "," in text and _COMMA_DIGIT.search(text):
-        text = _DECIMAL_COMMA.sub(r"\1.\2", text)
-        text = _THOUSANDS.sub(_join_thousands, text)
-    if ")" in text and _DIGIT_PAREN.search(text):
-        text = _INLINE_INDEX.sub(" ", text)
-    if text[1:2] in _LINE_INDEX_STARTS or text.find("\n", 1) >= 0:  # a line after the first, or the first
-        text = _LINE_INDEX.sub("\n ", text)
-    return text
+    text = _PAREN_AFTER_NUMBER.sub(" ", text)
+    text = _drop_percentages(text)
+    text = _drop_ratio_values(text)
+    text = _RATIO_LABEL.sub(" ", text)
+    text = _DECIMAL_COMMA.sub(r"\1.\2", text)
+    text = _THOUSANDS.sub(_join_thousands, text)
+    text = _INLINE_INDEX.sub(" ", text)
+    return _LINE_INDEX.sub("\n ", text)
 
 
 def normalise(text: str, *, keep_commentary: bool = False) -> str:
@@ -191,21 +159,12 @@ def normalise(text: str, *, keep_commentary: bool = False) -> str:
     `keep_commentary` keeps what `_commentary` would remove (`(breakout)`, `5%`): for the checks that
     must see those words before they are dropped."""
     if _FOREIGN_WORDS:  # a user's words may be ASCII (`[translations.english] long = ["BULLISH"]`)
-        if not text.isascii() and not unicodedata.is_normalized("NFKC", text):
-            text = unicodedata.normalize("NFKC", text)
-        text = _FOREIGN_WORD.sub(_english, text)
+        text = _FOREIGN_WORD.sub(_english, unicodedata.normalize("NFKC", text))
+    text = _CONTROL.sub(" ", text)
     if not text.isascii():
         text = _unicode(text)
-    elif not text.isprintable() and _CONTROL.search(text):  # ASCII: printable means no control character
-        text = _CONTROL.sub(" ", text)
-    if "<" in text:
-        text = _DISCORD_TOKEN.sub(" ", text)
-    if ("/" in text and "://" in text) or "www." in text or "WWW." in text:
-        text = _URL.sub(" ", text)
-    # Every step above leaves ASCII text (_unicode maps or blanks every other character).
-    text = text.encode("ascii").translate(_MARKDOWN_UPPER, _MARKDOWN_GONE).decode("ascii")
-    if "  " in text:
-        text = _SPACES.sub(" ", text)
-    if " \n" in text:
-        text = text.replace(" \n", "\n")
+    text = _DISCORD_TOKEN.sub(" ", text)
+    text = _URL.sub(" ", text)
+    text = text.translate(_MARKDOWN).upper()
+    text = _SPACES.sub(" ", text).replace(" \n", "\n")
     return "\n" + text if keep_commentary else _commentary("\n" + text)

@@ -18,34 +18,33 @@ from typing import NamedTuple
 from hit_bot.parsing.normalise import ENTRY_MARK, STOP_MARK, TARGET_MARK
 from hit_bot.parsing.vocabulary import VOCABULARY
 
-# An optional group is written `(?:X|)`, not `(?:X)?`: the same matches in the same order, but for `?` on a
-# group of more than one character CPython's engine runs a REPEAT (which allocates), for `|)` a cheap branch.
-# An index after a price label: `TP1`, `T2`, `TP#3`, `Target 1:`, `Take Profit (2)`, `Entry #1`. Every
-# alternative starts with a character or a set, not an optional one (`[ ]X|X` for `[ ]?X`, in that order):
-# the engine then skips an alternative on its first character without entering it.
+# What may follow a price label before its value. An index: `TP1`, `TP#3`, `Take Profit (2)`, `Target 1:`,
+# `TP 3- 141.6` (a list number before the price), `Entry #1`.
 _INDEX = (
-    r"(?:\#[0-9][0-9]?(?![0-9.,])|[0-9][0-9]?(?![0-9.,])|[ ]\(\#?[0-9]{1,2}\)|\(\#?[0-9]{1,2}\)"
-    r"|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])|[ ][0-9]{1,2}[ ]?-(?=[ ]?[0-9])|[ ]\#[0-9]{1,2}(?![0-9.,])|)"
+    r"(?:\#?[0-9]{1,2}(?![0-9.,])"
+    r"|[ ]?\(\#?[0-9]{1,2}\)"
+    r"|[ ]\#?[0-9]{1,2}(?=[ ]?[:=)])"
+    r"|[ ][0-9]{1,2}[ ]?-(?=[ ]?[0-9])"
+    r"|[ ]?\#[0-9]{1,2}(?![0-9.,]))?"
 )
-_SEPARATOR = r"(?:[ ][:=]|[:=]|[ ]-(?=[ ])|-(?=[ ])|)"
+# Then a separator: `:`, `=` or a dash with a blank after it.
+_SEPARATOR = r"(?:[ ]?[:=]|[ ]?-(?=[ ]))?"
 _PRICE_TAIL = r"(?![A-Z])" + _INDEX + _SEPARATOR
-_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9][0-9]{0,3}(?:\.[0-9]+|)(?![0-9])(?:[ ]?X|)(?![A-Z])(?:[ ]?\)|)"
-_LEVERAGE_SEPARATOR = r"(?:[ ]?[:=-]|)"  # `Hebel: 10x` for a user's word; the shipped ones include theirs
+_LEVERAGE_VALUE = r"[ ]?\(?[ ]?X?[ ]?[0-9]{1,4}(?:\.[0-9]+)?(?![0-9])(?:[ ]?X)?(?![A-Z])(?:[ ]?\))?"
+_LEVERAGE_SEPARATOR = r"(?:[ ]?[:=-])?"  # `Hebel: 10x` for a user's word; the shipped ones include theirs
 # (kind, tail, words): the label words come from the vocabulary (parsing/vocabulary.toml and the user's
 # PARSER_VOCABULARY file); a leverage written as its number (`20x`, `x20`) is syntax, kept here.
 _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("target", _PRICE_TAIL, VOCABULARY.labels["target"]),
     (
         "stop",
-        r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z])|)" + _PRICE_TAIL,
+        r"(?:[ ](?:TARGETS?|PRICES?|LEVELS?|ZONES?|AT)(?![A-Z]))?" + _PRICE_TAIL,
         VOCABULARY.labels["stop"],
     ),
     ("entry", _PRICE_TAIL, VOCABULARY.labels["entry"]),
     ("lev", _LEVERAGE_SEPARATOR + _LEVERAGE_VALUE, VOCABULARY.labels["leverage"]),
-    # Possessive digits (`{0,3}+`, `++`): what follows them is never a digit, so giving some back could not
-    # help a match, and this label is tried before every price (`SL: 58000` fails it four times otherwise).
-    ("lev", r"X(?![A-Z0-9])", (r"[0-9][0-9]{0,3}+(?:\.[0-9]++|)",)),
-    ("lev", r"(?![0-9.A-Z])", (r"X[0-9][0-9]{0,3}+",)),
+    ("lev", r"X(?![A-Z0-9])", (r"[0-9]{1,4}(?:\.[0-9]+)?",)),  # `20x`, `2.5x`
+    ("lev", r"(?![0-9.A-Z])", (r"X[0-9]{1,4}",)),  # `x20`
 )
 
 
@@ -53,33 +52,13 @@ _SYMBOL_LABELS = ((TARGET_MARK, "target"), (STOP_MARK, "stop"), (ENTRY_MARK, "en
 
 
 def _build_labels() -> re.Pattern[str]:
-    """One regex for every label, used with split(): a separator character, then the words grouped by
-    their first letter (so the engine tests one letter per group)."""
-    by_letter: dict[str, list[str]] = {}
-    rest: list[str] = []
-    for _kind, tail, words in _VOCABULARY:
-        for word in words:
-            if word[0].isalpha() and word[1:2] not in ("?", "*", "+", "{"):
-                by_letter.setdefault(word[0], []).append(f"{word[1:]}{tail}")
-            else:
-                rest.append(f"{word}{tail}")
-    groups = [f"{letter}(?:{'|'.join(words)})" for letter, words in by_letter.items()]
-    # A symbol label (🎯 🛑 💰 marks, `@`) is matched as the separator before it, the mark left in place:
-    # it can then be the separator of a word label glued to it (`💰TAKE PROFIT:`).
-    symbols = "(?=[" + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS) + "])"
-    # Every label starts with one of these: tested once, before the alternatives (most separators fail it).
-    starts = {_first_character(word) for _kind, _tail, words in _VOCABULARY for word in words}
-    first = "".join(sorted(starts)) + "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS)
-    return re.compile(r"([^A-Z0-9_.](?=[" + first + "])(?:" + "|".join([*groups, *rest, symbols]) + "))")
-
-
-def _first_character(word: str) -> str:
-    """What a label word's first character can be, as a regex character set item."""
-    if word[0].isalpha():
-        return word[0]
-    if word.startswith("[0-9]"):
-        return "0-9"
-    raise ValueError(f"a label word must start with a letter or [0-9]: {word}")
+    """One regex for every label, used with split(): the character before the label (a blank, a newline
+    or a sign that ends a word), then a label word with its tail. A symbol label (🎯 🛑 💰 marks, `@`) is
+    matched as the character before it, the mark left in place: it can then be the separator of a word
+    label glued to it (`💰TAKE PROFIT:`)."""
+    words = [f"(?:{word}){tail}" for _kind, tail, kind_words in _VOCABULARY for word in kind_words]
+    marks = "".join(re.escape(mark) for mark, _kind in _SYMBOL_LABELS)
+    return re.compile(r"([^A-Z0-9_.](?:" + "|".join(words) + f"|(?=[{marks}])))")
 
 
 def _kind(label: str) -> str:
@@ -99,13 +78,13 @@ _KIND_PATTERNS = tuple(
 _SYMBOL_KINDS = dict(_SYMBOL_LABELS)
 _STOP_KIND = next(pattern for kind, pattern in _KIND_PATTERNS if kind == "stop")
 _PERCENT_STOP = re.compile(
-    f"(?<![A-Z0-9])(?:{_STOP_KIND.pattern})[ ]?[-+]?[0-9]+(?:[.,][0-9]+|)[ ]?%"
-    f"|{STOP_MARK}[ ]?[:=]?[ ]?[-+]?[0-9]+(?:[.,][0-9]+|)[ ]?%"
+    f"(?<![A-Z0-9])(?:{_STOP_KIND.pattern})[ ]?[-+]?[0-9]+(?:[.,][0-9]+)?[ ]?%"
+    f"|{STOP_MARK}[ ]?[:=]?[ ]?[-+]?[0-9]+(?:[.,][0-9]+)?[ ]?%"
 )
-_LEVERAGE_NUMBER = re.compile(r"[0-9][0-9]*(?:\.[0-9]+|)")
+_LEVERAGE_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 # A price: digits with an optional decimal part, `K` for thousands, a glued quote (`60000USDT`) ignored;
 # never part of a word or of another number (`4H`, `1000PEPE`, `TP1` are not prices).
-_NUMBER = re.compile(r"([0-9](?<![A-Z0-9.#].)[0-9]*(?:\.[0-9]+|))(K?)(?:USDT|USDC|USD|)(?![0-9A-Z]|\.[0-9])")
+_NUMBER = re.compile(r"(?<![A-Z0-9.#])([0-9]+(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?(?![0-9A-Z]|\.[0-9])")
 # The pieces of a label's value: runs of letters, digits and dots (`$`, `,`, `-`, `(`... separate them).
 _VALUE_TOKEN = re.compile(r"[A-Z0-9.]+")
 _PRICE_TOKEN = re.compile(r"([0-9]+(?:\.[0-9]+)?)(K?)(?:USDT|USDC|USD)?")

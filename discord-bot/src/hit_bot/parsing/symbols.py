@@ -10,49 +10,37 @@ Symbol, from the surest to the loosest source: an explicit pair with its quote (
 `$ETH`), then a bare word beside the direction (`LONG BTC`, `BTC LONG`). The quote defaults to USDT;
 a `-PERP` / `.P` / `-SWAP` suffix means the USDT perpetual. More than one candidate at the surest
 level found is an ambiguity the caller must refuse.
-
-Speed: the words of a message are collected once (`words`) and most questions are set look-ups;
-the regexes below start with a literal or a character set, so the engine skips ahead cheaply.
 """
 
 from __future__ import annotations
 
 import re
-import string
 
 from hit_bot.parsing.normalise import DOWN_MARK, GREEN_MARK, RED_MARK, UP_MARK
 from hit_shared.models import Side
 
-# `(?:X|)` is `(?:X)?` written as a branch, which the regex engine runs faster (see parsing/scan.py).
-_WORDS = re.compile(r"[A-Z][A-Z]*")
-# directions() answers with one of these, indexed by (long) + 2 * (short): no set built per message.
-_SIDES: tuple[tuple[Side, ...], ...] = ((), (Side.LONG,), (Side.SHORT,), (Side.LONG, Side.SHORT))
+_WORDS = re.compile(r"[A-Z]+")
 _LONG_WORDS = frozenset(("LONG", "BUY", "LONGING", "BUYING"))
 _SHORT_WORDS = frozenset(("SHORT", "SELL", "SHORTING", "SELLING"))
 _ZONE_WORDS = ("ZONE", "RANGE", "AREA", "BETWEEN", "PRICE")
 _BUY_SELL = frozenset(("BUY", "BUYING", "SELL", "SELLING"))
-# Literal-first alternatives (the engine then jumps between L, S and B; SHORT and SELL share their S),
-# word boundaries as look-behinds.
-_DIRECTION_WORDS = re.compile(
-    r"(?:L(?<![A-Z0-9]L)ONG|S(?<![A-Z0-9]S)(?:HORT|ELL)|B(?<![A-Z0-9]B)UY)(?:ING|)(?![A-Z0-9])"
-)
+_DIRECTION_WORDS = re.compile(r"(?<![A-Z0-9])(?:LONG|SHORT|SELL|BUY)(?:ING)?(?![A-Z0-9])")
 # BUY/SELL followed by one of _ZONE_WORDS is an entry label (`Buy zone:`), only a weak direction.
 _STRONG_BUY_SELL = re.compile(
-    r"(?<![A-Z0-9])(BUY|SELL)(?:ING|)(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
+    r"(?<![A-Z0-9])(BUY|SELL)(?:ING)?(?![A-Z0-9])(?![ -]?(?:ZONE|RANGE|AREA|BETWEEN|PRICE)(?![A-Z]))"
 )
-_QUOTE = re.compile(r"(?:USDT|USDC|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL|)|-?SWAP|)(?![A-Z0-9])")
-# The base before a quote: within the 24 characters before it, an optional separator (`-`, `/`, `:`, `_`
-# with a blank on either side, or a blank), then 1 to 20 letters and digits (all of the run). See _base().
-_BASE_WINDOW = 24
-_ALNUM = string.ascii_uppercase + string.digits
+_QUOTE = re.compile(r"(?:USDT|USDC|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(?![A-Z0-9])")
+# The base before a quote: 1 to 20 letters and digits (the whole run), then an optional separator (`-`, `/`,
+# `:`, `_`, with a blank on either side) or a blank, right before the quote.
+_BASE = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{1,20})(?:[ ]?[-/:_][ ]?|[ ])?\Z")
 _QUOTES = {"USDT": "USDT", "USDC": "USDC", "PERP": "USDT"}
 _CASHTAG = re.compile(r"[#$]([0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
 _BARE_AFTER = re.compile(
-    r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING|)\b|[\x14\x15])[ ]*(?:ON[ ]+|-[ ]*|)[#$]?"
+    r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15])[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
     r"([0-9]{0,6}[A-Z][A-Z0-9]{1,19})\b"
 )
 _BARE_BEFORE = re.compile(
-    r"(?<![A-Z0-9])[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})[ ]*(?:\n[ ]*|)"
+    r"(?<![A-Z0-9])[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,19})[ ]*(?:\n[ ]*)?"
     r"(?:\b(?:LONG|SHORT|BUY|SELL)\b|[\x14\x15])"
 )
 _PAIR_LABEL = re.compile(
@@ -95,7 +83,7 @@ def directions(text: str) -> tuple[Side, ...]:
     if not (is_long or is_short):
         is_long = GREEN_MARK in text or "BUY" in found or "BUYING" in found
         is_short = RED_MARK in text or "SELL" in found or "SELLING" in found
-    return _SIDES[is_long + 2 * is_short]
+    return (Side.LONG,) * is_long + (Side.SHORT,) * is_short
 
 
 def _usable(base: str) -> bool:
@@ -103,46 +91,27 @@ def _usable(base: str) -> bool:
 
 
 def _base(text: str, at: int) -> str:
-    """The base of a pair whose quote starts at `at` ("" if none): read from the end with character tests
-    and one rstrip, where a regex over the reversed window cost a slice, a reversal and a regex call."""
-    start = at - _BASE_WINDOW if at > _BASE_WINDOW else 0
-    end = at
-    if end > start and text[end - 1] == " ":
-        end -= 1
-    if end > start and text[end - 1] in "-/:_":
-        end -= 1
-        if end > start and text[end - 1] == " ":
-            end -= 1
-    head = text[start:end]
-    base_start = len(head.rstrip(_ALNUM))
-    return head[base_start:] if 0 < end - start - base_start <= 20 else ""
+    """The base of a pair whose quote starts at `at` ("" if none)."""
+    base = _BASE.search(text[:at])
+    return base.group(1) if base else ""
 
 
 def _pairs(text: str) -> list[str]:
-    """Explicit pairs, found from their quote (str.find is far cheaper than a regex scan)."""
+    """Explicit pairs: a quote (USDT, USDC, USD, PERP) with a base right before it."""
     found = []
-    for literal in ("USD", "PERP"):
-        at = text.find(literal) if literal in text else -1  # `in` costs half a find() call
-        while at >= 0:
-            quote = text[at : at + 4]  # USDT, USDC, PERP, or anything else for USD
-            # `USDT` and then a blank or the end (`"" in " \n"`) is what _QUOTE matches most often, tested
-            # without a regex call.
-            if (quote == "USDT" and text[at + 4 : at + 5] in " \n") or _QUOTE.match(text, at):
-                name = _base(text, at)
-                if name and name not in NOT_SYMBOLS and not name.isdigit():  # _usable(name)
-                    found.append(f"{name}-{_QUOTES.get(quote, 'USDT')}")
-            at = text.find(literal, at + 3)
+    for quote in _QUOTE.finditer(text):
+        name = _base(text, quote.start())
+        if name and _usable(name):
+            found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USDT')}")
     return found
 
 
 def symbols(text: str) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
     found = _pairs(text)
-    if len(found) == 1:  # the common case: one explicit pair, nothing to deduplicate
-        return found
     if not found:
         found = [f"{m.group(1)}-USDT" for m in _PAIR_LABEL.finditer(text) if _usable(m.group(1))]
-    if not found and ("#" in text or "$" in text):
+    if not found:
         found = [f"{m.group(1)}-USDT" for m in _CASHTAG.finditer(text) if _usable(m.group(1))]
     if not found:
         for pattern in (_BARE_AFTER, _BARE_BEFORE):
