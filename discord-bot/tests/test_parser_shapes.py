@@ -39,6 +39,31 @@ SHAPES = [
      "OP-USDT", ["1.95"], "1.85", ["2.05", "2.15"], None),
     ("sei/usdt\nenter 0.48\nstop 0.45\ntargets 0.52 0.50", "long", "SEI-USDT", ["0.48"], "0.45",
      ["0.52", "0.50"], None),
+    # symbols: another name for the coin, coins named like words, digits first, a venue suffix, a leverage
+    # beside the coin, a coin called 0x
+    ("#xbt short\nentry 97150\nsl 98400\ntp 95000", "short", "BTC-USDT", ["97150"], "98400", ["95000"], None),
+    ("HIGH/USDT LONG\nEntry: 0.88\nSL: 0.82\nTP: 0.95", "long", "HIGH-USDT", ["0.88"], "0.82", ["0.95"],
+     None),
+    ("Short NOT-USDT entry 0.0061 sl 0.0065 tp 0.0057", "short", "NOT-USDT", ["0.0061"], "0.0065",
+     ["0.0057"], None),
+    ("LONG 1000BONK\nEntry: 0.0215\nSL: 0.0201\nTP1: 0.0230", "long", "1000BONK-USDT", ["0.0215"],
+     "0.0201", ["0.0230"], None),
+    ("SUIUSDT.P short\nEntry: 3.85\nSL: 4.02\nTP: 3.60", "short", "SUI-USDT", ["3.85"], "4.02", ["3.60"],
+     None),
+    ("TIA LONG X5 X15\nEntry: 5.40\nSL: 5.10\nTP: 5.90", "long", "TIA-USDT", ["5.40"], "5.10", ["5.90"], 5),
+    ("0x (ZRXUSD) SHORT\nEntry: 0.345\nSL: 0.362\nTP: 0.320", "short", "ZRX-USDT", ["0.345"], "0.362",
+     ["0.320"], None),
+    # placeholders among the targets are dropped
+    ("INJ LONG\nEntry: 21.4\nSL: 20.6\nTP1: 22.3\nTP2: 23.1\nTP3: 🚀", "long", "INJ-USDT", ["21.4"], "20.6",
+     ["22.3", "23.1"], None),
+    # an entry label followed by the coin and the direction before its price
+    ("Re-entry ETH short 3480 SL 3560 TP 3350", "short", "ETH-USDT", ["3480"], "3560", ["3350"], None),
+    # the coin alone before the first label; 多 / 空 alone
+    ("LTC giriş: 84.2 stop: 81.9 hedef: 88.0 long", "long", "LTC-USDT", ["84.2"], "81.9", ["88.0"], None),
+    ("空 DOT 入场 4.35 止损 4.52 止盈 4.10", "short", "DOT-USDT", ["4.35"], "4.52", ["4.10"], None),
+    # a spot channel's layout: `Buy:` is the entry, `Sell:` the targets
+    ("#FET/USDT\nBuy: 1.21 - 1.24\nSell: 1.30 - 1.36 - 1.45\nStop: 1.15", "long", "FET-USDT",
+     ["1.21", "1.24"], "1.15", ["1.30", "1.36", "1.45"], None),
 ]  # fmt: skip
 
 
@@ -64,3 +89,47 @@ def test_parser_refuses_a_side_the_prices_do_not_agree_on() -> None:
 def test_parser_refuses_market_reading_when_prices_sit_outside_labels() -> None:
     result = parse("LONG OP-USDT on the 1.95 retest\nwatch this one\n\nSL: 1.85\nTP: 2.05")
     assert result.kind == "invalid"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # one price or two? (a decimal comma with four decimals, or a list without a blank)
+        ("LONG ETH Entry 3200 SL 3100 TP 3300,3400", "can be read as one price (3300.3400) or as two"),
+        # an entry label whose price is not read is never a market order
+        ("Re-entry SOL long wait 142 SL 136 TP 150", "its Re-entry has no price that can be read"),
+        # more targets than a signal may carry
+        (
+            "DOGE LONG\nEntry: 0.100\nSL: 0.090\nTargets: "
+            + " ".join(f"0.1{n:02d}" for n in range(1, 13)),
+            "at most 10 take-profit targets are supported, got 12",
+        ),
+        # BUY: and SELL: as labels twice over: no layout to read them by
+        ("BTC\nBuy: 60000\nSell: 62000\nBuy: 59000\nSL 58000", "it gives both LONG and SHORT"),
+    ],
+)
+def test_parser_refuses_what_it_cannot_read_safely(text: str, reason: str) -> None:
+    result = parse(text)
+    assert result.kind == "invalid", result
+    assert reason.lower() in (result.reason or "").lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "entries", "targets"),
+    [
+        ("LONG BTC Entry 60000 SL 58000 TP 0,415", None, None),  # a decimal comma: refused as out of scale
+        ("LONG ADA Entry 0,415 SL 0,398 TP 0,44", ["0.415"], ["0.44"]),
+        ("LONG ADA Entry 1,2345 SL 1,1 TP 1,35", ["1.2345"], ["1.35"]),
+        ("LONG BTC Entry 60,500 SL 59,000 TP 62,000", ["60500"], ["62000"]),
+    ],
+)
+def test_parser_tells_decimal_commas_from_thousands(
+    text: str, entries: list[str] | None, targets: list[str] | None
+) -> None:
+    result = parse(text)
+    if entries is None:
+        assert result.kind == "invalid"
+        return
+    assert result.signal is not None, result.reason
+    assert result.signal.entries == tuple(D(e) for e in entries)
+    assert result.signal.take_profits == tuple(D(t) for t in targets or ())

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Literal
 
 from hit_bot.parsing.checks import (
+    ambiguous_number_problem,
     entry_order_problem,
     equal_targets,
     leverage_problem,
@@ -30,7 +31,7 @@ from hit_bot.parsing.checks import (
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
-from hit_bot.parsing.symbols import directions, symbols, words
+from hit_bot.parsing.symbols import coin_words, directions, lone_coin, symbols, words
 from hit_bot.parsing.vocabulary import VOCABULARY
 from hit_shared.models import MAX_RAW_TEXT, SYMBOL_PATTERN, Side, SignalCore, consistency_problem, fmt
 
@@ -149,7 +150,9 @@ def _parse(text: str) -> ParseResult:
     norm = normalise(text)
     if _reports_a_result(norm) or _is_question(norm) or _withdrawn(norm):
         return NOT_SIGNAL
-    found = scan(norm)
+    candidates = symbols(norm)
+    found = scan(norm, coin_words(norm, candidates))
+    candidates = candidates or lone_coin(found.header)
     form = _choice(found)
     if form is None:
         return NOT_SIGNAL
@@ -164,7 +167,7 @@ def _parse(text: str) -> ParseResult:
         if not sides:
             return NOT_SIGNAL
         return _invalid("it gives both LONG and SHORT", form.name, norm)
-    return _read(found, form, sides[0], norm, text)
+    return _read(found, form, sides[0], candidates, norm, text)
 
 
 def _inferred_side(prices: Prices) -> tuple[Side, ...]:
@@ -180,13 +183,16 @@ def _inferred_side(prices: Prices) -> tuple[Side, ...]:
     return ()
 
 
-def _read(found: Scan, form: SignalFormat, side: Side, norm: str, text: str) -> ParseResult:
+def _read(
+    found: Scan, form: SignalFormat, side: Side, candidates: list[str], norm: str, text: str
+) -> ParseResult:
     prices = form.read(found)
     prices = prices._replace(take_profits=merged_targets(prices.take_profits))
-    problem = _symbol_problem(candidates := symbols(norm))
+    problem = _symbol_problem(candidates)
+    clean = normalise(text, keep_commentary=True)
     if problem is None:
-        problem = entry_order_problem(side, prices, normalise(text, keep_commentary=True))
-    problem = problem or _prices_problem(prices, text) or leverage_problem(norm)
+        problem = ambiguous_number_problem(clean) or entry_order_problem(side, prices, clean)
+    problem = problem or _prices_problem(prices, clean) or leverage_problem(norm)
     leverage, lev_problem = _leverage(found.leverages) if found.leverages else (None, None)
     problem = problem or lev_problem
     if problem is None:
@@ -218,11 +224,11 @@ def _symbol_problem(candidates: list[str]) -> str | None:
     return not_crypto_problem(candidates[0])
 
 
-def _prices_problem(prices: Prices, text: str) -> str | None:
+def _prices_problem(prices: Prices, clean: str) -> str | None:
     if prices.problem:
         return prices.problem
     if not prices.stops:
-        if percentage_stop(normalise(text, keep_commentary=True)):
+        if percentage_stop(clean):
             return (
                 "its stop loss is given only as a percentage, which is not read: "
                 "write the stop as a price (SL: 58000)"

@@ -48,6 +48,23 @@ _LEVERAGE_VALUE = re.compile(
 _CLEAN_LEVERAGE = re.compile(r"X?[0-9]+(?:\.[0-9]+)?X?(?:[-/](?:X?[0-9]+X?)?)?|CROSS|ISOLATED|ISO|[(-]")
 
 
+# `3300,3400`: a decimal comma with four decimals, or two prices without a blank? Neither reading is safe.
+_AMBIGUOUS_COMMA = re.compile(r"(?<![0-9.,])[1-9][0-9]{2,},[0-9]{4,}(?![0-9,])")
+
+
+def ambiguous_number_problem(clean: str) -> str | None:
+    """A number that reads as one price or as two (`3300,3400`); `clean` is normalised with its
+    commentary kept (the commas as written)."""
+    found = _AMBIGUOUS_COMMA.search(clean)
+    if found is None:
+        return None
+    one, two = found.group(0).split(",")
+    return (
+        f"{found.group(0)} can be read as one price ({one}.{two}) or as two ({one} and {two}): "
+        f"write {one}.{two}, or {one}, {two} with a blank"
+    )
+
+
 def not_crypto_problem(symbol: str) -> str | None:
     base = symbol.split("-")[0]
     if base in NOT_CRYPTO:

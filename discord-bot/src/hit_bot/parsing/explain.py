@@ -10,7 +10,7 @@ from __future__ import annotations
 from hit_bot import parser
 from hit_bot.parsing.normalise import normalise
 from hit_bot.parsing.scan import Label, labels, leverage_of, read_value, scan
-from hit_bot.parsing.symbols import directions, symbols
+from hit_bot.parsing.symbols import coin_words, directions, symbols
 from hit_shared.models import fmt
 
 _KIND_NAMES = {"entry": "entry", "stop": "stop loss", "target": "take profit"}
@@ -23,8 +23,9 @@ def explain(text: str) -> list[str]:
     norm = normalise(text)
     shown = " ".join(norm.split())
     lines = [f"read as: {shown[:_SHOWN_TEXT]}{'...' if len(shown) > _SHOWN_TEXT else ''}"]
-    found = scan(norm)
-    label_lines = [_label_line(label) for label in _labels(norm)]
+    names = coin_words(norm, symbols(norm))
+    found = scan(norm, names)
+    label_lines = [_label_line(label, names) for label in _labels(norm)]
     lines += label_lines or ["no label word (entry, stop loss, take profit, leverage) found"]
     if not found.entries and not found.market and found.orphans():
         prices = ", ".join(fmt(p) for p in found.orphans())
@@ -40,14 +41,14 @@ def _labels(norm: str) -> list[Label]:
     return [label for label in labels(norm)[1] if label.kind]
 
 
-def _label_line(label: Label) -> str:
+def _label_line(label: Label, names: frozenset[str]) -> str:
     """`"TP1" taken as take profit: 65000`, or what stopped the label from giving a price."""
     head = f'"{label.name}" taken as'
     if label.kind == "lev":
         number = leverage_of(label.text)
         return f"{head} leverage: {number + 'x' if number else 'no number'}"
     kind = _KIND_NAMES[label.kind]
-    reading = read_value(label.region, label.kind)
+    reading = read_value(label.region, label.kind, names)
     if reading.garbled:
         return f'{head} {kind}: "{reading.garbled}" is not a price that can be read'
     prices = ", ".join(fmt(p) for p in reading.values)
@@ -85,7 +86,7 @@ def _why_ignored(text: str, norm: str) -> str:
         return "it asks a question"
     if parser._withdrawn(norm):
         return "it closes, cancels, withdraws or only illustrates a trade (a close or cancel word)"
-    if not scan(norm).labelled:
+    if not scan(norm, coin_words(norm, symbols(norm))).labelled:
         return "no entry, stop loss or take profit label carries a price"
     if not directions(norm):
         return "it gives no direction (LONG or SHORT) and no stop and target to infer one from"

@@ -79,10 +79,11 @@ _THOUSANDS = re.compile(r"(?<![0-9.,])([0-9]{1,3})((?:,[0-9]{3})+)(?![0-9]|,[0-9
 # `1) 61000`, `1. 61000`, `1: 61000`, `1 - 61000`, `#1 61000` at a line start; `2)` anywhere.
 _LINE_INDEX = re.compile(r"\n[ ]?(?:[-+][ ]?)?#?[0-9]{1,2}(?:\)|\.(?=[ ])|:|[ ]-(?=[ ]))(?=[ ]?[0-9.])")
 _INLINE_INDEX = re.compile(r"(?<![\w.(])[0-9]{1,2}\)")
-# A decimal comma, never a thousands separator: `0,415` (a leading zero) or `14,85` (not three digits after
-# the comma). `1,234` stays a thousands separator (1234), as `60,000` is.
+# A decimal comma, never a thousands separator: `0,415` (a leading zero), `14,85` (one or two digits after
+# the comma) or `1,2345` (four or more after one or two before). `1,234` stays a thousands separator (1234),
+# as `60,000` is; `3300,3400` is left alone: one price or two, it is refused (parsing/checks.py).
 _DECIMAL_COMMA = re.compile(
-    r"(?<![0-9.,])(0|[0-9]+(?=,(?:[0-9]{1,2}|[0-9]{4,})(?![0-9,]))),([0-9]+)(?![0-9,])"
+    r"(?<![0-9.,])(0|[0-9]+(?=,[0-9]{1,2}(?![0-9,]))|[0-9]{1,2}(?=,[0-9]{4,}(?![0-9,]))),([0-9]+)(?![0-9,])"
 )
 
 
@@ -153,6 +154,24 @@ def _commentary(text: str) -> str:
     return _LINE_INDEX.sub("\n ", text)
 
 
+# `Buy: 0.10` ... `Sell: 0.12 - 0.13`: a spot channel's layout, BUY and SELL as labels with a colon.
+_BUY_SELL_LABEL = re.compile(r"(?<![A-Z0-9])(BUY|SELL)[ ]?:")
+
+
+def _buy_sell_labels(text: str) -> str:
+    """With exactly one `BUY:` and one `SELL:` label, the first is the entry and says the direction, the
+    second gives the targets: `BUY: 0.10 SELL: 0.12` reads as `LONG ENTRY: 0.10 TP: 0.12`. Any other use
+    of the two words is left as it is (both together then give two directions, which is refused)."""
+    found = list(_BUY_SELL_LABEL.finditer(text))
+    if sorted(label[1] for label in found) != ["BUY", "SELL"]:
+        return text
+    first, second = found
+    side = "LONG" if first[1] == "BUY" else "SHORT"
+    return (
+        f"{text[: first.start()]}{side} ENTRY:{text[first.end() : second.start()]}TP:{text[second.end() :]}"
+    )
+
+
 def normalise(text: str, *, keep_commentary: bool = False) -> str:
     """The message as upper-case ASCII text that starts with a newline (see the module docstring).
 
@@ -166,5 +185,5 @@ def normalise(text: str, *, keep_commentary: bool = False) -> str:
     text = _DISCORD_TOKEN.sub(" ", text)
     text = _URL.sub(" ", text)
     text = text.translate(_MARKDOWN).upper()
-    text = _SPACES.sub(" ", text).replace(" \n", "\n")
+    text = _buy_sell_labels(_SPACES.sub(" ", text).replace(" \n", "\n"))
     return "\n" + text if keep_commentary else _commentary("\n" + text)

@@ -43,7 +43,8 @@ _VOCABULARY: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ),
     ("entry", _PRICE_TAIL, VOCABULARY.labels["entry"]),
     ("lev", _LEVERAGE_SEPARATOR + _LEVERAGE_VALUE, VOCABULARY.labels["leverage"]),
-    ("lev", r"X(?![A-Z0-9])", (r"[0-9]{1,4}(?:\.[0-9]+)?",)),  # `20x`, `2.5x`
+    # `20x`, `2.5x`; never `0x`, which is a coin's name (`0x (ZRX)`), not a leverage.
+    ("lev", r"X(?![A-Z0-9])", (r"(?!0X)[0-9]{1,4}(?:\.[0-9]+)?",)),
     ("lev", r"(?![0-9.A-Z])", (r"X[0-9]{1,4}",)),  # `x20`
 )
 
@@ -100,6 +101,7 @@ FILLER = MARKET_WORDS | frozenset(
 # Words that put an entry price as a level to cross (`LONG BTC above 60500`): said of a long's `above` or a
 # short's `below`, the entry is a breakout, which a limit order cannot express.
 TRIGGER_WORDS = frozenset("ABOVE OVER BELOW UNDER".split())
+DIRECTION_WORDS = frozenset("LONG SHORT BUY SELL LONGING SHORTING BUYING SELLING".split())
 # Words a stop's value may start with before its price: `SL: H4 candle close below 0.4560`.
 STOP_QUALIFIERS = frozenset("CANDLE CANDLES CLOSE CLOSES CLOSING CLOSED BODY DAILY WEEKLY IF".split())
 # Words that say a value is not known yet: `TP2: TBD`, `Entry: N/A`.
@@ -130,6 +132,7 @@ class Scan:
 
     text: str
     header: str = ""  # the text before the first label; its last line may hold an unlabelled entry
+    names: frozenset[str] = frozenset()  # the words that name the coin (`BTC`, `BTCUSDT`)
     entries: list[Decimal] = field(default_factory=list)
     market: bool = False  # an entry label said market / CMP / now
     stops: list[Decimal] = field(default_factory=list)  # the first price of each stop label
@@ -161,18 +164,19 @@ def _price(token: str) -> Decimal | None:
     return value * _THOUSAND if match.group(2) else value
 
 
-def read_value(region: str, kind: str = "entry") -> Reading:
+def read_value(region: str, kind: str = "entry", names: frozenset[str] = frozenset()) -> Reading:
     """The prices of a label's value (see _read_tokens); a `-` glued to the first price makes it
-    negative, which the checks then refuse."""
-    reading = _read_tokens(region, kind)
+    negative, which the checks then refuse. `names` are the words that name the message's coin."""
+    reading = _read_tokens(region, kind, names)
     if reading.values and "-" in region and _negative(region):
         reading.values[0] = -reading.values[0]
     return reading
 
 
-def _read_tokens(region: str, kind: str) -> Reading:
+def _read_tokens(region: str, kind: str, names: frozenset[str]) -> Reading:
     """The prices of a label's value, read piece by piece up to its first word that is not filler.
 
+    An entry's value may name the coin and the direction before its price (`Re-entry BTC long 59000`).
     A piece with digits that is neither a price nor a known non-price (`4H`, `20X`) is garbled
     (`6O000`, `60000.5.3`, `.5`, `1E400`): reported, never skipped, so that a broken value never
     becomes a market entry or a dropped target."""
@@ -192,6 +196,8 @@ def _read_tokens(region: str, kind: str) -> Reading:
                     continue  # `SL: H4 candle close below x`
                 return Reading(values, market, alternative, None, piece, trigger)
             return Reading(values, market, alternative, piece, None, trigger)
+        if kind == "entry" and not values and (piece in names or piece in DIRECTION_WORDS):
+            continue
         if piece in FILLER or (kind == "stop" and not values and piece in STOP_QUALIFIERS):
             market = market or piece in MARKET_WORDS
             alternative = alternative or (piece == "OR" and bool(values))
@@ -265,10 +271,11 @@ def labels(text: str) -> tuple[str, list[Label]]:
     return parts[0], found
 
 
-def scan(text: str) -> Scan:
-    """Reads every label of normalised text (see the module docstring)."""
+def scan(text: str, names: frozenset[str] = frozenset()) -> Scan:
+    """Reads every label of normalised text (see the module docstring); `names` are the words that name
+    the message's coin (symbols.coin_words)."""
     header, found = labels(text)
-    result = Scan(text, header)
+    result = Scan(text, header, names=names)
     newline = False
     for label, kind, region, glyph in found:
         newline = newline or "\n" in label
@@ -297,7 +304,7 @@ def _leverage(result: Scan, label: str, orphans: list[Decimal]) -> None:
 
 def _take(result: Scan, kind: str, label: str, region: str) -> bool:
     """Adds a price label's prices to the scan; True when it carried any (or a market word)."""
-    reading = read_value(region, kind)
+    reading = read_value(region, kind, result.names)
     name = " ".join(label.strip(" \n:=-").split()) or "label"
     if reading.garbled:
         result.problems.append(f"its {name} value {reading.garbled} is not a price that can be read")
@@ -316,10 +323,11 @@ def _take(result: Scan, kind: str, label: str, region: str) -> bool:
 
 
 def _unread(result: Scan, kind: str, name: str, label: str, region: str, reading: Reading) -> None:
-    """A label that promised a value (`Entry:`, `TP2: TBD`) but carries none that can be read: an entry
-    label is remembered (the entry is then unknown, never market), a target placeholder refused."""
+    """A label that promised a value (`Entry:`, `TP2: TBD`, `Re-entry ... 59000` with a price further on
+    its line) but carries none that can be read: an entry label is remembered (the entry is then unknown,
+    never market), a target placeholder refused."""
     placeholder = reading.end_word in PLACEHOLDERS or region.strip(" \n") in ("-", "--", "?", "...")
-    if kind == "entry" and _has_separator(label):
+    if kind == "entry" and (_has_separator(label) or numbers(region.split("\n", 1)[0])):
         result.unread_entries.append(name)
     elif kind == "target" and _has_separator(label) and placeholder:
         result.problems.append(f"its {name} has no price that can be read")

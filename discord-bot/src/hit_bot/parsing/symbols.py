@@ -34,6 +34,17 @@ _QUOTE = re.compile(r"(?:USDT|USDC|USD|PERP)(?:\.P|[-.]?PERP(?:ETUAL)?|-?SWAP)?(
 # `:`, `_`, with a blank on either side) or a blank, right before the quote.
 _BASE = re.compile(r"(?<![A-Z0-9])([A-Z0-9]{1,20})(?:[ ]?[-/:_][ ]?|[ ])?\Z")
 _QUOTES = {"USDT": "USDT", "USDC": "USDC", "PERP": "USDT"}
+# Other names of a coin, as the venue lists it: `XBT` is Bitcoin on some exchanges.
+ALIASES = {"XBT": "BTC"}
+# Words that give a message its structure: never a coin, even written as a pair (`ENTRY/USDT`). Other words
+# of NOT_SYMBOLS are coins when the message writes them as a pair (`HIGH/USDT`, `NOT-USDT`, `PERPUSDT`).
+STRUCTURE_WORDS = frozenset(
+    """LONG SHORT BUY SELL LONGING SHORTING BUYING SELLING ENTRY ENTRIES ENTER SL TP TPS STOP STOPLOSS
+    LOSS TARGET TARGETS TAKE PROFIT LEVERAGE LEV CROSS ISOLATED ISO MARKET CMP NOW AT PRICE PAIR COIN SIDE
+    DIRECTION TYPE SIGNAL SIZE RISK MARGIN AMOUNT IN ON FOR THE AND OR TO OF USDT USDC USD BUSD""".split()
+)
+# A leverage written beside the coin (`X10`, `25X`) is not a coin.
+_LEVERAGE_WORD = re.compile(r"X[0-9]{1,4}|[0-9]{1,4}X")
 _CASHTAG = re.compile(r"[#$]([0-9]{0,6}[A-Z][A-Z0-9]{0,19})(?![A-Z0-9])")
 _BARE_AFTER = re.compile(
     r"(?:\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\b|[\x14\x15])[ ]*(?:ON[ ]+|-[ ]*)?[#$]?"
@@ -54,8 +65,21 @@ NOT_SYMBOLS = frozenset(
     USD BUSD HERE THIS THAT BUY SELL LONG SHORT VIP FREE CALL IDEA SIZE RISK PREMIUM CRYPTO TRADING
     BINANCE BYBIT BLOFIN OKX BITGET MEXC KUCOIN UPDATE NOTE PRICE CURRENT EP GO NOT NO AND OR TO OF MY
     YOUR WE ME UP DOWN HIGH LOW MID BE AS SO IF OPEN CLOSE EXIT MEDIUM SAFE LEVEL LEVELS AREA RANGE BETWEEN
-    TOKEN SYMBOL TICKER ASSET CONTRACT INSTRUMENT MARGIN AMOUNT""".split()
+    TOKEN SYMBOL TICKER ASSET CONTRACT INSTRUMENT MARGIN AMOUNT BREAKOUT REMINDER HELLO HI HEY GUYS TEAM
+    ATTENTION WARNING QUICK FAST BONUS OK NEXT LAST FINAL ANOTHER TODAY TOMORROW WEEKEND MORNING EVENING
+    NIGHT DAY WEEK MONTH CHART ANALYSIS SETUPS""".split()
 )
+
+
+_COIN_WORD = re.compile(r"[A-Z0-9.]+")
+_QUOTE_SUFFIX = re.compile(r"(?:USDT|USDC|USD|PERP)(?:\.P|PERP)?\Z")
+
+
+def coin_words(text: str, candidates: list[str]) -> frozenset[str]:
+    """The words of a message that name its coin, of those `symbols` found: `BTC`, `BTCUSDT`, `XBT`."""
+    bases = {candidate.split("-")[0] for candidate in candidates}
+    bases |= {alias for alias, coin in ALIASES.items() if coin in bases}
+    return frozenset(w for w in _COIN_WORD.findall(text) if _QUOTE_SUFFIX.sub("", w) in bases)
 
 
 def words(text: str) -> frozenset[str]:
@@ -87,35 +111,58 @@ def directions(text: str) -> tuple[Side, ...]:
 
 
 def _usable(base: str) -> bool:
-    return base not in NOT_SYMBOLS and not base.isdigit()
+    return base not in NOT_SYMBOLS and not base.isdigit() and not _LEVERAGE_WORD.fullmatch(base)
 
 
-def _base(text: str, at: int) -> str:
-    """The base of a pair whose quote starts at `at` ("" if none)."""
+def _pair_name(base: str, written_as_pair: bool) -> str | None:
+    """The coin a pair's base names (`XBT` is BTC), or None when the base is not a coin."""
+    if base.isdigit() or _LEVERAGE_WORD.fullmatch(base) or base in STRUCTURE_WORDS:
+        return None
+    if base in NOT_SYMBOLS and not written_as_pair:
+        return None
+    return ALIASES.get(base, base)
+
+
+def _base(text: str, at: int) -> tuple[str, bool]:
+    """The base of a pair whose quote starts at `at` ("" if none), and whether it is written as a pair:
+    glued to the quote or joined by a separator (`HIGHUSDT`, `HIGH/USDT`), not only beside it."""
     base = _BASE.search(text[:at])
-    return base.group(1) if base else ""
+    if base is None:
+        return "", False
+    return base.group(1), not base.group(0)[len(base.group(1)) :].isspace()
 
 
 def _pairs(text: str) -> list[str]:
     """Explicit pairs: a quote (USDT, USDC, USD, PERP) with a base right before it."""
     found = []
     for quote in _QUOTE.finditer(text):
-        name = _base(text, quote.start())
-        if name and _usable(name):
+        base, written_as_pair = _base(text, quote.start())
+        name = _pair_name(base, written_as_pair) if base else None
+        if name:
             found.append(f"{name}-{_QUOTES.get(quote.group(0)[:4], 'USDT')}")
     return found
+
+
+_LONE_COIN = re.compile(r"[#$]?([0-9]{0,6}[A-Z][A-Z0-9]{1,9})")
+
+
+def lone_coin(header: str) -> list[str]:
+    """A message that starts with its coin alone, before its first label (`SOL` on a line of its own,
+    `BTC giriş: 61000 ...`): the loosest source of a symbol, used when `symbols` finds none."""
+    first = header.split()
+    if len(first) != 1:
+        return []
+    coin = _LONE_COIN.fullmatch(first[0])
+    if coin is None or not _usable(coin[1]):
+        return []
+    return [f"{ALIASES.get(coin[1], coin[1])}-USDT"]
 
 
 def symbols(text: str) -> list[str]:
     """The candidate instruments at the surest level that has any (see the module docstring)."""
     found = _pairs(text)
-    if not found:
-        found = [f"{m.group(1)}-USDT" for m in _PAIR_LABEL.finditer(text) if _usable(m.group(1))]
-    if not found:
-        found = [f"{m.group(1)}-USDT" for m in _CASHTAG.finditer(text) if _usable(m.group(1))]
-    if not found:
-        for pattern in (_BARE_AFTER, _BARE_BEFORE):
-            found = [f"{m.group(1)}-USDT" for m in pattern.finditer(text) if _usable(m.group(1))]
-            if found:
-                break
+    for pattern in (_PAIR_LABEL, _CASHTAG, _BARE_AFTER, _BARE_BEFORE):
+        if found:
+            break
+        found = [f"{ALIASES.get(m[1], m[1])}-USDT" for m in pattern.finditer(text) if _usable(m[1])]
     return list(dict.fromkeys(found))
