@@ -97,3 +97,55 @@ async def test_bot_process_with_a_refused_token_says_so_on_the_console_and_in_it
     assert sentence in line
     assert sentence in logged
     assert TOKEN not in console + logged
+
+
+async def _bot_command(env_file: Path, *args: str) -> tuple[int, str]:
+    """`python -m hit_bot --env-file ENV_FILE ARGS...` with no bot or vocabulary setting in its environment:
+    (exit code, console output)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(("DISCORD_", "TRADING_", "PARSER_", "LOG_", "STATE_"))
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hit_bot", "--env-file", str(env_file), *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, output.decode()
+
+
+async def test_bot_takes_parser_vocabulary_from_its_env_file(
+    trading_server: FakeTradingServer, tmp_path: Path
+) -> None:
+    words = tmp_path / "words.toml"
+    words.write_text('[labels]\ntarget = ["ZIEL"]\n', encoding="utf-8")
+    messages = tmp_path / "messages.jsonl"
+    messages.write_text('{"text": "LONG BTC-USDT Entry: 60000 SL: 58000 Ziel: 65000"}\n', encoding="utf-8")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"TRADING_SERVER_URL={trading_server.url}\nTRADING_SERVER_API_KEY={API_KEY}\n"
+        f"LOG_DIR={tmp_path / 'logs'}\nPARSER_VOCABULARY={words}\n"
+    )
+    code, output = await _bot_command(env_file, "replay", str(messages))
+    assert code == 0, output
+    assert len(trading_server.trades) == 1  # read as a signal only with the file's word for a target
+
+
+async def test_bot_with_an_unusable_vocabulary_file_says_so_in_one_sentence_and_does_not_start(
+    tmp_path: Path,
+) -> None:
+    words = tmp_path / "words.toml"
+    words.write_text('[labels]\nprofit = ["ZIEL"]\n', encoding="utf-8")
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        f"DISCORD_TOKEN={TOKEN}\nDISCORD_CHANNEL_IDS=1\nTRADING_SERVER_API_KEY={API_KEY}\n"
+        f"STATE_DIR={tmp_path / 'state'}\nLOG_DIR={tmp_path / 'logs'}\nPARSER_VOCABULARY={words}\n"
+    )
+    code, output = await _bot_command(env_file)
+    sentence = f"hit-bot cannot start: vocabulary file {words}: labels.profit is not a kind"
+    assert code == 2
+    assert "Traceback" not in output
+    assert sentence in output
+    assert sentence in (tmp_path / "logs" / "discord-bot.log").read_text(encoding="utf-8")

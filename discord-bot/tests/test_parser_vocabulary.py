@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from hit_bot.parser import parse
-from hit_bot.parsing.vocabulary import ENVIRONMENT_VARIABLE, VocabularyError, load
+from hit_bot.parsing.vocabulary import ENVIRONMENT_VARIABLE, LABEL_KINDS, VocabularyError, load
+
+KINDS = ", ".join(LABEL_KINDS)
 
 _PARSE = (
     "import json, sys\n"
@@ -95,5 +97,19 @@ def test_vocabulary_bad_user_file_stops_the_parser_from_loading(tmp_path: Path) 
     user = tmp_path / "words.toml"
     user.write_text('[labels]\nprofit = ["ZIEL"]\n', encoding="utf-8")
     done = _parse_with(user, "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000")
-    assert done.returncode != 0
-    assert f"VocabularyError: vocabulary file {user}: labels.profit is not a kind" in done.stderr
+    assert done.returncode == 1
+    assert done.stderr == f"vocabulary file {user}: labels.profit is not a kind (kinds: {KINDS})\n"
+
+
+def test_vocabulary_bad_user_file_is_one_sentence_from_the_parser_command(tmp_path: Path) -> None:
+    user = tmp_path / "words.toml"
+    user.write_text("[labels\n", encoding="utf-8")
+    env = {**os.environ, ENVIRONMENT_VARIABLE: str(user)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hit_bot.parser", "LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"vocabulary file {user}: not valid TOML")
+    assert done.stderr.count("\n") == 1

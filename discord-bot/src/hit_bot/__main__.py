@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,6 +24,9 @@ import httpx
 
 from hit_bot.settings import BotSettings, ServerSettings, SettingsError, load_server_settings, load_settings
 from hit_shared.logs import configure_logging as setup_logs
+
+if TYPE_CHECKING:
+    from hit_bot.parser import ParseResult
 
 log = logging.getLogger("hit_bot")
 
@@ -62,10 +67,12 @@ def start_failure(exc: BaseException, settings: BotSettings) -> str | None:
 
 def _run_bot(env_file: Path | None) -> int:
     settings = load_settings(env_file)
-    from hit_bot.bot import run_bot
-    from hit_bot.parser import parse
-
     configure_logging(settings.log_level, settings.log_dir)
+    parse = _load_parser(settings)
+    if parse is None:
+        return 2
+    from hit_bot.bot import run_bot
+
     try:
         asyncio.run(run_bot(settings, parse))
     except KeyboardInterrupt:
@@ -80,8 +87,22 @@ def _run_bot(env_file: Path | None) -> int:
     return 0
 
 
-async def _replay(settings: ServerSettings, path: Path) -> str:
-    from hit_bot.parser import parse
+def _load_parser(settings: ServerSettings) -> Callable[[str], ParseResult] | None:
+    """The parser, with the vocabulary file PARSER_VOCABULARY names (the environment's, else the .env
+    file's), or None once a file that can't be used has been reported (logged: the log file has it too)."""
+    from hit_bot.parsing import VOCABULARY_VARIABLE, VocabularyError  # the parser is not imported yet
+
+    if settings.parser_vocabulary is not None and VOCABULARY_VARIABLE not in os.environ:
+        os.environ[VOCABULARY_VARIABLE] = str(settings.parser_vocabulary)
+    try:
+        from hit_bot.parser import parse
+    except VocabularyError as exc:
+        log.error("hit-bot cannot start: %s", exc)
+        return None
+    return parse
+
+
+async def _replay(settings: ServerSettings, path: Path, parse: Callable[[str], ParseResult]) -> str:
     from hit_bot.replay import format_table, replay
     from hit_bot.trading_client import TradingClient
 
@@ -99,8 +120,11 @@ def _run_replay(env_file: Path | None, path: Path) -> int:
     settings = load_server_settings(env_file)
     quiet = settings.log_level if settings.log_level != "INFO" else "WARNING"  # the table is the output
     configure_logging(settings.log_level, settings.log_dir, console_level=quiet)
+    parse = _load_parser(settings)
+    if parse is None:
+        return 2
     try:
-        sys.stdout.write(asyncio.run(_replay(settings, path)) + "\n")
+        sys.stdout.write(asyncio.run(_replay(settings, path, parse)) + "\n")
     except ReplayFileError as exc:
         _say(str(exc))
         return 2

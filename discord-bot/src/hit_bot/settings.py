@@ -49,11 +49,19 @@ class ServerSettings(BaseSettings):
     trading_attempt_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     log_level: LogLevel = "INFO"
     log_dir: Path = Field(default=DEFAULT_LOG_DIR, description="rotating log files go here")
+    parser_vocabulary: Path | None = Field(
+        default=None, description="a vocabulary file merged over the parser's words (docs/signals.md)"
+    )
 
     @field_validator("log_dir", mode="before")
     @classmethod
     def _empty_log_dir(cls, value: Any) -> Any:
         return DEFAULT_LOG_DIR if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("parser_vocabulary", mode="before")
+    @classmethod
+    def _empty_vocabulary(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("trading_server_url", mode="before")
     @classmethod

@@ -7,9 +7,10 @@ it: its words are added to each kind and tried before the shipped ones. Both are
 a file that can't be used stops the import with one `VocabularyError` naming the file and the problem
 (the bot then does not start, rather than trade on a vocabulary it did not read).
 
-`PARSER_VOCABULARY` is read from the process environment, not from the bot's `.env` file: the parser is
-imported before the settings are read. Label words are matched on the normalised message, which is ASCII
-upper case; words of other languages go under `[translations.<language>]`.
+`PARSER_VOCABULARY` is read from the process environment; the bot (`python -m hit_bot`) also takes it
+from its `.env` file, setting it in its environment before it imports the parser. Label words are matched
+on the normalised message, which is ASCII upper case; words of other languages go under
+`[translations.<language>]`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-ENVIRONMENT_VARIABLE = "PARSER_VOCABULARY"
+from hit_bot.parsing import VOCABULARY_VARIABLE, VocabularyError
+
+ENVIRONMENT_VARIABLE = VOCABULARY_VARIABLE
 LABEL_KINDS = ("entry", "stop", "target", "leverage", "market", "close", "cancel")
 # A translated word becomes the English word of its kind, which the scanner reads.
 ENGLISH = {
@@ -37,10 +40,6 @@ ENGLISH = {
     "cancel": "CANCEL",
 }
 _PLAIN_WORD = re.compile("[A-Z]+")
-
-
-class VocabularyError(ValueError):
-    """A vocabulary file that can't be used: fix the file (the message names it and the problem)."""
 
 
 @dataclass(frozen=True)
