@@ -61,6 +61,10 @@ SHAPES = [
     # the coin alone before the first label; 多 / 空 alone
     ("LTC giriş: 84.2 stop: 81.9 hedef: 88.0 long", "long", "LTC-USDT", ["84.2"], "81.9", ["88.0"], None),
     ("空 DOT 入场 4.35 止损 4.52 止盈 4.10", "short", "DOT-USDT", ["4.35"], "4.52", ["4.10"], None),
+    ("VENTA ATOM/USDT\nEntrada: 6.20\nObjetivo 1: 5.90\nObjetivo 2: 5.70\nStop: 6.45", "short", "ATOM-USDT",
+     ["6.20"], "6.45", ["5.90", "5.70"], None),
+    ("AAVE/USDT venda\nEntrada: 182\nAlvo 1: 176\nAlvo 2: 171\nStop: 188", "short", "AAVE-USDT", ["182"],
+     "188", ["176", "171"], None),
     # a spot channel's layout: `Buy:` is the entry, `Sell:` the targets
     ("#FET/USDT\nBuy: 1.21 - 1.24\nSell: 1.30 - 1.36 - 1.45\nStop: 1.15", "long", "FET-USDT",
      ["1.21", "1.24"], "1.15", ["1.30", "1.36", "1.45"], None),
