@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hit_bot.parser import parse
+from hit_bot.parser import CONDITIONAL_REASON, parse
 
 GARBLED = ["abc", "6O000", "60000.5.3", ".5", "N/A", "TBD", "-", "1e400", ""]
 
@@ -82,10 +82,44 @@ def test_parser_refuses_ambiguous_stop(stop: str, reason_part: str) -> None:
         "Don't take this one: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
         "Example format: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
         "LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 ... just kidding",
+        # repeats and recaps of a signal already posted: taking one again would be a second trade
+        "Reminder: the OP long (entry 2.015, SL 1.940, TP 2.140) is still on",
+        "INJ short still active - entry 21.4, sl 22.1, tp 20.2",
+        "Recap of the week: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080, +4%",
+        "Not a signal, only my chart: ARB long 1.05, stop 0.99, target 1.15",
+        "SHORT OP-USDT Entry 2.015 SL 2.140 TP 1.910 - don't enter yet, the 4H has not closed",
     ],
 )
 def test_parser_ignores_withdrawn_closed_or_example_signals(text: str) -> None:
     assert parse(text).kind == "not_signal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If SOL breaks 150 we long it, target 160, SL 144",
+        "if ETH loses 3100 I'll short: tp 2950 sl 3180",
+        "Only if BTC reclaims 61000: LONG Entry 61000 SL 59800 TP 63000",
+    ],
+)
+def test_parser_refuses_a_plan_that_waits_for_the_price(text: str) -> None:
+    result = parse(text)
+    assert result.kind == "invalid"
+    assert result.reason == CONDITIONAL_REASON
+
+
+@pytest.mark.parametrize(
+    ("text", "symbol"),
+    [
+        ("ETH long still good: entry 3200, sl 3100, tp 3400", "ETH-USDT"),
+        ("I'll long ARB here 1.05, sl 0.99, tp 1.15", "ARB-USDT"),
+        ("Going long BTC 60000, sl 58000, tp 65000", "BTC-USDT"),
+    ],
+)
+def test_parser_does_not_take_a_plain_word_beside_the_direction_for_the_coin(text: str, symbol: str) -> None:
+    result = parse(text)
+    assert result.signal is not None, result.reason
+    assert result.signal.symbol == symbol
 
 
 @pytest.mark.parametrize(

@@ -114,6 +114,13 @@ _WITHDRAWN = re.compile(
 )
 
 
+# `If BTC breaks 62000 we long ...`: a plan for later, not a trade to take now.
+_CONDITIONAL = re.compile(r"\n[^A-Z0-9]*(?:IF|ONLY[ ]IF|IN[ ]CASE|WHEN|ONCE)[ ]")
+CONDITIONAL_REASON = (
+    "it is a plan that depends on what the price does first (if ...): post the trade once it is on"
+)
+
+
 def _withdrawn(norm: str) -> bool:
     return _WITHDRAWN.search(norm) is not None
 
@@ -141,6 +148,8 @@ def _is_question(norm: str) -> bool:
 
 
 def _parse(text: str) -> ParseResult:
+    """The pipeline: gates that ignore a message outright, normalise, the labels and their prices (scan),
+    the format that explains them, the direction, then the reading and its checks (_read)."""
     if len(text) > MAX_TEXT:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
@@ -152,10 +161,20 @@ def _parse(text: str) -> ParseResult:
         return NOT_SIGNAL
     candidates = symbols(norm)
     found = scan(norm, coin_words(norm, candidates))
-    candidates = candidates or lone_coin(found.header)
     form = _choice(found)
     if form is None:
         return NOT_SIGNAL
+    if _CONDITIONAL.match(norm):
+        return _invalid(CONDITIONAL_REASON, form.name, norm)
+    side = _side(found, form, norm)
+    if not isinstance(side, Side):
+        return side
+    return _read(found, form, side, candidates or lone_coin(found.header), norm, text)
+
+
+def _side(found: Scan, form: SignalFormat, norm: str) -> Side | ParseResult:
+    """The one direction the message gives (or its prices give, when it writes none), or the result for a
+    message without exactly one."""
     sides = directions(norm)
     if not sides and found.stops and found.targets:
         sides = _inferred_side(form.read(found))
@@ -163,11 +182,11 @@ def _parse(text: str) -> ParseResult:
             return _invalid(
                 "it says neither LONG nor SHORT, and its prices do not say it either", form.name, norm
             )
-    if len(sides) != 1:
-        if not sides:
-            return NOT_SIGNAL
+    if not sides:
+        return NOT_SIGNAL
+    if len(sides) > 1:
         return _invalid("it gives both LONG and SHORT", form.name, norm)
-    return _read(found, form, sides[0], candidates, norm, text)
+    return sides[0]
 
 
 def _inferred_side(prices: Prices) -> tuple[Side, ...]:

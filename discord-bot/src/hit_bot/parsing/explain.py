@@ -85,7 +85,7 @@ def _why_ignored(text: str, norm: str) -> str:
     if parser._is_question(norm):
         return "it asks a question"
     if parser._withdrawn(norm):
-        return "it closes, cancels, withdraws or only illustrates a trade (a close or cancel word)"
+        return "it closes, cancels, withdraws, repeats or only illustrates a trade (a close or cancel word)"
     if not scan(norm, coin_words(norm, symbols(norm))).labelled:
         return "no entry, stop loss or take profit label carries a price"
     if not directions(norm):
