@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
+from hit_server.blofin_sim.catalog import FIRST_SYMBOLS, starting_prices
 from hit_server.testing import free_port, start_paper_server, wait_healthy
 
 
@@ -85,7 +85,7 @@ async def check_wave(http: httpx.AsyncClient, wave: list[dict[str, Any]], answer
 
 async def bench(total: int, sources: int, wave_size: int) -> dict[str, Any]:
     keys = [secrets.token_urlsafe(32) for _ in range(sources)]
-    symbols = sorted(s for s in starting_prices() if s != SUSPENDED_INST)
+    symbols = sorted(FIRST_SYMBOLS)  # the symbols the figures were first measured on
     bodies = [signal(n, symbols[n % len(symbols)]) for n in range(total)]
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hit-burst-") as tmp:

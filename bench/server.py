@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from hit_server.blofin_sim.catalog import starting_prices
+from hit_server.blofin_sim.catalog import FIRST_SYMBOLS, starting_prices
 from hit_server.testing import free_port, start_paper_server, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,9 +48,9 @@ SETTLE_S = 10.0
 
 def signals_for_round(n: int) -> list[dict[str, Any]]:
     out = []
-    for symbol, price in sorted(starting_prices().items()):
-        if symbol == "LUNA-USDT":
-            continue
+    prices = starting_prices()
+    for symbol in sorted(FIRST_SYMBOLS):  # the symbols the figures were first measured on
+        price = prices[symbol]
         out.append(
             {
                 "signal_id": f"bench:{n}:{symbol}",

@@ -403,10 +403,11 @@ def market_signal(signal_id: str, symbol: str) -> dict[str, Any]:
 
 
 def trading_symbols() -> list[str]:
-    """Every symbol the simulator trades (not the suspended one)."""
-    from hit_server.blofin_sim.catalog import SUSPENDED_INST, starting_prices
+    """The simulator's first sixteen symbols, the ones the fault suites were sized for (one signal
+    each; the paper catalogue's other rows would only make every burst longer)."""
+    from hit_server.blofin_sim.catalog import FIRST_SYMBOLS
 
-    return sorted(s for s in starting_prices() if s != SUSPENDED_INST)
+    return sorted(FIRST_SYMBOLS)
 
 
 @dataclass

@@ -106,7 +106,7 @@ async def test_server_single_target_takes_whole_size(server: RunningServer) -> N
 
 
 REJECTIONS = [
-    ("unknown symbol", signal("r-unknown", symbol="NOPE-USDT"), "no such instrument"),
+    ("unknown symbol", signal("r-unknown", symbol="NOPE-USDT"), "not in the paper catalogue"),
     (
         "suspended",
         signal("r-suspended", symbol="LUNA-USDT", stop_loss="0.4", take_profits=["0.6"]),

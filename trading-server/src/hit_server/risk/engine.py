@@ -73,6 +73,11 @@ __all__ = [
     "split_take_profits",
 ]
 
+LIVE_UNKNOWN = "no such instrument is traded on BloFin"
+PAPER_UNKNOWN = (
+    "not in the paper catalogue (paper mode trades the simulator's list of USDT perpetuals: GET "
+    "/api/v1/paper/prices shows it; demo and live trading know BloFin's full list)"
+)
 _PRECISION = 60  # enough for exact products of the short decimals prices and sizes are
 
 
@@ -88,6 +93,8 @@ class RiskLimits:
     margin_mode: str = "cross"
     fee_buffer_percent: Decimal = Decimal("0.2")  # of notional, kept free beside the margin for fees
     max_stop_distance_percent: Decimal = Decimal(50)  # fat-finger guard of a market entry's stop and TP1
+    # paper mode trades the simulator's catalogue, not BloFin's list: an unknown symbol is told so
+    paper_catalogue: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +234,8 @@ def _admission(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> I
         return _reject(RejectCode.INVALID_SIGNAL, sym, repeated)
     inst = market.instrument
     if inst is None or inst.inst_id != sym:
-        return _reject(RejectCode.UNKNOWN_SYMBOL, sym, "no such instrument is traded on BloFin")
+        unknown = PAPER_UNKNOWN if limits.paper_catalogue else LIVE_UNKNOWN
+        return _reject(RejectCode.UNKNOWN_SYMBOL, sym, unknown)
     if not inst.is_live:
         state = inst.state
         return _reject(RejectCode.SYMBOL_SUSPENDED, sym, f"the instrument is not trading (state {state})")

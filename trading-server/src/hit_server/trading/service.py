@@ -59,6 +59,7 @@ def limits_from(settings: Settings) -> RiskLimits:
         max_stop_distance_percent=settings.max_stop_distance_percent,
         max_signal_age_seconds=settings.max_signal_age_seconds,
         margin_mode=settings.margin_mode,
+        paper_catalogue=settings.trading_mode is TradingMode.PAPER,
     )
 
 
