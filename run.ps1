@@ -2,6 +2,7 @@
 #   .\run.ps1 test    lint, types and every test (installs what it needs on first use)
 #   .\run.ps1 demo    the whole system on paper, no credentials
 #   .\run.ps1 [server|bot]
+#   .\run.ps1 paper price ETH-USDT 3050 | .\run.ps1 paper prices   (a running paper server's prices)
 # Refused with "running scripts is disabled on this system"? Once: Set-ExecutionPolicy -Scope CurrentUser RemoteSigned
 # (or: powershell -ExecutionPolicy Bypass -File .\run.ps1 demo).
 $ErrorActionPreference = "Stop"

@@ -3,6 +3,7 @@
 #   ./run.sh test    lint, types and every test (installs what it needs on first use)
 #   ./run.sh demo    the whole system on paper, no credentials
 #   ./run.sh [server|bot]
+#   ./run.sh paper price ETH-USDT 3050 | ./run.sh paper prices   (a running paper server's prices)
 set -eu
 cd "$(dirname "$0")"
 for candidate in python3.13 python3.12 python3.11 python3 python; do

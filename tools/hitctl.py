@@ -13,6 +13,9 @@ Commands:
   demo    the whole system on paper, no credentials
   server  the trading server alone
   bot     the Discord bot alone
+  paper   move and list the running paper server's prices:
+            paper price SYMBOL PRICE  (e.g. paper price ETH-USDT 3050)
+            paper prices
   (none)  server and bot together
 """
 
@@ -27,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import launcher
+import paper_cli
 import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return module_command("hit_server", rest)
     if command == "bot":
         return module_command("hit_bot", rest)
+    if command == "paper":  # standard library only: no environment to set up
+        return paper_cli.main(rest, ROOT, os.environ, sys.stdout, sys.stderr)
     print(__doc__, file=sys.stderr)
     return 2
 
