@@ -197,7 +197,7 @@ def test_hitctl_cli_turns_ctrl_c_anywhere_into_one_line_and_130(
 
 
 def trade(signal_id: str, symbol: str, *entry_types: str) -> dict[str, object]:
-    """A placed signal as GET /api/v1/trades lists it (only the fields the summary reads)."""
+    """A placed signal as GET /api/v1/signals lists it (only the fields the summary reads)."""
     orders = [{"role": "entry", "type": kind} for kind in entry_types]
     orders.append({"role": "stop_loss", "type": "trigger"})
     return {"signal_id": signal_id, "symbol": symbol, "status": "placed", "orders": orders,

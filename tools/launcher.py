@@ -303,7 +303,7 @@ class PlacedSignals:
 
 def placed_signals(trades: list[dict[str, Any]], positions: list[dict[str, Any]],
                    events: list[dict[str, Any]]) -> PlacedSignals:
-    """Sorts the journal's placed signals (GET /api/v1/trades) by what the exchange holds now
+    """Sorts the journal's placed signals (GET /api/v1/signals) by what the exchange holds now
     (GET /api/v1/positions) and what the feed says has ended (GET /api/v1/events).
 
     A signal's answer lists its entry orders as placed; a limit entry without a position and without an
@@ -330,7 +330,7 @@ def print_summary(base_url: str, api_key: str) -> None:
     stats = get("stats")
     rows: list[dict[str, Any]] = get("positions")["positions"]
     say("stats: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
-    trades = get("trades?status=placed&limit=500")["trades"]
+    trades = get("signals?status=placed&limit=500")["signals"]
     say(placed_signals(trades, rows, get("events?limit=500")["events"]).sentence())
     say(f"paper positions ({len(rows)}):")
     for row in rows:

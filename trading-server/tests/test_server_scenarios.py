@@ -215,20 +215,20 @@ async def test_server_halt_cancels_entries_and_closes_positions_when_asked(serve
     assert all(p.size == 0 for p in server.sim.positions.values())
 
 
-async def test_server_journal_lists_trades_newest_first_and_filters(server: RunningServer) -> None:
+async def test_server_journal_lists_answers_newest_first_and_filters(server: RunningServer) -> None:
     await post(server, signal("j-1"))
     await post(server, signal("j-2", symbol="NOPE-USDT"))
     await post(server, signal("j-3", symbol="ETH-USDT", stop_loss="2900", take_profits=["3100"]))
 
-    page = (await server.http.get("/api/v1/trades")).json()
-    rejected = (await server.http.get("/api/v1/trades", params={"status": "rejected"})).json()
-    eth = (await server.http.get("/api/v1/trades", params={"symbol": "ETH-USDT", "limit": 1})).json()
+    page = (await server.http.get("/api/v1/signals")).json()
+    rejected = (await server.http.get("/api/v1/signals", params={"status": "rejected"})).json()
+    eth = (await server.http.get("/api/v1/signals", params={"symbol": "ETH-USDT", "limit": 1})).json()
     one = await server.http.get("/api/v1/signals/j-2")
     missing = await server.http.get("/api/v1/signals/nope")
 
-    assert [t["signal_id"] for t in page["trades"]] == ["j-3", "j-2", "j-1"]
-    assert [t["signal_id"] for t in rejected["trades"]] == ["j-2"]
-    assert [t["signal_id"] for t in eth["trades"]] == ["j-3"] and eth["total"] == 1
+    assert [t["signal_id"] for t in page["signals"]] == ["j-3", "j-2", "j-1"]
+    assert [t["signal_id"] for t in rejected["signals"]] == ["j-2"]
+    assert [t["signal_id"] for t in eth["signals"]] == ["j-3"] and eth["total"] == 1
     assert one.status_code == 200 and one.json()["status"] == "rejected"
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 

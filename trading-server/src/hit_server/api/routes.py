@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
 from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
 from hit_server.api.http_errors import NotFound
-from hit_server.api.schemas import PositionsOut, SymbolFilter, TradesPage, position_out
+from hit_server.api.schemas import PositionsOut, SignalsPage, SymbolFilter, position_out
 from hit_server.api.security import require_api_key
 from hit_server.exchange.exchange_check import ExchangeState
 from hit_server.journal.events import EventsResponse, event_out
@@ -60,8 +60,8 @@ async def get_signal(
     return TradeResponse.model_validate(row.response)
 
 
-@api.get("/trades", response_model=TradesPage)
-async def list_trades(
+@api.get("/signals", response_model=SignalsPage)
+async def list_signals(
     service: TradingServiceDep,
     status_: Annotated[TradeStatus | None, Query(alias="status")] = None,
     symbol: Annotated[
@@ -70,14 +70,15 @@ async def list_trades(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> TradesPage:
-    """The trade journal, newest first. `symbol` is matched in upper case (as signals write it); a
-    value that can't be a symbol is refused with 422."""
-    rows, total = await service.journal.trades(
+) -> SignalsPage:
+    """The answers to signals (as POST /signals gave them), newest first; rejected ones too. The trades
+    as they live (fills, targets, stop, P&L) are GET /trades. `symbol` is matched in upper case (as
+    signals write it); a value that can't be a symbol is refused with 422."""
+    rows, total = await service.journal.answers(
         status=status_.value if status_ else None, symbol=symbol, limit=limit, offset=offset
     )
-    trades = [TradeResponse.model_validate(row.response) for row in rows]
-    return TradesPage(trades=trades, total=total, limit=limit, offset=offset)
+    signals = [TradeResponse.model_validate(row.response) for row in rows]
+    return SignalsPage(signals=signals, total=total, limit=limit, offset=offset)
 
 
 @api.get("/positions", response_model=PositionsOut)

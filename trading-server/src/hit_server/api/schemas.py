@@ -4,7 +4,7 @@ types of their query filters."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
@@ -30,10 +30,25 @@ def symbol_filter(value: str) -> str:
 SymbolFilter = Annotated[str, AfterValidator(symbol_filter)]
 
 
-class TradesPage(BaseModel):
+def since_filter(value: datetime) -> datetime:
+    """A time filter in UTC; one written without a timezone is read as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01T00:00+01:00 has no UTC time
+        raise ValueError("the time is out of range") from exc
+
+
+SinceFilter = Annotated[datetime, AfterValidator(since_filter)]
+
+
+class SignalsPage(BaseModel):
+    """The answers to signals (GET /api/v1/signals); the trades as they live are GET /api/v1/trades."""
+
     model_config = ConfigDict(frozen=True)
 
-    trades: list[TradeResponse]
+    signals: list[TradeResponse]
     total: int
     limit: int
     offset: int

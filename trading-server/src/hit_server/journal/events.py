@@ -5,50 +5,17 @@ expired or cancelled, orphaned order cancelled, paper trade ended because the pa
 reset), read by the Discord bot to report outcomes.
 
 The shape is unchanged by the lifecycle events: they add types, and numbers in `data` (prices,
-sizes, `realized_pnl`, `fee`) are decimal strings."""
+sizes, `realized_pnl`, `fee`) are decimal strings. The event model and its types live in
+`hit_shared.trades`: a trade's own events are also part of GET /api/v1/trades/{signal_id}."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from hit_server.journal.db import EventRow, as_utc
+from hit_shared.trades import EVENT_TYPES, EventOut
 
-EVENT_TYPES = (
-    "placed",
-    "rejected",
-    "failed",
-    "stop_repaired",
-    "closed_for_safety",
-    "take_profit_failed",
-    "reconciled",
-    "halted",
-    "resumed",
-    "entry_filled",
-    "take_profit_hit",
-    "stop_moved",
-    "stopped_out",
-    "closed",
-    "naked_position_repaired",
-    "entries_expired",
-    "entries_cancelled",
-    "orphan_cancelled",
-    "paper_exchange_reset",
-)
-
-
-class EventOut(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    id: int
-    type: str = Field(description=", ".join(EVENT_TYPES))
-    signal_id: str | None = None
-    symbol: str | None = None
-    message: str
-    data: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime
+__all__ = ["EVENT_TYPES", "EventOut", "EventsResponse", "event_out"]
 
 
 class EventsResponse(BaseModel):

@@ -55,6 +55,11 @@ ORDER_STATES = (
 )
 
 
+# recorded for each trade whose position the kill switch closes, before it sends the close, so the
+# position monitor reads that close as the halt's (exit "halt") rather than one by hand
+HALT_CLOSE_EVENT = "halt_close"
+
+
 class DuplicateSignal(Exception):
     """Another writer recorded this signal_id first (the unique constraint held)."""
 
@@ -310,10 +315,24 @@ class Journal:
 
         return await self.db.transaction(read)
 
-    async def trades(
+    async def open_signals(self) -> dict[str, list[tuple[str, str]]]:
+        """The open signals by symbol: (signal_id, side) each, oldest first."""
+        def read(conn: Connection) -> dict[str, list[tuple[str, str]]]:
+            found: dict[str, list[tuple[str, str]]] = {}
+            rows = conn.execute(
+                select(SIGNALS.c.symbol, SIGNALS.c.signal_id, SIGNALS.c.side)
+                .where(SIGNALS.c.is_open.is_(True)).order_by(SIGNALS.c.created_at)
+            )
+            for symbol, signal_id, side in rows:
+                found.setdefault(symbol, []).append((signal_id, side))
+            return found
+
+        return await self.db.transaction(read)
+
+    async def answers(
         self, *, status: str | None, symbol: str | None, limit: int, offset: int
     ) -> tuple[list[SignalRow], int]:
-        """Answered signals, newest first, with the total matching count."""
+        """Answered signals, newest first, with the total matching count (GET /api/v1/signals)."""
         query = select(SignalRow).where(SignalRow.response.is_not(None))
         if status:
             query = query.where(SignalRow.status == status)
@@ -355,6 +374,14 @@ class Journal:
             return list(session.scalars(query.order_by(EventRow.id).limit(limit)))
 
         return await self.db.session(read)
+
+    async def has_event(self, signal_id: str, kind: str) -> bool:
+        """Whether an event of this type was recorded for the signal."""
+        def read(conn: Connection) -> bool:
+            query = select(EVENTS.c.id).where(EVENTS.c.signal_id == signal_id, EVENTS.c.type == kind).limit(1)
+            return conn.scalar(query) is not None
+
+        return await self.db.transaction(read)
 
     async def last_event_id(self) -> int:
         def read(conn: Connection) -> int:

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
@@ -32,7 +33,7 @@ from hit_server import clock
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.exchange.blofin_models import Order, Position
-from hit_server.journal.journal import EventRecord, Journal, OrderRecord
+from hit_server.journal.journal import HALT_CLOSE_EVENT, EventRecord, Journal, OrderRecord
 from hit_server.journal.trade_book import CLOSED, ENDED, Trade, TradeBook, TradeMovedOn, values_of
 from hit_server.lifecycle.pnl import Exit, exit_of
 from hit_server.lifecycle.stops import StopKeeper
@@ -272,11 +273,21 @@ class Lifecycle:
                 work.symbol, work.margin_mode, client_order_id=close_id(work.signal_id, work.trade.stop_moves)
             )
             return
-        found = await exit_of(self.client, work)
+        found = await self._exit(work)
         if found is None:
             log.info("Trade %s: closed, waiting for the exchange's position history", work.signal_id)
             return
         self._closed(work, found)
+
+    async def _exit(self, work: Work) -> Exit | None:
+        """The trade's exit as the exchange shows it (`pnl.exit_of`); a close by none of our orders is
+        the kill switch's when the halt journaled that it was closing this trade (`halt_close`)."""
+        found = await exit_of(self.client, work)
+        if found is not None and found.kind == "manual" and await self.journal.has_event(
+            work.signal_id, HALT_CLOSE_EVENT
+        ):
+            return replace(found, kind="halt")
+        return found
 
     @staticmethod
     def _closed(work: Work, found: Exit) -> None:
@@ -297,7 +308,7 @@ class Lifecycle:
         position was not found. The other position is never closed or re-stopped by this trade, and
         no stop on the symbol is touched; only this trade's own entries and targets are cancelled."""
         await self._cancel_own_orders(work)
-        found = await exit_of(self.client, work)
+        found = await self._exit(work)
         if found is not None:
             self._closed(work, found)
             return

@@ -6,7 +6,9 @@ its own arithmetic: it records BloFin's figures, so the two always agree).
   trade), by the instrument's positions opened after the signal was received (one trade per symbol
   at a time, so those are this trade's).
 - The reason: the order that closed the position, from the order history: a fired stop (`sl`), a
-  liquidation or auto-deleveraging, the last of our targets, or anything else (a close by hand).
+  liquidation or auto-deleveraging, the last of our targets, a close at market the server sent because
+  a stop could not be kept (`closed_for_safety`), or anything else (a close by hand; `passes.py` tells a
+  close by the kill switch from one by hand: `halt`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from decimal import Decimal
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_history import ClosedPosition, positions_history
 from hit_server.lifecycle.trade_work import Work
+from hit_server.trading import ids
 from hit_shared.models import OrderRole
 
 CLOCK_SLACK_MS = 5_000
@@ -25,7 +28,7 @@ LIQUIDATION = ("full_liquidation", "partial_liquidation", "adl")
 
 @dataclass(frozen=True)
 class Exit:
-    kind: str  # "stop", "breakeven_stop", "targets", "liquidation", "manual"
+    kind: str  # "stop", "breakeven_stop", "targets", "liquidation", "closed_for_safety", "halt", "manual"
     realized_pnl: Decimal  # net of every fee
     fee: Decimal
     exit_price: Decimal | None
@@ -37,6 +40,8 @@ class Exit:
             "breakeven_stop": "stopped out at breakeven",
             "targets": "last target hit",
             "liquidation": "liquidated",
+            "closed_for_safety": "closed at market because its stop could not be kept",
+            "halt": "closed at market by the halt",
         }.get(self.kind, "closed on the exchange")
 
 
@@ -78,4 +83,6 @@ async def _kind(client: BloFinClient, work: Work, opened_ms: int) -> str:
         return "liquidation"
     if closing.client_order_id in ours:
         return "targets"
+    if ids.is_close_of(work.signal_id, closing.client_order_id):
+        return "closed_for_safety"
     return "manual"

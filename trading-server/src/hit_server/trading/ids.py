@@ -80,6 +80,17 @@ def monitor_close_id(signal_id: str, attempt: int) -> str:
     return _checked(f"{signal_prefix(signal_id)}c{attempt}")
 
 
+_CLOSE = re.compile(r"^(cl|c[0-9]{1,4})$")
+
+
+def is_close_of(signal_id: str, client_order_id: str | None) -> bool:
+    """Whether the id names a close at market of this signal's position that the server sent (`cl` by
+    the executor, `c<k>` by the position monitor): closes for safety, when a stop could not be kept."""
+    prefix = signal_prefix(signal_id)
+    cid = client_order_id or ""
+    return cid.startswith(prefix) and _CLOSE.match(cid[len(prefix):]) is not None
+
+
 # Every form above, and nothing else: the kill switch and reconciliation touch only these.
 _OURS = re.compile(
     rf"^[0-9a-f]{{{PREFIX_LENGTH}}}(e[0-9]{{1,2}}|t[0-9]{{1,2}}(b[0-9]{{1,3}})?|sl[0-9]{{0,3}}|cl|s[0-9]{{1,4}}|c[0-9]{{1,4}})$"

@@ -30,7 +30,14 @@ from hit_server.exchange.blofin_errors import BloFinError, InstrumentNotFound, N
 from hit_server.exchange.exchange_check import ExchangeCheck
 from hit_server.journal.claims import Claim, ClaimRefused
 from hit_server.journal.db import DEFAULT_ACCOUNT, SignalRow
-from hit_server.journal.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.journal.journal import (
+    HALT_CLOSE_EVENT,
+    AnsweredElsewhere,
+    DuplicateSignal,
+    EventRecord,
+    Journal,
+    OrderRecord,
+)
 from hit_server.risk.engine import MarketView, RejectCode, Rejection, RiskLimits, TradePlan, assess
 from hit_server.settings import Settings
 from hit_server.trading import ids
@@ -341,11 +348,17 @@ class TradingService:
 
     async def _close_all(self) -> int:
         """Close at market the positions of symbols with a trade of ours (a position the trader opened
-        by hand on another symbol is left alone), then cancel the exits left resting on them."""
-        ours = await self.journal.open_symbols()
+        by hand on another symbol is left alone), then cancel the exits left resting on them. Each
+        trade closed is journaled first (`halt_close`), so its exit reads "halt", not "manual"."""
+        ours = await self.journal.open_signals()
         closed: set[str] = set()
         for position in await self.client.positions():
             if position.positions != 0 and position.inst_id in ours:
+                await self.journal.add_events([
+                    EventRecord(type=HALT_CLOSE_EVENT, signal_id=signal_id, symbol=position.inst_id,
+                                message=f"{position.inst_id} {side}: the halt closes the position at market")
+                    for signal_id, side in ours[position.inst_id]
+                ])
                 await self.client.close_position(position.inst_id, position.margin_mode)
                 closed.add(position.inst_id)
         for order in await self.client.pending_orders():
