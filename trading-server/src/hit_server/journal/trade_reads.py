@@ -109,10 +109,13 @@ class TradeReads:
     async def page(
         self, *, state: str | None, symbol: str | None, since: datetime | None, limit: int, offset: int
     ) -> tuple[list[TradeFacts], int]:
-        """Trades newest first (by when the signal was received), with the count of all that match."""
-        query = _trades_query()
+        """Trades newest first (by when the signal was received), with the count of all that match.
+        The state expression runs over every candidate only when filtering by state; otherwise only
+        over the page's trades."""
+        query = select(SIGNALS.c.signal_id).where(IS_TRADE)
         if state is not None:
-            query = query.where(view_state() == state)
+            joined = SIGNALS.outerjoin(TRADES, TRADES.c.signal_id == SIGNALS.c.signal_id)
+            query = query.select_from(joined).where(view_state() == state)
         if symbol is not None:
             query = query.where(SIGNALS.c.symbol == symbol)
         if since is not None:
@@ -120,12 +123,16 @@ class TradeReads:
 
         def read(session: Session) -> tuple[list[TradeFacts], int]:
             total = session.scalar(select(func.count()).select_from(query.subquery()))
-            rows = session.execute(
-                query.order_by(SIGNALS.c.created_at.desc(), SIGNALS.c.signal_id.desc())
-                .limit(limit)
-                .offset(offset)
-            ).all()
-            return _facts(session, {row[0]: row[1] for row in rows}, all_events=False), int(total or 0)
+            ids = list(
+                session.scalars(
+                    query.order_by(SIGNALS.c.created_at.desc(), SIGNALS.c.signal_id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+            rows = session.execute(_trades_query().where(SIGNALS.c.signal_id.in_(ids))).all()
+            states: dict[str, str] = {row[0]: row[1] for row in rows}
+            return _facts(session, {sid: states[sid] for sid in ids}, all_events=False), int(total or 0)
 
         return await self.db.session(read)
 
