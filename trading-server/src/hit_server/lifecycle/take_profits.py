@@ -84,6 +84,11 @@ class TargetKeeper:
             for record in waiting:
                 record.state = "not_sent"  # replaced by the batch sized to the fills
                 work.touch(record)
+        await self.send_batch(work, batch)
+
+    async def send_batch(self, work: Work, batch: list[OrderRecord]) -> list[OrderRecord]:
+        """Journal the batch's intent, then send its targets in turn (the caller holds the trade's
+        lease); the targets left "pending" because the exchange did not accept them now."""
         for record in batch:
             record.state = "sending"
             work.touch(record)
@@ -92,7 +97,8 @@ class TargetKeeper:
             if not await self._send(work, record):
                 for later in batch[n + 1:]:
                     later.state = "pending"  # not sent: the exchange is limiting us right now
-                break
+                return batch[n:]
+        return []
 
     async def _send(self, work: Work, record: OrderRecord) -> bool:
         """Send one target; False when the exchange did not accept it this time (try again later)."""

@@ -59,6 +59,7 @@ EXIT_KINDS = {
 # events that end a trade without a close: the exit_reason is their type
 ENDINGS = ("entries_cancelled", "entries_expired", "position_not_found", "paper_exchange_reset")
 TARGET_WAITS = ("pending", "sending", "unknown", "live", "partially_filled")
+REPLACED = "replaced"  # cancelled by a trader's action that placed others instead (lifecycle/actions.py)
 OVER = (TradeState.CLOSED, TradeState.CANCELLED)
 
 
@@ -179,26 +180,31 @@ def _stop(facts: TradeFacts) -> StopView:
 def _targets(facts: TradeFacts, state: TradeState) -> tuple[TargetView, ...]:
     signal_id = facts.signal.signal_id
     orders = [r for r in facts.orders if r.role == OrderRole.TAKE_PROFIT]
-    planned = sorted(
-        (r for r in orders if r.client_order_id == ids.take_profit_id(signal_id, r.seq)), key=lambda r: r.seq
-    )
+    planned = {r.seq: r for r in orders if r.client_order_id == ids.take_profit_id(signal_id, r.seq)}
     hit = {int(n) for n in (facts.trade.targets_hit or [])} if facts.trade is not None else set()
     waiting = state in (TradeState.PENDING, TradeState.OPEN)
-    return tuple(_target(p, [r for r in orders if r.seq == p.seq], p.seq in hit, waiting) for p in planned)
+    # the plan's targets, and those a trader's POST /trades/{id}/targets numbered after them
+    numbers = sorted({r.seq for r in orders})
+    return tuple(
+        _target(planned.get(n), [r for r in orders if r.seq == n], n in hit, waiting) for n in numbers
+    )
 
 
-def _target(planned: OrderRecord, mine: list[OrderRecord], hit: bool, waiting: bool) -> TargetView:
-    sent = [r for r in mine if r.state not in NOT_SENT]
+def _target(planned: OrderRecord | None, mine: list[OrderRecord], hit: bool, waiting: bool) -> TargetView:
+    # a target a trader's action replaced (re-split or new prices) shows what replaced it
+    current = [r for r in mine if r.state != REPLACED] or mine
+    sent = [r for r in current if r.state not in NOT_SENT]
     if hit or any(r.state == "filled" for r in mine):
         state = TargetState.HIT
-    elif waiting and any(r.state in TARGET_WAITS for r in mine):
+    elif waiting and any(r.state in TARGET_WAITS for r in current):
         state = TargetState.OPEN
     elif sent and all(r.state == "failed" for r in sent):
         state = TargetState.FAILED
     else:
         state = TargetState.CANCELLED
-    size = sum((r.size for r in sent), Decimal(0)) if sent else planned.size
-    return TargetView(number=planned.seq, price=planned.price, size=size, state=state)
+    shown = current[-1] if len(current) < len(mine) else planned or mine[0]
+    size = sum((r.size for r in sent), Decimal(0)) if sent else shown.size
+    return TargetView(number=shown.seq, price=shown.price, size=size, state=state)
 
 
 def _exit_reason(events: list[EventRow]) -> str | None:

@@ -6,8 +6,9 @@ SHA-256(signal_id) (96 bits: collisions are not a practical concern) followed by
 `e1`..`e20` entries, `t1`..`t10` take profits, `sl` the stop attached to the entries (as
 journaled), `sl<k>` the k-th stop the executor placed on the position, `cl` a closing order; the
 position monitor adds `t<n>b<k>` (take profit n of fill batch k), `s<k>` (its k-th stop) and
-`c<k>` (a close at market). `body_hash` fingerprints a signal's canonical JSON to
-tell a retry (same body) from a conflict (same id, different body).
+`c<k>` (a close at market); a trader's action on a trade (POST /api/v1/trades/{id}/close, ...) adds
+`x<n>` (its close at market, n the action's number on the trade). `body_hash` fingerprints a
+signal's canonical JSON to tell a retry (same body) from a conflict (same id, different body).
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ def last_number(client_order_ids: Iterable[str], kind: Literal["batch", "stop"])
 def monitor_close_id(signal_id: str, attempt: int) -> str:
     """A close at market by the position monitor (rule 2), one id per attempt."""
     return _checked(f"{signal_prefix(signal_id)}c{attempt}")
+
+
+def action_close_id(signal_id: str, action: int) -> str:
+    """The close at market sent by the trader's `action`-th action on the trade (a full or partial close):
+    derived from the action's number, so a retry or a restart finds it instead of sending another. Not a
+    close for safety (`is_close_of`): a trade it closes ends as closed by hand (exit `manual`)."""
+    return _checked(f"{signal_prefix(signal_id)}x{action}")
 
 
 _CLOSE = re.compile(r"^(cl|c[0-9]{1,4})$")
