@@ -57,8 +57,10 @@ def routes_with_a_body() -> list[str]:
 # -- 4. a body that is not JSON is 400 invalid_json; JSON that breaks the schema is 422 ---------------
 
 
-def test_api_routes_with_a_body_are_signals_and_halt() -> None:
-    assert set(routes_with_a_body()) == {"/api/v1/signals", "/api/v1/halt"}
+def test_api_the_routes_with_a_body_are_these() -> None:
+    actions = {f"/api/v1/trades/{{signal_id}}/{action}" for action in ("close", "cancel", "stop", "targets")}
+    paper = "/api/v1/paper/price"
+    assert set(routes_with_a_body()) == {"/api/v1/signals", "/api/v1/halt", paper, *actions}
 
 
 @pytest.mark.parametrize("path", routes_with_a_body())

@@ -517,3 +517,29 @@ async def test_cancel_of_a_partly_filled_ladder_keeps_the_filled_part(server: Ru
     half = await act(server, "ac-ladder", "close", {"fraction": "0.5"})
     assert half.status_code == 200, half.text
     assert sum(t.size for t in live_targets(server, BTC)) == held(server, BTC) < filled
+
+
+async def test_actions_and_their_keys_on_every_journal(tmp_path: Path, journal_url: str) -> None:
+    """The action rows (numbers per trade, keys, stored answers) on SQLite and PostgreSQL alike."""
+    settings = paper_settings(tmp_path, database_url=journal_url, monitor_poll_seconds=0.05)
+    async with running_server(settings) as server:
+        answer = await placed_with_targets(server, "j-act")
+        stop = await act(server, "j-act", "stop", {"price": "59000"}, key="j-stop")
+        half = await act(server, "j-act", "close", {"fraction": "0.5"}, key="j-half")
+        whole = await act(server, "j-act", "close", key="j-all")
+        replays = [
+            await act(server, "j-act", "stop", {"price": "59000"}, key="j-stop"),
+            await act(server, "j-act", "close", {"fraction": "0.5"}, key="j-half"),
+            await act(server, "j-act", "close", key="j-all"),
+        ]
+        reused = await act(server, "j-act", "cancel", key="j-half")
+        found = await until(server, "j-act", "closed")
+
+    assert [r.status_code for r in (stop, half, whole)] == [200, 200, 200], whole.text
+    assert [r.json() for r in replays] == [stop.json(), half.json(), whole.json()]
+    assert half.json()["client_order_id"] == ids.action_close_id("j-act", 2)  # the trade's second action
+    assert whole.json()["client_order_id"] == ids.action_close_id("j-act", 3)
+    closed = Decimal(half.json()["closed_size"]) + Decimal(whole.json()["closed_size"])
+    assert closed == Decimal(answer["size"])
+    error(reused, 409, "idempotency_key_reused")
+    assert next(e for e in found if e["type"] == "closed")["data"]["reason"] == "manual"
