@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from hit_server import clock
 from hit_server.journal.trade_lease import TradeLeases
 from hit_server.lifecycle import actions
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
@@ -542,4 +544,62 @@ async def test_actions_and_their_keys_on_every_journal(tmp_path: Path, journal_u
     closed = Decimal(half.json()["closed_size"]) + Decimal(whole.json()["closed_size"])
     assert closed == Decimal(answer["size"])
     error(reused, 409, "idempotency_key_reused")
+    assert next(e for e in found if e["type"] == "closed")["data"]["reason"] == "manual"
+
+
+async def test_a_close_cut_off_before_it_left_is_looked_up_until_the_grace_then_sent_once(
+    tmp_path: Path,
+) -> None:
+    """The request dies after the close's intent was journaled, while the close is on its way (it never
+    reaches the exchange); after a restart, retries with the same key only look it up (it may have been
+    carried out) until RECONCILE_GRACE_SECONDS have passed; then it is sent, once."""
+    settings = paper_settings(tmp_path, monitor_poll_seconds=0.05)
+    cid = ids.action_close_id("ac-cut", 1)
+    async with running_server(settings) as server:
+        exchange = server.app.state.sim_app
+        await placed_with_targets(server, "ac-cut")
+        faults = exchange.state.sim_state.faults
+        await server.fault(kind="delay", seconds=30, count=1, path="/api/v1/trade/close-position")
+        closing = asyncio.create_task(act(server, "ac-cut", "close", key="cut"))
+        await wait(lambda: not faults.pending, "the close on its way")
+        closing.cancel()  # the request dies with it
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    assert sim_orders(server, cid) == [] and held(server, BTC) > 0
+
+    async with running_server(settings, sim_app=exchange) as server:
+        early = await act(server, "ac-cut", "close", key="cut")
+        assert "looked up" in error(early, 503, "outcome_unknown")
+        assert sim_orders(server, cid) == [] and held(server, BTC) > 0
+
+        later = datetime.now(UTC) + timedelta(seconds=settings.reconcile_grace_seconds + 1)
+        clock.use_source(lambda: later)
+        try:
+            reply = await act(server, "ac-cut", "close", key="cut")
+            again = await act(server, "ac-cut", "close", key="cut")
+        finally:
+            clock.use_source(None)
+
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["outcome"] == "closed" and again.json() == reply.json()
+        assert len(sim_orders(server, cid)) == 1 and BTC not in server.sim.positions
+        assert leftovers(server, BTC) == []
+
+
+async def test_close_with_a_target_partly_filled_closes_the_rest_only(server: RunningServer) -> None:
+    answer = await placed_with_targets(server, "ac-partly")
+    size = Decimal(answer["size"])
+    reply = await server.sim_http.post("/sim/partial-fills", json={"fraction": "0.5"})
+    reply.raise_for_status()
+    await server.set_price(BTC, "62100")  # TP1 fills in part and rests for the rest
+    tp1 = server.sim.orders_by_client_id[ids.take_profit_id("ac-partly", 1)]
+    assert tp1.state == "partially_filled"
+
+    reply = await act(server, "ac-partly", "close")
+
+    assert reply.status_code == 200, reply.text
+    assert Decimal(reply.json()["closed_size"]) == size - tp1.filled_size
+    assert tp1.state == "partially_canceled"
+    assert BTC not in server.sim.positions and leftovers(server, BTC) == []
+    found = await until(server, "ac-partly", "closed")
     assert next(e for e in found if e["type"] == "closed")["data"]["reason"] == "manual"
