@@ -603,3 +603,27 @@ async def test_close_with_a_target_partly_filled_closes_the_rest_only(server: Ru
     assert BTC not in server.sim.positions and leftovers(server, BTC) == []
     found = await until(server, "ac-partly", "closed")
     assert next(e for e in found if e["type"] == "closed")["data"]["reason"] == "manual"
+
+
+async def test_new_targets_the_exchange_did_not_take_now_are_sent_again_by_the_monitor(
+    server: RunningServer,
+) -> None:
+    """The exchange limits us while the new targets go out: the answer says so, and the position monitor
+    sends what was not accepted at its next pass, at the trader's prices (the simulation, seed 70: it
+    was left unsent for good, the position half covered)."""
+    answer = await placed_with_targets(server, "ac-tps-busy")
+    size = Decimal(answer["size"])
+    # fault paths are prefixes: the lookups (order-detail, orders-pending) are let through untouched
+    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/orders")
+    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/order-")
+    await server.fault(kind="delay", seconds=0, count=1, path="/api/v1/trade/order")  # the first target
+    await server.fault(kind="http_429", count=50, path="/api/v1/trade/order")  # the second, and its retries
+
+    reply = await act(server, "ac-tps-busy", "targets", {"targets": ["63000", "65000"]})
+
+    assert reply.status_code == 200, reply.text
+    assert "not accepted by the exchange now" in reply.json()["message"], reply.json()["message"]
+    assert sum(t.size for t in live_targets(server, BTC)) < size
+    (await server.sim_http.delete("/sim/faults")).raise_for_status()  # the limit lifts
+    await wait(lambda: sum(t.size for t in live_targets(server, BTC)) == size, "the new targets covering all")
+    assert sorted({t.price for t in live_targets(server, BTC)}) == [Decimal(63000), Decimal(65000)]

@@ -70,7 +70,7 @@ from hit_server.lifecycle.passes import Lifecycle
 from hit_server.lifecycle.stops import tightens
 from hit_server.lifecycle.take_profits import new_batch
 from hit_server.lifecycle.trade_view import TradeViews, trade_view
-from hit_server.lifecycle.trade_work import OPEN_ORDER, WATCHED, Work, not_accepted, stop_id
+from hit_server.lifecycle.trade_work import OPEN_ORDER, REPLACED, WATCHED, Work, not_accepted, stop_id
 from hit_server.settings import Settings
 from hit_server.trading import ids
 from hit_server.trading.signal_locks import SignalLocks
@@ -624,10 +624,10 @@ class TradeControls:
                 at=clock.utcnow(),
             )
         await self.lifecycle.stops.cover(work, await self.lifecycle.snapshot(), left)  # never naked
-        cancelled, placed, unsent = await self._replace_targets(ctx, None)
+        cancelled, targets = await self._replace_targets(ctx, None)
         message = (
             f"closed {fmt(closed)} contracts at market; {fmt(abs(left.positions))} stay open, the stop "
-            f"covering all of them{_targets_note(placed, unsent)}"
+            f"covering all of them{targets.note()}"
         )
         return TradeActionResult(
             action=TradeAction.CLOSE,
@@ -776,7 +776,7 @@ class TradeControls:
             if record.state in NOT_SENT_YET:
                 record.state = "not_sent"
                 work.touch(record)
-            elif record.state in WATCHED and await self._cancel_order(work, record, "replaced"):
+            elif record.state in WATCHED and await self._cancel_order(work, record, REPLACED):
                 count += 1
         return count
 
@@ -996,7 +996,7 @@ class TradeControls:
                 count += 1
         for earlier in work.of(OrderRole.STOP_LOSS):
             if earlier is not record and earlier.state in ("live", "attached", "effective"):
-                earlier.state = "replaced"
+                earlier.state = REPLACED
                 work.touch(earlier)
         return count
 
@@ -1039,15 +1039,15 @@ class TradeControls:
                 f"Trade '{ctx.sid}' has had its targets replaced too often "
                 f"(target numbers end at {MAX_TARGET_NUMBER}).",
             )
-        cancelled, placed, unsent = await self._replace_targets(
+        cancelled, targets = await self._replace_targets(
             ctx, [(first + n, price) for n, price in enumerate(prices)]
         )
         left = await self._position(ctx)
         held = fmt(abs(left.positions)) if left is not None else "0"
         message = (
-            f"{cancelled} target{'s' if cancelled != 1 else ''} cancelled; {placed} new target"
-            f"{'s' if placed != 1 else ''} at {', '.join(fmt(p) for p in prices)} over the {held} "
-            f"contracts held{_targets_note(placed, unsent, only_failures=True)}"
+            f"{cancelled} target{'s' if cancelled != 1 else ''} cancelled; {targets.placed} new target"
+            f"{'s' if targets.placed != 1 else ''} at {', '.join(fmt(p) for p in prices)} over the {held} "
+            f"contracts held{targets.note(only_failures=True)}"
         )
         return TradeActionResult(
             action=TradeAction.TARGETS,
@@ -1058,10 +1058,12 @@ class TradeControls:
             at=clock.utcnow(),
         )
 
-    async def _replace_targets(self, ctx: Ctx, new: list[tuple[int, Decimal]] | None) -> tuple[int, int, int]:
+    async def _replace_targets(self, ctx: Ctx, new: list[tuple[int, Decimal]] | None) -> tuple[int, _Placed]:
         """Cancel the targets not hit and place a batch over the position held now, at the `new` prices
         (numbered as given) or, when None, at the prices of the targets cancelled (re-split after a partial
-        close). (cancelled, placed, not placed)."""
+        close). (cancelled, what became of the new batch). A target the exchange did not accept now (busy,
+        limiting us) stays "pending", its intent journaled: the position monitor sends it again at its
+        next pass, as it does its own (`take_profits.py`)."""
         work = ctx.work
         kept: dict[int, Decimal] = {}
         cancelled = 0
@@ -1071,7 +1073,7 @@ class TradeControls:
             if record.state in NOT_SENT_YET:
                 record.state = "not_sent"
                 work.touch(record)
-            elif not await self._cancel_order(work, record, "replaced"):
+            elif not await self._cancel_order(work, record, REPLACED):
                 if record.state != "not_sent":
                     continue  # it filled meanwhile: the monitor's pass reports the hit
             else:
@@ -1081,7 +1083,7 @@ class TradeControls:
         prices = new if new is not None else sorted(kept.items())
         position = await self._position(ctx)
         if position is None or not prices:
-            return cancelled, 0, 0
+            return cancelled, _Placed()
         planned = [
             OrderRecord(
                 client_order_id="",
@@ -1097,13 +1099,13 @@ class TradeControls:
         ]
         batch = new_batch(work, planned, abs(position.positions))
         if not batch:
-            return cancelled, 0, 0
-        unsent = await self.lifecycle.targets.send_batch(work, batch)
-        for record in unsent:  # the exchange was busy: not sent, said in the answer
-            record.state = "not_sent"
-            work.touch(record)
-        placed = sum(1 for r in batch if r.state in ("live", "unknown"))  # unknown: looked up by the monitor
-        return cancelled, placed, len(batch) - placed
+            return cancelled, _Placed()
+        await self.lifecycle.targets.send_batch(work, batch)
+        return cancelled, _Placed(  # "unknown": sent, looked up by the monitor
+            placed=sum(1 for r in batch if r.state in ("live", "unknown")),
+            waiting=sum(1 for r in batch if r.state == "pending"),
+            refused=sum(1 for r in batch if r.state == "failed"),
+        )
 
 
 class _Done(Exception):
@@ -1121,15 +1123,32 @@ class _Ack:
     tpsl_id: str
 
 
-def _targets_note(placed: int, unsent: int, *, only_failures: bool = False) -> str:
-    if unsent:
-        return (
-            f"; {unsent} target{'s' if unsent != 1 else ''} could not be placed now (the exchange refused "
-            "or was busy): send the targets again with POST .../targets"
-        )
-    if only_failures:
-        return ""
-    return f", {placed} target{'s' if placed != 1 else ''} re-split over them" if placed else ""
+@dataclass(frozen=True)
+class _Placed:
+    """What became of a batch of new targets: placed (or sent, its outcome looked up by the monitor),
+    waiting (not accepted now: the monitor sends them again) and refused by the exchange."""
+
+    placed: int = 0
+    waiting: int = 0
+    refused: int = 0
+
+    def note(self, *, only_failures: bool = False) -> str:
+        notes = []
+        if self.waiting:
+            notes.append(
+                f"{self.waiting} target{'s' if self.waiting != 1 else ''} not accepted by the exchange now "
+                "(busy): the position monitor sends them again at its next pass"
+            )
+        if self.refused:
+            notes.append(
+                f"{self.refused} target{'s' if self.refused != 1 else ''} refused by the exchange (see the "
+                "trade's events): send the targets again with POST .../targets"
+            )
+        if notes:
+            return "; " + "; ".join(notes)
+        if only_failures or not self.placed:
+            return ""
+        return f", {self.placed} target{'s' if self.placed != 1 else ''} re-split over them"
 
 
 def _action_event(

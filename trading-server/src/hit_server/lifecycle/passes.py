@@ -207,7 +207,7 @@ class Lifecycle:
         if position is not None and position.positions != 0:
             if position.position_id and position.position_id not in work.trade.position_ids:
                 work.trade.position_ids.append(position.position_id)
-            await self.targets.place(work)
+            await self.targets.place(work, abs(position.positions))
             await self.stops.keep(work, snap, position)
             if self._expired(work.trade):
                 await self._cancel_entries(work, "entries_expired", "unfilled entries expired")

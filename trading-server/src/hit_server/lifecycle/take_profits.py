@@ -14,6 +14,10 @@
   pass, never resent blindly. Only a definitive refusal is "failed": it is reported, and counted as
   covered, since sending it again would be refused the same way (the stop still covers the whole
   position).
+- Once a trader's action replaced a trade's targets (`actions.py`: new targets, or a partial close
+  re-splitting them), the arithmetic of fills no longer holds (contracts closed by hand, targets
+  cancelled unfilled): what is uncovered is then what the position holds beyond its resting targets,
+  and a new batch takes the prices of the latest batch, the trader's.
 - The position monitor works on a trade only under the trade's lease (`trade_lease.py`, taken in
   `lifecycle.py`), and targets are placed only when the journal holds no target of the trade that
   this pass has not read: two server processes on one journal (a restart overlapping the old one, a
@@ -31,7 +35,7 @@ from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, OrderOutcomeUnknown
 from hit_server.exchange.blofin_models import OrderRequest, OrderSide
 from hit_server.journal.journal import OrderRecord
-from hit_server.lifecycle.trade_work import NOT_SENT, Work, batch_tp_id, not_accepted
+from hit_server.lifecycle.trade_work import NOT_SENT, REPLACED, WATCHED, Work, batch_tp_id, not_accepted
 from hit_server.risk.engine import split_take_profits
 from hit_server.trading import ids
 from hit_shared.models import OrderRole, fmt
@@ -49,11 +53,16 @@ class TargetKeeper:
         self._save = save_orders
         self._read = read_orders
 
-    async def place(self, work: Work) -> None:
-        """Send targets for the filled contracts no target covers yet (the caller holds the trade's lease)."""
+    async def place(self, work: Work, held: Decimal) -> None:
+        """Send targets for the filled contracts no target covers yet (the caller holds the trade's lease);
+        `held`: the contracts the trade's position holds now."""
         targets = work.of(OrderRole.TAKE_PROFIT)
-        attempted = sum((r.size for r in targets if r.state not in NOT_SENT), Decimal(0))
-        uncovered = work.trade.filled - attempted
+        if any(r.state == REPLACED for r in targets):  # steered by a trader's action
+            resting = sum((r.size for r in targets if r.state in WATCHED), Decimal(0))
+            uncovered = work.instrument.round_size_down(held - resting)
+        else:
+            attempted = sum((r.size for r in targets if r.state not in NOT_SENT), Decimal(0))
+            uncovered = work.trade.filled - attempted
         if uncovered <= 0:
             return
         if await self._unseen_targets(work):
@@ -74,11 +83,7 @@ class TargetKeeper:
         if sum((r.size for r in waiting), Decimal(0)) == uncovered:
             batch = waiting
         else:
-            planned = sorted(
-                (r for r in targets if r.client_order_id == ids.take_profit_id(work.signal_id, r.seq)),
-                key=lambda r: r.seq,
-            )
-            batch = new_batch(work, planned, uncovered)
+            batch = new_batch(work, _plan(work, targets), uncovered)
             if not batch:
                 return
             for record in waiting:
@@ -127,6 +132,20 @@ class TargetKeeper:
             return True
         record.order_id, record.state = ack.order_id, "live"
         return True
+
+
+def _plan(work: Work, targets: list[OrderRecord]) -> list[OrderRecord]:
+    """The targets whose prices a new batch follows: the signal's own, or once a trader replaced them,
+    those of the latest batch."""
+    if any(r.state == REPLACED for r in targets):
+        batches = {r.client_order_id: ids.last_number([r.client_order_id], "batch") for r in targets}
+        latest = max(batches.values(), default=0)
+        if latest:
+            return sorted((r for r in targets if batches[r.client_order_id] == latest), key=lambda r: r.seq)
+    return sorted(
+        (r for r in targets if r.client_order_id == ids.take_profit_id(work.signal_id, r.seq)),
+        key=lambda r: r.seq,
+    )
 
 
 def new_batch(work: Work, planned: list[OrderRecord], size: Decimal) -> list[OrderRecord]:

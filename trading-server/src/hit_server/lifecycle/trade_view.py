@@ -32,7 +32,7 @@ from hit_server.journal.events import event_out
 from hit_server.journal.journal import OrderRecord
 from hit_server.journal.trade_book import TradeRow
 from hit_server.journal.trade_reads import TradeFacts, TradeReads
-from hit_server.lifecycle.trade_work import NOT_SENT
+from hit_server.lifecycle.trade_work import NOT_SENT, REPLACED
 from hit_server.trading import ids
 from hit_server.trading.responses import order_info
 from hit_shared.models import OrderRole, Side, SignalSource, TradingMode
@@ -59,7 +59,6 @@ EXIT_KINDS = {
 # events that end a trade without a close: the exit_reason is their type
 ENDINGS = ("entries_cancelled", "entries_expired", "position_not_found", "paper_exchange_reset")
 TARGET_WAITS = ("pending", "sending", "unknown", "live", "partially_filled")
-REPLACED = "replaced"  # cancelled by a trader's action that placed others instead (lifecycle/actions.py)
 OVER = (TradeState.CLOSED, TradeState.CANCELLED)
 
 

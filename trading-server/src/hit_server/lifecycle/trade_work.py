@@ -24,6 +24,7 @@ from hit_shared.models import OrderRole, fmt
 OPEN_ORDER = ("live", "partially_filled")
 WATCHED = (*OPEN_ORDER, "sending", "unknown")
 NOT_SENT = ("pending", "not_sent")
+REPLACED = "replaced"  # cancelled by a trader's action that placed others instead (lifecycle/actions.py)
 
 
 batch_tp_id = ids.batch_take_profit_id

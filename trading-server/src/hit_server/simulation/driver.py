@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import tempfile
 import time
@@ -31,7 +32,7 @@ from hit_server.blofin_sim.adversity import ItemFaults
 from hit_server.blofin_sim.errors import SimError
 from hit_server.blofin_sim.faults import Fault, RandomFaults
 from hit_server.simulation.clock import run_virtual
-from hit_server.simulation.invariants import Watch
+from hit_server.simulation.invariants import JournalView, Watch
 from hit_server.simulation.steps import Step, generate
 from hit_server.simulation.world import Process, World
 
@@ -80,6 +81,9 @@ class Driver:
         self.answers: dict[str, dict[str, Any] | None] = {}
         self.violations: list[str] = []
         self.crashes = 0
+        # (Idempotency-Key, the request) -> the answers it got, in the order they came (503s left out)
+        self.action_answers: dict[tuple[str, str], list[tuple[int, Any]]] = {}
+        self.action_requests: dict[str, tuple[str, str, dict[str, Any]]] = {}  # key -> the last request
 
     async def run(self) -> RunResult:
         loop = asyncio.get_running_loop()
@@ -159,6 +163,66 @@ class Driver:
                                    f"{reply.text[:300]}")
         if reply.status_code in (200, 201):
             self.answers[body["signal_id"]] = reply.json()
+
+    async def _op_action(self, step: Step) -> None:
+        """A trader's action on the trade open on the step's symbol (on the step's signal if none is)."""
+        open_here = sorted(
+            sid for sid, row in JournalView.read(self.watch.journal_path).signals.items()
+            if row["symbol"] == step["symbol"] and row["is_open"] and row["status"] == "placed"
+        )
+        signal_id = open_here[0] if open_here else step["id"]
+        side = self.bodies.get(signal_id, {}).get("side", "long")
+        request = (step["kind"], signal_id, self._action_body(step, side))
+        self.action_requests[step["key"]] = request
+        process = self._process(step)
+        process.spawn(self._act(process, step["key"], *request))
+
+    async def _op_action_again(self, step: Step) -> None:
+        """The last request sent under this Idempotency-Key, sent again."""
+        request = self.action_requests.get(step["key"])
+        if request is not None:
+            process = self._process(step)
+            process.spawn(self._act(process, step["key"], *request))
+
+    def _action_body(self, step: Step, side: str) -> dict[str, Any]:
+        """The request's body, its prices from the step's offsets and the market now."""
+        args = step["args"]
+        if step["kind"] not in ("stop", "targets") or args.get("breakeven"):
+            return dict(args)
+        mark = self.world.sim.price(step["symbol"])
+        tick = self.world.sim.instruments[step["symbol"]].tick_size
+        profit = Decimal(1) if side == "long" else Decimal(-1)
+
+        def at(offset_pct: float) -> str:
+            price = mark * (1 + profit * Decimal(str(offset_pct)) / 100)
+            return str(max(tick, (price / tick).to_integral_value() * tick))
+
+        if step["kind"] == "stop":
+            return {"price": at(-args["offset_pct"])}
+        return {"targets": [at(offset) for offset in args["offsets_pct"]]}
+
+    async def _act(self, process: Process, key: str, kind: str, signal_id: str, body: dict[str, Any]) -> None:
+        """Send one action; every answer a key gets for one request must be the same."""
+        try:
+            reply = await process.http.post(f"/api/v1/trades/{signal_id}/{kind}", json=body,
+                                            headers={"Idempotency-Key": key})
+        except asyncio.CancelledError:
+            raise
+        except BaseException:  # the process died while answering
+            if process.alive:
+                raise
+            return
+        if reply.status_code >= 500 and reply.status_code != 503:
+            self.violations.append(f"(f) {kind} on {signal_id} was answered HTTP {reply.status_code}: "
+                                   f"{reply.text[:300]}")
+        if reply.status_code == 503:  # busy or unclear: the retry with the same key carries it on
+            return
+        request = f"{kind} {signal_id} {json.dumps(body, sort_keys=True)}"
+        answers = self.action_answers.setdefault((key, request), [])
+        answers.append((reply.status_code, reply.json()))
+        if answers[-1] != answers[0]:
+            self.violations.append(f"(i) Idempotency-Key {key} ({request}) was answered {answers[0]} and "
+                                   f"later {answers[-1]}")
 
     async def _op_price(self, step: Step) -> None:
         self.world.sim.set_price(step["symbol"], Decimal(step["price"]))
@@ -271,7 +335,7 @@ class Driver:
             await asyncio.sleep(SETTLE_ROUND_S)
             await self._ask_again()
             await self._after_step()
-            problems = self.watch.settled_problems(self.world.sim, self.answers)
+            problems = self.watch.settled_problems(self.world.sim, self.answers) + self._unanswered_actions()
             if not problems:
                 break
         self.violations += problems
@@ -281,10 +345,19 @@ class Driver:
                 self.violations.append(f"(g) the position monitor of {process.name} stopped")
 
     async def _ask_again(self) -> None:
-        """The bot asks once more for every signal (same body): each must have its answer by now."""
+        """The bot asks once more for every signal (same body), and the trader once more for every action
+        (same key, same request), as the API asks of a client that got no final answer."""
         process = self.world.live()[0]
         for body in self.bodies.values():
             await self._post(process, body)
+        for key, request in self.action_requests.items():
+            await self._act(process, key, *request)
+
+    def _unanswered_actions(self) -> list[str]:
+        """(i) every action has its final answer once the run has settled."""
+        answered = {key for key, _ in self.action_answers}
+        return [f"(i) the action under Idempotency-Key {key} ({kind} on {signal_id}) has no final answer"
+                for key, (kind, signal_id, _) in self.action_requests.items() if key not in answered]
 
 
 async def _run(steps: list[Step], seed: int | None) -> RunResult:

@@ -21,6 +21,10 @@ Checked once the run has settled (faults off, the monitor given a few passes: `W
     shutdown) finishes within STEP_LIMIT_S of simulated time (`driver.py`);
 (h) each position's P&L is counted once: a closed position of the exchange belongs to one trade at most,
     and a trade reports "closed" once.
+Checked by the driver on every answer: (i) a trader's action answers every request sent again under its
+Idempotency-Key the same (503 aside: busy or unclear, carried on by the retry). Its close at market
+(`<prefix>x<n>`) is held to (b): recorded on the action's journal row before it reaches the exchange,
+and there once.
 """
 
 from __future__ import annotations
@@ -36,9 +40,10 @@ from pathlib import Path
 from typing import Any
 
 NAKED_LIMIT_S = 2.0
-OURS = re.compile(r"^([0-9a-f]{24})(e[0-9]+|t[0-9]+(?:b[0-9]+)?|sl|cl|s[0-9]+|c[0-9]+)$")
+OURS = re.compile(r"^([0-9a-f]{24})(e[0-9]+|t[0-9]+(?:b[0-9]+)?|sl[0-9]*|cl|s[0-9]+|c[0-9]+|x[0-9]+)$")
 ENTRY = re.compile(r"^e[0-9]+$")
 CLOSE = re.compile(r"^(cl|c[0-9]+)$")
+ACTION_CLOSE = re.compile(r"^x[0-9]+$")
 
 
 def _stop_coverage(sim: Any, inst: str, position: Any) -> Decimal:
@@ -71,6 +76,7 @@ class JournalView:
     orders: dict[str, dict[str, Any]]  # by clientOrderId
     trades: dict[str, dict[str, Any]]
     closed_events: dict[str, int]
+    action_orders: set[str]  # the clientOrderIds recorded on the trade actions' rows
 
     @classmethod
     def read(cls, path: Path) -> JournalView:
@@ -83,9 +89,11 @@ class JournalView:
             closed: dict[str, int] = defaultdict(int)
             for row in conn.execute("SELECT signal_id FROM events WHERE type = 'closed'"):
                 closed[row["signal_id"]] += 1
+            recorded = "SELECT client_order_id FROM trade_actions WHERE client_order_id IS NOT NULL"
+            action_orders = {r["client_order_id"] for r in conn.execute(recorded)}
         finally:
             conn.close()
-        return cls(signals, orders, trades, dict(closed))
+        return cls(signals, orders, trades, dict(closed), action_orders)
 
     def signal_of_prefix(self) -> dict[str, str]:
         found = {}
@@ -197,6 +205,10 @@ class Watch:
                 continue
             seen[cid] += 1
             if CLOSE.match(parts[1]):
+                continue
+            if ACTION_CLOSE.match(parts[1]):
+                if cid not in journal.action_orders:
+                    self.fail(f"(b) close {cid} reached the exchange without being recorded on its action")
                 continue
             if cid not in journal.orders:
                 self.fail(f"(b) order {cid} reached the exchange without being recorded in the journal")

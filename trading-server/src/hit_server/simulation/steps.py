@@ -16,7 +16,10 @@ price every signal will meet):
   accepted again after a window, refused items of a batch, partial fills;
 - crashes at a chosen exchange call of a process (before the exchange sees it, or after it carried it
   out), restarts, a second process on the same journal, reconciliation sweeps at random moments;
-- a trader's hand on the exchange: cancelling a position's stops, closing a position.
+- a trader's hand on the exchange: cancelling a position's stops, closing a position;
+- a trader's actions through the API (close, partial close, cancel, stop, targets), each under an
+  Idempotency-Key, some sent again with the same key (at once, or later, to the other process), some
+  keys reused for another request; sensible and wrong-sided stops and targets.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Generator:
         self.symbols = symbols[: self.rng.randint(1, 3)]  # few symbols: signals compete for them
         self.prices = {s: SYMBOLS[s] for s in self.symbols}
         self.sent: list[Step] = []
+        self.keys: list[str] = []
         self.count = 0
 
     def steps(self) -> list[Step]:
@@ -83,20 +87,22 @@ class Generator:
             return [self._adversity()]
         if roll < 0.80:
             return [self._crash()]
+        if roll < 0.86 and self.sent:
+            return self._actions()
         return [self._other(roll)]
 
     def _other(self, roll: float) -> Step:
         """Processes, sweeps, the stream and a trader's hand on the exchange."""
         process, symbol = self.rng.randint(0, 1), self.rng.choice(self.symbols)
-        if roll < 0.84:
+        if roll < 0.89:
             step: Step = {"op": "second_process"}
-        elif roll < 0.88:
-            step = {"op": "sweep", "process": process}
         elif roll < 0.92:
+            step = {"op": "sweep", "process": process}
+        elif roll < 0.95:
             step = {"op": "hand_cancel_stops", "symbol": symbol}
-        elif roll < 0.94:
+        elif roll < 0.96:
             step = {"op": "hand_close", "symbol": symbol}
-        elif roll < 0.97:
+        elif roll < 0.98:
             step = {"op": "stream_drop", "process": process}
         else:
             step = {"op": "restart", "process": process}
@@ -183,6 +189,46 @@ class Generator:
     def _resend(self) -> Step:
         original = self.rng.choice(self.sent)
         return {"op": "resend", "id": original["id"], "process": self.rng.randint(0, 1), "wait": self._wait()}
+
+    # -- a trader's actions on a trade ---------------------------------------------------------------
+
+    def _actions(self) -> list[Step]:
+        """One action on the trade open on a symbol (the driver finds it then; a recent signal's id when
+        there is none, to be refused), perhaps sent again with the same Idempotency-Key. Prices are
+        percent offsets from the market at that moment, on the trade's protective (stop) or profit
+        (targets) side, a few on the wrong side; the driver turns them into prices."""
+        signal = self.rng.choice(self.sent[-4:])
+        kind = self.rng.choices(["close", "stop", "cancel", "targets"], [3, 3, 2, 2])[0]
+        self.keys.append(f"key-{self.seed}-{len(self.keys) + 1}")
+        key = self.keys[-1]
+        if len(self.keys) > 1 and self.rng.random() < 0.08:  # an old key reused for another request
+            key = self.rng.choice(self.keys[:-1])
+        step: Step = {"op": "action", "kind": kind, "symbol": signal["body"]["symbol"], "id": signal["id"],
+                      "key": key, "process": self.rng.randint(0, 1), "args": self._action_args(kind),
+                      "wait": self._wait()}
+        steps = [step]
+        if self.rng.random() < 0.3:  # the same request again: at once (concurrent) or later
+            again = {"op": "action_again", "key": key, "process": self.rng.randint(0, 1),
+                     "wait": self._wait()}
+            if self.rng.random() < 0.5:
+                step["wait"] = 0.0
+            steps.append(again)
+        return steps
+
+    def _action_args(self, kind: str) -> dict[str, Any]:
+        if kind == "close":
+            roll = self.rng.random()
+            return {} if roll < 0.4 else {"fraction": self.rng.choice(["1", "0.5", "0.25", "0.333", "0.9"])}
+        if kind == "cancel":
+            return {"close_filled": self.rng.random() < 0.4}
+        wrong = self.rng.random() < 0.12  # a stop that would fire at once, a target already crossed
+        if kind == "stop":
+            if self.rng.random() < 0.4:
+                return {"breakeven": True}
+            offset = self.rng.uniform(0.2, 6.0)
+            return {"offset_pct": round(-offset if wrong else offset, 3)}
+        offsets = sorted(round(self.rng.uniform(0.3, 8.0), 3) for _ in range(self.rng.randint(1, 3)))
+        return {"offsets_pct": [-o if wrong else o for o in offsets]}
 
     # -- the market --------------------------------------------------------------------------------
 
