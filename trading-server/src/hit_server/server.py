@@ -19,6 +19,7 @@ from hit_server import __version__
 from hit_server.api import docs, http_errors, paper_routes, trade_actions, trade_routes
 from hit_server.api.routes import api, public
 from hit_server.api.security import BodyLimitMiddleware, KeyRateLimiter
+from hit_server.dashboard import install as install_dashboard
 from hit_server.exchange.paper import open_exchange
 from hit_server.exchange.paper_reset import end_paper_trades
 from hit_server.journal.db import Database
@@ -111,5 +112,6 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
     app.include_router(trade_actions.router)  # /api/v1/trades/{id}/close, /cancel, /stop, /targets
     app.include_router(paper_routes.router)  # /api/v1/paper: answers 404 outside paper mode
     docs.install(app)
+    install_dashboard(app, settings)  # /dashboard, unless DASHBOARD_ENABLED=false
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     return app

@@ -27,6 +27,7 @@ SERVER_ROOT = Path(__file__).resolve().parents[2]  # trading-server/
 DEFAULT_LOG_DIR = SERVER_ROOT.parent / "logs"  # logs/ at the repository root, beside the bot's
 DEFAULT_DATA_DIR = SERVER_ROOT / "data"
 MIN_API_KEY_LENGTH = 32
+MIN_DASHBOARD_PASSWORD_LENGTH = 12
 BLOFIN_URLS = {
     TradingMode.DEMO: "https://demo-trading-openapi.blofin.com",
     TradingMode.LIVE: "https://openapi.blofin.com",
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
     monitor_websocket: bool = True
     discord_webhook_url: SecretStr | None = None
 
+    # the web dashboard under /dashboard (dashboard/): log in with an API key or this password
+    dashboard_enabled: bool = True
+    dashboard_password: SecretStr | None = None
+    # signs the session cookie; empty: a random secret per start (everyone logs in again after a restart)
+    dashboard_session_secret: SecretStr | None = None
+    dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -97,8 +105,16 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "data_dir", "log_dir", "database_url", "blofin_base_url", "discord_webhook_url", "ssl_certfile",
-        "ssl_keyfile", mode="before"
+        "data_dir",
+        "log_dir",
+        "database_url",
+        "blofin_base_url",
+        "discord_webhook_url",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "dashboard_password",
+        "dashboard_session_secret",
+        mode="before",
     )
     @classmethod
     def _empty_is_default(cls, value: object, info: ValidationInfo) -> object:
@@ -126,6 +142,7 @@ class Settings(BaseSettings):
         for tls_file in (self.ssl_certfile, self.ssl_keyfile):
             if tls_file is not None and not tls_file.is_file():
                 raise ValueError(f"TLS file {tls_file} does not exist")
+        self._check_dashboard()
         webhook = self.discord_webhook_url
         if webhook is not None and not webhook.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
@@ -138,6 +155,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()} is required in {mode} mode")
         self._check_keys(required=True)
         return self
+
+    def _check_dashboard(self) -> None:
+        password = self.dashboard_password
+        if password is not None and len(password.get_secret_value()) < MIN_DASHBOARD_PASSWORD_LENGTH:
+            raise ValueError(f"DASHBOARD_PASSWORD needs at least {MIN_DASHBOARD_PASSWORD_LENGTH} characters")
 
     def _check_keys(self, *, required: bool) -> None:
         if required and not self.api_keys:
