@@ -96,8 +96,9 @@ async def act(request: Request, signal_id: str) -> Response:
         return service
     try:
         forms.signal_id(signal_id)
+        key = forms.idempotency_key(checked.get("key"))
         action, body, _ = action_request(checked.get("action", ""), checked)
-        answer = await trade_controls(request, service).act(action, signal_id, checked.get("key"), body)
+        answer = await trade_controls(request, service).act(action, signal_id, key, body)
     except (forms.BadInput, ValidationError) as exc:
         return problem(request, 400, _sentence(exc))
     except ApiError as exc:

@@ -16,9 +16,11 @@ from starlette.requests import Request
 
 from hit_server.dashboard.reads import HistoryFilter
 from hit_shared.models import SIGNAL_ID_PATTERN
+from hit_shared.trade_actions import IDEMPOTENCY_KEY_PATTERN
 
 SYMBOL = re.compile(r"^[A-Za-z0-9]{1,15}-[A-Za-z0-9]{1,15}$")
 SIGNAL_ID = re.compile(SIGNAL_ID_PATTERN)
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 MAX_FIELD = 500
 
 
@@ -33,13 +35,23 @@ async def form(request: Request) -> dict[str, str]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadInput("The form could not be read (not UTF-8 text).") from exc
-    fields = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+    try:
+        fields = parse_qs(text, keep_blank_values=True, max_num_fields=20)
+    except ValueError as exc:  # more fields than any dashboard form has
+        raise BadInput("The form could not be read (too many fields).") from exc
     return {name: values[0][:MAX_FIELD] for name, values in fields.items() if values}
 
 
 def signal_id(value: str) -> str:
     if not SIGNAL_ID.fullmatch(value):
         raise BadInput("That is not a trade id.")
+    return value
+
+
+def idempotency_key(value: str | None) -> str:
+    """The confirmation form's key: the API's rule for an Idempotency-Key."""
+    if value is None or not IDEMPOTENCY_KEY.fullmatch(value):
+        raise BadInput("This form is incomplete or was altered; go back, reload it and confirm again.")
     return value
 
 
