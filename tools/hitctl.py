@@ -9,7 +9,8 @@ Commands:
   setup   install (or update) the environment and stop
   test    ruff, mypy (strict) and every test; extra arguments go to pytest. The journal's
           PostgreSQL tests run on a throwaway local cluster (tools/postgres.py), installed with
-          apt-get when missing (as root or in CI)
+          apt-get when missing (as root or in CI); the dashboard's browser tests drive Debian's
+          chromium (tools/browser.py), installed the same way
   demo    the whole system on paper, no credentials
   server  the trading server alone
   bot     the Discord bot alone
@@ -29,6 +30,7 @@ import venv
 from collections.abc import Sequence
 from pathlib import Path
 
+import browser
 import launcher
 import paper_cli
 import postgres
@@ -118,6 +120,11 @@ def test(pytest_args: Sequence[str]) -> int:
         if run(cmd, env=env) != 0:
             say(f"{name} failed")
             return 1
+    try:
+        env.update(browser.ensure(env, say))
+    except browser.Unavailable as exc:
+        say(f"Chromium for the browser tests could not be installed (in CI that is a failure): {exc}")
+        return 1
     try:
         with postgres.test_database(env, say) as postgres_url:
             if postgres_url is not None:
