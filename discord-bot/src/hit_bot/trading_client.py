@@ -11,6 +11,7 @@ Errors (raised by every call except `submit`, which returns a `SubmitOutcome` in
     +-- ServerUnreachable         no answer within the deadline: try again later
     +-- ServerRefused             a 4xx the server meant (bad key, bad body, conflict): fix the request
     |   +-- FeatureMissing        404 on an optional route (e.g. /events): the server has no such feature
+    |   +-- TradeNotFound         404 for one trade: no trade has this id
     +-- BadServerAnswer           the answer did not match the contract: a version mismatch, report it
 """
 
@@ -21,11 +22,14 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.alias_generators import to_camel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_delay
 
 from hit_shared.models import (
@@ -37,6 +41,8 @@ from hit_shared.models import (
     TradeResponse,
     TradeSignal,
 )
+from hit_shared.trade_actions import IDEMPOTENCY_KEY_HEADER, TradeAction, TradeActionResult
+from hit_shared.trades import AccountResponse, PnlPeriod, PnlResponse, TradeDetail, TradesPage, TradeState
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,10 @@ class ServerRefused(TradingServerError):
 
 class FeatureMissing(ServerRefused):
     """404 on an optional route: the server does not offer it (yet). Callers treat it as 'nothing'."""
+
+
+class TradeNotFound(ServerRefused):
+    """404 for one trade (GET /api/v1/trades/{id} or an action on it): no trade has this id."""
 
 
 class BadServerAnswer(TradingServerError):
@@ -139,6 +149,24 @@ class _EventPage(BaseModel):
     events: tuple[ServerEvent, ...] = ()
 
 
+class ExchangePosition(BaseModel):
+    """One item of GET /api/v1/positions (BloFin's field names): where the mark and the unrealised P&L of
+    a trade's position come from. Read liberally: only what the bot shows."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", alias_generator=to_camel, populate_by_name=True)
+
+    inst_id: str
+    positions: Decimal
+    average_price: Decimal
+    mark_price: Decimal
+    unrealized_pnl: Decimal
+
+
+class _PositionsPage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    positions: tuple[ExchangePosition, ...] = ()
+
+
 # ---- helpers ---------------------------------------------------------------------------------------
 
 
@@ -205,8 +233,10 @@ class TradingClient:
 
     # ---- the transport with retries ---------------------------------------------------------------
 
-    async def _attempt(self, method: str, path: str, content: bytes | None) -> httpx.Response:
-        headers = dict(self._headers)
+    async def _attempt(
+        self, method: str, path: str, content: bytes | None, extra: dict[str, str] | None = None
+    ) -> httpx.Response:
+        headers = {**self._headers, **(extra or {})}
         if content is not None:
             headers["Content-Type"] = "application/json"
         try:
@@ -220,14 +250,22 @@ class TradingClient:
         if response.status_code == 503 and _error_of(response)[0] in LASTING_503_CODES:
             return response
         if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"{method} {path} answered HTTP {response.status_code}",
-                             _retry_after_seconds(response) if response.status_code in (429, 503) else None)
+            raise _Retryable(
+                f"{method} {path} answered HTTP {response.status_code}",
+                _retry_after_seconds(response) if response.status_code in (429, 503) else None,
+            )
         return response
 
     async def _send(
-        self, method: str, path: str, content: bytes | None = None, deadline: float | None = None
+        self,
+        method: str,
+        path: str,
+        content: bytes | None = None,
+        deadline: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        """One logical request: retried until it gets a non-retryable answer or the deadline passes."""
+        """One logical request: retried until it gets a non-retryable answer or the deadline passes.
+        Every attempt carries the same bytes and the same `headers` (an action's Idempotency-Key)."""
         deadline = deadline or self.deadline
         last: list[str] = ["no attempt finished"]
 
@@ -245,13 +283,15 @@ class TradingClient:
         )
         try:
             async with asyncio.timeout(deadline):
-                return await retrying(self._attempt, method, path, content)
+                return await retrying(self._attempt, method, path, content, headers)
         except _Retryable as exc:
-            raise ServerUnreachable(f"the trading server did not answer within {deadline:g} s "
-                                    f"(last: {exc})") from None
+            raise ServerUnreachable(
+                f"the trading server did not answer within {deadline:g} s (last: {exc})"
+            ) from None
         except TimeoutError:
-            raise ServerUnreachable(f"the trading server did not answer within {deadline:g} s "
-                                    f"(last: {last[0]})") from None
+            raise ServerUnreachable(
+                f"the trading server did not answer within {deadline:g} s (last: {last[0]})"
+            ) from None
 
     async def _call(
         self,
@@ -260,12 +300,16 @@ class TradingClient:
         model: type[_M],
         body: BaseModel | None = None,
         deadline: float | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        missing: type[ServerRefused] = FeatureMissing,
     ) -> _M:
+        """One request, its answer parsed into `model`; a 404 raises `missing` (the route's meaning of it)."""
         content = body.model_dump_json().encode() if body is not None else None
-        response = await self._send(method, path, content, deadline)
+        response = await self._send(method, path, content, deadline, headers)
         if response.status_code == 404:
             code, message = _error_of(response)
-            raise FeatureMissing(404, code, message)
+            raise missing(404, code, message)
         if response.status_code >= 400:
             raise ServerRefused(response.status_code, *_error_of(response))
         return _parse(model, response)
@@ -283,8 +327,11 @@ class TradingClient:
             try:
                 trade = TradeResponse.model_validate_json(response.content)
             except ValidationError:
-                return Refused(response.status_code, "bad_answer",
-                               "the trading server's answer did not match the API contract")
+                return Refused(
+                    response.status_code,
+                    "bad_answer",
+                    "the trading server's answer did not match the API contract",
+                )
             return Delivered(trade, replayed=response.status_code == 200)
         return Refused(response.status_code, *_error_of(response))
 
@@ -307,6 +354,63 @@ class TradingClient:
         """
         path = "/api/v1/events" if after is None else f"/api/v1/events?after={int(after)}"
         return (await self._call("GET", path, _EventPage, deadline=self._attempt_timeout)).events
+
+    # ---- trades (issue #15) ----------------------------------------------------------------------------
+
+    async def trades(
+        self,
+        *,
+        state: TradeState | None = None,
+        symbol: str | None = None,
+        since: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> TradesPage:
+        """A page of trades, newest first (GET /api/v1/trades)."""
+        query: dict[str, str] = {"limit": str(limit), "offset": str(offset)}
+        if state is not None:
+            query["state"] = state.value
+        if symbol is not None:
+            query["symbol"] = symbol
+        if since is not None:
+            query["since"] = since.isoformat()
+        return await self._call("GET", "/api/v1/trades?" + urlencode(query), TradesPage)
+
+    async def trade(self, signal_id: str) -> TradeDetail:
+        """One trade with its orders and events. Raises `TradeNotFound` when no trade has this id."""
+        return await self._call("GET", _trade_path(signal_id), TradeDetail, missing=TradeNotFound)
+
+    async def act(
+        self, action: TradeAction, signal_id: str, key: str, body: BaseModel | None = None
+    ) -> TradeActionResult:
+        """POST /api/v1/trades/{id}/{action} under `Idempotency-Key: key`.
+
+        Every attempt (the retries here, and a later call with the same key) carries the same key and
+        body, so the server acts once and answers each the same. Raises `ServerRefused` with the
+        server's sentence when it refuses (a wrong-sided stop, a trade already over), `TradeNotFound`.
+        """
+        return await self._call(
+            "POST",
+            f"{_trade_path(signal_id)}/{action.value}",
+            TradeActionResult,
+            body,
+            headers={IDEMPOTENCY_KEY_HEADER: key},
+            missing=TradeNotFound,
+        )
+
+    async def account(self) -> AccountResponse:
+        return await self._call("GET", "/api/v1/account", AccountResponse)
+
+    async def pnl(self, period: PnlPeriod, count: int = 7) -> PnlResponse:
+        return await self._call("GET", f"/api/v1/pnl?period={period.value}&count={int(count)}", PnlResponse)
+
+    async def positions(self, deadline: float | None = None) -> tuple[ExchangePosition, ...]:
+        """The exchange's open positions (for the mark price and unrealised P&L of each trade)."""
+        return (await self._call("GET", "/api/v1/positions", _PositionsPage, deadline=deadline)).positions
+
+
+def _trade_path(signal_id: str) -> str:
+    return "/api/v1/trades/" + quote(signal_id, safe=":")
 
 
 def _parse(model: type[_M], response: httpx.Response) -> _M:

@@ -1,9 +1,12 @@
 """A small fake Discord (REST + gateway on one aiohttp port) that a real discord.py client can log into.
 
 Modelled on shared/reference/discord-testing.md. It holds one guild with channels, roles and members,
-serves what the bot uses (login, app info, messages, history, reactions, members, slash-command sync),
-and records every REST request and every message the bot posts. Messages posted while the bot is
-disconnected are stored but not delivered, like a real outage: the bot must read them from history.
+serves what the bot uses (login, app info, messages and their edits, history, reactions, members,
+slash-command sync, and interactions: slash commands run and buttons clicked by users, answered through
+callbacks and the interaction's webhook, see `fake_interactions.py`), refuses message bodies over
+Discord's limits, and records every REST request and every message the bot posts. Messages posted while
+the bot is disconnected are stored but not delivered, like a real outage: the bot must read them from
+history.
 
 Point discord.py at it with `DISCORD_API_BASE=fake.api_base` and `DISCORD_GATEWAY_URL=fake.gateway_url`.
 """
@@ -21,6 +24,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import WSMsgType, web
+
+from hit_bot.testing.fake_interactions import (
+    FakeInteraction,
+    Interactions,
+    buttons_of,
+    invalid_form,
+    message_problem,
+    message_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +59,25 @@ class FakeUser:
     bot: bool = False
 
     def as_user(self) -> JSON:
-        user: JSON = {"id": str(self.id), "username": self.name, "discriminator": "0", "avatar": None,
-                      "global_name": self.name}
+        user: JSON = {
+            "id": str(self.id),
+            "username": self.name,
+            "discriminator": "0",
+            "avatar": None,
+            "global_name": self.name,
+        }
         if self.bot:
             user["bot"] = True
         return user
 
     def as_member(self, with_user: bool = True) -> JSON:
-        member: JSON = {"roles": [str(r) for r in self.role_ids], "joined_at": "2024-01-01T00:00:00+00:00",
-                        "flags": 0, "deaf": False, "mute": False}
+        member: JSON = {
+            "roles": [str(r) for r in self.role_ids],
+            "joined_at": "2024-01-01T00:00:00+00:00",
+            "flags": 0,
+            "deaf": False,
+            "mute": False,
+        }
         if with_user:
             member["user"] = self.as_user()
         return member
@@ -74,14 +96,12 @@ class RecordedPost:
 
     @property
     def text(self) -> str:
-        """Content and every embed's visible text, for assertions."""
-        parts = [self.body.get("content") or ""]
-        for embed in self.body.get("embeds") or []:
-            parts += [embed.get("title", ""), embed.get("description", "")]
-            for item in embed.get("fields", []):
-                parts += [item.get("name", ""), item.get("value", "")]
-            parts.append((embed.get("footer") or {}).get("text", ""))
-        return "\n".join(p for p in parts if p)
+        """Content and every embed's visible text as posted (edits later: `FakeDiscord.text_of`)."""
+        return message_text(self.body)
+
+    @property
+    def id(self) -> int:
+        return int(self.message["id"])
 
 
 @dataclass
@@ -121,6 +141,8 @@ class FakeDiscord:
         self.identifies = 0
         self.resumes = 0
         self.synced_commands: list[JSON] = []
+        self.edits: list[tuple[int, JSON]] = []  # (message id, body) of every edit the bot made
+        self.interactions = Interactions(self)
         self._ws: web.WebSocketResponse | None = None
         self._intents = 0
         self._seq = 0
@@ -226,6 +248,31 @@ class FakeDiscord:
     def reactions_on(self, message_id: int) -> list[str]:
         return [emoji for _, mid, emoji in self.reactions if mid == message_id]
 
+    async def slash(
+        self, name: str, *, author: str = "alice", channel: str = "chatter", **options: Any
+    ) -> int:
+        """A user runs the slash command /name with these options. Returns the interaction id."""
+        return await self.interactions.slash(name, self.user(author), self.channel(channel), options)
+
+    async def click(self, message_id: int, label: str, *, author: str = "alice") -> int:
+        """A user clicks a button (by label or custom_id) on a message. Returns the interaction id."""
+        return await self.interactions.click(message_id, label, self.user(author))
+
+    def interaction(self, interaction_id: int) -> FakeInteraction:
+        return self.interactions.by_id[interaction_id]
+
+    def message_now(self, message_id: int) -> JSON | None:
+        """A message as it is now: after the bot's edits; ephemeral ones too."""
+        return self.interactions.message(message_id)
+
+    def text_of(self, message_id: int) -> str:
+        message = self.message_now(message_id)
+        return message_text(message) if message else ""
+
+    def buttons(self, message_id: int) -> list[JSON]:
+        message = self.message_now(message_id)
+        return buttons_of(message) if message else []
+
     async def wait_until(self, predicate: Callable[[], bool], within: float = 5.0) -> bool:
         """Poll until `predicate()` holds; False if it still does not after `within` seconds."""
         deadline = time.monotonic() + within
@@ -239,11 +286,26 @@ class FakeDiscord:
 
     def _message(self, channel_id: int, user: FakeUser, content: str, mid: int, when: datetime) -> JSON:
         return {
-            "id": str(mid), "channel_id": str(channel_id), "guild_id": str(self.world.guild_id), "type": 0,
-            "content": content, "author": user.as_user(), "timestamp": when.isoformat(),
-            "edited_timestamp": None, "tts": False, "mention_everyone": False, "mentions": [],
-            "mention_roles": [], "attachments": [], "embeds": [], "pinned": False, "components": [],
+            "id": str(mid),
+            "channel_id": str(channel_id),
+            "guild_id": str(self.world.guild_id),
+            "type": 0,
+            "content": content,
+            "author": user.as_user(),
+            "timestamp": when.isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "components": [],
         }
+
+    # the same, for fake_interactions
+    make_message = _message
 
     def _as_seen(self, message: JSON, user: FakeUser) -> JSON:
         """A gateway copy: with the author's member data, content blank without the intent."""
@@ -262,6 +324,36 @@ class FakeDiscord:
     def _find(self, channel_id: int, message_id: int) -> JSON | None:
         return next((m for m in self.messages.get(channel_id, []) if int(m["id"]) == message_id), None)
 
+    store = _store
+    find = _find
+
+    def remove(self, message_id: int) -> None:
+        for bucket in self.messages.values():
+            bucket[:] = [m for m in bucket if int(m["id"]) != message_id]
+
+    def record_post(self, channel_id: int, body: JSON, message: JSON) -> RecordedPost:
+        post = RecordedPost(channel_id, body, message)
+        self.posts.append(post)
+        return post
+
+    @staticmethod
+    def json_response(data: Any) -> web.Response:
+        return _json(data)
+
+    async def edit_stored(self, message_id: int, body: JSON) -> JSON:
+        """Apply an edit of the bot's (content, embeds, components, flags: those given) to a message."""
+        message = self.message_now(message_id)
+        if message is None:
+            raise KeyError(message_id)
+        for key in ("content", "embeds", "components", "flags"):
+            if key in body:
+                message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+        message["edited_timestamp"] = datetime.now(UTC).isoformat()
+        self.edits.append((message_id, body))
+        if not int(message.get("flags") or 0) & 64:  # ephemeral edits reach only their user
+            await self._dispatch("MESSAGE_UPDATE", message)
+        return message
+
     def _user_by_id(self, user_id: int) -> FakeUser:
         if user_id == self.world.bot_user.id:
             return self.world.bot_user
@@ -278,6 +370,8 @@ class FakeDiscord:
             return
         self._seq += 1
         await self._send({"op": 0, "t": event, "s": self._seq, "d": data})
+
+    dispatch = _dispatch
 
     async def _gateway(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(autoping=True)
@@ -314,30 +408,54 @@ class FakeDiscord:
             await self._dispatch("RESUMED", {})
         elif op == 8:
             members = [u.as_member() for u in self.world.users.values()]
-            chunk = {"guild_id": str(self.world.guild_id), "members": members, "chunk_index": 0,
-                     "chunk_count": 1, "nonce": data.get("nonce")}
+            chunk = {
+                "guild_id": str(self.world.guild_id),
+                "members": members,
+                "chunk_index": 0,
+                "chunk_count": 1,
+                "nonce": data.get("nonce"),
+            }
             await self._dispatch("GUILD_MEMBERS_CHUNK", chunk)
 
     def _ready(self) -> JSON:
         return {
-            "v": 10, "user": self.world.bot_user.as_user(), "guilds": [{"id": str(self.world.guild_id),
-                                                                          "unavailable": True}],
-            "session_id": self._session, "resume_gateway_url": self.gateway_url,
+            "v": 10,
+            "user": self.world.bot_user.as_user(),
+            "guilds": [{"id": str(self.world.guild_id), "unavailable": True}],
+            "session_id": self._session,
+            "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.world.application_id), "flags": 0},
         }
 
     def _guild(self) -> JSON:
         w = self.world
         roles = [{"id": str(w.guild_id), "name": "@everyone", "permissions": "0", "position": 0}]
-        roles += [{"id": str(rid), "name": name, "permissions": "0", "position": i + 1}
-                  for i, (name, rid) in enumerate(w.roles.items())]
-        channels = [{"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": []}
-                    for i, (name, cid) in enumerate(w.channels.items())]
+        roles += [
+            {"id": str(rid), "name": name, "permissions": "0", "position": i + 1}
+            for i, (name, rid) in enumerate(w.roles.items())
+        ]
+        channels = [
+            {"id": str(cid), "type": 0, "name": name, "position": i, "permission_overwrites": []}
+            for i, (name, cid) in enumerate(w.channels.items())
+        ]
         members = [w.bot_user.as_member()]
-        return {"id": str(w.guild_id), "name": "HIT test guild", "unavailable": False, "owner_id": "1",
-                "roles": roles, "channels": channels, "members": members, "member_count": len(members),
-                "emojis": [], "stickers": [], "features": [], "threads": [], "voice_states": [],
-                "presences": [], "large": False}
+        return {
+            "id": str(w.guild_id),
+            "name": "HIT test guild",
+            "unavailable": False,
+            "owner_id": "1",
+            "roles": roles,
+            "channels": channels,
+            "members": members,
+            "member_count": len(members),
+            "emojis": [],
+            "stickers": [],
+            "features": [],
+            "threads": [],
+            "voice_states": [],
+            "presences": [],
+            "large": False,
+        }
 
     # ---- REST -------------------------------------------------------------------------------------
 
@@ -345,7 +463,13 @@ class FakeDiscord:
     async def _record(self, request: web.Request, handler: Any) -> web.StreamResponse:
         body = await request.text() if request.can_read_body else ""
         self.requests.append((request.method, request.path, body))
-        if request.path.startswith("/api/") and request.headers.get("Authorization") != f"Bot {self.token}":
+        # interactions are answered with their own token, without the bot's (as on Discord)
+        by_token = request.path.startswith(("/api/v10/interactions/", "/api/v10/webhooks/"))
+        if (
+            request.path.startswith("/api/")
+            and not by_token
+            and request.headers.get("Authorization") != f"Bot {self.token}"
+        ):
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
         response: web.StreamResponse = await handler(request)
         return response
@@ -370,11 +494,17 @@ class FakeDiscord:
         shape = "/".join(parts)
         if (method, shape) in table:
             return table[(method, shape)]
+        if parts[0] in ("interactions", "webhooks"):
+            return self.interactions.route(method, parts)
         if n >= 2 and parts[0] == "channels":
             if n == 3 and parts[2] == "messages":
                 return {"POST": self._create_message, "GET": self._history}.get(method)
-            if n == 4 and parts[2] == "messages" and method == "GET":
-                return self._get_message
+            if n == 4 and parts[2] == "messages":
+                return {
+                    "GET": self._get_message,
+                    "PATCH": self._edit_message,
+                    "DELETE": self._delete_message,
+                }.get(method)
             if n == 7 and parts[4] == "reactions" and method in ("PUT", "DELETE"):
                 return self._reaction
             if n == 2 and method == "GET":
@@ -390,22 +520,35 @@ class FakeDiscord:
 
     def _app(self) -> JSON:
         owner = {"id": "1", "username": "owner", "discriminator": "0", "avatar": None}
-        return {"id": str(self.world.application_id), "name": "hit-bot", "description": "", "icon": None,
-                "bot_public": False, "bot_require_code_grant": False, "owner": owner, "verify_key": "0" * 64,
-                "flags": 0}
+        return {
+            "id": str(self.world.application_id),
+            "name": "hit-bot",
+            "description": "",
+            "icon": None,
+            "bot_public": False,
+            "bot_require_code_grant": False,
+            "owner": owner,
+            "verify_key": "0" * 64,
+            "flags": 0,
+        }
 
     async def _create_message(self, request: web.Request, parts: list[str]) -> web.Response:
         channel_id = int(parts[1])
         if channel_id not in self.messages:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
         body = json.loads(await request.text())
+        problem = message_problem(body, creating=True)
+        if problem:
+            return invalid_form(*problem)
         bot = self.world.bot_user
         message = self._message(channel_id, bot, body.get("content") or "", self.next_id(), datetime.now(UTC))
         message["embeds"] = body.get("embeds") or []
+        message["components"] = body.get("components") or []
         ref = body.get("message_reference")
         if ref:
-            message["message_reference"] = {k: str(v) for k, v in ref.items() if k in
-                                            ("message_id", "channel_id", "guild_id")}
+            message["message_reference"] = {
+                k: str(v) for k, v in ref.items() if k in ("message_id", "channel_id", "guild_id")
+            }
         self._store(message)
         self.posts.append(RecordedPost(channel_id, body, message))
         await self._dispatch("MESSAGE_CREATE", self._as_seen(message, bot))
@@ -428,13 +571,45 @@ class FakeDiscord:
             return _json({"message": "Unknown Message", "code": 10008}, status=404)
         return _json(message)
 
+    async def _edit_message(self, request: web.Request, parts: list[str]) -> web.Response:
+        """The bot edits one of its own messages (a user's it may not: 403 Cannot edit, 50005)."""
+        message = self._find(int(parts[1]), int(parts[3]))
+        if message is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        if int(message["author"]["id"]) != self.world.bot_user.id:
+            return _json(
+                {"message": "Cannot edit a message authored by another user", "code": 50005}, status=403
+            )
+        body = json.loads(await request.text())
+        problem = message_problem(body, creating=False)
+        if problem:
+            return invalid_form(*problem)
+        return _json(await self.edit_stored(int(parts[3]), body))
+
+    async def _delete_message(self, request: web.Request, parts: list[str]) -> web.Response:
+        if self._find(int(parts[1]), int(parts[3])) is None:
+            return _json({"message": "Unknown Message", "code": 10008}, status=404)
+        self.remove(int(parts[3]))
+        await self._dispatch(
+            "MESSAGE_DELETE", {"id": parts[3], "channel_id": parts[1], "guild_id": str(self.world.guild_id)}
+        )
+        return web.Response(status=204)
+
     async def _get_channel(self, request: web.Request, parts: list[str]) -> web.Response:
         cid = int(parts[1])
         names = {v: k for k, v in self.world.channels.items()}
         if cid not in names:
             return _json({"message": "Unknown Channel", "code": 10003}, status=404)
-        return _json({"id": str(cid), "type": 0, "name": names[cid], "guild_id": str(self.world.guild_id),
-                      "position": 0, "permission_overwrites": []})
+        return _json(
+            {
+                "id": str(cid),
+                "type": 0,
+                "name": names[cid],
+                "guild_id": str(self.world.guild_id),
+                "position": 0,
+                "permission_overwrites": [],
+            }
+        )
 
     async def _get_member(self, request: web.Request, parts: list[str]) -> web.Response:
         try:
@@ -452,5 +627,10 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _sync_commands(self, request: web.Request, parts: list[str]) -> web.Response:
-        self.synced_commands = json.loads(await request.text())
-        return _json([])
+        """Discord answers the registered commands with their ids; users can then run them."""
+        app = str(self.world.application_id)
+        self.synced_commands = [
+            {**command, "id": str(self.next_id()), "application_id": app, "version": "1"}
+            for command in json.loads(await request.text())
+        ]
+        return _json(self.synced_commands)
