@@ -1,7 +1,9 @@
 """Client-side rate limiting for BloFin, so callers wait instead of getting the IP banned.
 
 BloFin allows per IP 500 requests a minute and 1500 per 5 minutes (a breach suspends the IP for 5
-minutes or an hour), and per account 30 trading writes (`POST /api/v1/trade/...`) per 10 seconds.
+minutes or an hour), and per account 30 requests to its trading APIs (everything under
+`/api/v1/trade/`, order lookups and pending-order listings included, as the simulator counts them) per
+10 seconds.
 
 Each limit is a sliding window: it remembers when its last `limit` requests went out and lets a new
 one through only when the oldest is older than the period. Unlike a refilling token bucket, this
@@ -24,6 +26,12 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
 TRADE_PREFIX = "/api/v1/trade/"
+
+# BloFin counts requests when they arrive; we count them when they leave. Two requests sent exactly one
+# period apart can arrive less than a period apart when the first met more network delay than the second,
+# and the second is then refused (429). Every window is kept this much longer than BloFin's, which covers
+# that jitter (seen: 429s from the simulator behind a 50 ms round trip without it, none with it).
+ARRIVAL_MARGIN_S = 0.5
 
 
 class SlidingWindow:
@@ -85,11 +93,12 @@ class RateLimiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
+        margin = ARRIVAL_MARGIN_S
         self._overall = (
-            SlidingWindow(per_minute, 60.0, clock=clock, sleep=sleep),
-            SlidingWindow(per_5_minutes, 300.0, clock=clock, sleep=sleep),
+            SlidingWindow(per_minute, 60.0 + margin, clock=clock, sleep=sleep),
+            SlidingWindow(per_5_minutes, 300.0 + margin, clock=clock, sleep=sleep),
         )
-        self._trade = SlidingWindow(trade_per_10s, 10.0, clock=clock, sleep=sleep)
+        self._trade = SlidingWindow(trade_per_10s, 10.0 + margin, clock=clock, sleep=sleep)
         self._clock = clock
 
     @classmethod
@@ -99,7 +108,9 @@ class RateLimiter:
 
     @staticmethod
     def is_trade(method: str, path: str) -> bool:
-        return method.upper() == "POST" and path.startswith(TRADE_PREFIX)
+        """Counted against the per-account trading limit: reads of the trading APIs as well as writes."""
+        del method  # the method does not matter: BloFin counts its trading APIs, not their writes
+        return path.startswith(TRADE_PREFIX)
 
     async def acquire(self, method: str, path: str) -> float:
         """Wait until this request may be sent without breaking a limit. Returns the seconds waited.
