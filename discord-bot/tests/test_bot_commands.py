@@ -89,7 +89,21 @@ async def test_bot_commands_refuse_authors_outside_the_allow_lists(
 async def test_bot_syncs_the_slash_commands(run_bot: Any, fake_discord: FakeDiscord) -> None:
     async with run_bot():
         pass
-    assert {c["name"] for c in fake_discord.synced_commands} == {"stats", "health", "test", "halt", "resume"}
+    assert {c["name"] for c in fake_discord.synced_commands} == {
+        "stats",
+        "health",
+        "test",
+        "halt",
+        "resume",  # the operator's
+        "positions",
+        "trades",
+        "trade",
+        "pnl",
+        "balance",
+        "close",
+        "cancel",
+        "sl",  # the trading console's
+    }
 
 
 async def test_bot_unknown_command_error_is_logged_with_traceback_and_answered_briefly(

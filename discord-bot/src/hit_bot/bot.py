@@ -21,6 +21,8 @@ from discord.ext import commands
 from hit_bot.cogs.notify import NotifyCog
 from hit_bot.cogs.operator import ErrorsCog, OperatorCog
 from hit_bot.cogs.signals import SignalsCog
+from hit_bot.cogs.trade_actions import TradeActionsCog
+from hit_bot.cogs.trades import TradesCog
 from hit_bot.pipeline import Parser
 from hit_bot.settings import BotSettings
 from hit_bot.state import StateStore
@@ -61,6 +63,8 @@ class HitBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.add_cog(SignalsCog(self))
         await self.add_cog(OperatorCog(self))
+        await self.add_cog(TradesCog(self))
+        await self.add_cog(TradeActionsCog(self))
         await self.add_cog(ErrorsCog(self))
         if self.settings.notify_channel_id is not None:
             await self.add_cog(NotifyCog(self, self.settings.notify_channel_id))
@@ -71,8 +75,11 @@ class HitBot(commands.Bot):
                 log.warning("could not sync slash commands (%s); prefix commands still work", exc.status)
 
     async def on_ready(self) -> None:
-        log.info("connected as %s; watching channels %s", self.user,
-                 ", ".join(str(c) for c in self.settings.discord_channel_ids))
+        log.info(
+            "connected as %s; watching channels %s",
+            self.user,
+            ", ".join(str(c) for c in self.settings.discord_channel_ids),
+        )
 
 
 def make_trading_client(http: httpx.AsyncClient, settings: BotSettings) -> TradingClient:

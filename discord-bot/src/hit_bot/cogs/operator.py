@@ -1,4 +1,5 @@
-"""Commands for people: !stats, !health, !test, and the admin-only !halt and !resume (also as slash)."""
+"""Commands for people: !stats, !health, !test, and the admin-only !halt and !resume (also as slash); the
+error handler of every command (the trading console's too: `trades.py`, `trade_actions.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from discord.ext import commands
 
 from hit_bot import render
 from hit_bot.checks import admin_only, allowed_user
+from hit_bot.cogs.trade_lookup import TradeProblem
 from hit_bot.parsing.explain import explain
 from hit_bot.pipeline import classify
 from hit_bot.trading_client import TradingServerError
@@ -64,8 +66,10 @@ class OperatorCog(commands.Cog, name="Operator"):
         who = f"{reason} (by {ctx.author})"[:500]
         state = await self.bot.trading.halt(HaltRequest(reason=who))
         log.warning("trading halted by %s (%s): %s", ctx.author, ctx.author.id, reason)
-        await ctx.reply(f"🛑 Trading halted: {state.reason}. New signals will be rejected until `resume`.",
-                        mention_author=False)
+        await ctx.reply(
+            f"🛑 Trading halted: {state.reason}. New signals will be rejected until `resume`.",
+            mention_author=False,
+        )
 
     @hybrid("resume", "Allow new trades again (admins only)")
     @commands.check(admin_only)
@@ -101,11 +105,16 @@ class ErrorsCog(commands.Cog, name="Errors"):
         original = error.original if isinstance(error, wrapped) else error
         if isinstance(original, commands.CommandInvokeError):
             original = original.original
+        if isinstance(original, TradeProblem):
+            return f"🔎 {original}"
         if isinstance(original, TradingServerError):
             return f"❌ Trading server: {original}"
         if isinstance(original, commands.MissingRequiredArgument):
-            usage = f"{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}" if ctx.command \
+            usage = (
+                f"{ctx.clean_prefix}{ctx.command.qualified_name} {ctx.command.signature}"
+                if ctx.command
                 else ""
+            )
             return f"Missing `{original.param.name}`. Usage: `{usage.strip()}`"
         if isinstance(original, commands.CheckFailure | commands.UserInputError):
             return f"⛔ {original}" if str(original) else "⛔ You can't use this command here."

@@ -204,12 +204,32 @@ class FakeDiscord:
         return snowflake_at(when or datetime.now(UTC), self._snowflake_seq)
 
     async def post_user_message(
-        self, content: str, *, channel: str = "signals", author: str = "alice", at: datetime | None = None
+        self,
+        content: str,
+        *,
+        channel: str = "signals",
+        author: str = "alice",
+        at: datetime | None = None,
+        reply_to: int | None = None,
     ) -> int:
-        """A user posts; the bot hears it at once if connected. Returns the message id."""
+        """A user posts (as a reply to message `reply_to` of the same channel, if given); the bot hears
+        it at once if connected. Returns the message id."""
         user = self.user(author)
         when = at or datetime.now(UTC)
-        message = self._message(self.channel(channel), user, content, self.next_id(when), when)
+        channel_id = self.channel(channel)
+        message = self._message(channel_id, user, content, self.next_id(when), when)
+        if reply_to is not None:
+            replied = self._find(channel_id, reply_to)
+            if replied is None:
+                raise KeyError(reply_to)
+            message["type"] = 19  # REPLY: Discord sends the replied-to message along
+            message["message_reference"] = {
+                "type": 0,
+                "message_id": str(reply_to),
+                "channel_id": str(channel_id),
+                "guild_id": str(self.world.guild_id),
+            }
+            message["referenced_message"] = replied
         self._store(message)
         await self._dispatch("MESSAGE_CREATE", self._as_seen(message, user))
         return int(message["id"])

@@ -3,7 +3,8 @@
 It implements the bot-facing part of docs/api.md on 127.0.0.1: POST /api/v1/signals with real
 idempotency (201 the first time, 200 with the stored answer on a replay, 409 for the same id with another
 body), the X-API-Key check (constant time), /health, /api/v1/stats, /api/v1/halt, /api/v1/resume and
-GET /api/v1/events?after=. Faults are injected per request: `fail_next`, `throttle_next`, `hang_next`.
+GET /api/v1/events?after=, and the trades with the actions on them (`fake_trades.py`). Faults are
+injected per request: `fail_next`, `throttle_next`, `hang_next`.
 
 Decisions: halted -> rejected; posted_at older than `max_signal_age_seconds` -> rejected; a symbol in
 `reject_symbols` -> rejected, in `fail_symbols` -> failed; anything else -> placed with size 1.
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from hit_bot.testing.fake_trades import FakeTradeBook
 from hit_shared.models import (
     HaltRequest,
     HaltState,
@@ -41,8 +43,9 @@ JSON = dict[str, Any]
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=json.dumps(data).encode(), status=status, content_type="application/json",
-                        headers=headers)
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, content_type="application/json", headers=headers
+    )
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -61,8 +64,14 @@ class _Fault:
 class FakeTradingServer:
     """Start with `await server.start()`; `url` is then its base URL. Records every signal attempt."""
 
-    def __init__(self, api_key: str, *, mode: TradingMode = TradingMode.PAPER,
-                 max_signal_age_seconds: int | None = 300, events_enabled: bool = True) -> None:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        mode: TradingMode = TradingMode.PAPER,
+        max_signal_age_seconds: int | None = 300,
+        events_enabled: bool = True,
+    ) -> None:
         self.api_key = api_key
         self.mode = mode
         self.max_signal_age_seconds = max_signal_age_seconds
@@ -75,6 +84,10 @@ class FakeTradingServer:
         self.events: list[JSON] = []
         self.halt_state = HaltState(halted=False)
         self.replayed = 0
+        self.book = FakeTradeBook()
+        self.action_keys: list[
+            str | None
+        ] = []  # the Idempotency-Key of every action attempt, faulted ones too
         self.port = 0
         self._faults: deque[_Fault] = deque()
         self._closing = asyncio.Event()
@@ -96,6 +109,7 @@ class FakeTradingServer:
         app.router.add_post("/api/v1/halt", self._halt)
         app.router.add_post("/api/v1/resume", self._resume)
         app.router.add_get("/api/v1/events", self._events)
+        self.book.routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
@@ -132,8 +146,15 @@ class FakeTradingServer:
 
     def add_event(self, type_: str, message: str, signal_id: str | None = None) -> int:
         event_id = len(self.events) + 1
-        self.events.append({"id": event_id, "type": type_, "signal_id": signal_id, "message": message,
-                            "created_at": datetime.now(UTC).isoformat()})
+        self.events.append(
+            {
+                "id": event_id,
+                "type": type_,
+                "signal_id": signal_id,
+                "message": message,
+                "created_at": datetime.now(UTC).isoformat(),
+            }
+        )
         return event_id
 
     @property
@@ -145,6 +166,8 @@ class FakeTradingServer:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         self.requests.append((request.method, request.path_qs))
+        if request.method == "POST" and request.path.startswith("/api/v1/trades/"):
+            self.action_keys.append(request.headers.get("Idempotency-Key"))
         if self._faults:
             fault = self._faults.popleft()
             if fault.kind == "hang":
@@ -154,8 +177,9 @@ class FakeTradingServer:
                     pass
                 return _error(503, "hung", "the fake server hung on purpose")
             if fault.kind == "throttle":
-                return _error(429, "too_many_requests", "slow down",
-                              headers={"Retry-After": f"{fault.retry_after:g}"})
+                return _error(
+                    429, "too_many_requests", "slow down", headers={"Retry-After": f"{fault.retry_after:g}"}
+                )
             return _error(fault.status, fault.code, "the fake server failed on purpose")
         if request.path.startswith("/api/"):
             given = request.headers.get("X-API-Key", "")
@@ -178,18 +202,29 @@ class FakeTradingServer:
         known = self.trades.get(signal.signal_id)
         if known is not None:
             if known[0] != canonical:
-                return _error(409, "signal_conflict",
-                              f"signal {signal.signal_id} was already received with a different body")
+                return _error(
+                    409,
+                    "signal_conflict",
+                    f"signal {signal.signal_id} was already received with a different body",
+                )
             self.replayed += 1
             return _json(as_jsonable(known[1]), 200)
         response = self._decide(signal)
         self.trades[signal.signal_id] = (canonical, response)
+        if response.status is TradeStatus.PLACED:
+            self.book.placed(signal, response)
         return _json(as_jsonable(response), 201)
 
     def _decide(self, signal: TradeSignal) -> TradeResponse:
         now = datetime.now(UTC)
-        common: dict[str, Any] = {"signal_id": signal.signal_id, "mode": self.mode, "symbol": signal.symbol,
-                                  "side": signal.side, "leverage": signal.leverage or 10, "created_at": now}
+        common: dict[str, Any] = {
+            "signal_id": signal.signal_id,
+            "mode": self.mode,
+            "symbol": signal.symbol,
+            "side": signal.side,
+            "leverage": signal.leverage or 10,
+            "created_at": now,
+        }
         reason = self._refusal(signal, now)
         if reason:
             return TradeResponse(status=TradeStatus.REJECTED, reason=reason, **common)
@@ -197,14 +232,40 @@ class FakeTradingServer:
             return TradeResponse(status=TradeStatus.FAILED, reason="the exchange refused the order", **common)
         size = Decimal(1)
         base = signal.signal_id.replace(":", "")[-20:]
-        orders = [OrderInfo(role=OrderRole.ENTRY, client_order_id=f"{base}e", type="limit" if signal.entries
-                            else "market", price=signal.entries[0] if signal.entries else None, size=size,
-                            state="live", order_id="1")]
-        orders.append(OrderInfo(role=OrderRole.STOP_LOSS, client_order_id=f"{base}s", type="trigger",
-                                trigger_price=signal.stop_loss, size=size, state="live", order_id="2"))
-        orders += [OrderInfo(role=OrderRole.TAKE_PROFIT, client_order_id=f"{base}t{i}", type="trigger",
-                             trigger_price=tp, size=size, state="live", order_id=str(3 + i))
-                   for i, tp in enumerate(signal.take_profits)]
+        orders = [
+            OrderInfo(
+                role=OrderRole.ENTRY,
+                client_order_id=f"{base}e",
+                type="limit" if signal.entries else "market",
+                price=signal.entries[0] if signal.entries else None,
+                size=size,
+                state="live",
+                order_id="1",
+            )
+        ]
+        orders.append(
+            OrderInfo(
+                role=OrderRole.STOP_LOSS,
+                client_order_id=f"{base}s",
+                type="trigger",
+                trigger_price=signal.stop_loss,
+                size=size,
+                state="live",
+                order_id="2",
+            )
+        )
+        orders += [
+            OrderInfo(
+                role=OrderRole.TAKE_PROFIT,
+                client_order_id=f"{base}t{i}",
+                type="trigger",
+                trigger_price=tp,
+                size=size,
+                state="live",
+                order_id=str(3 + i),
+            )
+            for i, tp in enumerate(signal.take_profits)
+        ]
         return TradeResponse(status=TradeStatus.PLACED, size=size, orders=tuple(orders), **common)
 
     def _refusal(self, signal: TradeSignal, now: datetime) -> str | None:
@@ -224,20 +285,33 @@ class FakeTradingServer:
         return _json(as_jsonable(known[1]))
 
     async def _health(self, request: web.Request) -> web.Response:
-        health = HealthResponse(status="ok", mode=self.mode, exchange="reachable",
-                                halted=self.halt_state.halted, version="fake",
-                                max_signal_age_seconds=self.max_signal_age_seconds)
+        health = HealthResponse(
+            status="ok",
+            mode=self.mode,
+            exchange="reachable",
+            halted=self.halt_state.halted,
+            version="fake",
+            max_signal_age_seconds=self.max_signal_age_seconds,
+        )
         return _json(as_jsonable(health))
 
     async def _stats(self, request: web.Request) -> web.Response:
         statuses = [r.status for _, r in self.trades.values()]
         stats = StatsResponse(
-            signals_received=len(statuses), placed=statuses.count(TradeStatus.PLACED),
-            rejected=statuses.count(TradeStatus.REJECTED), failed=statuses.count(TradeStatus.FAILED),
-            replayed=self.replayed, open_positions=statuses.count(TradeStatus.PLACED), closed_trades=0,
-            wins=0, losses=0, realized_pnl=Decimal(0),
-            uptime_seconds=(datetime.now(UTC) - self._started).total_seconds(), mode=self.mode,
-            halted=self.halt_state.halted)
+            signals_received=len(statuses),
+            placed=statuses.count(TradeStatus.PLACED),
+            rejected=statuses.count(TradeStatus.REJECTED),
+            failed=statuses.count(TradeStatus.FAILED),
+            replayed=self.replayed,
+            open_positions=statuses.count(TradeStatus.PLACED),
+            closed_trades=0,
+            wins=0,
+            losses=0,
+            realized_pnl=Decimal(0),
+            uptime_seconds=(datetime.now(UTC) - self._started).total_seconds(),
+            mode=self.mode,
+            halted=self.halt_state.halted,
+        )
         return _json(as_jsonable(stats))
 
     async def _halt(self, request: web.Request) -> web.Response:
@@ -260,4 +334,3 @@ class FakeTradingServer:
         except ValueError:
             return _error(422, "invalid_after", "after must be an integer event id")
         return _json({"events": [e for e in self.events if e["id"] > after]})
-
