@@ -20,9 +20,9 @@ def _scale(value: float, low: float, high: float, out_low: float, out_high: floa
     return out_low + (value - low) * (out_high - out_low) / (high - low)
 
 
-def _svg(body: str, title: str, height: int = HEIGHT) -> str:
+def _svg(body: str, title: str, height: int = HEIGHT, width: int = WIDTH, kind: str = "") -> str:
     return (
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'<svg class="chart {kind}" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg"><title>{escape(title)}</title>{body}</svg>'
     )
 
@@ -90,19 +90,58 @@ class Level:
     kind: str  # entry, stop, target, mark, hit
 
 
+# The price levels are drawn narrower than the P&L charts, so their labels stay readable on a phone
+# (CSS keeps the chart from growing too wide on a desktop).
+LEVELS_W, LABEL_W = 420, 230  # the whole width; the labels' column, left of the lines
+LABEL_GAP = 18  # the least distance between two labels
+
+
+def _price(value: Decimal) -> str:
+    """A price without an exponent or trailing zeros: 61800.0 -> 61800, 145.500 -> 145.5."""
+    return format(value.normalize(), "f") if value.is_finite() else str(value)
+
+
+def _label_heights(ys: Sequence[float], top: float, bottom: float) -> list[float]:
+    """Where to write the labels of lines at `ys` (top to bottom): each as near its line as it can be,
+    at least LABEL_GAP below the one above, all between `top` and `bottom`."""
+    placed: list[float] = []
+    for y in ys:
+        placed.append(max(y, top, placed[-1] + LABEL_GAP) if placed else max(y, top))
+    for i in range(len(placed) - 1, -1, -1):  # pushed past the bottom: move them back up
+        limit = bottom if i == len(placed) - 1 else placed[i + 1] - LABEL_GAP
+        placed[i] = min(placed[i], limit)
+    return placed
+
+
 def price_levels(levels: Sequence[Level]) -> str:
-    """A trade's price levels as labelled horizontal lines, highest price on top."""
+    """A trade's price levels as labelled horizontal lines, highest price on top. Levels at one price
+    share a label (the average entry and a stop at breakeven); labels too close to each other are moved
+    apart and joined to their line."""
     title = "Price levels"
     if not levels:
-        return _svg('<text x="20" y="40" class="muted">No prices known.</text>', title, 60)
-    height = max(140, 26 * len(levels) + 30)
-    prices = [float(level.price) for level in levels]
-    low, high = min(prices), max(prices)
-    lines = []
+        empty = '<text x="20" y="40" class="muted">No prices known.</text>'
+        return _svg(empty, title, 60, LEVELS_W, "levels")
+    by_price: dict[Decimal, list[Level]] = {}
     for level in sorted(levels, key=lambda lv: lv.price, reverse=True):
-        y = _scale(float(level.price), low, high, height - 15, 15)
-        lines.append(
-            f'<line class="level {level.kind}" x1="150" y1="{_num(y)}" x2="{WIDTH - 10}" y2="{_num(y)}"/>'
-            f'<text x="4" y="{_num(y + 4)}" class="{level.kind}">{escape(level.name)} {level.price}</text>'
+        by_price.setdefault(level.price, []).append(level)
+    height = max(140, LABEL_GAP * len(by_price) + 30)
+    low, high = float(min(by_price)), float(max(by_price))
+    ys = [_scale(float(price), low, high, height - 15, 15) for price in by_price]
+    labels = _label_heights(ys, 15, height - 15)
+    parts = []
+    for (price, group), y, label_y in zip(by_price.items(), ys, labels, strict=True):
+        for level in group:
+            parts.append(
+                f'<line class="level {level.kind}" x1="{LABEL_W + 20}" y1="{_num(y)}" '
+                f'x2="{LEVELS_W - 10}" y2="{_num(y)}"/>'
+            )
+        if abs(label_y - y) > 0.5:
+            parts.append(
+                f'<line class="axis" x1="{LABEL_W}" y1="{_num(label_y)}" x2="{LABEL_W + 20}" y2="{_num(y)}"/>'
+            )
+        name = " · ".join(escape(level.name) for level in group)
+        parts.append(
+            f'<text x="{LABEL_W}" y="{_num(label_y + 4)}" text-anchor="end" class="{group[0].kind}">'
+            f"{name} {_price(price)}</text>"
         )
-    return _svg("".join(lines), title, height)
+    return _svg("".join(parts), title, height, LEVELS_W, "levels")

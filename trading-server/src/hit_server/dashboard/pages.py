@@ -123,7 +123,7 @@ def levels(found: TradeDetail, body: dict[str, Any], mark: Decimal | None) -> li
         for n, entry in enumerate(body.get("entries") or [], start=1):
             found_levels.append(charts.Level(f"entry {n}", Decimal(str(entry)), "entry"))
     if found.stop.price is not None:
-        label = "stop (breakeven)" if found.stop.at_breakeven else "stop"
+        label = "stop BE" if found.stop.at_breakeven else "stop"
         found_levels.append(charts.Level(label, found.stop.price, "stop"))
     original = body.get("stop_loss")
     if original is not None and found.stop.price is not None and Decimal(str(original)) != found.stop.price:

@@ -27,10 +27,10 @@ def money(value: Decimal | None, places: int = 2) -> str:
 
 
 def number(value: Decimal | None) -> str:
+    """A price or size as a person writes it: no exponent, no trailing zeros (145.500 -> 145.5)."""
     if value is None:
         return "–"
-    text = format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
-    return text
+    return format(value.normalize(), "f") if value.is_finite() else str(value)
 
 
 def when(value: datetime | None) -> str:
