@@ -92,7 +92,7 @@ def market_signal(signal_id: str, symbol: str, side: str, price: Decimal, source
     sign = 1 if side == "long" else -1
 
     def at(percent: str) -> str:
-        return str((price * (1 + sign * Decimal(percent) / 100)).quantize(tick))
+        return format((price * (1 + sign * Decimal(percent) / 100)).quantize(tick).normalize(), "f")
 
     return signal_body(
         signal_id,
@@ -114,10 +114,17 @@ async def until_closed(server: RunningServer, closed: int, within: float = SETTL
 
 
 async def trade_batch(
-    server: RunningServer, batch: list[tuple[str, str, str, bool]], virtual: VirtualClock, step: timedelta
+    server: RunningServer,
+    batch: list[tuple[str, str, str, bool]],
+    virtual: VirtualClock,
+    step: timedelta,
+    closed_before: int,
+    wait_every: int,
 ) -> list[str]:
     """Place each (signal_id, symbol, side, wins) at the starting price, then move each symbol's price
-    past its last target or its stop, the clock `step` later each move. Returns the placed ids."""
+    past its last target or its stop, the clock `step` later each move; every `wait_every` moves, wait
+    for the monitor to record those closes (it stamps them with the clock's time when it sees them, so
+    this is what spreads the closes over time). Returns the placed ids."""
     prices = starting_prices()
     bodies = [
         market_signal(sid, symbol, side, prices[symbol], SOURCES[n % len(SOURCES)])
@@ -129,18 +136,26 @@ async def trade_batch(
         for item, reply in zip(batch, replies, strict=True)
         if reply.status_code == 201 and reply.json()["status"] == "placed"
     ]
-    for _, symbol, side, wins in placed:
+    for n, (_, symbol, side, wins) in enumerate(placed, start=1):
         virtual.jump(virtual.now() + step)
         up = (side == "long") == wins
         await server.set_price(symbol, prices[symbol] * Decimal("1.05" if up else "0.95"))
+        if n % wait_every == 0 or n == len(placed):
+            await until_closed(server, closed_before + n)
     return [signal_id for signal_id, *_ in placed]
 
 
 async def fill(
-    server: RunningServer, virtual: VirtualClock, closed: int, open_trades: int, days: float = 60.0
+    server: RunningServer,
+    virtual: VirtualClock,
+    closed: int,
+    open_symbols: list[str],
+    wait_every: int,
+    days: float = 60.0,
 ) -> tuple[list[str], list[str]]:
-    """`closed` closed trades over the last `days` days (virtual time), then `open_trades` left open at
-    the real time. Returns the ids of the closed trades and of the open ones."""
+    """`closed` closed trades over the last `days` days (virtual time), then one trade left open on each
+    of `open_symbols` at the real time, long and short in turn. Returns the ids of the closed trades and
+    of the open ones."""
     rng = random.Random(16)
     names = symbols()
     done: list[str] = []
@@ -154,8 +169,7 @@ async def fill(
             (f"hist-{number:03d}-{n:02d}", names[n], rng.choice(("long", "short")), rng.random() < 0.55)
             for n in range(size)
         ]
-        done += await trade_batch(server, batch, virtual, span / (size + 1))
-        await until_closed(server, len(done))
+        done += await trade_batch(server, batch, virtual, span / (size + 1), len(done), wait_every)
         for symbol in {symbol for _, symbol, _, _ in batch}:  # back to the start for the next batch
             await server.set_price(symbol, starting_prices()[symbol])
         say(f"  {len(done)} closed trades ({time.monotonic() - started:.0f} s)")
@@ -163,27 +177,32 @@ async def fill(
     server.sim.clock_ms = lambda: int(time.time() * 1000)
     prices = starting_prices()
     opened = []
-    for n, symbol in enumerate(names[:open_trades]):
-        body = market_signal(f"open-{n:02d}", symbol, "long", prices[symbol], SOURCES[n % len(SOURCES)])
+    for n, symbol in enumerate(open_symbols):
+        side = ("long", "short")[n % 2]
+        body = market_signal(f"open-{n:02d}", symbol, side, prices[symbol], SOURCES[n % len(SOURCES)])
         if (await server.http.post("/api/v1/signals", json=body)).status_code == 201:
             opened.append(body["signal_id"])
     return done, opened
 
 
-async def build(workdir: Path, closed: int, open_trades: int) -> tuple[list[str], list[str]]:
-    """The journal and paper account in `workdir`, written by a paper server in this process."""
+async def build(
+    workdir: Path, closed: int, open_symbols: list[str], wait_every: int = 5, **overrides: Any
+) -> tuple[list[str], list[str]]:
+    """The journal and paper account in `workdir`, written by a paper server in this process
+    (`overrides`: its settings, e.g. paper_balance; `wait_every`: closes stamped together, see
+    `trade_batch`)."""
     virtual = VirtualClock(datetime.now(UTC))
     clock.use_source(virtual.now)
     try:
-        settings = paper_settings(
-            workdir,
-            monitor_poll_seconds=0.05,
-            max_open_positions=BATCH + open_trades,
-            paper_balance=Decimal(1_000_000),
-        )
+        values: dict[str, Any] = {
+            "monitor_poll_seconds": 0.05,
+            "max_open_positions": BATCH + len(open_symbols),
+            "paper_balance": Decimal(1_000_000),
+        }
+        settings = paper_settings(workdir, **{**values, **overrides})
         async with running_server(settings) as server:
             server.sim.clock_ms = virtual.ms
-            return await fill(server, virtual, closed, open_trades)
+            return await fill(server, virtual, closed, open_symbols, wait_every)
     finally:
         clock.use_source(None)
 
@@ -253,7 +272,7 @@ def bench(closed: int, open_trades: int, requests: int) -> dict[str, Any]:
         workdir = Path(tmp)
         say(f"filling a journal with {closed} closed trades through the paper server (untimed)")
         began = time.monotonic()
-        made, opened = asyncio.run(build(workdir, closed, open_trades))
+        made, opened = asyncio.run(build(workdir, closed, symbols()[:open_trades]))
         filled_s = time.monotonic() - began
         port = free_port()
         proc = start_paper_server(workdir, port, [key], log=workdir / "server.log")

@@ -97,21 +97,27 @@ def install(say: Callable[[str], None], *, is_root: bool) -> None:
             raise Unavailable(f"`{' '.join(cmd)}` failed (exit {code}, see above)")
 
 
+def obtain(environ: Mapping[str, str], say: Callable[[str], None]) -> Browser:
+    """Both programs, installed first when missing and this run may install; Unavailable if not."""
+    found = find(environ)
+    if found is not None:
+        return found
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not may_install(is_root=is_root, ci=bool(environ.get("CI"))):
+        raise Unavailable("no chromium/chromedriver, and only root or CI may install packages")
+    install(say, is_root=is_root)
+    found = find(environ)
+    if found is None:
+        raise Unavailable("apt-get installed chromium, yet chromium or chromedriver is missing")
+    return found
+
+
 def ensure(environ: Mapping[str, str], say: Callable[[str], None]) -> dict[str, str]:
     """HIT_TEST_CHROMIUM and HIT_TEST_CHROMEDRIVER for the tests; empty (not in CI) when no browser."""
-    found = find(environ)
-    ci = bool(environ.get("CI"))
-    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     try:
-        if found is None:
-            if not may_install(is_root=is_root, ci=ci):
-                raise Unavailable("no chromium/chromedriver, and only root or CI may install packages")
-            install(say, is_root=is_root)
-            found = find(environ)
-            if found is None:
-                raise Unavailable("apt-get installed chromium, yet chromium or chromedriver is missing")
+        found = obtain(environ, say)
     except Unavailable as exc:
-        if ci:
+        if environ.get("CI"):
             raise
         say("!" * 100)
         say(f"Chromium is not available, so the dashboard's browser tests are SKIPPED: {exc}")

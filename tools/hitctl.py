@@ -14,6 +14,9 @@ Commands:
   demo    the whole system on paper, no credentials
   server  the trading server alone
   bot     the Discord bot alone
+  screenshots  the dashboard's main pages as PNGs at desktop and phone widths (docs/screenshots/),
+          from a paper server with a made-up history, in Debian's headless chromium (installed with
+          apt-get when missing, as root or in CI)
   paper   move and list the running paper server's prices:
             paper price SYMBOL PRICE  (e.g. paper price ETH-USDT 3050)
             paper prices
@@ -138,6 +141,17 @@ def test(pytest_args: Sequence[str]) -> int:
     return 0 if ok else 1
 
 
+def screenshots(args: Sequence[str]) -> int:
+    python = setup()
+    env = dict(os.environ)
+    try:
+        env.update(browser.obtain(env, say).environ())
+    except browser.Unavailable as exc:
+        say(f"the screenshots need Debian's chromium and chromium-driver: {exc}")
+        return 1
+    return run([python, ROOT / "docs" / "screenshots.py", *args], env=env)
+
+
 def run_in_foreground(cmd: Sequence[str | Path]) -> int:
     """A service attached to this console until it exits; its exit code.
 
@@ -191,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return module_command("hit_server", rest)
     if command == "bot":
         return module_command("hit_bot", rest)
+    if command == "screenshots":
+        return screenshots(rest)
     if command == "paper":  # standard library only: no environment to set up
         return paper_cli.main(rest, ROOT, os.environ, sys.stdout, sys.stderr)
     print(__doc__, file=sys.stderr)
