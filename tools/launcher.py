@@ -202,6 +202,21 @@ def server_url(environ: Mapping[str, str], server_dir: Path) -> str:
     return f"http://{host}:{port}"
 
 
+FALSE_WORDS = {"0", "false", "f", "no", "n", "off"}  # what the server's settings read as false
+
+
+def dashboard_line(url: str, environ: Mapping[str, str], server_dir: Path) -> str:
+    """Where the server's web dashboard is and how to log in (or that DASHBOARD_ENABLED turned it off)."""
+    env_file = read_env_file(server_dir / ".env")
+    enabled = setting("DASHBOARD_ENABLED", environ, env_file) or "true"
+    if enabled.strip().lower() in FALSE_WORDS:
+        return "the web dashboard is off (DASHBOARD_ENABLED=false)"
+    return (
+        f"dashboard: {url}/dashboard (log in with a key of API_KEYS, or DASHBOARD_PASSWORD; a paper server "
+        "without API_KEYS keeps its key in DATA_DIR/api_key, trading-server/data/api_key by default)"
+    )
+
+
 def bot_env(environ: Mapping[str, str], bot_dir: Path, server: str) -> dict[str, str]:
     """The bot's environment: unless the user chose a TRADING_SERVER_URL (environment or
     `discord-bot/.env`), it is pointed at the server this launcher started, wherever that listens."""
@@ -240,6 +255,7 @@ def run_all(python: Path, root: Path, environ: Mapping[str, str] = os.environ) -
         say(f"the trading server did not become healthy at {url}; see its messages above")
         server.stop()
         return 1
+    say(dashboard_line(url, environ, server_dir))
     bot.start()
     return supervise([server, bot])
 
@@ -363,8 +379,12 @@ def demo(python: Path, root: Path) -> int:
             code = subprocess.call(replay, cwd=workdir, env=env)
             print_summary(base_url, api_key)
         say(f"logs of this run: {log_dir} (one line per event, each tagged with its signal_id)")
-        say("API docs: ./run.sh server, then http://127.0.0.1:8000/docs; the journal: GET /api/v1/trades")
+        url = server_url(os.environ, root / "trading-server")
+        say(f"API docs: ./run.sh server, then {url}/docs; the journal: GET /api/v1/trades")
         say("next: QUICKSTART.md connects Discord and BloFin demo keys; then ./run.sh starts both services")
+        say("nothing is left running: the demo's server has stopped")
+        say("for the web dashboard, start the server (./run.sh server, or ./run.sh for both services):")
+        say(dashboard_line(url, os.environ, root / "trading-server"))
         return code
 
 
