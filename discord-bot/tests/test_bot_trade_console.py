@@ -290,17 +290,18 @@ async def test_cancel_button_and_timeout_act_not_at_all(
 ) -> None:
     sid = await open_trade(paper, ETH, "2900", ["3300"])
     before = (await trade_json(paper, sid))["filled_size"]
-    async with console(confirm_timeout=1.0):
+    async with console():
         prompt, _ = await command(fake_discord, "!close ETH 50", author="carol")
         await fake_discord.click(prompt, "Cancel", author="carol")
         cancelled = await settled(fake_discord, prompt, "Cancelled")
-        slash_prompt, slash_text = await slash(fake_discord, "close", author="carol", trade="eth-usdt")
-        assert (
-            labels(fake_discord, slash_prompt) == ["Confirm", "Cancel"] and "Confirm within 1 s" in slash_text
-        )
+    async with console(confirm_timeout=2.0):
+        slash_prompt, _ = await slash(fake_discord, "close", author="carol", trade="eth-usdt")
         timed_out = await settled(fake_discord, slash_prompt, "Timed out")
+    shown = [body for mid, body in fake_discord.edits if mid == slash_prompt]
+    asked = [b["label"] for row in shown[0]["components"] for b in row["components"]]  # the first showing
+    assert asked == ["Confirm", "Cancel"] and "Confirm within 2 s" in shown[0]["embeds"][0]["description"]
     assert "Close 50% of LONG ETH-USDT" in cancelled and "Nothing was done" in cancelled
-    assert "nothing was done" in timed_out
+    assert "No confirmation within 2 s: nothing was done" in timed_out
     assert fake_discord.buttons(prompt) == [] and fake_discord.buttons(slash_prompt) == []
     assert await manual(paper, sid, "manual_close") == []
     after = await trade_json(paper, sid)

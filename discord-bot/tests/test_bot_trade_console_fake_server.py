@@ -12,17 +12,18 @@ from hit_bot.testing.fake_trading_server import FakeTradingServer
 
 LIMIT_ETH = "LONG ETH-USDT Entry: 3000 SL: 2900 TP: 3300"
 MARKET_BTC = "LONG BTC-USDT Entry: market SL: 58000 TP: 65000"
+WAIT = 15.0  # seconds: a bound on a busy machine, never a sleep
 
 
 async def _signal(fake: FakeDiscord, text: str) -> str:
     mid = await fake.post_user_message(text)
-    assert await fake.wait_until(lambda: fake.reactions_on(mid) == ["✅"])
+    assert await fake.wait_until(lambda: fake.reactions_on(mid) == ["✅"], WAIT)
     return f"discord:{fake.channel('signals')}:{mid}"
 
 
 async def _command(fake: FakeDiscord, text: str, author: str = "carol") -> tuple[int, str]:
     mid = await fake.post_user_message(text, author=author, channel="chatter")
-    assert await fake.wait_until(lambda: fake.replies_to(mid)), f"no reply to {text!r}"
+    assert await fake.wait_until(lambda: fake.replies_to(mid), WAIT), f"no reply to {text!r}"
     reply = fake.replies_to(mid)[0]
     return reply.id, reply.text
 
@@ -37,7 +38,7 @@ async def test_a_symbol_with_two_live_trades_asks_for_the_id_and_the_id_works(
         _, read = await _command(fake_discord, "!trade eth", author="alice")
         prompt, asked = await _command(fake_discord, f"!cancel {second}")
         await fake_discord.click(prompt, "Confirm", author="carol")
-        assert await fake_discord.wait_until(lambda: "✅ Cancelled" in fake_discord.text_of(prompt))
+        assert await fake_discord.wait_until(lambda: "✅ Cancelled" in fake_discord.text_of(prompt), WAIT)
     for text in (which, read):
         assert "ETH-USDT has 2 live trades; name one by its id" in text and first in text and second in text
     assert "Cancel the entries of LONG ETH-USDT (nothing filled)" in asked and second in asked
@@ -55,12 +56,12 @@ async def test_no_answer_offers_try_again_which_repeats_the_same_key_and_acts_on
         prompt, _ = await _command(fake_discord, "!close BTC")
         trading_server.fail_next(10_000)  # the server answers 503 to everything from now on
         await fake_discord.click(prompt, "Confirm", author="carol")
-        assert await fake_discord.wait_until(lambda: "❌ No answer" in fake_discord.text_of(prompt), 10)
+        assert await fake_discord.wait_until(lambda: "❌ No answer" in fake_discord.text_of(prompt), WAIT)
         unanswered = fake_discord.text_of(prompt)
         retry_labels = [b["label"] for b in fake_discord.buttons(prompt)]
         trading_server.clear_faults()
         await fake_discord.click(prompt, "Try again", author="carol")
-        assert await fake_discord.wait_until(lambda: "✅ Closed" in fake_discord.text_of(prompt), 10)
+        assert await fake_discord.wait_until(lambda: "✅ Closed" in fake_discord.text_of(prompt), WAIT)
     assert "may or may not have been done" in unanswered and retry_labels == ["Try again", "Cancel"]
     keys = trading_server.action_keys
     assert (
