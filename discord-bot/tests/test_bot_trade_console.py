@@ -170,6 +170,20 @@ async def settled(fake: FakeDiscord, message_id: int, marker: str) -> str:
     return fake.text_of(message_id)
 
 
+async def double_click(fake: FakeDiscord, message_id: int, label: str, author: str) -> list[int]:
+    """Two clicks at once, again while the bot took neither (see `FakeDiscord.press`); every click's id."""
+    clicks: list[int] = []
+    for _ in range(5):
+        pair = [await fake.click(message_id, label, author=author) for _ in range(2)]
+        clicks += pair
+        if await fake.wait_until(
+            lambda both=pair: any(fake.interaction(c).acknowledged for c in both),
+            fake.interactions.ack_within,
+        ):
+            return clicks
+    raise AssertionError(f"the bot took none of the clicks on {label!r}")
+
+
 def labels(fake: FakeDiscord, message_id: int) -> list[str]:
     return [b.get("label", "") for b in fake.buttons(message_id)]
 
@@ -269,13 +283,12 @@ async def test_close_asks_for_confirmation_and_a_confirm_closes_once(
         assert "Confirm: close LONG ETH-USDT" in text and "Close all of LONG ETH-USDT" in text and sid in text
         assert labels(fake_discord, prompt) == ["Confirm", "Cancel"]
         assert await manual(paper, sid, "manual_close") == []  # nothing before the click
-        first = await fake_discord.click(prompt, "Confirm", author="carol")
-        second = await fake_discord.click(prompt, "Confirm", author="carol")  # a double click
+        clicks = await double_click(fake_discord, prompt, "Confirm", author="carol")
         done = await settled(fake_discord, prompt, "✅ Closed")
-    assert fake_discord.interaction(first).callback == 7  # the prompt became "working…"
-    # the second press finds the decision made (6: acknowledged, nothing changed), or the view already
-    # gone (never acknowledged: Discord tells that user the interaction failed); it never acts
-    assert fake_discord.interaction(second).callback in (None, 6)
+    answers = [fake_discord.interaction(c).callback for c in clicks]
+    # one click turned the prompt into "working…" (7); every other found the decision made (6: taken,
+    # nothing changed) or the view already gone (never taken: Discord says the interaction failed)
+    assert answers.count(7) == 1 and set(answers) <= {7, 6, None}
     command_id = next(p.reply_to for p in fake_discord.posts if p.id == prompt)
     assert {key for _, key in sent} == {f"discord-close-{command_id}"}  # one key, whatever the retries
     assert {path for path, _ in sent} == {f"/api/v1/trades/{sid}/close"}
@@ -292,7 +305,7 @@ async def test_cancel_button_and_timeout_act_not_at_all(
     before = (await trade_json(paper, sid))["filled_size"]
     async with console():
         prompt, _ = await command(fake_discord, "!close ETH 50", author="carol")
-        await fake_discord.click(prompt, "Cancel", author="carol")
+        await fake_discord.press(prompt, "Cancel", author="carol")
         cancelled = await settled(fake_discord, prompt, "Cancelled")
     async with console(confirm_timeout=2.0):
         slash_prompt, _ = await slash(fake_discord, "close", author="carol", trade="eth-usdt")
@@ -317,7 +330,7 @@ async def test_non_admins_are_refused_and_cannot_press_an_admins_button(
         _, slashed = await slash(fake_discord, "sl", author="alice", trade="ETH", stop="be")
         _, cancel = await command(fake_discord, "!cancel ETH", author="bob")
         prompt, _ = await command(fake_discord, "!close ETH", author="carol")
-        click = await fake_discord.click(prompt, "Confirm", author="alice")
+        click = await fake_discord.press(prompt, "Confirm", author="alice")
         assert await fake_discord.wait_until(lambda: fake_discord.interaction(click).answers, WAIT)
         refusal = fake_discord.interaction(click).answers[0]
     for text in (prefix, slashed, cancel):
@@ -336,18 +349,18 @@ async def test_sl_moves_the_stop_to_a_price_and_to_breakeven_and_shows_a_refusal
     async with console():
         prompt, text = await command(fake_discord, "!sl ETH 2950", author="carol")
         assert "from 2900 to 2950" in text
-        await fake_discord.click(prompt, "Confirm", author="carol")
+        await fake_discord.press(prompt, "Confirm", author="carol")
         moved = await settled(fake_discord, prompt, "✅ Stop moved")
         after_price = (await trade_json(paper, sid))["stop"]
 
         prompt, text = await command(fake_discord, "!sl ETH be", author="carol")
         assert f"to breakeven ({entry})" in text
-        await fake_discord.click(prompt, "Confirm", author="carol")
+        await fake_discord.press(prompt, "Confirm", author="carol")
         await settled(fake_discord, prompt, "✅ Stop moved")
         after_be = (await trade_json(paper, sid))["stop"]
 
         wrong, _ = await slash(fake_discord, "sl", author="carol", trade=sid, stop="3200")  # above the mark
-        await fake_discord.click(wrong, "Confirm", author="carol")
+        await fake_discord.press(wrong, "Confirm", author="carol")
         refused = await settled(fake_discord, wrong, "Not done")
     assert after_price["price"] == "2950" and "Stop\n2950" in moved
     assert (
@@ -382,7 +395,7 @@ async def test_a_reply_to_the_placed_message_names_the_trade(
             fake_discord, "!close 50", author="carol", channel="signals", reply_to=placed.id
         )
         assert "Close 50% of LONG ETH-USDT" in asked and sid in asked
-        await fake_discord.click(prompt, "Confirm", author="carol")
+        await fake_discord.press(prompt, "Confirm", author="carol")
         done = await settled(fake_discord, prompt, "✅ Partly closed")
     assert "LONG ETH-USDT: open" in shown and sid in shown
     assert sid in done

@@ -37,7 +37,7 @@ async def test_a_symbol_with_two_live_trades_asks_for_the_id_and_the_id_works(
         _, which = await _command(fake_discord, "!cancel ETH")
         _, read = await _command(fake_discord, "!trade eth", author="alice")
         prompt, asked = await _command(fake_discord, f"!cancel {second}")
-        await fake_discord.click(prompt, "Confirm", author="carol")
+        await fake_discord.press(prompt, "Confirm", author="carol")
         assert await fake_discord.wait_until(lambda: "✅ Cancelled" in fake_discord.text_of(prompt), WAIT)
     for text in (which, read):
         assert "ETH-USDT has 2 live trades; name one by its id" in text and first in text and second in text
@@ -55,12 +55,12 @@ async def test_no_answer_offers_try_again_which_repeats_the_same_key_and_acts_on
         sid = await _signal(fake_discord, MARKET_BTC)
         prompt, _ = await _command(fake_discord, "!close BTC")
         trading_server.fail_next(10_000)  # the server answers 503 to everything from now on
-        await fake_discord.click(prompt, "Confirm", author="carol")
+        await fake_discord.press(prompt, "Confirm", author="carol")
         assert await fake_discord.wait_until(lambda: "❌ No answer" in fake_discord.text_of(prompt), WAIT)
         unanswered = fake_discord.text_of(prompt)
         retry_labels = [b["label"] for b in fake_discord.buttons(prompt)]
         trading_server.clear_faults()
-        await fake_discord.click(prompt, "Try again", author="carol")
+        await fake_discord.press(prompt, "Try again", author="carol")
         assert await fake_discord.wait_until(lambda: "✅ Closed" in fake_discord.text_of(prompt), WAIT)
     assert "may or may not have been done" in unanswered and retry_labels == ["Try again", "Cancel"]
     keys = trading_server.action_keys

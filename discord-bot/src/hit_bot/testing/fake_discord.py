@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -277,6 +278,24 @@ class FakeDiscord:
     async def click(self, message_id: int, label: str, *, author: str = "alice") -> int:
         """A user clicks a button (by label or custom_id) on a message. Returns the interaction id."""
         return await self.interactions.click(message_id, label, self.user(author))
+
+    async def press(self, message_id: int, label: str, *, author: str = "alice", within: float = 15.0) -> int:
+        """Click a button as a person does: again when the click was not taken (the interaction failed).
+
+        A click that reaches the bot in the instant between its message being stored here and discord.py
+        registering the message's view goes unanswered; no person is that fast, a test is. A click not
+        acknowledged within the acknowledgement window never will be (later answers are refused), so the
+        next click can't double one in flight. Returns the id of the click the bot took."""
+        deadline = time.monotonic() + within
+        while True:
+            clicked = await self.click(message_id, label, author=author)
+            if await self.wait_until(partial(self._taken, clicked), self.interactions.ack_within):
+                return clicked
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the bot took no click on {label!r} of message {message_id}")
+
+    def _taken(self, interaction_id: int) -> bool:
+        return self.interactions.by_id[interaction_id].acknowledged
 
     def interaction(self, interaction_id: int) -> FakeInteraction:
         return self.interactions.by_id[interaction_id]
