@@ -1,0 +1,338 @@
+"""Latency over a real network round trip: a signal's POST -> its entry at the exchange -> `placed`.
+
+    .venv/bin/python bench/rtt.py [--rtt-ms 50] [--warm-rounds 3] [--symbols 8] [--burst 15] [--keep]
+
+On loopback the server answers in a few ms and hides what a user on a VPS pays: every BloFin call is a
+network round trip. Here the BloFin simulator is served behind a "network" that holds each HTTP request
+for half the round trip on its way in and half on its way out (`Network` below), so the exchange sees
+a request rtt/2 after it was sent and the caller sees the answer a whole round trip later. Its WebSocket
+streams are not delayed (they are pushed, not asked for).
+
+What runs where: the simulator in this process (uvicorn in a thread, its engine stamps each order's
+creation with `time.perf_counter`, the same clock as the POST's stamp); the trading server as a
+subprocess in demo mode against it (`python -m hit_server`, BloFin's real rate limits in the client,
+the simulator's default limits: 30 trading writes per 10 s per key, 500 requests a minute per IP).
+
+Measured:
+- `cold`: the first signal on each of `--symbols` symbols (the server has never traded them);
+- `warm`: `--warm-rounds` more signals on each of them, the previous positions closed between rounds;
+  for each: POST -> the entry order created at the simulator (`entry_ms`) and POST -> the `placed`
+  answer (`placed_ms`), p50 and p99, also in round trips;
+- `requests`: per signal, the exchange requests by endpoint (median over the warm signals) and how many
+  of them spend BloFin's trading budget (30 per 10 s per account: everything under `/api/v1/trade/`);
+- `burst`: `--burst` signals on as many symbols posted at once: seconds until all are answered, how many
+  were placed, and the 429s the simulator gave.
+- `stop_out_seen_s`: a stop-out at the exchange (the mark moved through the stop): seconds until the
+  server's event feed reports the trade closed;
+- `trades_released_after_kill_switch_s`: between rounds the kill switch closes every position: seconds
+  until the server holds no trade open or pending (a new signal on those symbols is refused until then).
+
+Prints ONE JSON object; progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hit_server.blofin_sim import SimConfig, SimEvent, create_app
+from hit_server.blofin_sim.catalog import starting_prices
+from hit_server.testing import UvicornThread, free_port, start_paper_server, wait_healthy
+from hit_server.trading import ids
+
+TRADE_PREFIX = "/api/v1/trade/"
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Network:
+    """An ASGI layer that makes every HTTP request to the simulator cross a network of `rtt_s`: held
+    rtt/2 before the simulator sees it and rtt/2 before its answer leaves. It also counts the requests
+    (method and path) and the 429s, for the per-signal and burst figures."""
+
+    def __init__(self, app: ASGIApp, rtt_s: float) -> None:
+        self.app = app
+        self.half = rtt_s / 2
+        self.lock = threading.Lock()
+        self.requests: list[str] = []
+        self.too_many: Counter[str] = Counter()  # 429s by request
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.lock:
+            self.requests.append(f"{scope['method']} {scope['path']}")
+        await asyncio.sleep(self.half)
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, hold)
+        if held and held[0].get("type") == "http.response.start" and held[0].get("status") == 429:
+            with self.lock:
+                self.too_many[f"{scope['method']} {scope['path']}"] += 1
+        await asyncio.sleep(self.half)
+        for message in held:
+            await send(message)
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.requests)
+
+    def since(self, mark: int) -> list[str]:
+        with self.lock:
+            return self.requests[mark:]
+
+
+class Stamps:
+    """When each order was created at the simulator: clientOrderId -> time.perf_counter()."""
+
+    def __init__(self, sim_app: Any) -> None:
+        self.created: dict[str, float] = {}
+        sim_app.state.sim.subscribe(self._on_event)
+
+    def _on_event(self, event: SimEvent) -> None:
+        if event.channel == "orders":
+            cid = str(event.data.get("clientOrderId") or "")
+            if cid and cid not in self.created:
+                self.created[cid] = time.perf_counter()
+
+
+def signal(signal_id: str, symbol: str) -> dict[str, Any]:
+    price = starting_prices()[symbol]
+    return {
+        "signal_id": signal_id,
+        "side": "long",
+        "symbol": symbol,
+        "entries": [],
+        "stop_loss": str(price * Decimal("0.97")),
+        "take_profits": [str(price * Decimal(x)) for x in ("1.01", "1.02", "1.03")],
+    }
+
+
+async def post(http: httpx.AsyncClient, stamps: Stamps, body: dict[str, Any]) -> dict[str, Any]:
+    """POST one signal; its entry and `placed` times in ms from the POST."""
+    started = time.perf_counter()
+    reply = await http.post("/api/v1/signals", json=body)
+    answered = (time.perf_counter() - started) * 1000
+    answer = reply.json() if reply.headers.get("content-type", "").startswith("application/json") else {}
+    status = answer.get("status")
+    entry = stamps.created.get(ids.entry_id(body["signal_id"], 1))
+    return {
+        "status": status,
+        "http": reply.status_code,
+        "why": None
+        if status == "placed"
+        else str(answer.get("reason") or answer.get("error") or reply.text)[:160],
+        "placed_ms": answered if status == "placed" else None,
+        "entry_ms": (entry - started) * 1000 if entry is not None else None,
+    }
+
+
+async def close_all(http: httpx.AsyncClient) -> float:
+    """The kill switch closes every position and its exits; trading resumes; then wait until the server
+    no longer holds any trade open or pending, so the next round's symbols are free (untimed here).
+    Returns the seconds from the halt's answer until the server let the trades go."""
+    body = {"reason": "rtt bench round", "cancel_orders": True, "close_positions": True}
+    (await http.post("/api/v1/halt", json=body)).raise_for_status()
+    halted = time.perf_counter()
+    (await http.post("/api/v1/resume")).raise_for_status()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        live = 0
+        for state in ("open", "pending"):
+            reply = await http.get("/api/v1/trades", params={"state": state, "limit": 1})
+            live += reply.json()["total"] if reply.status_code == 200 else 1
+        if not live:
+            return round(time.perf_counter() - halted, 2)
+        await asyncio.sleep(0.05)
+    raise SystemExit("the server still held trades open 180 s after the kill switch closed them")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))], 1)
+
+
+def summary(samples: list[dict[str, Any]], rtt_ms: float) -> dict[str, Any]:
+    out: dict[str, Any] = {"signals": len(samples), "placed": sum(s["status"] == "placed" for s in samples)}
+    refused = Counter(s["why"] for s in samples if s["why"])
+    if refused:
+        out["not_placed"] = dict(refused)
+    for field in ("entry_ms", "placed_ms"):
+        values = [s[field] for s in samples if s[field] is not None]
+        if not values:
+            continue
+        p50 = statistics.median(values)
+        out[f"{field[:-3]}_p50_ms"] = round(p50, 1)
+        out[f"{field[:-3]}_p99_ms"] = percentile(values, 0.99)
+        out[f"{field[:-3]}_p50_round_trips"] = round(p50 / rtt_ms, 2) if rtt_ms else None
+    return out
+
+
+def requests_per_signal(per_signal: list[list[str]]) -> dict[str, Any]:
+    """The median count of each endpoint over the signals, and the trading writes among them."""
+    endpoints = sorted({r for requests in per_signal for r in requests})
+    by_endpoint = {e: statistics.median(Counter(requests)[e] for requests in per_signal) for e in endpoints}
+    trading = [
+        sum(1 for r in requests if r.split(" ", 1)[1].startswith(TRADE_PREFIX)) for requests in per_signal
+    ]
+    return {
+        "by_endpoint": {e: n for e, n in by_endpoint.items() if n},
+        "total_median": statistics.median(len(r) for r in per_signal),
+        "trade_limited_median": statistics.median(trading),
+        "trade_limited_max": max(trading),
+    }
+
+
+async def exit_seen(http: httpx.AsyncClient, sim_app: Any, symbol: str, signal_id: str) -> float:
+    """Move the mark through the stop of `signal_id`'s long; seconds until the server's event feed
+    says the trade was stopped out (or closed)."""
+    price = starting_prices()[symbol] * Decimal("0.96")
+    started = time.perf_counter()
+    sim_app.state.sim.set_price(symbol, price)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        events = (await http.get("/api/v1/events", params={"signal_id": signal_id, "limit": 500})).json()
+        if any(e["type"] in ("stopped_out", "closed") for e in events["events"]):
+            return round(time.perf_counter() - started, 3)
+        await asyncio.sleep(0.01)
+    return float("nan")
+
+
+@contextlib.contextmanager
+def server_process(
+    sim_port: int, creds: tuple[str, str, str], api_key: str, workdir: Path
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """`python -m hit_server` in demo mode against the simulator: BloFin's client, limits and all."""
+    key, secret, phrase = creds
+    port = free_port()
+    proc = start_paper_server(
+        workdir,
+        port,
+        [api_key],
+        log=workdir / "server.log",
+        TRADING_MODE="demo",
+        BLOFIN_BASE_URL=f"http://127.0.0.1:{sim_port}",
+        BLOFIN_API_KEY=key,
+        BLOFIN_API_SECRET=secret,
+        BLOFIN_PASSPHRASE=phrase,
+        MAX_OPEN_POSITIONS="50",
+    )
+    try:
+        yield port, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workdir: Path) -> dict[str, Any]:
+    creds = (f"bench-{secrets.token_hex(10)}", secrets.token_hex(16), secrets.token_hex(8))
+    sim_app = create_app(SimConfig(api_key=creds[0], api_secret=creds[1], passphrase=creds[2]))
+    stamps = Stamps(sim_app)
+    network = Network(sim_app, rtt_ms / 1000)
+    names = sorted(starting_prices())
+    measured, burst_names = names[:symbols], names[symbols : symbols + burst]
+    if len(burst_names) < burst:
+        raise SystemExit(f"the simulator lists {len(names)} symbols: --symbols + --burst must not exceed it")
+    api_key = secrets.token_hex(20)
+    with (
+        UvicornThread(network, lifespan="off") as sim,
+        server_process(sim.port, creds, api_key, workdir) as (port, proc),
+    ):
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": api_key}, timeout=120
+        ) as http:
+            await wait_healthy(http, proc)
+            cold: list[dict[str, Any]] = []
+            warm: list[dict[str, Any]] = []
+            per_cold: list[list[str]] = []
+            per_warm: list[list[str]] = []
+            released: list[float] = []
+            for round_no in range(1 + warm_rounds):
+                if round_no:
+                    released.append(await close_all(http))
+                for symbol in measured:
+                    mark = network.mark()
+                    sample = await post(http, stamps, signal(f"rtt:{round_no}:{symbol}", symbol))
+                    (warm if round_no else cold).append(sample)
+                    (per_warm if round_no else per_cold).append(network.since(mark))
+                say(
+                    f"round {round_no} ({'cold' if not round_no else 'warm'}): "
+                    f"{summary(cold if not round_no else warm, rtt_ms)}"
+                )
+            exit_s = await exit_seen(http, sim_app, measured[0], f"rtt:{warm_rounds}:{measured[0]}")
+            await close_all(http)
+            too_many_before = sum(network.too_many.values())
+            started = time.perf_counter()
+            answers = await asyncio.gather(
+                *(post(http, stamps, signal(f"rtt:burst:{s}", s)) for s in burst_names)
+            )
+            burst_s = time.perf_counter() - started
+    return {
+        "benchmark": "signal POST -> entry at the exchange -> placed, over a simulated network round trip",
+        "rtt_ms": rtt_ms,
+        "cold": summary(cold, rtt_ms),
+        "warm": summary(warm, rtt_ms),
+        "requests_per_cold_signal": requests_per_signal(per_cold),
+        "requests_per_warm_signal": requests_per_signal(per_warm),
+        "burst": {
+            "signals": burst,
+            "placed": sum(a["status"] == "placed" for a in answers),
+            "seconds_until_all_answered": round(burst_s, 2),
+            "exchange_429s": sum(network.too_many.values()) - too_many_before,
+        },
+        "exchange_429s_by_request": dict(network.too_many),
+        "stop_out_seen_s": exit_s,
+        "trades_released_after_kill_switch_s": released,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rtt-ms", type=float, default=50.0, help="the simulated network round trip")
+    parser.add_argument("--warm-rounds", type=int, default=3)
+    parser.add_argument("--symbols", type=int, default=8)
+    parser.add_argument("--burst", type=int, default=15)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) and say where")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="hit-rtt-"))
+    try:
+        result = asyncio.run(bench(args.rtt_ms, args.warm_rounds, args.symbols, args.burst, workdir))
+    finally:
+        if args.keep:
+            say(f"logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
