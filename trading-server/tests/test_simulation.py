@@ -22,7 +22,9 @@ from hit_server.simulation.steps import generate
 from hit_server.simulation.world import World
 
 CI_SEEDS = int(os.environ.get("HIT_SIMULATION_SEEDS", "200"))
-CHUNK = 25
+# Seeds per test. Small enough that a test stays far below the suite's 120 s timeout on a busy machine:
+# 25 seeds took ~18 s on a quiet one and over 120 s with both cores loaded (CPU hogs and another suite).
+CHUNK = 5
 
 MARKET_LONG: dict[str, Any] = {
     "op": "signal", "id": "held-1", "process": 0, "wait": 1.0,
