@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import launcher  # noqa: E402
 
 EXAMPLES = launcher.labelled_examples((ROOT / "TEST_SIGNALS.md").read_text(encoding="utf-8"))
-KIND = {"signal": "signal", "chatter": "not_signal", "invalid": "invalid"}
+KIND = {"signal": "signal", "chatter": "not_signal", "invalid": "invalid", "management": "management"}
 
 
 def test_signal_docs_have_examples_of_every_kind():

@@ -71,7 +71,7 @@ def test_parser_never_trades_a_public_non_signal(case: dict[str, Any]) -> None:
     result = parse(case["text"])
     assert result.kind != "signal"
     assert result.signal is None
-    assert (result.reason is None) == (result.kind == "not_signal")
+    assert (result.reason is None) == (result.kind in ("not_signal", "management"))
 
 
 @pytest.mark.parametrize(
@@ -80,8 +80,8 @@ def test_parser_never_trades_a_public_non_signal(case: dict[str, Any]) -> None:
         ("p033", "not_signal", None),
         ("p034", "not_signal", None),
         ("p035", "not_signal", None),
-        ("p036", "not_signal", None),
-        ("p037", "not_signal", None),
+        ("p036", "management", None),  # TP1 hit: tp_hit
+        ("p037", "management", None),  # Closed ETH-USDT at 3300: other
         ("p038", "not_signal", None),
         ("p039", "not_signal", None),
         ("p040", "not_signal", None),

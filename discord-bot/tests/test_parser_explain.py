@@ -49,9 +49,8 @@ def test_explain_shows_a_translated_label_as_the_english_word() -> None:
 @pytest.mark.parametrize(
     ("text", "why"),
     [
-        ("TP1 hit on BTC-USDT at 65000", "it reports a result"),
         ("Should I long BTC-USDT at 60000?", "it asks a question"),
-        ("Cancel LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000", "it closes, cancels, withdraws"),
+        ("Example: LONG BTC-USDT Entry: 60000 SL: 58000 TP: 65000", "it closes, cancels, withdraws"),
         ("BTC-USDT is at 60000 today", "no entry, stop loss or take profit label carries a price"),
         ("gm everyone", "it has no number"),
     ],

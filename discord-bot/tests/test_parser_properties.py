@@ -27,10 +27,14 @@ SIGNAL_WORDS = [
 
 def _check(text: str) -> None:
     result = parse(text)
-    assert result.kind in ("signal", "not_signal", "invalid")
+    assert result.kind in ("signal", "management", "not_signal", "invalid")
     assert result.reason != INTERNAL_ERROR
     assert (result.signal is not None) == (result.kind == "signal")
     assert (result.reason is not None) == (result.kind == "invalid")
+    assert (result.management is not None) == (result.kind == "management")
+    if result.management is not None:
+        assert result.management.reason
+        assert result.management.fraction is None or 0 < result.management.fraction < 1
     if result.signal is not None:
         s = result.signal
         assert result.format in PATTERNS

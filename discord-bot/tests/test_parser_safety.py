@@ -72,14 +72,28 @@ def test_parser_refuses_ambiguous_stop(stop: str, reason_part: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "action", "symbol"),
+    [
+        ("Close LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080", "close", "ETH-USDT"),
+        ("Exit SHORT OP-USDT now, entry 2.015 SL 2.140 TP 1.910", "close", "OP-USDT"),
+        ("Cancel LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080", "cancel", "ETH-USDT"),
+        ("LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 - CANCEL this signal", "cancel", "ETH-USDT"),
+        ("SHORT OP-USDT Entry 2.015 SL 2.140 TP 1.910\nSignal invalidated", "cancel", "OP-USDT"),
+        ("Don't take this one: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080", "cancel", "ETH-USDT"),
+    ],
+)
+def test_parser_reads_a_closed_or_withdrawn_signal_as_management(text: str, action: str, symbol: str) -> None:
+    """A signal closed or withdrawn in its own message is never traded: it is the close or the cancel of
+    that trade (issue #17), and the levels it repeats are never read as new ones."""
+    result = parse(text)
+    assert result.kind == "management" and result.signal is None
+    assert result.management is not None
+    assert (result.management.action.value, result.management.symbol) == (action, symbol)
+
+
+@pytest.mark.parametrize(
     "text",
     [
-        "Close LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
-        "Exit SHORT OP-USDT now, entry 2.015 SL 2.140 TP 1.910",
-        "Cancel LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
-        "LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 - CANCEL this signal",
-        "SHORT OP-USDT Entry 2.015 SL 2.140 TP 1.910\nSignal invalidated, do not enter",
-        "Don't take this one: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
         "Example format: LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080",
         "LONG ETH-USDT Entry: 3010 SL: 2950 TP: 3080 ... just kidding",
         # repeats and recaps of a signal already posted: taking one again would be a second trade

@@ -290,27 +290,40 @@ def test_parser_reads_variant(text: str, form: str, expected: Expected) -> None:
 
 
 NOT_SIGNALS = [
-    "TP2 hit on ETH 🎯 +12%",
-    "SL hit on BTC, closed at 58000",
     "BTC long setup, support at 58000",
     "Should I long BTC-USDT entry 60000 sl 58000 tp 65000?",
     "anyone shorting ETH at 3200 with sl 3300?",
     "check https://example.com/long/60000/58000/65000 and https://x.io/?tp=65000",
     "<@123456789012345678> LONG BTC <#123456789> <:pepe:12345678> <t:1700000000:R>",
-    "Move SL to entry 60000 on BTC-USDT LONG",
-    "BTC-USDT LONG update: TP 65000 moved, SL to breakeven",
-    "ETH-USDT closed at 3300 for +8%",
-    "Liquidated on SOL long at 132 lol",
     "!stats 7d",
+    "!close BTC-USDT 50",
     "/long BTC 60000",
     "gm 🚀🚀 100x gems incoming 2024",
     "Long BTC, it's 60000 now",
-    "Next target 65000 for BTC",
     "   \n\t  ",
     "📈📈📈",
-    "LONG BTC-USDT Entry 60000 SL 58000 TP1 61000 ✅ TP2 62000",
-    "🎯 TP2 ✅ SHORT ETH-USDT Entry 3200 SL 3300 TP 3000",
 ]
+# Results and follow-ups of a running trade: never a signal, read as management (issue #17).
+FOLLOW_UPS = [
+    ("TP2 hit on ETH 🎯 +12%", "tp_hit", "ETH-USDT"),
+    ("SL hit on BTC, closed at 58000", "sl_hit", "BTC-USDT"),
+    ("Move SL to entry 60000 on BTC-USDT LONG", "move_stop", "BTC-USDT"),
+    ("BTC-USDT LONG update: TP 65000 moved, SL to breakeven", "move_stop", "BTC-USDT"),
+    ("ETH-USDT closed at 3300 for +8%", "other", "ETH-USDT"),
+    ("Liquidated on SOL long at 132 lol", "sl_hit", "SOL-USDT"),
+    ("Next target 65000 for BTC", "other", "BTC-USDT"),
+    ("LONG BTC-USDT Entry 60000 SL 58000 TP1 61000 ✅ TP2 62000", "tp_hit", "BTC-USDT"),
+    ("🎯 TP2 ✅ SHORT ETH-USDT Entry 3200 SL 3300 TP 3000", "tp_hit", "ETH-USDT"),
+]
+
+
+@pytest.mark.parametrize(("text", "action", "symbol"), FOLLOW_UPS, ids=lambda v: str(v)[:30])
+def test_parser_reads_results_and_follow_ups_as_management(text: str, action: str, symbol: str) -> None:
+    result = parse(text)
+    assert result.kind == "management"
+    assert result.signal is None and result.reason is None
+    assert result.management is not None
+    assert (result.management.action.value, result.management.symbol) == (action, symbol)
 
 
 @pytest.mark.parametrize("text", NOT_SIGNALS)

@@ -1,11 +1,16 @@
 """Reads a Discord message and says whether it is a trade signal (spec/signals.md).
 
-`parse(text)` never raises and has three outcomes:
+`parse(text)` never raises and has four outcomes:
 - `signal`: a consistent `SignalCore`, with the name of the format it was written in;
-- `not_signal`: chatter, questions, results ("TP1 hit"), analysis, links, commands: ignore silently;
+- `management`: a message about a trade already running (close, partial close, cancel, move the stop,
+  new targets, a target or the stop hit, other news of it): a `Management` (hit_bot/parsing/management.py)
+  with its action, the symbol it names, its price and part, and the reason it was read so;
+- `not_signal`: chatter, questions, analysis, links, commands: ignore silently;
 - `invalid`: it has the shape of a signal but is broken (no stop loss, no symbol, two directions,
   prices in the wrong order...): the caller replies with `reason` and trades nothing.
-When in doubt the answer is never `signal` (rule 4).
+When in doubt the answer is never `signal` (rule 4). A message is read as a signal first; only one that is
+not a signal is read for management, so a signal never becomes management, and a management message is
+never a trade.
 
 The formats are the named entries of `PATTERNS` (see hit_bot/parsing/formats.py to add one). Run
 `python -m hit_bot.parser "<message>"` to see how a message reads, or `--jsonl` to parse a stream.
@@ -29,6 +34,8 @@ from hit_bot.parsing.checks import (
     scale_problem,
 )
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat
+from hit_bot.parsing.management import Management, ManagementAction
+from hit_bot.parsing.management import read as read_management
 from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
 from hit_bot.parsing.symbols import coin_words, directions, lone_coin, symbols, words
@@ -50,10 +57,11 @@ INTERNAL_ERROR = "the parser could not read this message"
 
 @dataclass(frozen=True)
 class ParseResult:
-    kind: Literal["signal", "not_signal", "invalid"]
+    kind: Literal["signal", "management", "not_signal", "invalid"]
     signal: SignalCore | None = None  # set iff kind == "signal"
     format: str | None = None  # the PATTERNS name that matched (also for "invalid" when known)
     reason: str | None = None  # a human sentence iff kind == "invalid"
+    management: Management | None = None  # set iff kind == "management" (its own reason inside)
 
 
 NOT_SIGNAL = ParseResult("not_signal")
@@ -82,10 +90,55 @@ _SYMBOL = re.compile(SYMBOL_PATTERN)
 def parse(text: str) -> ParseResult:
     """Classifies one message (see the module docstring). Never raises, whatever the input."""
     try:
-        return _parse(text)
+        result = _parse(text)
     except Exception:  # the safety net of a function that must never raise; a bug here means no trade
         log.exception("the signal parser failed; treating the message as unreadable")
         return ParseResult("invalid", reason=INTERNAL_ERROR)
+    if result.kind == "signal" or len(text) > MAX_TEXT or _is_command(text):
+        return result
+    try:
+        return _management_reading(text, result)
+    except Exception:  # never raises; a bug here leaves the message as the signal parser read it
+        log.exception("the management reader failed; keeping the signal parser's reading")
+        return result
+
+
+def _management_reading(text: str, result: ParseResult) -> ParseResult:
+    """A message that is not a signal, read for management (hit_bot/parsing/management.py).
+
+    A message with a whole trade in it (an entry with a stop or a target) that is not a signal is a
+    withdrawn, closed, repeated or illustrated signal, or a broken one: its levels are the signal's own,
+    never new ones, so of management it may only close or cancel that trade or report on it
+    (`Close LONG ETH-USDT Entry: 3010 ...`, `... CANCEL this signal`); otherwise the signal parser's
+    reading stands (`Example format: LONG ...` stays ignored, `Вход: 1.41 Тейки: 1.42` stays invalid). A
+    reading that asks for nothing (`other`) never hides an invalid signal's reason."""
+    norm = normalise(text)
+    management = read_management(text, asked=_is_question(norm))
+    if management is None:
+        return result
+    if management.action not in _WHOLE_TRADE_ACTIONS and _trade_shaped(norm):
+        return result
+    if result.kind == "invalid" and management.action is ManagementAction.OTHER:
+        return result
+    return ParseResult("management", management=management)
+
+
+_WHOLE_TRADE_ACTIONS = (
+    ManagementAction.CLOSE,
+    ManagementAction.CANCEL,
+    ManagementAction.TP_HIT,
+    ManagementAction.SL_HIT,
+)
+
+
+def _trade_shaped(norm: str) -> bool:
+    """The message holds a whole trade: a labelled entry (a price or market) with a stop or a target, or
+    prices before the labels with both a stop and a target (`ARB long 1.05, stop 0.99, target 1.15`; a
+    price alone before a stop is a close's or a move's, `Closing half at 2.415, SL to 2.30`)."""
+    found = scan(norm, coin_words(norm, symbols(norm)))
+    if found.entries or found.market:
+        return bool(found.stops or found.targets)
+    return bool(found.orphans() and found.stops and found.targets)
 
 
 def _choice(found: Scan) -> SignalFormat | None:

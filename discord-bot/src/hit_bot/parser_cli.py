@@ -6,14 +6,19 @@
 
 `--jsonl` reads one JSON object per line (`{"text": "..."}`) and writes one JSON line per input line, in
 order, flushed at once: `{"ok": true, "format": ..., "signal": {...}}` (prices as decimal strings),
-`{"ok": false, "error": null}` for a message that is not a signal, `{"ok": false, "error": "<reason>"}`
-for a broken signal or an input line that is not a JSON object with a string `text`. Blank lines are
+`{"ok": false, "kind": "management", "action": ..., "symbol": ..., "price": ..., "fraction": ...,
+"breakeven": ..., "targets": [...], "reason": ..., "error": null}` for a management message (prices and
+the fraction as decimal strings or null), `{"ok": false, "error": null}` for a message that is not a
+signal, `{"ok": false, "error": "<reason>"}` for a broken signal or an input line that is not a JSON
+object with a string `text`. Blank lines are
 skipped. The exit status is 0 for a stream; for one message it is 0 only when it is a signal.
 
-`--score` reads a corpus of messages with their expected outcome (format and figures: hit_bot/scoring.py)
-and prints the score, or with `--json` one JSON object. Exit status: 0 when nothing was traded that
-should not be and the recall is at least `--min-recall` (default 0); 1 otherwise; 2 when the corpus
-can't be read (a missing file, a bad line: the message names it).
+`--score` reads a corpus of messages with their expected outcome: signals (`expect`) and management
+messages (`action`), one corpus may hold both (format and figures: hit_bot/scoring.py); it prints the
+score, or with `--json` one JSON object. Exit status: 0 when nothing was traded that should not be, no
+money action was read that a message did not ask for, and the recall (of signals, and of management
+messages) is at least `--min-recall` (default 0); 1 otherwise; 2 when the corpus can't be read (a
+missing file, a bad line: the message names it).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, BinaryIO
 from hit_bot import scoring
 from hit_bot.parser import ParseResult, parse
 from hit_bot.parsing.explain import explain
+from hit_bot.parsing.management import Management
 from hit_shared.models import SignalCore, fmt
 
 
@@ -43,9 +49,27 @@ def signal_json(signal: SignalCore) -> dict[str, Any]:
     }
 
 
+def management_json(management: Management) -> dict[str, Any]:
+    """A management reading as plain JSON values, prices and the fraction as decimal strings (or null)."""
+    return {
+        "ok": False,
+        "kind": "management",
+        "action": management.action.value,
+        "symbol": management.symbol,
+        "price": None if management.price is None else fmt(management.price),
+        "fraction": None if management.fraction is None else fmt(management.fraction),
+        "breakeven": management.breakeven,
+        "targets": [fmt(p) for p in management.targets],
+        "reason": management.reason,
+        "error": None,
+    }
+
+
 def result_json(result: ParseResult) -> dict[str, Any]:
     if result.signal is not None:
         return {"ok": True, "format": result.format, "signal": signal_json(result.signal)}
+    if result.management is not None:
+        return management_json(result.management)
     if result.format is None:
         return {"ok": False, "error": result.reason}
     return {"ok": False, "format": result.format, "error": result.reason}
@@ -85,6 +109,8 @@ def describe(result: ParseResult) -> str:
     """A person's view of a parse result, several lines."""
     if result.kind == "not_signal":
         return "not a signal (ignored)"
+    if result.management is not None:
+        return describe_management(result.management)
     if result.signal is None:
         return f"invalid signal ({result.format or 'unknown format'}): {result.reason}"
     s = result.signal
@@ -99,12 +125,31 @@ def describe(result: ParseResult) -> str:
     return "\n".join([f"signal ({result.format})", *(f"  {k + ':':<14}{v}" for k, v in rows)])
 
 
+def describe_management(m: Management) -> str:
+    """A person's view of a management reading, several lines (its action, then the figures it has)."""
+    rows = [("action", m.action.value), ("symbol", m.symbol or "not named")]
+    if m.breakeven:
+        rows.append(("stop to", "breakeven (the entry)"))
+    elif m.price is not None:
+        rows.append(("price", fmt(m.price)))
+    if m.fraction is not None:
+        rows.append(("part", f"{fmt(m.fraction)} of the position"))
+    if m.targets:
+        rows.append(("targets", ", ".join(fmt(p) for p in m.targets) + (" (added)" if m.added else "")))
+    rows.append(("why", m.reason))
+    kind = "asks for an action" if m.moves_money else "a report: nothing to do"
+    return "\n".join([f"management ({kind})", *(f"  {k + ':':<14}{v}" for k, v in rows)])
+
+
 # -- reporting -------------------------------------------------------------------------------------------
 
 _HEADINGS: dict[scoring.ProblemKind, str] = {
     "false_trade": "FALSE TRADES (a trade where none was expected)",
+    "unasked_money": "MONEY ACTIONS NOT ASKED FOR (management read as an action the message did not ask)",
     "wrong": "READ WRONG (traded, with a field wrong)",
     "missed": "MISSED (an expected signal not traded)",
+    "management_wrong": "MANAGEMENT READ WRONG (a report, with the action or a field wrong)",
+    "management_missed": "MANAGEMENT MISSED (not read as management)",
 }
 _FAMILY_COLUMNS = ("cases", "right", "wrong", "missed", "not_traded", "false_trades")
 
@@ -114,8 +159,15 @@ def verdict(tally: scoring.Score, min_recall: float) -> str:
     failures = []
     if tally.false_trades:
         failures.append(f"{tally.false_trades} false trade{'s' if tally.false_trades > 1 else ''}")
+    if tally.unasked_money:
+        failures.append(
+            f"{tally.unasked_money} money action{'s' if tally.unasked_money > 1 else ''} not asked for"
+        )
     if tally.recall is not None and tally.recall < min_recall:
         failures.append(f"recall {tally.recall:.1%} is under the minimum {min_recall:.1%}")
+    rate = tally.management_rate
+    if rate is not None and rate < min_recall:
+        failures.append(f"management read right {rate:.1%} is under the minimum {min_recall:.1%}")
     return "FAIL: " + ", ".join(failures) if failures else "PASS"
 
 
@@ -144,6 +196,19 @@ def report_json(tally: scoring.Score, min_recall: float) -> dict[str, Any]:
             name: {column: getattr(family, column) for column in _FAMILY_COLUMNS}
             for name, family in sorted(tally.families.items())
         },
+        "management": {
+            "total": tally.management,
+            "right": tally.management_right,
+            "wrong": tally.management_wrong,
+            "missed": tally.management_missed,
+            "read_as_signal": tally.management_traded,
+            "rate": tally.management_rate,
+            "money_actions_not_asked": tally.unasked_money,
+            "by_action": {
+                action: {"right": tally.actions_right[action], "of": count}
+                for action, count in sorted(tally.actions.items())
+            },
+        },
         "problems": [
             {"id": p.case.id, "line": p.case.line, "kind": p.kind, "detail": p.detail, "text": p.case.text}
             for p in tally.problems
@@ -160,16 +225,11 @@ def _one_line(text: str, width: int = 100) -> str:
 
 def report_text(tally: scoring.Score, min_recall: float) -> str:
     """The score for a person: totals first, then each problem with its message, then the verdict."""
-    recall = "n/a" if tally.recall is None else f"{tally.recall:.1%}"
-    fields = ", ".join(f"{name} {tally.fields_right[name]}/{tally.signals_read}" for name in scoring.FIELDS)
-    lines = [
-        f"{tally.corpus}: {tally.cases} messages scored",
-        f"signals      {tally.signals:>5}   read right {tally.right}, read wrong {tally.wrong}, "
-        f"missed {tally.missed}   recall {recall}",
-        f"non-signals  {tally.non_signals:>5}   ignored {tally.ignored}, refused {tally.refused}, "
-        f"FALSE TRADES {tally.false_trades}",
-        f"fields right (of {tally.signals_read} signals read): {fields}",
-    ]
+    lines = [f"{tally.corpus}: {tally.cases} messages scored"]
+    if tally.signals or tally.non_signals:
+        lines += _signal_lines(tally)
+    if tally.management:
+        lines += _management_lines(tally)
     for kind, heading in _HEADINGS.items():
         found = [p for p in tally.problems if p.kind == kind]
         if found:
@@ -182,6 +242,32 @@ def report_text(tally: scoring.Score, min_recall: float) -> str:
     if tally.families:
         lines += ["", *_family_table(tally.families)]
     return "\n".join([*lines, "", verdict(tally, min_recall)])
+
+
+def _signal_lines(tally: scoring.Score) -> list[str]:
+    recall = "n/a" if tally.recall is None else f"{tally.recall:.1%}"
+    fields = ", ".join(f"{name} {tally.fields_right[name]}/{tally.signals_read}" for name in scoring.FIELDS)
+    false_trades = tally.false_trades - tally.management_traded
+    return [
+        f"signals      {tally.signals:>5}   read right {tally.right}, read wrong {tally.wrong}, "
+        f"missed {tally.missed}   recall {recall}",
+        f"non-signals  {tally.non_signals:>5}   ignored {tally.ignored}, refused {tally.refused}, "
+        f"FALSE TRADES {false_trades}",
+        f"fields right (of {tally.signals_read} signals read): {fields}",
+    ]
+
+
+def _management_lines(tally: scoring.Score) -> list[str]:
+    rate = "n/a" if tally.management_rate is None else f"{tally.management_rate:.1%}"
+    actions = ", ".join(f"{a} {tally.actions_right[a]}/{n}" for a, n in sorted(tally.actions.items()))
+    return [
+        f"management   {tally.management:>5}   read right {tally.management_right}, "
+        f"read wrong {tally.management_wrong}, not read as management {tally.management_missed}   "
+        f"read right {rate}",
+        f"             MONEY ACTIONS NOT ASKED FOR {tally.unasked_money}, "
+        f"read as a signal (FALSE TRADES) {tally.management_traded}",
+        f"by action (right/of): {actions}",
+    ]
 
 
 def _family_table(families: dict[str, scoring.Family]) -> list[str]:

@@ -150,8 +150,8 @@ async def process(
     parsed = classify(text, parse)
     if isinstance(parsed, InvalidSignal):
         return parsed
-    if parsed.kind == "not_signal":
-        return NotSignal()
+    if parsed.kind in ("not_signal", "management"):
+        return NotSignal()  # management (issue #17) is read by the parser; acting on it is not done here
     if parsed.kind != "signal" or parsed.signal is None:
         return InvalidSignal(parsed.reason or "this message is not a complete signal", parsed.format)
     try:

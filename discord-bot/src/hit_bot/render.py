@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import discord
 
+from hit_bot.parsing.management import Management
 from hit_bot.pipeline import Forwarded, InvalidSignal, Outcome, ParsedLike, Verdict, reason_of, verdict
 from hit_bot.trading_client import Delivered, ServerEvent
 from hit_shared.models import (
@@ -119,6 +120,9 @@ def parse_embed(parsed: ParsedLike | InvalidSignal) -> discord.Embed:
     """`!test`: what the parser understood, without trading."""
     if isinstance(parsed, InvalidSignal) or parsed.kind == "invalid":
         return discord.Embed(title="⚠️ Invalid signal", description=_clip(parsed.reason), colour=COLOURS["⚠️"])
+    management = getattr(parsed, "management", None)
+    if parsed.kind == "management" and isinstance(management, Management):
+        return _management_embed(management)
     if parsed.kind != "signal" or parsed.signal is None:
         return discord.Embed(title="Not a signal", description="This message would be ignored.",
                              colour=discord.Colour.light_grey())
@@ -129,6 +133,24 @@ def parse_embed(parsed: ParsedLike | InvalidSignal) -> discord.Embed:
     embed.add_field(name="Leverage", value=f"{core.leverage}x" if core.leverage else "server default")
     if parsed.format:
         embed.set_footer(text=f"format: {parsed.format}")
+    return embed
+
+
+def _management_embed(m: Management) -> discord.Embed:
+    """`!test` of a management message (issue #17): the action read, its figures and why; no trade."""
+    headline = m.action.value + (f": {m.symbol}" if m.symbol else "")
+    kind = "asks for an action on a running trade" if m.moves_money else "a report, nothing to do"
+    embed = discord.Embed(title=f"Management: {headline}", colour=discord.Colour.blue(),
+                          description=_clip(f"Read as {kind}: {m.reason}. Parsed only: nothing was done."))
+    if m.breakeven:
+        embed.add_field(name="Stop to", value="breakeven (the entry)")
+    elif m.price is not None:
+        embed.add_field(name="Price", value=fmt(m.price))
+    if m.fraction is not None:
+        embed.add_field(name="Part", value=f"{fmt(m.fraction)} of the position")
+    if m.targets:
+        name = "Targets added" if m.added else "New targets"
+        embed.add_field(name=name, value=_targets(m.targets), inline=False)
     return embed
 
 

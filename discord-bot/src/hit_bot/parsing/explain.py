@@ -2,12 +2,15 @@
 
 The lines say which words were taken as which label, which numbers became which price, where the
 direction and the symbol came from, and why a message was ignored (`parse` gives a reason only for an
-invalid signal). They re-read the message with the parser's own parts, so they show what `parse` saw.
+invalid signal); for a management message, which words of each clause were read as what, what each clause
+says, and which action words were not taken and why. They re-read the message with the parser's own
+parts, so they show what `parse` saw.
 """
 
 from __future__ import annotations
 
 from hit_bot import parser
+from hit_bot.parsing import management
 from hit_bot.parsing.normalise import normalise
 from hit_bot.parsing.scan import Label, labels, leverage_of, read_value, scan
 from hit_bot.parsing.symbols import coin_words, directions, symbols
@@ -32,9 +35,42 @@ def explain(text: str) -> list[str]:
         lines.append(f"prices before the labels, taken as the entry (no entry label): {prices}")
     lines.append(_direction_line(norm, result))
     lines.append(f"symbol: {', '.join(symbols(norm)) or 'none found'}")
+    if result.kind != "signal":
+        lines += management_lines(text, result)
     if result.kind == "not_signal":
         lines.append(f"ignored because {_why_ignored(text, norm)}")
     return ["how it was read:", *(f"  {line}" for line in lines)]
+
+
+_SHOWN_CLAUSE = 60  # characters of a clause shown
+
+
+def management_lines(text: str, result: parser.ParseResult) -> list[str]:
+    """The management reading: each clause that holds a management word, the words and what the clause
+    says; the words not taken and why; the action read (or why none, for a message that is not one)."""
+    if len(text) > parser.MAX_TEXT or parser._is_command(text):
+        return []
+    analysis = management.analyse(text)
+    said = {id(reading.clause): reading for reading in analysis.readings}
+    lines = []
+    for number, clause in enumerate(analysis.clauses, start=1):
+        if not clause.cues:
+            continue
+        words = ", ".join(f'"{cue.text.strip()}" {cue.kind}' for cue in clause.cues)
+        reading = said.get(id(clause))
+        shown = " ".join(clause.text.split())
+        shown = shown if len(shown) <= _SHOWN_CLAUSE else shown[: _SHOWN_CLAUSE - 3] + "..."
+        says = reading.action.value if reading else "nothing"
+        lines.append(f'clause {number} "{shown}": {words} -> {says}')
+    lines += [f"not taken: {note}" for note in dict.fromkeys(analysis.notes)]
+    if result.management is not None:
+        lines.append(f"management: {result.management.action.value} because {result.management.reason}")
+    elif analysis.chosen is not None:
+        lines.append(
+            f"not read as management ({analysis.chosen.action.value}): "
+            "it is shaped like a signal, so it stays an invalid signal"
+        )
+    return lines
 
 
 def _labels(norm: str) -> list[Label]:

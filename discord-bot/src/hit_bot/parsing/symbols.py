@@ -170,3 +170,29 @@ def symbols(text: str) -> list[str]:
             break
         found = [f"{ALIASES.get(m[1], m[1])}-USDT" for m in pattern.finditer(text) if _usable(m[1])]
     return list(dict.fromkeys(found))
+
+
+# Capitalised words that are not coins, beside those the signal parser knows (NOT_SYMBOLS).
+_NOT_COINS = frozenset(
+    """ASAP ATH ATL PNL ROI DCA FOMO FUD GM GN LOL OMG NFA DYOR IMO IMHO TBH RSI EMA SMA MA MACD OB FVG
+    BOS UTC CPI FOMC USA EU UK TA PA LTF HTF BE BEP SL TP TPS TGT CMP HALF ALL CLOSE EXIT MOVE STOP NEW
+    ENTRY RISK FREE DONE HIT PROFIT PROFITS LOSS CANCEL CANCELLED UPDATE NOTE VIP PS FYI BTW DM TG OK RR
+    WIN""".split()
+)
+_CAPS_WORD = re.compile(r"(?<![A-Za-z0-9$#/_.-])([0-9]{0,6}[A-Z][A-Z0-9]{1,9})(?![A-Za-z0-9_/-])")
+_NUMBERED_WORD = re.compile(r"(?:TP|SL|T|X|H|M|D|W)[0-9]+|[0-9]+[XHMDW]")  # TP1, X20, 4H: never a coin
+
+
+def capitalised_coins(text: str) -> list[str]:
+    """Coins written in capitals in a message that is not all capitals (`Close BTC now`, `BTC тейк 1`): the
+    loosest source of a symbol, for management messages, which seldom write a pair or a direction."""
+    if not any(ch.islower() or (ch.isalpha() and not ch.isascii()) for ch in text):
+        return []  # an all-capitals message: every word looks like a ticker
+    coins = []
+    for word in _CAPS_WORD.findall(text):
+        if word in NOT_SYMBOLS or word in STRUCTURE_WORDS or word in _NOT_COINS or word.isdigit():
+            continue
+        if _NUMBERED_WORD.fullmatch(word):
+            continue
+        coins.append(f"{word}-USDT")
+    return list(dict.fromkeys(coins))

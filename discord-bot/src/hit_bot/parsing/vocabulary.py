@@ -1,11 +1,13 @@
 """The words the parser reads, loaded from data a user can extend without Python.
 
 `vocabulary.toml` (shipped beside this module) holds the label words per kind (entry, stop, target,
-leverage, market, close, cancel) and the words of other languages per kind; its comments say how each is
-read. A user file of the same shape, named by the environment variable `PARSER_VOCABULARY`, is merged over
-it: its words are added to each kind and tried before the shipped ones. Both are read once, at import;
-a file that can't be used stops the import with one `VocabularyError` naming the file and the problem
-(the bot then does not start, rather than trade on a vocabulary it did not read).
+leverage, market, close, cancel), the words of other languages per kind, and the words of management
+messages ("close half", "стоп в безубыток": parsing/management.py) per language and kind; its comments
+say how each is read. A user file of the same shape, named by the environment variable
+`PARSER_VOCABULARY`, is merged over it: its words are added to each kind and tried before the shipped
+ones. Both are read once, at import; a file that can't be used stops the import with one
+`VocabularyError` naming the file and the problem (the bot then does not start, rather than trade on a
+vocabulary it did not read).
 
 `PARSER_VOCABULARY` is read from the process environment; the bot (`python -m hit_bot`) also takes it
 from its `.env` file, setting it in its environment before it imports the parser. Label words are matched
@@ -40,6 +42,12 @@ ENGLISH = {
     "cancel": "CANCEL",
 }
 _PLAIN_WORD = re.compile("[A-Z]+")
+# The kinds of management words (parsing/management.py says how each one is used).
+MANAGEMENT_KINDS = (
+    "close", "closed", "partial", "half", "third", "quarter", "reduce", "take_profit", "took_profit", "whole",
+    "cancel", "stop", "target", "entry", "move", "add", "breakeven", "hit", "stopped", "filled", "unchanged",
+    "negation", "condition",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class Vocabulary:
 
     labels: dict[str, tuple[str, ...]]
     translations: tuple[tuple[str, str], ...]
+    management: dict[str, tuple[str, ...]]  # kind -> regular expressions of every language, in order
 
 
 def _words(value: Any, where: str) -> list[str]:
@@ -107,19 +116,43 @@ def _translations(table: Any) -> list[tuple[str, str]]:
     return pairs
 
 
-def _read(text: str) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
-    """The label words and translations of one file's text (ValueError saying what is wrong)."""
+def _management(table: Any) -> dict[str, list[str]]:
+    """kind -> patterns, the languages' words of each kind in the file's order."""
+    if not isinstance(table, dict) or not all(isinstance(words, dict) for words in table.values()):
+        raise ValueError("[management] must hold one table per language ([management.russian])")
+    found: dict[str, list[str]] = {}
+    for language, kinds in table.items():
+        for kind, words in kinds.items():
+            where = f"management.{language}.{kind}"
+            if kind not in MANAGEMENT_KINDS:
+                raise ValueError(f"{where}: {kind} is not a kind (kinds: {', '.join(MANAGEMENT_KINDS)})")
+            patterns = [_checked_pattern(w.strip(), where, re.IGNORECASE) for w in _words(words, where)]
+            found.setdefault(kind, []).extend(patterns)
+    return found
+
+
+_SECTIONS = ("labels", "translations", "management")
+Words = tuple[dict[str, list[str]], list[tuple[str, str]], dict[str, list[str]]]
+
+
+def _read(text: str) -> Words:
+    """The label words, translations and management words of one file's text (ValueError saying what is
+    wrong)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"not valid TOML ({exc})") from exc
-    unknown = set(data) - {"labels", "translations"}
+    unknown = set(data) - set(_SECTIONS)
     if unknown:
-        raise ValueError(f"[{sorted(unknown)[0]}] is not a section (sections: labels, translations)")
-    return _labels(data.get("labels", {})), _translations(data.get("translations", {}))
+        raise ValueError(f"[{sorted(unknown)[0]}] is not a section (sections: {', '.join(_SECTIONS)})")
+    return (
+        _labels(data.get("labels", {})),
+        _translations(data.get("translations", {})),
+        _management(data.get("management", {})),
+    )
 
 
-def _read_file(path: Path) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+def _read_file(path: Path) -> Words:
     try:
         return _read(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -132,16 +165,23 @@ def load(user_file: str | None = None) -> Vocabulary:
     """The shipped vocabulary, with the words of `user_file` (if named) added in front of each kind."""
     shipped = resources.files(__package__) / "vocabulary.toml"
     with resources.as_file(shipped) as path:
-        labels, translations = _read_file(path)
+        labels, translations, management = _read_file(path)
     if user_file:
-        extra_labels, extra_translations = _read_file(Path(user_file))
+        extra_labels, extra_translations, extra_management = _read_file(Path(user_file))
         for kind, words in extra_labels.items():
             labels[kind] = words + labels.get(kind, [])
         translations = extra_translations + translations
+        for kind, words in extra_management.items():
+            management[kind] = words + management.get(kind, [])
     missing = [kind for kind in LABEL_KINDS if not labels.get(kind)]
+    missing += [kind for kind in MANAGEMENT_KINDS if not management.get(kind)]
     if missing:
         raise VocabularyError(f"the shipped vocabulary has no {missing[0]} words")
-    return Vocabulary({kind: tuple(words) for kind, words in labels.items()}, tuple(translations))
+    return Vocabulary(
+        {kind: tuple(words) for kind, words in labels.items()},
+        tuple(translations),
+        {kind: tuple(words) for kind, words in management.items()},
+    )
 
 
 VOCABULARY = load(os.environ.get(ENVIRONMENT_VARIABLE))
