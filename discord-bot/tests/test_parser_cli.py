@@ -281,3 +281,131 @@ def test_parser_cli_json_flag_needs_score(capsys: pytest.CaptureFixture[str]) ->
         main(["--json", SIGNAL])
     assert stopped.value.code == 2
     assert "--json" in capsys.readouterr().err
+
+
+# -- management messages (issue #17) ---------------------------------------------------------------------
+
+
+def test_parser_cli_jsonl_prints_a_management_line() -> None:
+    lines = [
+        json.dumps({"text": "Фиксируем половину, стоп в безубыток"}, ensure_ascii=False),
+        json.dumps({"text": "#SOL 止损调整到 141.5"}, ensure_ascii=False),
+        json.dumps({"text": "TP1 hit ✅"}, ensure_ascii=False),
+    ]
+    proc = _run(["--jsonl"], ("\n".join(lines) + "\n").encode())
+    assert proc.returncode == 0, proc.stderr.decode()
+    partial, stop, hit = (json.loads(line) for line in proc.stdout.decode().splitlines())
+    assert {k: partial[k] for k in ("ok", "kind", "action", "symbol", "price", "fraction")} == {
+        "ok": False,
+        "kind": "management",
+        "action": "partial_close",
+        "symbol": None,
+        "price": None,
+        "fraction": "0.5",
+    }
+    assert partial["error"] is None and "половину" in partial["reason"]
+    assert (stop["action"], stop["symbol"], stop["price"], stop["breakeven"]) == (
+        "move_stop",
+        "SOL-USDT",
+        "141.5",
+        False,
+    )
+    assert (hit["action"], hit["fraction"], hit["targets"]) == ("tp_hit", None, [])
+
+
+def test_parser_cli_prints_a_management_reading_and_how_it_was_read(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["Тейк 1 взяли, стоп двигаем в точку входа"]) == 1  # not a signal
+    out = capsys.readouterr().out
+    assert out.startswith("management (asks for an action)\n  action:       move_stop\n")
+    assert "  stop to:      breakeven (the entry)\n" in out
+    assert '"стоп" stop, "двигаем" move, "точку входа" breakeven -> move_stop' in out
+
+
+MANAGEMENT_CORPUS = [
+    {"id": "m1", "family": "ru", "text": "Закрываю половину", "action": "partial_close", "fraction": 0.5},
+    {
+        "id": "m2",
+        "text": "Move SL to 61250 on BTC",
+        "action": "move_stop",
+        "symbol": "BTC-USDT",
+        "price": 61250,
+    },
+    # labelled as a report, read as an order: a money action the message did not ask for
+    {"id": "m3", "text": "Close BTC now", "action": "tp_hit", "symbol": "BTC-USDT"},
+    # the right action with a price the line does not have: also not asked for
+    {"id": "m4", "text": "Move SL to 61000", "action": "move_stop", "price": 60000},
+    # a report read as another report: wrong, but no money moves
+    {"id": "m5", "text": "TP1 hit", "action": "sl_hit"},
+    {"id": "m6", "text": "gm everyone", "action": "other"},
+    {"id": "s1", "text": SIGNAL, "expect": _signal("long", "BTC-USDT", [60000], 58000, [65000])},
+]
+
+
+def test_parser_cli_score_reads_a_management_corpus(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _write_corpus(tmp_path / "management.jsonl", MANAGEMENT_CORPUS)
+    status, report = _score_json(capsys, ["--score", str(corpus), "--json"])
+    assert status == 1  # two money actions not asked for
+    assert report["management"] == {
+        "total": 6,
+        "right": 2,
+        "wrong": 3,
+        "missed": 1,
+        "read_as_signal": 0,
+        "rate": 2 / 6,
+        "money_actions_not_asked": 2,
+        "by_action": {
+            "move_stop": {"right": 1, "of": 2},
+            "other": {"right": 0, "of": 1},
+            "partial_close": {"right": 1, "of": 1},
+            "sl_hit": {"right": 0, "of": 1},
+            "tp_hit": {"right": 0, "of": 1},
+        },
+    }
+    assert report["signals"]["right"] == 1 and report["non_signals"]["false_trades"] == 0
+    kinds = {p["id"]: p["kind"] for p in report["problems"]}
+    assert kinds == {
+        "m3": "unasked_money",
+        "m4": "unasked_money",
+        "m5": "management_wrong",
+        "m6": "management_missed",
+    }
+
+
+def test_parser_cli_score_prints_management_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = _write_corpus(tmp_path / "management.jsonl", MANAGEMENT_CORPUS[:2])
+    assert main(["--score", str(corpus), "--min-recall", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "management       2   read right 2" in text and "read right 100.0%" in text
+    assert "MONEY ACTIONS NOT ASKED FOR 0" in text
+    assert "signals " not in text  # a management-only corpus has no signal lines
+    assert text.rstrip().endswith("PASS")
+    corpus = _write_corpus(tmp_path / "unasked.jsonl", MANAGEMENT_CORPUS[2:3])
+    assert main(["--score", str(corpus)]) == 1
+    text = capsys.readouterr().out
+    assert "MONEY ACTIONS NOT ASKED FOR (" in text and "m3 (line 1): action close, expected tp_hit" in text
+    assert text.rstrip().endswith("FAIL: 1 money action not asked for")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ({"text": "x", "action": "buy"}, "action must be one of close, partial_close"),
+        ({"text": "x", "action": "close", "price": "abc"}, "price holds 'abc', which is not a price"),
+        ({"text": "x", "action": "close", "symbol": 5}, "symbol must be a string or null"),
+        ({"text": "x"}, 'no field "expect" (a signal, null, or {"refuse": "<why>"}) or "action"'),
+    ],
+)
+def test_parser_cli_score_names_a_bad_management_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: dict[str, Any], problem: str
+) -> None:
+    corpus = _write_corpus(tmp_path / "bad.jsonl", [MANAGEMENT_CORPUS[0], line])
+    assert main(["--score", str(corpus)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {corpus} line 2: ") and problem in err
+    assert "Traceback" not in err

@@ -87,3 +87,38 @@ def test_bot_test_reading_is_a_code_block_within_discord_limits() -> None:
     block = reading_block("LONG BTC-USDT Entry: 60000 SL: 58000 " + "TP: 65000 " * 400)
     assert block.startswith("```\nhow it was read:\n") and block.endswith("...\n```")
     assert len(block) <= 2000
+
+
+def test_explain_shows_each_clause_of_a_management_message() -> None:
+    lines = explain("Тейк 1 взяли, стоп двигаем в точку входа. Пока не закрываем")
+    assert '  clause 1 "тейк 1 взяли": "тейк" target, "взяли" hit -> tp_hit' in lines
+    assert (
+        '  clause 2 "стоп двигаем в точку входа": "стоп" stop, "двигаем" move, "точку входа" breakeven '
+        "-> move_stop"
+    ) in lines
+    assert '  not taken: "закрываем": negated by "не"' in lines
+    assert lines[-1].startswith('  management: move_stop because it moves the stop: "стоп" + "двигаем"')
+
+
+def test_explain_says_why_a_management_reading_does_not_replace_an_invalid_signal() -> None:
+    lines = explain("XRPUSDT 🟢\nНОВАЯ ЦЕЛЬ\nВход: 1.4125\nТейки: 1.4140-1.4152")
+    why = "it is shaped like a signal, so it stays an invalid signal"
+    assert f"  not read as management (update_targets): {why}" in lines
+
+
+def test_explain_lists_management_words_of_an_ignored_message() -> None:
+    lines = explain("Should we close ETH here?")
+    assert '  clause 1 "should we close eth here": "close" close -> other' in lines
+    assert '  not taken: "close": it is asked, or depends on a condition' in lines
+
+
+async def test_bot_test_command_shows_a_management_reading(run_bot: Any, fake_discord: FakeDiscord) -> None:
+    async with run_bot():
+        mid = await fake_discord.post_user_message(
+            "!test #SOL Фиксируем половину, стоп в безубыток", author="alice", channel="chatter"
+        )
+        assert await fake_discord.wait_until(lambda: fake_discord.replies_to(mid))
+    [reply] = fake_discord.replies_to(mid)
+    assert "Management: partial_close: SOL-USDT" in reply.text
+    assert "0.5 of the position" in reply.text
+    assert '"фиксируем" take_profit, "половину" half -> partial_close' in reply.text

@@ -1,5 +1,5 @@
-"""Property tests: the parser never raises, reads back a signal rendered in any named format, and
-never trades a signal that breaks a consistency rule."""
+"""Property tests: the parser never raises, reads back a signal rendered in any named format, never
+trades a signal that breaks a consistency rule, and never trades a management message (issue #17)."""
 
 from __future__ import annotations
 
@@ -235,3 +235,41 @@ def test_parser_never_trades_an_inconsistent_signal(s: Signal, name: str) -> Non
     result = parse(text)
     assert result.kind == "invalid", text
     assert result.reason
+
+
+# Management phrases (issue #17) of every action and several languages, written around a coin, a price, a
+# part, emoji and links the way channels write them: none may ever read as a signal.
+MANAGEMENT_PHRASES = [
+    "close {coin} now", "Closing {coin} at {price}", "Close {part} of {coin}", "Take {part} profit on {coin}",
+    "Move SL to {price}", "SL to breakeven on {coin}", "New SL: {price}", "TP1 hit on {coin} {emoji}",
+    "Stopped out on {coin}", "Cancel the {coin} limit order", "Add TP4 at {price}", "New targets: {price}",
+    "Entry filled, avg {price}", "Закрываем {coin} по рынку", "Фиксируем {part}, стоп в безубыток",
+    "Стоп переносим на {price}", "Тейк 1 есть {emoji}", "Выбило по стопу", "{coin} 止损移到 {price}",
+    "{coin} 平仓一半", "止盈1已到达 {emoji}", "这单作废", "Stopu {price} seviyesine çekin", "TP1 geldi",
+    "LONG {coin} update: SL moved to {price}, TP 2 {price}", "SHORT {coin}: close {part}, SL {price}",
+]
+COINS = ["BTC", "#ETH", "$SOL", "BTC-USDT", "ETHUSDT", "LONG XRP", "SHORT DOGE", "#1000PEPE"]
+PARTS = ["half", "50%", "30%", "a third", "половину", "25%"]
+EMOJI = ["✅", "🎯", "🔥🔥", "🚀", "", "[link](https://t.me/x)"]
+
+
+@st.composite
+def management_messages(draw: st.DrawFn) -> str:
+    phrase = draw(st.sampled_from(MANAGEMENT_PHRASES))
+    price = draw(st.decimals(min_value=Decimal("0.0001"), max_value=Decimal(90000), places=4))
+    text = phrase.format(
+        coin=draw(st.sampled_from(COINS)),
+        price=fmt(price),
+        part=draw(st.sampled_from(PARTS)),
+        emoji=draw(st.sampled_from(EMOJI)),
+    )
+    case = draw(st.sampled_from([str, str.upper, str.lower]))
+    before, after = draw(st.sampled_from(["", "**", "> "])), draw(st.sampled_from(["", "!", "\n🔥", " ✅"]))
+    return before + case(text) + after
+
+
+@FAST
+@given(management_messages())
+def test_parser_never_reads_a_management_message_as_a_signal(text: str) -> None:
+    _check(text)
+    assert parse(text).kind != "signal"

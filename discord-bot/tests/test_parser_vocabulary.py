@@ -74,6 +74,9 @@ def test_vocabulary_user_words_are_added_in_front_of_the_shipped_ones(tmp_path: 
         ('[labels]\nentry = ["GİRİŞ"]\n', "is not ASCII; put words of other languages under [translations]"),
         ('[translations.german]\nbuy = ["KAUFEN"]\n', "translations.german.buy: buy is not a kind"),
         ('[words]\ntarget = ["ZIEL"]\n', "[words] is not a section"),
+        ('[management.german]\nshut = ["zu"]\n', "management.german.shut: shut is not a kind"),
+        ('[management.german]\nclose = ["(("]\n', "is not a valid regular expression"),
+        ('[management]\nclose = ["x"]\n', "[management] must hold one table per language"),
     ],
 )
 def test_vocabulary_bad_user_file_names_the_file_and_the_problem(
@@ -113,3 +116,19 @@ def test_vocabulary_bad_user_file_is_one_sentence_from_the_parser_command(tmp_pa
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(f"vocabulary file {user}: not valid TOML")
     assert done.stderr.count("\n") == 1
+
+
+def test_vocabulary_user_management_word_is_read(tmp_path: Path) -> None:
+    """Management words of a language the shipped file lacks (issue #17), added without Python."""
+    text = "Position jetzt schließen"
+    assert parse(text).kind == "not_signal"  # without the word: nothing to read
+    user = tmp_path / "words.toml"
+    user.write_text('[management.german]\nclose = ["schlie(?:ß|ss)en"]\n', encoding="utf-8")
+    env = {**os.environ, ENVIRONMENT_VARIABLE: str(user)}
+    script = "import sys\nfrom hit_bot.parser import parse\nr = parse(sys.argv[1])\n"
+    script += "print(r.kind, r.management.action)"
+    done = subprocess.run(  # noqa: S603 (our own interpreter, fixed arguments)
+        [sys.executable, "-c", script, text], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["management", "close"]

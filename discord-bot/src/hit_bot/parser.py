@@ -113,7 +113,7 @@ def _management_reading(text: str, result: ParseResult) -> ParseResult:
     reading stands (`Example format: LONG ...` stays ignored, `Вход: 1.41 Тейки: 1.42` stays invalid). A
     reading that asks for nothing (`other`) never hides an invalid signal's reason."""
     norm = normalise(text)
-    management = read_management(text, asked=_is_question(norm))
+    management = read_management(text, asked=_is_question(norm), norm=norm)
     if management is None:
         return result
     if management.action not in _WHOLE_TRADE_ACTIONS and _trade_shaped(norm):

@@ -148,7 +148,7 @@ _HEADINGS: dict[scoring.ProblemKind, str] = {
     "unasked_money": "MONEY ACTIONS NOT ASKED FOR (management read as an action the message did not ask)",
     "wrong": "READ WRONG (traded, with a field wrong)",
     "missed": "MISSED (an expected signal not traded)",
-    "management_wrong": "MANAGEMENT READ WRONG (a report, with the action or a field wrong)",
+    "management_wrong": "MANAGEMENT READ WRONG (the action or a field wrong, no money action it did not ask)",
     "management_missed": "MANAGEMENT MISSED (not read as management)",
 }
 _FAMILY_COLUMNS = ("cases", "right", "wrong", "missed", "not_traded", "false_trades")

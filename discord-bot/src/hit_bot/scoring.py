@@ -27,9 +27,10 @@ What is measured, and why it matters:
   to show where a format is misread.
 - management: the share of management messages read with the action and every labelled field right; a
   management message read as a signal is a false trade; and a money action (close, partial_close, cancel,
-  move_stop, update_targets) that is not exactly what the line asks for (another action, or the right one
-  with a wrong symbol, price or part) is a money action the message did not ask for. Each one fails the
-  score, like a false trade.
+  move_stop, update_targets) that acts otherwise than the line asks (another action, or the right one with
+  a symbol, price, part or target it gives and the line does not) is a money action the message did not
+  ask for. Each one fails the score, like a false trade. (A money reading that only leaves a labelled
+  figure out is read wrong, not unasked: nothing would be done with a figure it does not have.)
 Prices are compared as decimals, never floats. Entries are compared as a set (their order carries no
 meaning); take profits in order, a target written twice counting once (the parser and the server may
 merge equal targets).
@@ -452,9 +453,26 @@ def _judge_management(tally: Score, case: Case, want: ExpectedManagement, result
         return "right"
     tally.management_wrong += 1
     detail = "; ".join(wrong.values())
-    if got.moves_money:
+    if got.moves_money and _unasked(got, want, wrong):
         tally.unasked_money += 1
         tally.problems.append(Problem(case, "unasked_money", f"{detail} ({got.reason})"))
     else:
         tally.problems.append(Problem(case, "management_wrong", f"{detail} ({got.reason})"))
     return "wrong"
+
+
+def _unasked(got: Management, want: ExpectedManagement, wrong: dict[str, str]) -> bool:
+    """A money reading that acts otherwise than the message asks: another action, or a symbol, price, part,
+    breakeven or target that the reading gives and the line does not. A figure the reading leaves out
+    (`move_stop` with no price where the line has one) makes it incomplete, not unasked: nothing is done
+    with a figure that is not there."""
+    if "action" in wrong:
+        return True
+    given = {
+        "symbol": got.symbol is not None,
+        "price": got.price is not None,
+        "fraction": got.fraction is not None,
+        "breakeven": got.breakeven,
+        "targets": bool(got.targets),
+    }
+    return any(given[name] for name in wrong)

@@ -90,19 +90,19 @@ def _negation(clause: Clause, cue: Cue) -> Cue | None:
 class _Judge:
     """Whether an action word of one clause may be taken, collecting the notes of those that may not."""
 
-    def __init__(self, clause: Clause, conditional: bool, notes: list[str]) -> None:
-        self.clause, self.conditional, self.notes = clause, conditional, notes
+    def __init__(self, clause: Clause, held: bool, notes: list[str]) -> None:
+        self.clause, self.held, self.notes = clause, held, notes
 
     def money(self, cue: Cue) -> bool:
-        if self.clause.question:
-            self.notes.append(f'"{cue.text.strip()}": it is asked')
-            return False
-        if self.conditional:
-            self.notes.append(f'"{cue.text.strip()}": it depends on a condition')
+        if self.held:
+            self.notes.append(f'"{cue.text.strip()}": it is asked, or depends on a condition')
             return False
         return self.report(cue)
 
     def report(self, cue: Cue) -> bool:
+        if self.clause.question:
+            self.notes.append(f'"{cue.text.strip()}": it is asked')
+            return False
         negation = _negation(self.clause, cue)
         if negation is not None:
             self.notes.append(f'"{cue.text.strip()}": negated by "{negation.text.strip()}"')
@@ -136,8 +136,10 @@ def _part(clause: Clause, cue: Cue) -> tuple[bool, Decimal | None]:
     return bool(_parts(clause, cue)), None
 
 
-def read_clause(clause: Clause, conditional: bool, notes: list[str]) -> ClauseReading | None:
-    judge = _Judge(clause, conditional, notes)
+def read_clause(clause: Clause, notes: list[str], *, held: bool = False) -> ClauseReading | None:
+    """What the clause says. `held`: the message asks, or the clause's sentence sets a condition, so no
+    money action is taken from it (a clause that itself ends in `?` reports nothing either)."""
+    judge = _Judge(clause, held, notes)
     return _money_reading(clause, judge) or _report_reading(clause, judge)
 
 
@@ -218,7 +220,12 @@ def _targets_change(clause: Clause, judge: _Judge) -> ClauseReading | None:
 
 
 def _report_reading(clause: Clause, judge: _Judge) -> ClauseReading | None:
-    hits = [(cue, _nearest(clause, cue)) for cue in clause.of("hit")]
+    """sl_hit, tp_hit or other. A close reported as done counts as a hit of the level it names (`закрыта
+    по стопу`, `closed at TP2`); a clause that is the stop word alone is the stop hit (`К сожалению,
+    стоп.`)."""
+    hits = [(cue, _nearest(clause, cue)) for cue in (*clause.of("hit"), *clause.of("closed"))]
+    if _only_the_stop(clause):
+        hits.append((clause.cues[0], clause.cues[0]))
     stop_hits = [(noun, cue) for cue, noun in hits if _is_stop(noun)]
     target_hits = [(noun, cue) for cue, noun in hits if noun is not None and noun.kind == "target"]
     reports = (
@@ -232,6 +239,15 @@ def _report_reading(clause: Clause, judge: _Judge) -> ClauseReading | None:
                     action, clause, tuple(w for w in words if w is not None), _first(clause.prices())
                 )
     return _state_reading(clause)
+
+
+def _only_the_stop(clause: Clause) -> bool:
+    """The clause is the stop word and nothing else (punctuation and emoji aside)."""
+    if len(clause.cues) != 1 or clause.cues[0].kind != "stop" or clause.numbers:
+        return False
+    cue = clause.cues[0]
+    rest = clause.text[: cue.start - clause.start] + clause.text[cue.end - clause.start :]
+    return not any(ch.isalnum() for ch in rest)
 
 
 # Words that tell the state of a running trade, or an action word that was not taken: `other`.

@@ -8,7 +8,8 @@ signal parser's reading of signals is untouched by them. The steps:
    lower case. Positions below are positions in this cleaned text.
 2. `clauses`: the text cut where a sentence or a clause ends (a line break, `.`, `!`, `?`, `;`, a comma, the
    Chinese `，。！？`; never the `.` or `,` inside a number). A clause of numbers alone (`New SL:` then
-   `61000` on the next line) belongs to the clause before it. Each clause remembers whether it ended in `?`.
+   `61000` on the next line), one that starts with a share (`40% позиции`) and one of target labels and
+   prices only (`TP4 3.10`) belong to the clause before it. Each clause remembers whether it ended in `?`.
 3. `cues`: every word of the vocabulary's management kinds (parsing/vocabulary.toml, [management.*]) with
    where it is. A word written in Latin, Cyrillic or Greek letters matches only whole; a word that lies on
    a longer one of a kind that says more is dropped (`已平` shadows the `平仓` inside `已平仓`).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
 
@@ -27,18 +29,66 @@ from hit_bot.parsing.vocabulary import MANAGEMENT_KINDS, VOCABULARY
 
 # Letters of the scripts that put spaces between words: a word of theirs matches only whole.
 _LETTER = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+_SPACED_LETTER = re.compile(f"[{_LETTER}]")
 
 
-def _whole(pattern: str) -> str:
-    """A vocabulary word as a regex matching it whole where it starts or ends with a letter of a spaced
-    script (a Chinese word needs no boundary: `平掉TP1` holds `平掉`)."""
-    return f"(?:(?<![{_LETTER}])|(?![{_LETTER}]))(?:{pattern})(?:(?![{_LETTER}])|(?<![{_LETTER}]))"
+def _lower(pattern: str) -> str:
+    """A vocabulary word in lower case, as the cleaned text is, its escapes kept (`\\S` stays `\\S`): the
+    words are matched without re.IGNORECASE, which makes every regex several times slower."""
+    out, escaped = [], False
+    for ch in pattern:
+        out.append(ch if escaped else ch.lower())
+        escaped = not escaped and ch == "\\"
+    return "".join(out)
 
 
-KIND_PATTERNS: dict[str, re.Pattern[str]] = {
-    kind: re.compile("|".join(_whole(word) for word in VOCABULARY.management[kind]), re.IGNORECASE)
-    for kind in MANAGEMENT_KINDS
-}
+class _Kind:
+    """The words of one kind: one regex of them all, and each alone for the rare match that is not whole.
+
+    A word that starts (or ends) with a letter of a spaced script must not have such a letter before (or
+    after) it: checked on each match rather than with lookarounds in the regex, which would stop `re` from
+    skipping ahead to the words' first letters. When the combined regex's match is not whole, each word
+    is tried alone at that place, and the search goes on from the next character."""
+
+    def __init__(self, words: tuple[str, ...]) -> None:
+        lowered = [_lower(word) for word in words]
+        self.pattern = re.compile("|".join(f"(?:{word})" for word in lowered))
+        # Alone, each word ends where a whole word may end, so that `re` backtracks into its other forms
+        # (`закрыва(?:ем|емся)` in `закрываемся`).
+        self.words = tuple(re.compile(f"(?:{word})(?:(?<![{_LETTER}])|(?![{_LETTER}]))") for word in lowered)
+
+    def finditer(self, text: str) -> Iterator[tuple[int, int]]:
+        at = 0
+        while (found := self.pattern.search(text, at)) is not None:
+            span = found.span() if _whole(text, *found.span()) else self._whole_word(text, found.start())
+            if span is not None and span[1] > span[0]:
+                yield span
+                at = span[1]
+            else:
+                at = found.start() + 1
+
+    def _whole_word(self, text: str, start: int) -> tuple[int, int] | None:
+        for word in self.words:
+            found = word.match(text, start)
+            if found is not None and _whole(text, *found.span()):
+                return found.span()
+        return None
+
+
+def _whole(text: str, start: int, end: int) -> bool:
+    """No letter of a spaced script glued to either end of `text[start:end]` that starts or ends with one
+    (`sl` in `slow` is not the stop; `平掉` before `TP1` is fine)."""
+    if start > 0 and _SPACED_LETTER.match(text, start) and _SPACED_LETTER.match(text, start - 1):
+        return False
+    return not (
+        end < len(text)
+        and end > start
+        and _SPACED_LETTER.match(text, end - 1)
+        and _SPACED_LETTER.match(text, end)
+    )
+
+
+KIND_PATTERNS: dict[str, _Kind] = {kind: _Kind(VOCABULARY.management[kind]) for kind in MANAGEMENT_KINDS}
 # kind -> the kinds whose words, where they overlap one of its words, say more and win.
 _SHADOWED_BY = {
     "close": ("closed", "took_profit", "reduce"),
@@ -48,7 +98,7 @@ _SHADOWED_BY = {
     "stop": ("stopped",),
     "hit": ("stopped", "took_profit"),
     "move": ("unchanged",),
-    "negation": ("unchanged", "cancel", "breakeven"),
+    "negation": ("unchanged", "cancel", "breakeven", "reminder"),
     "partial": ("half", "third", "quarter", "reduce"),
 }
 FRACTIONS = {"half": Decimal("0.5"), "third": Decimal("0.33"), "quarter": Decimal("0.25")}
@@ -60,6 +110,9 @@ _MARKDOWN = str.maketrans({**dict.fromkeys("*`~\\", None), **dict.fromkeys("_|>\
 # not between two digits, a dash or bar between blanks.
 _SEPARATOR = re.compile(r"\n+|[.!?;…。！？；]+(?!\d)|[,，、](?!\d)|(?<!\d)[,，、]|\s[-–—|]+\s")
 _SENTENCE_END = re.compile(r"[\n.!?;…。！？；]")
+# A clause that starts with a number or a share (`40% позиции` after `Частично фиксирую прибыль,`) goes on
+# the clause before it.
+_LEADING_SHARE = re.compile(r"\s*\d+(?:[.,]\d+)?\s*%")
 _HAS_LETTER = re.compile(r"[^\W\d_]")
 # A number: digits with `.` or `,` inside, never glued to a letter, `#`, `№`, `第` or a `:`/`/` of a time or a
 # ratio; never a percentage, a leverage (`10x`), a timeframe (`4h`) or an ordinal (`1-й`, `2nd`).
@@ -121,8 +174,8 @@ def clean(text: str) -> str:
 def find_cues(text: str) -> list[Cue]:
     """Every management word of the cleaned text, in order, the shadowed ones left out."""
     found = {
-        kind: [Cue(kind, m.start(), m.end(), m.group(0)) for m in pattern.finditer(text) if m.group(0)]
-        for kind, pattern in KIND_PATTERNS.items()
+        kind: [Cue(kind, start, end, text[start:end]) for start, end in words.finditer(text)]
+        for kind, words in KIND_PATTERNS.items()
     }
     kept = []
     for kind, cues in found.items():
@@ -185,6 +238,7 @@ def clauses(text: str) -> list[Clause]:
         _add_span(spans, text, start, separator.start(), opens, "?" in mark or "？" in mark)
         start, opens = separator.end(), _SENTENCE_END.search(mark) is not None
     _add_span(spans, text, start, len(text), opens, False)
+    spans = _join_target_lists(spans, text, cues)
     return [
         Clause(
             begin,
@@ -200,6 +254,30 @@ def clauses(text: str) -> list[Clause]:
     ]
 
 
+def _join_target_lists(spans: list[list[int | bool]], text: str, cues: list[Cue]) -> list[list[int | bool]]:
+    """A clause of target labels and prices only (`TP4 3.10` after `Update targets: TP3 2.90,`) goes on the
+    list of the clause before it."""
+    labels = [cue for cue in cues if cue.kind == "target"]
+    joined: list[list[int | bool]] = []
+    for span in spans:
+        start, end = int(span[0]), int(span[1])
+        inside = [cue for cue in labels if start <= cue.start < end]
+        rest = "".join(text[a:b] for a, b in _gaps(start, end, inside))
+        if joined and inside and not _HAS_LETTER.search(rest):
+            joined[-1][1] = end
+        else:
+            joined.append(span)
+    return joined
+
+
+def _gaps(start: int, end: int, cues: list[Cue]) -> Iterator[tuple[int, int]]:
+    """The pieces of [start, end) outside the cues."""
+    for cue in cues:
+        yield start, cue.start
+        start = cue.end
+    yield start, end
+
+
 def _add_span(
     spans: list[list[int | bool]], text: str, start: int, end: int, opens: bool, question: bool
 ) -> None:
@@ -208,7 +286,7 @@ def _add_span(
         if spans and question:
             spans[-1][2] = True
         return
-    if spans and not _HAS_LETTER.search(text, start, end):
+    if spans and (not _HAS_LETTER.search(text, start, end) or _LEADING_SHARE.match(text, start)):
         spans[-1][1] = end
         spans[-1][2] = bool(spans[-1][2]) or question
         return

@@ -50,7 +50,7 @@ def management_lines(text: str, result: parser.ParseResult) -> list[str]:
     says; the words not taken and why; the action read (or why none, for a message that is not one)."""
     if len(text) > parser.MAX_TEXT or parser._is_command(text):
         return []
-    analysis = management.analyse(text)
+    analysis = management.analyse(text, asked=parser._is_question(normalise(text)))
     said = {id(reading.clause): reading for reading in analysis.readings}
     lines = []
     for number, clause in enumerate(analysis.clauses, start=1):

@@ -74,25 +74,24 @@ class Analysis(NamedTuple):
     chosen: ClauseReading | None
 
 
-def read(text: str, *, asked: bool = False) -> Management | None:
+def read(text: str, *, asked: bool = False, norm: str | None = None) -> Management | None:
     """The management reading of a message, None when it has none (see the module docstring). `asked`:
-    the whole message is a question (`Should we move the SL?`), so none of its clauses orders anything."""
+    the whole message is a question (`Should we move the SL?`), so none of its clauses orders anything;
+    `norm`: the message as the signal parser normalised it, when the caller has it (for the symbol)."""
     analysis = analyse(text, asked=asked)
     if analysis.chosen is None:
         return None
-    return _management(text, analysis, analysis.chosen)
+    return _management(norm if norm is not None else normalise(text), text, analysis, analysis.chosen)
 
 
 def analyse(text: str, *, asked: bool = False) -> Analysis:
     parts = clauses(clean(text))
-    if asked:
-        parts = [clause._replace(question=True) for clause in parts]
     readings: list[ClauseReading] = []
     notes: list[str] = []
     conditional = False
     for clause in parts:
         conditional = (conditional and not _sentence_ended(clause)) or clause.has("condition")
-        reading = read_clause(clause, conditional, notes)
+        reading = read_clause(clause, notes, held=conditional or asked)
         if reading is not None:
             readings.append(reading)
     return Analysis(parts, readings, notes, _choose(readings))
@@ -112,11 +111,11 @@ def _choose(readings: list[ClauseReading]) -> ClauseReading | None:
     return None
 
 
-def _management(text: str, analysis: Analysis, chosen: ClauseReading) -> Management:
+def _management(norm: str, text: str, analysis: Analysis, chosen: ClauseReading) -> Management:
     price = chosen.price
     if price is None and not chosen.breakeven and chosen.action in _PRICE_ANYWHERE:
         price = _only_price(analysis.clauses)
-    symbol, symbol_note = _symbol(text)
+    symbol, symbol_note = _symbol(norm, text)
     reason = _reason(chosen, price)
     if analysis.notes:
         reason += " (not taken: " + "; ".join(dict.fromkeys(analysis.notes)) + ")"
@@ -145,11 +144,11 @@ def _only_price(parts: list[Clause]) -> Decimal | None:
     return prices.pop() if len(prices) == 1 else None
 
 
-def _symbol(text: str) -> tuple[str | None, str | None]:
+def _symbol(norm: str, text: str) -> tuple[str | None, str | None]:
     """The symbol the message names (as the signal parser finds one: a pair, a cashtag, `Pair:`, a coin
     beside LONG/SHORT), else a coin written in capitals in a message that is not all capitals
     (`Close BTC now`). Two different ones: none, and a note saying so."""
-    found = symbols(normalise(text))
+    found = symbols(norm)
     if not found:
         found = capitalised_coins(text)
     if len(found) > 1:

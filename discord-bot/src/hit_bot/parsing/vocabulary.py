@@ -46,7 +46,7 @@ _PLAIN_WORD = re.compile("[A-Z]+")
 MANAGEMENT_KINDS = (
     "close", "closed", "partial", "half", "third", "quarter", "reduce", "take_profit", "took_profit", "whole",
     "cancel", "stop", "target", "entry", "move", "add", "breakeven", "hit", "stopped", "filled", "unchanged",
-    "negation", "condition",
+    "negation", "reminder", "condition",
 )  # fmt: skip
 
 
