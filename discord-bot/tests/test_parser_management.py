@@ -60,6 +60,7 @@ def test_management_reads_a_close(text: str) -> None:
         ("部分止盈", None),
         ("Yarısını kapatıyoruz", "0.5"),
         ("Fechar metade da posição", "0.5"),
+        ("Закрываем 2/3 позиции", "0.67"),
     ],
 )
 def test_management_reads_a_partial_close_and_its_part(text: str, fraction: str | None) -> None:
@@ -75,6 +76,9 @@ def test_management_reads_a_partial_close_and_its_part(text: str, fraction: str 
         "Cancel the pending limit orders",
         "This setup is invalidated",
         "Сделка отменяется",
+        "Отмена!",
+        "Cancelled ❌",
+        "Отменяем вход по SOL, сетап сломан",
         "Лимитку отменяем, вход не случился",
         "Лимитный ордер снимаем",
         "#DOGE 这单作废",
@@ -243,12 +247,26 @@ def test_management_never_reads_a_target_hit_as_a_close(text: str) -> None:
         "如果跌破 2.10 就平仓",
         "Stop loss remains 1.10, targets the same",
         "Стоп в безубытке, можно не переживать",
+        "Не входим пока, ждём ретест 0.45",
+        "SHORT OP-USDT Entry 2.015 SL 2.140 TP 1.910 - don't enter yet",
+        # a cancel of something that is not the trade
+        "The conference was cancelled due to weather",
+        "Отмена НДС на криптовалюту обсуждается в Думе",
+        "币安今天取消了一些交易对",
     ],
 )
 def test_management_takes_no_money_action_that_is_negated_asked_or_conditional(text: str) -> None:
     result = parse(text)
     assert result.signal is None
     assert result.management is None or not result.management.moves_money
+
+
+def test_management_reads_a_check_mark_as_the_hit_of_what_it_follows() -> None:
+    """`✅` marks what comes before it: `Hedef 1 tamam ✅ stop girişe` is the target reached and the stop
+    to the entry, not the stop hit."""
+    assert _action("Hedef 1 tamam ✅ stop girişe") == "move_stop"
+    assert _action("TP2 ✅ SL ✅") == "sl_hit"
+    assert _action("✅ TP1") == "tp_hit"
 
 
 def test_management_takes_the_order_a_reminder_gives() -> None:

@@ -16,6 +16,7 @@ that asks (`?`) or from a sentence that sets a condition (the caller says so).
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
@@ -78,6 +79,15 @@ def _nearest(clause: Clause, cue: Cue, kinds: tuple[str, ...] = _NOUNS, reach: i
     if not nouns:
         return None
     return min(nouns, key=lambda noun: (_gap(cue, noun), noun.start > cue.start))
+
+
+def _subject(clause: Clause, hit: Cue) -> Cue | None:
+    """What a hit word says was hit: its nearest noun; for a mark (`✅`), which follows what it marks, the
+    nearest noun before it (`TP1 ✅ stop to entry`), or after it when there is none (`✅ TP1`)."""
+    before = [noun for noun in clause.of(*_NOUNS) if noun.end <= hit.start]
+    if any(ch.isalnum() for ch in hit.text) or not before:
+        return _nearest(clause, hit)
+    return max(before, key=lambda noun: noun.end)
 
 
 def _negation(clause: Clause, cue: Cue) -> Cue | None:
@@ -145,7 +155,7 @@ def read_clause(clause: Clause, notes: list[str], *, held: bool = False) -> Clau
 
 def _money_reading(clause: Clause, judge: _Judge) -> ClauseReading | None:
     for cue in clause.of("cancel"):
-        if judge.money(cue):
+        if _about_a_trade(clause) and judge.money(cue):
             return ClauseReading(ManagementAction.CANCEL, clause, (cue,), _first(clause.prices(cue.start)))
     for cue in clause.of("close", "reduce"):
         if judge.money(cue):
@@ -155,6 +165,23 @@ def _money_reading(clause: Clause, judge: _Judge) -> ClauseReading | None:
         if (partial or clause.has("whole")) and judge.money(cue):
             return _closing(clause, cue, always_part=partial)
     return _stop_move(clause, judge) or _targets_change(clause, judge)
+
+
+# `Cancelled ❌`, `Отмена!`, `#DOGE cancelled`, `作废`: a clause this short need not name the trade.
+_SHORT_CLAUSE_WORDS = 3
+_SHORT_CLAUSE_CJK = 4  # characters of a language written without spaces
+_CJK = re.compile(r"[\u2e80-\u9fff\uf900-\ufaff]")
+
+
+def _about_a_trade(clause: Clause) -> bool:
+    """A cancel is taken only where the clause names the trade or an order (`вход` and `entry` may have
+    been read as breakeven), or says little else."""
+    if clause.has("trade", "entry", "breakeven"):
+        return True
+    return (
+        len(clause.text.split()) <= _SHORT_CLAUSE_WORDS
+        and len(_CJK.findall(clause.text)) <= _SHORT_CLAUSE_CJK
+    )
 
 
 def _closing(clause: Clause, cue: Cue, *, always_part: bool) -> ClauseReading:
@@ -170,7 +197,7 @@ def _stop_move(clause: Clause, judge: _Judge) -> ClauseReading | None:
     """The stop moved: a move word whose nearest noun is the stop, the stop with `breakeven` right after it
     (`SL to BE`, `стопом в б/у`, `止损保本`), or a move verb with `breakeven` near it and no noun
     (`Переводим в безубыток`). Never in a clause that reports the stop hit."""
-    if clause.has("stopped") or any(_is_stop(_nearest(clause, hit)) for hit in clause.of("hit")):
+    if clause.has("stopped") or any(_is_stop(_subject(clause, hit)) for hit in clause.of("hit")):
         return None
     for move in clause.of("move"):
         noun = _nearest(clause, move, ("stop", "target"), _NOUN_REACH)
@@ -223,7 +250,7 @@ def _report_reading(clause: Clause, judge: _Judge) -> ClauseReading | None:
     """sl_hit, tp_hit or other. A close reported as done counts as a hit of the level it names (`закрыта
     по стопу`, `closed at TP2`); a clause that is the stop word alone is the stop hit (`К сожалению,
     стоп.`)."""
-    hits = [(cue, _nearest(clause, cue)) for cue in (*clause.of("hit"), *clause.of("closed"))]
+    hits = [(cue, _subject(clause, cue)) for cue in (*clause.of("hit"), *clause.of("closed"))]
     if _only_the_stop(clause):
         hits.append((clause.cues[0], clause.cues[0]))
     stop_hits = [(noun, cue) for cue, noun in hits if _is_stop(noun)]

@@ -121,6 +121,7 @@ _NUMBER = re.compile(
     rf"(?![{_LETTER}\d_%]|[.,]\d|\s*%|:\d|/\d|-[{_LETTER}])"
 )
 _PERCENT = re.compile(r"(?<![+\-±\d.,])(\d{1,3}(?:[.,]\d+)?)\s*%")
+_SHARE = re.compile(r"(?<![\d.,/])([1-9])\s?/\s?([2-9]|10)(?![\d.,/])")  # `2/3` of the position
 _THOUSANDS = re.compile(r"[1-9]\d{0,2}(?:,\d{3})+")
 _INDEX_GAP = re.compile(r"[\s#:№-]*")
 
@@ -223,8 +224,14 @@ def find_numbers(text: str, cues: list[Cue]) -> list[Number]:
 
 
 def _percents(text: str, start: int, end: int) -> list[tuple[int, Decimal]]:
-    found = _PERCENT.finditer(text, start, end)
-    return [(m.start(), Decimal(m.group(1).replace(",", ".")) / 100) for m in found]
+    """The shares written in [start, end): `30%` is 0.3, `2/3` is 0.67 (two decimals)."""
+    found = [
+        (m.start(), Decimal(m.group(1).replace(",", ".")) / 100) for m in _PERCENT.finditer(text, start, end)
+    ]
+    for m in _SHARE.finditer(text, start, end):
+        share = (Decimal(m.group(1)) / Decimal(m.group(2))).quantize(Decimal("0.01"))
+        found.append((m.start(), share))
+    return sorted(found)
 
 
 def clauses(text: str) -> list[Clause]:

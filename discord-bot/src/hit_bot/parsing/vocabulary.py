@@ -45,8 +45,8 @@ _PLAIN_WORD = re.compile("[A-Z]+")
 # The kinds of management words (parsing/management.py says how each one is used).
 MANAGEMENT_KINDS = (
     "close", "closed", "partial", "half", "third", "quarter", "reduce", "take_profit", "took_profit", "whole",
-    "cancel", "stop", "target", "entry", "move", "add", "breakeven", "hit", "stopped", "filled", "unchanged",
-    "negation", "reminder", "condition",
+    "cancel", "trade", "stop", "target", "entry", "move", "add", "breakeven", "hit", "stopped", "filled",
+    "unchanged", "negation", "reminder", "condition",
 )  # fmt: skip
 
 
