@@ -309,10 +309,17 @@ def test_management_never_takes_a_signal(text: str) -> None:
     assert parse(text).kind == "signal"
 
 
-def test_management_keeps_a_broken_signal_invalid() -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "XRPUSDT 🟢\nНОВАЯ ЦЕЛЬ\nВход: 1.4125\nТейки: 1.4140-1.4152",
+        "İŞLEM TÜRÜ: SHORT\nCOİN: SUI/USDT\n✅ Giriş Bölgesi: 1.512 - 1.548\nHedefler: 1.47 - 1.43 - 1.38",
+    ],
+)
+def test_management_keeps_a_broken_signal_invalid(text: str) -> None:
     """A signal without its stop stays refused with its reason, even when its words could be news of a
-    trade (`НОВАЯ ЦЕЛЬ`: a new target)."""
-    result = parse("XRPUSDT 🟢\nНОВАЯ ЦЕЛЬ\nВход: 1.4125\nТейки: 1.4140-1.4152")
+    trade (`НОВАЯ ЦЕЛЬ`: a new target; `✅` beside the targets: a target hit)."""
+    result = parse(text)
     assert result.kind == "invalid"
     assert result.reason is not None and "stop loss" in result.reason
 

@@ -107,16 +107,18 @@ def _management_reading(text: str, result: ParseResult) -> ParseResult:
     """A message that is not a signal, read for management (hit_bot/parsing/management.py).
 
     A message with a whole trade in it (an entry with a stop or a target) that is not a signal is a
-    withdrawn, closed, repeated or illustrated signal, or a broken one: its levels are the signal's own,
-    never new ones, so of management it may only close or cancel that trade or report on it
-    (`Close LONG ETH-USDT Entry: 3010 ...`, `... CANCEL this signal`); otherwise the signal parser's
-    reading stands (`Example format: LONG ...` stays ignored, `Вход: 1.41 Тейки: 1.42` stays invalid). A
-    reading that asks for nothing (`other`) never hides an invalid signal's reason."""
+    withdrawn, closed, repeated or illustrated signal, or a broken one. A broken one stays invalid with its
+    reason (`Вход: 1.41 Тейки: 1.42` lacks its stop; its `✅` is no target hit). Of the others, the levels
+    are the signal's own, never new ones, so of management they may only close or cancel that trade or
+    report on it (`Close LONG ETH-USDT Entry: 3010 ...`, `... CANCEL this signal`); otherwise they stay
+    ignored (`Example format: LONG ...`). A reading that asks for nothing (`other`) never hides an invalid
+    signal's reason either."""
     norm = normalise(text)
     management = read_management(text, asked=_is_question(norm), norm=norm)
     if management is None:
         return result
-    if management.action not in _WHOLE_TRADE_ACTIONS and _trade_shaped(norm):
+    shaped = result.kind == "invalid" or management.action not in _WHOLE_TRADE_ACTIONS
+    if shaped and _trade_shaped(norm):
         return result
     if result.kind == "invalid" and management.action is ManagementAction.OTHER:
         return result
