@@ -1,4 +1,5 @@
-"""The signal parser's building blocks: normalisation, label scanning, symbols and the named formats.
+"""The signal parser's building blocks: normalisation, label scanning, symbols and the named formats; and
+the reading of management messages (issue #17: cues.py, clause_reading.py, management.py).
 
 `hit_bot.parser` is the public face (`parse`, `ParseResult`, `PATTERNS`); these modules are its parts.
 The vocabulary's environment variable and error are defined here, so that a program can name them before
