@@ -47,8 +47,9 @@ from pydantic import SecretStr
 
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.samples import TOKEN
-from hit_server.blofin_sim import SimConfig, SimEvent, create_app
+from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.catalog import FIRST_SYMBOLS, starting_prices
+from hit_server.blofin_sim.testing import OrderStamps as Stamps
 from hit_server.server import create_app as create_server_app
 from hit_server.settings import Settings
 from hit_server.testing import UvicornThread, clean_env, free_port
@@ -61,20 +62,6 @@ TARGET_P99_MS = 100.0
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-class Stamps:
-    """Creation stamps of the simulator's orders: clientOrderId -> time.perf_counter()."""
-
-    def __init__(self, sim_app: Any) -> None:
-        self.created: dict[str, float] = {}
-        sim_app.state.sim.subscribe(self._on_event)
-
-    def _on_event(self, event: SimEvent) -> None:
-        if event.channel == "orders":
-            cid = str(event.data.get("clientOrderId") or "")
-            if cid and cid not in self.created:
-                self.created[cid] = time.perf_counter()
 
 
 def start(argv: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:

@@ -53,8 +53,9 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hit_server.blofin_sim import SimConfig, SimEvent, create_app
+from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.catalog import starting_prices
+from hit_server.blofin_sim.testing import OrderStamps as Stamps
 from hit_server.testing import UvicornThread, free_port, start_paper_server, wait_healthy
 from hit_server.trading import ids
 
@@ -104,20 +105,6 @@ class Network:
     def since(self, mark: int) -> list[str]:
         with self.lock:
             return self.requests[mark:]
-
-
-class Stamps:
-    """When each order was created at the simulator: clientOrderId -> time.perf_counter()."""
-
-    def __init__(self, sim_app: Any) -> None:
-        self.created: dict[str, float] = {}
-        sim_app.state.sim.subscribe(self._on_event)
-
-    def _on_event(self, event: SimEvent) -> None:
-        if event.channel == "orders":
-            cid = str(event.data.get("clientOrderId") or "")
-            if cid and cid not in self.created:
-                self.created[cid] = time.perf_counter()
 
 
 def signal(signal_id: str, symbol: str) -> dict[str, Any]:

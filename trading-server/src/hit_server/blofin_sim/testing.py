@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,6 +14,7 @@ from pydantic import SecretStr
 from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 
 from .config import SimConfig
+from .models import SimEvent
 
 TEST_KEY = "sim-test-key-0123456789abcdef0123"
 TEST_SECRET = "sim-test-secret"  # noqa: S105 - a fixed test credential
@@ -41,3 +43,18 @@ async def sim_http(app: FastAPI, auth: httpx.Auth | None = None) -> AsyncIterato
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL, auth=auth) as client:
         yield client
+
+
+class OrderStamps:
+    """When each order was created at the simulator, for latency benchmarks: clientOrderId ->
+    `time.perf_counter()` (the clock the caller stamps its own sends with, in the same process)."""
+
+    def __init__(self, sim_app: FastAPI) -> None:
+        self.created: dict[str, float] = {}
+        sim_app.state.sim.subscribe(self._on_event)
+
+    def _on_event(self, event: SimEvent) -> None:
+        if event.channel == "orders":
+            cid = str(event.data.get("clientOrderId") or "")
+            if cid and cid not in self.created:
+                self.created[cid] = time.perf_counter()
