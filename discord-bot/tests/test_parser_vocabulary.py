@@ -55,6 +55,20 @@ def test_vocabulary_user_translation_withdraws_a_signal(tmp_path: Path) -> None:
     assert json.loads(done.stdout)[0] == "not_signal"
 
 
+def test_vocabulary_user_translation_keeps_its_escapes_whatever_its_case(tmp_path: Path) -> None:
+    """Words are matched in any case by putting both in one case: `\\s` must stay a blank, never become
+    `\\S`, and a lower-case word must find an upper-case one."""
+    text = "LONG BTC-USDT Entry: 60000 VERLUST   GRENZE: 58000 TP: 65000"
+    assert parse(text).kind == "invalid"  # without the word: no stop loss
+    user = tmp_path / "words.toml"
+    user.write_text('[translations.german]\nstop = ["verlust\\\\s+grenze"]\n', encoding="utf-8")
+    done = _parse_with(user, text)
+    assert done.returncode == 0, done.stderr
+    kind, reason, signal = json.loads(done.stdout)
+    assert kind == "signal", reason
+    assert signal["stop_loss"] == "58000"
+
+
 def test_vocabulary_user_words_are_added_in_front_of_the_shipped_ones(tmp_path: Path) -> None:
     user = tmp_path / "words.toml"
     user.write_text('[labels]\nstop = ["Verlust"]\n', encoding="utf-8")
@@ -77,6 +91,8 @@ def test_vocabulary_user_words_are_added_in_front_of_the_shipped_ones(tmp_path: 
         ('[management.german]\nshut = ["zu"]\n', "management.german.shut: shut is not a kind"),
         ('[management.german]\nclose = ["(("]\n', "is not a valid regular expression"),
         ('[management]\nclose = ["x"]\n', "[management] must hold one table per language"),
+        ('[translations.german]\ncancel = ["(?i)storniert"]\n', "leave out inline flags like (?i)"),
+        ('[management.german]\nclose = ["(?i)schliessen"]\n', "leave out inline flags like (?i)"),
     ],
 )
 def test_vocabulary_bad_user_file_names_the_file_and_the_problem(

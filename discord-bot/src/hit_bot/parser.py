@@ -22,6 +22,7 @@ import logging
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal
 
 from hit_bot.parsing.checks import (
@@ -36,7 +37,15 @@ from hit_bot.parsing.checks import (
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat
 from hit_bot.parsing.management import Management, ManagementAction
 from hit_bot.parsing.management import read as read_management
-from hit_bot.parsing.normalise import CHECK_MARK, DOWN_MARK, STOP_MARK, TARGET_MARK, UP_MARK, normalise
+from hit_bot.parsing.normalise import (
+    CHECK_MARK,
+    DOWN_MARK,
+    STOP_MARK,
+    TARGET_MARK,
+    UP_MARK,
+    drop_commentary,
+    normalise,
+)
 from hit_bot.parsing.scan import Scan, percentage_stop, scan
 from hit_bot.parsing.symbols import coin_words, directions, lone_coin, symbols, words
 from hit_bot.parsing.vocabulary import VOCABULARY
@@ -87,23 +96,51 @@ _DIRECTION_WORD = re.compile(f"\\b(?:LONG|SHORT|BUY|SELL)(?:ING)?\\b|{UP_MARK}|{
 _SYMBOL = re.compile(SYMBOL_PATTERN)
 
 
+class _Message:
+    """One message, its normalised forms (parsing/normalise.py) and its labels (parsing/scan.py), each
+    made once, when first needed: the signal reading and the management reading share them."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def with_commentary(self) -> str:
+        """Normalised with the remarks beside prices kept (`(breakout)`, `5%`): the checks read them."""
+        return normalise(self.text, keep_commentary=True)
+
+    @cached_property
+    def norm(self) -> str:
+        return drop_commentary(self.with_commentary)
+
+    @cached_property
+    def candidates(self) -> list[str]:
+        """The symbols the message names."""
+        return symbols(self.norm)
+
+    @cached_property
+    def found(self) -> Scan:
+        """Its labels and the prices each one carries."""
+        return scan(self.norm, coin_words(self.norm, self.candidates))
+
+
 def parse(text: str) -> ParseResult:
     """Classifies one message (see the module docstring). Never raises, whatever the input."""
+    message = _Message(text)
     try:
-        result = _parse(text)
+        result = _parse(message)
     except Exception:  # the safety net of a function that must never raise; a bug here means no trade
         log.exception("the signal parser failed; treating the message as unreadable")
         return ParseResult("invalid", reason=INTERNAL_ERROR)
     if result.kind == "signal" or len(text) > MAX_TEXT or _is_command(text):
         return result
     try:
-        return _management_reading(text, result)
+        return _management_reading(message, result)
     except Exception:  # never raises; a bug here leaves the message as the signal parser read it
         log.exception("the management reader failed; keeping the signal parser's reading")
         return result
 
 
-def _management_reading(text: str, result: ParseResult) -> ParseResult:
+def _management_reading(message: _Message, result: ParseResult) -> ParseResult:
     """A message that is not a signal, read for management (hit_bot/parsing/management.py).
 
     A message with a whole trade in it (an entry with a stop or a target) that is not a signal is a
@@ -113,12 +150,13 @@ def _management_reading(text: str, result: ParseResult) -> ParseResult:
     report on it (`Close LONG ETH-USDT Entry: 3010 ...`, `... CANCEL this signal`); otherwise they stay
     ignored (`Example format: LONG ...`). A reading that asks for nothing (`other`) never hides an invalid
     signal's reason either."""
-    norm = normalise(text)
-    management = read_management(text, asked=_is_question(norm), norm=norm)
+    if result.kind == "invalid" and _trade_shaped(message.found):
+        return result  # a broken signal: its reason is the answer, whatever else the message says
+    norm = message.norm
+    management = read_management(message.text, asked=_is_question(norm), norm=norm)
     if management is None:
         return result
-    shaped = result.kind == "invalid" or management.action not in _WHOLE_TRADE_ACTIONS
-    if shaped and _trade_shaped(norm):
+    if management.action not in _WHOLE_TRADE_ACTIONS and _trade_shaped(message.found):
         return result
     if result.kind == "invalid" and management.action is ManagementAction.OTHER:
         return result
@@ -133,11 +171,10 @@ _WHOLE_TRADE_ACTIONS = (
 )
 
 
-def _trade_shaped(norm: str) -> bool:
+def _trade_shaped(found: Scan) -> bool:
     """The message holds a whole trade: a labelled entry (a price or market) with a stop or a target, or
     prices before the labels with both a stop and a target (`ARB long 1.05, stop 0.99, target 1.15`; a
     price alone before a stop is a close's or a move's, `Closing half at 2.415, SL to 2.30`)."""
-    found = scan(norm, coin_words(norm, symbols(norm)))
     if found.entries or found.market:
         return bool(found.stops or found.targets)
     return bool(found.orphans() and found.stops and found.targets)
@@ -202,20 +239,20 @@ def _is_question(norm: str) -> bool:
     return any("?" in line and _DIRECTION_WORD.search(line) for line in norm.split("\n"))
 
 
-def _parse(text: str) -> ParseResult:
+def _parse(message: _Message) -> ParseResult:
     """The pipeline: gates that ignore a message outright, normalise, the labels and their prices (scan),
     the format that explains them, the direction, then the reading and its checks (_read)."""
+    text = message.text
     if len(text) > MAX_TEXT:
         if _TRADE_WORD.search(text[:MAX_TEXT]) and _DIGIT.search(text):
             return ParseResult("invalid", reason=f"the message is longer than {MAX_TEXT} characters")
         return NOT_SIGNAL
     if not _DIGIT.search(text) or _is_command(text):
         return NOT_SIGNAL
-    norm = normalise(text)
+    norm = message.norm
     if _reports_a_result(norm) or _is_question(norm) or _withdrawn(norm):
         return NOT_SIGNAL
-    candidates = symbols(norm)
-    found = scan(norm, coin_words(norm, candidates))
+    candidates, found = message.candidates, message.found
     form = _choice(found)
     if form is None:
         return NOT_SIGNAL
@@ -224,7 +261,7 @@ def _parse(text: str) -> ParseResult:
     side = _side(found, form, norm)
     if not isinstance(side, Side):
         return side
-    return _read(found, form, side, candidates or lone_coin(found.header), norm, text)
+    return _read(found, form, side, candidates or lone_coin(found.header), message)
 
 
 def _side(found: Scan, form: SignalFormat, norm: str) -> Side | ParseResult:
@@ -258,12 +295,12 @@ def _inferred_side(prices: Prices) -> tuple[Side, ...]:
 
 
 def _read(
-    found: Scan, form: SignalFormat, side: Side, candidates: list[str], norm: str, text: str
+    found: Scan, form: SignalFormat, side: Side, candidates: list[str], message: _Message
 ) -> ParseResult:
     prices = form.read(found)
     prices = prices._replace(take_profits=merged_targets(prices.take_profits))
     problem = _symbol_problem(candidates)
-    clean = normalise(text, keep_commentary=True)
+    norm, clean = message.norm, message.with_commentary
     if problem is None:
         problem = ambiguous_number_problem(clean) or entry_order_problem(side, prices, clean)
     problem = problem or _prices_problem(prices, clean) or leverage_problem(norm)

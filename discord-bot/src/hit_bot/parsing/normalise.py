@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from hit_bot.parsing.vocabulary import VOCABULARY
+from hit_bot.parsing.vocabulary import VOCABULARY, recased
 
 # Invisible characters (variation selectors, zero-width, soft hyphen) go; a few look-alikes are mapped;
 # every other non-ASCII character but the emoji that mean something becomes a space.
@@ -95,11 +95,31 @@ def _join_thousands(match: re.Match[str]) -> str:
 
 
 # Label and direction words of other languages (parsing/vocabulary.toml, and the user's PARSER_VOCABULARY
-# file), rewritten as the English words the scanner reads.
+# file), rewritten as the English words the scanner reads. They are matched on the message in upper case.
 # One pattern finds the words; the English word of a match is that of the first word that matches it whole.
-_FOREIGN_WORDS = VOCABULARY.translations
-_FOREIGN_WORD = re.compile("|".join(f"(?:{word})" for word, _english in _FOREIGN_WORDS), re.IGNORECASE)
-_EACH_WORD = tuple((re.compile(word, re.IGNORECASE), english) for word, english in _FOREIGN_WORDS)
+_FOREIGN_WORDS = tuple((recased(word, str.upper), english) for word, english in VOCABULARY.translations)
+
+
+def _one_pattern(words: list[str]) -> str:
+    """One regex of every word, tried in order. Words in a row that start with `\\b` share it
+    (`\\b(?:A|B)` for `\\bA|\\bB`): the same matches, but the boundary is tested once at each place of
+    the message instead of once per word (the Spanish and Portuguese words all start with it)."""
+    parts: list[str] = []
+    bounded: list[str] = []
+    for word in [*words, ""]:  # the empty word ends the last run
+        if word.startswith("\\b"):
+            bounded.append(f"(?:{word[2:]})")
+            continue
+        if bounded:
+            parts.append(f"\\b(?:{'|'.join(bounded)})")
+            bounded = []
+        if word:
+            parts.append(f"(?:{word})")
+    return "|".join(parts)
+
+
+_FOREIGN_WORD = re.compile(_one_pattern([word for word, _english in _FOREIGN_WORDS]))
+_EACH_WORD = tuple((re.compile(word), english) for word, english in _FOREIGN_WORDS)
 
 
 def _english(match: re.Match[str]) -> str:
@@ -142,8 +162,9 @@ def _drop_percentages(text: str) -> str:
     return text
 
 
-def _commentary(text: str) -> str:
-    """Removes what sits beside prices without being one (see the module docstring)."""
+def drop_commentary(text: str) -> str:
+    """Removes what sits beside prices without being one (see the module docstring) from text normalised
+    with `keep_commentary`: `normalise(t) == drop_commentary(normalise(t, keep_commentary=True))`."""
     text = _PAREN_AFTER_NUMBER.sub(" ", text)
     text = _drop_percentages(text)
     text = _drop_ratio_values(text)
@@ -175,15 +196,15 @@ def _buy_sell_labels(text: str) -> str:
 def normalise(text: str, *, keep_commentary: bool = False) -> str:
     """The message as upper-case ASCII text that starts with a newline (see the module docstring).
 
-    `keep_commentary` keeps what `_commentary` would remove (`(breakout)`, `5%`): for the checks that
+    `keep_commentary` keeps what `drop_commentary` would remove (`(breakout)`, `5%`): for the checks that
     must see those words before they are dropped."""
+    # Mentions and links first: their names and paths are no words of the message.
+    text = _URL.sub(" ", _DISCORD_TOKEN.sub(" ", unicodedata.normalize("NFKC", text))).upper()
     if _FOREIGN_WORDS:  # a user's words may be ASCII (`[translations.english] long = ["BULLISH"]`)
-        text = _FOREIGN_WORD.sub(_english, unicodedata.normalize("NFKC", text))
+        text = _FOREIGN_WORD.sub(_english, text)
     text = _CONTROL.sub(" ", text)
     if not text.isascii():
         text = _unicode(text)
-    text = _DISCORD_TOKEN.sub(" ", text)
-    text = _URL.sub(" ", text)
-    text = text.translate(_MARKDOWN).upper()
+    text = text.translate(_MARKDOWN)
     text = _buy_sell_labels(_SPACES.sub(" ", text).replace(" \n", "\n"))
-    return "\n" + text if keep_commentary else _commentary("\n" + text)
+    return "\n" + text if keep_commentary else drop_commentary("\n" + text)
