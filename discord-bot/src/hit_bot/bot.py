@@ -18,6 +18,7 @@ import httpx
 import yarl
 from discord.ext import commands
 
+from hit_bot.cogs.following import FollowingCog
 from hit_bot.cogs.notify import NotifyCog
 from hit_bot.cogs.operator import ErrorsCog, OperatorCog
 from hit_bot.cogs.signals import SignalsCog
@@ -59,9 +60,11 @@ class HitBot(commands.Bot):
         self.trading = trading
         self.state = state
         self.parse = parse
+        self.following = FollowingCog(self)  # management messages: the signals cog hands them on
 
     async def setup_hook(self) -> None:
         await self.add_cog(SignalsCog(self))
+        await self.add_cog(self.following)
         await self.add_cog(OperatorCog(self))
         await self.add_cog(TradesCog(self))
         await self.add_cog(TradeActionsCog(self))

@@ -11,12 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import ValidationError
 
 from hit_bot.trading_client import Delivered, Refused, SubmitOutcome, TradingClient, Unreachable
 from hit_shared.models import MAX_RAW_TEXT, SignalCore, SignalSource, TradeSignal, TradeStatus
+
+if TYPE_CHECKING:
+    from hit_bot.parsing.management import Management
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,8 @@ class ParsedLike(Protocol):
     def format(self) -> str | None: ...
     @property
     def reason(self) -> str | None: ...
+    @property
+    def management(self) -> Management | None: ...
 
 
 Parser = Callable[[str], ParsedLike]
@@ -49,6 +54,14 @@ class Origin:
 @dataclass(frozen=True, slots=True)
 class NotSignal:
     """Chatter: nothing to do, nothing to say."""
+
+
+@dataclass(frozen=True, slots=True)
+class ManagementMessage(NotSignal):
+    """About a trade already running ("close half", "SL to entry"): no signal, nothing forwarded here;
+    the cog that follows the channel (cogs/following.py) decides what to do with it."""
+
+    management: Management
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +163,10 @@ async def process(
     parsed = classify(text, parse)
     if isinstance(parsed, InvalidSignal):
         return parsed
+    if parsed.kind == "management" and parsed.management is not None:
+        return ManagementMessage(parsed.management)
     if parsed.kind in ("not_signal", "management"):
-        return NotSignal()  # management (issue #17) is read by the parser; acting on it is not done here
+        return NotSignal()
     if parsed.kind != "signal" or parsed.signal is None:
         return InvalidSignal(parsed.reason or "this message is not a complete signal", parsed.format)
     try:

@@ -265,6 +265,23 @@ class Plan:
         return self.trade.signal_id
 
 
+def close_summary(trade: TradeView, fraction: Decimal) -> str:
+    part = "all" if fraction == 1 else f"{fmt(fraction * 100)}%"
+    return (
+        f"Close {part} of {headline(trade)} at market ({fmt(trade.filled_size)} contracts filled, "
+        f"entry {price(trade.avg_entry)})."
+    )
+
+
+def cancel_summary(trade: TradeView) -> str:
+    if trade.filled_size:
+        return (
+            f"Cancel the unfilled entries of {headline(trade)}; the {fmt(trade.filled_size)} contracts "
+            "filled stay open with their stop and targets."
+        )
+    return f"Cancel the entries of {headline(trade)} (nothing filled): the trade ends."
+
+
 def confirm_embed(plan: Plan, timeout: float) -> discord.Embed:
     embed = discord.Embed(
         title=f"Confirm: {plan.action.value} {headline(plan.trade)}",

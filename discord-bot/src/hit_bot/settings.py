@@ -20,6 +20,10 @@ DEFAULT_TRADING_SERVER_URL = "http://127.0.0.1:8000"  # where the trading server
 
 IdList = Annotated[tuple[int, ...], NoDecode]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# What the bot does with a channel's management messages ("close half", "SL to entry": issue #17): nothing,
+# ask an admin first, or act at once.
+FollowMode = Literal["off", "confirm", "act"]
+FOLLOW_MODES: tuple[FollowMode, ...] = ("off", "confirm", "act")
 
 
 class SettingsError(Exception):
@@ -106,12 +110,44 @@ class BotSettings(ServerSettings):
     events_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
     guild_ready_timeout: float = Field(default=2.0, ge=0, le=60)
     sync_slash_commands: bool = True
+    follow_management: FollowMode = "confirm"
+    # per channel, over FOLLOW_MANAGEMENT: `2001:act, 2002:off`
+    follow_management_channels: Annotated[dict[int, FollowMode], NoDecode] = Field(default_factory=dict)
+    follow_confirm_seconds: float = Field(default=300.0, gt=0, le=24 * 3600)
 
     @field_validator("discord_channel_ids", "allowed_user_ids", "allowed_role_ids", "admin_role_ids",
                      mode="before")
     @classmethod
     def _ids(cls, value: Any) -> Any:
         return _split_ids(value)
+
+    @field_validator("follow_management", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("follow_management_channels", mode="before")
+    @classmethod
+    def _channel_modes(cls, value: Any) -> Any:
+        """`"2001:act, 2002:off"` -> {2001: "act", 2002: "off"}; empty -> {}."""
+        if not isinstance(value, str):
+            return value
+        modes: dict[str, str] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            channel, colon, mode = part.partition(":")
+            if not colon or not channel.strip().isdigit() or mode.strip().lower() not in FOLLOW_MODES:
+                raise ValueError(
+                    f"{part!r} is not channel_id:mode (mode one of {', '.join(FOLLOW_MODES)}), "
+                    "e.g. 2001:act, 2002:off"
+                )
+            modes[channel.strip()] = mode.strip().lower()
+        return modes
+
+    def follow_mode(self, channel_id: int) -> FollowMode:
+        """How this channel's management messages are followed: its own setting, else FOLLOW_MANAGEMENT."""
+        return self.follow_management_channels.get(channel_id, self.follow_management)
 
     @field_validator("notify_channel_id", mode="before")
     @classmethod

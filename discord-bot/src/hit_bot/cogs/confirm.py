@@ -1,6 +1,7 @@
 """The confirmation step of an action on a trade: a message with Confirm and Cancel buttons.
 
-Only the admin who asked can press them. Confirm acts once: the buttons are taken off before the server
+Only the admin who asked can press them (for a channel's management message: any admin, `Pressers`).
+Confirm acts once: the buttons are taken off before the server
 is asked, a second press finds the decision made, and the Idempotency-Key (derived from the command, see
 `cogs/trade_actions.py`) makes even a repeated request act once on the server. Cancel, or no press
 within the timeout, acts not at all and says so. When the server did not answer, the message offers
@@ -32,13 +33,31 @@ class Done:
 Runner = Callable[[str], Awaitable[Done]]  # called with the name of who confirmed
 
 
+@dataclass(frozen=True)
+class Pressers:
+    """Who may press the buttons, and what anyone else is told."""
+
+    allowed: Callable[[discord.abc.User], bool]
+    refusal: str
+
+
 class ConfirmView(discord.ui.View):
     def __init__(
-        self, plan: Plan, owner_id: int, timeout: float, run: Runner, *, retry: bool = False
+        self,
+        plan: Plan,
+        owner_id: int,
+        timeout: float,
+        run: Runner,
+        *,
+        retry: bool = False,
+        pressers: Pressers | None = None,
     ) -> None:
         super().__init__(timeout=timeout)
         self.plan = plan
         self.owner_id = owner_id
+        self.pressers = pressers or Pressers(
+            lambda user: user.id == owner_id, "Only the admin who asked can confirm or cancel this."
+        )
         self.run = run
         self.message: discord.Message | None = None
         self.decided = False
@@ -46,11 +65,9 @@ class ConfirmView(discord.ui.View):
             self.confirm.label = "Try again"
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
-        if interaction.user.id == self.owner_id:
+        if self.pressers.allowed(interaction.user):
             return True
-        await interaction.response.send_message(
-            "Only the admin who asked can confirm or cancel this.", ephemeral=True
-        )
+        await interaction.response.send_message(self.pressers.refusal, ephemeral=True)
         return False
 
     def _decide(self) -> bool:
@@ -74,7 +91,14 @@ class ConfirmView(discord.ui.View):
             done = Done(render_trades.failed_embed(self.plan))
         view = None
         if done.may_retry:
-            view = ConfirmView(self.plan, self.owner_id, self.timeout or 60.0, self.run, retry=True)
+            view = ConfirmView(
+                self.plan,
+                self.owner_id,
+                self.timeout or 60.0,
+                self.run,
+                retry=True,
+                pressers=self.pressers,
+            )
             view.message = self.message
         try:
             await interaction.edit_original_response(embed=done.embed, view=view)

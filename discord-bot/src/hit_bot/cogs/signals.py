@@ -21,7 +21,7 @@ from discord.ext import commands
 
 from hit_bot import render
 from hit_bot.checks import is_watched_channel, may_post_signals
-from hit_bot.pipeline import Forwarded, NotSignal, Origin, Outcome, process
+from hit_bot.pipeline import Forwarded, ManagementMessage, NotSignal, Origin, Outcome, process
 from hit_bot.trading_client import TradingServerError, Unreachable
 from hit_shared.logs import signal_context
 from hit_shared.models import SignalSource, TradeSignal
@@ -80,7 +80,9 @@ class SignalsCog(commands.Cog):
         if payload.cached_message is not None and payload.cached_message.content == message.content:
             return  # an embed unfurled, a pin: not a change of text
         if self.bot.state.send_state(signal_id_of(message)) is not None:
-            await self._reply(message, content=render.EDIT_NOTICE)
+            before = payload.cached_message.content if payload.cached_message is not None else None
+            if not await self.bot.following.signal_edited(message, before):
+                await self._reply(message, content=render.EDIT_NOTICE)
             return
         await self.handle(message, edited=True)
 
@@ -134,6 +136,9 @@ class SignalsCog(commands.Cog):
         self.bot.state.mark_sending(signal.signal_id)
 
     async def show(self, message: discord.Message, outcome: Outcome) -> None:
+        if isinstance(outcome, ManagementMessage):
+            await self.bot.following.follow(message, outcome.management)
+            return
         if isinstance(outcome, NotSignal):
             return
         await self._reply(message, embed=render.outcome_embed(outcome))

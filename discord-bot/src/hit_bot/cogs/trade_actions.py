@@ -9,7 +9,6 @@ client, a second press, and "Try again" after no answer all send the same key, s
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from discord import app_commands
@@ -28,9 +27,8 @@ from hit_bot.cogs.trade_lookup import (
     parse_stop,
     trade_and_argument,
 )
-from hit_bot.render_trades import Plan, headline, price
-from hit_bot.trading_client import ServerRefused, ServerUnreachable, TradingServerError
-from hit_shared.models import fmt
+from hit_bot.render_trades import Plan, cancel_summary, close_summary, headline, price
+from hit_bot.trading_client import ServerRefused, ServerUnreachable, TradingClient, TradingServerError
 from hit_shared.trade_actions import CancelRequest, CloseRequest, TradeAction
 from hit_shared.trades import TradeState, TradeView
 
@@ -45,23 +43,6 @@ TRADE_HELP = "a symbol (ETH, ETH-USDT) or a trade id (discord:…)"
 def idempotency_key(action: TradeAction, ctx: Context) -> str:
     """One key per command: a slash command's context message carries the interaction's id."""
     return f"discord-{action.value}-{ctx.message.id}"
-
-
-def _close_summary(trade: TradeView, fraction: Decimal) -> str:
-    part = "all" if fraction == 1 else f"{fmt(fraction * 100)}%"
-    return (
-        f"Close {part} of {headline(trade)} at market ({fmt(trade.filled_size)} contracts filled, "
-        f"entry {price(trade.avg_entry)})."
-    )
-
-
-def _cancel_summary(trade: TradeView) -> str:
-    if trade.filled_size:
-        return (
-            f"Cancel the unfilled entries of {headline(trade)}; the {fmt(trade.filled_size)} contracts "
-            "filled stay open with their stop and targets."
-        )
-    return f"Cancel the entries of {headline(trade)} (nothing filled): the trade ends."
 
 
 class TradeActionsCog(commands.Cog, name="Trade actions"):
@@ -80,7 +61,7 @@ class TradeActionsCog(commands.Cog, name="Trade actions"):
         if not found.filled_size:
             raise TradeProblem(f"Nothing of {headline(found)} has filled: `!cancel` its entries instead.")
         body = CloseRequest(fraction=fraction)
-        await self._ask(ctx, Plan(TradeAction.CLOSE, found, body, _close_summary(found, fraction)))
+        await self._ask(ctx, Plan(TradeAction.CLOSE, found, body, close_summary(found, fraction)))
 
     @hybrid("cancel", "Cancel a trade's unfilled entries (admins only)")
     @app_commands.describe(trade=TRADE_HELP)
@@ -89,7 +70,7 @@ class TradeActionsCog(commands.Cog, name="Trade actions"):
         ref, _ = await trade_and_argument(self.bot, ctx.message, trade, None)
         await ctx.defer()
         found = await self._live_trade(ref)
-        await self._ask(ctx, Plan(TradeAction.CANCEL, found, CancelRequest(), _cancel_summary(found)))
+        await self._ask(ctx, Plan(TradeAction.CANCEL, found, CancelRequest(), cancel_summary(found)))
 
     @hybrid("sl", "Move a trade's stop: a price, or be for breakeven (admins only)")
     @app_commands.describe(trade=TRADE_HELP, stop="the new stop price, or be for the average entry")
@@ -123,16 +104,21 @@ class TradeActionsCog(commands.Cog, name="Trade actions"):
         )
 
     async def carry_out(self, plan: Plan, key: str, who: str) -> Done:
-        """Send the confirmed action; the outcome as an embed (the server's own sentence when it refuses)."""
-        log.warning("%s on %s confirmed by %s (key %s)", plan.action.value, plan.signal_id, who, key)
-        try:
-            result = await self.bot.trading.act(plan.action, plan.signal_id, key, plan.body)
-        except ServerUnreachable as exc:
-            return Done(render_trades.unreachable_embed(plan, str(exc)), may_retry=True)
-        except ServerRefused as exc:
-            log.info("%s on %s refused: %s (%s)", plan.action.value, plan.signal_id, exc.message, exc.code)
-            return Done(render_trades.refused_embed(plan, exc.message))
-        except TradingServerError as exc:
-            return Done(render_trades.refused_embed(plan, str(exc)))
-        log.warning("%s on %s: %s", plan.action.value, plan.signal_id, result.message)
-        return Done(render_trades.result_embed(plan, result, who))
+        return await carry_out(self.bot.trading, plan, key, who)
+
+
+async def carry_out(client: TradingClient, plan: Plan, key: str, who: str) -> Done:
+    """Send a decided action under `key`; the outcome as an embed (the server's own sentence when it
+    refuses). Also used by the channel's management messages (cogs/following.py)."""
+    log.warning("%s on %s decided by %s (key %s)", plan.action.value, plan.signal_id, who, key)
+    try:
+        result = await client.act(plan.action, plan.signal_id, key, plan.body)
+    except ServerUnreachable as exc:
+        return Done(render_trades.unreachable_embed(plan, str(exc)), may_retry=True)
+    except ServerRefused as exc:
+        log.info("%s on %s refused: %s (%s)", plan.action.value, plan.signal_id, exc.message, exc.code)
+        return Done(render_trades.refused_embed(plan, exc.message))
+    except TradingServerError as exc:
+        return Done(render_trades.refused_embed(plan, str(exc)))
+    log.warning("%s on %s: %s", plan.action.value, plan.signal_id, result.message)
+    return Done(render_trades.result_embed(plan, result, who))

@@ -235,6 +235,22 @@ class FakeDiscord:
         await self._dispatch("MESSAGE_CREATE", self._as_seen(message, user))
         return int(message["id"])
 
+    async def redeliver(self, channel: str, message_id: int) -> None:
+        """The gateway sends a stored user message again (as Discord may after a resume)."""
+        stored = self._find(self.channel(channel), message_id)
+        if stored is None:
+            raise KeyError(message_id)
+        user = self._user_by_id(int(stored["author"]["id"]))
+        await self._dispatch("MESSAGE_CREATE", self._as_seen(stored, user))
+
+    async def delete_user_message(self, channel: str, message_id: int) -> None:
+        """The author deletes their message; the bot hears MESSAGE_DELETE."""
+        if self._find(self.channel(channel), message_id) is None:
+            raise KeyError(message_id)
+        self.remove(message_id)
+        where = {"channel_id": str(self.channel(channel)), "guild_id": str(self.world.guild_id)}
+        await self._dispatch("MESSAGE_DELETE", {"id": str(message_id), **where})
+
     async def edit_user_message(self, channel: str, message_id: int, content: str) -> None:
         stored = self._find(self.channel(channel), message_id)
         if stored is None:

@@ -45,7 +45,7 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, cast
 
@@ -202,6 +202,8 @@ class TradeControls(CloseActions, StopActions, TargetActions):
             ) from exc
         else:
             status, body = 200, result.model_dump(mode="json")
+        # each event names the request it answers: a bot's key names its source (discord-follow-<message>)
+        events = [replace(e, data={**e.data, "key": row.key}) for e in events]
         stored = await self.store.finish(row.key, status, body, events)
         self.wake()
         return Answer(stored.status_code or status, stored.answer or body, replayed=stored.answer != body)

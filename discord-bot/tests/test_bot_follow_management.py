@@ -1,0 +1,295 @@
+"""Following the channel (issue #17), end to end: the real discord.py client on the fake Discord, the real
+trading server in paper mode and its BloFin simulator. A signal is posted in the channel and traded; then
+the channel's management messages (mostly Discord replies to the signal) act on that trade.
+
+Each test checks what the server says afterwards (the trade's size, stop, targets, state, P&L, and the
+action events with their Idempotency-Key), so a second close, a close nobody asked for or a wrong stop
+shows up here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hit_bot.bot import HitBot, point_at_discord
+from hit_bot.cogs.following import ADMINS_ONLY, NOT_ALLOWED
+from hit_bot.pipeline import Parser
+from hit_bot.state import StateStore
+from hit_bot.testing.fake_discord import FakeDiscord
+from hit_bot.trading_client import TradingClient
+from hit_server.testing import BASE_URL, TEST_API_KEY, RunningServer, paper_settings, running_server
+from hit_server.testing import signal_events as server_events
+
+WAIT = 15.0  # seconds: a bound on a busy machine, never a sleep
+SIGNAL = "LONG ETH-USDT\nEntry: market\nSL: 2900\nTP1: 3300\nTP2: 3500"
+RESTING = "LONG ETH-USDT\nEntry: 2900\nSL: 2800\nTP1: 3300"  # below the price (3000): it rests
+
+
+@pytest.fixture
+async def paper(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    data = tmp_path / "server"
+    data.mkdir()
+    async with running_server(paper_settings(data, monitor_poll_seconds=0.05)) as server:
+        yield server
+
+
+Follower = Callable[..., AbstractAsyncContextManager[HitBot]]
+
+
+@pytest.fixture
+def follower(paper: RunningServer, make_settings: Any, parse: Parser) -> Follower:
+    """`async with follower(follow_management="act"):` the bot on the fake Discord and the real server."""
+
+    @asynccontextmanager
+    async def run(**overrides: Any) -> AsyncIterator[HitBot]:
+        settings = make_settings(
+            trading_server_url=BASE_URL, trading_server_api_key=TEST_API_KEY, **overrides
+        )
+        point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
+        trading = TradingClient(paper.http, BASE_URL, TEST_API_KEY, deadline=10.0, attempt_timeout=5.0)
+        async with HitBot(settings, trading, StateStore(settings.state_dir), parse) as bot:
+            await bot.login(settings.discord_token.get_secret_value())
+            task = bot.loop.create_task(bot.connect())
+            try:
+                await bot.wait_until_ready()
+                yield bot
+            finally:
+                await bot.close()
+                await task
+
+    return run
+
+
+# ---- helpers -----------------------------------------------------------------------------------------
+
+
+async def trade_json(paper: RunningServer, sid: str) -> dict[str, Any]:
+    reply = await paper.http.get(f"/api/v1/trades/{sid}")
+    assert reply.status_code == 200, reply.text
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
+async def until(
+    paper: RunningServer, sid: str, ok: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The trade once `ok` holds for it (the server's view, polled; bounded, never a fixed sleep)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        seen = await trade_json(paper, sid)
+        if ok(seen):
+            return seen
+        assert time.monotonic() < deadline, f"{sid} never {what}: {seen}"
+        await asyncio.sleep(0.05)
+
+
+async def post_signal(fake: FakeDiscord, paper: RunningServer, text: str, state: str) -> tuple[int, str]:
+    """The signal posted in the channel and traded by the bot; (its message id, its trade's signal_id)."""
+    mid = await fake.post_user_message(text, author="alice")
+    sid = f"discord:{fake.channel('signals')}:{mid}"
+    assert await fake.wait_until(lambda: fake.replies_to(mid), WAIT), "the signal got no reply"
+    await until(
+        paper, sid, lambda t: t["state"] == state and (state != "open" or bool(t["avg_entry"])), state
+    )
+    return mid, sid
+
+
+async def actions(paper: RunningServer, sid: str, kind: str) -> list[dict[str, Any]]:
+    """The trade's action events of this kind that did something (refusals left out)."""
+    return [
+        e
+        for e in await server_events(paper, sid)
+        if e["type"] == kind and e["data"].get("outcome") != "refused"
+    ]
+
+
+async def reply_text(fake: FakeDiscord, mid: int) -> str:
+    assert await fake.wait_until(lambda: fake.replies_to(mid), WAIT), "no reply"
+    return fake.text_of(fake.replies_to(mid)[0].id)
+
+
+async def position(paper: RunningServer, symbol: str) -> Decimal:
+    """The contracts the exchange holds on `symbol` (GET /api/v1/positions), 0 when none."""
+    reply = await paper.http.get("/api/v1/positions")
+    assert reply.status_code == 200, reply.text
+    held = [Decimal(p["positions"]) for p in reply.json()["positions"] if p["instId"] == symbol]
+    return sum(held, Decimal(0))
+
+
+async def until_position(paper: RunningServer, symbol: str, ok: Callable[[Decimal], bool]) -> Decimal:
+    deadline = time.monotonic() + WAIT
+    while not ok(held := await position(paper, symbol)):
+        assert time.monotonic() < deadline, f"the {symbol} position stayed {held}"
+        await asyncio.sleep(0.05)
+    return held
+
+
+# ---- act mode ----------------------------------------------------------------------------------------
+
+
+async def test_act_mode_close_half_then_stop_to_entry_then_close(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        filled = await until_position(paper, "ETH-USDT", lambda held: held > 0)
+
+        half = await fake_discord.post_user_message("close half here", reply_to=signal)
+        left = await until_position(paper, "ETH-USDT", lambda held: held < filled)
+        assert filled / 2 - 1 <= left <= filled / 2 + 1  # half closed, to the lot
+        assert "Partly closed" in await reply_text(fake_discord, half)
+        after_half = await trade_json(paper, sid)
+        open_targets = [t for t in after_half["targets"] if t["state"] == "open"]
+        assert sum(Decimal(t["size"]) for t in open_targets) == left  # the targets re-split over the rest
+        live_stops = [o for o in after_half["orders"] if o["role"] == "stop_loss" and o["state"] == "live"]
+        assert len(live_stops) == 1  # one stop still covers the position
+
+        await paper.set_price("ETH-USDT", "3100")  # above the entry: a stop there is below the mark
+        be = await fake_discord.post_user_message("TP1 done ✅ move SL to entry", reply_to=signal)
+        moved = await until(paper, sid, lambda t: t["stop"]["price"] == t["avg_entry"], "at breakeven")
+        assert "Stop moved" in await reply_text(fake_discord, be)
+        assert moved["state"] == "open"
+
+        close = await fake_discord.post_user_message("Close ETH now", reply_to=signal)
+        closed = await until(paper, sid, lambda t: t["state"] == "closed", "closed")
+        assert "Closed" in await reply_text(fake_discord, close)
+    assert closed["exit_reason"] == "manual" and closed["realized_pnl"] is not None
+    for kind, message in (("manual_close", half), ("manual_stop", be), ("manual_close", close)):
+        keys = [e["data"]["key"] for e in await actions(paper, sid, kind)]
+        assert f"discord-follow-{message}" in keys  # the journal and the feed name the source message
+
+
+async def test_act_mode_cancel_before_the_fill_cancels_the_entries(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        _, sid = await post_signal(fake_discord, paper, RESTING, "pending")
+        said = await fake_discord.post_user_message("ETH setup cancelled, not filled")  # by symbol, no reply
+        ended = await until(paper, sid, lambda t: t["state"] == "cancelled", "cancelled")
+        assert "Cancelled" in await reply_text(fake_discord, said)
+    assert ended["filled_size"] in ("0", 0)
+    assert len(await actions(paper, sid, "manual_cancel")) == 1
+
+
+async def test_the_same_reply_delivered_twice_and_again_to_a_restarted_bot_acts_once(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer, tmp_path: Path
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        close = await fake_discord.post_user_message("close half", reply_to=signal)
+        await fake_discord.redeliver("signals", close)
+        await until(
+            paper, sid, lambda t: any(e["type"] == "manual_close" for e in t["events"]), "closed half"
+        )
+        halved = await position(paper, "ETH-USDT")
+    # a bot that remembers nothing (new state directory) is sent the same message after a reconnect
+    async with follower(follow_management="act", state_dir=tmp_path / "fresh-state") as bot:
+        await fake_discord.redeliver("signals", close)
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(close)) >= 2, WAIT)
+        assert bot.is_ready()
+    assert len(await actions(paper, sid, "manual_close")) == 1
+    assert await position(paper, "ETH-USDT") == halved
+
+
+async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    alice = str(fake_discord.user("alice").id)
+    async with follower(follow_management="act", allowed_user_ids=alice):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        before = await trade_json(paper, sid)
+        nope = await fake_discord.post_user_message("close it all now", author="bob", reply_to=signal)
+        assert await reply_text(fake_discord, nope) == NOT_ALLOWED
+    after = await trade_json(paper, sid)
+    assert after["state"] == "open" and after["filled_size"] == before["filled_size"]
+    assert await actions(paper, sid, "manual_close") == []
+
+
+# ---- confirm mode ------------------------------------------------------------------------------------
+
+
+async def test_confirm_mode_does_nothing_until_an_admin_confirms(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower():  # FOLLOW_MANAGEMENT defaults to confirm
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        close = await fake_discord.post_user_message("Close this one", reply_to=signal)
+        prompt_text = await reply_text(fake_discord, close)
+        prompt = fake_discord.replies_to(close)[0].id
+        assert "Confirm: close LONG ETH-USDT" in prompt_text and "The channel asks: Close all" in prompt_text
+        assert [b.get("label") for b in fake_discord.buttons(prompt)] == ["Confirm", "Cancel"]
+        assert await actions(paper, sid, "manual_close") == []
+        refused = await fake_discord.click(prompt, "Confirm", author="alice")  # a trader, not an admin
+        assert await fake_discord.wait_until(lambda: fake_discord.interaction(refused).acknowledged, WAIT)
+        assert [a.text for a in fake_discord.interaction(refused).answers] == [ADMINS_ONLY]
+        assert (await trade_json(paper, sid))["state"] == "open"
+        await fake_discord.press(prompt, "Confirm", author="carol")
+        await until(paper, sid, lambda t: t["state"] == "closed", "closed")
+        assert await fake_discord.wait_until(lambda: "Closed" in fake_discord.text_of(prompt), WAIT)
+    assert len(await actions(paper, sid, "manual_close")) == 1
+
+
+async def test_off_mode_ignores_management_and_a_name_with_no_trade_is_said(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    channel = fake_discord.channel("signals")
+    async with follower(follow_management="act", follow_management_channels=f"{channel}:off"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        quiet = await fake_discord.post_user_message("close half", reply_to=signal)
+        # a later signal answered: the bot, which reads a management message without a round trip, is past it
+        await post_signal(fake_discord, paper, "LONG BTC-USDT Entry: market SL: 58000 TP: 62000", "open")
+        assert fake_discord.replies_to(quiet) == []
+    async with follower(follow_management="act"):
+        unknown = await fake_discord.post_user_message("Close SOL now")
+        assert "no open or pending SOL-USDT trade from this channel" in await reply_text(
+            fake_discord, unknown
+        )
+    assert (await trade_json(paper, sid))["state"] == "open"
+    assert await actions(paper, sid, "manual_close") == []
+
+
+# ---- edits and deletions of the signal -----------------------------------------------------------------
+
+
+async def test_an_edit_of_the_signals_stop_moves_the_stop_and_never_trades_the_entry_again(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        held = await position(paper, "ETH-USDT")
+        await fake_discord.edit_user_message("signals", signal, SIGNAL.replace("SL: 2900", "SL: 2950"))
+        moved = await until(paper, sid, lambda t: t["stop"]["price"] == "2950", "moved to 2950")
+        await fake_discord.edit_user_message(
+            "signals", signal, SIGNAL.replace("SL: 2900", "SL: 2950") + "\n🚀"
+        )
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(signal)) >= 3, WAIT)
+        notice = fake_discord.text_of(fake_discord.replies_to(signal)[-1].id)
+    assert "Stop moved" in fake_discord.text_of(fake_discord.replies_to(signal)[1].id)
+    assert "Edits don't change a trade already sent" in notice  # nothing of its levels changed
+    assert moved["state"] == "open" and await position(paper, "ETH-USDT") == held  # no second entry
+    keys = [e["data"]["key"] for e in await actions(paper, sid, "manual_stop")]
+    assert len(keys) == 1 and keys[0].startswith(f"discord-edit-{signal}-stop-")
+
+
+async def test_a_signal_deleted_before_its_fill_has_its_entries_cancelled(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, RESTING, "pending")
+        await fake_discord.delete_user_message("signals", signal)
+        ended = await until(paper, sid, lambda t: t["state"] == "cancelled", "cancelled")
+        assert await fake_discord.wait_until(
+            lambda: any("was deleted" in p.text for p in fake_discord.posts_in("signals")), WAIT
+        )
+    assert ended["filled_size"] in ("0", 0)
+    assert [e["data"]["key"] for e in await actions(paper, sid, "manual_cancel")] == [
+        f"discord-delete-{signal}"
+    ]
