@@ -351,3 +351,18 @@ def test_management_money_actions_are_the_five_that_change_a_position() -> None:
         "move_stop",
         "update_targets",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("TP1 close, move SL to entry", "move_stop"),
+        ("TP1 closed ✅ SL to breakeven now", "move_stop"),
+        ("Close ETH now", "close"),  # alone, a close is a close
+        ("Close half, move SL to entry", "partial_close"),  # a part closed: the trade goes on
+    ],
+)
+def test_management_never_closes_all_in_a_message_that_keeps_the_trade_going(text: str, action: str) -> None:
+    """Moving the stop or setting targets says the trade goes on: a close of all of it beside them is the
+    report of a target, never a close of the whole position (a money action the message did not ask)."""
+    assert _action(text) == action

@@ -18,6 +18,8 @@ The reading, on the pieces of parsing/cues.py:
 3. Of the clauses' readings, a money action wins over a report; of several money actions the larger
    change wins (close, partial_close, cancel, move_stop, update_targets); of reports sl_hit, then tp_hit,
    then other. When in doubt between a money action and a report the report is read: it moves nothing.
+   A message that moves the stop or sets targets keeps the trade going, so a close of all of it in the
+   same message is not taken (`TP1 close, move SL to entry`: the stop moves).
 
 The words are the vocabulary's ([management.*] in parsing/vocabulary.toml, a user's PARSER_VOCABULARY).
 """
@@ -103,7 +105,14 @@ def _sentence_ended(clause: Clause) -> bool:
     return clause.opens_sentence
 
 
+# A message that keeps the trade going (moves its stop, sets its targets) does not close all of it too:
+# `TP1 close, move SL to entry` reports a target and moves the stop; the close of everything is not taken.
+_KEEPS_THE_TRADE = (ManagementAction.MOVE_STOP, ManagementAction.UPDATE_TARGETS)
+
+
 def _choose(readings: list[ClauseReading]) -> ClauseReading | None:
+    if any(reading.action in _KEEPS_THE_TRADE for reading in readings):
+        readings = [reading for reading in readings if reading.action is not ManagementAction.CLOSE]
     for action in (*MONEY_ACTIONS, *REPORTS):
         for reading in readings:
             if reading.action is action:
