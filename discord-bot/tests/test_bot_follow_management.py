@@ -167,6 +167,23 @@ async def test_act_mode_close_half_then_stop_to_entry_then_close(
         assert f"discord-follow-{message}" in keys  # the journal and the feed name the source message
 
 
+
+async def test_act_mode_carries_out_each_step_of_a_message_once(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        filled = await until_position(paper, "ETH-USDT", lambda held: held > 0)
+        await paper.set_price("ETH-USDT", "3100")
+        both = await fake_discord.post_user_message("TP1 ✅ closing half, SL to entry", reply_to=signal)
+        await until(paper, sid, lambda t: t["stop"]["price"] == t["avg_entry"], "at breakeven")
+        await fake_discord.redeliver("signals", both)
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(both)) >= 2, WAIT)
+    left = await position(paper, "ETH-USDT")
+    assert filled / 2 - 1 <= left <= filled / 2 + 1
+    assert [e["data"]["key"] for e in await actions(paper, sid, "manual_close")] == [f"discord-follow-{both}"]
+    assert [e["data"]["key"] for e in await actions(paper, sid, "manual_stop")] == [f"discord-follow-{both}-2"]
+
 async def test_act_mode_cancel_before_the_fill_cancels_the_entries(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:

@@ -366,3 +366,24 @@ def test_management_never_closes_all_in_a_message_that_keeps_the_trade_going(tex
     """Moving the stop or setting targets says the trade goes on: a close of all of it beside them is the
     report of a target, never a close of the whole position (a money action the message did not ask)."""
     assert _action(text) == action
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "then"),
+    [
+        ("Close half, move SL to entry", "partial_close", ["move_stop"]),
+        ("Фиксирую 50%, стоп в безубыток", "partial_close", ["move_stop"]),
+        ("部分止盈50%，止损移到保本", "partial_close", ["move_stop"]),
+        ("Closing half here at 2.415, moving SL to 2.30", "partial_close", ["move_stop"]),
+        ("BTC update: TP1 done ✅, SL now at entry", "move_stop", []),  # `update` + TP1 gives no targets
+        ("Close ETH now, move SL to entry", "move_stop", []),  # a whole close is never a step
+        ("Close half, then close half again", "partial_close", []),  # one step per action
+    ],
+)
+def test_management_keeps_the_other_complete_money_actions_of_a_message_in_order(
+    text: str, first: str, then: list[str]
+) -> None:
+    management = _read(text)
+    assert management.action.value == first
+    assert [step.action.value for step in management.also] == then
+    assert all(step.also == () for step in management.also)

@@ -59,9 +59,10 @@ def signal_id_for(channel_id: int, message_id: int) -> str:
     return f"discord:{channel_id}:{message_id}"
 
 
-def idempotency_key(message_id: int) -> str:
-    """One key per management message: a second delivery, a backfill or an edit of it acts at most once."""
-    return f"discord-follow-{message_id}"
+def idempotency_key(message_id: int, step: int = 0) -> str:
+    """One key per management message and step (its first action, then each of `Management.also`): a
+    second delivery, a backfill or an edit of it acts at most once."""
+    return f"discord-follow-{message_id}" + (f"-{step + 1}" if step else "")
 
 
 async def find_trade(

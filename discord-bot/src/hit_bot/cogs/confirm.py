@@ -28,6 +28,7 @@ class Done:
 
     embed: discord.Embed
     may_retry: bool = False
+    acted: bool = False  # the server did it
 
 
 Runner = Callable[[str], Awaitable[Done]]  # called with the name of who confirmed

@@ -71,20 +71,38 @@ class FollowingCog(commands.Cog, name="Following"):
             if management.moves_money:
                 await _reply(message, f"🔎 Nothing was done: {found.reason}.")
             return
-        decided = following.plan(management, found)
+        for step, asked in enumerate((management, *management.also)):
+            if step:  # the trade as the step before left it (a part closed: its sizes are new)
+                try:
+                    found = await self.bot.trading.trade(found.signal_id)
+                except TradingServerError as exc:
+                    await _reply(
+                        message, f"⚠️ The rest was not done: the trading server did not answer ({exc})"
+                    )
+                    return
+            decided = following.plan(asked, found)
+            key = following.idempotency_key(message.id, step)
+            if not await self._do(message, decided, key, asked.moves_money, mode == "act"):
+                return
+
+    async def _do(
+        self, message: discord.Message, decided: Plan | Report | Nothing, key: str, asked: bool, act: bool
+    ) -> bool:
+        """One step of a management message; False when the steps after it must wait (it was not done)."""
         if isinstance(decided, Nothing):
-            if management.moves_money:
+            if asked:
                 await _reply(message, f"🔎 Nothing was done: {decided.reason}.")
-            return
+            return False
         if isinstance(decided, Report):
             await _react(message, "✅" if decided.agrees else "👀")
             if not decided.agrees:
                 await _reply(message, decided.text)
-            return
-        await self.carry_out_or_ask(message, decided, following.idempotency_key(message.id), mode == "act")
+            return False
+        return await self.carry_out_or_ask(message, decided, key, act)
 
-    async def carry_out_or_ask(self, message: discord.Message, plan: Plan, key: str, act: bool) -> None:
-        """In act mode the action is sent at once; otherwise a prompt waits for an admin's Confirm."""
+    async def carry_out_or_ask(self, message: discord.Message, plan: Plan, key: str, act: bool) -> bool:
+        """In act mode the action is sent at once (True when the server did it); otherwise a prompt waits
+        for an admin's Confirm (True: the next step gets its own prompt)."""
         pressers = Pressers(lambda user: is_admin(self.bot.settings, user), ADMINS_ONLY)
         timeout = self.bot.settings.follow_confirm_seconds
 
@@ -99,11 +117,12 @@ class FollowingCog(commands.Cog, name="Following"):
             posted = await _reply(message, embed=done.embed, view=view)
             if view is not None:
                 view.message = posted
-            return
+            return done.acted
         view = ConfirmView(plan, 0, timeout, run, pressers=pressers)
         embed = render_trades.confirm_embed(plan, timeout)
         embed.description = f"The channel asks: {plan.summary}\nAn admin may confirm within {timeout:g} s."
         view.message = await _reply(message, embed=embed, view=view)
+        return True
 
     # ---- members who may not manage trades ----------------------------------------------------------
 

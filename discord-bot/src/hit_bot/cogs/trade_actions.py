@@ -121,4 +121,4 @@ async def carry_out(client: TradingClient, plan: Plan, key: str, who: str) -> Do
     except TradingServerError as exc:
         return Done(render_trades.refused_embed(plan, str(exc)))
     log.warning("%s on %s: %s", plan.action.value, plan.signal_id, result.message)
-    return Done(render_trades.result_embed(plan, result, who))
+    return Done(render_trades.result_embed(plan, result, who), acted=True)

@@ -26,7 +26,7 @@ The words are the vocabulary's ([management.*] in parsing/vocabulary.toml, a use
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -61,6 +61,8 @@ class Management:
     targets: tuple[Decimal, ...] = ()
     added: bool = False
     reason: str = ""
+    # the message's other money actions, in the order written (`close half, SL to entry`: the move)
+    also: tuple[Management, ...] = ()
 
     @property
     def moves_money(self) -> bool:
@@ -83,7 +85,10 @@ def read(text: str, *, asked: bool = False, norm: str | None = None) -> Manageme
     analysis = analyse(text, asked=asked)
     if analysis.chosen is None:
         return None
-    return _management(norm if norm is not None else normalise(text), text, analysis, analysis.chosen)
+    norm = norm if norm is not None else normalise(text)
+    chosen = _management(norm, text, analysis, analysis.chosen)
+    others = tuple(_management(norm, text, analysis, r) for r in _also(analysis.readings, analysis.chosen))
+    return replace(chosen, also=others) if others else chosen
 
 
 def analyse(text: str, *, asked: bool = False) -> Analysis:
@@ -118,6 +123,33 @@ def _choose(readings: list[ClauseReading]) -> ClauseReading | None:
             if reading.action is action:
                 return reading
     return None
+
+
+def _also(readings: list[ClauseReading], chosen: ClauseReading) -> list[ClauseReading]:
+    """The other money actions of a message whose chosen one leaves the trade going: the first reading of
+    each other action, in the order written. A close of all of it ends the trade, so nothing goes with it,
+    and a close of all of it beside a part or a move is not taken (see `_choose`)."""
+    if chosen.action not in MONEY_ACTIONS or chosen.action is ManagementAction.CLOSE:
+        return []
+    seen = {chosen.action, ManagementAction.CLOSE}
+    others = []
+    for reading in readings:
+        if reading.action in MONEY_ACTIONS and reading.action not in seen and _complete(reading):
+            seen.add(reading.action)
+            others.append(reading)
+    return others
+
+
+def _complete(reading: ClauseReading) -> bool:
+    """A reading with the figures its action needs: a part to close, a stop to move to, target prices
+    (`BTC update: TP1 done` names targets but gives none: no second action)."""
+    if reading.action is ManagementAction.PARTIAL_CLOSE:
+        return reading.fraction is not None
+    if reading.action is ManagementAction.MOVE_STOP:
+        return reading.breakeven or reading.price is not None
+    if reading.action is ManagementAction.UPDATE_TARGETS:
+        return bool(reading.targets)
+    return True
 
 
 def _management(norm: str, text: str, analysis: Analysis, chosen: ClauseReading) -> Management:
