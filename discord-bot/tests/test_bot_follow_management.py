@@ -182,7 +182,8 @@ async def test_act_mode_carries_out_each_step_of_a_message_once(
     left = await position(paper, "ETH-USDT")
     assert filled / 2 - 1 <= left <= filled / 2 + 1
     assert [e["data"]["key"] for e in await actions(paper, sid, "manual_close")] == [f"discord-follow-{both}"]
-    assert [e["data"]["key"] for e in await actions(paper, sid, "manual_stop")] == [f"discord-follow-{both}-2"]
+    stops = await actions(paper, sid, "manual_stop")
+    assert [e["data"]["key"] for e in stops] == [f"discord-follow-{both}-2"]
 
 async def test_act_mode_cancel_before_the_fill_cancels_the_entries(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
