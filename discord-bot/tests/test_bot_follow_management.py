@@ -217,6 +217,26 @@ async def test_the_same_reply_delivered_twice_and_again_to_a_restarted_bot_acts_
     assert await position(paper, "ETH-USDT") == halved
 
 
+
+async def test_a_reply_posted_during_an_outage_is_acted_on_once_by_the_backfill(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        filled = await until_position(paper, "ETH-USDT", lambda held: held > 0)
+        await fake_discord.drop_connection(hold=True)
+        missed = await fake_discord.post_user_message("close half", reply_to=signal)  # not delivered live
+        fake_discord.release_gateway()
+        left = await until_position(paper, "ETH-USDT", lambda held: held < filled)  # read back on resume
+        assert "Partly closed" in await reply_text(fake_discord, missed)
+        await fake_discord.drop_connection()  # another reconnect, and the message delivered once more
+        assert await fake_discord.wait_until(lambda: fake_discord.resumes >= 2, WAIT)
+        await fake_discord.redeliver("signals", missed)
+        await post_signal(fake_discord, paper, "LONG BTC-USDT Entry: market SL: 58000 TP: 62000", "open")
+    assert await position(paper, "ETH-USDT") == left
+    assert len(await actions(paper, sid, "manual_close")) == 1
+    assert len(fake_discord.replies_to(missed)) == 1
+
 async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:
