@@ -18,8 +18,8 @@ What runs where:
 Each message is a market long with a stop and one target on one of the simulator's 16 symbols (distinct
 message ids). Messages are spaced by `--interval` seconds and the next one waits for the previous reply,
 so they never queue. After every 16 messages the positions are closed through the server's kill switch
-(halt with close_positions, then resume; untimed) so each symbol is free again for the
-one-trade-per-symbol rule.
+(halt with close_positions, then resume, then wait until the server holds no trade open; untimed) so
+each symbol is free again for the one-trade-per-symbol rule.
 
 Prints ONE JSON object (p50_ms, p99_ms, ...); progress goes to stderr.
 """
@@ -52,7 +52,7 @@ from hit_server.blofin_sim.catalog import FIRST_SYMBOLS, starting_prices
 from hit_server.blofin_sim.testing import OrderStamps as Stamps
 from hit_server.server import create_app as create_server_app
 from hit_server.settings import Settings
-from hit_server.testing import UvicornThread, clean_env, free_port
+from hit_server.testing import UvicornThread, clean_env, close_everything, free_port
 from hit_server.trading import ids
 from hit_shared.models import TradingMode
 
@@ -105,14 +105,6 @@ def message_for(symbol: str) -> str:
     return f"LONG {symbol} Entry: market SL: {stop_price.normalize():f} TP: {target.normalize():f}"
 
 
-async def close_all(server: httpx.AsyncClient) -> None:
-    """The kill switch closes every position (and its exits), then trading resumes."""
-    reply = await server.post("/api/v1/halt", json={"reason": "latency bench round", "cancel_orders": True,
-                                                    "close_positions": True})
-    reply.raise_for_status()
-    (await server.post("/api/v1/resume")).raise_for_status()
-
-
 async def measure(
     fake: FakeDiscord, stamps: Stamps, server: httpx.AsyncClient, messages: int, interval: float
 ) -> list[float]:
@@ -121,7 +113,7 @@ async def measure(
     latencies: list[float] = []
     for n in range(messages):
         if n % len(symbols) == 0:
-            await close_all(server)
+            await close_everything(server, "latency bench round")
         started = time.perf_counter()
         mid = await fake.post_user_message(message_for(symbols[n % len(symbols)]))
         cid = ids.entry_id(f"discord:{channel}:{mid}", 1)

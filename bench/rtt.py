@@ -56,7 +56,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.catalog import starting_prices
 from hit_server.blofin_sim.testing import OrderStamps as Stamps
-from hit_server.testing import UvicornThread, free_port, start_paper_server, wait_healthy
+from hit_server.testing import UvicornThread, close_everything, free_port, start_paper_server, wait_healthy
 from hit_server.trading import ids
 
 TRADE_PREFIX = "/api/v1/trade/"
@@ -136,26 +136,6 @@ async def post(http: httpx.AsyncClient, stamps: Stamps, body: dict[str, Any]) ->
         "placed_ms": answered if status == "placed" else None,
         "entry_ms": (entry - started) * 1000 if entry is not None else None,
     }
-
-
-async def close_all(http: httpx.AsyncClient) -> float:
-    """The kill switch closes every position and its exits; trading resumes; then wait until the server
-    no longer holds any trade open or pending, so the next round's symbols are free (untimed here).
-    Returns the seconds from the halt's answer until the server let the trades go."""
-    body = {"reason": "rtt bench round", "cancel_orders": True, "close_positions": True}
-    (await http.post("/api/v1/halt", json=body)).raise_for_status()
-    halted = time.perf_counter()
-    (await http.post("/api/v1/resume")).raise_for_status()
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        live = 0
-        for state in ("open", "pending"):
-            reply = await http.get("/api/v1/trades", params={"state": state, "limit": 1})
-            live += reply.json()["total"] if reply.status_code == 200 else 1
-        if not live:
-            return round(time.perf_counter() - halted, 2)
-        await asyncio.sleep(0.05)
-    raise SystemExit("the server still held trades open 180 s after the kill switch closed them")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -264,7 +244,7 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             released: list[float] = []
             for round_no in range(1 + warm_rounds):
                 if round_no:
-                    released.append(await close_all(http))
+                    released.append(await close_everything(http, "rtt bench round"))
                 for symbol in measured:
                     mark = network.mark()
                     sample = await post(http, stamps, signal(f"rtt:{round_no}:{symbol}", symbol))
@@ -275,7 +255,7 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
                     f"{summary(cold if not round_no else warm, rtt_ms)}"
                 )
             exit_s = await exit_seen(http, sim_app, measured[0], f"rtt:{warm_rounds}:{measured[0]}")
-            await close_all(http)
+            await close_everything(http, "rtt bench round")
             too_many_before = sum(network.too_many.values())
             started = time.perf_counter()
             answers = await asyncio.gather(

@@ -255,3 +255,23 @@ async def wait_until(condition: Callable[[], bool], what: str, within: float = E
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"  # noqa: S101
         await asyncio.sleep(0.05)
+
+
+async def close_everything(http: httpx.AsyncClient, reason: str, within: float = 180.0) -> float:
+    """The kill switch closes every position and its orders, trading resumes, then this waits until the
+    server holds no trade open or pending, so every symbol is free again (the benchmarks' rounds). Returns
+    the seconds from the halt's answer until then; RuntimeError after `within` seconds."""
+    body = {"reason": reason, "cancel_orders": True, "close_positions": True}
+    (await http.post("/api/v1/halt", json=body)).raise_for_status()
+    halted = time.perf_counter()
+    (await http.post("/api/v1/resume")).raise_for_status()
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        live = 0
+        for state in ("open", "pending"):
+            reply = await http.get("/api/v1/trades", params={"state": state, "limit": 1})
+            live += reply.json()["total"] if reply.status_code == 200 else 1
+        if not live:
+            return round(time.perf_counter() - halted, 2)
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"the server still held trades open {within:g} s after the kill switch closed them")
