@@ -7,8 +7,9 @@ from decimal import Decimal
 
 import discord
 
+from hit_bot.parser import parse
 from hit_bot.pipeline import Forwarded
-from hit_bot.render import outcome_embed
+from hit_bot.render import outcome_embed, parse_embed
 from hit_bot.trading_client import Delivered
 from hit_shared.models import OrderInfo, OrderRole, Side, TradeResponse, TradeSignal, TradeStatus, TradingMode
 
@@ -57,3 +58,12 @@ def test_outcome_embed_falls_back_to_the_parsed_entries_when_the_server_lists_no
     shown = fields(outcome_embed(placed(order(OrderRole.STOP_LOSS, "5", trigger="0.143"))))
     assert shown["Entries"] == "0.149, 0.147"
     assert "Entries placed (price × contracts)" not in shown
+
+
+def test_test_command_embed_shows_each_step_of_a_management_message() -> None:
+    embed = parse_embed(parse("Close half, move SL to entry"))
+    fields = {field.name: field.value for field in embed.fields}
+    assert embed.title == "Management: partial_close"
+    assert fields["Part"] == "0.5 of the position"
+    assert fields["Then"] == '2. it moves the stop: "sl" + "move" + "entry", to breakeven'
+    assert "Then" not in {f.name for f in parse_embed(parse("Close ETH now")).fields}

@@ -151,6 +151,9 @@ def _management_embed(m: Management) -> discord.Embed:
     if m.targets:
         name = "Targets added" if m.added else "New targets"
         embed.add_field(name=name, value=_targets(m.targets), inline=False)
+    if m.also:
+        steps = "\n".join(f"{n}. {step.reason}" for n, step in enumerate(m.also, start=2))
+        embed.add_field(name="Then", value=_clip(steps), inline=False)
     return embed
 
 
