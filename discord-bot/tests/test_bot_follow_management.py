@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from hit_bot.bot import HitBot, point_at_discord
-from hit_bot.cogs.following import ADMINS_ONLY, NOT_ALLOWED
+from hit_bot.cogs.following import ADMINS_ONLY, NO_ADMINS, NOT_ALLOWED
 from hit_bot.pipeline import Parser
 from hit_bot.state import StateStore
 from hit_bot.testing.fake_discord import FakeDiscord
@@ -331,3 +331,15 @@ async def test_a_signal_deleted_before_its_fill_has_its_entries_cancelled(
     assert [e["data"]["key"] for e in await actions(paper, sid, "manual_cancel")] == [
         f"discord-delete-{signal}"
     ]
+
+
+
+async def test_confirm_mode_without_an_admin_role_says_so_and_does_nothing(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(admin_role_ids=""):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        close = await fake_discord.post_user_message("close it here", reply_to=signal)
+        assert await reply_text(fake_discord, close) == NO_ADMINS
+    assert (await trade_json(paper, sid))["state"] == "open"
+    assert await actions(paper, sid, "manual_close") == []

@@ -44,6 +44,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ADMINS_ONLY = "Only an admin can confirm or cancel what the channel asked."
 NOT_ALLOWED = "Only members allowed to post signals here can manage trades: nothing was done."
+NO_ADMINS = (
+    "Nothing was done: FOLLOW_MANAGEMENT=confirm waits for an admin's Confirm, and no admin role is set "
+    "(ADMIN_ROLE_IDS). Set one, or FOLLOW_MANAGEMENT=act to act at once, or off."
+)
 
 
 class FollowingCog(commands.Cog, name="Following"):
@@ -57,6 +61,16 @@ class FollowingCog(commands.Cog, name="Following"):
         mode = self.bot.settings.follow_mode(message.channel.id)
         if mode == "off":
             return
+        trade = await self._trade_of(message, management)
+        if trade is None:
+            return
+        if mode == "confirm" and management.moves_money and not self.bot.settings.admin_role_ids:
+            await _reply(message, NO_ADMINS)
+            return
+        await self._steps(message, management, trade, act=mode == "act")
+
+    async def _trade_of(self, message: discord.Message, management: Management) -> TradeView | None:
+        """The trade the message is about; None (and, for an order, a reply saying why) when not found."""
         reference = message.reference
         replied = reference.message_id if reference is not None else None
         try:
@@ -66,23 +80,30 @@ class FollowingCog(commands.Cog, name="Following"):
         except TradingServerError as exc:
             if management.moves_money:
                 await _reply(message, f"⚠️ Nothing was done: the trading server did not answer ({exc}).")
-            return
+            return None
         if isinstance(found, NoTrade):
             if management.moves_money:
                 await _reply(message, f"🔎 Nothing was done: {found.reason}.")
-            return
+            return None
+        return found
+
+    async def _steps(
+        self, message: discord.Message, management: Management, trade: TradeView, act: bool
+    ) -> None:
+        """The message's action, then each of its other steps on the trade as the one before left it (a
+        part closed: its sizes are new); a step not done stops the rest."""
         for step, asked in enumerate((management, *management.also)):
-            if step:  # the trade as the step before left it (a part closed: its sizes are new)
+            if step:
                 try:
-                    found = await self.bot.trading.trade(found.signal_id)
+                    trade = await self.bot.trading.trade(trade.signal_id)
                 except TradingServerError as exc:
                     await _reply(
                         message, f"⚠️ The rest was not done: the trading server did not answer ({exc})"
                     )
                     return
-            decided = following.plan(asked, found)
+            decided = following.plan(asked, trade)
             key = following.idempotency_key(message.id, step)
-            if not await self._do(message, decided, key, asked.moves_money, mode == "act"):
+            if not await self._do(message, decided, key, asked.moves_money, act):
                 return
 
     async def _do(
