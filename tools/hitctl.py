@@ -20,6 +20,8 @@ Commands:
   paper   move and list the running paper server's prices:
             paper price SYMBOL PRICE  (e.g. paper price ETH-USDT 3050)
             paper prices
+  accounts  the accounts registry: accounts add|list|set|enable|disable|rotate-key (keys from stdin
+          or a hidden prompt, never arguments)
   (none)  server and bot together
 """
 
@@ -205,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return module_command("hit_server", rest)
     if command == "bot":
         return module_command("hit_bot", rest)
+    if command == "accounts":  # the accounts registry; keys from stdin or a hidden prompt (accounts/cli.py)
+        return module_command("hit_server", ["accounts", *rest])
     if command == "screenshots":
         return screenshots(rest)
     if command == "paper":  # standard library only: no environment to set up

@@ -28,6 +28,10 @@ def freeze_startup_objects() -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["accounts"]:  # python -m hit_server accounts add|list|... (accounts/cli.py)
+        from hit_server.accounts.cli import main as accounts_main
+
+        return accounts_main(sys.argv[2:])
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hit_server import __version__
+from hit_server.accounts import routes as account_routes
 from hit_server.api import docs, http_errors, paper_routes, trade_actions, trade_routes
 from hit_server.api.routes import api, public
 from hit_server.api.security import BodyLimitMiddleware, KeyRateLimiter
@@ -111,6 +112,7 @@ def create_app(settings: Settings, *, sim_app: FastAPI | None = None) -> FastAPI
     app.include_router(trade_routes.router)  # /api/v1/trades, /account, /pnl
     app.include_router(trade_actions.router)  # /api/v1/trades/{id}/close, /cancel, /stop, /targets
     app.include_router(paper_routes.router)  # /api/v1/paper: answers 404 outside paper mode
+    app.include_router(account_routes.router)  # /api/v1/accounts (issue #19)
     docs.install(app)
     install_dashboard(app, settings)  # /dashboard, unless DASHBOARD_ENABLED=false
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     dashboard_session_secret: SecretStr | None = None
     dashboard_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
+    # the key that encrypts the accounts' BloFin keys at rest (accounts/crypto.py): the key itself, or a
+    # file holding it; neither: <DATA_DIR>/master_key, generated when the first account's keys are stored
+    hit_master_key: SecretStr | None = None
+    hit_master_key_file: Path | None = None
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
@@ -114,6 +119,8 @@ class Settings(BaseSettings):
         "ssl_keyfile",
         "dashboard_password",
         "dashboard_session_secret",
+        "hit_master_key",
+        "hit_master_key_file",
         mode="before",
     )
     @classmethod
