@@ -3,8 +3,12 @@ bad input is one line and exit code 2."""
 
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hit_server.testing import clean_env
@@ -14,8 +18,10 @@ PASSPHRASE = "cli-PASSPHRASE-never-printed-77"
 API_KEY = "cliK-api-key-000111"
 
 
-def accounts(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = clean_env(DATA_DIR=str(data_dir), TRADING_MODE="paper")
+def accounts(
+    data_dir: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = clean_env(DATA_DIR=str(data_dir), TRADING_MODE="paper", **(env or {}))
     return subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
         [sys.executable, "-m", "hit_server", "accounts", *args],
         input=stdin,
@@ -94,3 +100,57 @@ def test_accounts_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
             result.stderr
         )
         assert SECRET not in result.stdout + result.stderr
+
+
+def test_accounts_cli_on_sqlite_and_postgresql(journal_url: str, tmp_path: Path) -> None:
+    """DATABASE_URL names the journal (PostgreSQL here too); the master key comes from HIT_MASTER_KEY."""
+    master = "ZmFrZS1idXQtd2VsbC1mb3JtZWQtbWFzdGVyLWtleSE="  # 32 bytes, URL-safe base64
+    env = {"DATABASE_URL": journal_url, "HIT_MASTER_KEY": master}
+    keys = f"{API_KEY}\n{SECRET}\n{PASSPHRASE}\n"
+    added = accounts(tmp_path, "add", "carol", "--egress", "eu-2", stdin=keys, env=env)
+    assert added.returncode == 0, added.stderr
+    assert "master key was generated" not in added.stdout and not (tmp_path / "master_key").exists()
+    listed = accounts(tmp_path, "list", env=env)
+    assert listed.stdout.splitlines()[2].split()[:3] == ["carol", "yes", "stored"]
+    for result in (added, listed):
+        assert all(s not in result.stdout + result.stderr for s in (SECRET, PASSPHRASE, API_KEY, master))
+
+
+def test_accounts_cli_database_failure_is_one_line_without_the_password(tmp_path: Path) -> None:
+    result = accounts(
+        tmp_path, "list", env={"DATABASE_URL": "postgresql+asyncpg://hit:pw-9x@127.0.0.1:1/none"}
+    )
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "database cannot be used" in result.stderr
+    assert "pw-9x" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_accounts_cli_asks_for_keys_without_echo_at_a_terminal(tmp_path: Path) -> None:
+    """At a terminal the keys are asked for with getpass: typed, not echoed, not in the output."""
+    env = clean_env(DATA_DIR=str(tmp_path), TRADING_MODE="paper")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the terminal is its stdin, stdout and stderr
+        os.execve(sys.executable, [sys.executable, "-m", "hit_server", "accounts", "add", "dave"], env)  # noqa: S606
+    seen = b""
+    try:
+        for prompt, answer in ((b"API key: ", API_KEY), (b"secret: ", SECRET), (b"Passphrase: ", PASSPHRASE)):
+            seen += read_until(fd, prompt, seen)
+            os.write(fd, answer.encode() + b"\n")
+        seen += read_until(fd, b"dave added", seen)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0, seen
+    for secret in (API_KEY, SECRET, PASSPHRASE):
+        assert secret.encode() not in seen
+
+
+def read_until(fd: int, wanted: bytes, before: bytes, within: float = 60.0) -> bytes:
+    """What the terminal shows until `wanted` appears (after `before`), waiting for it, not for a time."""
+    got = b""
+    deadline = time.monotonic() + within
+    while wanted not in got:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no {wanted!r} within {within} s; the terminal showed {before + got!r}"
+        got += os.read(fd, 4096)
+    return got

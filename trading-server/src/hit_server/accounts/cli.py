@@ -10,7 +10,8 @@
 The keys (`add`, `rotate-key`) are never arguments (arguments show in `ps`): at a terminal they are asked
 for without echo; otherwise they are read from standard input, three lines: API key, secret, passphrase.
 The database and the master key are the server's settings (DATABASE_URL or DATA_DIR, HIT_MASTER_KEY...).
-Bad input: one line on stderr and exit code 2. No key is ever printed; `list` shows a 4-character hint.
+Bad input: one line on stderr and exit code 2; a database that cannot be used: one line and exit code 1.
+No key is ever printed; `list` shows a 4-character hint.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from pydantic import ValidationError
 from hit_server.accounts.crypto import KeyMismatch, MasterKeyError, key_file_path
 from hit_server.accounts.models import AccountChange, AccountCreate, AccountKeys, AccountOut
 from hit_server.accounts.store import AccountError, AccountStore
+from hit_server.api.http_errors import JournalUnavailable
 from hit_server.journal.db import Database
 from hit_server.settings import Settings
 
 USAGE_ERROR = 2
+DATABASE_ERROR = 1
 SERVER_VALUE = "server"  # `set --risk-percent server`: the server's setting again
 KEYS = ("api_key", "api_secret", "passphrase")
 PROMPTS = ("BloFin API key: ", "API secret: ", "Passphrase: ")
@@ -82,6 +85,18 @@ def main(argv: Sequence[str], stdin: TextIO | None = None, out: TextIO | None = 
     except (AccountError, MasterKeyError, KeyMismatch) as exc:
         sys.stderr.write(f"accounts: {exc}\n")
         return USAGE_ERROR
+    except (JournalUnavailable, OSError) as exc:
+        problem = type(exc).__name__
+        sys.stderr.write(f"accounts: the journal's database cannot be used ({problem}): {_where()}\n")
+        return DATABASE_ERROR
+
+
+def _where() -> str:
+    """The database's URL without its password, for the one line of a database failure."""
+    try:
+        return Database(Settings().journal_url).describe()
+    except (ValidationError, ValueError):
+        return "check DATABASE_URL / DATA_DIR"
 
 
 async def _run(args: argparse.Namespace, settings: Settings, stdin: TextIO, out: TextIO) -> int:
