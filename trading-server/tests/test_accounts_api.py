@@ -30,10 +30,11 @@ def body(name: str = "alice", **fields: Any) -> dict[str, Any]:
     return {"name": name, "api_key": API_KEY, "api_secret": SECRET, "passphrase": PASSPHRASE, **fields}
 
 
-async def test_accounts_api(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_accounts_api(journal_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """On SQLite and on PostgreSQL (DATABASE_URL)."""
     caplog.set_level(logging.DEBUG)
     answers = []
-    async with running_server(paper_settings(tmp_path)) as server:
+    async with running_server(paper_settings(tmp_path, database_url=journal_url)) as server:
         http = server.http
         created = await http.post("/api/v1/accounts", json=body(risk_per_trade_percent="0.25"))
         answers.append(created)

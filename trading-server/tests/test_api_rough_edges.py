@@ -60,7 +60,8 @@ def routes_with_a_body() -> list[str]:
 def test_api_the_routes_with_a_body_are_these() -> None:
     actions = {f"/api/v1/trades/{{signal_id}}/{action}" for action in ("close", "cancel", "stop", "targets")}
     paper = "/api/v1/paper/price"
-    assert set(routes_with_a_body()) == {"/api/v1/signals", "/api/v1/halt", paper, *actions}
+    accounts = "/api/v1/accounts"
+    assert set(routes_with_a_body()) == {"/api/v1/signals", "/api/v1/halt", paper, accounts, *actions}
 
 
 @pytest.mark.parametrize("path", routes_with_a_body())
