@@ -7,7 +7,10 @@ throwaway PostgreSQL and sets HIT_TEST_POSTGRES_URL; in CI a missing one is a fa
 from __future__ import annotations
 
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 
 from hit_server.journal.db import Database
 from hit_server.journal.journal import AnsweredElsewhere, DuplicateSignal, EventRecord, Journal, OrderRecord
+from hit_server.testing import clean_env
 
 
 @pytest.fixture
@@ -210,3 +214,25 @@ async def test_journal_sqlite_fast_write_of_a_known_signal_is_still_a_duplicate(
         await journal.record_intent("dup", body_hash="h", body={}, symbol="BTC-USDT", side="long",
                                     orders=[], state="received")
     await database.dispose()
+
+
+def test_server_program_with_an_unreachable_database_says_so_in_one_line(tmp_path: Path) -> None:
+    """A PostgreSQL journal that does not answer stops the server before it starts: one line naming the
+    database without its password, never a traceback (uvicorn's startup failure printed one)."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = clean_env(
+        DATABASE_URL=f"postgresql+asyncpg://hit:pw-never-shown@127.0.0.1:{port}/journal",
+        DATA_DIR=str(tmp_path),
+        LOG_DIR=str(tmp_path / "logs"),
+        API_KEYS="key-for-the-unreachable-db-test-00001",
+    )
+    command = [sys.executable, "-m", "hit_server"]
+    done = subprocess.run(  # noqa: S603 (our own interpreter, fixed arguments)
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("The trading server cannot start: its database postgresql+asyncpg://hit:***@")
+    assert "pw-never-shown" not in done.stderr + done.stdout and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import sys
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from hit_server.blofin_sim.persist import SavedStateError
 from hit_server.exchange.paper import check_saved_state
+from hit_server.journal.db import Database
 from hit_server.server import create_app
 from hit_server.settings import Settings
 from hit_shared.logs import configure_logging
@@ -25,6 +27,22 @@ def freeze_startup_objects() -> None:
     Only the program does this, not a test that builds many apps in one process."""
     gc.collect()
     gc.freeze()
+
+
+async def _journal_problem(settings: Settings) -> str | None:
+    """Why the journal's PostgreSQL database can't be used, in one sentence (None: it can). SQLite is a
+    file the server creates; a server database must answer before the server says it is starting."""
+    if settings.journal_url.startswith("sqlite"):
+        return None
+    db = Database(settings.journal_url)
+    try:
+        await db.create_schema()
+    except Exception as exc:  # any failure to reach or use it: one line, never a traceback
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"its database {db.describe()} can't be used ({type(exc).__name__}: {detail})"
+    finally:
+        await db.dispose()
+    return None
 
 
 def main() -> int:
@@ -42,6 +60,10 @@ def main() -> int:
         check_saved_state(settings)
     except SavedStateError as exc:
         sys.stderr.write(f"The trading server cannot start: {exc}\n")
+        return 2
+    problem = asyncio.run(_journal_problem(settings))
+    if problem is not None:
+        sys.stderr.write(f"The trading server cannot start: {problem}\n")
         return 2
     log_file = configure_logging("trading-server", settings.log_level, settings.log_dir)
     log.info("Logging to the console and %s (LOG_LEVEL=%s)", log_file, settings.log_level)
