@@ -150,7 +150,8 @@ async def test_act_mode_close_half_then_stop_to_entry_then_close(
         open_targets = [t for t in after_half["targets"] if t["state"] == "open"]
         assert sum(Decimal(t["size"]) for t in open_targets) == left  # the targets re-split over the rest
         live_stops = [o for o in after_half["orders"] if o["role"] == "stop_loss" and o["state"] == "live"]
-        assert len(live_stops) == 1  # one stop still covers the position
+        assert len(live_stops) == 1  # one stop, reduce-only: it closes what is held, at most its size
+        assert Decimal(live_stops[0]["size"]) >= left  # so it covers the rest
 
         await paper.set_price("ETH-USDT", "3100")  # above the entry: a stop there is below the mark
         be = await fake_discord.post_user_message("TP1 done ✅ move SL to entry", reply_to=signal)
@@ -165,7 +166,6 @@ async def test_act_mode_close_half_then_stop_to_entry_then_close(
     for kind, message in (("manual_close", half), ("manual_stop", be), ("manual_close", close)):
         keys = [e["data"]["key"] for e in await actions(paper, sid, kind)]
         assert f"discord-follow-{message}" in keys  # the journal and the feed name the source message
-
 
 
 async def test_act_mode_carries_out_each_step_of_a_message_once(
@@ -184,6 +184,7 @@ async def test_act_mode_carries_out_each_step_of_a_message_once(
     assert [e["data"]["key"] for e in await actions(paper, sid, "manual_close")] == [f"discord-follow-{both}"]
     stops = await actions(paper, sid, "manual_stop")
     assert [e["data"]["key"] for e in stops] == [f"discord-follow-{both}-2"]
+
 
 async def test_act_mode_cancel_before_the_fill_cancels_the_entries(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
@@ -217,7 +218,6 @@ async def test_the_same_reply_delivered_twice_and_again_to_a_restarted_bot_acts_
     assert await position(paper, "ETH-USDT") == halved
 
 
-
 async def test_a_reply_posted_during_an_outage_is_acted_on_once_by_the_backfill(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:
@@ -237,6 +237,7 @@ async def test_a_reply_posted_during_an_outage_is_acted_on_once_by_the_backfill(
     assert len(await actions(paper, sid, "manual_close")) == 1
     assert len(fake_discord.replies_to(missed)) == 1
 
+
 async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:
@@ -249,6 +250,21 @@ async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
     after = await trade_json(paper, sid)
     assert after["state"] == "open" and after["filled_size"] == before["filled_size"]
     assert await actions(paper, sid, "manual_close") == []
+
+
+async def test_a_target_reported_hit_that_ours_has_not_filled_is_said_and_nothing_is_done(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        held = await position(paper, "ETH-USDT")
+        hit = await fake_discord.post_user_message("TP2 hit ✅✅", reply_to=signal)
+        said = await reply_text(fake_discord, hit)
+        assert await fake_discord.wait_until(lambda: fake_discord.reactions_on(hit) == ["👀"], WAIT)
+    assert "none of ours on LONG ETH-USDT has filled (next: TP1 3300)" in said
+    assert (await trade_json(paper, sid))["state"] == "open" and await position(paper, "ETH-USDT") == held
+    for kind in ("manual_close", "manual_stop", "manual_targets", "manual_cancel"):
+        assert await actions(paper, sid, kind) == []
 
 
 # ---- confirm mode ------------------------------------------------------------------------------------
@@ -331,7 +347,6 @@ async def test_a_signal_deleted_before_its_fill_has_its_entries_cancelled(
     assert [e["data"]["key"] for e in await actions(paper, sid, "manual_cancel")] == [
         f"discord-delete-{signal}"
     ]
-
 
 
 async def test_confirm_mode_without_an_admin_role_says_so_and_does_nothing(

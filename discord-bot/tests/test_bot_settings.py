@@ -45,6 +45,12 @@ def test_settings_read_ids_and_defaults_from_an_env_file(tmp_path: Path) -> None
         ({"MAX_SIGNAL_AGE_SECONDS": "-5"}, "MAX_SIGNAL_AGE_SECONDS is malformed"),
         ({"DISCORD_GATEWAY_URL": "http://x"}, "DISCORD_GATEWAY_URL is malformed: must be a ws://"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL is malformed"),
+        ({"FOLLOW_MANAGEMENT": "yes"}, "FOLLOW_MANAGEMENT is malformed: Input should be 'off', 'confirm' or"),
+        ({"FOLLOW_MANAGEMENT_CHANNELS": "11=act"}, "MANAGEMENT_CHANNELS is malformed: '11=act' is not"),
+        ({"FOLLOW_MANAGEMENT_CHANNELS": "eleven:act"}, "MANAGEMENT_CHANNELS is malformed: 'eleven:act'"),
+        ({"FOLLOW_MANAGEMENT_CHANNELS": "11:always"}, "FOLLOW_MANAGEMENT_CHANNELS is malformed: '11:always'"),
+        ({"FOLLOW_MANAGEMENT_CHANNELS": "11:act,99:off"}, "channel 99 is not in DISCORD_CHANNEL_IDS"),
+        ({"FOLLOW_CONFIRM_SECONDS": "0"}, "FOLLOW_CONFIRM_SECONDS is malformed"),
     ],
 )
 def test_settings_name_the_bad_key(monkeypatch: pytest.MonkeyPatch, overrides: dict[str, str | None],
@@ -56,6 +62,23 @@ def test_settings_name_the_bad_key(monkeypatch: pytest.MonkeyPatch, overrides: d
             monkeypatch.setenv(key, value)
     with pytest.raises(SettingsError, match=expected):
         load_settings(None)
+
+
+def test_settings_follow_management_defaults_to_confirm_with_a_mode_per_channel_over_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in REQUIRED.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("FOLLOW_MANAGEMENT", raising=False)
+    monkeypatch.delenv("FOLLOW_MANAGEMENT_CHANNELS", raising=False)
+    default = load_settings(None)
+    assert (default.follow_mode(11), default.follow_mode(12)) == ("confirm", "confirm")
+    assert default.follow_confirm_seconds == 300
+    monkeypatch.setenv("FOLLOW_MANAGEMENT", " Act ")
+    monkeypatch.setenv("FOLLOW_MANAGEMENT_CHANNELS", " 12 : OFF , ")
+    per_channel = load_settings(None)
+    assert per_channel.follow_management_channels == {12: "off"}
+    assert (per_channel.follow_mode(11), per_channel.follow_mode(12)) == ("act", "off")
 
 
 def test_settings_for_replay_need_only_the_server(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = Path(__file__).resolve().parents[2] / ".env"
@@ -144,6 +144,19 @@ class BotSettings(ServerSettings):
                 )
             modes[channel.strip()] = mode.strip().lower()
         return modes
+
+    @field_validator("follow_management_channels")
+    @classmethod
+    def _watched_channels(cls, value: dict[int, FollowMode], info: ValidationInfo) -> dict[int, FollowMode]:
+        """A channel's own mode is for a channel the bot reads: another id is a typo, which would leave the
+        channel it meant on FOLLOW_MANAGEMENT without a word."""
+        watched = info.data.get("discord_channel_ids")
+        if watched is None:  # DISCORD_CHANNEL_IDS itself is bad: that is the error to show
+            return value
+        unknown = [str(channel) for channel in value if channel not in watched]
+        if unknown:
+            raise ValueError(f"channel {', '.join(unknown)} is not in DISCORD_CHANNEL_IDS")
+        return value
 
     def follow_mode(self, channel_id: int) -> FollowMode:
         """How this channel's management messages are followed: its own setting, else FOLLOW_MANAGEMENT."""
