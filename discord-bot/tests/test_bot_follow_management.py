@@ -247,6 +247,11 @@ async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
         before = await trade_json(paper, sid)
         nope = await fake_discord.post_user_message("close it all now", author="bob", reply_to=signal)
         assert await reply_text(fake_discord, nope) == NOT_ALLOWED
+        named = await fake_discord.post_user_message("Close ETH now", author="bob")  # by symbol
+        assert await reply_text(fake_discord, named) == NOT_ALLOWED
+        chat = await fake_discord.post_user_message("I closed my SOL, cancel that", author="bob")
+        await post_signal(fake_discord, paper, "LONG BTC-USDT Entry: market SL: 58000 TP: 62000", "open")
+        assert fake_discord.replies_to(chat) == []  # no trade of it here: chat, left alone
     after = await trade_json(paper, sid)
     assert after["state"] == "open" and after["filled_size"] == before["filled_size"]
     assert await actions(paper, sid, "manual_close") == []
@@ -331,6 +336,24 @@ async def test_an_edit_of_the_signals_stop_moves_the_stop_and_never_trades_the_e
     assert moved["state"] == "open" and await position(paper, "ETH-USDT") == held  # no second entry
     keys = [e["data"]["key"] for e in await actions(paper, sid, "manual_stop")]
     assert len(keys) == 1 and keys[0].startswith(f"discord-edit-{signal}-stop-")
+
+
+async def test_an_edit_of_the_signals_targets_replaces_them_once(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    edited = SIGNAL.replace("TP2: 3500", "TP2: 3600")
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        held = await position(paper, "ETH-USDT")
+        await fake_discord.edit_user_message("signals", signal, edited)
+        changed = await until(
+            paper, sid, lambda t: [x["price"] for x in t["targets"]] == ["3300", "3600"], "new targets"
+        )
+        await fake_discord.redeliver("signals", signal)  # the signal again: never a second entry
+        await post_signal(fake_discord, paper, "LONG BTC-USDT Entry: market SL: 58000 TP: 62000", "open")
+    assert changed["state"] == "open" and await position(paper, "ETH-USDT") == held
+    keys = [e["data"]["key"] for e in await actions(paper, sid, "manual_targets")]
+    assert len(keys) == 1 and keys[0].startswith(f"discord-edit-{signal}-targets-")
 
 
 async def test_a_signal_deleted_before_its_fill_has_its_entries_cancelled(

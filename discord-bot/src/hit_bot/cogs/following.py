@@ -11,7 +11,8 @@ Which trade and which action: hit_bot/following.py. Every request carries the Id
 the same message acts at most once; the server journals the action under that key and puts it in the
 action's event (GET /api/v1/events).
 
-Also here: a member who may not post signals replying to a signal with an order is told no; an edit of a
+Also here: a member who may not post signals asking for an order (a reply, or naming a live trade's
+symbol) is told no; an edit of a
 forwarded signal that changes its stop or its targets moves the stop or replaces the targets (the entry is
 never traded again); a forwarded signal deleted before anything filled has its entries cancelled (act).
 """
@@ -149,19 +150,31 @@ class FollowingCog(commands.Cog, name="Following"):
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        """A reply to a signal that orders something, by a member who may not post signals: told no."""
+        """An order about a trade by a member who may not post signals (a reply, or a message naming the
+        symbol of this channel's one live trade of it): told no, nothing done. Other chat stays unanswered."""
         settings = self.bot.settings
-        if message.author.bot or message.reference is None:
-            return
-        if not is_watched_channel(settings, message.channel.id):
+        if message.author.bot or not is_watched_channel(settings, message.channel.id):
             return
         if settings.follow_mode(message.channel.id) == "off" or await may_post_signals(settings, message):
             return
         if message.content.startswith(settings.command_prefix):
             return
         parsed = self.bot.parse(message.content)
-        if parsed.kind == "management" and parsed.management is not None and parsed.management.moves_money:
-            await _reply(message, NOT_ALLOWED)
+        management = parsed.management
+        if parsed.kind != "management" or management is None or not management.moves_money:
+            return
+        if message.reference is None:
+            if management.symbol is None:
+                return
+            try:
+                found = await following.find_trade(
+                    self.bot.trading, channel_id=message.channel.id, replied_to=None, symbol=management.symbol
+                )
+            except TradingServerError:
+                return
+            if isinstance(found, NoTrade):
+                return
+        await _reply(message, NOT_ALLOWED)
 
     # ---- edits and deletions of a forwarded signal ------------------------------------------------
 
