@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from hit_bot.bot import HitBot, point_at_discord
-from hit_bot.cogs.following import ADMINS_ONLY, NO_ADMINS, NOT_ALLOWED
+from hit_bot.cogs.following import ADMINS_ONLY, EDITED_AFTER_ACTING, NO_ADMINS, NOT_ALLOWED
 from hit_bot.pipeline import Parser
 from hit_bot.state import StateStore
 from hit_bot.testing.fake_discord import FakeDiscord
@@ -216,6 +216,25 @@ async def test_the_same_reply_delivered_twice_and_again_to_a_restarted_bot_acts_
         assert bot.is_ready()
     assert len(await actions(paper, sid, "manual_close")) == 1
     assert await position(paper, "ETH-USDT") == halved
+
+
+async def test_an_edit_of_a_management_reply_never_acts_a_second_time(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        filled = await until_position(paper, "ETH-USDT", lambda held: held > 0)
+        half = await fake_discord.post_user_message("close half", reply_to=signal)
+        left = await until_position(paper, "ETH-USDT", lambda held: held < filled)
+        await fake_discord.edit_user_message("signals", half, "close half 🔥")  # the same order again
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(half)) >= 2, WAIT)
+        await fake_discord.edit_user_message("signals", half, "close all")  # another order, same message
+        assert await fake_discord.wait_until(lambda: len(fake_discord.replies_to(half)) >= 3, WAIT)
+        said = [fake_discord.text_of(r.id) for r in fake_discord.replies_to(half)]
+    assert "Partly closed" in said[0] and said[1:] == [EDITED_AFTER_ACTING, EDITED_AFTER_ACTING]
+    assert await position(paper, "ETH-USDT") == left
+    assert (await trade_json(paper, sid))["state"] == "open"
+    assert len(await actions(paper, sid, "manual_close")) == 1
 
 
 async def test_a_reply_posted_during_an_outage_is_acted_on_once_by_the_backfill(

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 ADMINS_ONLY = "Only an admin can confirm or cancel what the channel asked."
 NOT_ALLOWED = "Only members allowed to post signals here can manage trades: nothing was done."
+EDITED_AFTER_ACTING = (
+    "This message was already acted on; an edit of it does nothing more. Post a new message for a new order."
+)
 NO_ADMINS = (
     "Nothing was done: FOLLOW_MANAGEMENT=confirm waits for an admin's Confirm, and no admin role is set "
     "(ADMIN_ROLE_IDS). Set one, or FOLLOW_MANAGEMENT=act to act at once, or off."
@@ -57,13 +60,17 @@ class FollowingCog(commands.Cog, name="Following"):
 
     # ---- management messages ------------------------------------------------------------------------
 
-    async def follow(self, message: discord.Message, management: Management) -> None:
-        """Carries out (or asks an admin about) what a management message says, per the channel's mode."""
+    async def follow(self, message: discord.Message, management: Management, *, edited: bool = False) -> None:
+        """Carries out (or asks an admin about) what a management message says, per the channel's mode.
+        `edited`: the message's text changed; once its order was acted on, an edit acts no more."""
         mode = self.bot.settings.follow_mode(message.channel.id)
         if mode == "off":
             return
         trade = await self._trade_of(message, management)
         if trade is None:
+            return
+        if edited and management.moves_money and await self._acted_on(message, trade):
+            await _reply(message, EDITED_AFTER_ACTING)
             return
         if mode == "confirm" and management.moves_money and not self.bot.settings.admin_role_ids:
             await _reply(message, NO_ADMINS)
@@ -87,6 +94,18 @@ class FollowingCog(commands.Cog, name="Following"):
                 await _reply(message, f"🔎 Nothing was done: {found.reason}.")
             return None
         return found
+
+    async def _acted_on(self, message: discord.Message, trade: TradeView) -> bool:
+        """The trade's events hold an action sent under one of this message's keys (done or refused: the
+        server keeps its answer for that key either way). Unknown (server unreachable): False, and the
+        server's own key check still stops a second action."""
+        try:
+            detail = await self.bot.trading.trade(trade.signal_id)
+        except TradingServerError:
+            return False
+        first = following.idempotency_key(message.id)
+        keys = {str(event.data.get("key", "")) for event in detail.events}
+        return any(key == first or key.startswith(f"{first}-") for key in keys)
 
     async def _steps(
         self, message: discord.Message, management: Management, trade: TradeView, act: bool

@@ -124,7 +124,7 @@ class SignalsCog(commands.Cog):
                 self.bot.state.mark_answered(signal_id)
             if not unknown:
                 self._remember(signal_id)
-            await self.show(message, outcome)
+            await self.show(message, outcome, edited=edited)
         return outcome
 
     def _remember(self, signal_id: str) -> None:
@@ -135,9 +135,9 @@ class SignalsCog(commands.Cog):
     def _record_intent(self, signal: TradeSignal) -> None:
         self.bot.state.mark_sending(signal.signal_id)
 
-    async def show(self, message: discord.Message, outcome: Outcome) -> None:
+    async def show(self, message: discord.Message, outcome: Outcome, *, edited: bool = False) -> None:
         if isinstance(outcome, ManagementMessage):
-            await self.bot.following.follow(message, outcome.management)
+            await self.bot.following.follow(message, outcome.management, edited=edited)
             return
         if isinstance(outcome, NotSignal):
             return
