@@ -237,6 +237,20 @@ async def test_an_edit_of_a_management_reply_never_acts_a_second_time(
     assert len(await actions(paper, sid, "manual_close")) == 1
 
 
+async def test_a_reply_edited_into_an_order_is_acted_on_once(
+    follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
+) -> None:
+    async with follower(follow_management="act"):
+        signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
+        filled = await until_position(paper, "ETH-USDT", lambda held: held > 0)
+        note = await fake_discord.post_user_message("nice move so far", reply_to=signal)
+        await fake_discord.edit_user_message("signals", note, "nice move so far, close half")
+        left = await until_position(paper, "ETH-USDT", lambda held: held < filled)
+        assert "Partly closed" in await reply_text(fake_discord, note)
+    assert filled / 2 - 1 <= left <= filled / 2 + 1
+    assert [e["data"]["key"] for e in await actions(paper, sid, "manual_close")] == [f"discord-follow-{note}"]
+
+
 async def test_a_reply_posted_during_an_outage_is_acted_on_once_by_the_backfill(
     follower: Follower, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:
