@@ -72,3 +72,16 @@ async def test_no_answer_offers_try_again_which_repeats_the_same_key_and_acts_on
     )
     assert [(s, action) for s, action, _ in trading_server.book.acted] == [(sid, "close")]
     assert trading_server.book.views[sid].state == "closed"
+
+
+async def test_a_management_message_naming_a_symbol_with_two_live_trades_acts_on_neither(
+    run_bot: Any, fake_discord: FakeDiscord, trading_server: FakeTradingServer
+) -> None:
+    async with run_bot():
+        first = await _signal(fake_discord, LIMIT_ETH)
+        second = await _signal(fake_discord, LIMIT_ETH)
+        close = await fake_discord.post_user_message("Close ETH now")
+        assert await fake_discord.wait_until(lambda: fake_discord.replies_to(close), WAIT)
+        said = fake_discord.replies_to(close)[0].text
+    assert "2 ETH-USDT trades from this channel are live" in said and first in said and second in said
+    assert trading_server.book.acted == []  # never a guess
