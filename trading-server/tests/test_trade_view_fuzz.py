@@ -23,7 +23,7 @@ from schemathesis.checks import (
 from hit_server.server import create_app
 from hit_server.testing import TEST_API_KEY, paper_settings, running_server, signal_body, until_event
 
-VIEWS = "^/api/v1/(trades|account|pnl)"
+VIEWS = "^/api/v1/(trades|account|pnl)(/|$)"  # `account`, not `accounts` (issue #19)
 SIGNAL_IDS = ["fz-closed", "fz-open", "fz-pending", "fz-cancelled", "fz-failed"]
 
 
