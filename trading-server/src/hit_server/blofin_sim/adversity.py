@@ -31,7 +31,7 @@ partial fills     `POST /sim/partial-fills {"fraction": "0.25"}` (`DELETE /sim/p
 hedge mode        `POST /sim/position-mode {"mode": "long_short_mode"}` puts the account in hedge
                   mode (BloFin's own set-position-mode refuses it here); writes that say
                   `positionSide: net` are then refused with 102089, as BloFin does.
-WebSocket drop    `POST /sim/ws/drop` (see `ws.py`) closes every private WebSocket at once.
+WebSocket drop    `POST /sim/ws/drop` (see `ws.py`) closes every WebSocket (private and public) at once.
 """
 
 from __future__ import annotations

@@ -170,6 +170,7 @@ def create_app(config: SimConfig) -> FastAPI:
     from .routes_sim import router as sim_router
     from .routes_trade import router as trade_router
     from .ws import install as install_ws
+    from .ws_public import install as install_public_ws
 
     state = SimState(config)
     app = SimApp(title="BloFin simulator", docs_url=None, redoc_url=None, openapi_url=None)
@@ -183,6 +184,7 @@ def create_app(config: SimConfig) -> FastAPI:
     app.include_router(trade_router, prefix="/api/v1/trade")
     app.include_router(sim_router, prefix="/sim")
     install_ws(app, state)
+    install_public_ws(app, state)
     # every account and trade endpoint is signed (checked by SignedOnly, outside FastAPI's routing)
     private = frozenset(
         [f"/api/v1{route.path}" for route in account_router.routes if isinstance(route, APIRoute)]

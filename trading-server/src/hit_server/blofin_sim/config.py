@@ -19,7 +19,7 @@ class SimConfig:
     BloFin's exact form is unconfirmed: "item" (top-level code "1", the real code in `data[0].code`),
     "zero" (top-level code "0" and the real code only in `data[0].code`, the form ccxt's error handler
     is written for: a client that trusts the top-level code alone is fooled) or "top" (the real code at
-    the top level and in `data[0]`).
+    the top level and in `data[0]`). `public_repush_s`: see `ws_public.py`.
     """
 
     api_key: str
@@ -32,6 +32,7 @@ class SimConfig:
     trade_limit_per_10s: int = 30
     time_window_ms: int = 60_000
     walk_interval_s: float = 1.0
+    public_repush_s: float = 1.0  # the public WebSocket's push of every subscribed candle, changed or not
     failure_envelope: FailureEnvelope = "item"
 
     def __repr__(self) -> str:

@@ -3,7 +3,8 @@
 Everything happens synchronously under the caller's control: an order is checked, filled or rested at
 once; a price move (`set_price`) fills resting limit orders and fires TP/SL orders in the order the move
 crosses them. Each change is appended to `events` and passed to every subscriber, which is where a private
-WebSocket plugs in. Liquidation is not simulated.
+WebSocket plugs in. A price move is not such an event: it goes to `price_listeners` alone (the public
+WebSocket), so that a subscriber is not woken by every tick. Liquidation is not simulated.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -40,6 +41,7 @@ from .models import (
 
 DEFAULT_LEVERAGE = 3
 Subscriber = Callable[[SimEvent], None]
+PriceListener = Callable[[str, Decimal], None]
 
 
 def wall_clock_ms() -> int:
@@ -54,12 +56,20 @@ class Simulator:
         self.clock_ms = clock_ms
         self.instruments: dict[str, Instrument] = default_instruments()
         self.subscribers: list[Subscriber] = []
+        # called with (instId, new price) after each change of a price, synchronously: a listener must
+        # only note it (or enqueue), never call back into the engine
+        self.price_listeners: list[PriceListener] = []
+        self.prices: dict[str, Decimal] = {}
         self.reset()
 
     def reset(self) -> None:
-        """Back to the starting balance and prices; subscribers stay."""
+        """Back to the starting balance and prices; subscribers and price listeners stay."""
         self.cash: Decimal = self.config.balance
-        self.prices: dict[str, Decimal] = starting_prices()
+        start = starting_prices()
+        moved = [inst_id for inst_id, price in start.items() if self.prices.get(inst_id) != price]
+        self.prices = start
+        for inst_id in moved:
+            self._price_moved(inst_id)
         self.margin_mode: MarginMode = "cross"
         self.position_mode = "net_mode"
         self.leverage: dict[tuple[str, str], int] = {}
@@ -454,11 +464,25 @@ class Simulator:
         self._on_new_order(order, price)
 
     # ---- prices --------------------------------------------------------------------------------
+    def load_prices(self, prices: Mapping[str, Decimal]) -> None:
+        """Set prices without moving through them (a restored account): nothing fills or fires."""
+        for inst_id, price in prices.items():
+            if self.prices.get(inst_id) != price:
+                self.prices[inst_id] = price
+                self._price_moved(inst_id)
+
+    def _price_moved(self, inst_id: str) -> None:
+        price = self.prices[inst_id]
+        for listener in list(self.price_listeners):
+            listener(inst_id, price)
+
     def set_price(self, inst_id: str, price: Decimal) -> None:
-        """Move last and mark to `price`, firing what the move crosses in the order it crosses it."""
+        """Move last and mark to `price`, firing what the move crosses in the order it crosses it;
+        price listeners hear of the final price (not of the points the move fired orders at)."""
         self.instrument(inst_id)
         if price <= 0:
             raise SimError("152002", "price")
+        before = self.prices[inst_id]
         filled_in_part: set[str] = set()  # with partial fills: one part per order per move
         for _ in range(10_000):
             start = self.prices[inst_id]
@@ -471,6 +495,8 @@ class Simulator:
             if isinstance(trig.item, SimOrder) and trig.item.is_open:
                 filled_in_part.add(trig.item.order_id)
         self.prices[inst_id] = price
+        if price != before:
+            self._price_moved(inst_id)
 
     def _execute(self, trig: Trigger) -> None:
         if isinstance(trig.item, SimOrder):

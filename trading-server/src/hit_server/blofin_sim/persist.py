@@ -44,7 +44,7 @@ VERSION = 1
 # Simulator attributes deliberately not saved (see the module docstring); a test checks that every
 # attribute of a Simulator is either saved (`SAVED`) or named here.
 TRANSIENT = frozenset({
-    "config", "clock_ms", "instruments", "subscribers", "events",
+    "config", "clock_ms", "instruments", "subscribers", "price_listeners", "events",
     "orders_by_client_id", "tpsl_by_client_id", "_open_orders", "_live_tpsl",  # rebuilt from the records
     "client_id_used_at", "lag", "duplicate_window_ms", "partial_fraction",  # adversity.py's test modes
 })
@@ -233,7 +233,7 @@ def restore(sim: Simulator, account: Any) -> None:
 
     sim.reset()
     sim.cash = cash
-    sim.prices.update({k: v for k, v in prices.items() if k in sim.instruments})
+    sim.load_prices({k: v for k, v in prices.items() if k in sim.instruments})
     sim.margin_mode, sim.position_mode, sim.leverage = margin_mode, position_mode, leverage
     sim.positions = {p.inst_id: p for p in positions}
     sim.orders = {o.order_id: o for o in orders}

@@ -1,22 +1,19 @@
 """The simulator's private WebSocket, `/ws/private`: login, subscriptions, pushes, keepalive.
 
 The hub is the engine's one subscriber. The engine calls it synchronously inside its own calls, so the
-hub only enqueues: each connection has a bounded queue drained by its own writer task, and a connection
-whose queue overflows is closed (1013, "slow consumer") rather than blocking the engine; its client
-must reconnect and re-read by REST, as it would after any loss. An engine call from another thread
-(a test driving `app.state.sim` directly) is handed to the connection's loop with call_soon_threadsafe.
+hub only enqueues (the queue, writer and watchdog of each connection: `ws_base.py`); a connection whose
+queue overflows is closed, and its client must reconnect and re-read by REST, as after any loss.
 
-Control for tests (no signature): `POST /sim/ws/drop` closes every private socket at once;
-`POST /sim/ws/refuse {"seconds": S}` refuses new handshakes (HTTP 403) for S seconds.
-`hub_of(app)` gives the hub: `idle_timeout_s`, `refused_times`, `login_attempts` are for tests.
+Control for tests (no signature): `POST /sim/ws/drop` closes every socket at once, private and public
+(`ws_public.py`); `POST /sim/ws/refuse {"seconds": S}` refuses new handshakes of both (HTTP 403) for S
+seconds. `hub_of(app)` gives the private hub: `idle_timeout_s`, `refused_times`, `login_attempts` are
+for tests.
 
 BloFin's code for a subscription before login is not documented; the simulator answers 60011.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -24,14 +21,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.websockets import WebSocketState
 
 from hit_server.exchange.blofin_auth import WS_LOGIN_PATH, prehash, sign
 
 from . import views
 from .models import SimEvent
+from .ws_base import Connection, invalid
+from .ws_public import public_hub_of
 
 if TYPE_CHECKING:
     from .app import SimState
@@ -45,14 +43,6 @@ QUEUE_SIZE = 1000
 LOGIN_FAILED: dict[str, str] = {"event": "error", "code": "60009", "msg": "Login failed."}
 NOT_LOGGED_IN: dict[str, str] = {"event": "error", "code": "60011", "msg": "Please log in first."}
 LOGIN_FIELDS = ("apiKey", "passphrase", "timestamp", "sign", "nonce")
-
-
-@dataclass(frozen=True)
-class Close:
-    """The writer's last item: send a close frame with this code and reason."""
-
-    code: int
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -73,10 +63,6 @@ class Subscription:
 def push_message(sub: Subscription, action: str, data: Any) -> str:
     """A push as BloFin writes it; `account` carries one object, every other channel a list of rows."""
     return json.dumps({"action": action, "arg": sub.arg(), "data": data}, separators=(",", ":"))
-
-
-def invalid(text: str) -> dict[str, str]:
-    return {"event": "error", "code": "60012", "msg": f"Invalid request: {text[:512]}"}
 
 
 class PrivateWsHub:
@@ -139,31 +125,20 @@ class PrivateWsHub:
         return None
 
 
-class PrivateConnection:
-    """One accepted socket: a reader that handles requests, a writer that drains the queue, a watchdog."""
+class PrivateConnection(Connection):
+    """One accepted private socket: login, subscriptions, the engine's events it asked for."""
+
+    name = "private ws"
 
     def __init__(self, ws: WebSocket, hub: PrivateWsHub) -> None:
-        self.ws = ws
+        super().__init__(ws, hub)
         self.hub = hub
-        self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[str | Close] = asyncio.Queue(maxsize=hub.queue_size)
         self.subs: dict[Subscription, None] = {}  # ordered set
         self.logged_in = False
-        self.closing = False
-        self.last_activity = self.loop.time()
 
-    # ---- outbound --------------------------------------------------------------------------------
     def deliver(self, event: SimEvent) -> None:
         """Called from the engine, on any thread."""
-        try:
-            on_loop = asyncio.get_running_loop() is self.loop
-        except RuntimeError:
-            on_loop = False
-        if on_loop:
-            self.offer(event)
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: the connection is gone
-                self.loop.call_soon_threadsafe(self.offer, event)
+        self.on_loop(self.offer, event)
 
     def offer(self, event: SimEvent) -> None:
         if not self.logged_in:
@@ -172,71 +147,6 @@ class PrivateConnection:
             if sub.matches(event):
                 data = event.data if event.channel == "account" else [event.data]
                 self.push(push_message(sub, "update", data))
-
-    def push(self, item: str | dict[str, Any]) -> None:
-        if self.closing:
-            return
-        text = item if isinstance(item, str) else json.dumps(item, separators=(",", ":"))
-        try:
-            self.queue.put_nowait(text)
-        except asyncio.QueueFull:
-            log.warning("private ws: push queue full, closing a slow consumer")
-            self.close_soon(1013, "slow consumer: push queue overflow", discard=True)
-
-    def close_soon(self, code: int, reason: str, *, discard: bool = False) -> None:
-        """Close after what is queued (or at once, dropping it, with `discard`)."""
-        if self.closing:
-            return
-        self.closing = True
-        while discard and not self.queue.empty():
-            self.queue.get_nowait()
-        if self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(Close(code, reason))
-
-    # ---- tasks -----------------------------------------------------------------------------------
-    async def serve(self) -> None:
-        reader = asyncio.create_task(self._read())
-        writer = asyncio.create_task(self._write())
-        watchdog = asyncio.create_task(self._watch())
-        try:
-            await asyncio.wait([reader, writer], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (reader, writer, watchdog):
-                task.cancel()
-            await asyncio.gather(reader, writer, watchdog, return_exceptions=True)
-
-    async def _read(self) -> None:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
-                self.last_activity = self.loop.time()
-                text = message.get("text")
-                if text is None:
-                    self.push(invalid("binary frame"))
-                else:
-                    self.handle(text)
-
-    async def _write(self) -> None:
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-            while True:
-                item = await self.queue.get()
-                if isinstance(item, Close):
-                    if self.ws.application_state == WebSocketState.CONNECTED:
-                        await self.ws.close(item.code, item.reason)
-                    return
-                await self.ws.send_text(item)
-                self.last_activity = self.loop.time()
-
-    async def _watch(self) -> None:
-        while not self.closing:
-            idle = self.loop.time() - self.last_activity
-            if idle > self.hub.idle_timeout_s:
-                self.close_soon(1000, f"idle for more than {self.hub.idle_timeout_s:g} s", discard=True)
-                return
-            await asyncio.sleep(max(self.hub.idle_timeout_s - idle, 0.01))
 
     # ---- requests --------------------------------------------------------------------------------
     def handle(self, text: str) -> None:
@@ -292,6 +202,8 @@ class PrivateConnection:
             if arg.get("channel") not in CHANNELS:
                 return None
             inst_id = arg.get("instId")
+            if inst_id is not None and not isinstance(inst_id, str):
+                return None
             if inst_id is not None and inst_id not in self.hub.state.sim.instruments:
                 return None
             subs.append(Subscription(arg["channel"], inst_id))
@@ -337,12 +249,16 @@ class RefuseRequest(BaseModel):
 
 @router.post("/sim/ws/drop")
 async def drop(request: Request) -> dict[str, Any]:
-    return {"code": "0", "msg": "", "data": {"dropped": hub_of(request.app).drop_all()}}
+    """Every socket, private (`dropped`) and public (`dropped_public`), as a network loss would."""
+    private = hub_of(request.app).drop_all()
+    public = public_hub_of(request.app).drop_all()
+    return {"code": "0", "msg": "", "data": {"dropped": private, "dropped_public": public}}
 
 
 @router.post("/sim/ws/refuse")
 async def refuse(req: RefuseRequest, request: Request) -> dict[str, Any]:
     hub_of(request.app).refuse_for(req.seconds)
+    public_hub_of(request.app).refuse_for(req.seconds)
     return {"code": "0", "msg": "", "data": {"seconds": req.seconds}}
 
 
