@@ -5,8 +5,9 @@
 On loopback the server answers in a few ms and hides what a user on a VPS pays: every BloFin call is a
 network round trip. Here the BloFin simulator is served behind a "network" that holds each HTTP request
 for half the round trip on its way in and half on its way out (`Network` below), so the exchange sees
-a request rtt/2 after it was sent and the caller sees the answer a whole round trip later. Its WebSocket
-streams are not delayed (they are pushed, not asked for).
+a request rtt/2 after it was sent and the caller sees the answer a whole round trip later. What its
+WebSockets push (the private account stream, the public mark prices) reaches the server rtt/2 after
+the simulator sent it, in order.
 
 What runs where: the simulator in this process (uvicorn in a thread, its engine stamps each order's
 creation with `time.perf_counter`, the same clock as the POST's stamp); the trading server as a
@@ -56,6 +57,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hit_server.blofin_sim import SimConfig, create_app
 from hit_server.blofin_sim.catalog import starting_prices
 from hit_server.blofin_sim.testing import OrderStamps as Stamps
+from hit_server.exchange.ratelimit import ARRIVAL_MARGIN_S
 from hit_server.testing import UvicornThread, close_everything, free_port, start_paper_server, wait_healthy
 from hit_server.trading import ids
 
@@ -77,13 +79,40 @@ class Network:
         self.lock = threading.Lock()
         self.requests: list[str] = []
         self.too_many: Counter[str] = Counter()  # 429s by request
+        self.last_trade_request = float("-inf")  # perf_counter of the last request to /api/v1/trade/
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket: what the simulator pushes reaches the server rtt/2 later, in order."""
+        queue: asyncio.Queue[tuple[float, Message]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, message = await queue.get()
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                await send(message)
+                queue.task_done()
+
+        async def delayed(message: Message) -> None:
+            await queue.put((time.perf_counter() + self.half, message))
+
+        forwarder = asyncio.create_task(deliver())
+        try:
+            await self.app(scope, receive, delayed)
+            await queue.join()  # the close frame too, after what was pushed before it
+        finally:
+            forwarder.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._stream(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         with self.lock:
             self.requests.append(f"{scope['method']} {scope['path']}")
+            if scope["path"].startswith(TRADE_PREFIX):
+                self.last_trade_request = time.perf_counter()
         await asyncio.sleep(self.half)
         held: list[Message] = []
 
@@ -105,6 +134,16 @@ class Network:
     def since(self, mark: int) -> list[str]:
         with self.lock:
             return self.requests[mark:]
+
+
+async def trade_budget_unspent(network: Network) -> None:
+    """Wait until no trading request has been sent for a whole trade-limit window (BloFin's 10 s, as
+    the client keeps it), so a round measures latency, not what the previous round's closing spent."""
+    window = 10.0 + ARRIVAL_MARGIN_S
+    say(f"waiting for a {window:g} s window without trading requests")
+    # a timestamp to wait past, not an event to wait for:
+    while (idle := time.perf_counter() - network.last_trade_request) < window:  # noqa: ASYNC110
+        await asyncio.sleep(window - idle)
 
 
 def signal(signal_id: str, symbol: str) -> dict[str, Any]:
@@ -174,19 +213,40 @@ def requests_per_signal(per_signal: list[list[str]]) -> dict[str, Any]:
     }
 
 
-async def exit_seen(http: httpx.AsyncClient, sim_app: Any, symbol: str, signal_id: str) -> float:
+async def exit_seen(http: httpx.AsyncClient, sim_app: Any, symbol: str, signal_id: str) -> dict[str, float]:
     """Move the mark through the stop of `signal_id`'s long; seconds until the server's event feed
-    says the trade was stopped out (or closed)."""
+    says the trade was stopped out (or closed), and until the simulator holds none of its orders open
+    (the take profits left behind, cancelled)."""
     price = starting_prices()[symbol] * Decimal("0.96")
+    sim = sim_app.state.sim
     started = time.perf_counter()
-    sim_app.state.sim.set_price(symbol, price)
+    sim.set_price(symbol, price)
+    evented = cancelled = float("nan")
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        events = (await http.get("/api/v1/events", params={"signal_id": signal_id, "limit": 500})).json()
-        if any(e["type"] in ("stopped_out", "closed") for e in events["events"]):
-            return round(time.perf_counter() - started, 3)
+    while time.monotonic() < deadline and (evented != evented or cancelled != cancelled):  # NaN: not yet
+        if cancelled != cancelled and not sim.open_orders(symbol):
+            cancelled = round(time.perf_counter() - started, 3)
+        if evented != evented:
+            events = (await http.get("/api/v1/events", params={"signal_id": signal_id, "limit": 500})).json()
+            if any(e["type"] in ("stopped_out", "closed") for e in events["events"]):
+                evented = round(time.perf_counter() - started, 3)
         await asyncio.sleep(0.01)
-    return float("nan")
+    return {"evented_s": evented, "leftovers_cancelled_s": cancelled}
+
+
+async def exit_seen_stream_down(
+    http: httpx.AsyncClient, sim_app: Any, sim_port: int, symbol: str, signal_id: str
+) -> dict[str, float]:
+    """`exit_seen` with the private stream down (dropped, new connections refused for a minute): the
+    server learns it by polling (MONITOR_POLL_SECONDS, 5 s by default)."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sim_port}") as sim_http:
+        (await sim_http.post("/sim/ws/refuse", json={"seconds": 60})).raise_for_status()
+        (await sim_http.post("/sim/ws/drop")).raise_for_status()
+        try:
+            await asyncio.sleep(0.5)  # the server sees the socket close
+            return await exit_seen(http, sim_app, symbol, signal_id)
+        finally:
+            (await sim_http.post("/sim/ws/refuse", json={"seconds": 0})).raise_for_status()
 
 
 @contextlib.contextmanager
@@ -245,6 +305,7 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             for round_no in range(1 + warm_rounds):
                 if round_no:
                     released.append(await close_everything(http, "rtt bench round"))
+                    await trade_budget_unspent(network)
                 for symbol in measured:
                     mark = network.mark()
                     sample = await post(http, stamps, signal(f"rtt:{round_no}:{symbol}", symbol))
@@ -255,7 +316,12 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
                     f"{summary(cold if not round_no else warm, rtt_ms)}"
                 )
             exit_s = await exit_seen(http, sim_app, measured[0], f"rtt:{warm_rounds}:{measured[0]}")
+            say(f"stop-out, stream up: {exit_s}")
+            exit_polled = await exit_seen_stream_down(http, sim_app, sim.port, measured[1],
+                                                      f"rtt:{warm_rounds}:{measured[1]}")
+            say(f"stop-out, stream down: {exit_polled}")
             await close_everything(http, "rtt bench round")
+            await trade_budget_unspent(network)
             too_many_before = sum(network.too_many.values())
             started = time.perf_counter()
             answers = await asyncio.gather(
@@ -276,7 +342,8 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             "exchange_429s": sum(network.too_many.values()) - too_many_before,
         },
         "exchange_429s_by_request": dict(network.too_many),
-        "stop_out_seen_s": exit_s,
+        "stop_out_stream_up": exit_s,
+        "stop_out_stream_down": exit_polled,
         "trades_released_after_kill_switch_s": released,
     }
 

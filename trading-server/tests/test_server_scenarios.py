@@ -165,9 +165,8 @@ async def test_server_rejects_size_below_the_minimum(tmp_path: Path) -> None:
 
 
 async def test_server_closes_position_when_the_stop_cannot_be_placed(server: RunningServer) -> None:
-    # The attached stop is refused with the order (error on attach is not possible to inject per-field),
-    # so make the confirmation fail: the TP/SL listing and the repair both fail.
-    await server.fault(kind="http_5xx", count=50, path="/api/v1/trade/orders-tpsl-pending")
+    # The entry fills but the exchange creates no attached stop, and placing one is refused too.
+    server.sim.attached_tpsl_lost = 1
     await server.fault(kind="error_code", code="102047", count=5, path="/api/v1/trade/order-tpsl")
 
     answer = await post(server, signal("s-naked"))
@@ -178,6 +177,19 @@ async def test_server_closes_position_when_the_stop_cannot_be_placed(server: Run
     assert position is None or position.size == 0
     events = (await server.http.get("/api/v1/events")).json()["events"]
     assert "closed_for_safety" in {e["type"] for e in events}
+
+
+async def test_server_repairs_a_stop_the_exchange_failed_to_attach(server: RunningServer) -> None:
+    # The stream shows the fill without its stop: the server places one before answering "placed".
+    server.sim.attached_tpsl_lost = 1
+
+    answer = await post(server, signal("s-unattached"))
+
+    assert answer["status"] == "placed", answer
+    stops = [t for t in server.sim.live_tpsl("BTC-USDT") if t.spec.sl_trigger is not None]
+    assert stops and server.sim.positions["BTC-USDT"].size != 0
+    events = (await server.http.get("/api/v1/events")).json()["events"]
+    assert "stop_repaired" in {e["type"] for e in events}
 
 
 async def test_server_halt_survives_a_restart_and_resume_lifts_it(tmp_path: Path) -> None:

@@ -215,3 +215,19 @@ async def test_tpsl_events_recorded_for_websocket(client: httpx.AsyncClient, sim
     await move(client, "139")
     assert {"orders", "orders-algo", "positions", "account"} <= set(seen)
     assert [e.channel for e in sim.events][-len(seen):] == seen
+
+
+async def test_tpsl_lost_mode_fills_the_entry_without_its_stop_then_attaches_again(
+    client: httpx.AsyncClient, sim: Simulator
+) -> None:
+    reply = await client.post("/sim/attached-tpsl-lost", json={"count": 1})
+    assert reply.json()["data"] == {"count": 1}
+
+    assert code(await place(client, slTriggerPrice="140", slOrderPrice="-1")) == "0"
+    assert sim.positions["SOL-USDT"].size == Decimal(10)
+    assert await pending_tpsl(client) == []  # filled, and naked: what the mode is for
+    assert sim.attached_tpsl_lost == 0
+
+    assert code(await place(client, slTriggerPrice="141", slOrderPrice="-1")) == "0"
+    assert [row["slTriggerPrice"] for row in await pending_tpsl(client)] == ["141"]
+    assert code((await client.post("/sim/attached-tpsl-lost", json={"count": -1})).json()) != "0"

@@ -21,7 +21,8 @@ from hit_server.api import docs, http_errors, paper_routes, trade_actions, trade
 from hit_server.api.routes import api, public
 from hit_server.api.security import BodyLimitMiddleware, KeyRateLimiter
 from hit_server.dashboard import install as install_dashboard
-from hit_server.exchange.paper import open_exchange
+from hit_server.exchange.market_stream import MarkPrices, public_ws_url
+from hit_server.exchange.paper import Exchange, open_exchange
 from hit_server.exchange.paper_reset import end_paper_trades
 from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
@@ -50,7 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await service.start()
             app.state.service = service
             app.state.sim_app = exchange.sim_app
-            async with open_monitor(settings, service, exchange) as monitor:
+            async with open_marks(settings, exchange, service), \
+                    open_monitor(settings, service, exchange) as monitor:
                 app.state.monitor = monitor
                 log.info(
                     "Trading server ready: mode=%s, journal=%s",
@@ -65,8 +67,30 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 finally:
                     app.state.service = None
                     app.state.monitor = None
+                    await service.stop()
     finally:
         await db.dispose()
+
+
+@asynccontextmanager
+async def open_marks(settings: Settings, exchange: Exchange, service: TradingService) -> AsyncIterator[None]:
+    """Mark prices from BloFin's public stream for the service (issue #18), when it talks to BloFin (or
+    a simulator) over the network; the in-process simulator answers a REST read at no cost. Symbols of
+    open trades are watched from the start; every symbol a signal names is watched from then on."""
+    url = settings.exchange_url
+    if exchange.sim_app is not None or url is None or not settings.monitor_websocket:
+        yield
+        return
+    marks = MarkPrices(public_ws_url(url))
+    await marks.start()
+    for symbol in await service.journal.open_signals():
+        marks.watch(symbol)
+    service.marks = marks
+    try:
+        yield
+    finally:
+        service.marks = None
+        await marks.stop()
 
 
 def _warn_if_halted(service: TradingService) -> None:

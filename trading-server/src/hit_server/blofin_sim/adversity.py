@@ -28,6 +28,10 @@ partial fills     `POST /sim/partial-fills {"fraction": "0.25"}` (`DELETE /sim/p
                   still fill at once, whole. An attached TP/SL covers what is filled: created with the
                   first part and grown with each later part (a new one is attached if the first is no
                   longer live).
+lost TP/SL        `POST /sim/attached-tpsl-lost {"count": N}` (`{"count": 0}` ends it)
+                  The next N fills of orders that carry a TP/SL create none: the order fills, the
+                  position is there, its stop is not (BloFin failing to attach it). A later fill of the
+                  same order attaches again once the count is spent.
 hedge mode        `POST /sim/position-mode {"mode": "long_short_mode"}` puts the account in hedge
                   mode (BloFin's own set-position-mode refuses it here); writes that say
                   `positionSide: net` are then refused with 102089, as BloFin does.

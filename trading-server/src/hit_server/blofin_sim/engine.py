@@ -88,6 +88,7 @@ class Simulator:
         self.lag = LookupLag()
         self.duplicate_window_ms: int | None = None  # None: a clientOrderId is refused forever
         self.partial_fraction: Decimal | None = None  # None: a resting order fills whole
+        self.attached_tpsl_lost = 0  # so many fills of orders with a TP/SL attached create none
         self.fills: list[Fill] = []
         self.position_history: list[ClosedPosition] = []
         self.events: deque[SimEvent] = deque(maxlen=10_000)
@@ -133,6 +134,8 @@ class Simulator:
         else:
             self._open_orders.pop(order.order_id, None)
         self._emit("orders", views.order_view(order))
+        # BloFin pushes the account on placing, cancelling and fills: an order changes what is available
+        self._emit("account", views.balance_view(self.account(), self.clock_ms()))
 
     def _tpsl_changed(self, tpsl: SimTpsl) -> None:
         if tpsl.state == "live":
@@ -381,6 +384,9 @@ class Simulator:
     def _attach_tpsl(self, order: SimOrder, filled: Decimal) -> None:
         """The order's TP/SL covers what it filled: grown by `filled` (this fill) while it is live,
         else a new one for this fill (the first fill, or after the earlier one fired or was cancelled)."""
+        if self.attached_tpsl_lost > 0:
+            self.attached_tpsl_lost -= 1
+            return  # the order filled, its TP/SL was never created: the position is naked
         current = self.tpsl_orders.get(order.algo_id) if order.algo_id else None
         if current is not None and current.state == "live" and current.size is not None:
             current.size += filled

@@ -46,7 +46,8 @@ VERSION = 1
 TRANSIENT = frozenset({
     "config", "clock_ms", "instruments", "subscribers", "price_listeners", "events",
     "orders_by_client_id", "tpsl_by_client_id", "_open_orders", "_live_tpsl",  # rebuilt from the records
-    "client_id_used_at", "lag", "duplicate_window_ms", "partial_fraction",  # adversity.py's test modes
+    # adversity.py's test modes:
+    "client_id_used_at", "lag", "duplicate_window_ms", "partial_fraction", "attached_tpsl_lost",
 })
 SAVED = frozenset({
     "cash", "prices", "margin_mode", "position_mode", "leverage", "positions", "orders", "tpsl_orders",

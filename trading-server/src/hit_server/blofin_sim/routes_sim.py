@@ -81,6 +81,11 @@ class PartialFillRequest(BaseModel):
     fraction: Decimal = Field(gt=0, le=1)
 
 
+class LostTpslRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = Field(ge=0, le=1000)
+
+
 class PositionModeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["net_mode", "long_short_mode"]
@@ -167,6 +172,13 @@ async def clear_partial_fills(state: StateDep) -> dict[str, Any]:
     return ok(None)
 
 
+@router.post("/attached-tpsl-lost")
+async def lose_attached_tpsl(req: LostTpslRequest, state: StateDep) -> dict[str, Any]:
+    """The next `count` fills of orders carrying a TP/SL create none (BloFin failing to attach it)."""
+    state.sim.attached_tpsl_lost = req.count
+    return ok({"count": req.count})
+
+
 @router.post("/position-mode")
 async def force_position_mode(req: PositionModeRequest, state: StateDep) -> dict[str, Any]:
     """Hedge mode on demand (BloFin's own set-position-mode refuses long_short_mode here)."""
@@ -186,6 +198,7 @@ def _modes(state: SimState) -> dict[str, Any]:
         },
         "partialFillFraction": None if sim.partial_fraction is None else fmt(sim.partial_fraction),
         "positionMode": sim.position_mode,
+        "attachedTpslLost": sim.attached_tpsl_lost,
     }
 
 

@@ -1,8 +1,9 @@
 """The position monitor: a background task of the server's lifespan that runs lifecycle passes.
 
 When a pass runs:
-- at once when the account changes: pushes of BloFin's private WebSocket (`orders`, `positions`,
-  `orders-algo`, through `blofin_ws.PrivateStream`, which reconnects with backoff), or, in paper mode
+- at once (after MAX_GAP_S) when the account changes: pushes of BloFin's private WebSocket (`orders`,
+  `positions`, `orders-algo`, `account`, through `blofin_ws.PrivateStream`, which reconnects with
+  backoff), or, in paper mode
   with the in-process simulator (reached through `inprocess.InProcessHttp`: no socket), the
   simulator's own change events through a small adapter (`SimFeed`);
 - every MONITOR_POLL_SECONDS while the socket is down: REST polling is the fallback, and the first
@@ -13,15 +14,20 @@ Before every pass, signals left unresolved (an unclear exchange outcome, a journ
 looked up on the exchange (`reconcile.reconcile_pending`: lookups only, never a resend, never a
 signal this process is carrying out); one found placed is managed by that same pass. While any is
 left unresolved the monitor polls every MONITOR_POLL_SECONDS even when pushes flow.
-A pass is a full comparison of the journal with the exchange (`lifecycle.py`), so a push is only a
-wake-up call: nothing depends on its content. A pass that fails is logged and the next one retries.
+A pass is a full comparison of the journal with the account (`passes.py`). The pushes also keep the
+account mirror (`exchange/mirror.py`) current, so a pass a push woke reads the account from the mirror,
+without a request (a stop-out is known, evented and its leftovers cancelled well within a second);
+a timed pass, and one while the mirror is not live, re-reads it by REST, which bounds what a lost push
+could hide. A pass that fails is logged and the next one retries.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -30,6 +36,7 @@ from hit_server.api.http_errors import JournalUnavailable
 from hit_server.exchange.blofin_auth import BloFinAuth
 from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.blofin_ws import PrivateStream
+from hit_server.exchange.mirror import AccountMirror
 from hit_server.exchange.paper import Exchange, configured_credentials
 from hit_server.journal.trade_book import TradeBook
 from hit_server.lifecycle.notify import WebhookRelay
@@ -42,8 +49,9 @@ from hit_server.trading.service import TradingService
 log = logging.getLogger(__name__)
 
 QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
-MAX_GAP_S = 0.25  # pushes arriving within this gap are handled by one pass
+MAX_GAP_S = 0.05  # pushes arriving within this gap are handled by one pass
 STOP_CHECK_S = 0.5  # how often stopping the monitor checks that its task has ended
+PRIVATE_CHANNELS = ("orders", "positions", "orders-algo", "account")
 
 
 class Feed(Protocol):
@@ -58,10 +66,15 @@ class Feed(Protocol):
 
 
 class SimFeed:
-    """The in-process simulator's change events: the engine calls subscribers synchronously."""
+    """The in-process simulator's change events: the engine calls subscribers synchronously, with the
+    same channels and rows as BloFin's pushes. A change made on the server's own thread (its requests
+    reach the simulator in-process) reaches the account mirror before the request that made it returns,
+    so the mirror is never behind the simulator as the server sees it; one made from another thread
+    (a test driving the engine) is handed to the loop."""
 
-    def __init__(self, sim: Any) -> None:
+    def __init__(self, sim: Any, mirror: AccountMirror) -> None:
         self.sim = sim
+        self.mirror = mirror
         self._callback: Any = None
 
     @property
@@ -70,26 +83,37 @@ class SimFeed:
 
     async def start(self, monitor: PositionMonitor) -> None:
         loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
 
-        def changed(_event: object) -> None:
-            loop.call_soon_threadsafe(monitor.wake)
+        def deliver(event: Any) -> None:
+            self.mirror.push(event.channel, [event.data])
+            monitor.wake()
+
+        def changed(event: object) -> None:
+            if threading.get_ident() == loop_thread:
+                deliver(event)
+            else:
+                loop.call_soon_threadsafe(deliver, event)
 
         self._callback = changed
         self.sim.subscribe(changed)
+        self.mirror.connected()
 
     async def stop(self) -> None:
         if self._callback is not None:
             with contextlib.suppress(ValueError):
                 self.sim.subscribers.remove(self._callback)
             self._callback = None
+        await self.mirror.stop()
 
 
 class StreamFeed:
     """BloFin's private WebSocket; every push and every (re)connection wakes the monitor."""
 
-    def __init__(self, url: str, auth: BloFinAuth) -> None:
+    def __init__(self, url: str, auth: BloFinAuth, mirror: AccountMirror) -> None:
         self.url = url
         self.auth = auth
+        self.mirror = mirror
         self.stream: PrivateStream | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -98,16 +122,20 @@ class StreamFeed:
         return self.stream is not None and self.stream.connected
 
     async def start(self, monitor: PositionMonitor) -> None:
-        async def on_event(_channel: str, _rows: list[dict[str, Any]]) -> None:
+        async def on_event(channel: str, rows: list[dict[str, Any]]) -> None:
+            self.mirror.push(channel, rows)
             monitor.wake()
 
         async def on_state(connected: bool) -> None:
             if connected:
+                self.mirror.connected()
                 monitor.wake()  # pushes between the loss and now are lost: re-read everything
             else:
+                self.mirror.disconnected()
                 log.warning("Position monitor: private stream down, polling every %g s", monitor.poll_s)
 
-        self.stream = PrivateStream(self.url, self.auth, on_event=on_event, on_state=on_state)
+        self.stream = PrivateStream(self.url, self.auth, channels=PRIVATE_CHANNELS, on_event=on_event,
+                                    on_state=on_state)
         self._task = asyncio.create_task(self.stream.run())
 
     async def stop(self) -> None:
@@ -115,6 +143,7 @@ class StreamFeed:
             await self.stream.stop()
         if self._task is not None:
             await self._task
+        await self.mirror.stop()
 
 
 def ws_url(rest_url: str) -> str:
@@ -179,6 +208,7 @@ class PositionMonitor:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, min(interval, due - loop.time()))):
                     await self._wake.wait()
+            pushed = self._wake.is_set()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             self._wake.clear()
             if loop.time() >= due:
@@ -186,7 +216,8 @@ class PositionMonitor:
                 due = loop.time() + self.reconcile_s
             else:
                 await self._guarded(self.resolve)
-                await self._guarded(self.lifecycle.sync_all)
+                # a pass a push woke reads the account mirror; a timed one re-reads the exchange
+                await self._guarded(functools.partial(self.lifecycle.sync_all, reread=not pushed))
 
     async def resolve(self) -> None:
         """Look up the signals left unresolved (see `reconcile.py`), without waiting for a restart."""
@@ -198,7 +229,7 @@ class PositionMonitor:
         self.reconciliations += 1
         await self.resolve()
         await reconcile_exchange(self.lifecycle)
-        await self.lifecycle.sync_all()
+        await self.lifecycle.sync_all(reread=True)
 
     @staticmethod
     async def _guarded(step: Any) -> None:
@@ -210,15 +241,15 @@ class PositionMonitor:
             log.exception("Position monitor: unexpected error in a pass; retrying at the next one")
 
 
-def _feed(settings: Settings, exchange: Exchange) -> Feed | None:
+def _feed(settings: Settings, exchange: Exchange, mirror: AccountMirror) -> Feed | None:
     if not settings.monitor_websocket:
         return None
     if exchange.sim_app is not None:
-        return SimFeed(exchange.sim_app.state.sim)
+        return SimFeed(exchange.sim_app.state.sim, mirror)
     url = settings.exchange_url
     if url is None:
         return None
-    return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)))
+    return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)), mirror)
 
 
 @asynccontextmanager
@@ -226,8 +257,10 @@ async def open_monitor(
     settings: Settings, service: TradingService, exchange: Exchange
 ) -> AsyncIterator[PositionMonitor]:
     """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit."""
-    lifecycle = Lifecycle(service.client, service.journal, TradeBook(service.journal.db), settings)
-    monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange), settings)
+    lifecycle = Lifecycle(
+        service.client, service.journal, TradeBook(service.journal.db), settings, service.mirror
+    )
+    monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange, service.mirror), settings)
     relay_task: asyncio.Task[None] | None = None
     if settings.discord_webhook_url is not None:
         relay = monitor.relay = WebhookRelay(settings.discord_webhook_url, service.journal)

@@ -33,6 +33,7 @@ from hit_server import clock
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, NotFound, OrderOutcomeUnknown
 from hit_server.exchange.blofin_models import Order, Position
+from hit_server.exchange.mirror import AccountMirror
 from hit_server.journal.journal import HALT_CLOSE_EVENT, EventRecord, Journal, OrderRecord
 from hit_server.journal.trade_book import CLOSED, ENDED, Trade, TradeBook, TradeMovedOn, values_of
 from hit_server.lifecycle.pnl import Exit, exit_of
@@ -46,8 +47,12 @@ log = logging.getLogger(__name__)
 
 
 class Lifecycle:
-    def __init__(self, client: BloFinClient, journal: Journal, book: TradeBook, settings: Settings) -> None:
+    def __init__(
+        self, client: BloFinClient, journal: Journal, book: TradeBook, settings: Settings,
+        mirror: AccountMirror | None = None,
+    ) -> None:
         self.client = client
+        self.mirror = mirror
         self.journal = journal
         self.book = book
         self.settings = settings
@@ -61,27 +66,34 @@ class Lifecycle:
         self.failing: dict[str, str] = {}  # signal_id -> the failure last reported for it
         self._one_pass_at_a_time = asyncio.Lock()
 
-    async def snapshot(self) -> Snapshot:
+    async def snapshot(self, *, reread: bool = False) -> Snapshot:
+        """The account now: from the account mirror when it is live (no request: the stream keeps it
+        current), else, or when asked to `reread`, from three REST reads."""
+        mirror = self.mirror
+        if mirror is not None and mirror.live and not reread:
+            positions = {p.inst_id: p for p in mirror.positions()}
+            orders = {o.client_order_id: o for o in mirror.open_orders() if o.client_order_id}
+            return Snapshot(positions, orders, mirror.live_tpsl(), ended=mirror.closed_orders())
         # positions first: a fill after this read shows up as extra coverage, never as a missing stop
         positions = {p.inst_id: p for p in await self.client.positions()}
         orders = {o.client_order_id: o for o in await self.client.pending_orders() if o.client_order_id}
         return Snapshot(positions, orders, await self.client.pending_tpsl())
 
-    async def sync_all(self) -> int:
+    async def sync_all(self, *, reread: bool = False) -> int:
         """One pass over every open trade; the number of trades looked at. Passes of one process never
         overlap (the monitor's own, a reconciliation asked for meanwhile): the trade lease is the
         process's, so it can't keep two passes of one process apart (found by the simulation, seed
         10: two overlapping passes sent one target twice)."""
         async with self._one_pass_at_a_time:
-            return await self._sync_all()
+            return await self._sync_all(reread)
 
-    async def _sync_all(self) -> int:
+    async def _sync_all(self, reread: bool) -> int:
         self.passes += 1
         trades = await self.book.open_trades()
         if not trades:
             self.failing.clear()
             return 0
-        snap = await self.snapshot()
+        snap = await self.snapshot(reread=reread)
         orders = await self.book.orders_of([t.signal_id for t in trades])
         for trade in trades:
             await self._sync_isolated(trade, snap, orders[trade.signal_id])
@@ -222,7 +234,7 @@ class Lifecycle:
         for record in list(work.records):
             if not self._watched(work, record):
                 continue
-            order = snap.orders.get(record.client_order_id)
+            order = snap.orders.get(record.client_order_id) or snap.ended.get(record.client_order_id)
             if order is None:
                 order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
             if order is None:

@@ -35,11 +35,13 @@ close_id = ids.monitor_close_id
 @dataclass(frozen=True)
 class Snapshot:
     """The account at the start of a pass: positions by instId (net mode), resting orders by
-    clientOrderId, and live TP/SL orders."""
+    clientOrderId, live TP/SL orders, and (from the account mirror) orders seen to end, by
+    clientOrderId, which then need no lookup."""
 
     positions: dict[str, Position]
     orders: dict[str, Order]
     tpsl: list[TpslOrder]
+    ended: dict[str, Order] = field(default_factory=dict)
 
     def stops(self, work: Work) -> list[TpslOrder]:
         """The live TP/SL orders that protect this trade's position (see `protects`)."""

@@ -176,7 +176,7 @@ def _assess(signal: TradeSignal, market: MarketView, limits: RiskLimits) -> Trad
     problem = _crossed(signal, levels) or _too_far(signal, levels, limits)
     if problem:
         return problem
-    leverage, notes = _leverage(signal, gate, limits)
+    leverage, notes = plan_leverage(signal, gate, limits)
     sized = fit_size(
         levels, gate, market.equity, market.available, limits.risk_per_trade_percent,
         limits.max_position_size_usd, limits.fee_buffer_percent, leverage,
@@ -360,7 +360,8 @@ def _too_far(signal: TradeSignal, levels: Levels, limits: RiskLimits) -> Rejecti
     return None
 
 
-def _leverage(signal: TradeSignal, inst: Instrument, limits: RiskLimits) -> tuple[int, tuple[str, ...]]:
+def plan_leverage(signal: TradeSignal, inst: Instrument, limits: RiskLimits) -> tuple[int, tuple[str, ...]]:
+    """The leverage a plan for `signal` uses, and the note when it is lower than asked."""
     requested = signal.leverage if signal.leverage is not None else limits.default_leverage
     used = max(1, min(requested, limits.max_leverage, inst.max_leverage))
     if used == requested:

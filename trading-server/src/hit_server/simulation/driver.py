@@ -292,6 +292,17 @@ class Driver:
             with contextlib.suppress(SimError):
                 sim.close_position(step["symbol"], position.margin_mode, "")
 
+    async def _op_hand_leverage(self, step: Step) -> None:
+        """The trader changes the symbol's leverage on the exchange (refused while cross orders rest)."""
+        with contextlib.suppress(SimError):
+            self.world.sim.set_leverage(step["symbol"], int(step["leverage"]), "cross")
+
+    async def _op_hand_transfer(self, step: Step) -> None:
+        """Funds moved out of (or into) the futures account, with no push: the server's account mirror
+        holds the old balance until its next read."""
+        sim = self.world.sim
+        sim.cash -= sim.cash * Decimal(step["fraction"])
+
     async def _op_stream_drop(self, step: Step) -> None:
         process = self._process(step)
         monitor = process.monitor

@@ -16,7 +16,9 @@ price every signal will meet):
   accepted again after a window, refused items of a batch, partial fills;
 - crashes at a chosen exchange call of a process (before the exchange sees it, or after it carried it
   out), restarts, a second process on the same journal, reconciliation sweeps at random moments;
-- a trader's hand on the exchange: cancelling a position's stops, closing a position;
+- a trader's hand on the exchange: cancelling a position's stops, closing a position, changing a
+  symbol's leverage, moving funds in or out of the account without the stream saying so (the account
+  mirror's balance is then stale until it is read again);
 - a trader's actions through the API (close, partial close, cancel, stop, targets), each under an
   Idempotency-Key, some sent again with the same key (at once, or later, to the other process), some
   keys reused for another request; sensible and wrong-sided stops and targets.
@@ -98,12 +100,16 @@ class Generator:
             step: Step = {"op": "second_process"}
         elif roll < 0.92:
             step = {"op": "sweep", "process": process}
-        elif roll < 0.95:
+        elif roll < 0.94:
             step = {"op": "hand_cancel_stops", "symbol": symbol}
+        elif roll < 0.95:
+            step = {"op": "hand_leverage", "symbol": symbol, "leverage": self.rng.choice([1, 2, 7, 25, 50])}
         elif roll < 0.96:
             step = {"op": "hand_close", "symbol": symbol}
         elif roll < 0.98:
             step = {"op": "stream_drop", "process": process}
+        elif roll < 0.99:
+            step = {"op": "hand_transfer", "fraction": self.rng.choice(["0.1", "0.5", "-0.3"])}
         else:
             step = {"op": "restart", "process": process}
         step["wait"] = self._wait()

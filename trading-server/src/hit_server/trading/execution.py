@@ -5,8 +5,10 @@ Order of operations, each step journaled by the caller before it is sent (see `s
 2. the entries: one market order, one limit order, or a ladder of limits across a zone; each carries
    the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
-   TP/SL covering the position); if it is missing, one is placed (order-tpsl); if that fails, the
-   position is closed at market and the answer is "failed" saying so (if the close cannot be
+   TP/SL covering the position), from the account mirror's pushes when it is live (no lookup: the
+   stream shows the fill and the attached stop as they happen), by REST reads otherwise or when the
+   pushes don't show it within STREAM_WAIT_S; if it is missing, one is placed (order-tpsl); if that
+   fails, the position is closed at market and the answer is "failed" saying so (if the close cannot be
    confirmed either, the answer says that and the position monitor resolves it: stop or close);
 4. take profits: reduce-only limit orders TP1..TPn with the plan's sizes once the whole size is filled;
    otherwise they are recorded "pending" (a later monitor places them as entries fill).
@@ -22,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import cast
 
@@ -37,8 +40,10 @@ from hit_server.exchange.blofin_models import (
     OrderSide,
     OrderType,
     Position,
+    TpslOrder,
     TpslRequest,
 )
+from hit_server.exchange.mirror import AccountMirror
 from hit_server.journal.journal import OrderRecord, Reserve, journal_fresh_order
 from hit_server.lifecycle.trade_work import is_protective_stop, not_accepted
 from hit_server.trading import ids
@@ -50,6 +55,7 @@ __all__ = ["Execution", "Executor", "Outcome"]  # Execution and Outcome live in 
 log = logging.getLogger(__name__)
 
 FILL_WAIT_S = 2.0
+STREAM_WAIT_S = 0.5  # how long the pushes may take to show a fill and its stop before REST is asked
 LIVE_TPSL = ("live", "effective")
 SaveOrders = Callable[[Sequence[OrderRecord]], Awaitable[None]]
 
@@ -58,23 +64,59 @@ def _held(positions: Sequence[Position]) -> Decimal:
     return sum((abs(p.positions) for p in positions), Decimal(0))
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """The symbol's positions and, when known from the same view, its live TP/SL orders."""
+
+    positions: list[Position]
+    tpsl: list[TpslOrder] | None = None
+
+
+def _protecting(run: Execution, tpsl: Sequence[TpslOrder]) -> list[TpslOrder]:
+    """The TP/SL orders that are the trade's own stop (a trader's stop far away is not)."""
+    level, is_long = run.stop.trigger_price or run.plan.stop_loss, run.signal.side == Side.LONG
+    return [order for order in tpsl
+                if is_protective_stop(order, run.stop.symbol, is_long, level, run.instrument.tick_size)]
+
+
+def _covered(run: Execution, tpsl: Sequence[TpslOrder], held: Decimal) -> Decimal:
+    """Contracts of a position of `held` the trade's stops among `tpsl` close when they fire."""
+    covered = Decimal(0)
+    for order in _protecting(run, tpsl):
+        covered = held if order.size < 0 else covered + order.size
+    return covered
+
+
 class Executor:
     def __init__(
         self, client: BloFinClient, save: Callable[[str, Sequence[OrderRecord]], Awaitable[None]],
-        reserve: Reserve,
+        reserve: Reserve, mirror: AccountMirror,
     ) -> None:
         self.client = client
+        self.mirror = mirror  # the account as the stream shows it (`exchange/mirror.py`)
         self._save = save  # journals orders (commit) before they are sent
         self._reserve = reserve  # journals an order under a clientOrderId no process has used
         self._leverage: dict[tuple[str, str], int] = {}  # what this process last set, per symbol and mode
 
     async def set_leverage(self, symbol: str, leverage: int, margin_mode: str) -> None:
         """Set the leverage unless this process already set exactly this (BloFin refuses a change while
-        orders rest on the symbol, even to the same value)."""
+        orders rest on the symbol, even to the same value). What was set is remembered until the
+        exchange shows another leverage on the symbol (`leverage_seen`)."""
         if self._leverage.get((symbol, margin_mode)) == leverage:
             return
         await self.client.set_leverage(symbol, leverage, margin_mode)
         self._leverage[(symbol, margin_mode)] = leverage
+
+    def leverage_seen(self, symbol: str, margin_mode: str, leverage: int) -> bool:
+        """The exchange shows `leverage` on the symbol: False (and forgotten, so the next signal sets it
+        again) when that is not what this process set: someone changed it behind our back."""
+        remembered = self._leverage.get((symbol, margin_mode))
+        if remembered is None or remembered == leverage:
+            return True
+        del self._leverage[(symbol, margin_mode)]
+        log.warning("%s: the exchange shows leverage %sx, not the %sx set; it is set again",
+                    symbol, leverage, remembered)
+        return False
 
     async def execute(self, run: Execution) -> Outcome:
         symbol = run.signal.symbol
@@ -87,12 +129,32 @@ class Executor:
         problem = await self._place_entries(run)
         if problem is not None:
             return await self._unwind(run, problem)
-        filled, positions = await self._filled(run)
-        if filled > 0 and not await self.ensure_stop(run, positions):
+        filled, holdings = await self._filled(run)
+        if filled > 0 and not await self.ensure_stop(run, holdings):
             return await self.close_for_safety(run)
+        if holdings is not None:
+            await self._heal_leverage(run, holdings)
         if filled >= run.plan.size:
             await self._place_take_profits(run)
         return placed(run, filled)
+
+    async def _heal_leverage(self, run: Execution, holdings: Holdings) -> None:
+        """A position at another leverage than the plan's was changed behind our back: set the plan's
+        again now, while only the stop rests on the symbol (BloFin refuses it once the take profits
+        rest), so the position is margined as planned and its liquidation stays beyond the stop."""
+        symbol = run.signal.symbol
+        for position in holdings.positions:
+            if self.leverage_seen(symbol, run.margin_mode, position.leverage):
+                continue
+            try:
+                await self.set_leverage(symbol, run.plan.leverage, run.margin_mode)
+            except BloFinError as exc:
+                log.error("%s: leverage %sx could not be set again: %s", symbol, run.plan.leverage,
+                          exc.message)
+                return
+            run.event("leverage_restored", f"{symbol}: the exchange held leverage {position.leverage}x, "
+                      f"not the {run.plan.leverage}x planned; it was set to {run.plan.leverage}x again")
+            return
 
     # -- entries ---------------------------------------------------------------------------------
 
@@ -135,7 +197,41 @@ class Executor:
             record.order_id, record.state = order.order_id, order.state
         return order
 
-    async def _filled(self, run: Execution) -> tuple[Decimal, list[Position] | None]:
+    async def _filled(self, run: Execution) -> tuple[Decimal, Holdings | None]:
+        """Contracts filled across the entries now, and the symbol's holdings when they were read:
+        from the account mirror when it is live and shows every entry, every fill and, for a fill,
+        the stop covering it within STREAM_WAIT_S (no request at all), else from REST (below)."""
+        if self.mirror.live:
+            seen = await self.mirror.wait_until(lambda: self._settled(run), STREAM_WAIT_S)
+            if seen is not None:
+                return seen
+            log.info("Signal %s: the stream did not show its entry settled; reading the exchange",
+                     run.signal.signal_id)
+        return await self._read_filled(run)
+
+    def _settled(self, run: Execution) -> tuple[Decimal, Holdings] | None:
+        """From the mirror: the contracts filled and the holdings, once every entry is seen (a market
+        entry done), the position holds the fills and, for a fill, a stop of the trade covers it;
+        None until then."""
+        symbol = run.signal.symbol
+        filled = Decimal(0)
+        seen: list[tuple[OrderRecord, Order]] = []
+        for record in run.of(OrderRole.ENTRY):
+            order = self.mirror.order(record.client_order_id)
+            if order is None or (record.order_type == "market" and order.is_open):
+                return None
+            seen.append((record, order))
+            filled += order.filled_size
+        positions = self.mirror.positions(symbol)
+        held = _held(positions)
+        stops = self.mirror.live_tpsl(symbol)
+        if filled > 0 and (held < filled or _covered(run, stops, held) < held):
+            return None
+        for record, order in seen:
+            record.order_id, record.state = order.order_id, order.state
+        return filled, Holdings(positions, stops)
+
+    async def _read_filled(self, run: Execution) -> tuple[Decimal, Holdings | None]:
         """Contracts filled across the entries now, and the symbol's positions when they were read.
 
         A lone market entry is judged by the position first: the symbol held none when the signal was
@@ -151,7 +247,7 @@ class Executor:
                 positions = None
             if positions is not None and _held(positions) >= run.plan.size:
                 entries[0].state = "filled"
-                return run.plan.size, positions
+                return run.plan.size, Holdings(positions)
         return await self._filled_by_order(run), None
 
     async def _filled_by_order(self, run: Execution) -> Decimal:
@@ -170,15 +266,15 @@ class Executor:
 
     # -- the stop (rule 2) -----------------------------------------------------------------------
 
-    async def ensure_stop(self, run: Execution, positions: list[Position] | None = None) -> bool:
+    async def ensure_stop(self, run: Execution, holdings: Holdings | None = None) -> bool:
         """True once a stop covering the position is confirmed on the exchange (placing one if needed).
-        `positions`: the symbol's positions, if just read.
+        `holdings`: the symbol's positions (and TP/SL orders), if just read.
 
         Each stop placed gets a fresh clientOrderId (`ids.stop_attempt_id`, numbered from the journaled
         attempts), so the lookup that follows an unclear answer can only find this attempt's order; and
         an order the exchange reports as cancelled or fired is never taken for a live stop."""
         try:
-            if await self._stop_confirmed(run, positions):
+            if await self._stop_confirmed(run, holdings):
                 return True
         except BloFinError as exc:
             log.warning("Could not list TP/SL orders of %s: %s", run.signal.symbol, type(exc).__name__)
@@ -241,26 +337,17 @@ class Executor:
         log.error("Stop loss %s for %s is %s, not live", record.client_order_id, record.symbol, found.state)
         return False
 
-    async def _stop_confirmed(self, run: Execution, positions: list[Position] | None) -> bool:
+    async def _stop_confirmed(self, run: Execution, holdings: Holdings | None) -> bool:
         record = run.stop
-        if positions is None:
-            positions = await self.client.positions(record.symbol)
+        positions = holdings.positions if holdings is not None else await self.client.positions(record.symbol)
         held = _held(positions)
         if held == 0:
             return True  # nothing to protect (yet)
-        covered = Decimal(0)
-        found: list[str] = []
-        level, is_long = record.trigger_price or run.plan.stop_loss, run.signal.side == Side.LONG
-        for order in await self.client.pending_tpsl(record.symbol):
-            # only the trade's own protection counts (a trader's stop far away does not)
-            if not is_protective_stop(order, record.symbol, is_long, level, run.instrument.tick_size):
-                continue
-            found.append(order.tpsl_id)
-            covered = held if order.size < 0 else covered + order.size
-            if covered >= held:
-                break
-        if covered >= held:
-            record.state, record.order_id = "live", ",".join(found)
+        tpsl = holdings.tpsl if holdings is not None and holdings.tpsl is not None else \
+            await self.client.pending_tpsl(record.symbol)
+        found = _protecting(run, tpsl)
+        if _covered(run, tpsl, held) >= held:
+            record.state, record.order_id = "live", ",".join(order.tpsl_id for order in found)
             return True
         return False
 

@@ -44,7 +44,7 @@ from hit_server.journal.db import SignalRow, as_utc
 from hit_server.journal.journal import OPEN_STATES, AnsweredElsewhere, EventRecord, Journal, OrderRecord
 from hit_server.risk.engine import PlannedOrder, TradePlan
 from hit_server.settings import Settings
-from hit_server.trading.execution import Execution, Executor, Outcome
+from hit_server.trading.execution import Execution, Executor, Holdings, Outcome
 from hit_server.trading.responses import build_response
 from hit_server.trading.signal_locks import SignalLocks
 from hit_shared.logs import signal_context
@@ -185,7 +185,7 @@ async def _protect_meanwhile(service: TradingService, row: SignalRow) -> None:
         plan = plan_of(signal, records, service.settings.default_leverage)
         instrument = await service.client.instrument(signal.symbol)
         run = Execution(signal, plan, instrument, service.settings.margin_mode, records)
-        if not await service.executor.ensure_stop(run, positions):
+        if not await service.executor.ensure_stop(run, Holdings(positions)):
             log.error("Signal %s: a position without its stop could not be protected yet; tried again "
                       "next round", row.signal_id)
     except BloFinError as exc:

@@ -21,13 +21,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from hit_server import clock
 from hit_server.api.http_errors import JournalUnavailable, NotReady, SignalConflict
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.exchange.exchange_check import ExchangeCheck
+from hit_server.exchange.instruments import Instrument
+from hit_server.exchange.mirror import AccountMirror
 from hit_server.journal.claims import Claim, ClaimRefused
 from hit_server.journal.db import DEFAULT_ACCOUNT, SignalRow
 from hit_server.journal.journal import (
@@ -38,7 +40,15 @@ from hit_server.journal.journal import (
     Journal,
     OrderRecord,
 )
-from hit_server.risk.engine import MarketView, RejectCode, Rejection, RiskLimits, TradePlan, assess
+from hit_server.risk.engine import (
+    MarketView,
+    RejectCode,
+    Rejection,
+    RiskLimits,
+    TradePlan,
+    assess,
+    plan_leverage,
+)
 from hit_server.settings import Settings
 from hit_server.trading import ids
 from hit_server.trading.admission import Admission, Snapshot
@@ -53,6 +63,16 @@ from hit_shared.models import HaltRequest, HaltState, TradeResponse, TradeSignal
 log = logging.getLogger(__name__)
 
 DUPLICATE_WAIT_S = 10.0
+INSTRUMENTS_REFRESH_S = 3600.0  # listings and rules change rarely; an unknown symbol refreshes at once
+T = TypeVar("T")
+
+
+class MarkSource(Protocol):
+    """Mark prices kept warm (`exchange.market_stream.MarkPrices`)."""
+
+    def watch(self, symbol: str) -> None: ...
+
+    def fresh(self, symbol: str) -> Decimal | None: ...
 
 
 def limits_from(settings: Settings) -> RiskLimits:
@@ -77,20 +97,44 @@ class TradingService:
         self.journal = journal
         self.mode = settings.trading_mode
         self.limits = limits_from(settings)
-        self.executor = Executor(client, journal.add_or_update_orders, journal.reserve_order)
+        self.mirror = AccountMirror(client)  # fed by the position monitor's stream (monitor.py)
+        self.marks: MarkSource | None = None  # set by the server when BloFin's public stream is used
+        self.executor = Executor(client, journal.add_or_update_orders, journal.reserve_order, self.mirror)
         self.exchange_check = ExchangeCheck(client)  # credentials and position mode (exchange_check.py)
         self.started = time.monotonic()
         self._locks = SignalLocks()
         self._admission = Admission()
         self._halt = HaltState(halted=False)
         self._margin_mode_set = False
+        self._background: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Load the halt and reconcile what a previous run left unresolved."""
+        """Load the halt, reconcile what a previous run left unresolved, and warm what a signal needs
+        (the margin mode set, the instruments read: the first signal must not wait for them)."""
         row = await self.journal.halt_state()
         self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
         await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
         await reconcile_all(self)
+        with contextlib.suppress(BloFinError):  # a signal tries again (`_market`)
+            await self._ensure_margin_mode()
+        self._background = asyncio.create_task(self._refresh_instruments(), name="instruments")
+
+    async def stop(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+            self._background = None
+
+    async def _refresh_instruments(self) -> None:
+        """Read the instruments now and every INSTRUMENTS_REFRESH_S (a failure waits for the next)."""
+        while True:
+            try:
+                await self.client.instruments(refresh=True)
+            except BloFinError as exc:
+                log.warning("Instruments could not be read (%s); a signal reads them itself",
+                            type(exc).__name__)
+            await asyncio.sleep(INSTRUMENTS_REFRESH_S)
 
     @property
     def signal_locks(self) -> SignalLocks:
@@ -269,38 +313,79 @@ class TradingService:
             return assess(signal, market, self.limits), market
         await self.exchange_check.ensure_tradable()
         try:
-            market = await self._market(signal.symbol, now, ours)
+            market = await self._market(signal, now, ours)
         except BloFinError as exc:
             log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
             raise self.exchange_check.refusal(exc) from exc
         return assess(signal, market, self.limits), market
 
-    async def _market(self, symbol: str, now: datetime, ours: set[str]) -> MarketView:
+    async def _market(self, signal: TradeSignal, now: datetime, ours: set[str]) -> MarketView:
+        """What the risk check needs, from what is kept warm where it can be (issue #18): the
+        instrument from the cache, the mark price from the public stream, positions, resting orders
+        and the balance from the account mirror. Whatever is not warm (the first signal on a symbol,
+        a stream that is down, a balance too old) is read by REST, all reads at once."""
+        symbol = signal.symbol
         await self._ensure_margin_mode()
         try:
             instrument = await self.client.instrument(symbol)
         except InstrumentNotFound:
             instrument = None
-        mark_task = self.client.mark_price(symbol) if instrument is not None else _zero()
-        mark, balance, held = await asyncio.gather(
-            mark_task, self.client.balance(), self.client.held_symbols()
+        mark = Decimal(0) if instrument is None else self._warm_mark(symbol)
+        mirror = self.mirror
+        balance, held = mirror.balance(), mirror.held_symbols() if mirror.live else None
+        ahead = mark is None and instrument is not None and self._untouched(symbol)
+        leverage = self._leverage_ahead(signal, instrument) if ahead and instrument else _known(None)
+        mark_now, balance_now, held_now, _ = await asyncio.gather(
+            self.client.mark_price(symbol) if mark is None else _known(mark),
+            self.client.balance() if balance is None else _known(balance),
+            self.client.held_symbols() if held is None else _known(held),
+            leverage,
         )
         # A trade of ours with no position yet is open while its entry rests: only those need the read.
-        resting = await self._resting_entries() if ours - held else set()
-        open_symbols = frozenset(held | (ours & resting))
+        resting = set()
+        if ours - held_now:
+            resting = self._mirrored_entries() if mirror.live else await self._resting_entries()
+        open_symbols = frozenset(held_now | (ours & resting))
         return MarketView(
             instrument=instrument,
-            mark_price=mark,
-            equity=balance.equity,
-            available=balance.available,
+            mark_price=mark_now,
+            equity=balance_now.equity,
+            available=balance_now.available,
             open_positions=len(open_symbols),
             symbols_with_open_trade=open_symbols,
             halted=False,
             now=now,
         )
 
+    def _untouched(self, symbol: str) -> bool:
+        """Whether the live mirror shows nothing at all on `symbol`: no position, no order resting."""
+        mirror = self.mirror
+        return mirror.live and symbol not in mirror.held_symbols() and not mirror.open_orders(symbol)
+
+    async def _leverage_ahead(self, signal: TradeSignal, instrument: Instrument) -> None:
+        """The first signal on a symbol reads its mark price; the leverage the plan will ask for is set
+        meanwhile instead of after (one round trip less before the entry). Only on a symbol the account
+        holds nothing on (setting it would change an open position's margin), and never decisive: a
+        failure here is the executor's to meet and report when it sets the plan's leverage."""
+        leverage, _ = plan_leverage(signal, instrument, self.limits)
+        try:
+            await self.executor.set_leverage(signal.symbol, leverage, self.settings.margin_mode)
+        except BloFinError as exc:
+            log.info("Leverage for %s not set ahead (%s); set with the entry", signal.symbol,
+                     type(exc).__name__)
+
+    def _warm_mark(self, symbol: str) -> Decimal | None:
+        """The stream's fresh mark price of `symbol`, or None (read REST); from now on it is watched."""
+        if self.marks is None:
+            return None
+        self.marks.watch(symbol)
+        return self.marks.fresh(symbol)
+
     async def _resting_entries(self) -> set[str]:
         return {o.inst_id for o in await self.client.pending_orders() if not o.reduce_only}
+
+    def _mirrored_entries(self) -> set[str]:
+        return {o.inst_id for o in self.mirror.open_orders() if not o.reduce_only}
 
     async def _ensure_margin_mode(self) -> None:
         if not self._margin_mode_set:
@@ -396,5 +481,6 @@ class TradingService:
         await self.journal.add_or_update_orders(signal_id, orders)
 
 
-async def _zero() -> Decimal:
-    return Decimal(0)
+async def _known(value: T) -> T:
+    """A value already at hand, as an awaitable beside the reads that are not."""
+    return value
