@@ -176,6 +176,21 @@ REGRESSIONS: dict[str, list[dict[str, Any]]] = {
         {"op": "hand_cancel_stops", "symbol": "BTC-USDT", "wait": 0.0},
         {"op": "price", "symbol": "BTC-USDT", "price": "65646.1", "wait": 15.137},
     ],
+    # seed 319: a targets action cancelled TP1 and its process crashed before placing the new targets;
+    # its retry under the same key was refused (the price had passed a new target meanwhile), leaving the
+    # position short of targets. Fixed: a retry of a begun replacement finishes it (action_targets.py)
+    "a targets replacement cut off by a crash is finished by its retry": [
+        {"op": "faults", "probability": 0.28, "kinds": ["http_429", "timeout", "http_5xx"], "seed": 991211,
+         "wait": 1.276},
+        {"op": "signal", "id": "sim-319-1", "process": 0, "wait": 0.0, "body": {
+            "side": "short", "symbol": "SOL-USDT", "entries": [], "stop_loss": "153.947",
+            "take_profits": ["148.566", "142.712", "140.627", "138.511", "133.940"]}},
+        {"op": "price", "symbol": "DOGE-USDT", "price": "0.15637", "wait": 1.419},
+        {"op": "action", "kind": "targets", "symbol": "SOL-USDT", "id": "sim-319-1", "key": "key-319-1",
+         "process": 1, "args": {"offsets_pct": [2.745, 5.789, 6.862]}, "wait": 0.0},
+        {"op": "crash", "process": 0, "after_calls": 6, "when": "before", "wait": 4.615},
+        {"op": "price", "symbol": "SOL-USDT", "price": "141.145", "wait": 22.606},
+    ],
 }
 
 

@@ -20,6 +20,10 @@ from hit_shared.trade_actions import (
     TradeActionResult,
 )
 
+# A targets action sends no order of its own, so its row's order column marks instead that the
+# replacement has begun: from then on a retry under the same key finishes it.
+REPLACING_TARGETS = "replacing-targets"
+
 
 class TargetActions(ActionKit):
     async def _targets(self, ctx: Ctx, request: TargetsRequest) -> TradeActionResult:
@@ -34,11 +38,17 @@ class TargetActions(ActionKit):
             )
         self._no_resting_entries(ctx, "its targets can be replaced")
         inst = work.instrument
+        # An earlier attempt of this action may have cancelled targets before it was cut off (a crash, an
+        # unclear answer): its retry finishes the replacement as asked, even if the price has passed a new
+        # target since (that target then fills at once, as it would have had the replacement been done),
+        # rather than refuse and leave the position short of the targets it had.
+        resumed = ctx.row.client_order_id == REPLACING_TARGETS
         mark = await self.client.mark_price(ctx.symbol)
         prices: list[Decimal] = []
         for asked in request.targets:
             price = inst.round_price(asked)
-            if price <= 0 or ((price <= mark) if trade.is_long else (price >= mark)):
+            passed = (price <= mark) if trade.is_long else (price >= mark)
+            if price <= 0 or (passed and not resumed):
                 where = "above" if trade.is_long else "below"
                 raise Refusal(
                     422,
@@ -59,6 +69,8 @@ class TargetActions(ActionKit):
                 f"Trade '{ctx.sid}' has had its targets replaced too often "
                 f"(target numbers end at {MAX_TARGET_NUMBER}).",
             )
+        if not resumed:  # before the first target is cancelled (see `resumed` above)
+            await self.store.record_order(ctx.row.key, REPLACING_TARGETS)
         cancelled, targets = await self._replace_targets(
             ctx, [(first + n, price) for n, price in enumerate(prices)]
         )

@@ -39,6 +39,8 @@ from hit_server.simulation.world import Process, World
 SETTLE_ROUNDS = 12
 SETTLE_ROUND_S = 20.0  # 12 rounds outlast RECONCILE_GRACE_SECONDS (120 s), after which absence is proof
 STREAM_BACK_AFTER_S = 20.0
+ACTION_RETRY_S = 30.0  # how long the bot retries a request answered 503 (hit_bot.trading_client)
+ACTION_RETRY_WAIT_S = 1.0
 # No step takes longer than this much simulated time (a request's deadline, a shutdown): one that does
 # is a liveness failure (a server that never finishes stopping), reported rather than run forever.
 STEP_LIMIT_S = 900.0
@@ -202,20 +204,29 @@ class Driver:
         return {"targets": [at(offset) for offset in args["offsets_pct"]]}
 
     async def _act(self, process: Process, key: str, kind: str, signal_id: str, body: dict[str, Any]) -> None:
-        """Send one action; every answer a key gets for one request must be the same."""
-        try:
-            reply = await process.http.post(f"/api/v1/trades/{signal_id}/{kind}", json=body,
-                                            headers={"Idempotency-Key": key})
-        except asyncio.CancelledError:
-            raise
-        except BaseException:  # the process died while answering
-            if process.alive:
+        """Send one action, and again under the same key while it is answered 503 (busy or unclear), for
+        up to ACTION_RETRY_S as the bot does (`hit_bot.trading_client`): an action left half done (a
+        target cancelled, its replacement not placed yet) is finished by that retry. Every answer a key
+        gets for one request must be the same."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + ACTION_RETRY_S
+        while True:
+            try:
+                reply = await process.http.post(f"/api/v1/trades/{signal_id}/{kind}", json=body,
+                                                headers={"Idempotency-Key": key})
+            except asyncio.CancelledError:
                 raise
-            return
+            except BaseException:  # the process died while answering
+                if process.alive:
+                    raise
+                return
+            if reply.status_code != 503 or loop.time() >= give_up:
+                break
+            await asyncio.sleep(ACTION_RETRY_WAIT_S)
         if reply.status_code >= 500 and reply.status_code != 503:
             self.violations.append(f"(f) {kind} on {signal_id} was answered HTTP {reply.status_code}: "
                                    f"{reply.text[:300]}")
-        if reply.status_code == 503:  # busy or unclear: the retry with the same key carries it on
+        if reply.status_code == 503:  # still busy or unclear after the bot's retries: it gave up
             return
         request = f"{kind} {signal_id} {json.dumps(body, sort_keys=True)}"
         answers = self.action_answers.setdefault((key, request), [])

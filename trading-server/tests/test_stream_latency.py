@@ -1,0 +1,225 @@
+"""Issue #18 end to end: the server against the simulator over real loopback sockets (REST, the private
+account stream, the public mark prices), as against BloFin.
+
+- a warm signal costs two trading requests (the entry, the take-profit batch) and no read at all;
+- a stop-out at the exchange is known to the journal, evented and its leftover take profits cancelled
+  within a second, by the pushes alone (the timed passes are minutes apart here);
+- with the stream down, the same is known by the next REST poll;
+- a leverage changed on the exchange behind the server's back is set again.
+Times are taken on the server's and the simulator's clocks (event time minus the stop's trigger), not by
+the test's polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.types import Receive, Scope, Send
+
+from hit_server.blofin_sim import SimConfig
+from hit_server.blofin_sim import create_app as create_sim_app
+from hit_server.blofin_sim.loopback import serve_loopback
+from hit_server.server import create_app
+from hit_server.testing import BASE_URL, TEST_API_KEY, paper_settings
+from hit_server.trading import ids
+
+KEY, SECRET, PASSPHRASE = "latency-key-0123456789abcdef", "latency-secret-0123456789", "latency-pass"
+TRADE_PREFIX = "/api/v1/trade/"
+
+
+class Counted:
+    """The simulator behind a layer that notes every REST request (method and path) as it arrives."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.state = app.state
+        self.requests: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.requests.append(f"{scope['method']} {scope['path']}")
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class Setup:
+    http: httpx.AsyncClient
+    sim_http: httpx.AsyncClient
+    exchange: Counted
+    app: Any
+
+    @property
+    def sim(self) -> Any:
+        return self.exchange.state.sim
+
+    @property
+    def service(self) -> Any:
+        return self.app.state.service
+
+
+async def until(condition: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    sim_app = create_sim_app(SimConfig(api_key=KEY, api_secret=SECRET, passphrase=PASSPHRASE))
+    exchange = Counted(sim_app)
+    async with serve_loopback(exchange) as loopback:
+        settings = paper_settings(
+            tmp_path, blofin_base_url=loopback.http_url, blofin_api_key=KEY, blofin_api_secret=SECRET,
+            blofin_passphrase=PASSPHRASE, monitor_poll_seconds=1.0, rate_limit_per_minute=100_000,
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            async with (
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                                  headers={"X-API-Key": TEST_API_KEY}, timeout=30) as http,
+                httpx.AsyncClient(base_url=loopback.http_url) as sim_http,
+            ):
+                setup = Setup(http, sim_http, exchange, app)
+                await until(lambda: setup.service.mirror.live, "the account mirror is live")
+                yield setup
+
+
+def signal(signal_id: str, symbol: str, price: Decimal, **extra: Any) -> dict[str, Any]:
+    return {
+        "signal_id": signal_id, "symbol": symbol, "side": "long", "entries": [],
+        "stop_loss": str(price * Decimal("0.97")),
+        "take_profits": [str(price * Decimal(f)) for f in ("1.02", "1.04", "1.06")],
+        **extra,
+    }
+
+
+async def post(setup: Setup, body: dict[str, Any]) -> dict[str, Any]:
+    reply = await setup.http.post("/api/v1/signals", json=body)
+    assert reply.status_code in (200, 201), reply.text
+    answer: dict[str, Any] = reply.json()
+    assert answer["status"] == "placed", answer
+    return answer
+
+
+async def events(setup: Setup, signal_id: str) -> list[dict[str, Any]]:
+    reply = await setup.http.get("/api/v1/events", params={"signal_id": signal_id, "limit": 500})
+    found: list[dict[str, Any]] = reply.json()["events"]
+    return found
+
+
+async def close_out(setup: Setup, signal_id: str) -> None:
+    reply = await setup.http.post(f"/api/v1/trades/{signal_id}/close", json={},
+                                  headers={"Idempotency-Key": f"close-{signal_id}"})
+    assert reply.status_code == 200, reply.text
+    await until(lambda: not setup.service.mirror.held_symbols(), "the position closed")
+    trades = await setup.http.get("/api/v1/trades", params={"status": "open"})
+    assert trades.status_code == 200
+
+
+async def test_a_warm_signal_sends_its_entry_and_targets_and_reads_nothing(setup: Setup) -> None:
+    price = setup.sim.price("ETH-USDT")
+    await post(setup, signal("warm-1", "ETH-USDT", price))
+    await until(lambda: setup.service.marks is not None and setup.service.marks.fresh("ETH-USDT"),
+                "the mark price of ETH-USDT is streamed")
+    await close_out(setup, "warm-1")
+    await until(lambda: not setup.sim.open_orders("ETH-USDT"), "the closed trade's orders cancelled")
+
+    before = len(setup.exchange.requests)
+    await post(setup, signal("warm-2", "ETH-USDT", setup.sim.price("ETH-USDT")))
+    sent = setup.exchange.requests[before:]
+
+    on_the_way = [r for r in sent if not r.startswith("GET /api/v1/account/balance")]  # background refresh
+    assert on_the_way == ["POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders"], sent
+    order = setup.sim.orders_by_client_id
+    stops = [t for t in setup.sim.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
+    assert stops, "placed, so its stop is on the exchange"
+    assert sum(1 for cid in order if cid.startswith(ids.signal_prefix("warm-2"))) >= 4  # entry + 3 targets
+
+
+def _when(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["created_at"].replace("Z", "+00:00"))
+
+
+async def stop_out(setup: Setup, signal_id: str, symbol: str) -> tuple[float, float]:
+    """Move the price through the trade's stop; seconds (by the clocks of the exchange and the server)
+    until the journal's event says so, and until no order of the trade rests on the exchange."""
+    stop = Decimal((await setup.http.get(f"/api/v1/trades/{signal_id}")).json()["stop"]["price"])
+    triggered = time.time()
+    setup.sim.set_price(symbol, stop * Decimal("0.99"))
+    done = await until(
+        lambda: not setup.sim.open_orders(symbol) and time.time(), "the leftover take profits cancelled"
+    )
+    found = await until_async(lambda: _stopped_event(setup, signal_id), "the stop-out evented")
+    return _when(found).timestamp() - triggered, done - triggered
+
+
+async def _stopped_event(setup: Setup, signal_id: str) -> dict[str, Any] | None:
+    for event in await events(setup, signal_id):
+        if event["type"] in ("stopped_out", "closed"):
+            return event
+    return None
+
+
+async def until_async(condition: Callable[[], Any], what: str, within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await condition()
+        if value:
+            return value
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+async def test_a_stop_out_is_known_evented_and_cleaned_up_within_a_second_by_the_pushes(
+    setup: Setup,
+) -> None:
+    setup.app.state.monitor.poll_s = 300.0  # no timed pass for minutes: only the pushes can tell
+    price = setup.sim.price("SOL-USDT")
+    await post(setup, signal("out-1", "SOL-USDT", price))
+    await until(lambda: len(setup.sim.open_orders("SOL-USDT")) == 3, "the three take profits rest")
+
+    evented_s, cleaned_s = await stop_out(setup, "out-1", "SOL-USDT")
+
+    assert evented_s < 1.0 and cleaned_s < 1.0, (evented_s, cleaned_s)
+    # and the symbol is free again: a re-entry right after the stop-out is placed
+    await post(setup, signal("out-2", "SOL-USDT", setup.sim.price("SOL-USDT")))
+
+
+async def test_with_the_stream_down_a_stop_out_is_known_by_the_next_poll(setup: Setup) -> None:
+    price = setup.sim.price("BTC-USDT")
+    await post(setup, signal("down-1", "BTC-USDT", price))
+    await until(lambda: len(setup.sim.open_orders("BTC-USDT")) == 3, "the three take profits rest")
+    (await setup.sim_http.post("/sim/ws/refuse", json={"seconds": 120})).raise_for_status()
+    (await setup.sim_http.post("/sim/ws/drop")).raise_for_status()
+    await until(lambda: not setup.service.mirror.live, "the mirror knows the stream is gone")
+
+    evented_s, cleaned_s = await stop_out(setup, "down-1", "BTC-USDT")
+
+    poll = setup.app.state.monitor.poll_s
+    assert evented_s < poll + 1.0 and cleaned_s < poll + 1.0, (evented_s, cleaned_s, poll)
+
+
+async def test_leverage_changed_behind_the_servers_back_is_set_again(setup: Setup) -> None:
+    price = setup.sim.price("DOGE-USDT")
+    await post(setup, signal("lev-1", "DOGE-USDT", price, leverage=3))
+    await close_out(setup, "lev-1")
+    await until(lambda: not setup.sim.open_orders("DOGE-USDT"), "the closed trade's orders cancelled")
+    setup.sim.set_leverage("DOGE-USDT", 20, "cross")  # the trader, on BloFin's site
+
+    await post(setup, signal("lev-2", "DOGE-USDT", setup.sim.price("DOGE-USDT"), leverage=3))
+
+    assert setup.sim.positions["DOGE-USDT"].leverage == 3
+    assert "leverage_restored" in {e["type"] for e in await events(setup, "lev-2")}
