@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import random
@@ -165,11 +164,10 @@ async def test_stream_backs_off_while_connections_are_refused(served: ServedSim,
     await until(lambda: stream.connected)
     took = time.monotonic() - began
     refused = served.hub.refused_times
-    gaps = [b - a for a, b in itertools.pairwise(refused)]
     assert took >= 1.0 and recorder.states == [True]
-    assert 3 <= len(refused) <= 10  # 0.05 s doubling to 0.4 s, jittered: not a tight loop
-    assert max(gaps) >= 2 * gaps[0]
-    assert max(gaps) <= 0.4 + 0.2
+    # 0.05 s doubling to 0.4 s, jittered, over a second: a handful, not a tight loop (how the waits grow
+    # is test_stream_backoff_doubles_up_to_the_cap_with_jitter's; a busy machine only makes them longer)
+    assert 2 <= len(refused) <= 10
 
 
 async def test_stream_login_refusal_is_backed_off_and_logged_once_without_secrets(
@@ -178,11 +176,13 @@ async def test_stream_login_refusal_is_backed_off_and_logged_once_without_secret
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="websockets")
     wrong = BloFinAuth(Credentials(KEY, SecretStr(SECRET + "x"), SecretStr(PASSPHRASE)))
+    began = time.monotonic()
     stream, recorder, _ = start(auth=wrong)
-    await asyncio.sleep(1.0)
-    attempts = served.hub.login_attempts
+    await until(lambda: served.hub.login_attempts >= 4, seconds=60)
+    took = time.monotonic() - began
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "login refused" in r.getMessage()]
-    assert 3 <= attempts <= 10
+    # backed off, not a tight loop: three waits of at least half of 0.05, 0.1 and 0.2 s between four tries
+    assert took >= 0.175
     assert len(errors) == 1 and "60009" in errors[0].getMessage()
     assert recorder.states == [] and not stream.connected
     assert secrets_in(caplog) == []
