@@ -21,10 +21,12 @@ Measured:
   answer (`placed_ms`), p50 and p99, also in round trips;
 - `requests`: per signal, the exchange requests by endpoint (median over the warm signals) and how many
   of them spend BloFin's trading budget (30 per 10 s per account: everything under `/api/v1/trade/`);
-- `burst`: `--burst` signals on as many symbols posted at once: seconds until all are answered, how many
-  were placed, and the 429s the simulator gave.
-- `stop_out_seen_s`: a stop-out at the exchange (the mark moved through the stop): seconds until the
-  server's event feed reports the trade closed;
+- `burst`: `--burst` signals on as many symbols posted at once (after a whole trade-limit window without
+  trading requests): seconds until all are answered, how many were placed, the 429s the simulator gave,
+  and the exchange requests meanwhile by endpoint;
+- `stop_out_stream_up` / `stop_out_stream_down`: a stop-out at the exchange (the mark moved through the
+  stop), with the private stream up, and with it dropped and refused: seconds until the server's event
+  feed reports the trade closed, and until none of its orders rests on the exchange;
 - `trades_released_after_kill_switch_s`: between rounds the kill switch closes every position: seconds
   until the server holds no trade open or pending (a new signal on those symbols is refused until then).
 
@@ -267,6 +269,7 @@ def server_process(
         BLOFIN_API_SECRET=secret,
         BLOFIN_PASSPHRASE=phrase,
         MAX_OPEN_POSITIONS="50",
+        LOG_LEVEL="INFO",
     )
     try:
         yield port, proc
@@ -323,11 +326,13 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             await close_everything(http, "rtt bench round")
             await trade_budget_unspent(network)
             too_many_before = sum(network.too_many.values())
+            burst_mark = network.mark()
             started = time.perf_counter()
             answers = await asyncio.gather(
                 *(post(http, stamps, signal(f"rtt:burst:{s}", s)) for s in burst_names)
             )
             burst_s = time.perf_counter() - started
+            burst_requests = Counter(network.since(burst_mark))
     return {
         "benchmark": "signal POST -> entry at the exchange -> placed, over a simulated network round trip",
         "rtt_ms": rtt_ms,
@@ -340,6 +345,8 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             "placed": sum(a["status"] == "placed" for a in answers),
             "seconds_until_all_answered": round(burst_s, 2),
             "exchange_429s": sum(network.too_many.values()) - too_many_before,
+            "requests_by_endpoint": dict(sorted(burst_requests.items())),
+            "trade_limited": sum(n for r, n in burst_requests.items() if TRADE_PREFIX in r),
         },
         "exchange_429s_by_request": dict(network.too_many),
         "stop_out_stream_up": exit_s,

@@ -133,6 +133,7 @@ class StreamFeed:
             else:
                 self.mirror.disconnected()
                 log.warning("Position monitor: private stream down, polling every %g s", monitor.poll_s)
+                monitor.wake()  # a pass now, by REST, and the polling starts (not after the quiet wait)
 
         self.stream = PrivateStream(self.url, self.auth, channels=PRIVATE_CHANNELS, on_event=on_event,
                                     on_state=on_state)

@@ -73,7 +73,8 @@ class Lifecycle:
         if mirror is not None and mirror.live and not reread:
             positions = {p.inst_id: p for p in mirror.positions()}
             orders = {o.client_order_id: o for o in mirror.open_orders() if o.client_order_id}
-            return Snapshot(positions, orders, mirror.live_tpsl(), ended=mirror.closed_orders())
+            return Snapshot(positions, orders, mirror.live_tpsl(), ended=mirror.closed_orders(),
+                            streamed=True)
         # positions first: a fill after this read shows up as extra coverage, never as a missing stop
         positions = {p.inst_id: p for p in await self.client.positions()}
         orders = {o.client_order_id: o for o in await self.client.pending_orders() if o.client_order_id}
@@ -235,6 +236,8 @@ class Lifecycle:
             if not self._watched(work, record):
                 continue
             order = snap.orders.get(record.client_order_id) or snap.ended.get(record.client_order_id)
+            if order is None and snap.streamed:
+                continue  # not pushed yet (see Snapshot): the pass its push wakes looks at it
             if order is None:
                 order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
             if order is None:

@@ -35,13 +35,16 @@ close_id = ids.monitor_close_id
 @dataclass(frozen=True)
 class Snapshot:
     """The account at the start of a pass: positions by instId (net mode), resting orders by
-    clientOrderId, live TP/SL orders, and (from the account mirror) orders seen to end, by
-    clientOrderId, which then need no lookup."""
+    clientOrderId, live TP/SL orders and, from the account mirror (`streamed`), the orders it saw end,
+    by clientOrderId, which then need no lookup. In a streamed snapshot an order that is neither resting
+    nor seen to end has not been pushed yet (its push crosses the answer that placed it): it is left to
+    the pass its push wakes, not looked up."""
 
     positions: dict[str, Position]
     orders: dict[str, Order]
     tpsl: list[TpslOrder]
     ended: dict[str, Order] = field(default_factory=dict)
+    streamed: bool = False
 
     def stops(self, work: Work) -> list[TpslOrder]:
         """The live TP/SL orders that protect this trade's position (see `protects`)."""
