@@ -278,10 +278,13 @@ class Lifecycle:
     # -- 3. closed -----------------------------------------------------------------------------------
 
     async def _close(self, work: Work) -> None:
-        if await self.client.positions(work.symbol):
+        if await self._holds(work.symbol):
             return  # a fill between the reads: next pass
+        entries_rested = any(r.state in OPEN_ORDER for r in work.of(OrderRole.ENTRY))
         await self._cancel_leftovers(work)
-        if await self.client.positions(work.symbol):
+        # Only an entry can open a position again (targets and stops reduce only); the read is for one
+        # that filled while it was being cancelled, so it goes to the exchange itself, not the mirror.
+        if entries_rested and await self.client.positions(work.symbol):
             # an entry filled while its siblings were being cancelled: that position is a leftover too
             work.trade.stop_moves += 1
             await self.client.close_position(
@@ -337,18 +340,33 @@ class Lifecycle:
         log.warning("Trade %s: its position is gone; the %s position on %s (id %s) is not its own",
                     work.signal_id, side, work.symbol, other.position_id or "?")
 
+    async def _holds(self, symbol: str) -> bool:
+        """Whether the account holds a position on `symbol`: the live mirror's word, else a REST read."""
+        if self.mirror is not None and self.mirror.live:
+            return bool(self.mirror.positions(symbol))
+        return bool(await self.client.positions(symbol))
+
     async def _cancel_own_orders(self, work: Work) -> None:
-        """Cancel the trade's resting entries and targets; targets never sent are not sent any more."""
+        """Cancel the trade's resting entries and targets, all at once; targets never sent are not sent
+        any more."""
+        resting = []
         for record in work.records:
             if record.role in (OrderRole.ENTRY, OrderRole.TAKE_PROFIT) and record.state in OPEN_ORDER:
-                await self._cancel(work, record)
+                resting.append(record)
             elif record.state == "pending":
                 record.state = "not_sent"
                 work.touch(record)
+        results = await asyncio.gather(*(self._cancel(work, r) for r in resting), return_exceptions=True)
+        for result in results:  # every cancel has had its answer; the first failure fails the step
+            if isinstance(result, BaseException):
+                raise result
 
     async def _cancel_leftovers(self, work: Work) -> None:
         await self._cancel_own_orders(work)
-        for stop in await self.client.pending_tpsl(work.symbol):
+        mirror = self.mirror
+        stops = mirror.live_tpsl(work.symbol) if mirror is not None and mirror.live else \
+            await self.client.pending_tpsl(work.symbol)
+        for stop in stops:
             if stop.side == work.close_side and stop.state == "live":
                 with contextlib.suppress(NotFound):
                     await self.client.cancel_tpsl(work.symbol, tpsl_id=stop.tpsl_id)

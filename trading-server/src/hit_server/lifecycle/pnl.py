@@ -13,11 +13,13 @@ its own arithmetic: it records BloFin's figures, so the two always agree).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from decimal import Decimal
 
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_history import ClosedPosition, positions_history
+from hit_server.exchange.blofin_models import Order
 from hit_server.lifecycle.trade_work import Work
 from hit_server.trading import ids
 from hit_shared.models import OrderRole
@@ -52,26 +54,29 @@ def _mine(rows: list[ClosedPosition], position_ids: list[str], opened_ms: int) -
 
 
 async def exit_of(client: BloFinClient, work: Work) -> Exit | None:
-    """The trade's exit, or None while the exchange's history does not show its closed position yet."""
+    """The trade's exit, or None while the exchange's history does not show its closed position yet.
+    Both histories are read at once (one round trip, not two: issue #18)."""
     trade = work.trade
     opened_ms = int(trade.opened_at.timestamp() * 1000)
-    rows = _mine(await positions_history(client, trade.symbol), trade.position_ids, opened_ms)
+    closed, orders = await asyncio.gather(
+        positions_history(client, trade.symbol), client.order_history(trade.symbol)
+    )
+    rows = _mine(closed, trade.position_ids, opened_ms)
     if not rows:
         return None
     pnl = sum((r.realized_pnl for r in rows), Decimal(0))
     fee = sum((r.fee for r in rows), Decimal(0))
     last = max(rows, key=lambda r: r.update_time)
-    kind = await _kind(client, work, opened_ms)
-    return Exit(kind, pnl, fee, last.close_average_price or None)
+    return Exit(_kind(work, orders, opened_ms), pnl, fee, last.close_average_price or None)
 
 
-async def _kind(client: BloFinClient, work: Work, opened_ms: int) -> str:
+def _kind(work: Work, orders: list[Order], opened_ms: int) -> str:
     targets = [
         r for r in work.of(OrderRole.TAKE_PROFIT) if r.state not in ("pending", "not_sent", "failed")
     ]
     ours = {r.client_order_id for r in targets if r.client_order_id}
     history = [
-        o for o in await client.order_history(work.symbol)
+        o for o in orders
         if o.reduce_only and o.filled_size > 0 and o.update_time >= opened_ms - CLOCK_SLACK_MS
     ]
     if not history:
