@@ -6,18 +6,22 @@ import asyncio
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 
 import hit_bot.parser
-from hit_bot.bot import HitBot, open_bot
+from hit_bot.bot import HitBot, open_bot, point_at_discord
 from hit_bot.pipeline import Parser
 from hit_bot.settings import BotSettings, load_settings
+from hit_bot.state import StateStore
 from hit_bot.testing.fake_discord import FakeDiscord
 from hit_bot.testing.fake_trading_server import FakeTradingServer
 from hit_bot.testing.samples import API_KEY, TOKEN
+from hit_bot.trading_client import TradingClient
+from hit_server.testing import BASE_URL, TEST_API_KEY, RunningServer, paper_settings, running_server
 
 
 @pytest.fixture
@@ -101,5 +105,39 @@ def run_bot(make_settings: SettingsFactory, parse: Parser) -> BotRunner:
             finally:
                 await bot.close()
                 await asyncio.wait_for(task, 10)
+
+    return run
+
+
+@pytest.fixture
+async def paper(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """The real trading server in paper mode, in this process, its monitor polling every 50 ms."""
+    data = tmp_path / "server"
+    data.mkdir()
+    async with running_server(paper_settings(data, monitor_poll_seconds=0.05)) as server:
+        yield server
+
+
+@pytest.fixture
+def run_bot_on_paper(paper: RunningServer, make_settings: SettingsFactory, parse: Parser) -> BotRunner:
+    """`async with run_bot_on_paper(**setting_overrides) as bot:` the real discord.py bot on the fake
+    Discord, trading on the real paper server (`paper`), connected and ready."""
+
+    @asynccontextmanager
+    async def run(**overrides: Any) -> AsyncIterator[HitBot]:
+        settings = make_settings(
+            trading_server_url=BASE_URL, trading_server_api_key=TEST_API_KEY, **overrides
+        )
+        point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
+        trading = TradingClient(paper.http, BASE_URL, TEST_API_KEY, deadline=10.0, attempt_timeout=5.0)
+        async with HitBot(settings, trading, StateStore(settings.state_dir), parse) as bot:
+            await bot.login(settings.discord_token.get_secret_value())
+            task = bot.loop.create_task(bot.connect())
+            try:
+                await bot.wait_until_ready()
+                yield bot
+            finally:
+                await bot.close()
+                await task
 
     return run

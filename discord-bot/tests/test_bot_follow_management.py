@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hit_bot.bot import HitBot, point_at_discord
+from hit_bot.bot import HitBot
 from hit_bot.cogs.following import ADMINS_ONLY, EDITED_AFTER_ACTING, NO_ADMINS, NOT_ALLOWED
-from hit_bot.pipeline import Parser
-from hit_bot.state import StateStore
 from hit_bot.testing.fake_discord import FakeDiscord
-from hit_bot.trading_client import TradingClient
-from hit_server.testing import BASE_URL, TEST_API_KEY, RunningServer, paper_settings, running_server
+from hit_server.testing import RunningServer, trade_view
 from hit_server.testing import signal_events as server_events
 
 WAIT = 15.0  # seconds: a bound on a busy machine, never a sleep
@@ -33,49 +30,16 @@ SIGNAL = "LONG ETH-USDT\nEntry: market\nSL: 2900\nTP1: 3300\nTP2: 3500"
 RESTING = "LONG ETH-USDT\nEntry: 2900\nSL: 2800\nTP1: 3300"  # below the price (3000): it rests
 
 
-@pytest.fixture
-async def paper(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    data = tmp_path / "server"
-    data.mkdir()
-    async with running_server(paper_settings(data, monitor_poll_seconds=0.05)) as server:
-        yield server
-
-
 Follower = Callable[..., AbstractAsyncContextManager[HitBot]]
 
 
 @pytest.fixture
-def follower(paper: RunningServer, make_settings: Any, parse: Parser) -> Follower:
+def follower(run_bot_on_paper: Follower) -> Follower:
     """`async with follower(follow_management="act"):` the bot on the fake Discord and the real server."""
-
-    @asynccontextmanager
-    async def run(**overrides: Any) -> AsyncIterator[HitBot]:
-        settings = make_settings(
-            trading_server_url=BASE_URL, trading_server_api_key=TEST_API_KEY, **overrides
-        )
-        point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
-        trading = TradingClient(paper.http, BASE_URL, TEST_API_KEY, deadline=10.0, attempt_timeout=5.0)
-        async with HitBot(settings, trading, StateStore(settings.state_dir), parse) as bot:
-            await bot.login(settings.discord_token.get_secret_value())
-            task = bot.loop.create_task(bot.connect())
-            try:
-                await bot.wait_until_ready()
-                yield bot
-            finally:
-                await bot.close()
-                await task
-
-    return run
+    return run_bot_on_paper
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
-
-
-async def trade_json(paper: RunningServer, sid: str) -> dict[str, Any]:
-    reply = await paper.http.get(f"/api/v1/trades/{sid}")
-    assert reply.status_code == 200, reply.text
-    answer: dict[str, Any] = reply.json()
-    return answer
 
 
 async def until(
@@ -84,7 +48,7 @@ async def until(
     """The trade once `ok` holds for it (the server's view, polled; bounded, never a fixed sleep)."""
     deadline = time.monotonic() + WAIT
     while True:
-        seen = await trade_json(paper, sid)
+        seen = await trade_view(paper, sid)
         if ok(seen):
             return seen
         assert time.monotonic() < deadline, f"{sid} never {what}: {seen}"
@@ -146,7 +110,7 @@ async def test_act_mode_close_half_then_stop_to_entry_then_close(
         left = await until_position(paper, "ETH-USDT", lambda held: held < filled)
         assert filled / 2 - 1 <= left <= filled / 2 + 1  # half closed, to the lot
         assert "Partly closed" in await reply_text(fake_discord, half)
-        after_half = await trade_json(paper, sid)
+        after_half = await trade_view(paper, sid)
         open_targets = [t for t in after_half["targets"] if t["state"] == "open"]
         assert sum(Decimal(t["size"]) for t in open_targets) == left  # the targets re-split over the rest
         live_stops = [o for o in after_half["orders"] if o["role"] == "stop_loss" and o["state"] == "live"]
@@ -233,7 +197,7 @@ async def test_an_edit_of_a_management_reply_never_acts_a_second_time(
         said = [fake_discord.text_of(r.id) for r in fake_discord.replies_to(half)]
     assert "Partly closed" in said[0] and said[1:] == [EDITED_AFTER_ACTING, EDITED_AFTER_ACTING]
     assert await position(paper, "ETH-USDT") == left
-    assert (await trade_json(paper, sid))["state"] == "open"
+    assert (await trade_view(paper, sid))["state"] == "open"
     assert len(await actions(paper, sid, "manual_close")) == 1
 
 
@@ -277,7 +241,7 @@ async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
     alice = str(fake_discord.user("alice").id)
     async with follower(follow_management="act", allowed_user_ids=alice):
         signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
-        before = await trade_json(paper, sid)
+        before = await trade_view(paper, sid)
         nope = await fake_discord.post_user_message("close it all now", author="bob", reply_to=signal)
         assert await reply_text(fake_discord, nope) == NOT_ALLOWED
         named = await fake_discord.post_user_message("Close ETH now", author="bob")  # by symbol
@@ -285,7 +249,7 @@ async def test_a_reply_by_a_member_not_allowed_to_post_signals_is_refused(
         chat = await fake_discord.post_user_message("I closed my SOL, cancel that", author="bob")
         await post_signal(fake_discord, paper, "LONG BTC-USDT Entry: market SL: 58000 TP: 62000", "open")
         assert fake_discord.replies_to(chat) == []  # no trade of it here: chat, left alone
-    after = await trade_json(paper, sid)
+    after = await trade_view(paper, sid)
     assert after["state"] == "open" and after["filled_size"] == before["filled_size"]
     assert await actions(paper, sid, "manual_close") == []
 
@@ -300,7 +264,7 @@ async def test_a_target_reported_hit_that_ours_has_not_filled_is_said_and_nothin
         said = await reply_text(fake_discord, hit)
         assert await fake_discord.wait_until(lambda: fake_discord.reactions_on(hit) == ["👀"], WAIT)
     assert "none of ours on LONG ETH-USDT has filled (next: TP1 3300)" in said
-    assert (await trade_json(paper, sid))["state"] == "open" and await position(paper, "ETH-USDT") == held
+    assert (await trade_view(paper, sid))["state"] == "open" and await position(paper, "ETH-USDT") == held
     for kind in ("manual_close", "manual_stop", "manual_targets", "manual_cancel"):
         assert await actions(paper, sid, kind) == []
 
@@ -322,7 +286,7 @@ async def test_confirm_mode_does_nothing_until_an_admin_confirms(
         # a trader, not an admin (pressed as a person does: again if the buttons were not registered yet)
         refused = await fake_discord.press(prompt, "Confirm", author="alice")
         assert [a.text for a in fake_discord.interaction(refused).answers] == [ADMINS_ONLY]
-        assert (await trade_json(paper, sid))["state"] == "open"
+        assert (await trade_view(paper, sid))["state"] == "open"
         await fake_discord.press(prompt, "Confirm", author="carol")
         await until(paper, sid, lambda t: t["state"] == "closed", "closed")
         assert await fake_discord.wait_until(lambda: "Closed" in fake_discord.text_of(prompt), WAIT)
@@ -344,7 +308,7 @@ async def test_off_mode_ignores_management_and_a_name_with_no_trade_is_said(
         assert "no open or pending SOL-USDT trade from this channel" in await reply_text(
             fake_discord, unknown
         )
-    assert (await trade_json(paper, sid))["state"] == "open"
+    assert (await trade_view(paper, sid))["state"] == "open"
     assert await actions(paper, sid, "manual_close") == []
 
 
@@ -412,5 +376,5 @@ async def test_confirm_mode_without_an_admin_role_says_so_and_does_nothing(
         signal, sid = await post_signal(fake_discord, paper, SIGNAL, "open")
         close = await fake_discord.post_user_message("close it here", reply_to=signal)
         assert await reply_text(fake_discord, close) == NO_ADMINS
-    assert (await trade_json(paper, sid))["state"] == "open"
+    assert (await trade_view(paper, sid))["state"] == "open"
     assert await actions(paper, sid, "manual_close") == []

@@ -4,10 +4,8 @@ the trade found against the real paper server, the plan from the parser's own re
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +19,7 @@ from hit_server.testing import (
     BASE_URL,
     TEST_API_KEY,
     RunningServer,
-    paper_settings,
     place_signal,
-    running_server,
 )
 from hit_shared.models import Side
 from hit_shared.trade_actions import CancelRequest, CloseRequest, StopRequest, TargetsRequest, TradeAction
@@ -115,14 +111,6 @@ def test_following_reports_say_when_the_exchange_disagrees() -> None:
 
 
 # ---- which trade -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def paper(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    data = tmp_path / "server"
-    data.mkdir()
-    async with running_server(paper_settings(data, monitor_poll_seconds=0.05)) as server:
-        yield server
 
 
 async def _place(paper: RunningServer, channel: int, symbol: str, stop: str, target: str) -> str:

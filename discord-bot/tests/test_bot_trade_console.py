@@ -14,39 +14,25 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from hit_bot import render_trades
-from hit_bot.bot import HitBot, point_at_discord
+from hit_bot.bot import HitBot
 from hit_bot.cogs.trade_actions import TradeActionsCog
-from hit_bot.pipeline import Parser
-from hit_bot.state import StateStore
 from hit_bot.testing.fake_discord import FakeDiscord
-from hit_bot.trading_client import TradingClient
 from hit_server.testing import (
-    BASE_URL,
     TEST_API_KEY,
     RunningServer,
-    paper_settings,
     place_signal,
-    running_server,
+    trade_view,
 )
 from hit_server.testing import signal_events as server_events
 
 ETH, BTC = "ETH-USDT", "BTC-USDT"
 WAIT = 15.0  # seconds: a bound on a busy machine, never a sleep
-
-
-@pytest.fixture
-async def paper(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    data = tmp_path / "server"
-    data.mkdir()
-    async with running_server(paper_settings(data, monitor_poll_seconds=0.05)) as server:
-        yield server
 
 
 @pytest.fixture
@@ -66,28 +52,16 @@ Console = Callable[..., AbstractAsyncContextManager[HitBot]]
 
 
 @pytest.fixture
-def console(paper: RunningServer, make_settings: Any, parse: Parser) -> Console:
+def console(run_bot_on_paper: Console) -> Console:
     """`async with console(confirm_timeout=30):` the bot on the fake Discord and the real server."""
 
     @asynccontextmanager
     async def run(confirm_timeout: float = 30.0, **overrides: Any) -> AsyncIterator[HitBot]:
-        settings = make_settings(
-            trading_server_url=BASE_URL, trading_server_api_key=TEST_API_KEY, **overrides
-        )
-        point_at_discord(settings.discord_api_base, settings.discord_gateway_url)
-        trading = TradingClient(paper.http, BASE_URL, TEST_API_KEY, deadline=10.0, attempt_timeout=5.0)
-        async with HitBot(settings, trading, StateStore(settings.state_dir), parse) as bot:
-            await bot.login(settings.discord_token.get_secret_value())
+        async with run_bot_on_paper(**overrides) as bot:
             actions = bot.get_cog("Trade actions")
             assert isinstance(actions, TradeActionsCog)
             actions.confirm_timeout = confirm_timeout
-            task = bot.loop.create_task(bot.connect())
-            try:
-                await bot.wait_until_ready()
-                yield bot
-            finally:
-                await bot.close()
-                await task
+            yield bot
 
     return run
 
@@ -114,18 +88,11 @@ async def open_trade(paper: RunningServer, symbol: str, stop: str, targets: list
     return sid
 
 
-async def trade_json(paper: RunningServer, sid: str) -> dict[str, Any]:
-    reply = await paper.http.get(f"/api/v1/trades/{sid}")
-    assert reply.status_code == 200, reply.text
-    answer: dict[str, Any] = reply.json()
-    return answer
-
-
 async def until_state(paper: RunningServer, sid: str, state: str) -> dict[str, Any]:
     """The trade once the server shows it in `state` (open: with its average entry known)."""
     deadline = time.monotonic() + WAIT
     while True:
-        seen = await trade_json(paper, sid)
+        seen = await trade_view(paper, sid)
         if seen["state"] == state and (state != "open" or seen["avg_entry"]):
             return seen
         assert time.monotonic() < deadline, f"{sid} never {state}: {seen}"
@@ -198,7 +165,7 @@ async def test_positions_show_each_open_trade_with_the_exchanges_mark_and_upnl(
     btc = await open_trade(paper, BTC, "58000", ["62000"])
     await paper.set_price(ETH, "3030")
     positions = {p["instId"]: p for p in (await paper.http.get("/api/v1/positions")).json()["positions"]}
-    eth_view = await trade_json(paper, eth)
+    eth_view = await trade_view(paper, eth)
 
     async with console():
         _, prefix = await command(fake_discord, "!positions", author="alice")
@@ -302,7 +269,7 @@ async def test_cancel_button_and_timeout_act_not_at_all(
     console: Console, fake_discord: FakeDiscord, paper: RunningServer
 ) -> None:
     sid = await open_trade(paper, ETH, "2900", ["3300"])
-    before = (await trade_json(paper, sid))["filled_size"]
+    before = (await trade_view(paper, sid))["filled_size"]
     async with console():
         prompt, _ = await command(fake_discord, "!close ETH 50", author="carol")
         await fake_discord.press(prompt, "Cancel", author="carol")
@@ -317,7 +284,7 @@ async def test_cancel_button_and_timeout_act_not_at_all(
     assert "No confirmation within 2 s: nothing was done" in timed_out
     assert fake_discord.buttons(prompt) == [] and fake_discord.buttons(slash_prompt) == []
     assert await manual(paper, sid, "manual_close") == []
-    after = await trade_json(paper, sid)
+    after = await trade_view(paper, sid)
     assert after["state"] == "open" and after["filled_size"] == before
 
 
@@ -345,19 +312,19 @@ async def test_sl_moves_the_stop_to_a_price_and_to_breakeven_and_shows_a_refusal
 ) -> None:
     sid = await open_trade(paper, ETH, "2900", ["3300"])
     await paper.set_price(ETH, "3100")
-    entry = (await trade_json(paper, sid))["avg_entry"]
+    entry = (await trade_view(paper, sid))["avg_entry"]
     async with console():
         prompt, text = await command(fake_discord, "!sl ETH 2950", author="carol")
         assert "from 2900 to 2950" in text
         await fake_discord.press(prompt, "Confirm", author="carol")
         moved = await settled(fake_discord, prompt, "✅ Stop moved")
-        after_price = (await trade_json(paper, sid))["stop"]
+        after_price = (await trade_view(paper, sid))["stop"]
 
         prompt, text = await command(fake_discord, "!sl ETH be", author="carol")
         assert f"to breakeven ({entry})" in text
         await fake_discord.press(prompt, "Confirm", author="carol")
         await settled(fake_discord, prompt, "✅ Stop moved")
-        after_be = (await trade_json(paper, sid))["stop"]
+        after_be = (await trade_view(paper, sid))["stop"]
 
         wrong, _ = await slash(fake_discord, "sl", author="carol", trade=sid, stop="3200")  # above the mark
         await fake_discord.press(wrong, "Confirm", author="carol")
@@ -372,7 +339,7 @@ async def test_sl_moves_the_stop_to_a_price_and_to_breakeven_and_shows_a_refusal
     sentence = direct.json()["error"]["message"]
     assert direct.status_code == 422 and direct.json()["error"]["code"] == "stop_refused"
     assert f"The trading server refused: {sentence}" in refused
-    assert (await trade_json(paper, sid))["stop"]["price"] == entry  # the refusal left the stop alone
+    assert (await trade_view(paper, sid))["stop"]["price"] == entry  # the refusal left the stop alone
 
 
 async def test_a_reply_to_the_placed_message_names_the_trade(

@@ -230,6 +230,14 @@ class UvicornThread:
 EVENT_WAIT_S = 10.0
 
 
+async def trade_view(server: RunningServer, signal_id: str) -> dict[str, Any]:
+    """GET /api/v1/trades/{signal_id}: the trade as the server shows it (asserting it exists)."""
+    reply = await server.http.get(f"/api/v1/trades/{signal_id}")
+    assert reply.status_code == 200, reply.text  # noqa: S101 - a test helper
+    answer: dict[str, Any] = reply.json()
+    return answer
+
+
 async def signal_events(server: RunningServer, signal_id: str) -> list[dict[str, Any]]:
     """The events of the server's feed about one signal, oldest first."""
     reply = await server.http.get("/api/v1/events", params={"limit": 500})
