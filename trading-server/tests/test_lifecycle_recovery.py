@@ -117,7 +117,7 @@ async def test_lifecycle_socket_lost_mid_trade_polling_misses_nothing(tmp_path: 
             sim.set_price("BTC-USDT", Decimal(62100))
             found = await until(server, "lc-socket", "stop_moved")
             assert not server.monitor.connected  # seen by polling alone
-            assert hub_of(sim_app).refused_times
+            await wait(lambda: bool(hub_of(sim_app).refused_times), "a reconnection refused meanwhile")
 
             await wait(lambda: server.monitor.connected, "the stream to come back")
             sim.set_price("BTC-USDT", Decimal(64100))

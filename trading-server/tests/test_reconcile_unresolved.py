@@ -73,8 +73,10 @@ async def until_state(server: RunningServer, signal_id: str, state: str) -> None
 
 
 async def _post_with_failing_writes(server: RunningServer, signal_id: str) -> dict[str, Any]:
-    """A market entry that fills, after which the stop cannot be confirmed or placed and the close
-    fails (5xx on every try); the answer, and the exchange recovers right after it."""
+    """A market entry that fills without its attached stop (the exchange failed to attach it), after
+    which the stop cannot be confirmed or placed and the close fails (5xx on every try); the answer,
+    and the exchange recovers right after it."""
+    server.sim.attached_tpsl_lost = 1
     for path in (TPSL_LISTING, TPSL_WRITE, CLOSE):
         await server.fault(kind="http_5xx", count=1000, path=path)
     reply = await server.http.post("/api/v1/signals", json=signal(signal_id))

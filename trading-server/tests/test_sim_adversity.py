@@ -262,12 +262,14 @@ async def test_sim_partial_fill_off_fills_whole_and_reset_clears_every_mode(
     await control(client, "/sim/duplicate-window", {"ms": 10})
     await control(client, "/sim/item-faults", {"index": 0})
     await control(client, "/sim/position-mode", {"mode": "long_short_mode"})
+    await control(client, "/sim/attached-tpsl-lost", {"count": 2})
     await control(client, "/sim/reset")
     modes = (await client.get("/sim/state")).json()["data"]["modes"]
     await place(client, "pfoff", orderType="limit", price="140", size="4")
     await move(client, "139")
     assert modes == {"lag": {"ms": 0, "lookups": 0, "hidden": 0}, "duplicateWindowMs": None,
-                     "itemFaults": None, "partialFillFraction": None, "positionMode": "net_mode"}
+                     "itemFaults": None, "partialFillFraction": None, "positionMode": "net_mode",
+                     "attachedTpslLost": 0}
     assert sim.orders_by_client_id["pfoff"].state == "filled"
 
 

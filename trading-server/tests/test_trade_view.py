@@ -185,7 +185,7 @@ async def test_trade_view_unfilled_entry_ended_by_the_stop_is_cancelled(server: 
 
 
 async def test_trade_view_signal_the_exchange_refused_is_failed(server: RunningServer) -> None:
-    await server.fault(kind="error_code", code="110006", count=1, path="/api/v1/account/set-leverage")
+    await server.fault(kind="error_code", code="103003", count=1, path="/api/v1/trade/order")
     reply = await server.http.post("/api/v1/signals", json=signal("tv-failed"))
     assert reply.json()["status"] == "failed"
 
@@ -307,7 +307,7 @@ async def test_trade_view_states_filters_and_pnl_on_every_journal(tmp_path: Path
     PostgreSQL."""
     settings = paper_settings(tmp_path, database_url=journal_url, monitor_poll_seconds=0.05)
     async with running_server(settings) as server:
-        await server.fault(kind="error_code", code="110006", count=1, path="/api/v1/account/set-leverage")
+        await server.fault(kind="error_code", code="103003", count=1, path="/api/v1/trade/order")
         assert (await server.http.post("/api/v1/signals", json=signal("j-failed"))).json()[
             "status"
         ] == "failed"

@@ -48,7 +48,7 @@ async def journal_with_trades(data_dir: Path) -> None:
                 "fz-cancelled", symbol="XRP-USDT", entries=["0.58"], stop_loss="0.55", take_profits=["0.7"]
             ),
         )
-        await server.fault(kind="error_code", code="110006", count=1, path="/api/v1/account/set-leverage")
+        await server.fault(kind="error_code", code="103003", count=1, path="/api/v1/trade/order")
         await post(
             "/api/v1/signals",
             json=signal_body("fz-failed", symbol="DOGE-USDT", stop_loss="0.145", take_profits=["0.16"]),

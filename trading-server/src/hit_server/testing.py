@@ -26,6 +26,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from hit_server.exchange.exchange_check import ExchangeState
 from hit_server.lifecycle.monitor import PositionMonitor
 from hit_server.server import create_app
 from hit_server.settings import Settings
@@ -94,6 +95,11 @@ async def running_server(
     app = create_app(settings, sim_app=sim_app)
     key = api_key if api_key is not None else app.state.api_keys[0]
     async with app.router.lifespan_context(app):
+        # The account mirror's seed is read in the background at start: wait for it, so that a test's
+        # first signal takes the same path every time and its counted faults meet the test's requests.
+        service = app.state.service
+        if app.state.monitor.feed is not None and service.exchange_check.state is ExchangeState.REACHABLE:
+            await wait_until(lambda: service.mirror.live, "the account mirror seeded")
         transport = httpx.ASGITransport(app=app)
         sim_transport = httpx.ASGITransport(app=app.state.sim_app)
         async with (

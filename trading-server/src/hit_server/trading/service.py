@@ -117,6 +117,7 @@ class TradingService:
         await reconcile_all(self)
         with contextlib.suppress(BloFinError):  # a signal tries again (`_market`)
             await self._ensure_margin_mode()
+        await self._read_instruments()
         self._background = asyncio.create_task(self._refresh_instruments(), name="instruments")
 
     async def stop(self) -> None:
@@ -127,14 +128,16 @@ class TradingService:
             self._background = None
 
     async def _refresh_instruments(self) -> None:
-        """Read the instruments now and every INSTRUMENTS_REFRESH_S (a failure waits for the next)."""
+        """Read the instruments again every INSTRUMENTS_REFRESH_S."""
         while True:
-            try:
-                await self.client.instruments(refresh=True)
-            except BloFinError as exc:
-                log.warning("Instruments could not be read (%s); a signal reads them itself",
-                            type(exc).__name__)
             await asyncio.sleep(INSTRUMENTS_REFRESH_S)
+            await self._read_instruments()
+
+    async def _read_instruments(self) -> None:
+        try:
+            await self.client.instruments(refresh=True)
+        except BloFinError as exc:  # a failure waits for the next refresh
+            log.warning("Instruments could not be read (%s); a signal reads them itself", type(exc).__name__)
 
     @property
     def signal_locks(self) -> SignalLocks:
