@@ -74,14 +74,14 @@ async def test_limiter_applies_trade_limit_to_every_trade_endpoint_reads_include
     simulator counts them so): a read there spends the budget, a read elsewhere does not."""
     fake = FakeTime()
     limiter = make_limiter(fake, trade_per_10s=30)
-    for _ in range(10):
-        assert await limiter.acquire("GET", "/api/v1/trade/orders-pending") == 0.0
     for _ in range(20):
         assert await limiter.acquire("POST", "/api/v1/trade/order") == 0.0
+    for _ in range(10):
+        assert await limiter.acquire("GET", "/api/v1/trade/orders-pending") == 0.0
     for _ in range(50):
         assert await limiter.acquire("GET", "/api/v1/account/positions") == 0.0
     assert await limiter.acquire("POST", "/api/v1/account/set-leverage") == 0.0
-    waited = await limiter.acquire("POST", "/api/v1/trade/cancel-order")  # the 10 reads took their share
+    waited = await limiter.acquire("GET", "/api/v1/trade/orders-tpsl-pending")
     assert waited == pytest.approx(10.0 + ARRIVAL_MARGIN_S)
 
 
@@ -123,25 +123,3 @@ async def test_limiter_unlimited_never_waits():
     limiter = RateLimiter.unlimited()
     waits = [await limiter.acquire("POST", "/api/v1/trade/order") for _ in range(200)]
     assert sum(waits) == 0.0
-
-
-async def test_limiter_leaves_trading_slots_to_orders_when_reads_would_take_them():
-    fake = FakeTime()
-    limiter = make_limiter(fake)
-    for _ in range(25):  # a burst of orders: 25 of the 30 trading slots of the window
-        assert await limiter.acquire("POST", "/api/v1/trade/order") == 0.0
-    assert await limiter.acquire("POST", "/api/v1/trade/batch-orders") == 0.0  # an order still goes at once
-    started = fake.now
-    waited = await limiter.acquire("GET", "/api/v1/trade/orders-pending")  # a read waits for room
-    assert waited > 0 and fake.now - started == pytest.approx(10.0 + ARRIVAL_MARGIN_S)
-    assert await limiter.acquire("GET", "/api/v1/account/positions") == 0.0  # not a trading read
-
-
-async def test_limiter_lets_reads_through_while_orders_leave_room():
-    fake = FakeTime()
-    limiter = make_limiter(fake)
-    for _ in range(5):
-        await limiter.acquire("POST", "/api/v1/trade/order")
-    waits = [await limiter.acquire("GET", "/api/v1/trade/order-detail") for _ in range(15)]
-    assert waits == [0.0] * 15  # 20 in the window: the 10 slots kept for orders are still free
-    assert await limiter.acquire("GET", "/api/v1/trade/order-detail") > 0

@@ -32,9 +32,6 @@ TRADE_PREFIX = "/api/v1/trade/"
 # and the second is then refused (429). Every window is kept this much longer than BloFin's, which covers
 # that jitter (seen: 429s from the simulator behind a 50 ms round trip without it, none with it).
 ARRIVAL_MARGIN_S = 0.5
-# Slots of the trading window that reads leave to orders: a burst of 15 signals (an entry and a batch of
-# targets each) needs all 30, so reads get what the orders don't use.
-READS_KEEP_FREE = 10
 
 
 class SlidingWindow:
@@ -51,23 +48,15 @@ class SlidingWindow:
         self._sent: deque[float] = deque()
         self.lock = asyncio.Lock()
 
-    def wait_needed(self, now: float, keep_free: int = 0) -> float:
-        """Seconds until one more request may go out (0 when it may go now), leaving `keep_free` slots
-        of the window unused."""
+    def wait_needed(self, now: float) -> float:
+        """Seconds until one more request may go out (0 when it may go now)."""
         if self.limit == 0:
             return 0.0
         while self._sent and self._sent[0] <= now - self.period:
             self._sent.popleft()
-        allowed = max(1, self.limit - keep_free)
-        if len(self._sent) < allowed:
+        if len(self._sent) < self.limit:
             return 0.0
-        return self._sent[len(self._sent) - allowed] + self.period - now
-
-    async def wait_for_room(self, keep_free: int) -> None:
-        """Wait, without holding `lock` (so requests that may use every slot are not held up), until
-        one more request would leave `keep_free` slots of the window unused."""
-        while (wait := self.wait_needed(self._clock(), keep_free)) > 0:
-            await self._sleep(wait)
+        return self._sent[0] + self.period - now
 
     async def wait_for_slot(self) -> tuple[float, float]:
         """Wait (the caller holds `lock`) until a slot is free; returns (seconds waited, now)."""
@@ -127,18 +116,10 @@ class RateLimiter:
         """Wait until this request may be sent without breaking a limit. Returns the seconds waited.
 
         Locks are taken in one fixed order (trade, then overall) and every window records the moment
-        the last wait ended, so no window ever records a send earlier than it really happens. A read
-        of the trading APIs (a listing, a lookup) first waits until it would leave READS_KEEP_FREE
-        slots of the trading window free: a burst of signals spends the budget on its orders, and a
-        monitor's read never makes an entry wait (issue #18).
+        the last wait ended, so no window ever records a send earlier than it really happens.
         """
-        trade = self.is_trade(method, path)
-        windows = ((self._trade,) if trade else ()) + self._overall
+        windows = ((self._trade,) if self.is_trade(method, path) else ()) + self._overall
         waited = 0.0
-        if trade and method == "GET":
-            started = self._clock()
-            await self._trade.wait_for_room(READS_KEEP_FREE)
-            waited = self._clock() - started
         async with contextlib.AsyncExitStack() as stack:
             now = self._clock()
             for window in windows:
