@@ -49,7 +49,7 @@ from hit_server.trading.service import TradingService
 log = logging.getLogger(__name__)
 
 QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
-MAX_GAP_S = 0.05  # pushes arriving within this gap are handled by one pass
+MAX_GAP_S = 0.1  # pushes arriving within this gap are handled by one pass
 STOP_CHECK_S = 0.5  # how often stopping the monitor checks that its task has ended
 PRIVATE_CHANNELS = ("orders", "positions", "orders-algo", "account")
 
