@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
@@ -27,7 +28,8 @@ from hit_server.exchange.inprocess import InProcessHttp
 from hit_server.exchange.mirror import AccountMirror
 from hit_server.exchange.ratelimit import RateLimiter
 
-KEY, SECRET, PASSPHRASE = "mirror-key", "mirror-secret", "mirror-pass"
+# made up for each run: the simulator checks them, nothing else knows them
+KEY, SECRET, PASSPHRASE = f"mirror-{secrets.token_hex(8)}", secrets.token_hex(16), secrets.token_hex(8)
 SYMBOLS = ("BTC-USDT", "ETH-USDT", "SOL-USDT")
 
 

@@ -13,6 +13,7 @@ the test's polling.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -32,7 +33,8 @@ from hit_server.server import create_app
 from hit_server.testing import BASE_URL, TEST_API_KEY, paper_settings
 from hit_server.trading import ids
 
-KEY, SECRET, PASSPHRASE = "latency-key-0123456789abcdef", "latency-secret-0123456789", "latency-pass"
+# made up for each run: the simulator checks them, nothing else knows them
+KEY, SECRET, PASSPHRASE = f"latency-{secrets.token_hex(12)}", secrets.token_hex(16), secrets.token_hex(8)
 TRADE_PREFIX = "/api/v1/trade/"
 
 

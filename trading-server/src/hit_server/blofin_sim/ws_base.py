@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,7 +44,7 @@ class HubLimits(Protocol):
     queue_size: int
 
 
-class Connection:
+class Connection(ABC):
     """One accepted socket: a reader that hands each text frame to `handle`, a writer that drains the
     queue, a watchdog that closes it after `idle_timeout_s` without a frame either way."""
 
@@ -57,9 +58,9 @@ class Connection:
         self.closing = False
         self.last_activity = self.loop.time()
 
+    @abstractmethod
     def handle(self, text: str) -> None:
-        """One text frame from the client (subclasses answer it)."""
-        raise NotImplementedError
+        """One text frame from the client (each kind of connection answers it its own way)."""
 
     # ---- outbound --------------------------------------------------------------------------------
     def on_loop(self, callback: Callable[..., None], *args: Any) -> None:
