@@ -225,3 +225,25 @@ async def journal_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     url = postgres_test_url()
     await empty_postgres(url)
     return url
+
+
+@pytest.fixture
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A PostgreSQL database of its own for one test (created on the run's cluster, dropped after): for
+    tests that make schemas and the job queue's tables, which `empty_postgres` does not clear."""
+    import secrets
+
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    base = make_url(postgres_test_url())
+    name = f"fleet_{secrets.token_hex(6)}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield base.set(database=name).render_as_string(hide_password=False)
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    finally:
+        await admin.dispose()

@@ -50,6 +50,10 @@ def main() -> int:
         from hit_server.accounts.cli import main as accounts_main
 
         return accounts_main(sys.argv[2:])
+    if sys.argv[1:2] == ["worker"]:  # python -m hit_server worker --egress <group> (fleet/worker.py)
+        from hit_server.fleet.worker import main as worker_main
+
+        return worker_main(sys.argv[2:])
     try:
         settings = Settings()
     except ValidationError as exc:

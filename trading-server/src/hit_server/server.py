@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -24,12 +25,16 @@ from hit_server.dashboard import install as install_dashboard
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
 from hit_server.exchange.paper import Exchange, open_exchange
 from hit_server.exchange.paper_reset import end_paper_trades
+from hit_server.fleet import tables as fleet_tables  # noqa: F401 - the fleet's tables are the journal's
 from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
 from hit_server.lifecycle.monitor import open_monitor
 from hit_server.settings import Settings, ensure_api_key
 from hit_server.trading.service import TradingService
 from hit_shared.models import TradingMode
+
+if TYPE_CHECKING:
+    from hit_server.fleet.fanout import FanOut
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             app.state.service = service
             app.state.sim_app = exchange.sim_app
             async with open_marks(settings, exchange, service), \
-                    open_monitor(settings, service, exchange) as monitor:
+                    open_monitor(settings, service, exchange) as monitor, \
+                    open_fleet(settings, db) as fanout:
                 app.state.monitor = monitor
+                app.state.fanout = fanout
                 log.info(
                     "Trading server ready: mode=%s, journal=%s",
                     settings.trading_mode.value,
@@ -67,6 +74,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 finally:
                     app.state.service = None
                     app.state.monitor = None
+                    app.state.fanout = None
                     await service.stop()
     finally:
         await db.dispose()
@@ -91,6 +99,19 @@ async def open_marks(settings: Settings, exchange: Exchange, service: TradingSer
     finally:
         service.marks = None
         await marks.stop()
+
+
+@asynccontextmanager
+async def open_fleet(settings: Settings, db: Database) -> AsyncIterator[FanOut | None]:
+    """The fan-out to the fleet's accounts (issue #19) when FLEET is on; its queue library is imported
+    only then."""
+    if not settings.fleet:
+        yield None
+        return
+    from hit_server.fleet.fanout import open_fanout
+
+    async with open_fanout(settings, db) as fanout:
+        yield fanout
 
 
 def _warn_if_halted(service: TradingService) -> None:

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
+    # issue #19: every accepted signal is also fanned out to the stored enabled accounts, one job each on
+    # the job queue, for the fleet's workers (`python -m hit_server worker`); needs DATABASE_URL (PostgreSQL)
+    fleet: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     rate_limit_per_minute: int = Field(default=600, ge=1)
@@ -150,6 +153,7 @@ class Settings(BaseSettings):
             if tls_file is not None and not tls_file.is_file():
                 raise ValueError(f"TLS file {tls_file} does not exist")
         self._check_dashboard()
+        self._check_fleet()
         webhook = self.discord_webhook_url
         if webhook is not None and not webhook.get_secret_value().startswith(("https://", "http://")):
             raise ValueError("DISCORD_WEBHOOK_URL must be an http(s) URL")
@@ -162,6 +166,10 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name.upper()} is required in {mode} mode")
         self._check_keys(required=True)
         return self
+
+    def _check_fleet(self) -> None:
+        if self.fleet and not (self.database_url or "").startswith("postgresql"):
+            raise ValueError("FLEET needs the journal on PostgreSQL: set DATABASE_URL=postgresql+asyncpg://...")
 
     def _check_dashboard(self) -> None:
         password = self.dashboard_password

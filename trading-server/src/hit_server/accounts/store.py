@@ -45,6 +45,7 @@ SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
 
 class AccountRow(Base):
     __tablename__ = "accounts"
+    __table_args__ = {"info": {"fleet_wide": True}}  # noqa: RUF012 - SQLAlchemy's declarative form
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     # sealed with the master key (crypto.py): "v1:" + base64(nonce + ciphertext + tag)
@@ -172,6 +173,17 @@ class AccountStore:
                 log.error("%s", exc)
                 unreadable[row["name"]] = str(exc)
         return EnabledAccounts(ready, unreadable)
+
+    async def credentials(self, name: str) -> AccountCredentials:
+        """One stored account's keys (decrypted) and effective limits, for the worker that trades it.
+        `AccountNotFound` if there is none; `AccountError` if it is disabled or its keys can't be opened."""
+        row = await self._row(name)
+        if not row["enabled"]:
+            raise AccountError(f"The account '{name}' is disabled.")
+        try:
+            return self._credentials(load_master_key(self.settings, create=False), row)
+        except (KeyMismatch, MasterKeyError) as exc:
+            raise AccountError(str(exc)) from exc
 
     def _credentials(self, master: MasterKey, row: Any) -> AccountCredentials:
         name, settings = row["name"], self.settings

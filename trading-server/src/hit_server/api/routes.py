@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response, status
 
 from hit_server import __version__, clock
 from hit_server.api.deps import SettingsDep, TradingServiceDep
@@ -12,6 +12,7 @@ from hit_server.api.http_errors import NotFound
 from hit_server.api.schemas import PositionsOut, SignalsPage, SymbolFilter, position_out
 from hit_server.api.security import require_api_key
 from hit_server.exchange.exchange_check import ExchangeState
+from hit_server.fleet.progress import FanoutProgress, progress
 from hit_server.journal.events import EventsResponse, event_out
 from hit_shared.models import (
     SIGNAL_ID_PATTERN,
@@ -38,8 +39,12 @@ public = APIRouter()
     response_model=TradeResponse,
     responses={200: {"model": TradeResponse, "description": "A retry: the stored answer, replayed"}},
 )
-async def post_signal(signal: TradeSignal, service: TradingServiceDep) -> Response:
-    """Carry out a signal at most once: 201 the first time, 200 with the same answer for a retry."""
+async def post_signal(signal: TradeSignal, service: TradingServiceDep, request: Request) -> Response:
+    """Carry out a signal at most once: 201 the first time, 200 with the same answer for a retry. With
+    FLEET on, it is first fanned out to the stored enabled accounts (not while trading is halted)."""
+    fanout = getattr(request.app.state, "fanout", None)
+    if fanout is not None and not service.halted.halted:
+        await fanout.submit(signal)
     answer, created = await service.submit(signal)
     # `answer` is a validated TradeResponse already: serialized as it is, not validated a second time
     # against the response model (the bytes are the same: pydantic's JSON of the model)
@@ -58,6 +63,18 @@ async def get_signal(
     if row is None or row.response is None:
         raise NotFound(f"No answered signal with id '{signal_id}'.")
     return TradeResponse.model_validate(row.response)
+
+
+@api.get("/fanouts/{signal_id}", response_model=FanoutProgress)
+async def get_fanout(
+    signal_id: Annotated[str, Path(pattern=SIGNAL_ID_PATTERN)], service: TradingServiceDep
+) -> FanoutProgress:
+    """A signal's fan-out to the fleet's accounts (FLEET): how many accounts, how many answered each
+    status (`queued`: not yet), and every account not placed with its reason."""
+    found = await progress(service.journal.db, signal_id)
+    if found is None:
+        raise NotFound(f"The signal '{signal_id}' was not fanned out.")
+    return found
 
 
 @api.get("/signals", response_model=SignalsPage)

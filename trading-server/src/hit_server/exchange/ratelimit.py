@@ -82,7 +82,8 @@ class SlidingWindow:
 
 
 class RateLimiter:
-    """BloFin's REST limits for one account (one limiter per client; the client is per account)."""
+    """BloFin's REST limits for one account (one limiter per client; the client is per account). The
+    IP's limits are the IP's: accounts traded from one process share them (`for_another_account`)."""
 
     def __init__(
         self,
@@ -100,6 +101,17 @@ class RateLimiter:
         )
         self._trade = SlidingWindow(trade_per_10s, 10.0 + margin, clock=clock, sleep=sleep)
         self._clock = clock
+        self._sleep = sleep
+
+    def for_another_account(self) -> RateLimiter:
+        """A limiter for another account sending from the same IP address: a trade window of its own,
+        this one's per-IP windows (a fleet worker's accounts, issue #19)."""
+        other = RateLimiter(
+            per_minute=0, per_5_minutes=0, trade_per_10s=self._trade.limit,
+            clock=self._clock, sleep=self._sleep,
+        )
+        other._overall = self._overall
+        return other
 
     @classmethod
     def unlimited(cls) -> RateLimiter:

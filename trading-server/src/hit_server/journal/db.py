@@ -33,6 +33,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    Table,
     Text,
     create_engine,
     event,
@@ -41,6 +42,7 @@ from sqlalchemy import (
     make_url,
     or_,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -211,11 +213,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 ADDED_COLUMNS = (("trades", "version", "INTEGER NOT NULL DEFAULT 0"),)
 
 
-def add_missing_columns(conn: Connection) -> None:
+def add_missing_columns(conn: Connection, schema: str | None = None) -> None:
     inspector = inspect(conn)
+    quote = conn.dialect.identifier_preparer.quote
     for table, column, ddl in ADDED_COLUMNS:
-        if inspector.has_table(table) and column not in {c["name"] for c in inspector.get_columns(table)}:
-            conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
+        if not inspector.has_table(table, schema=schema):
+            continue
+        if column not in {c["name"] for c in inspector.get_columns(table, schema=schema)}:
+            name = f"{quote(schema)}.{table}" if schema else table
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {column} {ddl}")
+
+
+def fleet_wide(table: Table) -> bool:
+    """Whether `table` exists once for the whole fleet (the accounts, the fan-outs) rather than once per
+    account's journal: such tables say so with `info={"fleet_wide": True}`."""
+    return bool(table.info.get("fleet_wide"))
 
 
 class Database:
@@ -243,10 +255,13 @@ class Database:
     BUSY_TIMEOUT_S = 5.0
     CHECKPOINT_EVERY = 200
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, schema: str | None = None, engine: AsyncEngine | None = None) -> None:
+        """`schema` and `engine`: see `in_schema`."""
         self.url = make_url(url)
+        self.schema = schema
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
+        self._owns_engine = engine is None
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[None] | None = None
         self._conn: Connection | None = None
@@ -258,7 +273,19 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
-            self._async = create_async_engine(url, pool_pre_ping=True)
+            self._async = engine if engine is not None else create_async_engine(url, pool_pre_ping=True)
+            if schema is not None:
+                self._async = self._async.execution_options(schema_translate_map={None: schema})
+
+    def in_schema(self, schema: str) -> Database:
+        """This PostgreSQL database seen through `schema`: every journal table is read and written in that
+        schema (SQLAlchemy's schema_translate_map), over this database's own connection pool. A fleet
+        account's journal is such a schema (issue #19, `fleet/traders.py`): the whole single-account
+        journal, its guards included, once per account, with not one query changed."""
+        if self._async is None:
+            raise ValueError("A journal per account needs PostgreSQL (DATABASE_URL), not SQLite.")
+        url = self.url.render_as_string(hide_password=False)
+        return Database(url, schema=schema, engine=self._async)
 
     def describe(self) -> str:
         """The URL without its password, for the log."""
@@ -354,9 +381,20 @@ class Database:
         """Create the missing tables and claim the symbols of open signals that hold none (see
         `backfill_claims`). Two processes starting together may both try a claim: the loser tries
         again and finds it made."""
+        schema = self.schema
+
         def build(conn: Connection) -> None:
-            Base.metadata.create_all(conn)
-            add_missing_columns(conn)
+            if schema is None:
+                Base.metadata.create_all(conn)
+            else:  # an account's journal: its own tables only, made by one process at a time
+                lock = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
+                conn.execute(lock, {"key": f"schema {schema}"})
+                conn.exec_driver_sql(
+                    f"CREATE SCHEMA IF NOT EXISTS {conn.dialect.identifier_preparer.quote(schema)}"
+                )
+                own = [table for table in Base.metadata.sorted_tables if not fleet_wide(table)]
+                Base.metadata.create_all(conn, tables=own)
+            add_missing_columns(conn, schema)
             backfill_claims(conn)
 
         try:
@@ -394,5 +432,5 @@ class Database:
             self._conn = None
         if self._sync is not None:
             self._sync.dispose()
-        if self._async is not None:
+        if self._async is not None and self._owns_engine:
             await self._async.dispose()

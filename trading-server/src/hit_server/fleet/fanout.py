@@ -1,0 +1,149 @@
+"""Fanning a signal out to the fleet's accounts, and what an operator reads about it.
+
+`FanOut.submit(signal)` runs in the API server for every signal it accepts while FLEET is on:
+1. in one journal transaction: the `fanouts` row and one `fanout_jobs` row (`queued`) per enabled account
+   of the moment; a signal_id fanned out before changes nothing (a retry of the POST, or a second server);
+2. then one queue job per account (`queue.py`), all in one statement.
+A crash or a queue that can't be reached between 1 and 2 leaves rows `queued` with no job: `requeue`
+(at start, then every REQUEUE_EVERY_S) defers those again. The rows are the durable record of the
+fan-out; the jobs only carry it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Connection, insert, select, text
+from sqlalchemy.exc import IntegrityError
+
+from hit_server.accounts.store import ACCOUNTS
+from hit_server.fleet.queue import JobQueue, job_lock
+from hit_server.fleet.tables import FANOUT_JOBS, FANOUTS, QUEUED
+from hit_server.journal.db import Database, utcnow
+from hit_server.settings import Settings
+from hit_shared.models import TradeSignal
+
+log = logging.getLogger(__name__)
+
+REQUEUE_EVERY_S = 30.0
+REQUEUE_AFTER_S = 10.0  # a row younger than this may be between its commit and its job's deferral
+
+
+@dataclass(frozen=True)
+class Fanned:
+    accounts: int  # jobs recorded for this signal (0: no enabled account)
+    new: bool  # False: the signal had been fanned out before; nothing was recorded or queued now
+    queued: int  # jobs deferred now
+
+
+class FanOut:
+    def __init__(self, db: Database, queue: JobQueue) -> None:
+        self.db = db
+        self.queue = queue
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.queue.open()
+        await self.requeue()
+        self._sweeper = asyncio.create_task(self._sweep(), name="fanout-requeue")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.queue.close()
+
+    async def submit(self, signal: TradeSignal) -> Fanned:
+        body = signal.model_dump(mode="json")
+
+        def record(conn: Connection) -> list[tuple[str, str]] | None:
+            if conn.scalar(select(FANOUTS.c.signal_id).where(FANOUTS.c.signal_id == signal.signal_id)):
+                return None
+            accounts = [
+                (name, group) for name, group in conn.execute(
+                    select(ACCOUNTS.c.name, ACCOUNTS.c.egress_group)
+                    .where(ACCOUNTS.c.enabled.is_(True)).order_by(ACCOUNTS.c.name)
+                )
+            ]
+            now = utcnow()
+            conn.execute(insert(FANOUTS).values(
+                signal_id=signal.signal_id, symbol=signal.symbol, body=body, accounts=len(accounts),
+                created_at=now,
+            ))
+            if accounts:
+                conn.execute(insert(FANOUT_JOBS), [
+                    {"signal_id": signal.signal_id, "account": name, "egress_group": group, "status": QUEUED,
+                     "attempts": 0, "created_at": now, "updated_at": now}
+                    for name, group in accounts
+                ])
+            return accounts
+
+        try:
+            accounts = await self.db.transaction(record)
+        except IntegrityError:  # another server recorded it between our read and our write
+            accounts = None
+        if accounts is None:
+            return Fanned(accounts=0, new=False, queued=0)
+        queued = 0
+        if accounts:
+            try:
+                queued = await self.queue.defer([(signal.signal_id, name, group) for name, group in accounts])
+            except Exception as exc:  # recorded and queued later by `requeue`: never lost, only late
+                log.error("Fan-out of %s: the job queue refused (%s); queued again within %.0f s",
+                          signal.signal_id, type(exc).__name__, REQUEUE_EVERY_S)
+        log.info("Fan-out of %s: %d account(s), %d job(s) queued", signal.signal_id, len(accounts), queued)
+        return Fanned(accounts=len(accounts), new=True, queued=queued)
+
+    async def requeue(self) -> int:
+        """Defer again every job still `queued` that has no job waiting or running on the queue."""
+
+        def orphans(conn: Connection) -> list[tuple[str, str, str]]:
+            before = utcnow() - timedelta(seconds=REQUEUE_AFTER_S)
+            rows = conn.execute(
+                select(FANOUT_JOBS.c.signal_id, FANOUT_JOBS.c.account, FANOUT_JOBS.c.egress_group)
+                .where(FANOUT_JOBS.c.status == QUEUED).where(FANOUT_JOBS.c.created_at < before)
+            ).all()
+            if not rows:
+                return []
+            live = set(conn.scalars(text(
+                "SELECT queueing_lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND queueing_lock IS NOT NULL"
+            )))
+            return [(s, a, g) for s, a, g in rows if job_lock(s, a) not in live]
+
+        lost = await self.db.transaction(orphans)
+        if not lost:
+            return 0
+        queued = await self.queue.defer(lost)
+        log.warning("Fan-out: %d job(s) recorded but not on the queue were queued again", queued)
+        return queued
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(REQUEUE_EVERY_S)
+            try:
+                await self.requeue()
+            except Exception as exc:  # the database or the queue is down: the next sweep tries again
+                log.warning("Fan-out: requeue failed (%s)", type(exc).__name__)
+
+
+@asynccontextmanager
+async def open_fanout(settings: Settings, db: Database) -> AsyncIterator[FanOut | None]:
+    """The API server's fan-out when FLEET is on (None otherwise), its queue opened and its sweeper
+    running."""
+    if not settings.fleet:
+        yield None
+        return
+    fanout = FanOut(db, JobQueue(settings.journal_url))
+    await fanout.start()
+    try:
+        yield fanout
+    finally:
+        await fanout.stop()

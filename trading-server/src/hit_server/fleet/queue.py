@@ -1,0 +1,126 @@
+"""The fan-out's job queue: procrastinate on the journal's PostgreSQL (issue #19; why this engine:
+ARCHITECTURE.md, "The fleet").
+
+One task, `trade_for_account(signal_id, account)`, deferred once per (signal, account) on the queue of the
+account's egress group (`egress_<group>`: only workers whose machine has that group's IP address, to which
+the account's BloFin keys are bound, take it), with:
+- `lock=account`: jobs of one account run one at a time, in the order they were deferred (two signals on
+  one account never race each other's orders or its one-trade-per-symbol rule);
+- `queueing_lock=<signal>/<account>`: the same job cannot be queued twice while it waits, so deferring it
+  again after a crash (`FanOut.requeue`) is harmless.
+
+The queue delivers a job at least once (a worker killed mid-job leaves it `doing`; `worker.py` hands it
+back once the worker's heartbeat stops). At most once is the account journal's business, exactly as for
+one account: a job run twice replays the stored answer or resumes from the journal, never sends anew.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import procrastinate
+import psycopg
+from sqlalchemy import make_url
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "trade_for_account"
+SCHEMA_LOCK = 719_001  # a pg_advisory_lock key: one process at a time installs the queue's tables
+MAX_RETRIES = 5
+# A job whose account path raised (exchange unreachable, journal down) is run again up to MAX_RETRIES
+# times, 2, 4, 8, 16 and 32 s apart. A signal older than MAX_SIGNAL_AGE_SECONDS is refused by the risk
+# check meanwhile, so a late retry can only answer, never trade a stale signal.
+RETRY = procrastinate.RetryStrategy(max_attempts=MAX_RETRIES, exponential_wait=2)
+
+# (signal_id, account, last): `last` is True on the job's last attempt (its failure is then final)
+Handler = Callable[[str, str, bool], Awaitable[None]]
+
+
+def queue_name(egress_group: str) -> str:
+    return f"egress_{egress_group}"
+
+
+def job_lock(signal_id: str, account: str) -> str:
+    return f"{signal_id}/{account}"
+
+
+def conninfo(journal_url: str) -> str:
+    """libpq's form of the journal's SQLAlchemy URL (`postgresql+asyncpg://...` -> `postgresql://...`)."""
+    url = make_url(journal_url)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError("The fleet's job queue needs the journal on PostgreSQL (DATABASE_URL).")
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class JobQueue:
+    """The procrastinate app, opened on the journal's database. `handler` runs a job (workers only)."""
+
+    def __init__(self, journal_url: str, handler: Handler | None = None) -> None:
+        self.conninfo = conninfo(journal_url)
+        # small pools: a worker's jobs talk to the journal through SQLAlchemy, not through this pool
+        connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
+        self.app = procrastinate.App(connector=connector)
+        self._handler = handler
+
+        async def trade_for_account(context: procrastinate.JobContext, signal_id: str, account: str) -> None:
+            if self._handler is None:
+                raise RuntimeError("this process defers jobs; it does not run them")
+            await self._handler(signal_id, account, context.job.attempts >= MAX_RETRIES)
+
+        self.task = self.app.task(name=TASK_NAME, retry=RETRY, pass_context=True)(trade_for_account)
+
+    async def open(self) -> None:
+        await self.app.open_async()
+        await self.install()
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def install(self) -> None:
+        """Create procrastinate's tables once in this database (first start of any fleet process)."""
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            await conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+            try:
+                found = await (await conn.execute("SELECT to_regclass('procrastinate_jobs')")).fetchone()
+                if found is None or found[0] is None:
+                    await self.app.schema_manager.apply_schema_async()
+                    log.info("Fleet: the job queue's tables were created")
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+    async def defer(self, jobs: list[tuple[str, str, str]]) -> int:
+        """Defer (signal_id, account, egress group) jobs, all in one statement; when one of them is
+        waiting already (deferred again after a crash), one by one, skipping those. Returns how many were
+        queued."""
+        made = [self._job(*job) for job in jobs]
+        try:
+            await self.app.job_manager.batch_defer_jobs_async(made)
+            return len(made)
+        except procrastinate.exceptions.AlreadyEnqueued:
+            pass
+        queued = 0
+        for job in made:
+            try:
+                await self.app.job_manager.defer_job_async(job)
+                queued += 1
+            except procrastinate.exceptions.AlreadyEnqueued:
+                log.info("Fleet: job %s is waiting already", job.queueing_lock)
+        return queued
+
+    def _job(self, signal_id: str, account: str, group: str) -> procrastinate.jobs.Job:
+        deferrer = self.task.configure(
+            queue=queue_name(group), lock=account, queueing_lock=job_lock(signal_id, account)
+        )
+        return deferrer.make_new_job(signal_id=signal_id, account=account)
+
+    async def stalled(self, seconds_since_heartbeat: float, queue: str) -> list[Any]:
+        """Jobs of `queue` `doing` on a worker whose heartbeat stopped that long ago (the worker died)."""
+        found = await self.app.job_manager.get_stalled_jobs(
+            queue=queue, seconds_since_heartbeat=seconds_since_heartbeat
+        )
+        return list(found)
+
+    async def retry(self, job: Any) -> None:
+        await self.app.job_manager.retry_job(job)

@@ -1,0 +1,132 @@
+"""The accounts a fleet worker trades, each with the single-account path unchanged.
+
+An account's `Trader` is what the API server builds for the one account of today, built for that
+account instead: settings with the account's keys and risk settings (`account_settings`), a journal of
+its own (the PostgreSQL schema `account_<name>`, `Database.in_schema`: signals, orders, claims, trades
+and events exactly as for one account, so every money rule holds per (signal, account) with the same
+code), a `TradingService` (sizing from the account's own equity), and a position monitor following its
+trades through its own private stream.
+
+What the accounts of one worker share: the HTTP connection pool to BloFin (from the worker's egress
+address), the per-IP rate limits (`RateLimiter.for_another_account`: one IP, one budget) and the
+instruments (read once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import httpx
+from pydantic import SecretStr
+
+from hit_server.accounts.store import AccountCredentials, AccountStore
+from hit_server.exchange.blofin_auth import BloFinAuth
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.paper import Exchange
+from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.journal.db import Database
+from hit_server.journal.journal import Journal
+from hit_server.lifecycle.monitor import PositionMonitor, open_monitor
+from hit_server.settings import Settings
+from hit_server.trading.service import TradingService
+
+log = logging.getLogger(__name__)
+
+
+def schema_name(account: str) -> str:
+    """Where an account's journal lives (account names are lower-case letters, digits, `_` and `-`)."""
+    return f"account_{account}"
+
+
+def account_settings(settings: Settings, account: AccountCredentials) -> Settings:
+    """The server's settings as this account trades them: its keys, its risk and leverage caps (the
+    default leverage never above its cap), no Discord webhook of the server's own."""
+    keys = account.credentials
+    return settings.model_copy(update={
+        "blofin_api_key": SecretStr(keys.api_key),
+        "blofin_api_secret": keys.api_secret,
+        "blofin_passphrase": keys.passphrase,
+        "risk_per_trade_percent": account.risk_per_trade_percent,
+        "max_position_size_usd": account.max_position_size_usd,
+        "max_leverage": account.max_leverage,
+        "default_leverage": min(settings.default_leverage, account.max_leverage),
+        "discord_webhook_url": None,
+    })
+
+
+@dataclass
+class Trader:
+    account: AccountCredentials
+    service: TradingService
+    monitor: PositionMonitor
+
+
+class Traders:
+    """A worker's traders, built on an account's first job (or ahead, `warm`) and kept until `close`."""
+
+    def __init__(
+        self, settings: Settings, db: Database, store: AccountStore, http: httpx.AsyncClient,
+        ip_limits: RateLimiter,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.store = store
+        self.http = http
+        self.ip_limits = ip_limits
+        self._traders: dict[str, Trader] = {}
+        self._building: dict[str, asyncio.Future[Trader]] = {}
+        self._stack = AsyncExitStack()
+
+    def __len__(self) -> int:
+        return len(self._traders)
+
+    async def get(self, name: str) -> Trader:
+        """The account's trader; the first call builds and starts it (others wait for that one)."""
+        trader = self._traders.get(name)
+        if trader is not None:
+            return trader
+        pending = self._building.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Trader] = asyncio.get_running_loop().create_future()
+        self._building[name] = future
+        try:
+            trader = await self._build(name)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here: waiters get it raised, nobody else needs to
+            raise
+        finally:
+            del self._building[name]
+        self._traders[name] = trader
+        future.set_result(trader)
+        return trader
+
+    def forget(self, name: str) -> None:
+        """Build the account afresh on its next job (its keys or settings changed). Its old monitor
+        runs until `close`."""
+        self._traders.pop(name, None)
+
+    async def _build(self, name: str) -> Trader:
+        account = await self.store.credentials(name)
+        settings = account_settings(self.settings, account)
+        journal = Journal(self.db.in_schema(schema_name(name)))
+        await journal.db.create_schema()
+        client = BloFinClient(
+            self.http, BloFinAuth(account.credentials), rate_limiter=self.ip_limits.for_another_account()
+        )
+        service = TradingService(settings, client, journal)
+        await service.start()
+        self._stack.push_async_callback(service.stop)
+        monitor = await self._stack.enter_async_context(open_monitor(settings, service, Exchange(client)))
+        log.info("Fleet: account %s ready (journal schema %s)", name, schema_name(name))
+        return Trader(account, service, monitor)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._stack.aclose()
+        self._traders.clear()

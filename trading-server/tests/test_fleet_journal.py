@@ -1,0 +1,133 @@
+"""The fleet's journal and fan-out on a real PostgreSQL (issue #19): one journal schema per account with
+the single-account journal unchanged, and the fan-out's rows and queue jobs."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import insert, text, update
+
+from hit_server.accounts.models import AccountCreate
+from hit_server.accounts.store import AccountStore
+from hit_server.fleet.fanout import FanOut
+from hit_server.fleet.progress import progress, record_outcome
+from hit_server.fleet.queue import JobQueue
+from hit_server.fleet.tables import FANOUT_JOBS
+from hit_server.fleet.traders import schema_name
+from hit_server.journal.db import SIGNALS_TABLE, Database
+from hit_server.journal.journal import Journal
+from hit_server.settings import Settings
+from hit_shared.models import TradeSignal
+
+MASTER = "ZmFrZS1idXQtd2VsbC1mb3JtZWQtbWFzdGVyLWtleSE="
+
+
+def signal(signal_id: str = "sig-1", symbol: str = "BTC-USDT") -> TradeSignal:
+    return TradeSignal.model_validate({
+        "signal_id": signal_id, "symbol": symbol, "side": "long",
+        "stop_loss": "60000", "take_profits": ["70000"],
+    })
+
+
+@pytest.fixture
+async def db(fresh_postgres: str) -> Any:
+    database = Database(fresh_postgres)
+    await database.create_schema()
+    yield database
+    await database.dispose()
+
+
+async def test_each_account_has_a_journal_of_its_own(db: Database) -> None:
+    """The same signal_id in two account journals is two signals; neither sees the other's."""
+    alice, bob = (Journal(db.in_schema(schema_name(name))) for name in ("alice", "bob-2"))
+    await asyncio.gather(alice.db.create_schema(), bob.db.create_schema(), alice.db.create_schema())
+    rows_before = await db.transaction(lambda c: c.execute(text("SELECT count(*) FROM signals")).scalar())
+    for journal in (alice, bob):  # through the journal's own table: the schema map sends it to the account's
+        await journal.db.transaction(lambda c: c.execute(insert(SIGNALS_TABLE).values(
+            signal_id="sig-1", body_hash="h", body={}, symbol="BTC-USDT", side="long", state="sending",
+        )))
+    assert (await alice.get_signal("sig-1")) is not None
+    assert (await bob.get_signal("sig-1")) is not None
+    assert await db.transaction(lambda c: c.execute(text("SELECT count(*) FROM signals")).scalar()) == rows_before
+    schemas = await db.transaction(lambda c: set(c.scalars(text(
+        "SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'account_%'"))))
+    assert schemas == {"account_alice", "account_bob-2"}
+    tables = await db.transaction(lambda c: set(c.scalars(text(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'account_alice'"))))
+    assert "signals" in tables and "claims" in tables
+    assert not tables & {"accounts", "fanouts", "fanout_jobs"}  # fleet-wide tables live once
+
+
+async def add_accounts(db: Database, settings: Settings, names: list[str], group: str = "g1") -> None:
+    store = AccountStore(db, settings)
+    for name in names:
+        await store.add(AccountCreate.model_validate({
+            "name": name, "api_key": f"key-{name}", "api_secret": "s" * 16, "passphrase": "p" * 8,
+            "egress_group": group,
+        }))
+
+
+@pytest.fixture
+def settings(fresh_postgres: str) -> Settings:
+    return Settings(database_url=fresh_postgres, hit_master_key=SecretStr(MASTER), fleet=True, _env_file=None)
+
+
+async def queued_jobs(db: Database) -> list[tuple[str, str, str, str]]:
+    rows = await db.transaction(lambda c: c.execute(text(
+        "SELECT queue_name, lock, queueing_lock, status FROM procrastinate_jobs ORDER BY lock")).all())
+    return [tuple(row) for row in rows]
+
+
+async def test_a_signal_fans_out_once_one_job_per_enabled_account(db: Database, settings: Settings) -> None:
+    await add_accounts(db, settings, ["alice", "bob", "carol"])
+    await AccountStore(db, settings).set_enabled("carol", False)
+    fanout = FanOut(db, JobQueue(settings.journal_url))
+    await fanout.start()
+    try:
+        first = await fanout.submit(signal())
+        again = await fanout.submit(signal())
+        assert (first.accounts, first.new, first.queued) == (2, True, 2)
+        assert (again.accounts, again.new, again.queued) == (0, False, 0)
+        assert await queued_jobs(db) == [
+            ("egress_g1", "alice", "sig-1/alice", "todo"), ("egress_g1", "bob", "sig-1/bob", "todo"),
+        ]
+        seen = await progress(db, "sig-1")
+        assert seen is not None and seen.total == 2 and seen.by_status == {"queued": 2}
+        await record_outcome(db, "sig-1", "alice", "placed", None)
+        await record_outcome(db, "sig-1", "bob", "rejected", "BTC-USDT: size under the minimum")
+        seen = await progress(db, "sig-1")
+        assert seen is not None and seen.by_status == {"placed": 1, "rejected": 1}
+        assert [(j.account, j.reason) for j in seen.not_placed] == [("bob", "BTC-USDT: size under the minimum")]
+        assert await progress(db, "never") is None
+    finally:
+        await fanout.stop()
+
+
+async def test_jobs_recorded_but_never_queued_are_queued_again(db: Database, settings: Settings) -> None:
+    """A crash between the fan-out's commit and its jobs' deferral (here: the jobs deleted) loses
+    nothing: requeue finds the rows with no job and defers them, once."""
+    await add_accounts(db, settings, ["alice", "bob"])
+    fanout = FanOut(db, JobQueue(settings.journal_url))
+    await fanout.start()
+    try:
+        await fanout.submit(signal())
+        assert await fanout.requeue() == 0  # too young: may be between commit and deferral
+        await db.transaction(lambda c: c.execute(
+            update(FANOUT_JOBS).values(created_at=FANOUT_JOBS.c.created_at - timedelta(minutes=1))))
+        assert await fanout.requeue() == 0  # both jobs wait on the queue
+        await db.transaction(lambda c: c.execute(text(
+            "DELETE FROM procrastinate_jobs WHERE lock = 'bob'")))
+        assert await fanout.requeue() == 1
+        assert await fanout.requeue() == 0
+        assert [job[1] for job in await queued_jobs(db)] == ["alice", "bob"]
+    finally:
+        await fanout.stop()
+
+
+def test_fleet_needs_postgresql() -> None:
+    with pytest.raises(ValueError, match="FLEET needs the journal on PostgreSQL"):
+        Settings(fleet=True, _env_file=None)
