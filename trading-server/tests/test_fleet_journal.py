@@ -17,7 +17,7 @@ from hit_server.fleet.fanout import FanOut
 from hit_server.fleet.progress import progress, record_outcome
 from hit_server.fleet.queue import JobQueue
 from hit_server.fleet.tables import FANOUT_JOBS
-from hit_server.fleet.traders import schema_name
+from hit_server.fleet.journals import schema_name
 from hit_server.journal.db import SIGNALS_TABLE, Database
 from hit_server.journal.journal import Journal
 from hit_server.settings import Settings

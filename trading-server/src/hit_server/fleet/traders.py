@@ -28,6 +28,7 @@ from hit_server.exchange.blofin_auth import BloFinAuth
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.paper import Exchange
 from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.fleet.journals import schema_name
 from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
 from hit_server.lifecycle.monitor import PositionMonitor, open_monitor
@@ -35,11 +36,6 @@ from hit_server.settings import Settings
 from hit_server.trading.service import TradingService
 
 log = logging.getLogger(__name__)
-
-
-def schema_name(account: str) -> str:
-    """Where an account's journal lives (account names are lower-case letters, digits, `_` and `-`)."""
-    return f"account_{account}"
 
 
 def account_settings(settings: Settings, account: AccountCredentials) -> Settings:
