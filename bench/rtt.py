@@ -15,12 +15,19 @@ subprocess in demo mode against it (`python -m hit_server`, BloFin's real rate l
 the simulator's default limits: 30 trading writes per 10 s per key, 500 requests a minute per IP).
 
 Measured:
-- `cold`: the first signal on each of `--symbols` symbols (the server has never traded them);
+- `cold`: the first signal on each of `--symbols` symbols (the server has never traded them) whose
+  leverage on the simulated account (the simulator's default, 3x) is not the plan's (5x): the plan's is
+  set before the entry, one round trip more, which BloFin requires;
+- `cold_leverage_ready`: the first signal on each of `--symbols` other symbols whose leverage on the
+  account was already the plan's before the server started (set on the simulator first, as on a returning
+  user's account): the server read it at start (in the background, 20 instruments a read) and sets none;
+  with every live instrument's mark streamed from the start, it sends what a warm signal sends;
 - `warm`: `--warm-rounds` more signals on each of them, the previous positions closed between rounds;
   for each: POST -> the entry order created at the simulator (`entry_ms`) and POST -> the `placed`
   answer (`placed_ms`), p50 and p99, also in round trips;
-- `requests`: per signal, the exchange requests by endpoint (median over the warm signals) and how many
-  of them spend BloFin's trading budget (30 per 10 s per account: everything under `/api/v1/trade/`);
+- `requests`: per signal, the exchange requests by endpoint (median over the signals of each kind) and
+  how many of them spend BloFin's trading budget (30 per 10 s per account: everything under
+  `/api/v1/trade/`);
 - `burst`: `--burst` signals on as many symbols posted at once (after a whole trade-limit window without
   trading requests): seconds until all are answered, how many were placed, the 429s the simulator gave,
   and the exchange requests meanwhile by endpoint;
@@ -64,6 +71,8 @@ from hit_server.testing import UvicornThread, close_everything, free_port, start
 from hit_server.trading import ids
 
 TRADE_PREFIX = "/api/v1/trade/"
+PLAN_LEVERAGE = 5  # the server's DEFAULT_LEVERAGE here: the plan of every signal below (they name none)
+LEVERAGES_READ = "Leverage known for"  # the server's log line once the account's leverages are read
 
 
 def say(text: str) -> None:
@@ -251,6 +260,17 @@ async def exit_seen_stream_down(
             (await sim_http.post("/sim/ws/refuse", json={"seconds": 0})).raise_for_status()
 
 
+async def server_logged(log: Path, text: str, proc: subprocess.Popen[bytes], within: float = 120.0) -> None:
+    """Until the server's log holds `text`; SystemExit if the process dies or `within` seconds pass."""
+    deadline = time.monotonic() + within
+    while text not in await asyncio.to_thread(log.read_text, encoding="utf-8", errors="replace"):
+        if proc.poll() is not None:
+            raise SystemExit(f"the server exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the server did not log {text!r} within {within:g} s")
+        await asyncio.sleep(0.1)
+
+
 @contextlib.contextmanager
 def server_process(
     sim_port: int, creds: tuple[str, str, str], api_key: str, workdir: Path
@@ -269,6 +289,7 @@ def server_process(
         BLOFIN_API_SECRET=secret,
         BLOFIN_PASSPHRASE=phrase,
         MAX_OPEN_POSITIONS="50",
+        DEFAULT_LEVERAGE=str(PLAN_LEVERAGE),
         LOG_LEVEL="INFO",
     )
     try:
@@ -287,10 +308,14 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
     sim_app = create_app(SimConfig(api_key=creds[0], api_secret=creds[1], passphrase=creds[2]))
     stamps = Stamps(sim_app)
     network = Network(sim_app, rtt_ms / 1000)
-    names = sorted(starting_prices())
-    measured, burst_names = names[:symbols], names[symbols : symbols + burst]
+    names = sorted(s for s in starting_prices() if sim_app.state.sim.instruments[s].is_live)
+    measured, ready = names[:symbols], names[symbols : 2 * symbols]
+    burst_names = names[2 * symbols : 2 * symbols + burst]
     if len(burst_names) < burst:
-        raise SystemExit(f"the simulator lists {len(names)} symbols: --symbols + --burst must not exceed it")
+        raise SystemExit(f"the simulator lists {len(names)} live symbols: 2 x --symbols + --burst must not "
+                         "exceed it")
+    for symbol in ready:  # before the server starts: a returning user's account
+        sim_app.state.sim.set_leverage(symbol, PLAN_LEVERAGE, "cross")
     api_key = secrets.token_hex(20)
     with (
         UvicornThread(network, lifespan="off") as sim,
@@ -300,7 +325,11 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": api_key}, timeout=120
         ) as http:
             await wait_healthy(http, proc)
+            await server_logged(workdir / "server.log", LEVERAGES_READ, proc)
+            say("the server has read the account's leverages")
             cold: list[dict[str, Any]] = []
+            ready_cold: list[dict[str, Any]] = []
+            per_ready: list[list[str]] = []
             warm: list[dict[str, Any]] = []
             per_cold: list[list[str]] = []
             per_warm: list[list[str]] = []
@@ -318,6 +347,13 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
                     f"round {round_no} ({'cold' if not round_no else 'warm'}): "
                     f"{summary(cold if not round_no else warm, rtt_ms)}"
                 )
+                if round_no:
+                    continue
+                for symbol in ready:
+                    mark = network.mark()
+                    ready_cold.append(await post(http, stamps, signal(f"rtt:ready:{symbol}", symbol)))
+                    per_ready.append(network.since(mark))
+                say(f"cold, leverage ready: {summary(ready_cold, rtt_ms)}")
             exit_s = await exit_seen(http, sim_app, measured[0], f"rtt:{warm_rounds}:{measured[0]}")
             say(f"stop-out, stream up: {exit_s}")
             exit_polled = await exit_seen_stream_down(http, sim_app, sim.port, measured[1],
@@ -337,8 +373,10 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
         "benchmark": "signal POST -> entry at the exchange -> placed, over a simulated network round trip",
         "rtt_ms": rtt_ms,
         "cold": summary(cold, rtt_ms),
+        "cold_leverage_ready": summary(ready_cold, rtt_ms),
         "warm": summary(warm, rtt_ms),
         "requests_per_cold_signal": requests_per_signal(per_cold),
+        "requests_per_cold_leverage_ready_signal": requests_per_signal(per_ready),
         "requests_per_warm_signal": requests_per_signal(per_warm),
         "burst": {
             "signals": burst,

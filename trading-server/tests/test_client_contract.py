@@ -90,6 +90,20 @@ async def test_client_account_settings_round_trip(client_target):
         assert (await client.positions(BTC))[0].leverage == 7
 
 
+async def test_client_leverages_reads_twenty_instruments_at_once(client_target):
+    client = client_target.client
+    await client.set_leverage(BTC, 9, "cross")
+    live = sorted(s for s, inst in (await client.instruments()).items() if inst.is_live and s != BTC)
+    twenty = [BTC, *live[:19]]
+    found = await client.leverages(twenty, "cross")
+    assert sorted(found) == sorted(twenty)
+    assert found[BTC] == 9 and all(leverage >= 1 for leverage in found.values())
+    with pytest.raises(ValueError):
+        await client.leverages([BTC, *live[:20]], "cross")  # 21: BloFin would refuse it (152015)
+    with pytest.raises(ValueError):
+        await client.leverages([], "cross")
+
+
 async def test_client_market_order_with_tpsl_opens_a_position(client_target):
     needs_sim(client_target)
     client = client_target.client

@@ -4,6 +4,7 @@ real loopback port, and against a scripted server for what the simulator never s
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -17,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from hit_server.blofin_sim.loopback import ServedSim, serve_sim
 from hit_server.blofin_sim.testing import make_config
 from hit_server.blofin_sim.ws_public import PublicWsHub, public_hub_of
-from hit_server.exchange.market_stream import MarkPrices, public_ws_url
+from hit_server.exchange.market_stream import MarkPrices, batches, public_ws_url, subscribe_text
 
 BTC = "BTC-USDT"
 ETH = "ETH-USDT"
@@ -54,11 +55,13 @@ def hub(served: ServedSim) -> PublicWsHub:
 
 @pytest.fixture
 async def start() -> AsyncIterator[Callable[..., Any]]:
-    """`await start(url, **kwargs)`: a started MarkPrices with short backoffs; stopped at teardown."""
+    """`await start(url, **kwargs)`: a started MarkPrices with short backoffs (and no second's wait
+    between connections); stopped at teardown."""
     running: list[MarkPrices] = []
 
     async def make(url: str | None, **kwargs: Any) -> MarkPrices:
-        kwargs = {"backoff_initial": 0.05, "backoff_max": 0.3, "open_timeout": 3.0, **kwargs}
+        kwargs = {"backoff_initial": 0.05, "backoff_max": 0.3, "open_timeout": 3.0, "connect_interval_s": 0.0,
+                  **kwargs}
         marks = MarkPrices(url, **kwargs)
         running.append(marks)
         await marks.start()
@@ -198,6 +201,91 @@ async def test_mark_prices_stop_closes_the_socket_and_ends_freshness(
     await until(lambda: not hub(served).connections)
     served.sim.set_price(BTC, Decimal(61000))
     assert marks.fresh(BTC) is None
+
+
+# ---- every instrument, in batches (WATCH_ALL_MARKS) ----------------------------------------------------
+
+
+def every_instrument(served: ServedSim) -> list[str]:
+    return sorted(served.sim.instruments)
+
+
+def subscribe_sizes(served: ServedSim) -> list[int]:
+    """The size of every subscribe request the simulator's public sockets received, in order."""
+    return [size for size in hub(served).request_sizes if size > len("ping")]
+
+
+@pytest.mark.parametrize("max_bytes", [4096, 700])
+async def test_mark_prices_subscribe_every_instrument_in_few_requests_within_the_byte_limit(
+    served: ServedSim, start: Callable[..., Any], max_bytes: int
+) -> None:
+    symbols = every_instrument(served)
+    expected = batches(symbols, max_bytes)
+    marks: MarkPrices = await start(public_url(served), max_request_bytes=max_bytes)
+    marks.watch_all(symbols)
+    await until(lambda: all(marks.fresh(s) is not None for s in symbols))
+
+    sizes = subscribe_sizes(served)
+    assert subscribed(served) == [set(symbols)]
+    assert len(sizes) == marks.requests_sent == len(expected)
+    assert max(sizes) <= max_bytes, sizes
+    assert [len(subscribe_text(batch).encode()) for batch in expected] == sizes
+    if max_bytes == 700:  # the batches are as full as the limit allows: one more symbol would not fit
+        assert len(expected) > 3
+        for batch, following in itertools.pairwise(expected):
+            assert len(subscribe_text([*batch, following[0]]).encode()) > max_bytes
+    else:
+        assert len(expected) == 1  # the simulator's 67 instruments fit one request of BloFin's size
+
+
+async def test_mark_prices_every_instrument_resubscribed_in_batches_after_a_reconnect(
+    served: ServedSim, start: Callable[..., Any]
+) -> None:
+    symbols = every_instrument(served)
+    clock = FakeClock()  # never moves: only the disconnect can make a mark un-fresh
+    marks: MarkPrices = await start(public_url(served), max_request_bytes=900, clock=clock, max_age_s=3600.0)
+    marks.watch_all(symbols)
+    await until(lambda: all(marks.fresh(s) is not None for s in symbols))
+    first = marks.requests_sent
+    await served.control("/sim/ws/drop")
+    await until(lambda: not marks.connected or marks.fresh(symbols[0]) is None)
+    served.sim.set_price(BTC, Decimal(63000))  # what the new subscription brings
+
+    await until(lambda: marks.connected and all(marks.fresh(s) is not None for s in symbols))
+
+    assert marks.fresh(BTC) == Decimal(63000)
+    assert subscribed(served) == [set(symbols)]  # the new connection holds every one of them
+    assert marks.requests_sent == 2 * first == 2 * len(batches(symbols, 900))
+    assert max(subscribe_sizes(served)) <= 900
+
+
+async def test_mark_prices_a_refused_batch_is_split_until_the_unknown_symbol_stands_alone(
+    served: ServedSim, start: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hit_server.exchange.market_stream")
+    symbols = every_instrument(served)
+    marks: MarkPrices = await start(public_url(served))
+    marks.watch_all([*symbols[:40], "NOPE-USDT", *symbols[40:]])  # one request: the simulator refuses it
+
+    await until(lambda: all(marks.fresh(s) is not None for s in symbols))
+    await until(lambda: any(r.getMessage().startswith("BloFin public stream: NOPE-USDT refused")
+                            for r in caplog.records))
+
+    assert marks.fresh("NOPE-USDT") is None and marks.connected
+    assert subscribed(served) == [set(symbols)]
+    # halving: two requests per level down to the lone symbol (68 symbols: 7 levels), not one per symbol
+    assert marks.requests_sent <= 1 + 2 * 7, marks.requests_sent
+
+
+def test_batches_keep_the_order_and_cut_at_the_byte_limit() -> None:
+    symbols = [f"S{n:03d}-USDT" for n in range(200)]
+    for limit in (120, 500, 4096):
+        cut = batches(symbols, limit)
+        assert [s for batch in cut for s in batch] == symbols
+        assert all(len(subscribe_text(batch).encode()) <= limit for batch in cut)
+        assert all(len(subscribe_text([*a, b[0]]).encode()) > limit for a, b in itertools.pairwise(cut))
+    assert batches([], 4096) == []
+    assert batches(["X" * 5000], 4096) == [["X" * 5000]]  # alone: refused alone
 
 
 def test_public_ws_url_beside_the_rest_root() -> None:

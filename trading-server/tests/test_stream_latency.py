@@ -2,6 +2,9 @@
 account stream, the public mark prices), as against BloFin.
 
 - a warm signal costs two trading requests (the entry, the take-profit batch) and no read at all;
+- so does the first signal on a symbol never traded, when the account's leverage there is already the
+  plan's (read at start) and its mark streamed (every instrument's is); with another leverage on the
+  account, the plan's is set first, before the entry;
 - a stop-out at the exchange is known to the journal, evented and its leftover take profits cancelled
   within a second, by the pushes alone (the timed passes are minutes apart here);
 - with the stream down, the same is known by the next REST poll;
@@ -16,6 +19,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -36,6 +40,8 @@ from hit_server.trading import ids
 # made up for each run: the simulator checks them, nothing else knows them
 KEY, SECRET, PASSPHRASE = f"latency-{secrets.token_hex(12)}", secrets.token_hex(16), secrets.token_hex(8)
 TRADE_PREFIX = "/api/v1/trade/"
+PLAN_LEVERAGE = 5  # the server's DEFAULT_LEVERAGE: the plan of a signal that names none
+READY = "XRP-USDT"  # its leverage on the account is the plan's before the server starts
 
 
 class Counted:
@@ -78,14 +84,18 @@ async def until(condition: Callable[[], Any], what: str, within: float = 30.0) -
     raise AssertionError(f"not within {within} s: {what}")
 
 
-@pytest.fixture
-async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+@asynccontextmanager
+async def running(tmp_path: Path, **overrides: Any) -> AsyncIterator[Setup]:
+    """The server against the simulator over loopback, once its account mirror is live. The account's
+    leverage on READY is the plan's from before the server starts (a returning user's account)."""
     sim_app = create_sim_app(SimConfig(api_key=KEY, api_secret=SECRET, passphrase=PASSPHRASE))
+    sim_app.state.sim.set_leverage(READY, PLAN_LEVERAGE, "cross")
     exchange = Counted(sim_app)
     async with serve_loopback(exchange) as loopback:
         settings = paper_settings(
             tmp_path, blofin_base_url=loopback.http_url, blofin_api_key=KEY, blofin_api_secret=SECRET,
             blofin_passphrase=PASSPHRASE, monitor_poll_seconds=1.0, rate_limit_per_minute=100_000,
+            default_leverage=PLAN_LEVERAGE, **overrides,
         )
         app = create_app(settings)
         async with app.router.lifespan_context(app):
@@ -97,6 +107,12 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
                 setup = Setup(http, sim_http, exchange, app)
                 await until(lambda: setup.service.mirror.live, "the account mirror is live")
                 yield setup
+
+
+@pytest.fixture
+async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
+    async with running(tmp_path) as setup:
+        yield setup
 
 
 def signal(signal_id: str, symbol: str, price: Decimal, **extra: Any) -> dict[str, Any]:
@@ -149,6 +165,66 @@ async def test_a_warm_signal_sends_its_entry_and_targets_and_reads_nothing(setup
     stops = [t for t in setup.sim.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
     assert stops, "placed, so its stop is on the exchange"
     assert sum(1 for cid in order if cid.startswith(ids.signal_prefix("warm-2"))) >= 4  # entry + 3 targets
+
+
+def since(setup: Setup, before: int) -> list[str]:
+    """The requests the simulator received since `before`, but the balance's background refresh."""
+    return [r for r in setup.exchange.requests[before:] if not r.startswith("GET /api/v1/account/balance")]
+
+
+async def test_a_first_signal_with_the_accounts_leverage_already_the_plans_is_as_fast_as_a_warm_one(
+    setup: Setup,
+) -> None:
+    service = setup.service
+    await until(lambda: service.executor.known_leverage(READY, "cross") == PLAN_LEVERAGE,
+                "the account's leverage on XRP-USDT read at start")
+    await until(lambda: service.marks.fresh(READY), "the mark price of XRP-USDT streamed, unasked")
+    assert not any(READY in r for r in setup.exchange.requests)  # no request ever named it
+
+    before = len(setup.exchange.requests)
+    await post(setup, signal("ready-1", READY, setup.sim.price(READY)))
+
+    assert since(setup, before) == ["POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders"]
+    assert "POST /api/v1/account/set-leverage" not in setup.exchange.requests  # never, since the start
+    assert setup.sim.positions[READY].leverage == PLAN_LEVERAGE
+    reads = [r for r in setup.exchange.requests if "batch-leverage-info" in r]
+    live = len(service.live_symbols())
+    assert len(reads) == -(-live // 20), reads  # every live instrument, 20 a read
+
+
+async def test_a_first_signal_on_another_leverage_sets_the_plans_before_its_entry(setup: Setup) -> None:
+    symbol = "ADA-USDT"  # the simulated account's default leverage, 3x: not the plan's
+    service = setup.service
+    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, "ADA-USDT's leverage read")
+    await until(lambda: service.marks.fresh(symbol), "the mark price of ADA-USDT streamed")
+
+    before = len(setup.exchange.requests)
+    await post(setup, signal("other-1", symbol, setup.sim.price(symbol)))
+
+    assert since(setup, before) == [
+        "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",
+    ]
+    assert setup.sim.leverage_for(symbol, "cross") == PLAN_LEVERAGE
+    assert setup.sim.positions[symbol].leverage == PLAN_LEVERAGE
+    assert service.executor.known_leverage(symbol, "cross") == PLAN_LEVERAGE
+
+
+async def test_watch_all_marks_false_watches_only_what_is_named(tmp_path: Path) -> None:
+    async with running(tmp_path, watch_all_marks=False) as setup:
+        marks = setup.service.marks
+        assert marks is not None and marks.watched == 0  # nothing open, nothing named yet
+        await post(setup, signal("named-1", "SOL-USDT", setup.sim.price("SOL-USDT")))
+        assert marks.watched == 1
+        await until(lambda: marks.fresh("SOL-USDT"), "the named symbol's mark streamed")
+        assert marks.fresh("BTC-USDT") is None
+
+
+async def test_watch_all_marks_watches_every_live_instrument_from_the_start(setup: Setup) -> None:
+    marks = setup.service.marks
+    live = setup.service.live_symbols()
+    assert "LUNA-USDT" not in live and len(live) == len(setup.sim.instruments) - 1  # LUNA is suspended
+    assert marks.watched == len(live)
+    await until(lambda: all(marks.fresh(s) for s in live), "every live instrument's mark streamed")
 
 
 def _when(event: dict[str, Any]) -> datetime:

@@ -164,6 +164,34 @@ async def test_public_ws_one_bad_argument_refuses_the_whole_request(served: Serv
     assert after == "pong"  # no BTC push: nothing was subscribed
 
 
+async def test_public_ws_one_request_subscribes_every_instrument(served: ServedSim) -> None:
+    every = sorted(served.sim.instruments)
+    async with connect_public(served) as ws:
+        answers = await subscribe(ws, *every)
+        served.sim.set_price(every[-1], served.sim.price(every[-1]) + 1)
+        moved = await receive(ws)
+    acks = [a["arg"]["instId"] for a in answers if a.get("event") == "subscribe"]
+    candles = [a["arg"]["instId"] for a in answers if "data" in a]
+    assert acks == candles == every  # each acknowledged, then its candle, in the order asked
+    assert moved["arg"]["instId"] == every[-1]
+    assert [set(conn.subs) for conn in hub(served).connections] == [set(every)]
+
+
+async def test_public_ws_a_request_over_4096_bytes_is_refused_whole(served: ServedSim) -> None:
+    every = sorted(served.sim.instruments)
+    args = [{"channel": CANDLE, "instId": i} for i in every]
+    text = json.dumps({"op": "subscribe", "args": args + args})  # repeated: over BloFin's 4096 bytes
+    assert len(text.encode()) > 4096 >= len(json.dumps({"op": "subscribe", "args": args}).encode())
+    async with connect_public(served) as ws:
+        await ws.send(text)
+        error = await receive(ws)
+        await ws.send("ping")
+        after = await asyncio.wait_for(ws.recv(), RECEIVE_S)
+    assert error == {"event": "error", "code": "60012", "msg": f"Invalid request: {text[:512]}"}
+    assert after == "pong"  # nothing subscribed, the socket stays
+    assert hub(served).request_sizes == [len(text.encode())]
+
+
 async def test_public_ws_ping_is_answered_with_pong(served: ServedSim) -> None:
     async with connect_public(served) as ws:
         await ws.send("ping")

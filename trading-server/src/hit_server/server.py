@@ -53,7 +53,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if exchange.paper_reset:  # before reconciliation and the monitor look for them
                 await end_paper_trades(db)
             service = TradingService(settings, exchange.client, Journal(db))
-            await service.start()
+            # The account's leverages are read ahead only over a network: in process, a set costs nothing.
+            await service.start(read_leverages=exchange.sim_app is None)
             app.state.service = service
             app.state.sim_app = exchange.sim_app
             async with open_marks(settings, exchange, service), \
@@ -83,16 +84,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 @asynccontextmanager
 async def open_marks(settings: Settings, exchange: Exchange, service: TradingService) -> AsyncIterator[None]:
     """Mark prices from BloFin's public stream for the service (issue #18), when it talks to BloFin (or
-    a simulator) over the network; the in-process simulator answers a REST read at no cost. Symbols of
-    open trades are watched from the start; every symbol a signal names is watched from then on."""
+    a simulator) over the network; the in-process simulator answers a REST read at no cost.
+
+    With WATCH_ALL_MARKS (the default) every live instrument is watched from the start, read from the
+    instruments the service read before serving (the service watches those listed later as it reads
+    them again): a signal's first symbol then finds its mark warm, not a REST read away. Otherwise the
+    symbols of open trades are watched from the start, and every symbol a signal names from then on."""
     url = settings.exchange_url
     if exchange.sim_app is not None or url is None or not settings.monitor_websocket:
         yield
         return
     marks = MarkPrices(public_ws_url(url))
+    marks.watch_all(await service.journal.open_signals())
+    if settings.watch_all_marks:
+        marks.watch_all(service.live_symbols())
     await marks.start()
-    for symbol in await service.journal.open_signals():
-        marks.watch(symbol)
     service.marks = marks
     try:
         yield

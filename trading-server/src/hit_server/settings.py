@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # how long an order's absence must last before it counts as proven (reconcile.py)
     reconcile_grace_seconds: float = Field(default=120.0, gt=0, le=86400)
     monitor_websocket: bool = True
+    # the mark price of every live instrument streamed from the start (server.py `open_marks`), so a first
+    # signal on a symbol reads none; false: only the symbols of open trades and of signals, once named
+    watch_all_marks: bool = True
     discord_webhook_url: SecretStr | None = None
 
     # the web dashboard under /dashboard (dashboard/): log in with an API key or this password

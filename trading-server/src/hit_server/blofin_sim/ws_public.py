@@ -9,10 +9,12 @@ Unlike BloFin, a change is pushed at once (tests move a price and act on it righ
 
 A push: `{"arg": {"channel": "mark-price-candle1m", "instId": ...}, "data": [[ts, o, h, l, c, "0"]]}`,
 `ts` the candle's opening minute (ms). The finished candle of a past minute (confirm "1") is not pushed.
-An unknown channel or instrument, a login or anything else is answered with BloFin's 60012 error.
+A request may carry many arguments (BloFin's clients subscribe hundreds of instruments in a few requests);
+one unknown channel or instrument refuses the whole request, as does a request over BloFin's 4096
+bytes. An unknown channel or instrument, a login or anything else is answered with BloFin's 60012 error.
 
 `POST /sim/ws/drop` and `/sim/ws/refuse` (in `ws.py`) act on these sockets too. `public_hub_of(app)`
-gives the hub (`idle_timeout_s`, `queue_size`, `repush_s`, `refused_times` are for tests).
+gives the hub (`idle_timeout_s`, `queue_size`, `repush_s`, `refused_times`, `request_sizes` are for tests).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ MARK_CANDLE = "mark-price-candle1m"
 MINUTE_MS = 60_000
 IDLE_TIMEOUT_S = 30.0
 QUEUE_SIZE = 1000
+MAX_REQUEST_BYTES = 4096  # BloFin's limit on a subscribe request
 
 
 @dataclass
@@ -93,6 +96,7 @@ class PublicWsHub:
         self.connections: set[PublicConnection] = set()
         self.refuse_until = 0.0
         self.refused_times: list[float] = []  # monotonic time of each refused handshake
+        self.request_sizes: list[int] = []  # the size in bytes of every text frame but a ping, in order
 
     # ---- engine side (synchronous, any thread) -----------------------------------------------------
     def price_moved(self, inst_id: str, price: Decimal) -> None:
@@ -141,6 +145,11 @@ class PublicConnection(Connection):
     def handle(self, text: str) -> None:
         if text == "ping":
             self.push("pong")
+            return
+        size = len(text.encode())
+        self.hub.request_sizes.append(size)
+        if size > MAX_REQUEST_BYTES:
+            self.push(invalid(text))
             return
         try:
             request = json.loads(text)

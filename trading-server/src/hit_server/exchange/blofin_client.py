@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 PAGE = 100
 MAX_PAGES = 20
+MAX_LEVERAGE_IDS = 20  # instIds per batch-leverage-info read (BloFin refuses more: 152015)
 _UNCLEAR = (DuplicateClientOrderId, ExchangeUnavailable)
 
 
@@ -125,6 +126,11 @@ class BloFinClient:
             )
         return self._instruments
 
+    @property
+    def cached_instruments(self) -> dict[str, Instrument]:
+        """The instruments as last read (empty before the first read), without a request."""
+        return dict(self._instruments or {})
+
     async def instrument(self, inst_id: str) -> Instrument:
         """The instrument's rules; refreshes the cache once for an id it does not know."""
         found = (await self.instruments()).get(inst_id)
@@ -177,6 +183,15 @@ class BloFinClient:
         return _parsed("GET positions", lambda: {
             str(r["instId"]) for r in _rows(data) if dec(r.get("positions")) != 0
         })
+
+    async def leverages(self, inst_ids: Sequence[str], margin_mode: str) -> dict[str, int]:
+        """The account's leverage on each of `inst_ids` (at most MAX_LEVERAGE_IDS) in `margin_mode`, in
+        ONE read (`batch-leverage-info`); BloFin refuses the whole read if one instId is unknown."""
+        if not 0 < len(inst_ids) <= MAX_LEVERAGE_IDS:
+            raise ValueError(f"between 1 and {MAX_LEVERAGE_IDS} instIds per read, not {len(inst_ids)}")
+        params = {"instId": ",".join(inst_ids), "marginMode": margin_mode}
+        data = await self._rest.read("GET", "/api/v1/account/batch-leverage-info", params=params)
+        return _parsed("GET batch-leverage-info", lambda: _leverages(_rows(data), margin_mode))
 
     async def set_leverage(self, inst_id: str, leverage: int, margin_mode: str) -> None:
         body = {"instId": inst_id, "leverage": str(leverage), "marginMode": margin_mode}
@@ -375,6 +390,21 @@ class BloFinClient:
         if current not in open_states:
             raise NotFound(f"order {key} is already {current}", code="102068")
         await send()
+
+
+def _leverages(rows: list[dict[str, Any]], margin_mode: str) -> dict[str, int]:
+    """instId -> leverage from batch-leverage-info's rows of `margin_mode` and the net position side (the
+    one-way mode's); a row with no whole positive leverage is left out rather than guessed at."""
+    found: dict[str, int] = {}
+    for row in rows:
+        if str(row.get("marginMode") or margin_mode) != margin_mode:
+            continue
+        if str(row.get("positionSide") or "net") != "net":
+            continue
+        leverage = dec(row["leverage"])
+        if leverage >= 1 and leverage == leverage.to_integral_value():
+            found[str(row["instId"])] = int(leverage)
+    return found
 
 
 def _order_ack(data: Any, client_order_id: str) -> OrderAck:

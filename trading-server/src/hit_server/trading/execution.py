@@ -1,7 +1,9 @@
 """Carrying out a TradePlan on the exchange, protecting every fill with a stop (rules 1 and 2).
 
 Order of operations, each step journaled by the caller before it is sent (see `service.py`):
-1. leverage (the margin mode is set once per process by the service);
+1. leverage, unless it is known to be the plan's on the exchange already (set by this process, or read
+   from the account at start: `Executor.learn_leverage`); the margin mode is set once per process by the
+   service;
 2. the entries: one market order, one limit order, or a ladder of limits across a zone; each carries
    the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
@@ -96,25 +98,43 @@ class Executor:
         self.mirror = mirror  # the account as the stream shows it (`exchange/mirror.py`)
         self._save = save  # journals orders (commit) before they are sent
         self._reserve = reserve  # journals an order under a clientOrderId no process has used
-        self._leverage: dict[tuple[str, str], int] = {}  # what this process last set, per symbol and mode
+        # The leverage known to be on the exchange, per symbol and margin mode: what this process set, or
+        # read from the account at start (`learn_leverage`); forgotten when the exchange shows another.
+        self._leverage: dict[tuple[str, str], int] = {}
+
+    def known_leverage(self, symbol: str, margin_mode: str) -> int | None:
+        """The leverage known to be on the exchange for `symbol` in `margin_mode`, or None."""
+        return self._leverage.get((symbol, margin_mode))
+
+    def learn_leverage(self, symbol: str, margin_mode: str, leverage: int) -> None:
+        """The exchange reported `leverage` on the symbol (the account read at start): remembered unless
+        something is known already. What this process set or saw since the read was sent is newer than
+        the read's answer, and a read must never undo it."""
+        self._leverage.setdefault((symbol, margin_mode), leverage)
 
     async def set_leverage(self, symbol: str, leverage: int, margin_mode: str) -> None:
-        """Set the leverage unless this process already set exactly this (BloFin refuses a change while
-        orders rest on the symbol, even to the same value). What was set is remembered until the
-        exchange shows another leverage on the symbol (`leverage_seen`)."""
-        if self._leverage.get((symbol, margin_mode)) == leverage:
+        """Set the leverage unless it is known to be exactly this on the exchange already (BloFin refuses
+        a change while orders rest on the symbol, even to the same value, and a set is a round trip on
+        the signal's path). What was set is remembered until the exchange shows another leverage on the
+        symbol (`leverage_seen`); after a failed set nothing is known (it may have been carried out)."""
+        key = (symbol, margin_mode)
+        if self._leverage.get(key) == leverage:
             return
-        await self.client.set_leverage(symbol, leverage, margin_mode)
-        self._leverage[(symbol, margin_mode)] = leverage
+        try:
+            await self.client.set_leverage(symbol, leverage, margin_mode)
+        except BloFinError:
+            self._leverage.pop(key, None)
+            raise
+        self._leverage[key] = leverage
 
     def leverage_seen(self, symbol: str, margin_mode: str, leverage: int) -> bool:
         """The exchange shows `leverage` on the symbol: False (and forgotten, so the next signal sets it
-        again) when that is not what this process set: someone changed it behind our back."""
+        again) when that is not the leverage known to be there: someone changed it behind our back."""
         remembered = self._leverage.get((symbol, margin_mode))
         if remembered is None or remembered == leverage:
             return True
         del self._leverage[(symbol, margin_mode)]
-        log.warning("%s: the exchange shows leverage %sx, not the %sx set; it is set again",
+        log.warning("%s: the exchange shows leverage %sx, not the %sx known; it is set again",
                     symbol, leverage, remembered)
         return False
 

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from hit_server import clock
 from hit_server.api.http_errors import JournalUnavailable, NotReady, SignalConflict
-from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_client import MAX_LEVERAGE_IDS, BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError, InstrumentNotFound, NotFound
 from hit_server.exchange.exchange_check import ExchangeCheck
 from hit_server.exchange.instruments import Instrument
@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 DUPLICATE_WAIT_S = 10.0
 INSTRUMENTS_REFRESH_S = 3600.0  # listings and rules change rarely; an unknown symbol refreshes at once
+LEVERAGE_READS_AT_ONCE = 2  # batch-leverage-info reads in flight at start (each through the rate limiter)
 T = TypeVar("T")
 
 
@@ -71,6 +72,8 @@ class MarkSource(Protocol):
     """Mark prices kept warm (`exchange.market_stream.MarkPrices`)."""
 
     def watch(self, symbol: str) -> None: ...
+
+    def watch_all(self, symbols: Iterable[str]) -> None: ...
 
     def fresh(self, symbol: str) -> Decimal | None: ...
 
@@ -106,11 +109,12 @@ class TradingService:
         self._admission = Admission()
         self._halt = HaltState(halted=False)
         self._margin_mode_set = False
-        self._background: asyncio.Task[None] | None = None
+        self._background: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
+    async def start(self, *, read_leverages: bool = True) -> None:
         """Load the halt, reconcile what a previous run left unresolved, and warm what a signal needs
-        (the margin mode set, the instruments read: the first signal must not wait for them)."""
+        (the margin mode set, the instruments read: the first signal must not wait for them; with
+        `read_leverages`, the account's leverages read in the background: see `_read_leverages`)."""
         row = await self.journal.halt_state()
         self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
         await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
@@ -118,14 +122,15 @@ class TradingService:
         with contextlib.suppress(BloFinError):  # a signal tries again (`_market`)
             await self._ensure_margin_mode()
         await self._read_instruments()
-        self._background = asyncio.create_task(self._refresh_instruments(), name="instruments")
+        self._background = [asyncio.create_task(self._refresh_instruments(), name="instruments")]
+        if read_leverages:
+            self._background.append(asyncio.create_task(self._read_leverages(), name="leverages"))
 
     async def stop(self) -> None:
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
-            self._background = None
+        tasks, self._background = self._background, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _refresh_instruments(self) -> None:
         """Read the instruments again every INSTRUMENTS_REFRESH_S."""
@@ -138,6 +143,43 @@ class TradingService:
             await self.client.instruments(refresh=True)
         except BloFinError as exc:  # a failure waits for the next refresh
             log.warning("Instruments could not be read (%s); a signal reads them itself", type(exc).__name__)
+            return
+        if self.marks is not None and self.settings.watch_all_marks:  # a new listing's mark too
+            self.marks.watch_all(self.live_symbols())
+
+    def live_symbols(self) -> list[str]:
+        """The live instruments as last read (none before the instruments could be read), no request."""
+        return [symbol for symbol, inst in self.client.cached_instruments.items() if inst.is_live]
+
+    async def _read_leverages(self) -> None:
+        """Read the account's leverage on every live instrument in the configured margin mode into the
+        executor's memory, in the background after start (readiness does not wait for it): a first
+        signal whose plan asks for the leverage the account already has then sets none, one round trip
+        less before its entry (the account of a returning user, or of one who set it on BloFin's site).
+
+        Only read, never set: the executor sets a leverage only when a signal's plan asks for another.
+        MAX_LEVERAGE_IDS instruments per read, LEVERAGE_READS_AT_ONCE reads at a time, each through the
+        client's rate limiter (a signal meanwhile waits for at most those in flight). A read that fails
+        leaves its instruments unknown: their first signal sets the leverage, as before."""
+        symbols = sorted(self.live_symbols())
+        mode = self.settings.margin_mode
+        gate = asyncio.Semaphore(LEVERAGE_READS_AT_ONCE)
+
+        async def read(chunk: list[str]) -> int:
+            async with gate:
+                try:
+                    found = await self.client.leverages(chunk, mode)
+                except BloFinError as exc:
+                    log.info("Leverage of %s..%s not read (%s); set by their first signal if needed",
+                             chunk[0], chunk[-1], type(exc).__name__)
+                    return 0
+            for symbol, leverage in found.items():
+                self.executor.learn_leverage(symbol, mode, leverage)
+            return len(found)
+
+        chunks = [symbols[i : i + MAX_LEVERAGE_IDS] for i in range(0, len(symbols), MAX_LEVERAGE_IDS)]
+        counts = await asyncio.gather(*(read(chunk) for chunk in chunks))
+        log.info("Leverage known for %d of %d live instruments (%s margin)", sum(counts), len(symbols), mode)
 
     @property
     def signal_locks(self) -> SignalLocks:
@@ -366,10 +408,11 @@ class TradingService:
         return mirror.live and symbol not in mirror.held_symbols() and not mirror.open_orders(symbol)
 
     async def _leverage_ahead(self, signal: TradeSignal, instrument: Instrument) -> None:
-        """The first signal on a symbol reads its mark price; the leverage the plan will ask for is set
-        meanwhile instead of after (one round trip less before the entry). Only on a symbol the account
-        holds nothing on (setting it would change an open position's margin), and never decisive: a
-        failure here is the executor's to meet and report when it sets the plan's leverage."""
+        """A signal whose symbol's mark is not streamed reads it; the leverage the plan will ask for is
+        set meanwhile instead of after (one round trip less before the entry), unless it is known to be
+        on the exchange already (`Executor.set_leverage`: then nothing is sent). Only on a symbol the
+        account holds nothing on (setting it would change an open position's margin), and never
+        decisive: a failure here is the executor's to meet and report when it sets the plan's leverage."""
         leverage, _ = plan_leverage(signal, instrument, self.limits)
         try:
             await self.executor.set_leverage(signal.symbol, leverage, self.settings.margin_mode)
