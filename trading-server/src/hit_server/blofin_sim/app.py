@@ -21,9 +21,11 @@ from .config import SimConfig
 from .engine import Simulator
 from .errors import MESSAGES, SimError
 from .faults import FaultPlan
-from .limits import SlidingWindow
-from .middleware import SignedOnly, SimMiddleware
+from .limits import RequestLimits
+from .market import Market
+from .middleware import ACCOUNT_SCOPE_KEY, SignedOnly, SimMiddleware
 from .prices import PriceWalk
+from .registry import AccountRegistry
 
 
 class OrderRefused(SimError):
@@ -36,18 +38,38 @@ class OrderRefused(SimError):
 
 
 class SimState:
-    """Everything one app instance owns; reachable as `app.state.sim_state` (and the engine as `.sim`)."""
+    """Everything one app instance owns; reachable as `app.state.sim_state`.
+
+    `sim` is the default account's engine (also `app.state.sim`), `market` the instruments and prices
+    every account shares, `accounts` every account by API key (`registry.py`), `limits` BloFin's
+    request limits with what each IP and key sent (`limits.py`)."""
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
-        self.sim = Simulator(config)
-        self.auth = AuthChecker(config, self.sim.clock_ms)
+        self.market = Market()
+        self.sim = Simulator(config, market=self.market)
+        # the other accounts read the default account's clock, whichever it is now (a test or the
+        # whole-system simulation replaces `sim.clock_ms` with a virtual one)
+        self.accounts = AccountRegistry(config, self.sim, lambda: self.sim.clock_ms())
+        self.auth = AuthChecker(config, self.sim.clock_ms, self.accounts)
         self.faults = FaultPlan()
-        self.item_faults: ItemFaults | None = None  # refusals of single items of list writes
-        self.ip_limit = SlidingWindow(config.rate_limit_per_min, 60_000)
-        self.trade_limit = SlidingWindow(config.trade_limit_per_10s, 10_000)
+        self.limits = RequestLimits(config)
         self.walk = PriceWalk(self.sim, config.seed)
         self._walk_task: asyncio.Task[None] | None = None
+
+    @property
+    def item_faults(self) -> ItemFaults | None:
+        """The default account's refusals of single items of list writes (each account has its own)."""
+        return self.sim.item_faults
+
+    @item_faults.setter
+    def item_faults(self, faults: ItemFaults | None) -> None:
+        self.sim.item_faults = faults
+
+    def account(self, api_key: str | None) -> Simulator:
+        """The engine of the account of `api_key` (None or "": the default account); SimError 152401
+        (HTTP 404) when the simulator has no such account."""
+        return self.accounts.engine(api_key)
 
     def start_walk(self) -> None:
         """Start the random walk on the first request, inside the server's running loop."""
@@ -64,12 +86,13 @@ class SimState:
                 await task
 
     def reset(self) -> None:
-        self.sim.reset()
+        """Everything back to the start: prices, every account (each keeps its key and starting
+        balance, with nothing open; accounts added since the start stay), faults, limits, nonces."""
+        self.market.reset_prices()
+        self.accounts.reset()
         self.auth.reset()
         self.faults.clear()
-        self.item_faults = None
-        self.ip_limit.reset()
-        self.trade_limit.reset()
+        self.limits.reset()
 
 
 async def state_of(request: Request) -> SimState:
@@ -79,6 +102,24 @@ async def state_of(request: Request) -> SimState:
 
 
 StateDep = Annotated[SimState, Depends(state_of)]
+
+
+def account_of(request: Request) -> Simulator:
+    """The engine of the account a private request is signed for (`SignedOnly` puts it in the scope);
+    the default account for any other request."""
+    sim: Simulator | None = request.scope.get(ACCOUNT_SCOPE_KEY)
+    if sim is None:
+        default: Simulator = request.app.state.sim
+        return default
+    return sim
+
+
+async def _account_dependency(request: Request) -> Simulator:
+    """Async for the same reason as `state_of`."""
+    return account_of(request)
+
+
+AccountDep = Annotated[Simulator, Depends(_account_dependency)]
 
 
 def ok(data: Any) -> dict[str, Any]:
@@ -113,14 +154,17 @@ Endpoint = Callable[[Request], Awaitable[Any]]
 
 def _direct(route: APIRoute, state: SimState) -> Endpoint | None:
     """A call of the route's endpoint without FastAPI's routing, for endpoints whose only parameters
-    are the request and the simulator's state (every /api/ endpoint); None for any other."""
+    are the request, the simulator's state and the request's account `sim` (every /api/ endpoint);
+    None for any other."""
     names = set(inspect.signature(route.endpoint).parameters)
-    if not names <= {"request", "state"}:
+    if not names <= {"request", "state", "sim"}:
         return None
     endpoint = route.endpoint
 
     async def call(request: Request) -> Any:
         kwargs: dict[str, Any] = {"request": request, "state": state}
+        if "sim" in names:
+            kwargs["sim"] = account_of(request)
         return await endpoint(**{name: kwargs[name] for name in names})
 
     return call

@@ -5,6 +5,11 @@ once; a price move (`set_price`) fills resting limit orders and fires TP/SL orde
 crosses them. Each change is appended to `events` and passed to every subscriber, which is where a private
 WebSocket plugs in. A price move is not such an event: it goes to `price_listeners` alone (the public
 WebSocket), so that a subscriber is not woken by every tick. Liquidation is not simulated.
+
+A `Simulator` is one account. Instruments and prices belong to the `Market` (`market.py`), which the
+simulator app shares between all its accounts (`registry.py`); a Simulator built alone has a market of
+its own. `instruments`, `prices` and `price_listeners` are the market's, and `set_price` moves the
+price for every account of that market.
 """
 
 from __future__ import annotations
@@ -20,11 +25,11 @@ from typing import Any
 from hit_server.exchange.instruments import Instrument
 
 from . import ledger, rules, views
-from .adversity import LookupLag, partial_size
-from .catalog import default_instruments, starting_prices
+from .adversity import ItemFaults, LookupLag, partial_size
 from .config import SimConfig
 from .errors import SimError
 from .ledger import AccountSummary, summarize
+from .market import Market, PriceListener
 from .matching import Trigger, next_trigger
 from .models import (
     ClosedPosition,
@@ -40,8 +45,8 @@ from .models import (
 )
 
 DEFAULT_LEVERAGE = 3
+FIRST_ID = 1_000_000_001
 Subscriber = Callable[[SimEvent], None]
-PriceListener = Callable[[str, Decimal], None]
 
 
 def wall_clock_ms() -> int:
@@ -49,27 +54,47 @@ def wall_clock_ms() -> int:
 
 
 class Simulator:
-    """One simulated BloFin futures account. Tests may read every attribute directly."""
+    """One simulated BloFin futures account. Tests may read every attribute directly.
 
-    def __init__(self, config: SimConfig, *, clock_ms: Callable[[], int] = wall_clock_ms) -> None:
+    `market`: the market this account trades on (a new one of its own if None); `balance`: its
+    starting cash (None: `config.balance`); `first_id`: the first of its order, TP/SL, trade and
+    position ids (accounts of one market are given ranges apart, as BloFin's ids are unique)."""
+
+    def __init__(
+        self, config: SimConfig, *, clock_ms: Callable[[], int] = wall_clock_ms, market: Market | None = None,
+        balance: Decimal | None = None, first_id: int = FIRST_ID,
+    ) -> None:
         self.config = config
         self.clock_ms = clock_ms
-        self.instruments: dict[str, Instrument] = default_instruments()
+        self.market = Market() if market is None else market
+        self.starting_balance = config.balance if balance is None else balance
+        self.first_id = first_id
         self.subscribers: list[Subscriber] = []
-        # called with (instId, new price) after each change of a price, synchronously: a listener must
-        # only note it (or enqueue), never call back into the engine
-        self.price_listeners: list[PriceListener] = []
-        self.prices: dict[str, Decimal] = {}
-        self.reset()
+        self.reset_account()
+
+    # the market's, shared with every other account of it
+    @property
+    def instruments(self) -> dict[str, Instrument]:
+        return self.market.instruments
+
+    @property
+    def prices(self) -> dict[str, Decimal]:
+        return self.market.prices
+
+    @property
+    def price_listeners(self) -> list[PriceListener]:
+        return self.market.price_listeners
 
     def reset(self) -> None:
-        """Back to the starting balance and prices; subscribers and price listeners stay."""
-        self.cash: Decimal = self.config.balance
-        start = starting_prices()
-        moved = [inst_id for inst_id, price in start.items() if self.prices.get(inst_id) != price]
-        self.prices = start
-        for inst_id in moved:
-            self._price_moved(inst_id)
+        """Back to the starting balance and prices; subscribers and price listeners stay. The prices
+        are the market's, shared with any other account of it: `reset_account` leaves them."""
+        self.market.reset_prices()
+        self.reset_account()
+
+    def reset_account(self) -> None:
+        """The account back to its starting balance with nothing in it; subscribers stay."""
+        self.market.forget(self)
+        self.cash: Decimal = self.starting_balance
         self.margin_mode: MarginMode = "cross"
         self.position_mode = "net_mode"
         self.leverage: dict[tuple[str, str], int] = {}
@@ -89,18 +114,16 @@ class Simulator:
         self.duplicate_window_ms: int | None = None  # None: a clientOrderId is refused forever
         self.partial_fraction: Decimal | None = None  # None: a resting order fills whole
         self.attached_tpsl_lost = 0  # so many fills of orders with a TP/SL attached create none
+        self.item_faults: ItemFaults | None = None  # refusals of single items of list writes
         self.fills: list[Fill] = []
         self.position_history: list[ClosedPosition] = []
         self.events: deque[SimEvent] = deque(maxlen=10_000)
-        self._ids = itertools.count(1_000_000_001)
+        self._ids = itertools.count(self.first_id)
         self._seq = itertools.count(1)
 
     # ---- reading -------------------------------------------------------------------------------
     def instrument(self, inst_id: str) -> Instrument:
-        inst = self.instruments.get(inst_id)
-        if inst is None:
-            raise SimError("152014")
-        return inst
+        return self.market.instrument(inst_id)
 
     def price(self, inst_id: str) -> Decimal:
         self.instrument(inst_id)
@@ -118,6 +141,18 @@ class Simulator:
     def account(self) -> AccountSummary:
         return summarize(self.cash, self.instruments, self.prices, self.positions, self.open_orders())
 
+    def rests_on(self, inst_id: str) -> bool:
+        """Whether a price move of `inst_id` can fill or fire anything of this account."""
+        return any(o.inst_id == inst_id for o in self._open_orders.values()) or any(
+            t.inst_id == inst_id for t in self._live_tpsl.values())
+
+    def rewatch(self) -> None:
+        """Tell the market every instrument this account rests something on (after its orders were
+        put back wholesale: a restore)."""
+        for inst_id in {o.inst_id for o in self._open_orders.values()} | {
+                t.inst_id for t in self._live_tpsl.values()}:
+            self.market.watch(inst_id, self)
+
     # ---- events --------------------------------------------------------------------------------
     def subscribe(self, callback: Subscriber) -> None:
         self.subscribers.append(callback)
@@ -131,6 +166,7 @@ class Simulator:
     def _order_changed(self, order: SimOrder) -> None:
         if order.is_open:
             self._open_orders[order.order_id] = order
+            self.market.watch(order.inst_id, self)
         else:
             self._open_orders.pop(order.order_id, None)
         self._emit("orders", views.order_view(order))
@@ -140,6 +176,7 @@ class Simulator:
     def _tpsl_changed(self, tpsl: SimTpsl) -> None:
         if tpsl.state == "live":
             self._live_tpsl[tpsl.tpsl_id] = tpsl
+            self.market.watch(tpsl.inst_id, self)
         else:
             self._live_tpsl.pop(tpsl.tpsl_id, None)
         self._emit("orders-algo", views.tpsl_view(tpsl))
@@ -471,24 +508,18 @@ class Simulator:
 
     # ---- prices --------------------------------------------------------------------------------
     def load_prices(self, prices: Mapping[str, Decimal]) -> None:
-        """Set prices without moving through them (a restored account): nothing fills or fires."""
-        for inst_id, price in prices.items():
-            if self.prices.get(inst_id) != price:
-                self.prices[inst_id] = price
-                self._price_moved(inst_id)
-
-    def _price_moved(self, inst_id: str) -> None:
-        price = self.prices[inst_id]
-        for listener in list(self.price_listeners):
-            listener(inst_id, price)
+        """Set the market's prices without moving through them (a restored account): nothing fills."""
+        self.market.load_prices(prices)
 
     def set_price(self, inst_id: str, price: Decimal) -> None:
-        """Move last and mark to `price`, firing what the move crosses in the order it crosses it;
-        price listeners hear of the final price (not of the points the move fired orders at)."""
-        self.instrument(inst_id)
-        if price <= 0:
-            raise SimError("152002", "price")
-        before = self.prices[inst_id]
+        """Move the market's last and mark to `price`: for this account and every other one of the
+        market, what the move crosses fires in the order it crosses it (`Market.set_price`)."""
+        self.market.set_price(inst_id, price)
+
+    def cross(self, inst_id: str, price: Decimal) -> None:
+        """This account's part of a price move (called by `Market.set_price`, which set the price to
+        where the move starts and sets it to `price` after): fill the resting orders and fire the TP/SL
+        orders the move from there to `price` crosses, each at the point it crosses it."""
         filled_in_part: set[str] = set()  # with partial fills: one part per order per move
         for _ in range(10_000):
             start = self.prices[inst_id]
@@ -500,9 +531,6 @@ class Simulator:
             self._execute(trig)
             if isinstance(trig.item, SimOrder) and trig.item.is_open:
                 filled_in_part.add(trig.item.order_id)
-        self.prices[inst_id] = price
-        if price != before:
-            self._price_moved(inst_id)
 
     def _execute(self, trig: Trigger) -> None:
         if isinstance(trig.item, SimOrder):

@@ -4,6 +4,11 @@ It sits outside FastAPI so that `drop_reply` can reach the server's own `send`: 
 bound method of the connection's request cycle, whose transport is closed without a reply; under
 httpx.ASGITransport there is no transport, so `httpx.RemoteProtocolError` is raised instead, which is
 what an httpx client sees on a real socket.
+
+The limits (`limits.py`) key a request by its client's IP address, the host of the ASGI scope's
+`client` (the peer address of the socket under uvicorn: serve the simulator with uvicorn's
+`proxy_headers` off, as `python -m hit_server.blofin_sim` does, or a client could pick its IP with an
+X-Forwarded-For header), and a trade request by its ACCESS-KEY header.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 TRADE_PREFIX = "/api/v1/trade/"
+# where SignedOnly leaves the engine of the account a private request is signed for (`app.account_of`)
+ACCOUNT_SCOPE_KEY = "hit.blofin_sim.account"
 
 
 class SimMiddleware:
@@ -50,11 +57,12 @@ class SimMiddleware:
     def _within_limits(self, scope: Scope, path: str) -> bool:
         now = self.state.sim.clock_ms()
         client = scope.get("client") or ("unknown", 0)
-        if not self.state.ip_limit.allow(str(client[0]), now):
+        limits = self.state.limits
+        if not limits.allow_ip(str(client[0]), now):
             return False
-        if path.startswith(TRADE_PREFIX) and self.state.trade_limit.limit > 0:
-            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-            return self.state.trade_limit.allow(headers.get("access-key", str(client[0])), now)
+        if path.startswith(TRADE_PREFIX):
+            key = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"access-key"), "")
+            return limits.allow_trade(key or str(client[0]), now)
         return True
 
     async def _misbehave(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,10 +115,12 @@ class SignedOnly:
         body = await _read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         try:
-            self.state.auth.check(str(scope["method"]), raw_target(scope), headers, body)
+            key = self.state.auth.check(str(scope["method"]), raw_target(scope), headers, body)
         except SimError as err:
             await _send_json(send, err.status, {"code": err.code, "msg": err.msg})
             return
+        account = self.state.accounts.get(key)
+        scope[ACCOUNT_SCOPE_KEY] = self.state.sim if account is None else account.sim
         replayed = False
 
         async def replay() -> Message:

@@ -7,6 +7,10 @@ counters (see `Simulator.reset`). What is not (`TRANSIENT`): the configuration (
 given again at every start), the instrument catalog, subscribers, the private WebSocket's event
 backlog, the indexes rebuilt from the orders, and the adversarial test modes, which a restart ends.
 
+One account: the simulator's default one (the configured key, the one paper mode trades on), with the
+market's prices. Accounts added to a simulator (`POST /sim/accounts`, `SimConfig.accounts`: a fleet for
+tests and benchmarks, see `registry.py`) are not saved: they start afresh with the simulator.
+
 The file: `{"format": FORMAT, "version": VERSION, "saved_at_ms": ..., "account": {...}}`. Decimals are
 strings (exact); a record (order, position, ...) is an object of its dataclass fields by name. It is
 written atomically (a temporary file beside it, fsync, `os.replace`), so a crash leaves the previous
@@ -44,13 +48,15 @@ VERSION = 1
 # Simulator attributes deliberately not saved (see the module docstring); a test checks that every
 # attribute of a Simulator is either saved (`SAVED`) or named here.
 TRANSIENT = frozenset({
-    "config", "clock_ms", "instruments", "subscribers", "price_listeners", "events",
+    "config", "clock_ms", "subscribers", "events",
+    "market", "starting_balance", "first_id",  # given at construction; the prices are saved: `summary`
     "orders_by_client_id", "tpsl_by_client_id", "_open_orders", "_live_tpsl",  # rebuilt from the records
     # adversity.py's test modes:
     "client_id_used_at", "lag", "duplicate_window_ms", "partial_fraction", "attached_tpsl_lost",
+    "item_faults",
 })
 SAVED = frozenset({
-    "cash", "prices", "margin_mode", "position_mode", "leverage", "positions", "orders", "tpsl_orders",
+    "cash", "margin_mode", "position_mode", "leverage", "positions", "orders", "tpsl_orders",
     "used_client_ids", "fills", "position_history", "_ids", "_seq",
 })
 
@@ -243,6 +249,7 @@ def restore(sim: Simulator, account: Any) -> None:
     sim.tpsl_orders = {t.tpsl_id: t for t in tpsl_orders}
     sim.tpsl_by_client_id = {t.client_order_id: t for t in tpsl_orders if t.client_order_id}
     sim._live_tpsl = {t.tpsl_id: t for t in tpsl_orders if t.state == "live"}
+    sim.rewatch()
     sim.used_client_ids = set(used)
     sim.fills = fills
     sim.position_history = history

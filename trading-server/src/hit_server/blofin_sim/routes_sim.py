@@ -1,23 +1,47 @@
-"""The control API tests and demos drive (no signature): prices, faults, state, reset, walk steps, and
-the adversarial modes of `adversity.py` (lookup lag, duplicate window, item faults, partial fills, hedge
-mode), each described in that module's docstring."""
+"""The control API tests and demos drive (no signature): prices, faults, state, reset, walk steps, the
+adversarial modes of `adversity.py` (lookup lag, duplicate window, item faults, partial fills, lost
+TP/SL, hedge mode), each described in that module's docstring, and the accounts served.
+
+Accounts (`registry.py`): `POST /sim/accounts {"accounts": [{"api_key", "api_secret", "passphrase",
+"balance"?}, ...]}` adds many at once (answers how many were added and how many were there already;
+409 and nothing added when a key is there with other secrets); `GET /sim/accounts` lists each one's key,
+cash, equity, available, counts of positions, open orders and live TP/SL orders, and its trade-limit
+tally, never a secret.
+
+What is about one account (`/sim/state`, `/sim/lag`, `/sim/duplicate-window`, `/sim/item-faults`,
+`/sim/partial-fills`, `/sim/attached-tpsl-lost`, `/sim/position-mode`) acts on the default account, or
+on the account named by the query parameter `?api_key=` (HTTP 404, code 152401, for an unknown key).
+What is about the market or the whole simulator is for all: `/sim/price`, `/sim/step`, `/sim/reset`
+(every account kept, each back to its start), `/sim/faults` (network faults by path, whoever sends).
+`/sim/state` also shows the limits (`limits.py`): the requests of every IP and key, suspended IPs."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import views
 from .adversity import ItemFaults
 from .app import SimState, StateDep, ok
 from .catalog import fmt
+from .config import AccountSpec
+from .engine import Simulator
 from .errors import SimError
 from .faults import Fault, RandomFaults
+from .registry import SimAccount
 
 router = APIRouter()
+
+
+async def _target(state: StateDep, api_key: str = "") -> Simulator:
+    """The account a control request is about: the one of `?api_key=`, else the default account."""
+    return state.account(api_key)
+
+
+TargetDep = Annotated[Simulator, Depends(_target)]
 
 
 class PriceMove(BaseModel):
@@ -91,6 +115,24 @@ class PositionModeRequest(BaseModel):
     mode: Literal["net_mode", "long_short_mode"]
 
 
+class AccountRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    api_key: str = Field(min_length=1, max_length=256)
+    api_secret: str = Field(min_length=1, max_length=256)
+    passphrase: str = Field(min_length=1, max_length=256)
+    balance: Decimal | None = Field(default=None, ge=0)  # None: the configured starting balance
+
+
+class AccountsRequest(BaseModel):
+    """The body of `POST /sim/accounts`, and the file of `python -m hit_server.blofin_sim --accounts`."""
+
+    model_config = ConfigDict(extra="forbid")
+    accounts: list[AccountRequest] = Field(min_length=1, max_length=100_000)
+
+    def specs(self) -> list[AccountSpec]:
+        return [AccountSpec(a.api_key, a.api_secret, a.passphrase, a.balance) for a in self.accounts]
+
+
 @router.post("/price")
 async def set_price(move: PriceMove, state: StateDep) -> dict[str, Any]:
     state.sim.set_price(move.instId, move.price)
@@ -127,68 +169,68 @@ async def clear_faults(state: StateDep) -> dict[str, Any]:
 
 
 @router.post("/lag")
-async def set_lag(req: LagRequest, state: StateDep) -> dict[str, Any]:
-    state.sim.lag.set(req.ms, req.lookups)
-    return ok(_modes(state)["lag"])
+async def set_lag(req: LagRequest, sim: TargetDep) -> dict[str, Any]:
+    sim.lag.set(req.ms, req.lookups)
+    return ok(_modes(sim)["lag"])
 
 
 @router.delete("/lag")
-async def clear_lag(state: StateDep) -> dict[str, Any]:
+async def clear_lag(sim: TargetDep) -> dict[str, Any]:
     """End the lag: every order is visible at once."""
-    state.sim.lag.clear()
-    return ok(_modes(state)["lag"])
+    sim.lag.clear()
+    return ok(_modes(sim)["lag"])
 
 
 @router.post("/duplicate-window")
-async def set_duplicate_window(req: DuplicateWindowRequest, state: StateDep) -> dict[str, Any]:
-    state.sim.duplicate_window_ms = req.ms
+async def set_duplicate_window(req: DuplicateWindowRequest, sim: TargetDep) -> dict[str, Any]:
+    sim.duplicate_window_ms = req.ms
     return ok({"ms": req.ms})
 
 
 @router.post("/item-faults")
-async def set_item_faults(req: ItemFaultRequest, state: StateDep) -> dict[str, Any]:
+async def set_item_faults(req: ItemFaultRequest, sim: TargetDep) -> dict[str, Any]:
     if req.index is None and req.probability == 0:
         raise SimError("152002", "index or probability")
-    state.item_faults = ItemFaults(path=req.path, index=req.index, probability=req.probability,
-                                   code=req.code, count=req.count, seed=req.seed)
-    return ok(_modes(state)["itemFaults"])
+    sim.item_faults = ItemFaults(path=req.path, index=req.index, probability=req.probability,
+                                 code=req.code, count=req.count, seed=req.seed)
+    return ok(_modes(sim)["itemFaults"])
 
 
 @router.delete("/item-faults")
-async def clear_item_faults(state: StateDep) -> dict[str, Any]:
-    state.item_faults = None
+async def clear_item_faults(sim: TargetDep) -> dict[str, Any]:
+    sim.item_faults = None
     return ok(None)
 
 
 @router.post("/partial-fills")
-async def set_partial_fills(req: PartialFillRequest, state: StateDep) -> dict[str, Any]:
-    state.sim.partial_fraction = req.fraction
+async def set_partial_fills(req: PartialFillRequest, sim: TargetDep) -> dict[str, Any]:
+    sim.partial_fraction = req.fraction
     return ok({"fraction": fmt(req.fraction)})
 
 
 @router.delete("/partial-fills")
-async def clear_partial_fills(state: StateDep) -> dict[str, Any]:
-    state.sim.partial_fraction = None
+async def clear_partial_fills(sim: TargetDep) -> dict[str, Any]:
+    sim.partial_fraction = None
     return ok(None)
 
 
 @router.post("/attached-tpsl-lost")
-async def lose_attached_tpsl(req: LostTpslRequest, state: StateDep) -> dict[str, Any]:
+async def lose_attached_tpsl(req: LostTpslRequest, sim: TargetDep) -> dict[str, Any]:
     """The next `count` fills of orders carrying a TP/SL create none (BloFin failing to attach it)."""
-    state.sim.attached_tpsl_lost = req.count
+    sim.attached_tpsl_lost = req.count
     return ok({"count": req.count})
 
 
 @router.post("/position-mode")
-async def force_position_mode(req: PositionModeRequest, state: StateDep) -> dict[str, Any]:
+async def force_position_mode(req: PositionModeRequest, sim: TargetDep) -> dict[str, Any]:
     """Hedge mode on demand (BloFin's own set-position-mode refuses long_short_mode here)."""
-    state.sim.force_position_mode(req.mode)
+    sim.force_position_mode(req.mode)
     return ok({"positionMode": req.mode})
 
 
-def _modes(state: SimState) -> dict[str, Any]:
-    """The adversarial modes in force, as /sim/state shows them."""
-    sim, items = state.sim, state.item_faults
+def _modes(sim: Simulator) -> dict[str, Any]:
+    """The adversarial modes of one account in force, as /sim/state shows them."""
+    items = sim.item_faults
     return {
         "lag": {"ms": sim.lag.ms, "lookups": sim.lag.lookups, "hidden": len(sim.lag.hidden)},
         "duplicateWindowMs": sim.duplicate_window_ms,
@@ -216,8 +258,7 @@ async def step(state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/state")
-async def sim_state(state: StateDep) -> dict[str, Any]:
-    sim = state.sim
+async def sim_state(state: StateDep, sim: TargetDep) -> dict[str, Any]:
     now = sim.clock_ms()
     return ok({
         "balance": views.balance_view(sim.account(), now),
@@ -228,5 +269,34 @@ async def sim_state(state: StateDep) -> dict[str, Any]:
         "prices": {k: fmt(v) for k, v in sim.prices.items()},
         "faults": [vars(f) for f in state.faults.pending],
         "randomFaults": _random_view(state.faults.random),
-        "modes": _modes(state),
+        "modes": _modes(sim),
+        "accounts": len(state.accounts),
+        "limits": state.limits.view(now),
     })
+
+
+@router.post("/accounts")
+async def add_accounts(req: AccountsRequest, state: StateDep) -> dict[str, Any]:
+    """Add accounts (see the module docstring); all or nothing."""
+    added, existing = state.accounts.add(req.specs())
+    return ok({"added": added, "existing": existing, "total": len(state.accounts)})
+
+
+@router.get("/accounts")
+async def list_accounts(state: StateDep) -> dict[str, Any]:
+    """Every account, the default first, then in the order they were added."""
+    now = state.sim.clock_ms()
+    return ok([_account_row(state, account, now) for account in state.accounts])
+
+
+def _account_row(state: SimState, account: SimAccount, now: int) -> dict[str, Any]:
+    sim = account.sim
+    summary = sim.account()
+    return {
+        "apiKey": account.api_key, "default": account is state.accounts.default,
+        "configured": account.configured,
+        "balance": fmt(summary.cash), "equity": fmt(summary.equity), "available": fmt(summary.available),
+        "positions": len(sim.positions), "openOrders": len(sim.open_orders()),
+        "liveTpsl": len(sim.live_tpsl()),
+        "tradeLimit": state.limits.key_view(account.api_key, now),
+    }

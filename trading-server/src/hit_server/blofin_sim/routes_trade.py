@@ -1,7 +1,7 @@
 """Private trading endpoints: orders, TP/SL orders, cancels, queries, close-position.
 
 A refused order is reported per item (`OrderRefused`) unless the refusal is a parameter error (152xxx),
-which BloFin answers at the top level.
+which BloFin answers at the top level. Each endpoint acts on `sim`, the account the request is signed for.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from fastapi import APIRouter, Request
 
 from . import parsing, views
 from .adversity import BATCH_PATH, CANCEL_TPSL_PATH
-from .app import OrderRefused, SimState, StateDep, ok
+from .app import AccountDep, OrderRefused, SimState, StateDep, ok
+from .engine import Simulator
 from .errors import MESSAGES, SimError, param_missing
 from .models import OrderParams, SimOrder, SimTpsl
 
@@ -29,22 +30,22 @@ def _refused(err: SimError, item: dict[str, Any], *, as_list: bool = True) -> Si
     return err if err.code.startswith("152") else OrderRefused(err, item, as_list=as_list)
 
 
-def _place(state: StateDep, params: OrderParams) -> dict[str, Any]:
+def _place(sim: Simulator, params: OrderParams) -> dict[str, Any]:
     try:
-        order = state.sim.place_order(params)
+        order = sim.place_order(params)
     except SimError as err:
         raise _refused(err, {"orderId": None, "clientOrderId": params.client_order_id}) from err
     return {"orderId": order.order_id, "clientOrderId": order.client_order_id, "msg": "", "code": "0"}
 
 
 @router.post("/order")
-async def place_order(request: Request, state: StateDep) -> dict[str, Any]:
+async def place_order(request: Request, sim: AccountDep) -> dict[str, Any]:
     params = parsing.order_params(parsing.as_object(await _body(request)))
-    return ok([_place(state, params)])
+    return ok([_place(sim, params)])
 
 
 @router.post("/batch-orders")
-async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
+async def batch_orders(request: Request, sim: AccountDep) -> dict[str, Any]:
     body = await _body(request)
     if not isinstance(body, list) or not body:
         raise SimError("152004")
@@ -55,12 +56,12 @@ async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
         raise SimError("152007")
     items = []
     for index, params in enumerate(batch):
-        refusal = _item_fault(state, BATCH_PATH, index)
+        refusal = _item_fault(sim, BATCH_PATH, index)
         if refusal is not None:
             items.append({"orderId": None, "clientOrderId": params.client_order_id, **refusal})
             continue
         try:
-            items.append(_place(state, params))
+            items.append(_place(sim, params))
         except OrderRefused as err:
             items.append(err.item)
     failed = sum(item["code"] != "0" for item in items)
@@ -68,9 +69,9 @@ async def batch_orders(request: Request, state: StateDep) -> dict[str, Any]:
     return {"code": code, "msg": "" if code == "0" else "Batch operation failed", "data": items}
 
 
-def _item_fault(state: SimState, path: str, index: int) -> dict[str, str] | None:
+def _item_fault(sim: Simulator, path: str, index: int) -> dict[str, str] | None:
     """The code and message refusing item `index` of a list write (adversity.ItemFaults), or None."""
-    faults = state.item_faults
+    faults = sim.item_faults
     code = faults.refuse(path, index) if faults is not None else None
     if code is None:
         return None
@@ -78,10 +79,10 @@ def _item_fault(state: SimState, path: str, index: int) -> dict[str, str] | None
 
 
 @router.post("/order-tpsl")
-async def place_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
+async def place_tpsl(request: Request, sim: AccountDep) -> dict[str, Any]:
     params = parsing.tpsl_params(parsing.as_object(await _body(request)))
     try:
-        tpsl = state.sim.place_tpsl(params)
+        tpsl = sim.place_tpsl(params)
     except SimError as err:
         raise _refused(err, {"tpslId": None, "clientOrderId": params.client_order_id},
                        as_list=False) from err
@@ -98,28 +99,28 @@ def _ids(body: dict[str, Any], id_field: str) -> tuple[str, str, str]:
 
 
 @router.post("/cancel-order")
-async def cancel_order(request: Request, state: StateDep) -> dict[str, Any]:
+async def cancel_order(request: Request, sim: AccountDep) -> dict[str, Any]:
     inst_id, order_id, client_id = _ids(parsing.as_object(await _body(request)), "orderId")
     try:
-        order = state.sim.cancel_order(inst_id, order_id, client_id)
+        order = sim.cancel_order(inst_id, order_id, client_id)
     except SimError as err:
         raise _refused(err, {"orderId": order_id or None, "clientOrderId": client_id}) from err
     return ok([{"orderId": order.order_id, "clientOrderId": order.client_order_id, "code": "0", "msg": ""}])
 
 
 @router.post("/cancel-tpsl")
-async def cancel_tpsl(request: Request, state: StateDep) -> dict[str, Any]:
+async def cancel_tpsl(request: Request, state: StateDep, sim: AccountDep) -> dict[str, Any]:
     body = await _body(request)
     rows = body if isinstance(body, list) else [body]
     items: list[dict[str, Any]] = []
     for index, row in enumerate(rows):
         inst_id, tpsl_id, client_id = _ids(parsing.as_object(row), "tpslId")
-        refusal = _item_fault(state, CANCEL_TPSL_PATH, index)
+        refusal = _item_fault(sim, CANCEL_TPSL_PATH, index)
         if refusal is not None:
             items.append({"tpslId": tpsl_id or None, "clientOrderId": client_id, **refusal})
             continue
         try:
-            tpsl = state.sim.cancel_tpsl(inst_id, tpsl_id, client_id)
+            tpsl = sim.cancel_tpsl(inst_id, tpsl_id, client_id)
             items.append(
                 {"tpslId": tpsl.tpsl_id, "clientOrderId": tpsl.client_order_id, "code": "0", "msg": ""}
             )
@@ -152,9 +153,9 @@ def _stamp(row: Any) -> int:
     return int(getattr(row, "ts", 0) if stamp is None else stamp)
 
 
-def _visible(state: SimState, item_id: str) -> bool:
+def _visible(sim: Simulator, item_id: str) -> bool:
     """Whether lookups see this order or TP/SL order yet (adversity.LookupLag)."""
-    return state.sim.lag.visible(item_id, state.sim.clock_ms())
+    return sim.lag.visible(item_id, sim.clock_ms())
 
 
 def _listing(
@@ -174,34 +175,34 @@ def _listing(
 
 
 @router.get("/orders-pending")
-async def orders_pending(request: Request, state: StateDep) -> dict[str, Any]:
-    return _listing(request, state.sim.open_orders(), views.order_view,
-                    lambda o: _visible(state, o.order_id))
+async def orders_pending(request: Request, sim: AccountDep) -> dict[str, Any]:
+    return _listing(request, sim.open_orders(), views.order_view,
+                    lambda o: _visible(sim, o.order_id))
 
 
 @router.get("/orders-tpsl-pending")
-async def orders_tpsl_pending(request: Request, state: StateDep) -> dict[str, Any]:
-    return _listing(request, state.sim.live_tpsl(), views.tpsl_view, lambda t: _visible(state, t.tpsl_id))
+async def orders_tpsl_pending(request: Request, sim: AccountDep) -> dict[str, Any]:
+    return _listing(request, sim.live_tpsl(), views.tpsl_view, lambda t: _visible(sim, t.tpsl_id))
 
 
 @router.get("/orders-history")
-async def orders_history(request: Request, state: StateDep) -> dict[str, Any]:
-    done = [o for o in state.sim.orders.values() if not o.is_open]
+async def orders_history(request: Request, sim: AccountDep) -> dict[str, Any]:
+    done = [o for o in sim.orders.values() if not o.is_open]
     wanted = _query(request).get("state", "")
     return _listing(request, [o for o in done if wanted in ("", o.state)], views.order_view,
-                    lambda o: _visible(state, o.order_id))
+                    lambda o: _visible(sim, o.order_id))
 
 
 @router.get("/orders-tpsl-history")
-async def orders_tpsl_history(request: Request, state: StateDep) -> dict[str, Any]:
-    done = [t for t in state.sim.tpsl_orders.values() if t.state != "live"]
-    return _listing(request, done, views.tpsl_view, lambda t: _visible(state, t.tpsl_id))
+async def orders_tpsl_history(request: Request, sim: AccountDep) -> dict[str, Any]:
+    done = [t for t in sim.tpsl_orders.values() if t.state != "live"]
+    return _listing(request, done, views.tpsl_view, lambda t: _visible(sim, t.tpsl_id))
 
 
 @router.get("/fills-history")
-async def fills_history(request: Request, state: StateDep) -> dict[str, Any]:
+async def fills_history(request: Request, sim: AccountDep) -> dict[str, Any]:
     order_id = _query(request).get("orderId", "")
-    fills = [f for f in state.sim.fills if order_id in ("", f.order_id)]
+    fills = [f for f in sim.fills if order_id in ("", f.order_id)]
     return _listing(request, fills, views.fill_view)
 
 
@@ -215,30 +216,30 @@ def _detail_ids(request: Request, id_field: str) -> tuple[str, str, str]:
 
 
 @router.get("/order-detail")
-async def order_detail(request: Request, state: StateDep) -> dict[str, Any]:
+async def order_detail(request: Request, sim: AccountDep) -> dict[str, Any]:
     """An unknown order answers code 0 with `data: null` (BloFin's reply here is unconfirmed)."""
     inst_id, order_id, client_id = _detail_ids(request, "orderId")
-    state.sim.instrument(inst_id)
-    order: SimOrder | None = state.sim.find_order(inst_id, order_id, client_id)
-    return ok(views.order_view(order) if order and _visible(state, order.order_id) else None)
+    sim.instrument(inst_id)
+    order: SimOrder | None = sim.find_order(inst_id, order_id, client_id)
+    return ok(views.order_view(order) if order and _visible(sim, order.order_id) else None)
 
 
 @router.get("/order-tpsl-detail")
-async def tpsl_detail(request: Request, state: StateDep) -> dict[str, Any]:
+async def tpsl_detail(request: Request, sim: AccountDep) -> dict[str, Any]:
     inst_id, tpsl_id, client_id = _detail_ids(request, "tpslId")
-    state.sim.instrument(inst_id)
-    tpsl: SimTpsl | None = state.sim.find_tpsl(inst_id, tpsl_id, client_id)
-    return ok(views.tpsl_view(tpsl) if tpsl and _visible(state, tpsl.tpsl_id) else None)
+    sim.instrument(inst_id)
+    tpsl: SimTpsl | None = sim.find_tpsl(inst_id, tpsl_id, client_id)
+    return ok(views.tpsl_view(tpsl) if tpsl and _visible(sim, tpsl.tpsl_id) else None)
 
 
 @router.post("/close-position")
-async def close_position(request: Request, state: StateDep) -> dict[str, Any]:
+async def close_position(request: Request, sim: AccountDep) -> dict[str, Any]:
     body = parsing.as_object(await _body(request))
     inst_id = parsing.text(body, "instId", required=True)
     mode = parsing.margin_mode(body)
     client_id = parsing.text(body, "clientOrderId")
     try:
-        state.sim.close_position(inst_id, mode, client_id, parsing.text(body, "positionSide") or "net")
+        sim.close_position(inst_id, mode, client_id, parsing.text(body, "positionSide") or "net")
     except SimError as err:
         raise _refused(err, {"instId": inst_id, "clientOrderId": client_id}, as_list=False) from err
     return ok({"instId": inst_id, "positionSide": parsing.text(body, "positionSide") or "net",

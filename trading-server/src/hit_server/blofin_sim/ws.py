@@ -1,8 +1,11 @@
 """The simulator's private WebSocket, `/ws/private`: login, subscriptions, pushes, keepalive.
 
-The hub is the engine's one subscriber. The engine calls it synchronously inside its own calls, so the
-hub only enqueues (the queue, writer and watchdog of each connection: `ws_base.py`); a connection whose
-queue overflows is closed, and its client must reconnect and re-read by REST, as after any loss.
+A login selects the account of its API key (`registry.py`), checked with that account's passphrase and
+secret; the connection then hears that account's events alone. The hub subscribes to an account's
+engine when a connection first logs in to it (the default account's at once), and hands each event to
+the connections logged in to that account. The engine calls it synchronously inside its own calls, so
+the hub only enqueues (the queue, writer and watchdog of each connection: `ws_base.py`); a connection
+whose queue overflows is closed, and its client must reconnect and re-read by REST, as after any loss.
 
 Control for tests (no signature): `POST /sim/ws/drop` closes every socket at once, private and public
 (`ws_public.py`); `POST /sim/ws/refuse {"seconds": S}` refuses new handshakes of both (HTTP 403) for S
@@ -19,6 +22,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request, WebSocket
@@ -27,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from hit_server.exchange.blofin_auth import WS_LOGIN_PATH, prehash, sign
 
 from . import views
+from .engine import Simulator
 from .models import SimEvent
 from .ws_base import Connection, invalid
 from .ws_public import public_hub_of
@@ -77,12 +82,35 @@ class PrivateWsHub:
         self.refuse_until = 0.0
         self.refused_times: list[float] = []  # monotonic time of each refused handshake
         self.login_attempts = 0
-        self._nonces: dict[str, int] = {}
+        self._nonces: dict[tuple[str, str], int] = {}  # (key, nonce) -> when it was used
+        self._logged_in: dict[Simulator, set[PrivateConnection]] = {}  # by the engine of their account
+        self._heard: set[Simulator] = {state.sim}  # the engines this hub subscribed to
 
     # ---- engine side (synchronous) --------------------------------------------------------------
     def publish(self, event: SimEvent) -> None:
-        for conn in list(self.connections):
+        """An event of the default account (the hub is subscribed to its engine from the start)."""
+        self.publish_to(self.state.sim, event)
+
+    def publish_to(self, sim: Simulator, event: SimEvent) -> None:
+        """An event of the account whose engine is `sim`, to the connections logged in to it."""
+        for conn in list(self._logged_in.get(sim, ())):
             conn.deliver(event)
+
+    def join(self, conn: PrivateConnection) -> None:
+        """`conn` logged in: it hears the events of its account (`conn.sim`) from now on."""
+        sim = conn.sim
+        self._logged_in.setdefault(sim, set()).add(conn)
+        if sim not in self._heard:
+            self._heard.add(sim)
+            sim.subscribe(partial(self.publish_to, sim))
+
+    def leave(self, conn: PrivateConnection) -> None:
+        """`conn` hears no account's events any more (it closed, or logs in again)."""
+        conns = self._logged_in.get(conn.sim)
+        if conns is not None:
+            conns.discard(conn)
+            if not conns:
+                del self._logged_in[conn.sim]
 
     # ---- control ---------------------------------------------------------------------------------
     def drop_all(self) -> int:
@@ -105,23 +133,26 @@ class PrivateWsHub:
         if not isinstance(arg, dict) or not all(isinstance(arg.get(k), str) for k in LOGIN_FIELDS):
             return "malformed login arguments"
         config = self.state.config
-        if not hmac.compare_digest(arg["apiKey"].encode(), config.api_key.encode()):
+        key: str = arg["apiKey"]
+        secrets = self.state.auth.secrets_of(key)
+        if secrets is None:
             return "unknown API key"
+        api_secret, passphrase = secrets
         now = self.state.sim.clock_ms()
         timestamp: str = arg["timestamp"]
         window = config.time_window_ms
         if not (timestamp.isdigit() and len(timestamp) == 13 and abs(now - int(timestamp)) <= window):
             return "timestamp missing or outside the window"
-        if not hmac.compare_digest(arg["passphrase"].encode(), config.passphrase.encode()):
+        if not hmac.compare_digest(arg["passphrase"].encode(), passphrase.encode()):
             return "wrong passphrase"
         nonce: str = arg["nonce"]
-        expected = sign(config.api_secret, prehash(WS_LOGIN_PATH, "GET", timestamp, nonce, ""))
+        expected = sign(api_secret, prehash(WS_LOGIN_PATH, "GET", timestamp, nonce, ""))
         if not nonce or not hmac.compare_digest(expected.encode(), arg["sign"].encode()):
             return "bad signature"
         self._nonces = {n: ts for n, ts in self._nonces.items() if ts >= now - config.time_window_ms}
-        if nonce in self._nonces:
+        if (key, nonce) in self._nonces:
             return "nonce reused"
-        self._nonces[nonce] = now
+        self._nonces[(key, nonce)] = now
         return None
 
 
@@ -135,6 +166,7 @@ class PrivateConnection(Connection):
         self.hub = hub
         self.subs: dict[Subscription, None] = {}  # ordered set
         self.logged_in = False
+        self.sim: Simulator = hub.state.sim  # the engine of the account logged in to
 
     def deliver(self, event: SimEvent) -> None:
         """Called from the engine, on any thread."""
@@ -172,6 +204,10 @@ class PrivateConnection(Connection):
             self.push(LOGIN_FAILED)
             self.close_soon(1008, "login failed")
             return
+        account = self.hub.state.accounts.get(str(args[0]["apiKey"]))
+        self.hub.leave(self)
+        self.sim = self.hub.state.sim if account is None else account.sim
+        self.hub.join(self)
         self.logged_in = True
         self.push({"event": "login", "code": "0", "msg": ""})
 
@@ -211,7 +247,7 @@ class PrivateConnection(Connection):
 
     def _snapshot(self, sub: Subscription) -> None:
         """`positions` and `account` start with the current state; `orders` and `orders-algo` do not."""
-        sim = self.hub.state.sim
+        sim = self.sim
         if sub.channel == "positions":
             rows = [views.position_view(sim.instruments[p.inst_id], p, sim.prices[p.inst_id])
                     for p in sim.positions.values() if sub.inst_id in (None, p.inst_id)]
@@ -240,6 +276,7 @@ async def private_ws(websocket: WebSocket) -> None:
         await conn.serve()
     finally:
         hub.connections.discard(conn)
+        hub.leave(conn)
 
 
 class RefuseRequest(BaseModel):
