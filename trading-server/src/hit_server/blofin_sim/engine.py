@@ -149,8 +149,8 @@ class Simulator:
     def rewatch(self) -> None:
         """Tell the market every instrument this account rests something on (after its orders were
         put back wholesale: a restore)."""
-        for inst_id in {o.inst_id for o in self._open_orders.values()} | {
-                t.inst_id for t in self._live_tpsl.values()}:
+        orders = {o.inst_id for o in self._open_orders.values()}
+        for inst_id in sorted(orders | {t.inst_id for t in self._live_tpsl.values()}):
             self.market.watch(inst_id, self)
 
     # ---- events --------------------------------------------------------------------------------

@@ -61,8 +61,7 @@ class SimMiddleware:
         if not limits.allow_ip(str(client[0]), now):
             return False
         if path.startswith(TRADE_PREFIX):
-            key = next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"access-key"), "")
-            return limits.allow_trade(key or str(client[0]), now)
+            return limits.allow_trade(access_key(scope) or str(client[0]), now)
         return True
 
     async def _misbehave(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,6 +130,11 @@ class SignedOnly:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def access_key(scope: Scope) -> str:
+    """The request's ACCESS-KEY header ("" without one)."""
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"access-key"), "")
 
 
 def raw_target(scope: Scope) -> str:
