@@ -14,11 +14,11 @@ from sqlalchemy import insert, text, update
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
 from hit_server.fleet.fanout import FanOut
+from hit_server.fleet.journals import schema_name
 from hit_server.fleet.progress import progress, record_outcome
 from hit_server.fleet.queue import JobQueue
 from hit_server.fleet.tables import FANOUT_JOBS
-from hit_server.fleet.journals import schema_name
-from hit_server.journal.db import SIGNALS_TABLE, Database
+from hit_server.journal.db import ACCOUNT_JOURNAL_TABLES, SIGNALS_TABLE, Database, fleet_wide
 from hit_server.journal.journal import Journal
 from hit_server.settings import Settings
 from hit_shared.models import TradeSignal
@@ -59,7 +59,7 @@ async def test_each_account_has_a_journal_of_its_own(db: Database) -> None:
     assert schemas == {"account_alice", "account_bob-2"}
     tables = await db.transaction(lambda c: set(c.scalars(text(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'account_alice'"))))
-    assert "signals" in tables and "claims" in tables
+    assert tables == set(ACCOUNT_JOURNAL_TABLES)  # every one, trade_actions too (a worker once made none)
     assert not tables & {"accounts", "fanouts", "fanout_jobs"}  # fleet-wide tables live once
 
 
@@ -128,6 +128,13 @@ async def test_jobs_recorded_but_never_queued_are_queued_again(db: Database, set
         assert [job[1] for job in await queued_jobs(db)] == ["alice", "bob"]
     finally:
         await fanout.stop()
+
+
+def test_an_account_journal_has_every_table_of_the_journal_but_the_fleet_wide_ones() -> None:
+    from hit_server.journal import tables
+
+    own = {name for name, table in tables.TABLES.items() if not fleet_wide(table)}
+    assert own == set(ACCOUNT_JOURNAL_TABLES)
 
 
 def test_fleet_needs_postgresql() -> None:

@@ -25,7 +25,7 @@ from hit_server.dashboard import install as install_dashboard
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
 from hit_server.exchange.paper import Exchange, open_exchange
 from hit_server.exchange.paper_reset import end_paper_trades
-from hit_server.fleet import tables as fleet_tables  # noqa: F401 - the fleet's tables are the journal's
+from hit_server.journal import tables as journal_tables  # noqa: F401 - every table, the fleet's too
 from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
 from hit_server.lifecycle.monitor import open_monitor

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from hit_server.accounts.models import DEFAULT_ACCOUNT
 from hit_server.accounts.store import AccountNotFound, AccountStore
+from hit_server.journal import tables as journal_tables  # noqa: F401 - every table an account's journal has
 from hit_server.journal.db import Database
 from hit_server.settings import Settings
 

@@ -29,6 +29,7 @@ from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.paper import Exchange
 from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.fleet.journals import schema_name
+from hit_server.journal import tables as journal_tables  # noqa: F401 - every table an account's journal has
 from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
 from hit_server.lifecycle.monitor import PositionMonitor, open_monitor

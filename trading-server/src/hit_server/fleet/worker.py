@@ -27,7 +27,6 @@ from pydantic import ValidationError
 
 from hit_server.accounts.store import AccountError, AccountStore
 from hit_server.exchange.ratelimit import RateLimiter
-from hit_server.fleet import tables  # noqa: F401 - the fleet's tables, created with the journal's
 from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
 from hit_server.fleet.tables import FAILED, FANOUTS

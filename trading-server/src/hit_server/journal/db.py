@@ -224,6 +224,22 @@ def add_missing_columns(conn: Connection, schema: str | None = None) -> None:
             conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN {column} {ddl}")
 
 
+# The tables of one account's journal (a fleet account's schema, `Database.in_schema`). A process that
+# makes such a schema must know them all (`hit_server.journal.tables` imports their modules), or the
+# account's journal would lack one for good; test_fleet_journal checks this list against that module.
+ACCOUNT_JOURNAL_TABLES = frozenset({
+    "signals", "orders", "state_changes", "events", "halt", "claims", "claim_locks", "trades",
+    "trade_leases", "trade_actions",
+})
+
+
+def _check_account_tables() -> None:
+    missing = ACCOUNT_JOURNAL_TABLES - set(Base.metadata.tables)
+    if missing:
+        raise RuntimeError(f"import hit_server.journal.tables before making an account's journal: "
+                           f"{sorted(missing)} unknown")
+
+
 def fleet_wide(table: Table) -> bool:
     """Whether `table` exists once for the whole fleet (the accounts, the fan-outs) rather than once per
     account's journal: such tables say so with `info={"fleet_wide": True}`."""
@@ -382,6 +398,8 @@ class Database:
         `backfill_claims`). Two processes starting together may both try a claim: the loser tries
         again and finds it made."""
         schema = self.schema
+        if schema is not None:
+            _check_account_tables()
 
         def build(conn: Connection) -> None:
             if schema is None:

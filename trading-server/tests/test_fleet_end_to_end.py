@@ -1,0 +1,331 @@
+"""Issue #19 end to end: one signal fanned out to several accounts through the job queue (procrastinate
+on a real PostgreSQL), traded by a worker (in this process) on the fleet simulator over loopback sockets,
+each account from its own source address... as a fleet does it:
+
+- every enabled account gets exactly one entry, with its stop on the exchange, sized from its own equity;
+- a job delivered again (a requeue, a worker's retry) sends nothing new: the account's journal replays;
+- a disabled account gets no job; an account whose symbol is blocked answers `rejected` with the reason;
+- an operator reads the fan-out's progress and each account's trades through the API;
+- workers killed with SIGKILL mid-fan-out and started again leave every account traded exactly once,
+  protected, and nothing stuck on the queue (the chaos test at the end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from hit_server.accounts.models import AccountCreate
+from hit_server.accounts.store import AccountStore
+from hit_server.blofin_sim import SimConfig
+from hit_server.blofin_sim import create_app as create_sim_app
+from hit_server.blofin_sim.loopback import serve_loopback
+from hit_server.fleet.worker import Worker
+from hit_server.journal.db import Database
+from hit_server.server import create_app
+from hit_server.settings import Settings
+from hit_server.testing import BASE_URL, TEST_API_KEY, paper_settings
+from hit_server.trading import ids
+
+MASTER = "ZmFrZS1idXQtd2VsbC1mb3JtZWQtbWFzdGVyLWtleSE="
+KEY, SECRET, PASSPHRASE = f"fleet-{secrets.token_hex(8)}", secrets.token_hex(16), secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str
+    api_key: str
+    api_secret: str
+    passphrase: str
+    balance: str
+
+    def sim_row(self) -> dict[str, str]:
+        return {"api_key": self.api_key, "api_secret": self.api_secret, "passphrase": self.passphrase,
+                "balance": self.balance}
+
+
+def members(count: int) -> list[Member]:
+    return [
+        Member(f"m{i}", f"member-{i}-{secrets.token_hex(6)}", secrets.token_hex(16), secrets.token_hex(8),
+               str(1000 * (i + 1)))
+        for i in range(count)
+    ]
+
+
+async def until(condition: Callable[[], Any], what: str, within: float = 60.0) -> Any:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        value = await condition() if asyncio.iscoroutinefunction(condition) else condition()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {within} s: {what}")
+
+
+@dataclass
+class Fleet:
+    http: httpx.AsyncClient  # the API server
+    sim_app: Any
+    settings: Settings
+    members: list[Member]
+    worker: Worker
+
+    def account(self, member: Member) -> Any:
+        """The simulated exchange account of `member`."""
+        return self.sim_app.state.sim_state.account(member.api_key)
+
+    def entries(self, member: Member, signal_id: str) -> list[Any]:
+        prefix = ids.signal_prefix(signal_id)
+        return [o for cid, o in self.account(member).orders_by_client_id.items()
+                if cid.startswith(prefix) and "e" in cid[len(prefix):len(prefix) + 1]]
+
+    async def progress(self, signal_id: str) -> dict[str, Any]:
+        reply = await self.http.get(f"/api/v1/fanouts/{signal_id}")
+        assert reply.status_code == 200, reply.text
+        found: dict[str, Any] = reply.json()
+        return found
+
+
+@asynccontextmanager
+async def running_fleet(
+    tmp_path: Path, url: str, team: list[Member], **accounts: dict[str, Any]
+) -> AsyncIterator[Fleet]:
+    """The simulator (with `team`'s accounts), the API server with FLEET on, the accounts registered in
+    egress group g1 (`accounts`: their settings by name), and one worker of g1, its accounts warm."""
+    sim_app = create_sim_app(SimConfig(api_key=KEY, api_secret=SECRET, passphrase=PASSPHRASE))
+    async with serve_loopback(sim_app) as loopback, httpx.AsyncClient(base_url=loopback.http_url) as sim_http:
+        added = await sim_http.post("/sim/accounts", json={"accounts": [m.sim_row() for m in team]})
+        assert added.status_code == 200, added.text
+        settings = paper_settings(
+            tmp_path, blofin_base_url=loopback.http_url, blofin_api_key=KEY, blofin_api_secret=SECRET,
+            blofin_passphrase=PASSPHRASE, database_url=url, fleet=True, hit_master_key=SecretStr(MASTER),
+        )
+        db = Database(url)
+        await db.create_schema()
+        store = AccountStore(db, settings)
+        for member in team:
+            await store.add(AccountCreate.model_validate({
+                "name": member.name, "api_key": member.api_key, "api_secret": member.api_secret,
+                "passphrase": member.passphrase, "egress_group": "g1", **accounts.get(member.name, {}),
+            }))
+        await db.dispose()
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            worker = Worker(settings, "g1", source_address="127.0.0.2", concurrency=8)
+            stop = asyncio.Event()
+            running = asyncio.create_task(worker.run(stop))
+            try:
+                async with httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                    headers={"X-API-Key": TEST_API_KEY}, timeout=30,
+                ) as http:
+                    enabled = sum(1 for m in team if accounts.get(m.name, {}).get("enabled", True))
+                    await until(lambda: len(worker.traders) == enabled or running.done(),
+                                "the worker's accounts warm")
+                    assert not running.done(), running
+                    yield Fleet(http, sim_app, settings, team, worker)
+            finally:
+                stop.set()
+                await asyncio.wait_for(running, 30)
+
+
+def market_signal(signal_id: str, price: Decimal, symbol: str = "ETH-USDT") -> dict[str, Any]:
+    return {
+        "signal_id": signal_id, "symbol": symbol, "side": "long", "entries": [],
+        "stop_loss": str(price * Decimal("0.97")),
+        "take_profits": [str(price * Decimal(f)) for f in ("1.02", "1.04", "1.06")],
+    }
+
+
+async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    team = members(4)
+    settings_of = {"m2": {"blocked_symbols": ["ETH-USDT"]}, "m3": {"enabled": False}}
+    async with running_fleet(tmp_path, fresh_postgres, team, **settings_of) as fleet:
+        price = fleet.sim_app.state.sim.price("ETH-USDT")
+        reply = await fleet.http.post("/api/v1/signals", json=market_signal("fan-1", price))
+        assert reply.status_code == 201, reply.text
+        assert reply.json()["status"] == "placed"  # the server's own account, as before
+
+        async def answered() -> dict[str, Any] | None:
+            seen = await fleet.progress("fan-1")
+            return seen if seen["by_status"].get("queued", 0) == 0 else None
+
+        seen = await until(answered, "every account answered")
+        assert seen["total"] == 3  # m3 is disabled: no job
+        assert seen["by_status"] == {"placed": 2, "rejected": 1}, seen
+        assert [(o["account"], o["status"]) for o in seen["not_placed"]] == [("m2", "rejected")]
+        assert "not traded by this account" in seen["not_placed"][0]["reason"]
+
+        sizes = []
+        for member in team[:2]:
+            account = fleet.account(member)
+            entries = fleet.entries(member, "fan-1")
+            assert len(entries) == 1, (member.name, entries)
+            stops = [t for t in account.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
+            assert stops, f"{member.name}: its position has its stop"
+            sizes.append(entries[0].size)
+        assert sizes[1] > sizes[0]  # sized from each account's own equity (m1 holds twice m0's)
+        for member in team[2:]:
+            assert fleet.entries(member, "fan-1") == []
+
+        trades = await fleet.http.get("/api/v1/trades", params={"account": "m0"})
+        assert trades.status_code == 200 and [t["signal_id"] for t in trades.json()["trades"]] == ["fan-1"]
+        missing = await fleet.http.get("/api/v1/trades", params={"account": "nobody"})
+        assert missing.status_code == 404
+
+        # the same jobs delivered again: each account's journal replays, nothing new is sent
+        queue = fleet.worker.queue
+        await queue.defer([("fan-1", m.name, "g1") for m in team[:2]])
+
+        async def drained() -> bool:
+            rows = await fleet.worker.db.transaction(lambda c: c.exec_driver_sql(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')").scalar())
+            return rows == 0
+
+        await until(drained, "the delivered-again jobs ran")
+        for member in team[:2]:
+            assert len(fleet.entries(member, "fan-1")) == 1
+        assert (await fleet.progress("fan-1"))["by_status"] == {"placed": 2, "rejected": 1}
+
+
+# -- chaos: workers killed with SIGKILL mid-fan-out, then started again ---------------------------------
+# Four worker processes (`python -m hit_server worker`, two per egress group, each group on its own
+# loopback address) trade a signal fanned out to many accounts; the simulator answers take-profit batches
+# late so that jobs are in flight; two workers (one per group) are killed once some accounts are placed,
+# and started again. Every account is then traded exactly once with its stop on the exchange, every job
+# answered `placed`, and nothing is left on the queue.
+
+CHAOS_ACCOUNTS = 24
+GROUPS = {"g1": "127.0.0.2", "g2": "127.0.0.3"}
+
+
+def worker_env(tmp_path: Path, database_url: str, sim_url: str) -> dict[str, str]:
+    return {
+        **os.environ, "DATABASE_URL": database_url, "BLOFIN_BASE_URL": sim_url, "HIT_MASTER_KEY": MASTER,
+        "TRADING_MODE": "paper", "LOG_DIR": str(tmp_path / "logs"), "DATA_DIR": str(tmp_path),
+        "EXCHANGE_TIMEOUT_SECONDS": "2", "RECONCILE_GRACE_SECONDS": "4", "LOG_LEVEL": "INFO",
+        "API_KEYS": TEST_API_KEY,
+    }
+
+
+def start_worker(env: dict[str, str], group: str, log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "hit_server", "worker", "--egress", group, "--source-address", GROUPS[group],
+         "--concurrency", "4"],
+        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+    )
+
+
+def group_of(index: int) -> str:
+    return "g1" if index % 2 == 0 else "g2"
+
+
+async def register(url: str, settings: Any, team: list[Member]) -> None:
+    db = Database(url)
+    await db.create_schema()
+    store = AccountStore(db, settings)
+    for index, member in enumerate(team):
+        await store.add(AccountCreate.model_validate({
+            "name": member.name, "api_key": member.api_key, "api_secret": member.api_secret,
+            "passphrase": member.passphrase, "egress_group": group_of(index),
+        }))
+    await db.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_protected(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    team = members(CHAOS_ACCOUNTS)
+    sim_app = create_sim_app(SimConfig(api_key=KEY, api_secret=SECRET, passphrase=PASSPHRASE))
+    state = sim_app.state.sim_state
+    async with serve_loopback(sim_app) as loopback, httpx.AsyncClient(base_url=loopback.http_url) as sim_http:
+        rows = [m.sim_row() for m in team]
+        assert (await sim_http.post("/sim/accounts", json={"accounts": rows})).is_success
+        settings = paper_settings(
+            tmp_path, blofin_base_url=loopback.http_url, blofin_api_key=KEY, blofin_api_secret=SECRET,
+            blofin_passphrase=PASSPHRASE, database_url=fresh_postgres, fleet=True,
+            hit_master_key=SecretStr(MASTER),
+        )
+        await register(fresh_postgres, settings, team)
+        env = worker_env(tmp_path, fresh_postgres, loopback.http_url)
+        logs = [tmp_path / f"worker-{i}.log" for i in range(4)]
+        groups = ["g1", "g1", "g2", "g2"]
+        workers = [start_worker(env, group, log) for group, log in zip(groups, logs, strict=True)]
+        app = create_app(settings)
+        try:
+            async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
+                headers={"X-API-Key": TEST_API_KEY}, timeout=30,
+            ) as http:
+                await until(lambda: all(log.exists() and "ready" in log.read_text() for log in logs),
+                            "the four workers ready", within=120)
+                # take-profit batches answer 0.5 s late: jobs are in flight when the workers die
+                fault = {"kind": "delay", "seconds": 0.5, "count": 10_000,
+                         "path": "/api/v1/trade/batch-orders"}
+                assert (await sim_http.post("/sim/faults", json=fault)).is_success
+                price = sim_app.state.sim.price("ETH-USDT")
+                reply = await http.post("/api/v1/signals", json=market_signal("chaos-1", price))
+                assert reply.status_code == 201, reply.text
+
+                async def some_placed() -> bool:
+                    seen = (await http.get("/api/v1/fanouts/chaos-1")).json()
+                    return 0 < seen["by_status"].get("placed", 0) < CHAOS_ACCOUNTS
+
+                await until(some_placed, "a few accounts placed, most not yet", within=60)
+                for victim in (workers[0], workers[2]):  # one of each group
+                    victim.send_signal(signal.SIGKILL)
+                    victim.wait(10)
+                workers[0] = start_worker(env, "g1", logs[0])
+                workers[2] = start_worker(env, "g2", logs[2])
+
+                async def all_answered() -> dict[str, Any] | None:
+                    seen: dict[str, Any] = (await http.get("/api/v1/fanouts/chaos-1")).json()
+                    return seen if "queued" not in seen["by_status"] else None
+
+                seen = await until(all_answered, "every account answered", within=180)
+                assert seen["by_status"] == {"placed": CHAOS_ACCOUNTS}, seen
+
+                prefix = ids.signal_prefix("chaos-1")
+                for member in team:
+                    account = state.account(member.api_key)
+                    entries = [c for c in account.orders_by_client_id if c.startswith(prefix + "e")]
+                    assert len(entries) == 1, (member.name, entries)
+                    position = account.positions.get("ETH-USDT")
+                    assert position is not None and position.size > 0, member.name
+                    stops = [t for t in account.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
+                    assert stops, f"{member.name}: a position without its stop"
+                db = Database(fresh_postgres)
+                try:
+                    stuck = await db.transaction(lambda c: c.exec_driver_sql(
+                        "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')").scalar())
+                finally:
+                    await db.dispose()
+                assert stuck == 0
+        finally:
+            for worker in workers:
+                if worker.poll() is None:
+                    worker.send_signal(signal.SIGTERM)
+            for worker in workers:
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
