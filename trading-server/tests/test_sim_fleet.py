@@ -211,6 +211,18 @@ async def test_fleet_private_websocket_pushes_only_its_own_accounts_events() -> 
     assert not any(order_push("alice_only")(m) or order_push("alice_after")(m) for m in bob_seen)
 
 
+async def test_fleet_websocket_login_again_switches_the_account_heard() -> None:
+    async with fleet() as served, signed(served, ALICE) as alice, signed(served, BOB) as bob, \
+            private_ws(served, ALICE) as (ws, first):
+        await ws.send(json.dumps({"op": "login", "args": [BOB.auth().ws_login_args()]}))
+        second = await receive(ws)
+        await place(alice, order("alice_unheard"))
+        await place(bob, order("bob_heard"))
+        seen = await until(ws, order_push("bob_heard"))
+    assert first["code"] == second["code"] == "0"
+    assert not any(order_push("alice_unheard")(m) for m in seen)
+
+
 async def test_fleet_websocket_login_checks_the_accounts_own_secret() -> None:
     async with fleet() as served, private_ws(served, ALICE, secret=BOB.api_secret) as (_, refused), \
             private_ws(served, BOB) as (_, accepted):
