@@ -344,9 +344,12 @@ async def test_fleet_request_limit_is_per_source_address() -> None:
             from_address(served, "127.0.0.3") as three:
         two_codes = [(await two.get(TIME)).status_code for _ in range(4)]
         three_codes = [(await three.get(TIME)).status_code for _ in range(2)]
+        async with from_address(served, "127.0.0.1") as one:  # a forwarded-for header names no IP
+            one_code = (await one.get(TIME, headers={"X-Forwarded-For": "10.1.2.3"})).status_code
         limits = (await state(served))["limits"]
-    assert two_codes == [200, 200, 200, 429] and three_codes == [200, 200]
+    assert two_codes == [200, 200, 200, 429] and three_codes == [200, 200] and one_code == 200
     ips = limits["ips"]
+    assert sorted(ips) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
     assert (ips["127.0.0.2"]["requests"], ips["127.0.0.2"]["refused"], ips["127.0.0.2"]["peakPerMinute"]) == (
         3, 1, 3)
     assert (ips["127.0.0.3"]["requests"], ips["127.0.0.3"]["refused"]) == (2, 0)

@@ -48,7 +48,10 @@ async def serve_loopback(app: Any, *, start_timeout: float = 10.0) -> AsyncItera
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port: int = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+    # no proxy headers: the client's address is the socket's peer (the simulator's per-IP limits key
+    # on it; uvicorn would otherwise take an X-Forwarded-For sent from 127.0.0.1 for the client)
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1,
+                            proxy_headers=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
