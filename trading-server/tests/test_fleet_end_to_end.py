@@ -126,8 +126,8 @@ async def running_fleet(
         await db.dispose()
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            worker = Worker(settings, "g1", source_address="127.0.0.2", concurrency=8)
             stop = asyncio.Event()
+            worker = Worker(settings, "g1", source_address="127.0.0.2", concurrency=8, on_lease_lost=stop.set)
             running = asyncio.create_task(worker.run(stop))
             try:
                 async with httpx.AsyncClient(
@@ -276,8 +276,15 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
                 transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
                 headers={"X-API-Key": TEST_API_KEY}, timeout=30,
             ) as http:
-                await until(lambda: all(log.exists() and "ready" in log.read_text() for log in logs),
-                            "the four workers ready", within=120)
+                def said(log: Path, words: str) -> bool:
+                    return log.exists() and words in log.read_text()
+
+                # one active worker per group, the other a standby
+                await until(lambda: sum(said(log, "ready:") for log in logs) == 2
+                            and sum(said(log, "standby") for log in logs) == 2,
+                            "two workers active (one per group), two standing by", within=120)
+                active = [i for i, log in enumerate(logs) if said(log, "ready:")]
+                assert sorted(groups[i] for i in active) == ["g1", "g2"]
                 # take-profit batches answer 0.5 s late: jobs are in flight when the workers die
                 fault = {"kind": "delay", "seconds": 0.5, "count": 10_000,
                          "path": "/api/v1/trade/batch-orders"}
@@ -291,11 +298,11 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
                     return 0 < seen["by_status"].get("placed", 0) < CHAOS_ACCOUNTS
 
                 await until(some_placed, "a few accounts placed, most not yet", within=60)
-                for victim in (workers[0], workers[2]):  # one of each group
-                    victim.send_signal(signal.SIGKILL)
-                    victim.wait(10)
-                workers[0] = start_worker(env, "g1", logs[0])
-                workers[2] = start_worker(env, "g2", logs[2])
+                for i in active:  # the active worker of each group dies mid-job; its standby takes over
+                    workers[i].send_signal(signal.SIGKILL)
+                    workers[i].wait(10)
+                for i in active:
+                    workers[i] = start_worker(env, groups[i], logs[i])  # now the standby
 
                 async def all_answered() -> dict[str, Any] | None:
                     seen: dict[str, Any] = (await http.get("/api/v1/fanouts/chaos-1")).json()
@@ -303,6 +310,11 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
 
                 seen = await until(all_answered, "every account answered", within=180)
                 assert seen["by_status"] == {"placed": CHAOS_ACCOUNTS}, seen
+                limits = state.limits.view(sim_app.state.sim.clock_ms())
+                for address in GROUPS.values():  # one sender per IP, its budget handed over: never a 429
+                    assert limits["ips"][address]["refused"] == 0, limits["ips"][address]
+                assert limits["suspendedIps"] == []
+                assert all(key["refused"] == 0 for key in limits["keys"].values())
 
                 prefix = ids.signal_prefix("chaos-1")
                 for member in team:

@@ -13,11 +13,13 @@ from sqlalchemy import insert, text, update
 
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
+from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.fleet.fanout import FanOut
 from hit_server.fleet.journals import schema_name
+from hit_server.fleet.lease import EgressLease
 from hit_server.fleet.progress import progress, record_outcome
 from hit_server.fleet.queue import JobQueue
-from hit_server.fleet.tables import FANOUT_JOBS
+from hit_server.fleet.tables import EGRESS_LEASES, FANOUT_JOBS
 from hit_server.journal.db import ACCOUNT_JOURNAL_TABLES, SIGNALS_TABLE, Database, fleet_wide
 from hit_server.journal.journal import Journal
 from hit_server.settings import Settings
@@ -140,3 +142,47 @@ def test_an_account_journal_has_every_table_of_the_journal_but_the_fleet_wide_on
 def test_fleet_needs_postgresql() -> None:
     with pytest.raises(ValueError, match="FLEET needs the journal on PostgreSQL"):
         Settings(fleet=True, _env_file=None)
+
+
+async def test_one_active_worker_per_egress_group_and_the_next_knows_what_the_ip_sent(db: Database) -> None:
+    first, second = EgressLease(db, "g1", "first"), EgressLease(db, "g1", "second")
+    assert await first.acquire() == {}
+    assert await second.acquire() is None  # held
+    assert await EgressLease(db, "g2", "second").acquire() == {}  # another group, another IP
+    assert await first.renew({1_700_000_000: 3, 1_700_000_001: 2})
+    assert await first.acquire() == {1_700_000_000: 3, 1_700_000_001: 2}  # the holder may take it again
+    assert await second.holder_now() == "first"
+
+    # the first dies: its lease runs out (here: expired by hand), the second takes over with its usage
+    await db.transaction(lambda c: c.execute(
+        update(EGRESS_LEASES).values(expires_at=EGRESS_LEASES.c.expires_at - timedelta(minutes=1))))
+    assert await second.holder_now() is None
+    assert await second.acquire() == {1_700_000_000: 3, 1_700_000_001: 2}
+    assert not await first.renew({})  # too late: it must stop sending
+    await second.release({1_700_000_005: 1})  # a clean stop: free at once
+    assert await first.acquire() == {1_700_000_005: 1}
+
+
+def test_the_ip_budget_is_handed_over_between_processes() -> None:
+    """What one process sent from an IP counts in the next one's windows, by wall-clock second."""
+    now = [1000.0]
+    sender = RateLimiter(per_minute=5, per_5_minutes=8, clock=lambda: now[0])
+    sent_at = [1000.0, 1010.0, 1010.5]
+    for at in sent_at:
+        now[0] = at
+        sender._overall[0].record(at)
+        sender._overall[1].record(at)
+    now[0] = 1020.0
+    wall = 50_000.0  # the wall clock at monotonic 1020
+    usage = sender.ip_usage(wall)
+    assert usage == {49_980: 1, 49_990: 2}
+
+    taker_now = [7.0]  # another process, another monotonic clock
+    taker = RateLimiter(per_minute=5, per_5_minutes=8, clock=lambda: taker_now[0])
+    taker.seed_ip_usage(usage, wall + 1)  # a second later
+    assert taker._overall[0].wait_needed(7.0) == 0  # 3 of 5 used
+    taker._overall[0].seed([7.0, 7.0])  # two more sends: the minute is full
+    # the oldest handed-over send (second 49,980, counted at its middle) leaves the window at
+    # 7 - (50,001 - 49,980.5) + 60.5 = 47.0 on the taker's clock
+    assert taker._overall[0].wait_needed(46.9) > 0
+    assert taker._overall[0].wait_needed(47.0) == 0

@@ -105,6 +105,12 @@ class BloFinClient:
         )
         self.lookup = lookup or LookupPolicy(sleep=retry.sleep)
         self._instruments: dict[str, Instrument] | None = None
+        self._instruments_from: BloFinClient | None = None
+
+    def share_instruments(self, source: BloFinClient) -> None:
+        """Take the instruments from `source`'s cache (and reads) instead of reading them: they are public,
+        the same for every account, so a fleet worker reads them once for all its accounts."""
+        self._instruments_from = source
 
     def __repr__(self) -> str:
         return "BloFinClient()"
@@ -118,6 +124,8 @@ class BloFinClient:
 
     async def instruments(self, *, refresh: bool = False) -> dict[str, Instrument]:
         """Every instrument by instId, fetched once and cached until `refresh=True`."""
+        if self._instruments_from is not None:
+            return await self._instruments_from.instruments(refresh=refresh)
         if self._instruments is None or refresh:
             data = await self._rest.read("GET", "/api/v1/market/instruments", private=False)
             rows = _rows(data)
@@ -129,6 +137,8 @@ class BloFinClient:
     @property
     def cached_instruments(self) -> dict[str, Instrument]:
         """The instruments as last read (empty before the first read), without a request."""
+        if self._instruments_from is not None:
+            return self._instruments_from.cached_instruments
         return dict(self._instruments or {})
 
     async def instrument(self, inst_id: str) -> Instrument:

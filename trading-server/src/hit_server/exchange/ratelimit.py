@@ -73,6 +73,16 @@ class SlidingWindow:
         if self.limit:
             self._sent.append(now)
 
+    def sent(self, now: float) -> list[float]:
+        """When the sends still in the window went out (the clock's times, oldest first)."""
+        self.wait_needed(now)  # drops those out of the window
+        return list(self._sent)
+
+    def seed(self, times: list[float]) -> None:
+        """Count sends made elsewhere (another process on this IP, before this one took over) at `times`."""
+        if self.limit:
+            self._sent = deque(sorted([*self._sent, *times]))
+
     async def acquire(self) -> float:
         """Wait for a slot and take it. Returns the seconds waited."""
         async with self.lock:
@@ -112,6 +122,23 @@ class RateLimiter:
         )
         other._overall = self._overall
         return other
+
+    def ip_usage(self, wall_now: float) -> dict[int, int]:
+        """This IP's sends still counted by its longest window, per wall-clock second: what a fleet
+        worker hands to the next one to send from this IP (`fleet/lease.py`)."""
+        now = self._clock()
+        usage: dict[int, int] = {}
+        for at in self._overall[1].sent(now) or self._overall[0].sent(now):
+            second = int(wall_now - (now - at))
+            usage[second] = usage.get(second, 0) + 1
+        return usage
+
+    def seed_ip_usage(self, usage: dict[int, int], wall_now: float) -> None:
+        """Count what another process sent from this IP (`ip_usage` of it) in this one's IP windows."""
+        now = self._clock()
+        times = [now - (wall_now - (second + 0.5)) for second, count in usage.items() for _ in range(count)]
+        for window in self._overall:
+            window.seed([at for at in times if at > now - window.period])
 
     @classmethod
     def unlimited(cls) -> RateLimiter:

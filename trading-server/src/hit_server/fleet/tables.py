@@ -5,6 +5,8 @@ fanouts       one row per signal fanned out: the signal as accepted and how many
 fanout_jobs   one row per (signal, account): written `queued` with the fan-out, before any job is
               deferred, then the account's answer (placed, rejected, failed, ...) and its reason, written
               by the worker that traded it. What an operator reads for "N of M placed" and the failures.
+egress_leases one row per egress group: the worker that is the group's active one until `expires_at`
+              (PostgreSQL's clock), and what it sent from the group's IP lately (`lease.py`)
 """
 
 from __future__ import annotations
@@ -51,5 +53,18 @@ class FanoutJobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class EgressLeaseRow(Base):
+    __tablename__ = "egress_leases"
+    __table_args__ = FLEET_WIDE
+
+    egress_group: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the holder's requests from the group's IP over the last 5 minutes: [[wall-clock second, count], ...]
+    usage: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 FANOUTS = Base.metadata.tables["fanouts"]
 FANOUT_JOBS = Base.metadata.tables["fanout_jobs"]
+EGRESS_LEASES = Base.metadata.tables["egress_leases"]

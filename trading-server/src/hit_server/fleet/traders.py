@@ -9,7 +9,7 @@ trades through its own private stream.
 
 What the accounts of one worker share: the HTTP connection pool to BloFin (from the worker's egress
 address), the per-IP rate limits (`RateLimiter.for_another_account`: one IP, one budget) and the
-instruments (read once).
+instruments (read once) and the mark prices (one public stream).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from hit_server.journal.db import Database
 from hit_server.journal.journal import Journal
 from hit_server.lifecycle.monitor import PositionMonitor, open_monitor
 from hit_server.settings import Settings
-from hit_server.trading.service import TradingService
+from hit_server.trading.service import MarkSource, TradingService
 
 log = logging.getLogger(__name__)
 
@@ -67,13 +67,17 @@ class Traders:
 
     def __init__(
         self, settings: Settings, db: Database, store: AccountStore, http: httpx.AsyncClient,
-        ip_limits: RateLimiter,
+        ip_limits: RateLimiter, public: BloFinClient, marks: MarkSource | None,
     ) -> None:
+        """`public`: the worker's client for public data, whose instruments every account shares;
+        `marks`: the worker's mark prices (one public stream for all its accounts), or None."""
         self.settings = settings
         self.db = db
         self.store = store
         self.http = http
         self.ip_limits = ip_limits
+        self.public = public
+        self.marks = marks
         self._traders: dict[str, Trader] = {}
         self._building: dict[str, asyncio.Future[Trader]] = {}
         self._stack = AsyncExitStack()
@@ -116,8 +120,14 @@ class Traders:
         client = BloFinClient(
             self.http, BloFinAuth(account.credentials), rate_limiter=self.ip_limits.for_another_account()
         )
+        client.share_instruments(self.public)
         service = TradingService(settings, client, journal)
-        await service.start()
+        service.marks = self.marks
+        # What a signal needs warm but the account's own state is the worker's (instruments, marks). The
+        # account's leverages are not read ahead: on BloFin that is a read per 20 instruments per
+        # account, more than the fleet's per-IP budget can pay at start; a first signal on a symbol
+        # sets the plan's leverage, then it is known.
+        await service.start(read_leverages=False, own_instruments=False)
         self._stack.push_async_callback(service.stop)
         monitor = await self._stack.enter_async_context(open_monitor(settings, service, Exchange(client)))
         log.info("Fleet: account %s ready (journal schema %s)", name, schema_name(name))

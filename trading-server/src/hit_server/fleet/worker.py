@@ -20,19 +20,28 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
+import time
+from collections.abc import Callable
 
 import httpx
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from hit_server.accounts.store import AccountError, AccountStore
+from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
+from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_errors import BloFinError
+from hit_server.exchange.market_stream import MarkPrices, public_ws_url
 from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.fleet.lease import RENEW_S, SAFETY_S, TTL_S, EgressLease, Usage
 from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
 from hit_server.fleet.tables import FAILED, FANOUTS
 from hit_server.fleet.traders import Traders
 from hit_server.journal.db import Database
 from hit_server.settings import Settings
+from hit_server.trading.service import INSTRUMENTS_REFRESH_S
 from hit_shared.logs import configure_logging
 from hit_shared.models import TradeSignal
 
@@ -41,13 +50,21 @@ log = logging.getLogger("hit_server.worker")
 HEARTBEAT_S = 2.0
 STALLED_AFTER_S = 10.0  # five missed heartbeats: the worker is gone
 RESCUE_EVERY_S = 3.0
+LEASE_LOST_EXIT = 75  # the exit status of a worker that lost its group's lease (EX_TEMPFAIL: start it again)
 WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account before trading)
 CONNECTIONS = 64  # the worker's HTTP connections to BloFin, shared by its accounts
 
 
+def _exit_now() -> None:
+    """The default on a lost lease: end the process at once, requests in flight and all (a standby may
+    take the group over from now on; what this one left is the journal's to resume)."""
+    logging.shutdown()
+    os._exit(LEASE_LOST_EXIT)
+
+
 class Worker:
     def __init__(self, settings: Settings, egress: str, *, source_address: str | None = None,
-                 concurrency: int = 32) -> None:
+                 concurrency: int = 32, on_lease_lost: Callable[[], None] = _exit_now) -> None:
         if settings.exchange_url is None:
             raise ValueError(
                 "A fleet worker trades on BloFin or a simulator: set BLOFIN_BASE_URL or TRADING_MODE."
@@ -55,7 +72,10 @@ class Worker:
         self.settings = settings
         self.egress = egress
         self.concurrency = concurrency
+        self.on_lease_lost = on_lease_lost
         self.db = Database(settings.journal_url)
+        self.lease = EgressLease(self.db, egress)
+        self._valid_until = 0.0  # time.monotonic() past which the lease may be another's
         self.queue = JobQueue(settings.journal_url, self.run_job)
         transport = httpx.AsyncHTTPTransport(
             local_address=source_address,
@@ -65,34 +85,123 @@ class Worker:
             base_url=settings.exchange_url, timeout=settings.exchange_timeout_seconds, transport=transport
         )
         self.store = AccountStore(self.db, settings)
-        self.traders = Traders(settings, self.db, self.store, self.http, RateLimiter())
+        self.ip_limits = ip_limits = RateLimiter()
+        # public data (instruments) needs no key: the client signs nothing it reads with this one
+        self.public = BloFinClient(
+            self.http, BloFinAuth(Credentials("", SecretStr(""), SecretStr(""))),
+            rate_limiter=ip_limits.for_another_account(),
+        )
+        self.marks = MarkPrices(public_ws_url(settings.exchange_url)) if settings.monitor_websocket else None
+        self.traders = Traders(settings, self.db, self.store, self.http, ip_limits, self.public, self.marks)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Serve the group's queue until `stop` is set (or, by default, SIGINT/SIGTERM)."""
+        """Wait as a standby until this worker holds its group's lease (`lease.py`), then serve the
+        group's queue and follow its accounts until `stop` is set (by default on SIGINT/SIGTERM) or the
+        lease is lost (`on_lease_lost`: by default the process exits at once, the surest way to stop
+        sending)."""
+        stop = stop or _stop_on_signals()
         await self.db.create_schema()
-        await self.queue.open()
-        rescue = asyncio.create_task(self._rescue_stalled(), name="rescue-stalled")
+        tasks: list[asyncio.Task[None]] = []
+        active = False
         try:
+            usage = await self._become_active(stop)
+            if usage is None:
+                return
+            active = True
+            self.ip_limits.seed_ip_usage(usage, time.time())
+            lost = asyncio.Event()
+            tasks.append(asyncio.create_task(self._keep_lease(lost), name="lease"))
+            await self.queue.open()
+            tasks.append(asyncio.create_task(self._rescue_stalled(), name="rescue-stalled"))
+            tasks.append(asyncio.create_task(self._keep_market(), name="market"))
+            await self._read_market()
             await self.warm()
             log.info("Fleet worker for egress group %s ready: %d account(s)", self.egress, len(self.traders))
             worker = asyncio.create_task(self.queue.app.run_worker_async(
                 queues=[queue_name(self.egress)], concurrency=self.concurrency,
                 name=f"{self.egress}-{os.getpid()}", update_heartbeat_interval=HEARTBEAT_S,
-                stalled_worker_timeout=STALLED_AFTER_S, install_signal_handlers=stop is None,
+                stalled_worker_timeout=STALLED_AFTER_S, install_signal_handlers=False,
                 delete_jobs="successful",
             ))
-            if stop is None:
-                await worker
-            else:
-                await _until(stop, worker)
+            await _until(worker, stop, lost)
         finally:
-            rescue.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await rescue
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.traders.close()
-            await self.queue.close()
+            if self.marks is not None:
+                await self.marks.stop()
+            if active:
+                await self._hand_over()
+                await self.queue.close()
             await self.http.aclose()
             await self.db.dispose()
+
+    async def _become_active(self, stop: asyncio.Event) -> Usage | None:
+        """Take the group's lease as soon as it is free; the IP's recent usage by the previous holder, or
+        None if stopped first."""
+        told = False
+        while not stop.is_set():
+            began = time.monotonic()
+            try:
+                usage = await self.lease.acquire()
+            except Exception as exc:  # the database is away: try again
+                log.warning("Fleet: the lease of egress group %s can't be read (%s)", self.egress,
+                            type(exc).__name__)
+                usage = None
+            if usage is not None:
+                self._valid_until = began + TTL_S - SAFETY_S
+                log.info("Fleet worker is the active one of egress group %s (%s)", self.egress,
+                         self.lease.holder)
+                return usage
+            if not told:
+                log.info("Fleet worker for egress group %s: standby, another worker is active", self.egress)
+                told = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RENEW_S)
+        return None
+
+    async def _keep_lease(self, lost: asyncio.Event) -> None:
+        """Renew the lease every RENEW_S with the IP's usage; past `_valid_until` without a renewal, or
+        told it is another's, the lease is lost."""
+        while True:
+            await asyncio.sleep(RENEW_S)
+            began = time.monotonic()
+            ours: bool | None = None
+            try:
+                async with asyncio.timeout(max(0.1, self._valid_until - began)):
+                    ours = await self.lease.renew(self.ip_limits.ip_usage(time.time()))
+            except Exception as exc:  # a slow or absent database: we still hold it until `_valid_until`
+                log.warning("Fleet: the lease of egress group %s not renewed (%s)", self.egress,
+                            type(exc).__name__)
+            if ours:
+                self._valid_until = began + TTL_S - SAFETY_S
+            elif ours is False or time.monotonic() >= self._valid_until:
+                log.error("Fleet: the lease of egress group %s is lost; this worker stops now", self.egress)
+                lost.set()
+                self.on_lease_lost()
+                return
+
+    async def _hand_over(self) -> None:
+        """A clean stop gives the lease up at once, with the IP's usage, for a standby to take over."""
+        with contextlib.suppress(Exception):
+            await self.lease.release(self.ip_limits.ip_usage(time.time()))
+
+    async def _read_market(self) -> None:
+        """The instruments (read once for every account), and every live one's mark price watched."""
+        try:
+            instruments = await self.public.instruments(refresh=True)
+        except BloFinError as exc:  # each signal reads them then (through the same shared cache)
+            log.warning("Fleet: instruments not read (%s); read by the first signal", type(exc).__name__)
+            return
+        if self.marks is not None:
+            self.marks.watch_all(symbol for symbol, inst in instruments.items() if inst.is_live)
+            await self.marks.start()
+
+    async def _keep_market(self) -> None:
+        while True:
+            await asyncio.sleep(INSTRUMENTS_REFRESH_S)
+            await self._read_market()
 
     async def warm(self) -> None:
         """Start the traders of the group's enabled accounts, a few at a time; one that fails is left
@@ -154,14 +263,27 @@ class Worker:
                 log.warning("Fleet: looking for stalled jobs failed (%s)", type(exc).__name__)
 
 
-async def _until(stop: asyncio.Event, worker: asyncio.Task[None]) -> None:
-    waiter = asyncio.create_task(stop.wait())
-    await asyncio.wait({waiter, worker}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
+async def _until(worker: asyncio.Task[None], *events: asyncio.Event) -> None:
+    """Run `worker` until it ends or one of `events` is set (then it is cancelled)."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    await asyncio.wait({worker, *waiters}, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
     if not worker.done():
         worker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker
+
+
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (where the loop can watch signals: not on Windows, where
+    Ctrl+C ends `asyncio.run` instead)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, AttributeError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def main(argv: list[str]) -> int:

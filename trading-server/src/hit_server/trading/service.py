@@ -111,18 +111,21 @@ class TradingService:
         self._margin_mode_set = False
         self._background: list[asyncio.Task[None]] = []
 
-    async def start(self, *, read_leverages: bool = True) -> None:
+    async def start(self, *, read_leverages: bool = True, own_instruments: bool = True) -> None:
         """Load the halt, reconcile what a previous run left unresolved, and warm what a signal needs
         (the margin mode set, the instruments read: the first signal must not wait for them; with
-        `read_leverages`, the account's leverages read in the background: see `_read_leverages`)."""
+        `read_leverages`, the account's leverages read in the background: see `_read_leverages`).
+        `own_instruments=False`: the client shares another's instruments (a fleet worker's accounts,
+        `BloFinClient.share_instruments`), which that one reads and refreshes."""
         row = await self.journal.halt_state()
         self._halt = HaltState(halted=row.halted, reason=row.reason, since=row.since)
         await self.exchange_check.run()  # refused credentials or hedge mode: logged at ERROR here
         await reconcile_all(self)
         with contextlib.suppress(BloFinError):  # a signal tries again (`_market`)
             await self._ensure_margin_mode()
-        await self._read_instruments()
-        self._background = [asyncio.create_task(self._refresh_instruments(), name="instruments")]
+        if own_instruments:
+            await self._read_instruments()
+            self._background.append(asyncio.create_task(self._refresh_instruments(), name="instruments"))
         if read_leverages:
             self._background.append(asyncio.create_task(self._read_leverages(), name="leverages"))
 
