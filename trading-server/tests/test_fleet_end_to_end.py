@@ -13,6 +13,7 @@ each account from its own source address... as a fleet does it:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import secrets
 import signal
@@ -29,6 +30,8 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
@@ -70,7 +73,9 @@ def members(count: int) -> list[Member]:
 async def until(condition: Callable[[], Any], what: str, within: float = 60.0) -> Any:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        value = await condition() if asyncio.iscoroutinefunction(condition) else condition()
+        value = condition()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.02)
@@ -205,12 +210,12 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
         assert (await fleet.progress("fan-1"))["by_status"] == {"placed": 2, "rejected": 1}
 
 
-# -- chaos: workers killed with SIGKILL mid-fan-out, then started again ---------------------------------
-# Four worker processes (`python -m hit_server worker`, two per egress group, each group on its own
-# loopback address) trade a signal fanned out to many accounts; the simulator answers take-profit batches
-# late so that jobs are in flight; two workers (one per group) are killed once some accounts are placed,
-# and started again. Every account is then traded exactly once with its stop on the exchange, every job
-# answered `placed`, and nothing is left on the queue.
+# -- chaos: four worker processes, two per egress group (one active, one standing by), each group on its
+# own loopback address, trade a signal fanned out to many accounts; the simulator answers take-profit
+# batches late so that jobs are in flight when the fault strikes: the active workers killed with SIGKILL
+# (and started again), or the database cut off for 5 s. Either way every account is then traded exactly
+# once with its stop on the exchange, every job answered `placed`, nothing is left on the queue, and the
+# simulator refused nothing (no IP or key over a limit).
 
 CHAOS_ACCOUNTS = 24
 GROUPS = {"g1": "127.0.0.2", "g2": "127.0.0.3"}
@@ -249,24 +254,75 @@ async def register(url: str, settings: Any, team: list[Member]) -> None:
     await db.dispose()
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_protected(
-    tmp_path: Path, fresh_postgres: str
-) -> None:
+def said(log: Path, words: str) -> bool:
+    return log.exists() and words in log.read_text()
+
+
+@dataclass
+class Chaos:
+    http: httpx.AsyncClient
+    sim_app: Any
+    team: list[Member]
+    env: dict[str, str]
+    logs: list[Path]
+    groups: list[str]
+    workers: list[subprocess.Popen[bytes]]
+    active: list[int]  # the index of each group's active worker at the start
+
+    async def progress(self, signal_id: str) -> dict[str, Any] | None:
+        reply = await self.http.get(f"/api/v1/fanouts/{signal_id}")
+        return reply.json() if reply.status_code == 200 else None  # 503 while the database is away
+
+    async def some_placed(self, signal_id: str) -> bool:
+        seen = await self.progress(signal_id)
+        return seen is not None and 0 < seen["by_status"].get("placed", 0) < len(self.team)
+
+    async def all_answered(self, signal_id: str) -> dict[str, Any] | None:
+        seen = await self.progress(signal_id)
+        return seen if seen is not None and "queued" not in seen["by_status"] else None
+
+    async def check_every_account_traded_once_and_protected(self, signal_id: str, url: str) -> None:
+        seen = await until(lambda: self.all_answered(signal_id), "every account answered", within=180)
+        assert seen["by_status"] == {"placed": len(self.team)}, seen
+        state = self.sim_app.state.sim_state
+        limits = state.limits.view(self.sim_app.state.sim.clock_ms())
+        for address in GROUPS.values():  # one sender per IP, its budget handed over: never a 429
+            assert limits["ips"][address]["refused"] == 0, limits["ips"][address]
+        assert limits["suspendedIps"] == []
+        assert all(key["refused"] == 0 for key in limits["keys"].values())
+        prefix = ids.signal_prefix(signal_id)
+        for member in self.team:
+            account = state.account(member.api_key)
+            entries = [c for c in account.orders_by_client_id if c.startswith(prefix + "e")]
+            assert len(entries) == 1, (member.name, entries)
+            position = account.positions.get("ETH-USDT")
+            assert position is not None and position.size > 0, member.name
+            stops = [t for t in account.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
+            assert stops, f"{member.name}: a position without its stop"
+        db = Database(url)
+        try:
+            stuck = await db.transaction(lambda c: c.exec_driver_sql(
+                "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')").scalar())
+        finally:
+            await db.dispose()
+        assert stuck == 0
+
+
+@asynccontextmanager
+async def chaos_fleet(tmp_path: Path, url: str) -> AsyncIterator[Chaos]:
+    """The simulator with CHAOS_ACCOUNTS accounts (take-profit batches 0.5 s late), the API server with
+    FLEET on, and four worker processes, once one per group is active and the other standing by."""
     team = members(CHAOS_ACCOUNTS)
     sim_app = create_sim_app(SimConfig(api_key=KEY, api_secret=SECRET, passphrase=PASSPHRASE))
-    state = sim_app.state.sim_state
     async with serve_loopback(sim_app) as loopback, httpx.AsyncClient(base_url=loopback.http_url) as sim_http:
         rows = [m.sim_row() for m in team]
         assert (await sim_http.post("/sim/accounts", json={"accounts": rows})).is_success
         settings = paper_settings(
             tmp_path, blofin_base_url=loopback.http_url, blofin_api_key=KEY, blofin_api_secret=SECRET,
-            blofin_passphrase=PASSPHRASE, database_url=fresh_postgres, fleet=True,
-            hit_master_key=SecretStr(MASTER),
+            blofin_passphrase=PASSPHRASE, database_url=url, fleet=True, hit_master_key=SecretStr(MASTER),
         )
-        await register(fresh_postgres, settings, team)
-        env = worker_env(tmp_path, fresh_postgres, loopback.http_url)
+        await register(url, settings, team)
+        env = worker_env(tmp_path, url, loopback.http_url)
         logs = [tmp_path / f"worker-{i}.log" for i in range(4)]
         groups = ["g1", "g1", "g2", "g2"]
         workers = [start_worker(env, group, log) for group, log in zip(groups, logs, strict=True)]
@@ -276,62 +332,15 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
                 transport=httpx.ASGITransport(app=app), base_url=BASE_URL,
                 headers={"X-API-Key": TEST_API_KEY}, timeout=30,
             ) as http:
-                def said(log: Path, words: str) -> bool:
-                    return log.exists() and words in log.read_text()
-
-                # one active worker per group, the other a standby
                 await until(lambda: sum(said(log, "ready:") for log in logs) == 2
                             and sum(said(log, "standby") for log in logs) == 2,
                             "two workers active (one per group), two standing by", within=120)
                 active = [i for i, log in enumerate(logs) if said(log, "ready:")]
                 assert sorted(groups[i] for i in active) == ["g1", "g2"]
-                # take-profit batches answer 0.5 s late: jobs are in flight when the workers die
                 fault = {"kind": "delay", "seconds": 0.5, "count": 10_000,
                          "path": "/api/v1/trade/batch-orders"}
                 assert (await sim_http.post("/sim/faults", json=fault)).is_success
-                price = sim_app.state.sim.price("ETH-USDT")
-                reply = await http.post("/api/v1/signals", json=market_signal("chaos-1", price))
-                assert reply.status_code == 201, reply.text
-
-                async def some_placed() -> bool:
-                    seen = (await http.get("/api/v1/fanouts/chaos-1")).json()
-                    return 0 < seen["by_status"].get("placed", 0) < CHAOS_ACCOUNTS
-
-                await until(some_placed, "a few accounts placed, most not yet", within=60)
-                for i in active:  # the active worker of each group dies mid-job; its standby takes over
-                    workers[i].send_signal(signal.SIGKILL)
-                    workers[i].wait(10)
-                for i in active:
-                    workers[i] = start_worker(env, groups[i], logs[i])  # now the standby
-
-                async def all_answered() -> dict[str, Any] | None:
-                    seen: dict[str, Any] = (await http.get("/api/v1/fanouts/chaos-1")).json()
-                    return seen if "queued" not in seen["by_status"] else None
-
-                seen = await until(all_answered, "every account answered", within=180)
-                assert seen["by_status"] == {"placed": CHAOS_ACCOUNTS}, seen
-                limits = state.limits.view(sim_app.state.sim.clock_ms())
-                for address in GROUPS.values():  # one sender per IP, its budget handed over: never a 429
-                    assert limits["ips"][address]["refused"] == 0, limits["ips"][address]
-                assert limits["suspendedIps"] == []
-                assert all(key["refused"] == 0 for key in limits["keys"].values())
-
-                prefix = ids.signal_prefix("chaos-1")
-                for member in team:
-                    account = state.account(member.api_key)
-                    entries = [c for c in account.orders_by_client_id if c.startswith(prefix + "e")]
-                    assert len(entries) == 1, (member.name, entries)
-                    position = account.positions.get("ETH-USDT")
-                    assert position is not None and position.size > 0, member.name
-                    stops = [t for t in account.live_tpsl("ETH-USDT") if t.spec.sl_trigger is not None]
-                    assert stops, f"{member.name}: a position without its stop"
-                db = Database(fresh_postgres)
-                try:
-                    stuck = await db.transaction(lambda c: c.exec_driver_sql(
-                        "SELECT count(*) FROM procrastinate_jobs WHERE status IN ('todo', 'doing')").scalar())
-                finally:
-                    await db.dispose()
-                assert stuck == 0
+                yield Chaos(http, sim_app, team, env, logs, groups, workers, active)
         finally:
             for worker in workers:
                 if worker.poll() is None:
@@ -341,3 +350,52 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
                     worker.wait(30)
                 except subprocess.TimeoutExpired:
                     worker.kill()
+
+
+async def post_signal(chaos: Chaos, signal_id: str) -> None:
+    price = chaos.sim_app.state.sim.price("ETH-USDT")
+    reply = await chaos.http.post("/api/v1/signals", json=market_signal(signal_id, price))
+    assert reply.status_code == 201, reply.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_protected(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    async with chaos_fleet(tmp_path, fresh_postgres) as chaos:
+        await post_signal(chaos, "chaos-1")
+        await until(lambda: chaos.some_placed("chaos-1"), "a few accounts placed, most not yet", within=60)
+        for i in chaos.active:  # the active worker of each group dies mid-job; its standby takes over
+            chaos.workers[i].send_signal(signal.SIGKILL)
+            chaos.workers[i].wait(10)
+        for i in chaos.active:
+            chaos.workers[i] = start_worker(chaos.env, chaos.groups[i], chaos.logs[i])  # now a standby
+        await chaos.check_every_account_traded_once_and_protected("chaos-1", fresh_postgres)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_the_database_cut_off_for_5_s_mid_fan_out_loses_and_doubles_nothing(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    """Every connection to the fleet's database is closed and none is accepted for 5 s (the outage's
+    length is the fault itself, not a wait), while jobs are in flight."""
+    name = make_url(fresh_postgres).database
+    # the cluster's maintenance database: ours can't be altered from a connection to it
+    maintenance = make_url(fresh_postgres).set(database="postgres")
+    admin = create_async_engine(maintenance, isolation_level="AUTOCOMMIT")
+    try:
+        async with chaos_fleet(tmp_path, fresh_postgres) as chaos:
+            await post_signal(chaos, "outage-1")
+            await until(lambda: chaos.some_placed("outage-1"), "a few accounts placed", within=60)
+            async with admin.connect() as conn:
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
+                kill = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"
+                await conn.execute(text(kill), {"db": name})
+                await asyncio.sleep(5)
+                await conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+            await chaos.check_every_account_traded_once_and_protected("outage-1", fresh_postgres)
+            assert all(worker.poll() is None for worker in chaos.workers), "a worker died of the outage"
+    finally:
+        await admin.dispose()

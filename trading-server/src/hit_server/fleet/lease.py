@@ -31,7 +31,7 @@ from hit_server.journal.db import Database
 
 log = logging.getLogger(__name__)
 
-TTL_S = 10.0
+TTL_S = 15.0
 RENEW_S = 2.0
 SAFETY_S = 3.0  # the holder gives up this long before its lease could be taken
 
