@@ -127,7 +127,8 @@ def server_settings(cluster: Cluster) -> str:
         f"port = {cluster.port}\n"
         f"unix_socket_directories = '{socket_dir}'\n"
         "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
-        "max_connections = 50\n"
+        "max_connections = 200\n"  # the fleet tests run several worker processes, each with pools
+
     )
 
 
