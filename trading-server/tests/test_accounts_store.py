@@ -90,7 +90,7 @@ async def test_rotate_disable_and_change(journal_url: str, tmp_path: Path) -> No
     db, store = await open_store(journal_url, tmp_path)
     try:
         await store.add(new_account())
-        await store.add(new_account("bob", egress_group="eu-1", max_leverage=3))
+        await store.add(new_account("bob", api_key="ak-bob-0123456789", egress_group="eu-1", max_leverage=3))
         before = await db.transaction(
             lambda conn: conn.execute(
                 select(ACCOUNTS.c.api_secret).where(ACCOUNTS.c.name == "alice")
@@ -176,6 +176,29 @@ async def test_master_key_sources(tmp_path: Path) -> None:
     try:
         with pytest.raises(MasterKeyError, match="No master key"):
             await store.enabled_accounts()
+    finally:
+        await db.dispose()
+
+
+async def test_one_blofin_account_is_never_registered_twice(journal_url: str, tmp_path: Path) -> None:
+    """The same API key under two names would trade one BloFin account twice, doubling every order:
+    refused on add and on rotation, and so is the server's own key (the account `default`)."""
+    db, store = await open_store(journal_url, tmp_path, blofin_api_key="ak-the-servers-own-key")
+    try:
+        await store.add(new_account())
+        with pytest.raises(AccountConflict, match="belongs to the account 'alice'"):
+            await store.add(new_account("bob"))
+        with pytest.raises(AccountConflict, match="server's own BloFin keys"):
+            await store.add(new_account("bob", api_key="ak-the-servers-own-key"))
+        await store.add(new_account("bob", api_key="ak-bob-0123456789"))
+        alices = AccountKeys(api_key=SecretStr(API_KEY), api_secret=SecretStr("s"), passphrase=SecretStr("p"))
+        with pytest.raises(AccountConflict, match="belongs to the account 'alice'"):
+            await store.rotate_keys("bob", alices)
+        rotated = await store.rotate_keys("alice", alices)  # its own key again: fine
+        assert rotated.name == "alice"
+        assert [a.name for a in await store.list()] == ["default", "alice", "bob"]
+        stored = await db.transaction(lambda conn: list(conn.scalars(select(ACCOUNTS.c.key_fingerprint))))
+        assert len(set(stored)) == 2 and all(len(f) == 64 and API_KEY not in f for f in stored)
     finally:
         await db.dispose()
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -84,6 +86,11 @@ class MasterKey:
         nonce = secrets.token_bytes(NONCE_BYTES)
         sealed = AESGCM(self.raw).encrypt(nonce, secret.encode(), _context(account, field_name))
         return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+
+    def fingerprint(self, api_key: str) -> str:
+        """A keyed hash of an API key (HMAC-SHA256 under the master key): equal for equal keys, so the
+        registry can refuse one BloFin account added twice, and useless to anyone without the master key."""
+        return hmac.new(self.raw, b"hit-api-key:" + api_key.encode(), hashlib.sha256).hexdigest()
 
     def open(self, account: str, field_name: str, stored: str) -> str:
         """The secret, or `KeyMismatch` naming the account."""

@@ -53,6 +53,8 @@ class AccountRow(Base):
     api_secret: Mapped[str] = mapped_column(Text)
     passphrase: Mapped[str] = mapped_column(Text)
     key_hint: Mapped[str] = mapped_column(String(8))
+    # MasterKey.fingerprint of the API key: one BloFin account registered twice would double every order
+    key_fingerprint: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     # decimal text; NULL: the server's setting
     risk_per_trade_percent: Mapped[str | None] = mapped_column(String(40), default=None)
@@ -212,9 +214,12 @@ class AccountStore:
             raise AccountConflict(f"An account named '{name}' exists already.")
 
     async def add(self, new: AccountCreate) -> AccountOut:
-        """Store a new account, its keys sealed; `AccountConflict` if the name is taken."""
+        """Store a new account, its keys sealed; `AccountConflict` if the name is taken or the API key is
+        another account's already (the same BloFin account traded twice would double every order)."""
         _not_default(new.name, "added")
+        await self.check_new_name(new.name)
         master = load_master_key(self.settings, create=True)
+        await self._check_key_unused(master, new.keys(), None)
         now = utcnow()
         values: dict[str, Any] = {
             **_sealed(master, new.name, new.keys()),
@@ -227,8 +232,10 @@ class AccountStore:
         }
         try:
             await self.db.transaction(lambda conn: conn.execute(insert(ACCOUNTS).values(**values)))
-        except IntegrityError as exc:
-            raise AccountConflict(f"An account named '{new.name}' exists already.") from exc
+        except IntegrityError as exc:  # added meanwhile by another process: the name, or the key
+            await self.check_new_name(new.name)
+            await self._check_key_unused(master, new.keys(), None)
+            raise AccountConflict(f"The account '{new.name}' could not be added; try again.") from exc
         log.info("Account %s added (egress group %s)", new.name, new.egress_group)
         return await self.get(new.name)
 
@@ -247,10 +254,30 @@ class AccountStore:
     async def rotate_keys(self, name: str, keys: AccountKeys) -> AccountOut:
         """Replace an account's keys (sealed afresh, new nonces)."""
         _not_default(name, "given new keys")
+        await self._row(name)  # AccountNotFound first
         master = load_master_key(self.settings, create=True)
+        await self._check_key_unused(master, keys, name)
         await self._update(name, _sealed(master, name, keys))
         log.info("Account %s: keys replaced", name)
         return await self.get(name)
+
+    async def _check_key_unused(self, master: MasterKey, keys: AccountKeys, owner: str | None) -> None:
+        """`AccountConflict` if `keys`' API key is the server's own or another account's than `owner`."""
+        api_key = keys.api_key.get_secret_value()
+        if api_key == self.settings.blofin_api_key.get_secret_value():
+            raise AccountConflict(
+                "These are the server's own BloFin keys (BLOFIN_API_KEY, the account 'default'): one "
+                "BloFin account traded twice would double every order."
+            )
+        fingerprint = master.fingerprint(api_key)
+        holder = await self.db.transaction(lambda conn: conn.scalar(
+            select(ACCOUNTS.c.name).where(ACCOUNTS.c.key_fingerprint == fingerprint)
+        ))
+        if holder is not None and holder != owner:
+            raise AccountConflict(
+                f"This API key belongs to the account '{holder}' already: one BloFin account traded twice "
+                "would double every order."
+            )
 
     async def _update(self, name: str, values: dict[str, Any]) -> None:
         def work(conn: Connection) -> int:
@@ -282,6 +309,7 @@ def _sealed(master: MasterKey, name: str, keys: AccountKeys) -> dict[str, str]:
     return {
         **{f: master.seal(name, f, plain[f]) for f in SECRET_FIELDS},
         "key_hint": key_hint(plain["api_key"]),
+        "key_fingerprint": master.fingerprint(plain["api_key"]),
     }
 
 

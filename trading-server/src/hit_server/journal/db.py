@@ -210,7 +210,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # Columns added to existing tables since their first release: (table, column, SQL type and default).
 # `create_all` creates missing tables but never alters one, so a journal written by an older version
 # gets these added at start.
-ADDED_COLUMNS = (("trades", "version", "INTEGER NOT NULL DEFAULT 0"),)
+ADDED_COLUMNS = (
+    ("trades", "version", "INTEGER NOT NULL DEFAULT 0"),
+    # accounts stored before it have none: their keys are not compared (rotating them sets it)
+    ("accounts", "key_fingerprint", "VARCHAR(64)"),
+)
 
 
 def add_missing_columns(conn: Connection, schema: str | None = None) -> None:
