@@ -277,6 +277,26 @@ async def test_mark_prices_a_refused_batch_is_split_until_the_unknown_symbol_sta
     assert marks.requests_sent <= 1 + 2 * 7, marks.requests_sent
 
 
+async def test_mark_prices_keep_to_the_subscribe_requests_allowed_per_connection_and_hour(
+    served: ServedSim, start: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hit_server.exchange.market_stream")
+    symbols = every_instrument(served)
+    cut = batches(symbols, 400)
+    assert len(cut) > 3
+    marks: MarkPrices = await start(public_url(served), max_request_bytes=400, requests_per_hour=3)
+    marks.watch_all(symbols)
+
+    await until(lambda: any("3 subscribe requests sent within the hour" in r.getMessage()
+                            for r in caplog.records))
+    allowed = [s for batch in cut[:3] for s in batch]
+    await until(lambda: all(marks.fresh(s) is not None for s in allowed))
+
+    assert marks.requests_sent == len(subscribe_sizes(served)) == 3  # the fourth waits for the hour to pass
+    assert subscribed(served) == [set(allowed)]
+    assert marks.fresh(cut[3][0]) is None
+
+
 def test_batches_keep_the_order_and_cut_at_the_byte_limit() -> None:
     symbols = [f"S{n:03d}-USDT" for n in range(200)]
     for limit in (120, 500, 4096):

@@ -33,6 +33,7 @@ from starlette.types import Receive, Scope, Send
 from hit_server.blofin_sim import SimConfig
 from hit_server.blofin_sim import create_app as create_sim_app
 from hit_server.blofin_sim.loopback import serve_loopback
+from hit_server.blofin_sim.ws_public import public_hub_of
 from hit_server.server import create_app
 from hit_server.testing import BASE_URL, TEST_API_KEY, paper_settings
 from hit_server.trading import ids
@@ -219,12 +220,22 @@ async def test_watch_all_marks_false_watches_only_what_is_named(tmp_path: Path) 
         assert marks.fresh("BTC-USDT") is None
 
 
-async def test_watch_all_marks_watches_every_live_instrument_from_the_start(setup: Setup) -> None:
+async def test_watch_all_marks_watches_every_live_instrument_and_again_after_a_drop(setup: Setup) -> None:
     marks = setup.service.marks
     live = setup.service.live_symbols()
+    hub = public_hub_of(setup.exchange.app)
     assert "LUNA-USDT" not in live and len(live) == len(setup.sim.instruments) - 1  # LUNA is suspended
     assert marks.watched == len(live)
     await until(lambda: all(marks.fresh(s) for s in live), "every live instrument's mark streamed")
+    first = marks.requests_sent
+
+    (await setup.sim_http.post("/sim/ws/drop")).raise_for_status()  # the public stream too
+    await until(lambda: marks.requests_sent > first, "subscribed again on a new connection")
+    await until(lambda: all(marks.fresh(s) for s in live), "every live instrument's mark streamed again")
+
+    assert [set(conn.subs) for conn in hub.connections] == [set(live)]
+    sizes = [size for size in hub.request_sizes if size > len("ping")]
+    assert marks.requests_sent == 2 * first == len(sizes) and max(sizes) <= 4096
 
 
 def _when(event: dict[str, Any]) -> datetime:

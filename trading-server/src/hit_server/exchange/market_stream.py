@@ -258,7 +258,7 @@ class MarkPrices:
     async def _subscribe(self, ws: ClientConnection) -> None:
         """Subscribe every watched symbol, batched, now and whenever `watch` adds some or a refused
         request is to be sent again in halves; within the connection's request budget."""
-        budget = SlidingWindow(self.requests_per_hour, HOUR_S)
+        budget = SlidingWindow(self.requests_per_hour, HOUR_S, clock=time.monotonic)
         self._unsent = dict.fromkeys(self._watched)
         while True:
             self._wake.clear()
@@ -269,10 +269,11 @@ class MarkPrices:
                     requests = batches(self._unsent, self.max_request_bytes)
                     self._unsent = {}
                 for symbols in requests:
-                    waited = await budget.acquire()
-                    if waited:
-                        log.warning("BloFin public stream: %d subscribe requests an hour spent; "
-                                    "waited %.0f s", self.requests_per_hour, waited)
+                    wait = budget.wait_needed(time.monotonic())
+                    if wait > 0:
+                        log.warning("BloFin public stream: %d subscribe requests sent within the hour; the "
+                                    "next waits %.0f s", self.requests_per_hour, wait)
+                    await budget.acquire()
                     request = _Request(dict.fromkeys(symbols))
                     self._pending.append(request)
                     for symbol in symbols:
