@@ -195,6 +195,18 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
         missing = await fleet.http.get("/api/v1/trades", params={"account": "nobody"})
         assert missing.status_code == 404
 
+        # the dashboard's Fleet page: the fan-out's progress and each account's open trades
+        form = {"password": TEST_API_KEY, "next": "/dashboard/now"}
+        login = await fleet.http.post("/dashboard/login", data=form)
+        assert login.status_code == 303
+        board = await fleet.http.get("/dashboard/fleet")
+        assert board.status_code == 200, board.text
+        row = board.text.split('<table id="fanouts">')[1].split("</table>")[0]
+        assert "fan-1" in row and "<td>3</td><td>2</td><td>0</td>" in row  # 3 accounts, 2 placed, 0 waiting
+        accounts = board.text.split('<table id="accounts">')[1].split("</table>")[0]
+        assert accounts.count("<tr><td>m") == 4 and "disabled" in accounts
+        assert 'href="/dashboard/fleet"' in (await fleet.http.get("/dashboard/now")).text
+
         # the same jobs delivered again: each account's journal replays, nothing new is sent
         queue = fleet.worker.queue
         await queue.defer([("fan-1", m.name, "g1") for m in team[:2]])

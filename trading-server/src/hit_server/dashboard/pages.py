@@ -11,11 +11,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from hit_server.accounts.store import AccountStore
 from hit_server.dashboard import charts, forms, stats
 from hit_server.dashboard.access import login_redirect, problem, service_or_page, session_of
 from hit_server.dashboard.reads import HistoryFilter, closed_trades
 from hit_server.dashboard.render import page
 from hit_server.exchange.blofin_errors import BloFinError
+from hit_server.fleet import overview
+from hit_server.fleet.journals import AccountJournals
 from hit_server.lifecycle.trade_view import TradeViews
 from hit_server.trading.service import TradingService
 from hit_shared.models import TradingMode
@@ -207,6 +210,27 @@ async def history_csv(request: Request) -> Response:
             "Content-Disposition": 'attachment; filename="hit-history.csv"',
             "Cache-Control": "no-store",
         },
+    )
+
+
+@router.get("/fleet")
+async def fleet(request: Request) -> Response:
+    """The fleet (FLEET on): the latest fan-outs with their progress, each account with its open trades
+    and realised P&L."""
+    if session_of(request) is None:
+        return login_redirect(request)
+    service = service_or_page(request)
+    if isinstance(service, Response):
+        return service
+    if not service.settings.fleet:
+        return problem(request, 404, "The fleet is off (FLEET=false): this server trades its own account.")
+    db = service.journal.db
+    return page(
+        request,
+        "fleet.html",
+        fanouts=await overview.latest_fanouts(db),
+        accounts=await overview.account_lines(AccountJournals(db, service.settings),
+                                              AccountStore(db, service.settings)),
     )
 
 

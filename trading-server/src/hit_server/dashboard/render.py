@@ -65,8 +65,10 @@ _env.filters.update(money=money, number=number, when=when, age=age, sign=sign)
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """A rendered page; `request.state.session` (when logged in) gives the CSRF token to the forms."""
     session = getattr(request.state, "session", None)
+    settings = getattr(request.app.state, "settings", None)
     html = _env.get_template(template).render(
-        session=session, csrf=session.csrf if session else "", path=request.url.path, **context
+        session=session, csrf=session.csrf if session else "", path=request.url.path,
+        fleet_on=bool(getattr(settings, "fleet", False)), **context,
     )
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
