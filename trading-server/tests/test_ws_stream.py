@@ -24,7 +24,7 @@ from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_models import OrderRequest
 from hit_server.exchange.blofin_rest import RetryPolicy
 from hit_server.exchange.blofin_ws import PrivateStream
-from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
 
 BTC = "BTC-USDT"
 KEY = "ws-stream-key-0123456789abcdef0123"
@@ -289,3 +289,42 @@ async def test_stream_gives_up_on_a_socket_that_never_answers_ping() -> None:
             await asyncio.wait_for(task, 5)
     assert recorder.states[:3] == [True, False, True]
     assert pings >= 1
+
+
+async def test_streams_sharing_a_pacer_connect_one_interval_apart(start: StartStream) -> None:
+    """BloFin lets one IP open one new connection a second: streams of one address (a fleet worker's
+    accounts) each take a turn from their shared pacer before connecting, one interval apart."""
+
+    class Noting(ConnectionPacer):
+        def __init__(self) -> None:
+            super().__init__(interval_s=0.3)
+            self.granted: list[float] = []
+
+        async def turn(self) -> None:
+            await super().turn()
+            self.granted.append(time.monotonic())
+
+    pacer = Noting()
+    recorders = [start(pacer=pacer)[1] for _ in range(3)]
+    await until(lambda: all(True in recorder.states for recorder in recorders))
+    assert len(pacer.granted) == 3  # each stream waited for its turn before its connection
+    gaps = [later - earlier for earlier, later in zip(pacer.granted, pacer.granted[1:], strict=False)]
+    assert all(gap >= 0.3 - 0.01 for gap in gaps), gaps
+
+
+async def test_a_connection_pacer_gives_one_turn_per_interval() -> None:
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    pacer = ConnectionPacer(interval_s=1.0, clock=lambda: now[0], sleep=sleep)
+    await pacer.turn()
+    await pacer.turn()
+    now[0] += 0.25
+    await pacer.turn()
+    now[0] += 5
+    await pacer.turn()  # long after the last: at once
+    assert slept == [1.0, 0.75]

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from hit_server.exchange.blofin_auth import BloFinAuth, mask
+from hit_server.exchange.ratelimit import ConnectionPacer
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +78,12 @@ class PrivateStream:
         backoff_max: float = 30.0,
         reply_timeout: float = 10.0,
         rng: random.Random | None = None,
+        pacer: ConnectionPacer | None = None,
     ) -> None:
+        """`pacer`: the connections of the streams opened from one IP address take turns (BloFin: one
+        new connection per second per IP); None: this stream is the only one it opens often."""
         self.url = url
+        self.pacer = pacer
         self.auth = auth
         self.channels = tuple(channels)
         self.on_event = on_event
@@ -149,6 +154,8 @@ class PrivateStream:
     async def _session(self) -> bool:
         """One connection from handshake to loss; True when it got as far as its subscriptions."""
         reached = False
+        if self.pacer is not None:
+            await self.pacer.turn()
         try:
             async with connect(self.url, ping_interval=None, open_timeout=self.reply_timeout,
                                close_timeout=2, logger=WIRE_LOG) as ws:

@@ -44,7 +44,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from hit_server.exchange.ratelimit import SlidingWindow
+from hit_server.exchange.ratelimit import ConnectionPacer, SlidingWindow
 
 log = logging.getLogger(__name__)
 WIRE_LOG = logging.getLogger(__name__ + ".wire")
@@ -117,6 +117,7 @@ class MarkPrices:
         max_request_bytes: int = MAX_REQUEST_BYTES,
         requests_per_hour: int = REQUESTS_PER_HOUR,
         connect_interval_s: float = CONNECT_INTERVAL_S,
+        pacer: ConnectionPacer | None = None,
     ) -> None:
         self.url = url
         self.max_age_s = max_age_s
@@ -128,6 +129,7 @@ class MarkPrices:
         self.max_request_bytes = max_request_bytes
         self.requests_per_hour = requests_per_hour
         self.connect_interval_s = connect_interval_s
+        self.pacer = pacer  # shared with the other streams of this IP (a fleet worker's), or None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
         self._watched: dict[str, None] = {}  # an ordered set
         # on the current connection:
@@ -228,6 +230,8 @@ class MarkPrices:
     async def _session(self, url: str) -> bool:
         """One connection from handshake to loss; True when the handshake succeeded."""
         reached = False
+        if self.pacer is not None:
+            await self.pacer.turn()
         try:
             async with connect(url, ping_interval=None, open_timeout=self.open_timeout, close_timeout=2,
                                logger=WIRE_LOG) as ws:

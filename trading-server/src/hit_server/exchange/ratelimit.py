@@ -170,3 +170,27 @@ class RateLimiter:
         if waited > 0:
             log.info("rate limit: %s %s waited %.2f s", method, path, waited)
         return waited
+
+
+class ConnectionPacer:
+    """BloFin accepts one new WebSocket connection per second per IP address. Every stream opened from
+    one address (a fleet worker's accounts' private streams, its public stream) takes its turn here
+    before connecting, so a worker starting or reconnecting hundreds of streams opens them one a second
+    instead of being refused."""
+
+    def __init__(self, interval_s: float = 1.0, *, clock: Clock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def turn(self) -> None:
+        """Wait until this address may open its next connection, and take that turn."""
+        async with self._lock:
+            wait = self._next - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            self._next = self._clock() + self.interval_s
+

@@ -27,7 +27,7 @@ from hit_server.accounts.store import AccountCredentials, AccountStore
 from hit_server.exchange.blofin_auth import BloFinAuth
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.paper import Exchange
-from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
 from hit_server.fleet.journals import schema_name
 from hit_server.journal import tables as journal_tables  # noqa: F401 - every table an account's journal has
 from hit_server.journal.db import Database
@@ -67,7 +67,7 @@ class Traders:
 
     def __init__(
         self, settings: Settings, db: Database, store: AccountStore, http: httpx.AsyncClient,
-        ip_limits: RateLimiter, public: BloFinClient, marks: MarkSource | None,
+        ip_limits: RateLimiter, public: BloFinClient, marks: MarkSource | None, pacer: ConnectionPacer,
     ) -> None:
         """`public`: the worker's client for public data, whose instruments every account shares;
         `marks`: the worker's mark prices (one public stream for all its accounts), or None."""
@@ -78,6 +78,7 @@ class Traders:
         self.ip_limits = ip_limits
         self.public = public
         self.marks = marks
+        self.pacer = pacer
         self._traders: dict[str, Trader] = {}
         self._building: dict[str, asyncio.Future[Trader]] = {}
         self._stack = AsyncExitStack()
@@ -129,7 +130,9 @@ class Traders:
         # sets the plan's leverage, then it is known.
         await service.start(read_leverages=False, own_instruments=False)
         self._stack.push_async_callback(service.stop)
-        monitor = await self._stack.enter_async_context(open_monitor(settings, service, Exchange(client)))
+        monitor = await self._stack.enter_async_context(
+            open_monitor(settings, service, Exchange(client), pacer=self.pacer)
+        )
         log.info("Fleet: account %s ready (journal schema %s)", name, schema_name(name))
         return Trader(account, service, monitor)
 

@@ -33,7 +33,7 @@ from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
-from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
 from hit_server.fleet.lease import RENEW_S, SAFETY_S, TTL_S, EgressLease, Usage
 from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
@@ -91,8 +91,16 @@ class Worker:
             self.http, BloFinAuth(Credentials("", SecretStr(""), SecretStr(""))),
             rate_limiter=ip_limits.for_another_account(),
         )
-        self.marks = MarkPrices(public_ws_url(settings.exchange_url)) if settings.monitor_websocket else None
-        self.traders = Traders(settings, self.db, self.store, self.http, ip_limits, self.public, self.marks)
+        # every WebSocket this worker opens (its accounts' private streams, the public one) leaves from one
+        # IP address, which BloFin lets open one new connection a second
+        self.pacer = ConnectionPacer()
+        self.marks = (
+            MarkPrices(public_ws_url(settings.exchange_url), pacer=self.pacer) if settings.monitor_websocket
+            else None
+        )
+        self.traders = Traders(
+            settings, self.db, self.store, self.http, ip_limits, self.public, self.marks, self.pacer
+        )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Wait as a standby until this worker holds its group's lease (`lease.py`), then serve the

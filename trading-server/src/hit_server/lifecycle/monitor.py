@@ -38,6 +38,7 @@ from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.blofin_ws import PrivateStream
 from hit_server.exchange.mirror import AccountMirror
 from hit_server.exchange.paper import Exchange, configured_credentials
+from hit_server.exchange.ratelimit import ConnectionPacer
 from hit_server.journal.trade_book import TradeBook
 from hit_server.lifecycle.notify import WebhookRelay
 from hit_server.lifecycle.orphans import reconcile_exchange
@@ -110,10 +111,12 @@ class SimFeed:
 class StreamFeed:
     """BloFin's private WebSocket; every push and every (re)connection wakes the monitor."""
 
-    def __init__(self, url: str, auth: BloFinAuth, mirror: AccountMirror) -> None:
+    def __init__(self, url: str, auth: BloFinAuth, mirror: AccountMirror,
+                 pacer: ConnectionPacer | None = None) -> None:
         self.url = url
         self.auth = auth
         self.mirror = mirror
+        self.pacer = pacer
         self.stream: PrivateStream | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -136,7 +139,7 @@ class StreamFeed:
                 monitor.wake()  # a pass now, by REST, and the polling starts (not after the quiet wait)
 
         self.stream = PrivateStream(self.url, self.auth, channels=PRIVATE_CHANNELS, on_event=on_event,
-                                    on_state=on_state)
+                                    on_state=on_state, pacer=self.pacer)
         self._task = asyncio.create_task(self.stream.run())
 
     async def stop(self) -> None:
@@ -242,7 +245,9 @@ class PositionMonitor:
             log.exception("Position monitor: unexpected error in a pass; retrying at the next one")
 
 
-def _feed(settings: Settings, exchange: Exchange, mirror: AccountMirror) -> Feed | None:
+def _feed(
+    settings: Settings, exchange: Exchange, mirror: AccountMirror, pacer: ConnectionPacer | None
+) -> Feed | None:
     if not settings.monitor_websocket:
         return None
     if exchange.sim_app is not None:
@@ -250,18 +255,19 @@ def _feed(settings: Settings, exchange: Exchange, mirror: AccountMirror) -> Feed
     url = settings.exchange_url
     if url is None:
         return None
-    return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)), mirror)
+    return StreamFeed(ws_url(url), BloFinAuth(configured_credentials(settings)), mirror, pacer)
 
 
 @asynccontextmanager
 async def open_monitor(
-    settings: Settings, service: TradingService, exchange: Exchange
+    settings: Settings, service: TradingService, exchange: Exchange, *, pacer: ConnectionPacer | None = None
 ) -> AsyncIterator[PositionMonitor]:
-    """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit."""
+    """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit. `pacer`:
+    the turns of the connections opened from this IP (a fleet worker's accounts' streams)."""
     lifecycle = Lifecycle(
         service.client, service.journal, TradeBook(service.journal.db), settings, service.mirror
     )
-    monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange, service.mirror), settings)
+    monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange, service.mirror, pacer), settings)
     relay_task: asyncio.Task[None] | None = None
     if settings.discord_webhook_url is not None:
         relay = monitor.relay = WebhookRelay(settings.discord_webhook_url, service.journal)
