@@ -5,6 +5,7 @@
 #   .\run.ps1 paper price ETH-USDT 3050 | .\run.ps1 paper prices   (a running paper server's prices)
 #   .\run.ps1 screenshots   (the dashboard's pages as PNGs in docs/screenshots/)
 #   .\run.ps1 accounts list|add NAME|set NAME ...|enable|disable|rotate-key NAME   (keys from stdin)
+#   .\run.ps1 fleet   (PostgreSQL, the API server with FLEET=true, a worker per egress group)
 # Refused with "running scripts is disabled on this system"? Once: Set-ExecutionPolicy -Scope CurrentUser RemoteSigned
 # (or: powershell -ExecutionPolicy Bypass -File .\run.ps1 demo).
 $ErrorActionPreference = "Stop"

@@ -6,6 +6,7 @@
 #   ./run.sh paper price ETH-USDT 3050 | ./run.sh paper prices   (a running paper server's prices)
 #   ./run.sh screenshots   (the dashboard's pages as PNGs in docs/screenshots/)
 #   ./run.sh accounts list|add NAME|set NAME ...|enable|disable|rotate-key NAME   (keys from stdin)
+#   ./run.sh fleet   (PostgreSQL, the API server with FLEET=true, a worker per egress group)
 set -eu
 cd "$(dirname "$0")"
 for candidate in python3.13 python3.12 python3.11 python3 python; do

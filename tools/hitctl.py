@@ -22,6 +22,10 @@ Commands:
             paper prices
   accounts  the accounts registry: accounts add|list|set|enable|disable|rotate-key (keys from stdin
           or a hidden prompt, never arguments)
+  fleet   the whole fleet on one machine (tools/fleet.py): PostgreSQL (DATABASE_URL, else a cluster
+          of its own in DATA_DIR/fleet-postgres, installed with apt-get when missing, as root or in CI),
+          in paper mode the BloFin simulator with the registry's accounts, the API server with
+          FLEET=true and one worker per egress group; Ctrl+C stops them all
   (none)  server and bot together
 """
 
@@ -36,6 +40,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import browser
+import fleet
 import launcher
 import paper_cli
 import postgres
@@ -154,7 +159,7 @@ def screenshots(args: Sequence[str]) -> int:
     return run([python, ROOT / "docs" / "screenshots.py", *args], env=env)
 
 
-def run_in_foreground(cmd: Sequence[str | Path]) -> int:
+def run_in_foreground(cmd: Sequence[str | Path], env: dict[str, str] | None = None) -> int:
     """A service attached to this console until it exits; its exit code.
 
     Ctrl+C reaches the service too (same console, same process group), and the service shuts down
@@ -162,7 +167,7 @@ def run_in_foreground(cmd: Sequence[str | Path]) -> int:
     that shutdown, where `subprocess.call` would kill the service a quarter second later, and then
     lets the KeyboardInterrupt go on to `cli`, which says one line.
     """
-    proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT)
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -189,6 +194,29 @@ def module_command(module: str, args: Sequence[str]) -> int:
     return run_in_foreground([python, "-m", module, *args])
 
 
+def launch(command: str, args: Sequence[str]) -> int:
+    """What the launchers start together: `run` (server and bot), `demo` (tools/launcher.py) and `fleet`
+    (tools/fleet.py, which takes no arguments)."""
+    if command != "fleet":
+        return launcher.main([command, *args], setup(), ROOT)
+    if args:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return fleet.run(setup(), ROOT)
+
+
+def accounts(args: Sequence[str]) -> int:
+    """`python -m hit_server accounts ...` on the registry the fleet uses: with the fleet's own PostgreSQL
+    cluster when it has one and DATABASE_URL names none (tools/fleet.py `accounts_environment`)."""
+    python = setup()
+    try:
+        with fleet.accounts_environment(ROOT, os.environ) as env:
+            return run_in_foreground([python, "-m", "hit_server", "accounts", *args], env)
+    except postgres.Unavailable as exc:
+        say(f"accounts: the fleet's PostgreSQL could not be started ({exc})")
+        return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.version_info < MIN_PYTHON:
         print("HIT needs Python 3.11 or newer", file=sys.stderr)
@@ -201,14 +229,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if command == "test":
         return test(rest)
-    if command in {"demo", "run"}:
-        return launcher.main([command, *rest], setup(), ROOT)
+    if command in {"demo", "run", "fleet"}:
+        return launch(command, rest)
     if command == "server":
         return module_command("hit_server", rest)
     if command == "bot":
         return module_command("hit_bot", rest)
     if command == "accounts":  # the accounts registry; keys from stdin or a hidden prompt (accounts/cli.py)
-        return module_command("hit_server", ["accounts", *rest])
+        return accounts(rest)
     if command == "screenshots":
         return screenshots(rest)
     if command == "paper":  # standard library only: no environment to set up
