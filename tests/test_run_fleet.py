@@ -226,3 +226,46 @@ def test_run_fleet_trades_a_signal_on_every_account_and_ctrl_c_stops_everything(
             stop = postgres.as_server_user(postgres.stop_command(binaries, cluster),
                                            is_root=postgres.running_as_root())
             subprocess.run(stop, timeout=60, check=False)
+
+
+def test_without_postgresql_the_fleet_says_so_in_one_sentence_and_exits_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(postgres, "find_binaries", lambda *a: None)
+    monkeypatch.setattr(postgres, "may_install", lambda **kw: False)
+    environ = clean_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"))
+    handlers = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    assert fleet.run(Path(sys.executable), ROOT, environ) == 2
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == handlers  # given back
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "Traceback" not in out
+    assert "install it" in out and "DATABASE_URL" in out
+    assert not (tmp_path / "data" / fleet.CLUSTER_DIR).exists()
+
+
+def test_an_unreachable_database_url_is_one_sentence_and_exit_2(tmp_path, capsys):
+    environ = clean_env(DATA_DIR=str(tmp_path / "data"), LOG_DIR=str(tmp_path / "logs"),
+                        DATABASE_URL=f"postgresql+asyncpg://hit@127.0.0.1:{free_port()}/nowhere")
+    assert fleet.run(Path(sys.executable), ROOT, environ) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and "DATABASE_URL" in lines[0]  # which database, then why it can't be used
+    assert "can't be used" in lines[1] and "Traceback" not in lines[1]
+    assert not (tmp_path / "logs" / "fleet").exists()  # nothing was started
+
+
+def test_the_summary_warns_of_one_ip_for_every_group_in_demo_and_live_and_says_how_to_add_accounts(
+    tmp_path, capsys
+):
+    accounts = fleet.FleetAccounts({"eu-1": ["alice", "bob"], "us-1": ["carol"]}, {"dave": "wrong key"})
+    env, logs, url = clean_env(), tmp_path / "logs", "http://127.0.0.1:8000"
+    fleet._summary(url, env, tmp_path, accounts, logs / "fleet", logs, mode="live", paper=False)
+    out = capsys.readouterr().out
+    assert "dashboard: http://127.0.0.1:8000/dashboard" in out
+    assert "egress group eu-1: a worker for 2 account(s): alice, bob" in out
+    assert "account dave is left out: wrong key" in out
+    assert "WARNING (live): on one machine every egress group leaves from this machine's IP address" in out
+    assert "simulator" not in out
+
+    fleet._summary("http://127.0.0.1:8000", {**env, "BLOFIN_BASE_URL": "http://127.0.0.1:9"}, tmp_path,
+                   fleet.FleetAccounts({}, {}), logs / "fleet", logs, mode="paper", paper=True)
+    out = capsys.readouterr().out
+    assert "no enabled account yet: add one with ./run.sh accounts add NAME" in out
+    assert "WARNING" not in out and "the BloFin simulator at http://127.0.0.1:9" in out

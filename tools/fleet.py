@@ -57,7 +57,7 @@ MAX_LOOPBACK_GROUPS = 250  # 127.0.0.2 ... 127.0.0.251
 
 
 class FleetError(Exception):
-    """The fleet cannot start; the message is one sentence for the user."""
+    """The fleet cannot start (its accounts can't be read); the message is one sentence for the user."""
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,12 @@ def read_accounts(
         done = subprocess.run(cmd, cwd=server_dir, env=dict(env), capture_output=True, text=True,
                               stdin=subprocess.DEVNULL, timeout=ACCOUNTS_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise FleetError(f"reading the accounts took more than {ACCOUNTS_TIMEOUT_S:.0f} s") from None
+        raise FleetError(f"The fleet's accounts were not read within {ACCOUNTS_TIMEOUT_S:.0f} s") from None
     if done.returncode != 0:
-        lines = done.stderr.strip().splitlines()
-        raise FleetError(lines[-1] if lines else f"reading the accounts failed (exit {done.returncode})")
+        said = done.stderr.strip().splitlines()
+        if said:
+            raise FleetError(said[-1])
+        raise FleetError(f"The fleet's accounts cannot be read (exit {done.returncode})")
     answer = json.loads(done.stdout.strip().splitlines()[-1])
     return FleetAccounts(answer["groups"], answer["unreadable"])
 
@@ -164,15 +166,15 @@ def run(python: Path, root: Path, environ: Mapping[str, str] = os.environ) -> in
         say(f"The fleet needs PostgreSQL: install it (Debian: apt-get install postgresql) or set "
             f"DATABASE_URL=postgresql+asyncpg://... ({exc})")
         return 2
-    except FleetError as exc:
-        say(f"The fleet cannot start: {exc}")
-        return 1
+    except FleetError as exc:  # the accounts could not be read: the database or the master key
+        say(str(exc))
+        return 2
     finally:
-        _handle_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
+        held = _handle_signals({signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: signal.SIG_IGN})
         try:
             stack.close()
         finally:
-            _handle_signals(previous)
+            _handle_signals({**held, **previous})  # SIGINT's from before the stop, SIGTERM's from before
 
 
 Handler = Callable[[int, FrameType | None], Any] | int | None
