@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from hit_server.blofin_sim import Simulator, create_app
+from hit_server.blofin_sim.faults import covers
 from hit_server.blofin_sim.testing import make_auth, make_config, sim_http
 
 ORDER = "/api/v1/trade/order"
@@ -124,3 +125,24 @@ async def test_sim_reset_restores_start(client: httpx.AsyncClient, sim: Simulato
     again = await client.post(ORDER, json=order_body("z1"))
     assert again.json()["code"] == "0"
     assert len(sim.orders) == 1
+
+
+@pytest.mark.parametrize(
+    ("fault_path", "request_path", "applies"),
+    [
+        ("", "/api/v1/trade/order", True),
+        ("/api/v1/trade/order", "/api/v1/trade/order", True),
+        ("/api/v1/trade/order", "/api/v1/trade/orders-pending", False),  # the monitor's listing: never
+        ("/api/v1/trade/order", "/api/v1/trade/order-tpsl", False),
+        ("/api/v1/trade/order-", "/api/v1/trade/order-tpsl", True),
+        ("/api/v1/trade/", "/api/v1/trade/orders-pending", True),
+        ("/api/v1/trade", "/api/v1/trade/cancel-order", True),
+        ("/api/v1/trade", "/api/v1/trades", False),
+        ("/api/v1/account/balance", "/api/v1/account/positions", False),
+    ],
+)
+def test_a_fault_path_is_an_endpoint_a_folder_or_a_prefix_ending_in_a_dash(
+    fault_path: str, request_path: str, applies: bool
+) -> None:
+    assert covers(fault_path, request_path) is applies
+

@@ -474,11 +474,7 @@ async def test_an_unclear_close_is_looked_up_at_the_retry_never_sent_again(serve
     answer = await placed_with_targets(server, "ac-unclear")
     size = Decimal(answer["size"])
     cid = ids.action_close_id("ac-unclear", 1)
-    # fault paths are prefixes: no-op delays take every other /api/v1/trade/order... call, so the lost reply
-    # falls on POST /api/v1/trade/order itself
-    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/orders")
-    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/order-")
-    await server.fault(kind="drop_reply", count=1, path="/api/v1/trade/order")
+    await server.fault(kind="drop_reply", count=1, path="/api/v1/trade/order")  # that endpoint alone
     reply = await server.sim_http.post("/sim/lag", json={"ms": 0, "lookups": 6})
     reply.raise_for_status()
 
@@ -614,9 +610,7 @@ async def test_new_targets_the_exchange_did_not_take_now_are_sent_again_by_the_m
     was left unsent for good, the position half covered)."""
     answer = await placed_with_targets(server, "ac-tps-busy")
     size = Decimal(answer["size"])
-    # fault paths are prefixes: the lookups (order-detail, orders-pending) are let through untouched
-    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/orders")
-    await server.fault(kind="delay", seconds=0, count=10_000, path="/api/v1/trade/order-")
+    # a fault's path is that endpoint alone: the lookups (order-detail, orders-pending) are untouched
     await server.fault(kind="delay", seconds=0, count=1, path="/api/v1/trade/order")  # the first target
     await server.fault(kind="http_429", count=50, path="/api/v1/trade/order")  # the second, and its retries
 

@@ -1,5 +1,11 @@
-"""Injected failures: the next N requests (optionally under a path prefix) misbehave in a chosen way,
-or, in the probabilistic mode, each request under a path misbehaves with a given probability.
+"""Injected failures: the next N requests (optionally under a path) misbehave in a chosen way, or, in
+the probabilistic mode, each request under a path misbehaves with a given probability.
+
+A fault's `path` covers a request's path when it is that path, a folder of it (`/api/v1/trade/` or
+`/api/v1/trade`: everything under it), or a prefix that ends in `-` (`/api/v1/trade/order-`: order-tpsl,
+order-detail, ...); empty covers every request. So `/api/v1/trade/order` is the order endpoint alone,
+not `/api/v1/trade/orders-pending` too: a fault meant for an entry is never taken by a listing that the
+position monitor happens to send first.
 
 delay       answer `seconds` late (the request is carried out)
 timeout     hold `seconds` without carrying it out, then HTTP 504
@@ -21,6 +27,14 @@ from typing import Literal
 
 FaultKind = Literal["delay", "timeout", "http_5xx", "http_429", "error_code", "drop_reply"]
 FAULT_KINDS: tuple[str, ...] = ("delay", "timeout", "http_5xx", "http_429", "error_code", "drop_reply")
+
+
+def covers(fault_path: str, path: str) -> bool:
+    """Whether a fault under `fault_path` applies to a request to `path` (see the module docstring)."""
+    if not path.startswith(fault_path):
+        return False
+    rest = path[len(fault_path):]
+    return not fault_path or not rest or rest.startswith("/") or fault_path.endswith(("/", "-"))
 
 
 @dataclass
@@ -81,7 +95,7 @@ class FaultPlan:
         """The first fault that applies to `path`, counted down (removed when used up); else, in the
         probabilistic mode, a drawn one-off fault or None."""
         for fault in self.pending:
-            if path.startswith(fault.path):
+            if covers(fault.path, path):
                 fault.count -= 1
                 if fault.count <= 0:
                     self.pending.remove(fault)
@@ -90,7 +104,7 @@ class FaultPlan:
 
     def _draw(self, path: str) -> Fault | None:
         spec = self.random
-        if spec is None or not path.startswith(spec.path) or self._rng.random() >= spec.probability:
+        if spec is None or not covers(spec.path, path) or self._rng.random() >= spec.probability:
             return None
         kind = self._rng.choice(spec.kinds)
         assert spec.injected is not None  # noqa: S101 - set in __post_init__
