@@ -266,9 +266,12 @@ class ActionKit:
         return count
 
     async def _cancel_order(self, work: Work, record: OrderRecord, state: str | None = None) -> bool:
-        """Cancel one order by its clientOrderId; True when it was cancelled (its state then as the
-        exchange shows it, or `state`). An order no longer resting is left as journaled for the monitor's
-        pass (which reports a fill), or marked not sent when the exchange never had it."""
+        """Cancel one order by its clientOrderId; True when it is cancelled (its state then as the
+        exchange shows it, or `state`), also when it was already: an earlier attempt of this action that
+        died before journaling it (simulation seed 7: a partial close's re-split of the targets then found
+        none to re-place, and the position was left without targets). An order no longer resting because
+        it filled is left as journaled for the monitor's pass (which reports the fill), or marked not sent
+        when the exchange never had it."""
         try:
             await self.client.cancel_order(work.symbol, client_order_id=record.client_order_id)
         except NotFound:
@@ -276,8 +279,10 @@ class ActionKit:
             if order is None and record.state in ("sending", "unknown"):
                 record.state = "not_sent"
                 work.touch(record)
-            return False
-        order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
+            if order is None or order.state not in ("canceled", "partially_canceled"):
+                return False
+        else:
+            order = await self.client.order_detail(work.symbol, client_order_id=record.client_order_id)
         if state is None:
             state = order.state if order is not None and order.state == "partially_canceled" else "canceled"
         record.state = state
