@@ -1,0 +1,58 @@
+"""The pure helpers of bench/fanout.py: what it counts as an entry and as a percentile, and its model."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
+
+from bench.fanout import endpoints, entry_ids, fleet_model, minutes_to_send, percentiles, room_needed
+from hit_server.trading import ids
+
+
+def test_entries_are_the_signals_e_numbers_only() -> None:
+    prefix = ids.signal_prefix("s-1")
+    others = [f"{prefix}t1", f"{prefix}sl", f"{prefix}e1x", ids.entry_id("s-2", 1)]
+    found = entry_ids([f"{prefix}e1", *others, f"{prefix}e2"], "s-1")
+    assert found == [f"{prefix}e1", f"{prefix}e2"]
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    assert percentiles([float(v) for v in range(1, 101)]) == {"p50": 50.0, "p99": 99.0, "max": 100.0}
+    assert percentiles([]) == {"p50": None, "p99": None, "max": None}
+
+
+def test_room_leaves_a_tenth_of_each_window() -> None:
+    assert room_needed(25, 2) == (50, 50)
+    assert room_needed(250, 2) == (450, 500)
+    assert room_needed(2500, 2) == (450, 1350)
+
+
+def test_endpoints_of_the_worker_ips_only() -> None:
+    log = ('INFO:     127.0.0.2:5000 - "POST /api/v1/trade/order HTTP/1.1" 200 OK\n'
+           'INFO:     127.0.0.1:5001 - "GET /sim/state?api_key=k HTTP/1.1" 200 OK\n'
+           'INFO:     127.0.0.3:5002 - "GET /api/v1/account/balance?x=1 HTTP/1.1" 200 OK\n')
+    assert endpoints(log, {"127.0.0.2", "127.0.0.3"}) == Counter(
+        {"POST /api/v1/trade/order": 1, "GET /api/v1/account/balance": 1})
+
+
+def test_an_ip_sends_1500_in_3_minutes_then_300_a_minute() -> None:
+    assert minutes_to_send(500) == 1.0
+    assert minutes_to_send(1500) == 3.0
+    assert minutes_to_send(2100) == 5.0
+
+
+def test_the_model_at_two_requests_and_no_idle_reads() -> None:
+    model = fleet_model(2.0, 0.0, 2.0, worker_cpu_ms=10.0, postgres_cpu_ms=5.0,
+                        warm_requests_per_account=None)
+    assert model["per_ip_budget"]["accounts_per_ip"] == 250
+    assert model["ips_needed"] == 40
+    assert model["worker_cores_needed"] == 50.0  # 10,000 x 10 ms within 2 s
+    assert model["accounts_per_worker_within"] == 200
+    assert model["workers_needed"] == 50
+    idle = fleet_model(2.0, 4.0, 2.0, worker_cpu_ms=10.0, postgres_cpu_ms=5.0, warm_requests_per_account=8.0)
+    assert idle["per_ip_budget"]["accounts_per_ip"] == 68  # 1,500 / (2 + 5 x 4): the 5-minute window
+    assert idle["ips_needed"] == 148
+    assert idle["warm_up_per_ip"]["requests"] == 68 * 8  # ceil(10,000 / 148 IPs) accounts x 8
