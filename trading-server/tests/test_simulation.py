@@ -18,10 +18,14 @@ from hit_server.simulation import driver
 from hit_server.simulation.clock import run_virtual
 from hit_server.simulation.driver import run_seed, run_steps
 from hit_server.simulation.invariants import Watch
-from hit_server.simulation.steps import generate
+from hit_server.simulation.steps import ACCOUNT_OPS, Generator, generate
 from hit_server.simulation.world import World
 
-CI_SEEDS = int(os.environ.get("HIT_SIMULATION_SEEDS", "200"))
+CI_SEEDS = int(os.environ.get("HIT_SIMULATION_SEEDS", "150"))
+# Seeds run with three accounts on the one simulator (the fleet, issue #19): each costs about three
+# one-account seeds and a fourth for the untouched account's run alone, so fewer, for the same total time.
+FLEET_SEEDS = int(os.environ.get("HIT_SIMULATION_FLEET_SEEDS", "15"))
+FLEET_ACCOUNTS = 3
 # Seeds per test. Small enough that a test stays far below the suite's 120 s timeout on a busy machine:
 # 25 seeds took ~18 s on a quiet one and over 120 s with both cores loaded (CPU hogs and another suite).
 CHUNK = 5
@@ -77,6 +81,21 @@ def test_generator_is_a_function_of_the_seed() -> None:
     assert generate(7, 40) != generate(8, 40)
     ops = {step["op"] for seed in range(30) for step in generate(seed, 60)}
     assert {"signal", "resend", "price", "faults", "crash", "second_process", "hand_cancel_stops"} <= ops
+
+
+def test_accounts_change_only_who_a_step_is_about() -> None:
+    """With several accounts a seed's steps are its one-account steps, each step about one account naming
+    one, never the run's untouched account; with one account nothing names any (the runs of every seed
+    are what they were before the fleet)."""
+    for seed in range(20):
+        alone, fleet = generate(seed, 60), generate(seed, 60, 3)
+        assert alone == generate(seed, 60, 1)
+        assert all("account" not in step for step in alone)
+        assert [{k: v for k, v in step.items() if k != "account"} for step in fleet] == alone
+        untouched = Generator(seed, 60, 3).untouched
+        for step in fleet:
+            assert ("account" in step) == (step["op"] in ACCOUNT_OPS)
+            assert step.get("account") != untouched
 
 
 def test_same_seed_same_run() -> None:
@@ -140,6 +159,66 @@ def test_watch_reports_an_order_sent_twice() -> None:
     assert any("without being recorded in the journal" in v for v in violations), violations
 
 
+FLEET_STEPS: list[dict[str, Any]] = [
+    {"op": "faults", "account": 1, "probability": 0.3, "kinds": ["http_5xx", "drop_reply", "timeout"],
+     "seed": 7, "wait": 0.0},
+    {"op": "crash", "account": 1, "process": 0, "after_calls": 2, "when": "before", "wait": 0.0},
+    MARKET_LONG,
+    {"op": "signal", "id": "held-2", "process": 0, "wait": 1.0, "body": {
+        "side": "short", "symbol": "ETH-USDT", "entries": ["3030"], "stop_loss": "3150",
+        "take_profits": ["2900", "2800"]}},
+    {"op": "hand_cancel_stops", "account": 0, "symbol": "BTC-USDT", "wait": 0.0},
+    {"op": "price", "symbol": "ETH-USDT", "price": "3035", "wait": 3.0},
+    {"op": "hand_close", "account": 0, "symbol": "BTC-USDT", "wait": 2.0},
+    {"op": "price", "symbol": "BTC-USDT", "price": "61000", "wait": 5.0},
+]
+
+
+def test_accounts_side_by_side_keep_to_their_own_trades() -> None:
+    """Three accounts get the same two signals; one has faults and a crash, one a trader's hand, the third
+    nothing: each holds every invariant on its own journal and engine, each is sized from its own
+    equity, and the third comes out exactly as it does alone (invariant (j))."""
+    result = run_steps(FLEET_STEPS, accounts=3)
+    assert result.ok, result.violations
+    assert result.crashes >= 1
+    assert [alone.index for alone in result.untouched] == [2]
+    assert result.untouched[0].outcome["answers"] == {"held-1": "placed", "held-2": "placed"}
+    assert result.answers == {"placed": 6}
+
+
+def test_a_hand_that_reaches_another_account_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Invariant (j) can fail: a trader's hand closing the position on every account, not only its own,
+    changes the untouched account's trades, which then differ from its run alone."""
+    async def close_everywhere(self: driver.Driver, step: dict[str, Any]) -> None:
+        for books in self.books:
+            sim = books.account.sim
+            position = sim.positions.get(step["symbol"])
+            if position is not None:
+                sim.close_position(step["symbol"], position.margin_mode, "")
+
+    monkeypatch.setattr(driver.Driver, "_op_hand_close", close_everywhere)
+    result = run_steps(FLEET_STEPS, accounts=3)
+    reported = "(j) account-2, which no step touched, came out otherwise"
+    assert any(v.startswith(reported) for v in result.violations), result.violations
+
+
+def test_a_request_signed_for_another_account_is_reported() -> None:
+    """Invariant (j) on each request: a server of account 1 that signs with account 0's key acts on account
+    0's engine, and its gate says so from its first request (reading its balance as it starts)."""
+    async def main() -> list[str]:
+        with tempfile.TemporaryDirectory() as tmp:
+            world = World(Path(tmp), asyncio.get_running_loop().clock_ms, 2)  # type: ignore[attr-defined]
+            first, second = world.accounts
+            second.api_key, second.api_secret = first.api_key, first.api_secret
+            second.passphrase = first.passphrase
+            await world.start_process(second)  # it reads its balance and positions as it starts
+            await world.close()
+            return second.strays
+
+    strays = run_virtual(main())
+    assert strays and all("acted on another account's engine" in stray for stray in strays), strays
+
+
 # Runs the simulation found breaking an invariant, shrunk by `python -m hit_server.simulation --seed N
 # --minimize`; each failed on the code of its day and must hold from now on.
 REGRESSIONS: dict[str, list[dict[str, Any]]] = {
@@ -201,6 +280,32 @@ def test_simulation_regression_holds(name: str) -> None:
     assert result.ok, result.violations
 
 
+# Found by the simulation with three accounts (seed 47, `--accounts 3`: a faulted account's partial close),
+# shrunk by hand to one account and no faults; a defect of the server (lifecycle/action_kit.py
+# `_replace_targets`), not fixed yet: a partial close cancels the targets to re-split them over what is
+# left; its process dies just after the exchange cancelled the first target, before the journal recorded
+# it. The retry (same Idempotency-Key) finds the close sent, and `_cancel_order` finds that target gone
+# (NotFound) and the others cancelled by it, but a target gone is taken for one filled meanwhile, so no
+# price is kept and nothing is placed: the 41.7 contracts left keep their stop and no target, for good.
+# Holds once fixed (then move it to REGRESSIONS).
+KNOWN_BUGS: dict[str, list[dict[str, Any]]] = {
+    "a partial close cut off by a crash after cancelling a target leaves the rest without targets": [
+        MARKET_LONG,
+        {"op": "crash", "process": 0, "after_calls": 8, "when": "after", "wait": 0.0},
+        {"op": "action", "kind": "close", "symbol": "BTC-USDT", "id": "held-1", "key": "close-half",
+         "process": 0, "args": {"fraction": "0.5"}, "wait": 5.0},
+    ],
+}
+
+
+@pytest.mark.xfail(strict=True, reason="a server defect the simulation found, not fixed yet (KNOWN_BUGS)")
+@pytest.mark.parametrize("name", KNOWN_BUGS)
+def test_simulation_known_bug(name: str) -> None:
+    result = run_steps(KNOWN_BUGS[name])
+    assert result.crashes == 1
+    assert result.ok, result.violations
+
+
 # Seeds of the CI range that once broke an invariant, and the defect each found (all fixed; the seeds
 # run below like every other): 130 (a fill batch's id derived twice, at two sizes, after a crash),
 # 170 (a second process's stale pass ended a filled trade and cancelled its targets), 188 (a stale
@@ -215,3 +320,10 @@ def test_simulation_seeds_hold_every_invariant(first: int) -> None:
         if not result.ok:
             failures.append(f"seed {seed}: {result.violations}\n  again: {result.reproduction()} --show")
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("seed", range(FLEET_SEEDS))
+def test_simulation_seeds_hold_every_invariant_with_several_accounts(seed: int) -> None:
+    """The fleet's accounts side by side on one market: every invariant per account, and isolation (j)."""
+    result = run_seed(seed, accounts=FLEET_ACCOUNTS)
+    assert result.ok, f"seed {seed}: {result.violations}\n  again: {result.reproduction()} --show"

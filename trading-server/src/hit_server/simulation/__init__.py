@@ -6,7 +6,8 @@ decided by its seed, runs on virtual time (an hour of trading in a fraction of a
 breaks an invariant can be repeated exactly and shrunk to a few steps. The parts:
 
 - `clock`: the virtual-time event loop;
-- `world`: the exchange simulator, the journal, and the server processes (the real app) that can crash;
+- `world`: the exchange simulator, its accounts (one, or several side by side as the fleet trades them),
+  each with its journal and its server processes (the real app) that can crash;
 - `steps`: the seeded generator of what happens (signals, prices, faults, crashes, a trader's hand);
 - `invariants`: what must always hold;
 - `driver`: runs steps and checks, and shrinks a failing run (`minimize`);

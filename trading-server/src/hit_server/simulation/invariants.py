@@ -25,6 +25,15 @@ Checked by the driver on every answer: (i) a trader's action answers every reque
 Idempotency-Key the same (503 aside: busy or unclear, carried on by the retry). Its close at market
 (`<prefix>x<n>`) is held to (b): recorded on the action's journal row before it reaches the exchange,
 and there once.
+
+With several accounts on the one simulator (the fleet), (a) to (i) hold for each account, its journal
+against its own engine, and (j) isolation holds:
+(j) every request of an account's server acts on that account's engine, never another's (`world.py`,
+    checked on each request); and an account no step touched (no fault, crash, process, sweep, hand or
+    action of its own: the generator leaves one per run) is not touched by what is done to the others:
+    its one server never died, every signal got its final answer from its first request, and its trades
+    come out exactly as they do when the same signals and prices meet that account alone, at the same
+    simulated times, in a world without the others (`outcome`, compared by `driver.run_steps`).
 """
 
 from __future__ import annotations
@@ -102,6 +111,42 @@ class JournalView:
             if parts is not None:
                 found[parts[0]] = row["signal_id"]
         return found
+
+
+def outcome(sim: Any, journal_path: Path, answers: dict[str, dict[str, Any] | None]) -> dict[str, Any]:
+    """What one account's trades came to at a moment: its answers, its journal's signals and trades, and
+    its engine's cash, positions, resting orders, stops and targets. Exchange ids, times and prices paid
+    are left out only where they differ between worlds (ids are per account); clientOrderIds are kept
+    (they are the signal's and the role's, the same in every world)."""
+    journal = JournalView.read(journal_path)
+    return {
+        "answers": {sid: None if a is None else a.get("status") for sid, a in sorted(answers.items())},
+        "signals": {sid: [row["status"], row["state"], bool(row["is_open"])]
+                    for sid, row in sorted(journal.signals.items())},
+        "trades": {sid: trade["state"] for sid, trade in sorted(journal.trades.items())},
+        "cash": str(sim.cash),
+        "positions": {inst: str(position.size) for inst, position in sorted(sim.positions.items())},
+        "orders": sorted([o.client_order_id, o.side, str(o.price), str(o.size), str(o.filled_size)]
+                         for o in sim.open_orders()),
+        "stops and targets": sorted([t.client_order_id, t.side, str(t.size), str(t.spec.sl_trigger),
+                                     str(t.spec.tp_trigger)] for t in sim.live_tpsl()),
+        "fills": len(sim.fills),
+    }
+
+
+def differences(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """The parts of two `outcome`s that differ, each as [first, second] (for a short report)."""
+    found: dict[str, Any] = {}
+    for part in first:
+        if first[part] == second.get(part):
+            continue
+        if isinstance(first[part], dict):
+            keys = sorted(set(first[part]) | set(second[part]))
+            found[part] = {k: [first[part].get(k), second[part].get(k)] for k in keys
+                           if first[part].get(k) != second[part].get(k)}
+        else:
+            found[part] = [first[part], second.get(part)]
+    return found
 
 
 @dataclass

@@ -22,6 +22,14 @@ price every signal will meet):
 - a trader's actions through the API (close, partial close, cancel, stop, targets), each under an
   Idempotency-Key, some sent again with the same key (at once, or later, to the other process), some
   keys reused for another request; sensible and wrong-sided stops and targets.
+
+With several accounts (`accounts` > 1, the fleet: ARCHITECTURE.md, "The fleet"), every signal goes to
+every account, and every step about one account (faults, adversarial modes, crashes, processes, sweeps,
+the stream, a trader's hand, actions) names it in `account`. One account per run, the untouched one, is
+never named: the yardstick for isolation (nothing done to the others may change its trades). The
+accounts are drawn from a generator of their own, so a seed's steps are the same whatever the number of
+accounts, apart from the `account` keys (and with one account there are none: the runs of every seed
+are what they were before the fleet).
 """
 
 from __future__ import annotations
@@ -43,6 +51,13 @@ TICKS: dict[str, Decimal] = {
     "SOL-USDT": Decimal("0.001"),
 }
 FAULT_KINDS = ("http_429", "http_5xx", "timeout", "drop_reply", "delay", "error_code")
+# the steps about one account (with several accounts, `account` names it); the others (signals, resends,
+# price moves) are everyone's
+ACCOUNT_OPS = frozenset({
+    "faults", "fault", "lag", "duplicate_window", "item_faults", "partial_fills", "crash", "second_process",
+    "restart", "sweep", "stream_drop", "hand_cancel_stops", "hand_leverage", "hand_close", "hand_transfer",
+    "action", "action_again",
+})
 
 
 def _tick(symbol: str, price: Decimal) -> Decimal:
@@ -53,25 +68,44 @@ def _tick(symbol: str, price: Decimal) -> Decimal:
 class Generator:
     """Writes the steps of one run from its seed."""
 
-    def __init__(self, seed: int, length: int) -> None:
+    def __init__(self, seed: int, length: int, accounts: int = 1) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self.seed = seed
         self.length = length
+        self.accounts = accounts
+        self.who = random.Random(f"{seed}/accounts")  # noqa: S311 - which account a step is about
+        self.untouched = self.who.randrange(accounts) if accounts > 1 else None
         symbols = list(SYMBOLS)
         self.rng.shuffle(symbols)
         self.symbols = symbols[: self.rng.randint(1, 3)]  # few symbols: signals compete for them
         self.prices = {s: SYMBOLS[s] for s in self.symbols}
         self.sent: list[Step] = []
         self.keys: list[str] = []
+        self._key_account: dict[str, int] = {}
         self.count = 0
 
     def steps(self) -> list[Step]:
         out: list[Step] = []
         if self.rng.random() < 0.7:
-            out.append(self._faults())
+            out.extend(self._aimed([self._faults()]))
         while len(out) < self.length:
-            out.extend(self._next())
+            out.extend(self._aimed(self._next()))
         return out[: self.length]
+
+    def _aimed(self, steps: list[Step]) -> list[Step]:
+        """With several accounts, each step about one account names one (never the untouched one); an
+        action sent again names the account of the action it repeats."""
+        if self.accounts < 2:
+            return steps
+        for step in steps:
+            if step["op"] in ACCOUNT_OPS:
+                if step["op"] == "action_again":
+                    step["account"] = self._key_account.get(step["key"], 0)
+                    continue
+                step["account"] = self.who.choice([n for n in range(self.accounts) if n != self.untouched])
+                if step["op"] == "action":
+                    self._key_account[step["key"]] = step["account"]
+        return steps
 
     # -- what comes next ---------------------------------------------------------------------------
 
@@ -292,6 +326,6 @@ class Generator:
         }
 
 
-def generate(seed: int, length: int = 60) -> list[Step]:
-    """The steps of the run with this seed."""
-    return Generator(seed, length).steps()
+def generate(seed: int, length: int = 60, accounts: int = 1) -> list[Step]:
+    """The steps of the run with this seed, for a world of `accounts` accounts."""
+    return Generator(seed, length, accounts).steps()
