@@ -186,3 +186,27 @@ def test_the_ip_budget_is_handed_over_between_processes() -> None:
     # 7 - (50,001 - 49,980.5) + 60.5 = 47.0 on the taker's clock
     assert taker._overall[0].wait_needed(46.9) > 0
     assert taker._overall[0].wait_needed(47.0) == 0
+
+
+def test_a_fleet_account_trades_with_its_own_keys_and_limits_and_reads_little_while_idle(
+    settings: Settings,
+) -> None:
+    """Hundreds of accounts share one IP's budget (about one request per account per minute when
+    idle): an account's settings keep its keys and risk and slow its idle reads down."""
+    from decimal import Decimal
+
+    from hit_server.accounts.store import AccountCredentials
+    from hit_server.exchange.blofin_auth import Credentials
+    from hit_server.fleet.traders import FLEET_POLL_S, account_settings
+
+    account = AccountCredentials(
+        name="alice", credentials=Credentials("key-alice", SecretStr("s"), SecretStr("p")),
+        risk_per_trade_percent=Decimal("0.5"), max_position_size_usd=Decimal(200), max_leverage=3,
+        allowed_symbols=(), blocked_symbols=(), egress_group="g1",
+    )
+    mine = account_settings(settings.model_copy(update={"default_leverage": 5}), account)
+    assert mine.blofin_api_key.get_secret_value() == "key-alice"
+    assert (mine.risk_per_trade_percent, mine.max_position_size_usd) == (Decimal("0.5"), Decimal(200))
+    assert (mine.max_leverage, mine.default_leverage) == (3, 3)  # never a default above its cap
+    assert mine.monitor_poll_seconds == FLEET_POLL_S and mine.reconcile_minutes >= 15
+    assert mine.discord_webhook_url is None

@@ -39,11 +39,26 @@ from hit_server.trading.service import MarkSource, TradingService
 log = logging.getLogger(__name__)
 
 
+# What an account may read while nothing happens, when hundreds share one IP's budget (BloFin: 1,500
+# requests in 5 minutes, i.e. 300 a minute; 250 accounts leave about one request per account per minute):
+# a stream that is down is polled every 5 minutes (not 5 s), the full REST pass runs every 15 minutes
+# (not 5), the balance is believed 5 minutes (the private stream's `account` channel pushes every change
+# anyway) and the mirror is read afresh every 30 minutes. bench/fanout.py showed the one-account values
+# spending a worker's whole budget on idle reads, until BloFin suspended its IP.
+FLEET_POLL_S = 300.0
+FLEET_RECONCILE_MINUTES = 15.0
+FLEET_BALANCE_MAX_AGE_S = 300.0
+FLEET_RESEED_S = 1800.0
+
+
 def account_settings(settings: Settings, account: AccountCredentials) -> Settings:
     """The server's settings as this account trades them: its keys, its risk and leverage caps (the
-    default leverage never above its cap), no Discord webhook of the server's own."""
+    default leverage never above its cap), no Discord webhook of the server's own, and the fleet's idle
+    reads (above)."""
     keys = account.credentials
     return settings.model_copy(update={
+        "monitor_poll_seconds": max(settings.monitor_poll_seconds, FLEET_POLL_S),
+        "reconcile_minutes": max(settings.reconcile_minutes, FLEET_RECONCILE_MINUTES),
         "blofin_api_key": SecretStr(keys.api_key),
         "blofin_api_secret": keys.api_secret,
         "blofin_passphrase": keys.passphrase,
@@ -123,6 +138,8 @@ class Traders:
         )
         client.share_instruments(self.public)
         service = TradingService(settings, client, journal)
+        service.mirror.balance_max_age_s = FLEET_BALANCE_MAX_AGE_S
+        service.mirror.reseed_s = FLEET_RESEED_S
         service.marks = self.marks
         # What a signal needs warm but the account's own state is the worker's (instruments, marks). The
         # account's leverages are not read ahead: on BloFin that is a read per 20 instruments per

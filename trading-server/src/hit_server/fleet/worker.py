@@ -50,6 +50,12 @@ log = logging.getLogger("hit_server.worker")
 HEARTBEAT_S = 2.0
 STALLED_AFTER_S = 10.0  # five missed heartbeats: the worker is gone
 RESCUE_EVERY_S = 3.0
+# A worker keeps its IP near BloFin's limits (500 a minute, 1,500 in 5 minutes) for minutes at a time;
+# BloFin counts requests as they arrive, the limiter as they leave, and on a busy machine they wait in
+# the connection pool between the two: at the exact limit, bench/fanout.py saw 429s and then an IP
+# suspended for an hour. A tenth of headroom.
+IP_PER_MINUTE = 450
+IP_PER_5_MINUTES = 1350
 LEASE_LOST_EXIT = 75  # the exit status of a worker that lost its group's lease (EX_TEMPFAIL: start it again)
 WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account before trading)
 CONNECTIONS = 64  # the worker's HTTP connections to BloFin, shared by its accounts
@@ -85,7 +91,7 @@ class Worker:
             base_url=settings.exchange_url, timeout=settings.exchange_timeout_seconds, transport=transport
         )
         self.store = AccountStore(self.db, settings)
-        self.ip_limits = ip_limits = RateLimiter()
+        self.ip_limits = ip_limits = RateLimiter(per_minute=IP_PER_MINUTE, per_5_minutes=IP_PER_5_MINUTES)
         # public data (instruments) needs no key: the client signs nothing it reads with this one
         self.public = BloFinClient(
             self.http, BloFinAuth(Credentials("", SecretStr(""), SecretStr(""))),
