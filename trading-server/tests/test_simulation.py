@@ -273,40 +273,28 @@ REGRESSIONS: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# Found by the simulation with three accounts (seed 47, `--accounts 3`: a faulted account's partial close),
+# shrunk by hand to one account and no faults. A partial close closes half at market, then cancels the
+# targets to re-split them over what is left; its process dies just after the exchange cancelled the
+# second target (request 23, carried out), before the journal recorded the cancels or the new targets.
+# The restarted process's first monitor pass finds both targets cancelled on the exchange and writes them
+# "canceled"; the retried close (same Idempotency-Key) found its close sent and no resting target to
+# re-split, and placed nothing: the 41.7 contracts left kept their stop and no target, for good
+# (invariant (d)). Fixed: a resumed close re-splits the latest cancelled target of each number too
+# (action_kit.py `_replace_targets`, `resumed`); 81fbfd5 had mended only the retry that comes before
+# that pass (test_simulation_partial_close_crash.py).
+REGRESSIONS["a partial close cut off by a crash after cancelling a target keeps the rest covered"] = [
+    MARKET_LONG,
+    {"op": "crash", "process": 0, "after_calls": 8, "when": "after", "wait": 0.0},
+    {"op": "action", "kind": "close", "symbol": "BTC-USDT", "id": "held-1", "key": "close-half",
+     "process": 0, "args": {"fraction": "0.5"}, "wait": 5.0},
+]
+
+
 @pytest.mark.parametrize("name", REGRESSIONS)
 def test_simulation_regression_holds(name: str) -> None:
     result = run_steps(REGRESSIONS[name])
     assert result.signals > 0
-    assert result.ok, result.violations
-
-
-# Found by the simulation with three accounts (seed 47, `--accounts 3`: a faulted account's partial close),
-# shrunk by hand to one account and no faults; a defect of the server (lifecycle: action_close.py's partial
-# close, action_kit.py `_replace_targets`, and the monitor's pass), not fixed yet. A partial close closes
-# half at market, then cancels the targets to re-split them over what is left; its process dies just
-# after the exchange cancelled the second target (request 23, carried out), before the journal recorded
-# the cancels or the new targets. The restarted process's first monitor pass finds both targets cancelled
-# on the exchange and writes them "canceled" in the journal, as if the trader had cancelled them; the
-# retried close (same Idempotency-Key) then finds its close sent and no resting target to re-split, so
-# nothing is placed: the 41.7 contracts left keep their stop and no target, for good (invariant (d)).
-# Commit 81fbfd5 (the same defect found with seed 7) mends the retry when it comes before that pass
-# (a target already cancelled counts as cancelled); here the pass comes first. Holds once fixed (then
-# move it to REGRESSIONS).
-KNOWN_BUGS: dict[str, list[dict[str, Any]]] = {
-    "a partial close cut off by a crash after cancelling a target leaves the rest without targets": [
-        MARKET_LONG,
-        {"op": "crash", "process": 0, "after_calls": 8, "when": "after", "wait": 0.0},
-        {"op": "action", "kind": "close", "symbol": "BTC-USDT", "id": "held-1", "key": "close-half",
-         "process": 0, "args": {"fraction": "0.5"}, "wait": 5.0},
-    ],
-}
-
-
-@pytest.mark.xfail(strict=True, reason="a server defect the simulation found, not fixed yet (KNOWN_BUGS)")
-@pytest.mark.parametrize("name", KNOWN_BUGS)
-def test_simulation_known_bug(name: str) -> None:
-    result = run_steps(KNOWN_BUGS[name])
-    assert result.crashes == 1
     assert result.ok, result.violations
 
 

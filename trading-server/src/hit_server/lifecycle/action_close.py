@@ -166,7 +166,7 @@ class CloseActions(ActionKit):
                 at=clock.utcnow(),
             )
         await self.lifecycle.stops.cover(work, await self.lifecycle.snapshot(), left)  # never naked
-        cancelled, targets = await self._replace_targets(ctx, None)
+        cancelled, targets = await self._replace_targets(ctx, None, resumed=sent is not None)
         message = (
             f"closed {fmt(closed)} contracts at market; {fmt(abs(left.positions))} stay open, the stop "
             f"covering all of them{targets.note()}"

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RESTING = (*WATCHED, "pending")  # a target not hit, not cancelled: it rests, or waits to be sent
 NOT_SENT_YET = ("pending",)  # journaled, never sent: cancelled by not sending it
+CANCELLED = ("canceled", "partially_canceled", REPLACED)  # taken off the exchange before it filled in full
 CANCELLED_BY_HAND = "entries cancelled by hand before any filled"
 MAX_TARGET_NUMBER = 99  # t<n>b<k>: n has at most two digits (ids.is_ours)
 
@@ -292,15 +293,21 @@ class ActionKit:
         return True
 
     async def _replace_targets(
-        self, ctx: Ctx, new: list[tuple[int, Decimal]] | None
+        self, ctx: Ctx, new: list[tuple[int, Decimal]] | None, *, resumed: bool = False
     ) -> tuple[int, TargetsPlaced]:
         """Cancel the targets not hit and place a batch over the position held now, at the `new` prices
         (numbered as given) or, when None, at the prices of the targets cancelled (re-split after a partial
         close). (cancelled, what became of the new batch). A target the exchange did not accept now (busy,
         limiting us) stays "pending", its intent journaled: the position monitor sends it again at its
-        next pass, as it does its own (`take_profits.py`)."""
+        next pass, as it does its own (`take_profits.py`).
+
+        `resumed`: an earlier attempt of this action was cut off (a crash) after its close, so it may have
+        cancelled targets already; the latest target of each number that is cancelled, not hit, is
+        re-split too, whoever journaled its cancellation since (that attempt, or the monitor's pass that
+        found it cancelled on the exchange). Without this, a crash there left the rest of the position
+        without targets for good (the simulation: seed 47 with three accounts, seed 7 shifted)."""
         work = ctx.work
-        kept: dict[int, Decimal] = {}
+        kept = _cancelled_targets(work) if resumed and new is None else {}
         cancelled = 0
         for record in work.of(OrderRole.TAKE_PROFIT):
             if record.state not in RESTING:
@@ -341,3 +348,12 @@ class ActionKit:
             waiting=sum(1 for r in batch if r.state == "pending"),
             refused=sum(1 for r in batch if r.state == "failed"),
         )
+
+
+def _cancelled_targets(work: Work) -> dict[int, Decimal]:
+    """The price of each target number whose latest order is cancelled, not hit (see `_replace_targets`)."""
+    latest = {record.seq: record for record in work.of(OrderRole.TAKE_PROFIT)}
+    return {
+        seq: record.price for seq, record in latest.items()
+        if record.state in CANCELLED and record.price is not None
+    }
