@@ -172,3 +172,18 @@ async def test_journal_concurrent_claims_of_two_processes_hold_both_limits(journ
     finally:
         await one.dispose()
         await two.dispose()
+
+
+async def test_two_readers_making_a_new_trades_row_at_once_both_get_it(db: Database) -> None:
+    """The position monitor's pass and a trader's action both read the open trades, and the first read
+    of a placed signal makes its trade's row. On PostgreSQL their transactions interleave: both saw no
+    row, both inserted it, and the loser's request was an unhandled error (a 500 for the action; seen in
+    a CI run of test_actions_and_their_keys_on_every_journal). Both must get the trade."""
+    journal = Journal(db)
+    book = TradeBook(db)
+    for n in range(12):
+        symbol = f"S{n}-USDT"
+        await intent(journal, f"race-{n}", symbol, max_open=50)
+        await answer(journal, f"race-{n}", status="placed", is_open=True)
+        seen = await asyncio.gather(*(book.open_trades() for _ in range(4)))
+        assert all(f"race-{n}" in {t.signal_id for t in trades} for trades in seen)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Text, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hit_server.journal.claims import release_claim
@@ -168,8 +169,13 @@ class TradeBook:
 
     async def open_trades(self) -> list[Trade]:
         """Every placed signal still open, oldest first; a row is created for one seen the first time
-        (with stop_price 0: the caller sets it from the journaled stop order)."""
-        return await self.db.session(_open_trades)
+        (with stop_price 0: the caller sets it from the journaled stop order). Two readers may make the
+        same new row at once (the monitor's pass and a trader's action, whose transactions interleave on
+        PostgreSQL): the loser's insert fails, and its second read finds the row made."""
+        try:
+            return await self.db.session(_open_trades)
+        except IntegrityError:
+            return await self.db.session(_open_trades)
 
     async def save(self, trade: Trade, events: Sequence[EventRecord] = ()) -> None:
         """Write the trade, its events, and, when it is over, the signal's closing figures."""
