@@ -14,7 +14,7 @@ from hit_server.blofin_sim.persist import SavedStateError
 from hit_server.exchange.paper import check_saved_state
 from hit_server.journal.db import Database
 from hit_server.server import create_app
-from hit_server.settings import Settings
+from hit_server.settings import Settings, settings_problems
 from hit_shared.logs import configure_logging
 
 log = logging.getLogger("hit_server")
@@ -57,8 +57,7 @@ def main() -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
-        sys.stderr.write(f"The trading server cannot start: {problems}\n")
+        sys.stderr.write(f"The trading server cannot start: {settings_problems(exc)}\n")
         return 2
     try:
         check_saved_state(settings)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hit_shared.models import TradingMode
@@ -33,6 +33,11 @@ BLOFIN_URLS = {
     TradingMode.LIVE: "https://openapi.blofin.com",
 }
 API_KEY_FILE = "api_key"
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """What is wrong with the configuration, in one line (the programs print it instead of a traceback)."""
+    return "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
 
 
 class SettingsError(ValueError):

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from hit_server.accounts.crypto import MasterKeyError
 from hit_server.accounts.store import AccountStore, EnabledAccounts
 from hit_server.journal.db import Database
-from hit_server.settings import Settings
+from hit_server.settings import Settings, settings_problems
 
 USAGE_ERROR = 2
 DATABASE_ERROR = 1
@@ -86,8 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
-        sys.stderr.write(f"The fleet's accounts cannot be read: {problems}\n")
+        sys.stderr.write(f"The fleet's accounts cannot be read: {settings_problems(exc)}\n")
         return USAGE_ERROR
     try:
         enabled = asyncio.run(enabled_accounts(settings))

@@ -40,7 +40,7 @@ from hit_server.fleet.queue import JobQueue, queue_name
 from hit_server.fleet.tables import FAILED, FANOUTS
 from hit_server.fleet.traders import Traders
 from hit_server.journal.db import Database
-from hit_server.settings import Settings
+from hit_server.settings import Settings, settings_problems
 from hit_server.trading.service import INSTRUMENTS_REFRESH_S
 from hit_shared.logs import configure_logging
 from hit_shared.models import TradeSignal
@@ -310,8 +310,7 @@ def main(argv: list[str]) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        problems = "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
-        sys.stderr.write(f"The worker cannot start: {problems}\n")
+        sys.stderr.write(f"The worker cannot start: {settings_problems(exc)}\n")
         return 2
     configure_logging("fleet-worker", settings.log_level, settings.log_dir)
     try:
