@@ -283,7 +283,7 @@ class Database:
         self._async: AsyncEngine | None = None
         self._owns_engine = engine is None
         self._since_checkpoint = 0
-        self._checkpointing: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[int] | None = None
         self._conn: Connection | None = None
         self._prepared: dict[tuple[ValuesBase | Select[Any], frozenset[str]], Prepared | None] = {}
         if self.url.get_backend_name() == "sqlite":
@@ -433,14 +433,19 @@ class Database:
         self._since_checkpoint = 0
         self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
 
-    def _checkpoint(self) -> None:
-        """A passive checkpoint (never waits for readers or writers), on a worker thread."""
+    def _checkpoint(self) -> int:
+        """A passive checkpoint (never waits for readers or writers), on a worker thread: the number of
+        log frames it copied into the database file (0 when it failed; the next one, or SQLite's own,
+        will do it)."""
         assert self._sync is not None  # noqa: S101 - SQLite only
         try:
             with self._sync.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except SQLAlchemyError as exc:  # the next one, or SQLite's own, will do it
+                row = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        except SQLAlchemyError as exc:
             log.warning("Journal checkpoint failed: %s", type(exc).__name__)
+            return 0
+        _busy, _log_frames, copied = row
+        return int(copied)
 
     async def checkpoint_done(self) -> None:
         """Wait for the background checkpoint, if one is running."""
