@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import make_url, text
+from sqlalchemy import insert, make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from hit_server.accounts.models import AccountCreate
@@ -38,8 +39,9 @@ from hit_server.accounts.store import AccountStore
 from hit_server.blofin_sim import SimConfig
 from hit_server.blofin_sim import create_app as create_sim_app
 from hit_server.blofin_sim.loopback import serve_loopback
+from hit_server.fleet.tables import FANOUT_JOBS, FANOUTS
 from hit_server.fleet.worker import Worker
-from hit_server.journal.db import Database
+from hit_server.journal.db import Database, utcnow
 from hit_server.server import create_app
 from hit_server.settings import Settings
 from hit_server.testing import BASE_URL, TEST_API_KEY, paper_settings
@@ -168,11 +170,11 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
         assert reply.status_code == 201, reply.text
         assert reply.json()["status"] == "placed"  # the server's own account, as before
 
-        async def answered() -> dict[str, Any] | None:
-            seen = await fleet.progress("fan-1")
+        async def answered_of(signal_id: str) -> dict[str, Any] | None:
+            seen = await fleet.progress(signal_id)
             return seen if seen["by_status"].get("queued", 0) == 0 else None
 
-        seen = await until(answered, "every account answered")
+        seen = await until(lambda: answered_of("fan-1"), "every account answered")
         assert seen["total"] == 3  # m3 is disabled: no job
         assert seen["by_status"] == {"placed": 2, "rejected": 1}, seen
         assert [(o["account"], o["status"]) for o in seen["not_placed"]] == [("m2", "rejected")]
@@ -220,6 +222,25 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
         for member in team[:2]:
             assert len(fleet.entries(member, "fan-1")) == 1
         assert (await fleet.progress("fan-1"))["by_status"] == {"placed": 2, "rejected": 1}
+
+        # a job run late (its group had no worker for minutes) of a signal that gave no posted_at: its age
+        # is counted from the fan-out, so it is refused as too old, never traded late
+        late = fleet.settings.max_signal_age_seconds + 30
+        fanned_at = utcnow() - timedelta(seconds=late)
+        btc = fleet.sim_app.state.sim.price("BTC-USDT")
+        await fleet.worker.db.transaction(lambda c: (
+            c.execute(insert(FANOUTS).values(signal_id="late-1", symbol="BTC-USDT", accounts=1,
+                                             body=market_signal("late-1", btc, "BTC-USDT"),
+                                             created_at=fanned_at)),
+            c.execute(insert(FANOUT_JOBS).values(signal_id="late-1", account="m0", egress_group="g1",
+                                                 status="queued", attempts=0, created_at=fanned_at,
+                                                 updated_at=fanned_at)),
+        ))
+        await queue.defer([("late-1", "m0", "g1")])
+        seen = await until(lambda: answered_of("late-1"), "the late job answered")
+        assert seen["by_status"] == {"rejected": 1}, seen
+        assert "older than the" in seen["not_placed"][0]["reason"]
+        assert fleet.entries(team[0], "late-1") == []
 
 
 # -- chaos: four worker processes, two per egress group (one active, one standing by), each group on its

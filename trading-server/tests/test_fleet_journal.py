@@ -14,7 +14,7 @@ from sqlalchemy import insert, text, update
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
 from hit_server.exchange.ratelimit import RateLimiter
-from hit_server.fleet.fanout import FanOut
+from hit_server.fleet.fanout import EXPIRE_GRACE_S, FanOut
 from hit_server.fleet.journals import schema_name
 from hit_server.fleet.lease import EgressLease
 from hit_server.fleet.progress import progress, record_outcome
@@ -88,7 +88,7 @@ async def queued_jobs(db: Database) -> list[tuple[str, str, str, str]]:
 async def test_a_signal_fans_out_once_one_job_per_enabled_account(db: Database, settings: Settings) -> None:
     await add_accounts(db, settings, ["alice", "bob", "carol"])
     await AccountStore(db, settings).set_enabled("carol", False)
-    fanout = FanOut(db, JobQueue(settings.journal_url))
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
     await fanout.start()
     try:
         first = await fanout.submit(signal())
@@ -115,7 +115,7 @@ async def test_jobs_recorded_but_never_queued_are_queued_again(db: Database, set
     """A crash between the fan-out's commit and its jobs' deferral (here: the jobs deleted) loses
     nothing: requeue finds the rows with no job and defers them, once."""
     await add_accounts(db, settings, ["alice", "bob"])
-    fanout = FanOut(db, JobQueue(settings.journal_url))
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
     await fanout.start()
     try:
         await fanout.submit(signal())
@@ -128,6 +128,36 @@ async def test_jobs_recorded_but_never_queued_are_queued_again(db: Database, set
         assert await fanout.requeue() == 1
         assert await fanout.requeue() == 0
         assert [job[1] for job in await queued_jobs(db)] == ["alice", "bob"]
+    finally:
+        await fanout.stop()
+
+
+async def test_a_job_no_worker_takes_expires_with_its_reason(db: Database, settings: Settings) -> None:
+    """Its group has no worker: once the signal is too old to trade, the waiting job is cancelled on the
+    queue and its row says why; a job a worker has begun is left to that worker's answer."""
+    await add_accounts(db, settings, ["alice", "bob"], group="lonely")
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+    try:
+        await fanout.submit(signal())
+        assert await fanout.expire() == 0  # just fanned out: waits for a worker
+        too_old = timedelta(seconds=settings.max_signal_age_seconds + EXPIRE_GRACE_S + 1)
+        await db.transaction(lambda c: c.execute(
+            update(FANOUT_JOBS).values(created_at=FANOUT_JOBS.c.created_at - too_old)))
+        await db.transaction(lambda c: c.execute(text(  # a worker takes bob's job
+            "UPDATE procrastinate_jobs SET status = 'doing' WHERE lock = 'bob'")))
+        assert await fanout.expire() == 1
+        assert await fanout.expire() == 0
+        assert await fanout.requeue() == 0  # an expired job is never queued again
+        seen = await progress(db, "sig-1")
+        assert seen is not None and seen.by_status == {"expired": 1, "queued": 1}
+        [alice] = seen.not_placed[:1]
+        assert alice.account == "alice" and alice.status == "expired"
+        assert alice.reason is not None and "egress group 'lonely'" in alice.reason
+        assert await queued_jobs(db) == [
+            ("egress_lonely", "alice", "sig-1/alice", "cancelled"),
+            ("egress_lonely", "bob", "sig-1/bob", "doing"),
+        ]
     finally:
         await fanout.stop()
 

@@ -7,6 +7,11 @@
 A crash or a queue that can't be reached between 1 and 2 leaves rows `queued` with no job: `requeue`
 (at start, then every REQUEUE_EVERY_S) defers those again. The rows are the durable record of the
 fan-out; the jobs only carry it out.
+
+A job no worker takes (its egress group has no worker running, or the group's IP is suspended by the
+exchange) must not wait for ever and then trade a signal long gone: once the signal is older than the
+server's MAX_SIGNAL_AGE_SECONDS and EXPIRE_GRACE_S, `expire` cancels the job while it still waits and
+writes the row `expired`, with the reason. A job a worker has begun is left to its worker's answer.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from hit_server.accounts.store import ACCOUNTS
 from hit_server.fleet.queue import JobQueue, job_lock
-from hit_server.fleet.tables import FANOUT_JOBS, FANOUTS, QUEUED
+from hit_server.fleet.tables import EXPIRED, FANOUT_JOBS, FANOUTS, QUEUED
 from hit_server.journal.db import Database, utcnow
 from hit_server.settings import Settings
 from hit_shared.models import TradeSignal
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REQUEUE_EVERY_S = 30.0
 REQUEUE_AFTER_S = 10.0  # a row younger than this may be between its commit and its job's deferral
+EXPIRE_GRACE_S = 60.0  # beyond the signal's age limit: a job begun just in time has had its chance
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,15 @@ class Fanned:
 
 
 class FanOut:
-    def __init__(self, db: Database, queue: JobQueue) -> None:
+    def __init__(self, db: Database, queue: JobQueue, *, max_signal_age_s: float) -> None:
         self.db = db
         self.queue = queue
+        self.max_signal_age_s = max_signal_age_s
         self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.queue.open()
+        await self.expire()
         await self.requeue()
         self._sweeper = asyncio.create_task(self._sweep(), name="fanout-requeue")
 
@@ -125,13 +133,57 @@ class FanOut:
         log.warning("Fan-out: %d job(s) recorded but not on the queue were queued again", queued)
         return queued
 
+    async def expire(self) -> int:
+        """Write `expired` the jobs still waiting when their signal is too old to trade (cancelling each
+        on the queue first, so no worker takes it after); returns how many."""
+        deadline_s = self.max_signal_age_s + EXPIRE_GRACE_S
+
+        def overdue(conn: Connection) -> list[tuple[str, str, str, int | None, str | None]]:
+            before = utcnow() - timedelta(seconds=deadline_s)
+            rows = conn.execute(
+                select(FANOUT_JOBS.c.signal_id, FANOUT_JOBS.c.account, FANOUT_JOBS.c.egress_group)
+                .where(FANOUT_JOBS.c.status == QUEUED).where(FANOUT_JOBS.c.created_at < before)
+            ).all()
+            if not rows:
+                return []
+            jobs = {lock: (job_id, status) for job_id, lock, status in conn.execute(text(
+                "SELECT id, queueing_lock, status FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+                " AND queueing_lock IS NOT NULL"
+            ))}
+            return [(s, a, g, *jobs.get(job_lock(s, a), (None, None))) for s, a, g in rows]
+
+        expired = 0
+        for signal_id, account, group, job_id, status in await self.db.transaction(overdue):
+            if status == "doing":
+                continue  # its worker answers
+            if job_id is not None and not await self.queue.cancel(job_id):
+                continue  # a worker took it just now
+            reason = (f"no worker of egress group '{group}' took the job within {deadline_s:.0f} s, and the "
+                      "signal is too old to trade now; check that group's worker and its IP address")
+            expired += await self._write_expired(signal_id, account, reason)
+        if expired:
+            log.error("Fan-out: %d job(s) expired with no worker to take them", expired)
+        return expired
+
+    async def _write_expired(self, signal_id: str, account: str, reason: str) -> int:
+        def write(conn: Connection) -> int:
+            return conn.execute(
+                update(FANOUT_JOBS)
+                .where(FANOUT_JOBS.c.signal_id == signal_id).where(FANOUT_JOBS.c.account == account)
+                .where(FANOUT_JOBS.c.status == QUEUED)
+                .values(status=EXPIRED, reason=reason, updated_at=utcnow())
+            ).rowcount
+
+        return await self.db.transaction(write)
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(REQUEUE_EVERY_S)
             try:
+                await self.expire()
                 await self.requeue()
             except Exception as exc:  # the database or the queue is down: the next sweep tries again
-                log.warning("Fan-out: requeue failed (%s)", type(exc).__name__)
+                log.warning("Fan-out: the sweep failed (%s)", type(exc).__name__)
 
 
 @asynccontextmanager
@@ -141,7 +193,7 @@ async def open_fanout(settings: Settings, db: Database) -> AsyncIterator[FanOut 
     if not settings.fleet:
         yield None
         return
-    fanout = FanOut(db, JobQueue(settings.journal_url))
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
     await fanout.start()
     try:
         yield fanout

@@ -122,5 +122,9 @@ class JobQueue:
         )
         return list(found)
 
+    async def cancel(self, job_id: int) -> bool:
+        """Cancel a job still waiting (`todo`); False when a worker has it already, or it is gone."""
+        return await self.app.job_manager.cancel_job_by_id_async(job_id)
+
     async def retry(self, job: Any) -> None:
         await self.app.job_manager.retry_job(job)

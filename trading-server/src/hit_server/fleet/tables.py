@@ -24,6 +24,8 @@ FLEET_WIDE = {"info": {"fleet_wide": True}}  # created once, never in an account
 QUEUED = "queued"
 # a job's answer when the account's trading path raised rather than answered (after its retries)
 FAILED = "failed"
+# a job no worker took before its signal was too old to trade (`FanOut.expire`)
+EXPIRED = "expired"
 # answers after which the job is over (anything else the account's path answers is final too)
 UNFINISHED = frozenset({QUEUED})
 

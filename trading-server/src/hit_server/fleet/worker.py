@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import httpx
 from pydantic import SecretStr, ValidationError
+from sqlalchemy import select
 
 from hit_server.accounts.store import AccountError, AccountStore
 from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
@@ -246,16 +247,21 @@ class Worker:
             await record_outcome(self.db, signal_id, account, *reason)
 
     async def _trade(self, signal_id: str, account: str) -> tuple[str, str | None] | None:
-        body = await self.db.transaction(
-            lambda conn: conn.scalar(FANOUTS.select().with_only_columns(FANOUTS.c.body)
-                                     .where(FANOUTS.c.signal_id == signal_id))
+        fanned = await self.db.transaction(
+            lambda conn: conn.execute(select(FANOUTS.c.body, FANOUTS.c.created_at)
+                                      .where(FANOUTS.c.signal_id == signal_id)).first()
         )
-        if body is None:
+        if fanned is None:
             return FAILED, "the fan-out's signal is not in the journal"
+        body, fanned_at = fanned
         try:
             signal = TradeSignal.model_validate(body)
         except ValidationError:
             return FAILED, "the fan-out's signal can no longer be read"
+        if signal.posted_at is None:
+            # a job may run late (workers down, retries): its age is counted from the fan-out, so the risk
+            # check refuses it past MAX_SIGNAL_AGE_SECONDS as it would a signal posted then
+            signal = signal.model_copy(update={"posted_at": fanned_at})
         try:
             trader = await self.traders.get(account)
         except AccountError as exc:
