@@ -251,6 +251,7 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
 # simulator refused nothing (no IP or key over a limit).
 
 CHAOS_ACCOUNTS = 24
+WORKER_CONCURRENCY = 4
 GROUPS = {"g1": "127.0.0.2", "g2": "127.0.0.3"}
 
 
@@ -266,7 +267,7 @@ def worker_env(tmp_path: Path, database_url: str, sim_url: str) -> dict[str, str
 def start_worker(env: dict[str, str], group: str, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "hit_server", "worker", "--egress", group, "--source-address", GROUPS[group],
-         "--concurrency", "4"],
+         "--concurrency", str(WORKER_CONCURRENCY)],
         env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
 
@@ -314,9 +315,22 @@ class Chaos:
         seen = await self.progress(signal_id)
         return seen if seen is not None and "queued" not in seen["by_status"] else None
 
-    async def check_every_account_traded_once_and_protected(self, signal_id: str, url: str) -> None:
+    async def check_every_account_traded_once_and_protected(
+        self, signal_id: str, url: str, *, cut_short: int = 0
+    ) -> None:
+        """Every account answered: `placed` with one entry and its stop on the exchange, or (at most
+        `cut_short` of them: the jobs running in the workers that were killed) `failed` because its worker
+        died after the intent was recorded and before the entry reached the exchange, with nothing on the
+        exchange. (The standby looks the entry up after the grace and finds none: it answers the truth and
+        never sends a second time.)"""
         seen = await until(lambda: self.all_answered(signal_id), "every account answered", within=180)
-        assert seen["by_status"] == {"placed": len(self.team)}, seen
+        failed = {o["account"] for o in seen["not_placed"] if o["status"] == "failed"
+                  and o["reason"].endswith("before the entry reached the exchange; nothing was placed")}
+        assert len(failed) <= cut_short, seen
+        expected = {"placed": len(self.team) - len(failed)}
+        if failed:
+            expected["failed"] = len(failed)
+        assert seen["by_status"] == expected, seen
         state = self.sim_app.state.sim_state
         limits = state.limits.view(self.sim_app.state.sim.clock_ms())
         for address in GROUPS.values():  # one sender per IP, its budget handed over: never a 429
@@ -327,6 +341,9 @@ class Chaos:
         for member in self.team:
             account = state.account(member.api_key)
             entries = [c for c in account.orders_by_client_id if c.startswith(prefix + "e")]
+            if member.name in failed:
+                assert entries == [] and account.positions.get("ETH-USDT") is None, member.name
+                continue
             assert len(entries) == 1, (member.name, entries)
             position = account.positions.get("ETH-USDT")
             assert position is not None and position.size > 0, member.name
@@ -404,7 +421,10 @@ async def test_workers_killed_mid_fan_out_leave_every_account_traded_once_and_pr
             chaos.workers[i].wait(10)
         for i in chaos.active:
             chaos.workers[i] = start_worker(chaos.env, chaos.groups[i], chaos.logs[i])  # now a standby
-        await chaos.check_every_account_traded_once_and_protected("chaos-1", fresh_postgres)
+        in_flight = len(chaos.active) * WORKER_CONCURRENCY
+        await chaos.check_every_account_traded_once_and_protected(
+            "chaos-1", fresh_postgres, cut_short=in_flight
+        )
 
 
 @pytest.mark.slow
