@@ -1,8 +1,13 @@
 """The bootstrap behind run.sh / run.ps1 (stdlib only, so it is imported by path)."""
 
 import importlib.util
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,3 +64,27 @@ def test_readme_settings_table_names_every_setting_of_both_services():
         assert keys
         missing = [key for key in keys if f"`{key}`" not in readme]
         assert not missing, f"README.md settings table lacks {missing} from {example}"
+
+
+CHILD_STOPPED_BY = """
+import sys, time
+sys.path.insert(0, {tools!r})
+import hitctl, launcher
+hitctl.let_ctrl_c_through()
+service = launcher.Service("child", [sys.executable, "-c", "import time; time.sleep(60)"], {{}}, {cwd!r})
+service.start()
+service.stop()
+print(service.exit_code())
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGINT ignored by a POSIX shell's background commands")
+def test_ctrl_c_reaches_the_services_of_a_launcher_started_with_sigint_ignored(tmp_path):
+    """`nohup ./run.sh demo &` (or a CI runner) starts us with SIGINT ignored: the services we start must
+    still stop on the launcher's polite SIGINT, not wait for the grace and be terminated."""
+    code = CHILD_STOPPED_BY.format(tools=str(ROOT / "tools"), cwd=str(tmp_path))
+    done = subprocess.run(
+        ["/bin/sh", "-c", 'trap "" INT; exec "$0" -c "$1"', sys.executable, code],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    assert int(done.stdout.strip()) == -signal.SIGINT, done  # not -SIGTERM after STOP_GRACE_S

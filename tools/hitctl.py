@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -217,10 +218,23 @@ def accounts(args: Sequence[str]) -> int:
         return 2
 
 
+def let_ctrl_c_through() -> None:
+    """Stop ignoring SIGINT if whoever started us made us ignore it.
+
+    A shell without job control (a script, `nohup ... &`, some CI runners) starts background commands
+    with SIGINT ignored, and an ignored signal stays ignored in every program they start. Ctrl+C (or
+    `kill -INT`) would then stop nothing, and the launcher's polite stop of the server and the bot
+    (SIGINT) would wait STOP_GRACE_S for nothing before it terminates them, without their clean
+    shutdown. A handler of our own is reset to the default in each child, so they all hear it again."""
+    if os.name != "nt" and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if sys.version_info < MIN_PYTHON:
         print("HIT needs Python 3.11 or newer", file=sys.stderr)
         return 2
+    let_ctrl_c_through()
     args = list(sys.argv[1:] if argv is None else argv)
     command, rest = (args[0], args[1:]) if args else ("run", [])
     if command == "setup":
