@@ -162,6 +162,70 @@ async def test_a_job_no_worker_takes_expires_with_its_reason(db: Database, setti
         await fanout.stop()
 
 
+async def test_a_job_left_doing_that_no_one_runs_is_handed_back(db: Database, settings: Settings) -> None:
+    """procrastinate could not write a job's end (the database away) or its worker loop stopped: the job
+    stays `doing` with no one running it. The group's active worker hands it back once it has seen it so
+    for UNCLAIMED_AFTER_S; a job its handler is running is left alone."""
+    from hit_server.fleet import worker as worker_module
+
+    await add_accounts(db, settings, ["alice", "bob"])
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+    await worker.queue.open()
+    try:
+        await fanout.submit(signal())
+        await db.transaction(lambda c: c.execute(text("UPDATE procrastinate_jobs SET status = 'doing'")))
+        ids = dict(await db.transaction(
+            lambda c: c.execute(text("SELECT lock, id FROM procrastinate_jobs")).all()))
+        worker.queue.running.add(ids["bob"])  # bob's job is in this worker's handler
+
+        first = await worker._hand_back_unclaimed({})
+        assert set(first) == {ids["alice"]}  # seen unclaimed from now on, not handed back yet
+        assert [job[3] for job in await queued_jobs(db)] == ["doing", "doing"]
+        long_ago = {ids["alice"]: first[ids["alice"]] - worker_module.UNCLAIMED_AFTER_S}
+        assert await worker._hand_back_unclaimed(long_ago) == {}
+        assert [(job[1], job[3]) for job in await queued_jobs(db)] == [("alice", "todo"), ("bob", "doing")]
+    finally:
+        await worker.queue.close()
+        await fanout.stop()
+        await worker.http.aclose()
+        await worker.db.dispose()
+
+
+async def test_the_job_queues_worker_is_started_again_when_it_stops_on_its_own(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """procrastinate's worker ends itself when a side task fails (a heartbeat's query cut by a database
+    outage): the fleet worker starts it again instead of serving no jobs until restarted."""
+    from hit_server.fleet import worker as worker_module
+
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
+    monkeypatch.setattr(worker_module, "QUEUE_RESTART_S", 0.0)
+    runs: list[str] = []
+    serving = asyncio.Event()
+
+    async def procrastinate_worker(**_: Any) -> None:
+        runs.append("run")
+        if len(runs) == 1:
+            raise RuntimeError("side task failed")  # the heartbeat's query cut
+        if len(runs) == 2:
+            return  # stopped itself, cleanly
+        serving.set()
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(worker.queue.app, "run_worker_async", procrastinate_worker)
+    task = asyncio.create_task(worker._serve_queue())
+    try:
+        await asyncio.wait_for(serving.wait(), 10)
+        assert runs == ["run", "run", "run"] and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await worker.http.aclose()
+        await worker.db.dispose()
+
+
 def test_an_account_journal_has_every_table_of_the_journal_but_the_fleet_wide_ones() -> None:
     from hit_server.journal import tables
 

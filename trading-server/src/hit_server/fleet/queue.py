@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import procrastinate
@@ -63,11 +64,18 @@ class JobQueue:
         connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
         self.app = procrastinate.App(connector=connector)
         self._handler = handler
+        self.running: set[int] = set()  # the ids of the jobs in this process's handler now
 
         async def trade_for_account(context: procrastinate.JobContext, signal_id: str, account: str) -> None:
             if self._handler is None:
                 raise RuntimeError("this process defers jobs; it does not run them")
-            await self._handler(signal_id, account, context.job.attempts >= MAX_RETRIES)
+            job_id = context.job.id
+            assert job_id is not None  # noqa: S101 - a job taken from the queue has its id
+            self.running.add(job_id)
+            try:
+                await self._handler(signal_id, account, context.job.attempts >= MAX_RETRIES)
+            finally:
+                self.running.discard(job_id)
 
         self.task = self.app.task(name=TASK_NAME, retry=RETRY, pass_context=True)(trade_for_account)
 
@@ -128,3 +136,13 @@ class JobQueue:
 
     async def retry(self, job: Any) -> None:
         await self.app.job_manager.retry_job(job)
+
+    async def doing(self, queue: str) -> set[int]:
+        """The ids of the jobs of `queue` marked `doing` on the queue, whoever runs them."""
+        rows = await self.app.job_manager.list_jobs_async(queue=queue, status="doing")
+        return {job.id for job in rows if job.id is not None}
+
+    async def retry_by_id(self, job_id: int) -> None:
+        """Hand a `doing` job back to the queue, to be taken again at once."""
+        now = datetime.now(UTC)
+        await self.app.job_manager.retry_job_by_id_async(job_id, retry_at=now)

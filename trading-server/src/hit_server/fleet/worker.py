@@ -51,6 +51,11 @@ log = logging.getLogger("hit_server.worker")
 HEARTBEAT_S = 2.0
 STALLED_AFTER_S = 10.0  # five missed heartbeats: the worker is gone
 RESCUE_EVERY_S = 3.0
+# A job `doing` on the queue that this worker (its group's only active one) has not been running for this
+# long has no one to end it: procrastinate could not write its end (the database away at that moment),
+# or its worker loop was started again (QUEUE_RESTART_S). Longer than a write waits for the database.
+UNCLAIMED_AFTER_S = 45.0
+QUEUE_RESTART_S = 1.0
 # A worker keeps its IP near BloFin's limits (500 a minute, 1,500 in 5 minutes) for minutes at a time;
 # BloFin counts requests as they arrive, the limiter as they leave, and on a busy machine they wait in
 # the connection pool between the two: at the exact limit, bench/fanout.py saw 429s and then an IP
@@ -132,12 +137,7 @@ class Worker:
             await self._read_market()
             await self.warm()
             log.info("Fleet worker for egress group %s ready: %d account(s)", self.egress, len(self.traders))
-            worker = asyncio.create_task(self.queue.app.run_worker_async(
-                queues=[queue_name(self.egress)], concurrency=self.concurrency,
-                name=f"{self.egress}-{os.getpid()}", update_heartbeat_interval=HEARTBEAT_S,
-                stalled_worker_timeout=STALLED_AFTER_S, install_signal_handlers=False,
-                delete_jobs="successful",
-            ))
+            worker = asyncio.create_task(self._serve_queue(), name="queue")
             await _until(worker, stop, lost)
         finally:
             for task in tasks:
@@ -271,16 +271,51 @@ class Worker:
         answer, _ = await trader.service.submit(signal)
         return answer.status.value, answer.reason
 
+    async def _serve_queue(self) -> None:
+        """Take and run the group's jobs (procrastinate's worker), until cancelled. procrastinate's worker
+        stops itself when one of its side tasks fails (its heartbeat's query cut by a database outage,
+        for one): it is started again, and the jobs it left `doing` are handed back (`_rescue_stalled`)."""
+        while True:
+            try:
+                await self.queue.app.run_worker_async(
+                    queues=[queue_name(self.egress)], concurrency=self.concurrency,
+                    name=f"{self.egress}-{os.getpid()}", update_heartbeat_interval=HEARTBEAT_S,
+                    stalled_worker_timeout=STALLED_AFTER_S, install_signal_handlers=False,
+                    delete_jobs="successful",
+                )
+                log.warning("Fleet: the job queue's worker stopped; it starts again")
+            except Exception as exc:
+                log.warning("Fleet: the job queue's worker failed (%s); it starts again", type(exc).__name__)
+            await asyncio.sleep(QUEUE_RESTART_S)
+
     async def _rescue_stalled(self) -> None:
-        """Hand back to the queue the jobs of this group left `doing` by a worker that died."""
+        """Hand back to the queue the jobs of this group that nobody runs: left `doing` by a worker that
+        died (its heartbeat stopped), or `doing` but not running here for UNCLAIMED_AFTER_S."""
+        unclaimed: dict[int, float] = {}  # job id -> since when it was seen `doing` and not running here
         while True:
             await asyncio.sleep(RESCUE_EVERY_S)
             try:
                 for job in await self.queue.stalled(STALLED_AFTER_S, queue_name(self.egress)):
                     log.warning("Fleet: job %s of a stopped worker runs again", job.queueing_lock)
                     await self.queue.retry(job)
+                unclaimed = await self._hand_back_unclaimed(unclaimed)
             except Exception as exc:  # the database is away: the next round tries again
                 log.warning("Fleet: looking for stalled jobs failed (%s)", type(exc).__name__)
+
+    async def _hand_back_unclaimed(self, unclaimed: dict[int, float]) -> dict[int, float]:
+        now = time.monotonic()
+        doing = await self.queue.doing(queue_name(self.egress))
+        seen = {job_id: unclaimed.get(job_id, now) for job_id in doing - self.queue.running}
+        for job_id, since in list(seen.items()):
+            if now - since < UNCLAIMED_AFTER_S:
+                continue
+            del seen[job_id]
+            log.warning("Fleet: job %d was left `doing` with no one running it; it runs again", job_id)
+            try:
+                await self.queue.retry_by_id(job_id)
+            except Exception as exc:  # ended meanwhile: nothing to hand back
+                log.info("Fleet: job %d not handed back (%s)", job_id, type(exc).__name__)
+        return seen
 
 
 async def _until(worker: asyncio.Task[None], *events: asyncio.Event) -> None:
