@@ -199,8 +199,15 @@ async def test_a_first_signal_on_another_leverage_sets_the_plans_before_its_entr
     await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, "ADA-USDT's leverage read")
     await until(lambda: service.marks.fresh(symbol), "the mark price of ADA-USDT streamed")
 
+    # set before the signal's intent is recorded: a process killed during that round trip leaves
+    # nothing to answer "failed", and the signal is traded when it comes again
+    fault = {"kind": "delay", "seconds": 0.5, "count": 1, "path": "/api/v1/account/set-leverage"}
+    assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
     before = len(setup.exchange.requests)
-    await post(setup, signal("other-1", symbol, setup.sim.price(symbol)))
+    posting = asyncio.create_task(post(setup, signal("other-1", symbol, setup.sim.price(symbol))))
+    await until(lambda: "POST /api/v1/account/set-leverage" in since(setup, before), "the leverage being set")
+    assert await service.journal.get_signal("other-1") is None
+    await posting
 
     assert since(setup, before) == [
         "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",

@@ -381,7 +381,7 @@ class TradingService:
         mark = Decimal(0) if instrument is None else self._warm_mark(symbol)
         mirror = self.mirror
         balance, held = mirror.balance(), mirror.held_symbols() if mirror.live else None
-        ahead = mark is None and instrument is not None and self._untouched(symbol)
+        ahead = instrument is not None and self._untouched(symbol)
         leverage = self._leverage_ahead(signal, instrument) if ahead and instrument else _known(None)
         mark_now, balance_now, held_now, _ = await asyncio.gather(
             self.client.mark_price(symbol) if mark is None else _known(mark),
@@ -411,11 +411,17 @@ class TradingService:
         return mirror.live and symbol not in mirror.held_symbols() and not mirror.open_orders(symbol)
 
     async def _leverage_ahead(self, signal: TradeSignal, instrument: Instrument) -> None:
-        """A signal whose symbol's mark is not streamed reads it; the leverage the plan will ask for is
-        set meanwhile instead of after (one round trip less before the entry), unless it is known to be
-        on the exchange already (`Executor.set_leverage`: then nothing is sent). Only on a symbol the
-        account holds nothing on (setting it would change an open position's margin), and never
-        decisive: a failure here is the executor's to meet and report when it sets the plan's leverage."""
+        """Set the leverage the plan will ask for now, before the signal's intent is recorded, unless it
+        is known to be on the exchange already (`Executor.set_leverage`: then nothing is sent):
+        - alongside the reads a signal needs when some are not warm (the first signal on a symbol whose
+          mark is not streamed), one round trip less before the entry;
+        - and always outside the span between the intent and the entry's send. A process killed inside
+          that span leaves a signal that can only be answered "failed, nothing was placed" (the entry
+          may have been on its way); killed during this round trip, it leaves nothing recorded, and the
+          signal is traded when it comes again (a fleet job handed to the next worker, a bot's retry).
+        Only on a symbol the account holds nothing on (setting it would change an open position's
+        margin), and never decisive: a failure here is the executor's to meet and report when it sets
+        the plan's leverage."""
         leverage, _ = plan_leverage(signal, instrument, self.limits)
         try:
             await self.executor.set_leverage(signal.symbol, leverage, self.settings.margin_mode)
