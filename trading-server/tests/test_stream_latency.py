@@ -201,7 +201,7 @@ async def test_a_first_signal_on_another_leverage_sets_the_plans_before_its_entr
 
     # set before the signal's intent is recorded: a process killed during that round trip leaves
     # nothing to answer "failed", and the signal is traded when it comes again
-    fault = {"kind": "delay", "seconds": 0.5, "count": 1, "path": "/api/v1/account/set-leverage"}
+    fault = {"kind": "delay", "seconds": 1.0, "count": 1, "path": "/api/v1/account/set-leverage"}
     assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
     before = len(setup.exchange.requests)
     posting = asyncio.create_task(post(setup, signal("other-1", symbol, setup.sim.price(symbol))))
