@@ -35,12 +35,17 @@ async def test_bot_posts_new_server_events_to_the_notify_channel(
 async def test_bot_notifications_tolerate_a_server_without_an_event_feed(
     run_bot: Any, fake_discord: FakeDiscord, trading_server: FakeTradingServer
 ) -> None:
+    def feed_reads() -> int:
+        return sum(1 for _, path in trading_server.requests if path.startswith("/api/v1/events"))
+
     trading_server.events_enabled = False
     async with run_bot(notify_channel_id=str(fake_discord.channel("notify"))):
-        await asyncio.sleep(0.3)
+        assert await fake_discord.wait_until(lambda: feed_reads() >= 2)  # refused (404), asked again
         trading_server.events_enabled = True
         trading_server.add_event("placed", "now there is a feed")
-        await asyncio.sleep(0.2)
+        # the next read sees the feed, this first event only: the bot's starting point, not posted
+        seen = feed_reads()
+        assert await fake_discord.wait_until(lambda: feed_reads() > seen)
         trading_server.add_event("placed", "and a second event")
         assert await fake_discord.wait_until(lambda: fake_discord.posts_in("notify"))
     assert any(path.startswith("/api/v1/events") for _, path in trading_server.requests[:5])
