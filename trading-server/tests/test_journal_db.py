@@ -139,18 +139,23 @@ class NeverCheckpointed(CheckpointsWatched):
     CHECKPOINT_EVERY = 10**9
 
 
+async def twelve_signals_then_the_checkpoint(db: Database) -> None:
+    """Twelve signals' intents, then wait for the background checkpoint, if one runs."""
+    journal = Journal(db)
+    for n in range(12):
+        await journal.record_intent(f"cp{n}", body_hash="h", body={}, symbol="BTC-USDT", side="long",
+                                    orders=[], state="received")
+    await db.checkpoint_done()
+
+
 async def test_journal_background_checkpoints_copy_the_log_into_the_database_file(tmp_path: Path) -> None:
     """Every CHECKPOINT_EVERY transactions a passive checkpoint copies the log into the database file, on a
     worker thread, never on the event loop's. (The file alone is not read here: between a checkpoint and
     the next write, SQLite promises a consistent database only through its log.)"""
     db = OftenCheckpointed(f"sqlite:///{tmp_path / 'j.db'}")
     await db.create_schema()
-    journal = Journal(db)
     try:
-        for n in range(12):
-            await journal.record_intent(f"cp{n}", body_hash="h", body={}, symbol="BTC-USDT", side="long",
-                                        orders=[], state="received")
-        await db.checkpoint_done()
+        await twelve_signals_then_the_checkpoint(db)
     finally:
         await db.dispose()
     # 12 transactions and more (the schema's) every 5: one or two checkpoints, two unless the first
@@ -165,12 +170,8 @@ async def test_journal_without_background_checkpoints_leaves_the_log_alone(tmp_p
     path = tmp_path / "j.db"
     db = NeverCheckpointed(f"sqlite:///{path}")
     await db.create_schema()
-    journal = Journal(db)
     try:
-        for n in range(12):
-            await journal.record_intent(f"cp{n}", body_hash="h", body={}, symbol="BTC-USDT", side="long",
-                                        orders=[], state="received")
-        await db.checkpoint_done()
+        await twelve_signals_then_the_checkpoint(db)
         assert db.checkpoints == []
         wal = path.with_name(path.name + "-wal")
         assert wal.stat().st_size > 0  # every transaction is still in the log

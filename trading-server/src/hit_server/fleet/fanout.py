@@ -113,17 +113,8 @@ class FanOut:
         """Defer again every job still `queued` that has no job waiting or running on the queue."""
 
         def orphans(conn: Connection) -> list[tuple[str, str, str]]:
-            before = utcnow() - timedelta(seconds=REQUEUE_AFTER_S)
-            rows = conn.execute(
-                select(FANOUT_JOBS.c.signal_id, FANOUT_JOBS.c.account, FANOUT_JOBS.c.egress_group)
-                .where(FANOUT_JOBS.c.status == QUEUED).where(FANOUT_JOBS.c.created_at < before)
-            ).all()
-            if not rows:
-                return []
-            live = set(conn.scalars(text(
-                "SELECT queueing_lock FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-                " AND queueing_lock IS NOT NULL"
-            )))
+            rows = _waiting_since(conn, REQUEUE_AFTER_S)
+            live = _live_jobs(conn) if rows else {}
             return [(s, a, g) for s, a, g in rows if job_lock(s, a) not in live]
 
         lost = await self.db.transaction(orphans)
@@ -139,17 +130,8 @@ class FanOut:
         deadline_s = self.max_signal_age_s + EXPIRE_GRACE_S
 
         def overdue(conn: Connection) -> list[tuple[str, str, str, int | None, str | None]]:
-            before = utcnow() - timedelta(seconds=deadline_s)
-            rows = conn.execute(
-                select(FANOUT_JOBS.c.signal_id, FANOUT_JOBS.c.account, FANOUT_JOBS.c.egress_group)
-                .where(FANOUT_JOBS.c.status == QUEUED).where(FANOUT_JOBS.c.created_at < before)
-            ).all()
-            if not rows:
-                return []
-            jobs = {lock: (job_id, status) for job_id, lock, status in conn.execute(text(
-                "SELECT id, queueing_lock, status FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
-                " AND queueing_lock IS NOT NULL"
-            ))}
+            rows = _waiting_since(conn, deadline_s)
+            jobs = _live_jobs(conn) if rows else {}
             return [(s, a, g, *jobs.get(job_lock(s, a), (None, None))) for s, a, g in rows]
 
         expired = 0
@@ -184,6 +166,25 @@ class FanOut:
                 await self.requeue()
             except Exception as exc:  # the database or the queue is down: the next sweep tries again
                 log.warning("Fan-out: the sweep failed (%s)", type(exc).__name__)
+
+
+def _waiting_since(conn: Connection, seconds: float) -> list[tuple[str, str, str]]:
+    """(signal_id, account, egress group) of the jobs still `queued` that were fanned out over `seconds`
+    ago."""
+    before = utcnow() - timedelta(seconds=seconds)
+    rows = conn.execute(
+        select(FANOUT_JOBS.c.signal_id, FANOUT_JOBS.c.account, FANOUT_JOBS.c.egress_group)
+        .where(FANOUT_JOBS.c.status == QUEUED).where(FANOUT_JOBS.c.created_at < before)
+    ).all()
+    return [(s, a, g) for s, a, g in rows]
+
+
+def _live_jobs(conn: Connection) -> dict[str, tuple[int, str]]:
+    """The queue's jobs waiting or running: queueing lock -> (job id, `todo` or `doing`)."""
+    return {lock: (job_id, status) for job_id, lock, status in conn.execute(text(
+        "SELECT id, queueing_lock, status FROM procrastinate_jobs WHERE status IN ('todo', 'doing')"
+        " AND queueing_lock IS NOT NULL"
+    ))}
 
 
 @asynccontextmanager
