@@ -88,3 +88,15 @@ def test_ctrl_c_reaches_the_services_of_a_launcher_started_with_sigint_ignored(t
         capture_output=True, text=True, timeout=60, check=True,
     )
     assert int(done.stdout.strip()) == -signal.SIGINT, done  # not -SIGTERM after STOP_GRACE_S
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    ([], ["-n", "auto", "--dist", "worksteal"]),
+    (["tests/test_x.py", "-k", "y"], ["-n", "auto", "--dist", "worksteal", "tests/test_x.py", "-k", "y"]),
+    (["-n", "3"], ["-n", "3"]),
+    (["-n0", "-x"], ["-n0", "-x"]),
+    (["--numprocesses=4"], ["--numprocesses=4"]),
+    (["-p", "no:xdist"], ["-p", "no:xdist"]),
+])
+def test_the_suite_runs_on_a_worker_per_core_unless_the_arguments_choose(given, expected):
+    assert load_hitctl().parallel(given) == expected

@@ -7,7 +7,8 @@ nothing changed. The shell scripts stay thin: every decision lives here, where i
 
 Commands:
   setup   install (or update) the environment and stop
-  test    ruff, mypy (strict) and every test; extra arguments go to pytest. The journal's
+  test    ruff, mypy (strict) and every test, on one pytest worker per core (pytest-xdist; pass
+          -n N to choose); extra arguments go to pytest. The journal's
           PostgreSQL tests run on a throwaway local cluster (tools/postgres.py), installed with
           apt-get when missing (as root or in CI); the dashboard's browser tests drive Debian's
           chromium (tools/browser.py), installed the same way
@@ -118,6 +119,17 @@ def pytest_outcome(code: int) -> tuple[bool, str]:
     return False, f"pytest failed (exit {code})"
 
 
+def parallel(pytest_args: Sequence[str]) -> list[str]:
+    """pytest's arguments with one worker per core unless they choose (-n/--numprocesses, or -p no:xdist).
+
+    Most tests wait on processes they started (a suite alone keeps under one core busy), so two workers
+    halve the run on two cores; `worksteal` keeps the long tests from queueing behind each other."""
+    args = list(pytest_args)
+    chosen = any(a in ("-n", "--numprocesses", "no:xdist") or a.startswith(("-n", "--numprocesses="))
+                 for a in args)
+    return args if chosen else ["-n", "auto", "--dist", "worksteal", *args]
+
+
 def test(pytest_args: Sequence[str]) -> int:
     python = setup()
     steps: list[tuple[str, list[str | Path]]] = [
@@ -141,7 +153,7 @@ def test(pytest_args: Sequence[str]) -> int:
             if postgres_url is not None:
                 env[postgres.URL_VARIABLE] = postgres_url
             say("pytest ...")
-            ok, message = pytest_outcome(run([python, "-m", "pytest", *pytest_args], env=env))
+            ok, message = pytest_outcome(run([python, "-m", "pytest", *parallel(pytest_args)], env=env))
     except postgres.Unavailable as exc:
         say(f"PostgreSQL for the journal tests could not be started (in CI that is a failure): {exc}")
         return 1

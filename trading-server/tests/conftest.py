@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -199,10 +200,31 @@ def postgres_test_url() -> str:
     `./run.sh test` starts one there. Elsewhere the test is skipped (the run said so loudly)."""
     url = os.environ.get(POSTGRES_URL_VARIABLE, "")
     if url:
-        return url
+        return this_workers_database(url)
     if os.environ.get("CI"):
         pytest.fail(f"{POSTGRES_URL_VARIABLE} is not set in CI: run the tests with ./run.sh test")
     pytest.skip(f"no PostgreSQL: run ./run.sh test (it starts one) or set {POSTGRES_URL_VARIABLE}")
+
+
+@functools.cache
+def this_workers_database(url: str) -> str:
+    """The run's database, or under pytest-xdist one database per worker on the run's cluster (made on
+    first use): the journal tests empty and fill the same tables, so two workers must not share them."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    import psycopg
+    from psycopg import sql
+    from sqlalchemy import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=base.host, port=base.port, user=base.username, password=base.password, dbname=base.database)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 async def empty_postgres(url: str) -> None:
