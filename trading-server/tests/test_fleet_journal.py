@@ -226,6 +226,48 @@ async def test_the_job_queues_worker_is_started_again_when_it_stops_on_its_own(
         await worker.db.dispose()
 
 
+async def test_the_lease_is_renewed_while_every_connection_of_the_jobs_is_busy(settings: Settings) -> None:
+    """Under load the jobs and monitors can hold every connection of the worker's pool: the lease's renewal
+    has a connection of its own, so it never waits behind them (it did: a worker of a 1,000-account
+    fan-out lost its lease, and stopped, while its pool was busy)."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    from hit_server.fleet import worker as worker_module
+
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
+    await worker.db.create_schema()
+    url = make_url(settings.journal_url)
+    conninfo = psycopg.conninfo.make_conninfo(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
+    gate = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    holders: list[asyncio.Task[Any]] = []
+    try:
+        assert await worker.lease.acquire() == {}
+        await gate.execute("SELECT pg_advisory_lock(4242)")  # every holder below waits on it
+        busy = 15  # SQLAlchemy's default pool: 5 connections and 10 more under load
+        holders = [asyncio.create_task(worker.db.transaction(
+            lambda c: c.execute(text("SELECT pg_advisory_lock_shared(4242)")))) for _ in range(busy)]
+
+        async def waiting() -> int:
+            cursor = await gate.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+        async with asyncio.timeout(30):
+            while await waiting() < busy:  # noqa: ASYNC110 - PostgreSQL's view, no event to wait on
+                await asyncio.sleep(0.05)
+        assert await asyncio.wait_for(worker.lease.renew({1_700_000_000: 1}), 10)
+    finally:
+        await gate.execute("SELECT pg_advisory_unlock_all()")
+        await asyncio.gather(*holders, return_exceptions=True)
+        await gate.close()
+        await worker.http.aclose()
+        await worker.db.dispose()
+        await worker.lease.db.dispose()
+
+
 def test_an_account_journal_has_every_table_of_the_journal_but_the_fleet_wide_ones() -> None:
     from hit_server.journal import tables
 

@@ -86,7 +86,9 @@ class Worker:
         self.concurrency = concurrency
         self.on_lease_lost = on_lease_lost
         self.db = Database(settings.journal_url)
-        self.lease = EgressLease(self.db, egress)
+        # the lease on a connection of its own: renewals never wait behind the jobs' and monitors'
+        # transactions for one of `db`'s (a 1,000-account fan-out on a loaded machine lost its lease so)
+        self.lease = EgressLease(Database(settings.journal_url, pool_size=1), egress)
         self._valid_until = 0.0  # time.monotonic() past which the lease may be another's
         self.queue = JobQueue(settings.journal_url, self.run_job)
         transport = httpx.AsyncHTTPTransport(
@@ -151,6 +153,7 @@ class Worker:
                 await self.queue.close()
             await self.http.aclose()
             await self.db.dispose()
+            await self.lease.db.dispose()
 
     async def _become_active(self, stop: asyncio.Event) -> Usage | None:
         """Take the group's lease as soon as it is free; the IP's recent usage by the previous holder, or

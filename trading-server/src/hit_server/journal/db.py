@@ -275,8 +275,10 @@ class Database:
     BUSY_TIMEOUT_S = 5.0
     CHECKPOINT_EVERY = 200
 
-    def __init__(self, url: str, *, schema: str | None = None, engine: AsyncEngine | None = None) -> None:
-        """`schema` and `engine`: see `in_schema`."""
+    def __init__(self, url: str, *, schema: str | None = None, engine: AsyncEngine | None = None,
+                 pool_size: int | None = None) -> None:
+        """`schema` and `engine`: see `in_schema`. `pool_size`: PostgreSQL connections at most (SQLAlchemy's
+        default pool otherwise: 5, and 10 more under load)."""
         self.url = make_url(url)
         self.schema = schema
         self._sync: Engine | None = None
@@ -293,7 +295,8 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
-            self._async = engine if engine is not None else create_async_engine(url, pool_pre_ping=True)
+            pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
+            self._async = engine or create_async_engine(url, pool_pre_ping=True, **pool)
             if schema is not None:
                 self._async = self._async.execution_options(schema_translate_map={None: schema})
 
