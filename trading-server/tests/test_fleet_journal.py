@@ -16,7 +16,7 @@ from hit_server.accounts.store import AccountStore
 from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.fleet.fanout import EXPIRE_GRACE_S, FanOut
 from hit_server.fleet.journals import schema_name
-from hit_server.fleet.lease import EgressLease
+from hit_server.fleet.lease import SAFETY_S, TTL_S, EgressLease
 from hit_server.fleet.progress import progress, record_outcome
 from hit_server.fleet.queue import JobQueue
 from hit_server.fleet.tables import EGRESS_LEASES, FANOUT_JOBS
@@ -289,14 +289,46 @@ async def test_one_active_worker_per_egress_group_and_the_next_knows_what_the_ip
     assert await first.acquire() == {1_700_000_000: 3, 1_700_000_001: 2}  # the holder may take it again
     assert await second.holder_now() == "first"
 
-    # the first dies: its lease runs out (here: expired by hand), the second takes over with its usage
-    await db.transaction(lambda c: c.execute(
-        update(EGRESS_LEASES).values(expires_at=EGRESS_LEASES.c.expires_at - timedelta(minutes=1))))
+    # the first dies: its lease runs out (here: its last renewal moved a minute back), the second takes
+    # over with its usage
+    leases = EGRESS_LEASES.c
+    minute = timedelta(minutes=1)
+    await db.transaction(lambda c: c.execute(update(EGRESS_LEASES).values(
+        expires_at=leases.expires_at - minute, updated_at=leases.updated_at - minute)))
+    renewed = await db.transaction(lambda c: c.scalar(
+        text("SELECT extract(epoch FROM updated_at) FROM egress_leases WHERE egress_group = 'g1'")))
     assert await second.holder_now() is None
     assert await second.acquire() == {1_700_000_000: 3, 1_700_000_001: 2}
     assert not await first.renew({})  # too late: it must stop sending
-    await second.release({1_700_000_005: 1})  # a clean stop: free at once
+    # what the first sent after its last renewal was never written: the second hears until when it may
+    # have gone on sending (TTL_S - SAFETY_S after that renewal, which PostgreSQL stamped)
+    assert second.unrecorded_until is not None
+    assert second.unrecorded_until == pytest.approx(float(renewed) + TTL_S - SAFETY_S, abs=1e-3)
+    await second.release({1_700_000_005: 1})  # a clean stop: free at once, everything recorded
     assert await first.acquire() == {1_700_000_005: 1}
+    assert first.unrecorded_until is None
+
+
+def test_a_worker_that_stopped_without_handing_over_leaves_its_ips_budget_counted_as_spent() -> None:
+    """The previous holder may have sent, unrecorded, until it gave up: the taker counts, at that moment,
+    as many requests as the IP's windows still allowed then, and waits for them to leave the windows."""
+    wall = 50_000.0  # the taker's wall clock at its monotonic 100
+    taker = RateLimiter(per_minute=10, per_5_minutes=12, clock=lambda: 100.0)
+    taker.seed_ip_usage({49_990: 4}, wall)  # recorded: 4 sent 10 s ago
+    assumed = taker.assume_ip_sent_all_it_could(wall - 3, wall)  # it may have sent until 3 s ago
+    assert assumed == 6  # the minute allowed 6 more then (the 5 minutes 8)
+    minute, five = taker._overall
+    assert minute.wait_needed(100.0) > 0 and five.wait_needed(100.0) == 0  # 10 of 10 and 10 of 12
+    # the four recorded leave the minute at 100 - 9.5 + 60.5 = 151; the 6 assumed at 100 - 3 + 60.5
+    assert minute.room_at(150.9) == 0
+    assert minute.wait_needed(157.6) == 0
+
+    # long enough ago, it counts in no window
+    assert RateLimiter(per_minute=10, per_5_minutes=12).assume_ip_sent_all_it_could(wall - 400, wall) == 0
+    # and where the 5 minutes had less room than the minute, they bound the guess
+    tight = RateLimiter(per_minute=10, per_5_minutes=5, clock=lambda: 100.0)
+    tight.seed_ip_usage({49_800: 3}, wall)  # 200 s ago: out of the minute, in the 5 minutes
+    assert tight.assume_ip_sent_all_it_could(wall - 3, wall) == 2
 
 
 def test_the_ip_budget_is_handed_over_between_processes() -> None:

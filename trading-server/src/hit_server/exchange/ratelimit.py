@@ -78,6 +78,12 @@ class SlidingWindow:
         self.wait_needed(now)  # drops those out of the window
         return list(self._sent)
 
+    def room_at(self, at: float) -> int | None:
+        """How many more sends this window allowed at clock time `at` (None: unlimited)."""
+        if self.limit == 0:
+            return None
+        return max(0, self.limit - sum(1 for sent in self._sent if at - self.period < sent <= at))
+
     def seed(self, times: list[float]) -> None:
         """Count sends made elsewhere (another process on this IP, before this one took over) at `times`."""
         if self.limit:
@@ -139,6 +145,22 @@ class RateLimiter:
         times = [now - (wall_now - (second + 0.5)) for second, count in usage.items() for _ in range(count)]
         for window in self._overall:
             window.seed([at for at in times if at > now - window.period])
+
+    def assume_ip_sent_all_it_could(self, until_wall: float, wall_now: float) -> int:
+        """Another process may have sent from this IP, unrecorded, up to wall-clock time `until_wall`
+        (a fleet worker that stopped without handing its usage over, `fleet/lease.py`): count as sent
+        at that moment as many requests as the IP's windows still allowed then. Returns that count."""
+        now = self._clock()
+        at = now - (wall_now - until_wall)
+        covering = [window for window in self._overall if window.limit and at > now - window.period]
+        if not covering:  # long enough ago to count in no window any more
+            return 0
+        # bounded by every window at that moment (a window whose older sends were already dropped here
+        # shows more room than it had: the guess only errs on the side of waiting longer)
+        assumed = min(room for window in self._overall if (room := window.room_at(at)) is not None)
+        for window in covering:
+            window.seed([at] * assumed)
+        return assumed
 
     @classmethod
     def unlimited(cls) -> RateLimiter:

@@ -131,6 +131,11 @@ class Worker:
                 return
             active = True
             self.ip_limits.seed_ip_usage(usage, time.time())
+            if self.lease.unrecorded_until is not None:
+                assumed = self.ip_limits.assume_ip_sent_all_it_could(self.lease.unrecorded_until, time.time())
+                log.warning("Fleet: the previous worker of egress group %s stopped without handing over; "
+                            "%d more requests are counted as sent from its IP at its end, the rest of what "
+                            "the limits allowed it", self.egress, assumed)
             lost = asyncio.Event()
             tasks.append(asyncio.create_task(self._keep_lease(lost), name="lease"))
             await self.queue.open()
