@@ -291,7 +291,11 @@ class MarkPrices:
         awaiting_pong = False
         while True:
             try:
-                raw = await asyncio.wait_for(ws.recv(), self.ping_interval)
+                # asyncio.timeout, not wait_for: wait_for runs recv() as a task of its own, and when the
+                # stream is stopped as a frame arrives, Python 3.11 could wait for that task for ever (a
+                # test's shutdown hung so, about one run in ten on a loaded machine)
+                async with asyncio.timeout(self.ping_interval):
+                    raw = await ws.recv()
             except TimeoutError:
                 if awaiting_pong:
                     raise StreamLost(f"no pong within {self.ping_interval:g} s") from None
