@@ -66,13 +66,18 @@ def test_readme_settings_table_names_every_setting_of_both_services():
         assert not missing, f"README.md settings table lacks {missing} from {example}"
 
 
+# The child says it is up (a file) before it is stopped: a SIGINT that lands while Python is still
+# starting ends it with a traceback and exit status 1 (seen on a loaded machine), not by the signal.
 CHILD_STOPPED_BY = """
-import sys, time
+import os, sys, time
 sys.path.insert(0, {tools!r})
 import hitctl, launcher
 hitctl.let_ctrl_c_through()
-service = launcher.Service("child", [sys.executable, "-c", "import time; time.sleep(60)"], {{}}, {cwd!r})
+child = "import pathlib, time; pathlib.Path('up').touch(); time.sleep(60)"
+service = launcher.Service("child", [sys.executable, "-c", child], {{}}, {cwd!r})
 service.start()
+while not os.path.exists(os.path.join({cwd!r}, "up")):
+    time.sleep(0.01)
 service.stop()
 print(service.exit_code())
 """
