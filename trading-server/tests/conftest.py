@@ -217,11 +217,11 @@ def this_workers_database(url: str) -> str:
     from psycopg import sql
     from sqlalchemy import make_url
 
+    from hit_server.testing import libpq_conninfo
+
     base = make_url(url)
     name = f"{base.database}_{worker}"
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=base.host, port=base.port, user=base.username, password=base.password, dbname=base.database)
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(libpq_conninfo(url), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return base.set(database=name).render_as_string(hide_password=False)

@@ -231,16 +231,13 @@ async def test_the_lease_is_renewed_while_every_connection_of_the_jobs_is_busy(s
     has a connection of its own, so it never waits behind them (it did: a worker of a 1,000-account
     fan-out lost its lease, and stopped, while its pool was busy)."""
     import psycopg
-    from sqlalchemy import make_url
 
     from hit_server.fleet import worker as worker_module
+    from hit_server.testing import libpq_conninfo
 
     worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
     await worker.db.create_schema()
-    url = make_url(settings.journal_url)
-    conninfo = psycopg.conninfo.make_conninfo(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
-    gate = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    gate = await psycopg.AsyncConnection.connect(libpq_conninfo(settings.journal_url), autocommit=True)
     holders: list[asyncio.Task[Any]] = []
     try:
         assert await worker.lease.acquire() == {}

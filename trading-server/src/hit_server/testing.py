@@ -142,6 +142,17 @@ SERVICE_ENV_PREFIXES = (
 )
 
 
+def libpq_conninfo(url: str) -> str:
+    """A PostgreSQL SQLAlchemy URL (postgresql+asyncpg://...) as a libpq connection string, for tests that
+    talk to the database directly with psycopg."""
+    from psycopg.conninfo import make_conninfo
+    from sqlalchemy import make_url
+
+    parts = make_url(url)
+    return make_conninfo(host=parts.host, port=parts.port, user=parts.username, password=parts.password,
+                         dbname=parts.database)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as sock:
