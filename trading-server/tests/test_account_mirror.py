@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from hit_server.blofin_sim import SimConfig, create_app
+from hit_server.blofin_sim import SimConfig, create_app, views
 from hit_server.blofin_sim.models import SimEvent
 from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 from hit_server.exchange.blofin_client import BloFinClient
@@ -265,6 +265,32 @@ async def test_mirror_refreshes_the_balance_before_it_gets_too_old() -> None:
             break
     assert world.mirror._balance_at > seen_at, "the balance was not read again in the background"
     assert world.mirror.balance() is not None
+
+
+async def test_the_balance_pushed_now_and_then_is_not_read_again_by_rest() -> None:
+    """BloFin pushes the balance at a regular interval; while those pushes come more often than the
+    refresh would, the mirror spends no request on it (a fleet of idle accounts spent most of its IP
+    budget on these reads)."""
+    world = World()
+    world.mirror.balance_max_age_s = 0.3  # a refresh would be due 0.15 s after the last word
+    world.mirror.clock = asyncio.get_running_loop().time
+    reads = [0]
+    read_balance = world.reader.balance
+
+    async def counted() -> Balance:
+        reads[0] += 1
+        return await read_balance()
+
+    world.reader.balance = counted  # type: ignore[method-assign]
+    world.stream.reconnect()
+    await world.live()
+    seeded = reads[0]
+    for _ in range(20):  # 1 s: the pushes every 0.05 s, as the stream would deliver them
+        world.mirror.push("account", [views.balance_view(world.sim.account(), world.sim.clock_ms())])
+        await asyncio.sleep(0.05)
+    assert reads[0] == seeded, "the balance was read by REST although the stream kept it fresh"
+    await asyncio.sleep(0.5)  # the pushes stop: the refresh reads it again
+    assert reads[0] > seeded
 
 
 async def test_an_unreadable_push_stops_the_mirror_being_believed_until_it_is_read_again() -> None:

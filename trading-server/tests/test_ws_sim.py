@@ -260,6 +260,18 @@ async def test_ws_unsubscribe_stops_the_pushes_of_that_channel(
     assert after["arg"] == {"channel": "account"}  # the closing fill's balance, not an order
 
 
+async def test_ws_account_is_pushed_now_and_then_without_an_event(served: ServedSim) -> None:
+    """BloFin pushes the balance "in regular interval" as well as on events; the other channels only on
+    events. A client can keep its balance fresh on these pushes instead of REST reads."""
+    served.hub.account_push_s = 0.05
+    async with connect_to(served) as ws:
+        await login(ws, served.auth)
+        await subscribe(ws, {"channel": "positions"}, {"channel": "account"}, {"channel": "orders"})
+        pushed = [await receive(ws) for _ in range(3)]
+    assert [(m["arg"], m["action"]) for m in pushed] == [({"channel": "account"}, "update")] * 3
+    assert all(m["data"]["details"][0]["currency"] == "USDT" for m in pushed)
+
+
 async def test_ws_ping_is_answered_with_pong(served: ServedSim) -> None:
     async with connect_to(served) as ws:
         await ws.send("ping")

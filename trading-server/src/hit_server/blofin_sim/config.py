@@ -34,7 +34,10 @@ class SimConfig:
     BloFin's exact form is unconfirmed: "item" (top-level code "1", the real code in `data[0].code`),
     "zero" (top-level code "0" and the real code only in `data[0].code`, the form ccxt's error handler
     is written for: a client that trusts the top-level code alone is fooled) or "top" (the real code at
-    the top level and in `data[0]`). `public_repush_s`: see `ws_public.py`.
+    the top level and in `data[0]`). `public_repush_s`: see `ws_public.py`. `account_push_s`: how often
+    the private WebSocket pushes the balance of an `account` subscription, changed or not (BloFin
+    documents a push "in regular interval" besides the event pushes, without saying how often); 0 pushes
+    on events only. See `ws.py`.
 
     `api_key`/`api_secret`/`passphrase`/`balance` are the default account's; `accounts` are more
     accounts served from the start (more can be added by `POST /sim/accounts`; see `registry.py`).
@@ -62,6 +65,7 @@ class SimConfig:
     time_window_ms: int = 60_000
     walk_interval_s: float = 1.0
     public_repush_s: float = 1.0  # the public WebSocket's push of every subscribed candle, changed or not
+    account_push_s: float = 10.0  # the private WebSocket's periodic push of the balance (0: events only)
     failure_envelope: FailureEnvelope = "item"
     accounts: tuple[AccountSpec, ...] = field(default=())
 

@@ -3,20 +3,23 @@
 A login selects the account of its API key (`registry.py`), checked with that account's passphrase and
 secret; the connection then hears that account's events alone. The hub subscribes to an account's
 engine when a connection first logs in to it (the default account's at once), and hands each event to
-the connections logged in to that account. The engine calls it synchronously inside its own calls, so
+the connections logged in to that account. Besides the event pushes, an `account` subscription hears
+its balance every `account_push_s` (`SimConfig.account_push_s`), changed or not, as BloFin documents
+("pushed in regular interval"); a client keeps its balance fresh on those instead of REST reads. The engine calls it synchronously inside its own calls, so
 the hub only enqueues (the queue, writer and watchdog of each connection: `ws_base.py`); a connection
 whose queue overflows is closed, and its client must reconnect and re-read by REST, as after any loss.
 
 Control for tests (no signature): `POST /sim/ws/drop` closes every socket at once, private and public
 (`ws_public.py`); `POST /sim/ws/refuse {"seconds": S}` refuses new handshakes of both (HTTP 403) for S
-seconds. `hub_of(app)` gives the private hub: `idle_timeout_s`, `refused_times`, `login_attempts` are
-for tests.
+seconds. `hub_of(app)` gives the private hub: `idle_timeout_s`, `account_push_s`, `refused_times`,
+`login_attempts` are for tests.
 
 BloFin's code for a subscription before login is not documented; the simulator answers 60011.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -77,6 +80,7 @@ class PrivateWsHub:
                  queue_size: int = QUEUE_SIZE) -> None:
         self.state = state
         self.idle_timeout_s = idle_timeout_s
+        self.account_push_s = state.config.account_push_s
         self.queue_size = queue_size
         self.connections: set[PrivateConnection] = set()
         self.refuse_until = 0.0
@@ -180,6 +184,18 @@ class PrivateConnection(Connection):
                 data = event.data if event.channel == "account" else [event.data]
                 self.push(push_message(sub, "update", data))
 
+    async def push_balance_now_and_then(self) -> None:
+        """The balance to every `account` subscription, every `account_push_s` (read at each turn; 0:
+        none), changed or not."""
+        while not self.closing:
+            await asyncio.sleep(self.hub.account_push_s if self.hub.account_push_s > 0 else 1.0)
+            if self.hub.account_push_s <= 0 or not self.logged_in:
+                continue
+            for sub in list(self.subs):
+                if sub.channel == "account":
+                    self.push(push_message(sub, "update", views.balance_view(self.sim.account(),
+                                                                             self.sim.clock_ms())))
+
     # ---- requests --------------------------------------------------------------------------------
     def handle(self, text: str) -> None:
         if text == "ping":
@@ -273,7 +289,7 @@ async def private_ws(websocket: WebSocket) -> None:
     conn = PrivateConnection(websocket, hub)
     hub.connections.add(conn)
     try:
-        await conn.serve()
+        await conn.serve(conn.push_balance_now_and_then())
     finally:
         hub.connections.discard(conn)
         hub.leave(conn)

@@ -294,9 +294,11 @@ class AccountMirror:
         """Re-read the balance by REST before it gets older than allowed, until `until` (clock)."""
         assert self.reader is not None  # noqa: S101
         while self.clock() < until:
+            # due counted from the latest word each time: a push meanwhile (BloFin pushes the balance
+            # on events and at a regular interval) puts the read off again
             due = self._balance_at + self.balance_max_age_s / 2
-            await asyncio.sleep(max(0.05, min(due, until) - self.clock()))
             if self.clock() < due:
+                await asyncio.sleep(max(0.05, min(due, until) - self.clock()))
                 continue
             asked_at = self._balance_at
             try:
