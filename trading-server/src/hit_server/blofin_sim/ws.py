@@ -3,11 +3,13 @@
 A login selects the account of its API key (`registry.py`), checked with that account's passphrase and
 secret; the connection then hears that account's events alone. The hub subscribes to an account's
 engine when a connection first logs in to it (the default account's at once), and hands each event to
-the connections logged in to that account. Besides the event pushes, an `account` subscription hears
-its balance every `account_push_s` (`SimConfig.account_push_s`), changed or not, as BloFin documents
-("pushed in regular interval"); a client keeps its balance fresh on those instead of REST reads. The engine calls it synchronously inside its own calls, so
+the connections logged in to that account. The engine calls it synchronously inside its own calls, so
 the hub only enqueues (the queue, writer and watchdog of each connection: `ws_base.py`); a connection
 whose queue overflows is closed, and its client must reconnect and re-read by REST, as after any loss.
+
+Besides the event pushes, an `account` subscription hears its balance every `account_push_s`
+(`SimConfig.account_push_s`), changed or not, as BloFin documents ("pushed in regular interval"); a
+client can keep its balance fresh on those instead of REST reads.
 
 Control for tests (no signature): `POST /sim/ws/drop` closes every socket at once, private and public
 (`ws_public.py`); `POST /sim/ws/refuse {"seconds": S}` refuses new handshakes of both (HTTP 403) for S
