@@ -240,6 +240,17 @@ async def test_mirror_is_not_believed_before_its_seed_lands_or_after_a_loss() ->
     assert world.mirror.positions() == [] or not world.mirror.live
 
 
+async def test_wait_live_answers_when_the_seed_lands_or_when_time_is_up() -> None:
+    world = World()
+    assert not await world.mirror.wait_live(0.05)  # nothing connected: no seed will land
+    world.stream.reconnect()
+    waiting = asyncio.create_task(world.mirror.wait_live(10))
+    await world.live()
+    assert await waiting
+    world.stream.drop()
+    assert not await world.mirror.wait_live(0)
+
+
 async def test_mirror_balance_is_believed_only_while_young() -> None:
     clock = [100.0]
     world = World(clock)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from hit_server.blofin_sim.models import OrderParams
 from hit_server.journal.journal import SIGNALS
 from hit_server.lifecycle.orphans import reconcile_exchange
 from hit_server.testing import RunningServer, paper_settings, running_server, signal_events
@@ -92,3 +93,31 @@ async def test_orphans_order_of_a_finished_signal_is_cancelled(server: RunningSe
     assert await reconcile_exchange(server.monitor.lifecycle) == 1
     assert server.sim.orders_by_client_id[answer["orders"][0]["client_order_id"]].state == "canceled"
     assert "orphan_cancelled" in {e["type"] for e in await signal_events(server, "orph-done")}
+
+
+async def test_orphans_sweep_from_the_live_mirror_reads_nothing_and_still_cancels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet account's first reconciliation reads the account from its just-seeded mirror, not a
+    second time by REST (the warm-up of hundreds of accounts on one IP paid every read twice)."""
+    settings = paper_settings(tmp_path, monitor_poll_seconds=60)  # the simulator's pushes on
+    async with running_server(settings) as server:
+        mirror = server.service.mirror
+        assert await mirror.wait_live(10), "the mirror is seeded"
+        answer = await place(server, signal("orph-mirror", entries=["59500"]))
+        await set_signal(server, "orph-mirror", is_open=False)
+        server.sim.place_order(OrderParams(inst_id="ETH-USDT", side="buy", order_type="market",
+                                           size=Decimal(1), margin_mode="cross", client_order_id="theirs"))
+        [theirs] = mirror.positions("ETH-USDT")  # the foreign position reached the mirror
+
+        async def no_read(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("read by REST although the mirror is live")
+
+        monkeypatch.setattr(server.service.client, "pending_orders", no_read)
+        monkeypatch.setattr(server.service.client, "positions", no_read)
+        lifecycle = server.monitor.lifecycle
+        assert await reconcile_exchange(lifecycle, reread=False) == 1
+        assert theirs.position_id in lifecycle.foreign_reported  # seen in the mirror, reported
+        assert server.sim.orders_by_client_id[answer["orders"][0]["client_order_id"]].state == "canceled"
+        with pytest.raises(AssertionError, match="read by REST"):
+            await reconcile_exchange(lifecycle)  # the timed reconciliation reads the exchange itself

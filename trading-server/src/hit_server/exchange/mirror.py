@@ -164,6 +164,20 @@ class AccountMirror:
     def live_tpsl(self, symbol: str | None = None) -> list[TpslOrder]:
         return [t for t in self._tpsl.values() if symbol in (None, t.inst_id)]
 
+    async def wait_live(self, seconds: float) -> bool:
+        """Whether the mirror is live now or becomes so within `seconds` (a seed lands)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._live:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            changed = self._changed
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+        return True
+
     async def wait_until(self, check: Callable[[], T | None], seconds: float) -> T | None:
         """`check()`'s first answer that is not None, asked after every change while the mirror is
         live; None when it stops being live or `seconds` pass first."""

@@ -49,6 +49,15 @@ FLEET_POLL_S = 300.0
 FLEET_RECONCILE_MINUTES = 15.0
 FLEET_BALANCE_MAX_AGE_S = 300.0
 FLEET_RESEED_S = 1800.0
+# How long a signal waits for the private stream to show its entry filled and stopped before it reads
+# the exchange (one account alone: 0.5 s). During a fan-out the worker's event loop and the stream's
+# pushes run late, and a read then spends the IP budget every other account of the worker waits for:
+# the 1,000-account run read positions and TP/SL orders for a third of its accounts at 0.5 s.
+FLEET_STREAM_WAIT_S = 3.0
+# How long an account's first reconciliation waits for its mirror's first seed (positions, orders and
+# TP/SL orders read once at start) to read the account from it rather than by REST a second time: the
+# warm-up of 250 accounts on one IP is paced by the IP's budget, so a seed can take minutes to land.
+FLEET_SEED_WAIT_S = 120.0
 
 
 def account_settings(settings: Settings, account: AccountCredentials) -> Settings:
@@ -140,6 +149,7 @@ class Traders:
         service = TradingService(settings, client, journal)
         service.mirror.balance_max_age_s = FLEET_BALANCE_MAX_AGE_S
         service.mirror.reseed_s = FLEET_RESEED_S
+        service.executor.stream_wait_s = FLEET_STREAM_WAIT_S
         service.marks = self.marks
         # What a signal needs warm but the account's own state is the worker's (instruments, marks). The
         # account's leverages are not read ahead: on BloFin that is a read per 20 instruments per
@@ -148,7 +158,7 @@ class Traders:
         await service.start(read_leverages=False, own_instruments=False)
         self._stack.push_async_callback(service.stop)
         monitor = await self._stack.enter_async_context(
-            open_monitor(settings, service, Exchange(client), pacer=self.pacer)
+            open_monitor(settings, service, Exchange(client), pacer=self.pacer, seed_wait_s=FLEET_SEED_WAIT_S)
         )
         log.info("Fleet: account %s ready (journal schema %s)", name, schema_name(name))
         return Trader(account, service, monitor)

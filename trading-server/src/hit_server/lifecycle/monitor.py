@@ -9,7 +9,9 @@ When a pass runs:
 - every MONITOR_POLL_SECONDS while the socket is down: REST polling is the fallback, and the first
   pass after a reconnect re-reads everything, so a loss misses nothing;
 - every 6 x MONITOR_POLL_SECONDS while the socket is up (prices and timeouts are not pushed);
-- reconciliation (`reconcile_exchange`) at start and every RECONCILE_MINUTES.
+- reconciliation (`reconcile_exchange`) at start and every RECONCILE_MINUTES. With `seed_wait_s` (a
+  fleet account: hundreds share one IP's budget) the one at start waits that long for the account
+  mirror's first seed and reads the account from it, not again by REST.
 Before every pass, signals left unresolved (an unclear exchange outcome, a journal failure) are
 looked up on the exchange (`reconcile.reconcile_pending`: lookups only, never a resend, never a
 signal this process is carrying out); one found placed is managed by that same pass. While any is
@@ -166,6 +168,7 @@ class PositionMonitor:
         self.poll_s = settings.monitor_poll_seconds
         self.reconcile_s = settings.reconcile_minutes * 60
         self.reconciliations = 0
+        self.seed_wait_s = 0.0  # how long the first reconciliation waits for the mirror's seed (above)
         self.unresolved = 0  # signals the last round could not resolve yet
         self.relay: WebhookRelay | None = None
         self._wake = asyncio.Event()
@@ -202,7 +205,8 @@ class PositionMonitor:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        await self._guarded(self.reconcile)
+        seeded = self.seed_wait_s > 0 and await self.lifecycle.mirror_live_within(self.seed_wait_s)
+        await self._guarded(functools.partial(self.reconcile, reread=not seeded))
         due = loop.time() + self.reconcile_s
         while True:
             quiet = self.connected and not self.unresolved
@@ -227,13 +231,14 @@ class PositionMonitor:
         """Look up the signals left unresolved (see `reconcile.py`), without waiting for a restart."""
         _, self.unresolved = await reconcile_pending(self.service)
 
-    async def reconcile(self) -> None:
+    async def reconcile(self, *, reread: bool = True) -> None:
         """Resolve the unresolved signals, compare the journal with the exchange both ways (see
-        `orphans.py`), then a full pass."""
+        `orphans.py`), then a full pass; the account read by REST, or with `reread=False` from the
+        account mirror when it is live (its seed was just read)."""
         self.reconciliations += 1
         await self.resolve()
-        await reconcile_exchange(self.lifecycle)
-        await self.lifecycle.sync_all(reread=True)
+        await reconcile_exchange(self.lifecycle, reread=reread)
+        await self.lifecycle.sync_all(reread=reread)
 
     @staticmethod
     async def _guarded(step: Any) -> None:
@@ -260,14 +265,17 @@ def _feed(
 
 @asynccontextmanager
 async def open_monitor(
-    settings: Settings, service: TradingService, exchange: Exchange, *, pacer: ConnectionPacer | None = None
+    settings: Settings, service: TradingService, exchange: Exchange, *, pacer: ConnectionPacer | None = None,
+    seed_wait_s: float = 0.0,
 ) -> AsyncIterator[PositionMonitor]:
     """The monitor (and the webhook relay, when DISCORD_WEBHOOK_URL is set), stopped on exit. `pacer`:
-    the turns of the connections opened from this IP (a fleet worker's accounts' streams)."""
+    the turns of the connections opened from this IP (a fleet worker's accounts' streams);
+    `seed_wait_s`: `PositionMonitor.seed_wait_s`."""
     lifecycle = Lifecycle(
         service.client, service.journal, TradeBook(service.journal.db), settings, service.mirror
     )
     monitor = PositionMonitor(lifecycle, service, _feed(settings, exchange, service.mirror, pacer), settings)
+    monitor.seed_wait_s = seed_wait_s
     relay_task: asyncio.Task[None] | None = None
     if settings.discord_webhook_url is not None:
         relay = monitor.relay = WebhookRelay(settings.discord_webhook_url, service.journal)

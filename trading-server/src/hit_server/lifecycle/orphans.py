@@ -27,10 +27,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def reconcile_exchange(lifecycle: Lifecycle) -> int:
-    """Cancel our orphaned orders and report foreign positions; the number of orders cancelled."""
-    client, book = lifecycle.client, lifecycle.book
-    resting = [o for o in await client.pending_orders() if o.client_order_id]
+async def reconcile_exchange(lifecycle: Lifecycle, *, reread: bool = True) -> int:
+    """Cancel our orphaned orders and report foreign positions; the number of orders cancelled.
+    The account is read by REST, or with `reread=False` from the account mirror when it is live (its
+    seed was just read: the monitor's first reconciliation of a fleet account)."""
+    client, book, mirror = lifecycle.client, lifecycle.book, lifecycle.mirror
+    from_mirror = not reread and mirror is not None and mirror.live
+    pending = mirror.open_orders() if from_mirror and mirror is not None else await client.pending_orders()
+    resting = [o for o in pending if o.client_order_id]
     owners = await book.signal_of_order([o.client_order_id for o in resting])
     events: list[EventRecord] = []
     for order in resting:
@@ -51,7 +55,8 @@ async def reconcile_exchange(lifecycle: Lifecycle) -> int:
     if events:
         await lifecycle.journal.add_events(events)
     ours = await lifecycle.journal.open_symbols()
-    for position in await client.positions():
+    positions = mirror.positions() if from_mirror and mirror is not None else await client.positions()
+    for position in positions:
         key = position.position_id or position.inst_id
         if position.inst_id not in ours and key not in lifecycle.foreign_reported:
             lifecycle.foreign_reported.add(key)

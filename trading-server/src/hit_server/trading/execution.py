@@ -9,7 +9,7 @@ Order of operations, each step journaled by the caller before it is sent (see `s
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
    TP/SL covering the position), from the account mirror's pushes when it is live (no lookup: the
    stream shows the fill and the attached stop as they happen), by REST reads otherwise or when the
-   pushes don't show it within STREAM_WAIT_S; if it is missing, one is placed (order-tpsl); if that
+   pushes don't show it within `Executor.stream_wait_s`; if it is missing, one is placed (order-tpsl); if that
    fails, the position is closed at market and the answer is "failed" saying so (if the close cannot be
    confirmed either, the answer says that and the position monitor resolves it: stop or close);
 4. take profits: reduce-only limit orders TP1..TPn with the plan's sizes once the whole size is filled;
@@ -98,6 +98,9 @@ class Executor:
         self.mirror = mirror  # the account as the stream shows it (`exchange/mirror.py`)
         self._save = save  # journals orders (commit) before they are sent
         self._reserve = reserve  # journals an order under a clientOrderId no process has used
+        # how long the pushes may take to show an entry settled before REST is asked (a fleet worker,
+        # whose IP budget is shared by hundreds of accounts, waits longer rather than read)
+        self.stream_wait_s = STREAM_WAIT_S
         # The leverage known to be on the exchange, per symbol and margin mode: what this process set, or
         # read from the account at start (`learn_leverage`); forgotten when the exchange shows another.
         self._leverage: dict[tuple[str, str], int] = {}
@@ -220,9 +223,9 @@ class Executor:
     async def _filled(self, run: Execution) -> tuple[Decimal, Holdings | None]:
         """Contracts filled across the entries now, and the symbol's holdings when they were read:
         from the account mirror when it is live and shows every entry, every fill and, for a fill,
-        the stop covering it within STREAM_WAIT_S (no request at all), else from REST (below)."""
+        the stop covering it within `stream_wait_s` (no request at all), else from REST (below)."""
         if self.mirror.live:
-            seen = await self.mirror.wait_until(lambda: self._settled(run), STREAM_WAIT_S)
+            seen = await self.mirror.wait_until(lambda: self._settled(run), self.stream_wait_s)
             if seen is not None:
                 return seen
             log.info("Signal %s: the stream did not show its entry settled; reading the exchange",
