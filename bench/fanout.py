@@ -13,8 +13,10 @@ What runs, every part its own process as in production, all on this machine's lo
   worker i trading group g<i> from 127.0.0.<i+1>: the simulator sees W distinct IPs.
 
 Measured:
-- `warm_up`: seconds until every worker logged ready (each builds all its accounts at start), and what
-  that start sent per IP (requests, the peaks of BloFin's windows, 429s);
+- `warm_up`: seconds until every worker logged ready (each builds all its accounts at start), then
+  until every account's private stream is logged in at the simulator (BloFin lets an IP open one
+  connection a second, so they trail the readiness) and its first read of the account has followed,
+  and what all that sent per IP (requests, the peaks of BloFin's windows, 429s);
 - `waited_for_ip_budget_s`: BloFin counts requests over a minute and 5 minutes per IP, so the warm-up
   spends the signal's budget; the signal is posted once the simulator's tallies show room for it;
 - `signal`: one market signal with a stop and 3 take profits. From the POST (wall clock in ms on both
@@ -76,6 +78,7 @@ PER_IP_MINUTE = 500  # BloFin's limits, as the simulator applies them by default
 PER_IP_5MIN = 1500
 TRADE_PER_KEY_10S = 30
 READY = "Fleet worker for egress group {group} ready"
+STREAM_SEED_S = 5.0  # after the last private stream is up: its account's first reads follow
 ACCOUNT_READY = "Fleet: account "
 REGISTER_AT_ONCE = 16
 STOP_WAIT_S = 20.0
@@ -544,6 +547,7 @@ class Bench:
         within = self.args.warm_deadline or 240 + 2.0 * per_worker
         await until(all_ready, "every worker ready", within, self.procs, every=0.5,
                     progress=lambda: f"accounts ready {seen}; {self._ip_line(last_limits)}")
+        streams_at = await self._streams_up(sim, per_worker, began)
         busy1 = machine_busy()
         limits = await self._limits(sim)
         if limits["suspendedIps"]:
@@ -553,6 +557,7 @@ class Bench:
         errors = sum((log.read_text(errors="replace")).count("could not be started") for log in logs.values())
         self.result["warm_up"] = {
             "seconds_until_all_ready": round(max(ready_at.values()), 1) if ready_at else None,
+            "seconds_until_streams_up": streams_at,
             "groups_not_ready": sorted(set(logs) - set(ready_at)),
             "suspended_ips": limits["suspendedIps"],
             "seconds_by_group": {g: round(s, 1) for g, s in sorted(ready_at.items())},
@@ -568,6 +573,31 @@ class Bench:
             "load": load(),
         }
         say(f"warm-up: {self.result['warm_up']}")
+
+    async def _streams_up(self, sim: httpx.AsyncClient, per_worker: int, began: float) -> float | None:
+        """Seconds from the start until every account's private stream is logged in at the simulator
+        and its seed (four reads, through the IP's limiter) has had STREAM_SEED_S to follow; None when
+        some are still not up after `--streams-deadline` (the figures then include them as they are)."""
+        counted: dict[str, int] = {}
+
+        async def all_up() -> bool:
+            reply = await sim.get("/sim/accounts")
+            reply.raise_for_status()
+            rows = [r for r in reply.json()["data"] if not r["default"]]
+            counted["up"] = sum(1 for r in rows if r["privateStreams"] > 0)
+            return bool(counted["up"] >= self.args.accounts)
+
+        within = self.args.streams_deadline or 60 + 1.5 * per_worker
+        try:
+            await until(all_up, "every account's private stream logged in", within, self.procs, every=2.0,
+                        progress=lambda: f"{counted.get('up', 0)} of {self.args.accounts} up")
+        except SystemExit as exc:
+            say(f"{exc}: going on with {counted.get('up', 0)} up")
+            return None
+        up_at = round(time.monotonic() - began, 1)
+        say(f"every private stream up after {up_at} s")
+        await asyncio.sleep(STREAM_SEED_S)
+        return up_at
 
     async def _wait_for_room(self, sim: httpx.AsyncClient) -> None:
         """Until every worker's IP has room, in BloFin's minute and 5-minute windows, for the signal's
@@ -825,6 +855,9 @@ def main() -> int:
     parser.add_argument("--signal-deadline", type=float, default=0.0,
                         help="seconds for every account to answer (0: 120 + 0.2 per account)")
     parser.add_argument("--phase-deadline", type=float, default=900.0, help="seconds for the registry")
+    parser.add_argument("--streams-deadline", type=float, default=0.0,
+                        help="seconds after readiness for every account's private stream to be up "
+                             "(0: 60 + 1.5 per account of a worker)")
     parser.add_argument("--idle", type=float, default=10.0,
                         help="seconds of the warm fleet without a signal measured before it (its background)")
     parser.add_argument("--settle", type=float, default=5.0,

@@ -272,6 +272,26 @@ async def test_ws_account_is_pushed_now_and_then_without_an_event(served: Served
     assert all(m["data"]["details"][0]["currency"] == "USDT" for m in pushed)
 
 
+async def test_sim_state_counts_the_private_streams_logged_in(served: ServedSim) -> None:
+    async def streams() -> int:
+        """The default account's, as /sim/state and /sim/accounts say it (they must agree)."""
+        async with httpx.AsyncClient(base_url=served.http_url) as http:
+            count: int = (await http.get("/sim/state")).json()["data"]["privateStreams"]
+            [row] = [r for r in (await http.get("/sim/accounts")).json()["data"] if r["default"]]
+        assert row["privateStreams"] == count
+        return count
+
+    async with connect_to(served) as ws:
+        assert await streams() == 0  # connected, not logged in
+        await login(ws, served.auth)
+        assert await streams() == 1
+    for _ in range(100):  # the server side sees the close a moment later
+        if await streams() == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert await streams() == 0
+
+
 async def test_ws_ping_is_answered_with_pong(served: ServedSim) -> None:
     async with connect_to(served) as ws:
         await ws.send("ping")

@@ -13,14 +13,16 @@ What is about one account (`/sim/state`, `/sim/lag`, `/sim/duplicate-window`, `/
 on the account named by the query parameter `?api_key=` (HTTP 404, code 152401, for an unknown key).
 What is about the market or the whole simulator is for all: `/sim/price`, `/sim/step`, `/sim/reset`
 (every account kept, each back to its start), `/sim/faults` (network faults by path, whoever sends).
-`/sim/state` also shows the limits (`limits.py`): the requests of every IP and key, suspended IPs."""
+`/sim/state` also shows the limits (`limits.py`): the requests of every IP and key, suspended IPs.
+`/sim/state` and each row of `/sim/accounts` count the account's private WebSocket connections logged
+in (`privateStreams`)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import views
@@ -258,7 +260,7 @@ async def step(state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/state")
-async def sim_state(state: StateDep, sim: TargetDep) -> dict[str, Any]:
+async def sim_state(state: StateDep, sim: TargetDep, request: Request) -> dict[str, Any]:
     now = sim.clock_ms()
     return ok({
         "balance": views.balance_view(sim.account(), now),
@@ -272,6 +274,7 @@ async def sim_state(state: StateDep, sim: TargetDep) -> dict[str, Any]:
         "modes": _modes(sim),
         "accounts": len(state.accounts),
         "limits": state.limits.view(now),
+        "privateStreams": _streams(request, sim),
     })
 
 
@@ -283,10 +286,17 @@ async def add_accounts(req: AccountsRequest, state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/accounts")
-async def list_accounts(state: StateDep) -> dict[str, Any]:
+async def list_accounts(state: StateDep, request: Request) -> dict[str, Any]:
     """Every account, the default first, then in the order they were added."""
     now = state.sim.clock_ms()
-    return ok([_account_row(state, account, now) for account in state.accounts])
+    return ok([_account_row(state, account, now) | {"privateStreams": _streams(request, account.sim)}
+               for account in state.accounts])
+
+
+def _streams(request: Request, sim: Simulator) -> int:
+    """The private WebSocket connections logged in to this account (none when no socket is served)."""
+    hub = getattr(request.app.state, "ws_hub", None)
+    return 0 if hub is None else int(hub.streams_of(sim))
 
 
 def _account_row(state: SimState, account: SimAccount, now: int) -> dict[str, Any]:

@@ -110,6 +110,10 @@ class PrivateWsHub:
             self._heard.add(sim)
             sim.subscribe(partial(self.publish_to, sim))
 
+    def streams_of(self, sim: Simulator) -> int:
+        """How many connections are logged in to the account whose engine is `sim`."""
+        return len(self._logged_in.get(sim, ()))
+
     def leave(self, conn: PrivateConnection) -> None:
         """`conn` hears no account's events any more (it closed, or logs in again)."""
         conns = self._logged_in.get(conn.sim)
