@@ -319,3 +319,18 @@ async def test_leverage_changed_behind_the_servers_back_is_set_again(setup: Setu
 
     assert setup.sim.positions["DOGE-USDT"].leverage == 3
     assert "leverage_restored" in {e["type"] for e in await events(setup, "lev-2")}
+
+
+async def test_the_balance_pushed_now_and_then_keeps_the_mirror_fresh_and_runs_no_pass(setup: Setup) -> None:
+    """BloFin pushes the balance at a regular interval: the mirror takes it (no REST refresh), and the
+    monitor does not run a pass for it (no pass reads the balance; a fleet of accounts would each run
+    one every few seconds, each a journal query)."""
+    mirror, lifecycle = setup.service.mirror, setup.app.state.monitor.lifecycle
+    setup.exchange.app.state.ws_hub.account_push_s = 0.05
+    first_push_at = mirror._balance_at
+    await until(lambda: mirror._balance_at > first_push_at, "a periodic balance push reached the mirror")
+    passes, pushed_at = lifecycle.passes, mirror._balance_at
+    await until(lambda: mirror._balance_at > pushed_at + 0.5, "half a second more of balance pushes")
+    assert lifecycle.passes == passes, "a pass ran for a push that only told the balance"
+    await post(setup, signal("pushes-1", "ETH-USDT", setup.sim.price("ETH-USDT")))
+    await until(lambda: lifecycle.passes > passes, "the order's pushes woke a pass")

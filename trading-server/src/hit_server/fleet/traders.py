@@ -56,8 +56,8 @@ FLEET_RESEED_S = 1800.0
 FLEET_STREAM_WAIT_S = 3.0
 # How long an account's first reconciliation waits for its mirror's first seed (positions, orders and
 # TP/SL orders read once at start) to read the account from it rather than by REST a second time: the
-# warm-up of 250 accounts on one IP is paced by the IP's budget, so a seed can take minutes to land.
-FLEET_SEED_WAIT_S = 120.0
+# streams of 250 accounts on one IP open one a second (BloFin's limit), so a seed can take minutes.
+FLEET_SEED_WAIT_S = FLEET_POLL_S  # no longer than a poll with the stream down
 
 
 def account_settings(settings: Settings, account: AccountCredentials) -> Settings:

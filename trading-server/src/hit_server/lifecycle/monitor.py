@@ -2,8 +2,8 @@
 
 When a pass runs:
 - at once (after MAX_GAP_S) when the account changes: pushes of BloFin's private WebSocket (`orders`,
-  `positions`, `orders-algo`, `account`, through `blofin_ws.PrivateStream`, which reconnects with
-  backoff), or, in paper mode
+  `positions`, `orders-algo`, through `blofin_ws.PrivateStream`, which reconnects with backoff; an
+  `account` push, the balance alone, only updates the mirror), or, in paper mode
   with the in-process simulator (reached through `inprocess.InProcessHttp`: no socket), the
   simulator's own change events through a small adapter (`SimFeed`);
 - every MONITOR_POLL_SECONDS while the socket is down: REST polling is the fallback, and the first
@@ -90,7 +90,7 @@ class SimFeed:
 
         def deliver(event: Any) -> None:
             self.mirror.push(event.channel, [event.data])
-            monitor.wake()
+            monitor.woken_by(event.channel)
 
         def changed(event: object) -> None:
             if threading.get_ident() == loop_thread:
@@ -129,7 +129,7 @@ class StreamFeed:
     async def start(self, monitor: PositionMonitor) -> None:
         async def on_event(channel: str, rows: list[dict[str, Any]]) -> None:
             self.mirror.push(channel, rows)
-            monitor.wake()
+            monitor.woken_by(channel)
 
         async def on_state(connected: bool) -> None:
             if connected:
@@ -183,6 +183,12 @@ class PositionMonitor:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def woken_by(self, channel: str) -> None:
+        """A push on `channel`: a pass, unless it only tells the balance (no pass reads it, and BloFin
+        pushes it at a regular interval: every account of a fleet would run a pass every few seconds)."""
+        if channel != "account":
+            self.wake()
 
     async def start(self) -> None:
         if self.feed is not None:
