@@ -78,6 +78,7 @@ PER_IP_MINUTE = 500  # BloFin's limits, as the simulator applies them by default
 PER_IP_5MIN = 1500
 TRADE_PER_KEY_10S = 30
 READY = "Fleet worker for egress group {group} ready"
+ACTIVE = "Fleet worker is the active one of egress group {group} "
 STREAM_SEED_S = 5.0  # after the last private stream is up: its account's first reads follow
 ACCOUNT_READY = "Fleet: account "
 REGISTER_AT_ONCE = 16
@@ -537,7 +538,10 @@ class Bench:
                 text = log.read_text(errors="replace") if log.exists() else ""
                 seen[group] = text.count(ACCOUNT_READY)
                 starts = self.procs.starts[f"worker {group}"]
-                if group not in ready_at and text.count(READY.format(group=group)) >= starts:
+                # its latest process is ready: the log is appended to across restarts, and a process
+                # that lost its lease before it was ready never said so
+                latest = text.rfind(ACTIVE.format(group=group))
+                if group not in ready_at and latest >= 0 and text.rfind(READY.format(group=group)) > latest:
                     ready_at[group] = time.monotonic() - began
                     say(f"worker {group} ready after {ready_at[group]:.1f} s (start {starts})")
             suspended = {g for g, ip in self.groups.items() if ip in last_limits["suspendedIps"]}
