@@ -166,35 +166,34 @@ class AccountMirror:
 
     async def wait_live(self, seconds: float) -> bool:
         """Whether the mirror is live now or becomes so within `seconds` (a seed lands)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+        deadline = asyncio.get_running_loop().time() + seconds
         while not self._live:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if not await self._next_change(deadline):
                 return False
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await changed.wait()
         return True
 
     async def wait_until(self, check: Callable[[], T | None], seconds: float) -> T | None:
         """`check()`'s first answer that is not None, asked after every change while the mirror is
         live; None when it stops being live or `seconds` pass first."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+        deadline = asyncio.get_running_loop().time() + seconds
         while self._live:
             answer = check()
             if answer is not None:
                 return answer
-            remaining = deadline - loop.time()
-            if remaining <= 0:
+            if not await self._next_change(deadline):
                 return None
-            changed = self._changed
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await changed.wait()
         return None
+
+    async def _next_change(self, deadline: float) -> bool:
+        """Wait for the next change (`_bump`) until `deadline` (loop time); False when it had passed."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        changed = self._changed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await changed.wait()
+        return True
 
     # -- applying pushes ---------------------------------------------------------------------------
 

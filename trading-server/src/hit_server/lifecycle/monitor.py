@@ -211,7 +211,8 @@ class PositionMonitor:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        seeded = self.seed_wait_s > 0 and await self.lifecycle.mirror_live_within(self.seed_wait_s)
+        mirror = self.lifecycle.mirror
+        seeded = self.seed_wait_s > 0 and mirror is not None and await mirror.wait_live(self.seed_wait_s)
         await self._guarded(functools.partial(self.reconcile, reread=not seeded))
         due = loop.time() + self.reconcile_s
         while True:

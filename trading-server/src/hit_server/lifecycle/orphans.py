@@ -32,8 +32,8 @@ async def reconcile_exchange(lifecycle: Lifecycle, *, reread: bool = True) -> in
     The account is read by REST, or with `reread=False` from the account mirror when it is live (its
     seed was just read: the monitor's first reconciliation of a fleet account)."""
     client, book, mirror = lifecycle.client, lifecycle.book, lifecycle.mirror
-    from_mirror = not reread and mirror is not None and mirror.live
-    pending = mirror.open_orders() if from_mirror and mirror is not None else await client.pending_orders()
+    seeded = mirror if not reread and mirror is not None and mirror.live else None
+    pending = seeded.open_orders() if seeded is not None else await client.pending_orders()
     resting = [o for o in pending if o.client_order_id]
     owners = await book.signal_of_order([o.client_order_id for o in resting])
     events: list[EventRecord] = []
@@ -55,7 +55,7 @@ async def reconcile_exchange(lifecycle: Lifecycle, *, reread: bool = True) -> in
     if events:
         await lifecycle.journal.add_events(events)
     ours = await lifecycle.journal.open_symbols()
-    positions = mirror.positions() if from_mirror and mirror is not None else await client.positions()
+    positions = seeded.positions() if seeded is not None else await client.positions()
     for position in positions:
         key = position.position_id or position.inst_id
         if position.inst_id not in ours and key not in lifecycle.foreign_reported:

@@ -66,10 +66,6 @@ class Lifecycle:
         self.failing: dict[str, str] = {}  # signal_id -> the failure last reported for it
         self._one_pass_at_a_time = asyncio.Lock()
 
-    async def mirror_live_within(self, seconds: float) -> bool:
-        """Whether the account mirror is live, or becomes so within `seconds` (its seed lands)."""
-        return self.mirror is not None and await self.mirror.wait_live(seconds)
-
     async def snapshot(self, *, reread: bool = False) -> Snapshot:
         """The account now: from the account mirror when it is live (no request: the stream keeps it
         current), else, or when asked to `reread`, from three REST reads."""
