@@ -24,6 +24,7 @@ Measured:
   answered `placed` (`fanout_jobs.updated_at`, `placed_ms`): p50/p99/max, and when the last one was;
   the accounts' answers by status with the reasons; requests per IP and per account (trade-limited,
   per key) during the signal; 429s, suspended IPs, accounts over the trade limit, duplicate entries;
+  PostgreSQL's transactions and connections opened per account-signal (`postgres_per_account_signal`);
 - `cpu_ms_per_account_signal`: each process's CPU time during the signal over the accounts (workers,
   simulator, PostgreSQL's server processes, the API server), with the machine's load;
 - `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores).
@@ -341,6 +342,16 @@ def postgres_ready(url: str, max_connections: int) -> Path:
         now = conn.execute("SHOW max_connections").fetchone()[0]  # type: ignore[index]
     say(f"PostgreSQL max_connections {current} -> {now}")
     return data
+
+
+def postgres_activity(url: str) -> dict[str, int]:
+    """The fleet database's transactions and connections opened so far (pg_stat_database: a backend
+    reports its counts when its transaction ends, at most once a second, so read a few seconds after)."""
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        row = conn.execute("SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database"
+                           " WHERE datname = current_database()").fetchone()
+    assert row is not None  # noqa: S101 - the database we are connected to has its row
+    return {"transactions": int(row[0]), "connections_opened": int(row[1])}
 
 
 def postgres_cpu(data: Path) -> float:
@@ -672,6 +683,7 @@ class Bench:
         before = await self._limits(sim)
         log_before = self._sim_log_at()
         cpu_before = self._cpu()
+        activity_before = postgres_activity(self.url)
         busy0 = machine_busy()
         load0 = load()
         posted_ms = time.time() * 1000
@@ -707,6 +719,7 @@ class Bench:
         say(f"answered after {all_answered_s:.2f} s: {progress.get('by_status')}")
         await asyncio.sleep(self.args.settle)
         settled = await self._limits(sim)
+        activity = postgres_activity(self.url)
 
         placed_ms = await self._placed_times(signal_id, posted_ms)
         entries = await self._entries(sim, members, signal_id, posted_ms)
@@ -761,6 +774,10 @@ class Bench:
                                    for ip in sorted(worker_ips)},
             "peak_per_ip_5_minutes": {ip: after["ips"].get(ip, {}).get("peakPer5Minutes")
                                       for ip in sorted(worker_ips)},
+            # the signal's and the next `settle` seconds' (the monitors' passes after the fills)
+            "postgres_per_account_signal": {
+                name: round((activity[name] - activity_before[name]) / len(members), 2) for name in activity
+            },
             "load_before_after": [load0, load()],
             "machine_busy_cores": round((busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
                                         * (os.cpu_count() or 1), 2),

@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -263,3 +264,32 @@ def test_server_program_with_an_unreachable_database_says_so_in_one_line(tmp_pat
     assert done.stderr.startswith("The trading server cannot start: its database postgresql+asyncpg://hit:***@")
     assert "pw-never-shown" not in done.stderr + done.stdout and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+async def test_postgres_connection_the_server_closed_is_replaced_before_a_transaction_uses_it(
+    fresh_postgres: str,
+) -> None:
+    """The pool hands out no connection PostgreSQL has ended (a restart, pg_terminate_backend, the fleet's
+    cut-off test): the next transaction runs on a new one instead of failing, and no ping per checkout
+    pays for that (issue #19)."""
+    from sqlalchemy import event, text
+
+    from hit_server.testing import wait_until
+    db = Database(fresh_postgres, pool_size=1)
+    admin = Database(fresh_postgres, pool_size=1)
+    handed_out: list[Any] = []  # the asyncpg connections the pool handed out
+    assert db._async is not None
+    event.listen(db._async.sync_engine, "checkout",
+                 lambda _conn, record, _proxy: handed_out.append(record.driver_connection))
+    try:
+        first = await db.transaction(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        ended = await admin.transaction(
+            lambda conn: conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
+        )
+        assert ended is True
+        await wait_until(handed_out[-1].is_closed, "the client to see its connection closed")
+        second = await db.transaction(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        assert second != first
+    finally:
+        await db.dispose()
+        await admin.dispose()

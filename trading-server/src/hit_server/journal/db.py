@@ -44,7 +44,7 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.sql.dml import ValuesBase
@@ -207,6 +207,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# PostgreSQL connections a process keeps open. All of them stay open: a pool that opened more under load
+# and closed them again on return (SQLAlchemy's default overflow) made a fleet worker open a connection,
+# TLS attempt and name lookup included, for most of its transactions, and PostgreSQL start a process for
+# each (issue #19's profile).
+POOL_SIZE = 15
+
+
+def _closed_is_gone(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Before a pooled PostgreSQL connection is handed out: one the server has closed (a restart, an
+    administrator's pg_terminate_backend, the fleet's database cut-off test) is replaced by a new one.
+
+    This stands for SQLAlchemy's pool_pre_ping, which asks the server on every checkout (BEGIN, an empty
+    statement and ROLLBACK with asyncpg: three round trips before each transaction, a quarter of a fleet
+    worker's journal time). A server that ends a connection says so on the socket, and asyncpg marks the
+    connection closed as soon as the loop reads that. A connection cut without a word (which a ping would
+    have waited on until the network gave up) fails at its first statement, as the transaction's error,
+    and the pool replaces it."""
+    del dbapi_connection
+    if record.driver_connection.is_closed():
+        raise DisconnectionError("the database closed this connection")
+
+
 # Columns added to existing tables since their first release: (table, column, SQL type and default).
 # `create_all` creates missing tables but never alters one, so a journal written by an older version
 # gets these added at start.
@@ -277,8 +299,8 @@ class Database:
 
     def __init__(self, url: str, *, schema: str | None = None, engine: AsyncEngine | None = None,
                  pool_size: int | None = None) -> None:
-        """`schema` and `engine`: see `in_schema`. `pool_size`: PostgreSQL connections at most (SQLAlchemy's
-        default pool otherwise: 5, and 10 more under load)."""
+        """`schema` and `engine`: see `in_schema`. `pool_size`: the PostgreSQL connections kept (POOL_SIZE
+        unless told)."""
         self.url = make_url(url)
         self.schema = schema
         self._sync: Engine | None = None
@@ -295,8 +317,10 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
-            pool: dict[str, Any] = {} if pool_size is None else {"pool_size": pool_size, "max_overflow": 0}
-            self._async = engine or create_async_engine(url, pool_pre_ping=True, **pool)
+            if engine is None:
+                engine = create_async_engine(url, pool_size=pool_size or POOL_SIZE, max_overflow=0)
+                event.listen(engine.sync_engine, "checkout", _closed_is_gone)
+            self._async = engine
             if schema is not None:
                 self._async = self._async.execution_options(schema_translate_map={None: schema})
 
