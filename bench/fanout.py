@@ -70,6 +70,7 @@ from hit_server.accounts.store import AccountStore
 from hit_server.blofin_sim.engine import DEFAULT_LEVERAGE as SIM_LEVERAGE
 from hit_server.fleet.queue import conninfo
 from hit_server.fleet.tables import FANOUT_JOBS
+from hit_server.fleet.worker import IP_PER_5_MINUTES, IP_PER_MINUTE
 from hit_server.journal.db import Database
 from hit_server.testing import clean_env, free_port, paper_settings
 from hit_server.trading import ids
@@ -117,9 +118,9 @@ def entry_ids(client_ids: list[str], signal_id: str) -> list[str]:
 
 def room_needed(accounts_per_ip: int, requests_per_account: float) -> tuple[int, int]:
     """The requests one IP must have free in BloFin's minute and 5-minute windows for one signal to go
-    out at once: what it needs, at most 90% of the window (the accounts' background reads go on)."""
+    out at once: what it needs, at most what a worker lets out in each window (`fleet/worker.py`)."""
     need = math.ceil(accounts_per_ip * requests_per_account)
-    return min(need, PER_IP_MINUTE * 9 // 10), min(need, PER_IP_5MIN * 9 // 10)
+    return min(need, IP_PER_MINUTE), min(need, IP_PER_5_MINUTES)
 
 
 ACCESS_LINE = re.compile(r'(127\.0\.0\.\d+):\d+ - "([A-Z]+) ([^? ]+)')

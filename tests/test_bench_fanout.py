@@ -24,10 +24,10 @@ def test_percentiles_by_nearest_rank() -> None:
     assert percentiles([]) == {"p50": None, "p99": None, "max": None}
 
 
-def test_room_leaves_a_tenth_of_each_window() -> None:
+def test_room_is_what_the_signal_needs_at_most_what_a_worker_sends_in_each_window() -> None:
     assert room_needed(25, 2) == (50, 50)
-    assert room_needed(250, 2) == (450, 500)
-    assert room_needed(2500, 2) == (450, 1350)
+    assert room_needed(250, 2) == (480, 500)
+    assert room_needed(2500, 2) == (480, 1440)
 
 
 def test_endpoints_of_the_worker_ips_only() -> None:

@@ -18,6 +18,7 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+        await asyncio.sleep(0)  # as a real sleep does, let the other tasks run
 
 
 def make_limiter(fake: FakeTime, **limits: int) -> RateLimiter:
@@ -123,3 +124,93 @@ async def test_limiter_unlimited_never_waits():
     limiter = RateLimiter.unlimited()
     waits = [await limiter.acquire("POST", "/api/v1/trade/order") for _ in range(200)]
     assert sum(waits) == 0.0
+
+
+async def test_a_request_counts_until_a_period_after_its_answer_not_after_it_left():
+    """BloFin counts a request from its arrival, somewhere between our send and its answer: a request
+    that took 30 s (a connection pool, a starved process, the network) holds its slot until a minute
+    after its answer."""
+    fake = FakeTime()
+    limiter = make_limiter(fake, per_minute=2)
+    answered = asyncio.Event()
+    sent = asyncio.Event()
+
+    async def slow() -> None:
+        async with limiter.sending("GET", "/api/v1/account/balance"):
+            sent.set()
+            await answered.wait()
+
+    slow_task = asyncio.create_task(slow())
+    await sent.wait()  # t=1000: in flight
+    assert await limiter.acquire("GET", "/api/v1/market/tickers") == 0.0  # t=1000, answered at once
+    fake.now += 30.0
+    answered.set()
+    await slow_task  # its answer at t=1030
+    # the third waits for the instant one (t=1000) to leave the window
+    assert await limiter.acquire("GET", "/api/v1/market/tickers") == pytest.approx(30.0 + ARRIVAL_MARGIN_S)
+    # the fourth waits for the slow one: counted from its answer at 1030, not from 1000
+    await limiter.acquire("GET", "/api/v1/market/tickers")
+    assert fake.now == pytest.approx(1030.0 + 60.0 + ARRIVAL_MARGIN_S)
+
+
+async def test_requests_all_in_flight_hold_the_window_until_one_is_answered():
+    fake = FakeTime()
+    limiter = make_limiter(fake, trade_per_10s=2)
+    release = asyncio.Event()
+    both_inside = asyncio.Event()
+    inside = 0
+    answered: list[float] = []
+
+    async def hold() -> None:
+        nonlocal inside
+        async with limiter.sending("POST", "/api/v1/trade/order"):
+            inside += 1
+            if inside == 2:
+                both_inside.set()
+            await release.wait()
+        answered.append(fake.now)
+
+    async def third() -> float:
+        await limiter.acquire("POST", "/api/v1/trade/order")
+        return fake.now
+
+    holders = [asyncio.create_task(hold()) for _ in range(2)]
+    await both_inside.wait()
+    waiting = asyncio.create_task(third())
+    for _ in range(20):  # it looks again and again on fake time while both are in flight
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    release.set()
+    sent_at = await waiting
+    await asyncio.gather(*holders)
+    assert sent_at >= min(answered) + 10.0 + ARRIVAL_MARGIN_S
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_blofin_never_counts_more_than_the_limit_whatever_the_delays(seed: int) -> None:
+    """Seeded, replayable: requests leave whenever the window lets them, each meets a random delay before
+    it arrives at BloFin (0-20 s: a pool wait, a starved process) and another before its answer; in no
+    minute does BloFin see more than the limit arrive."""
+    import heapq
+    import random
+
+    rng = random.Random(seed)
+    limit, period = 20, 60.0
+    window = SlidingWindow(limit, period + ARRIVAL_MARGIN_S)
+    arrivals: list[float] = []
+    answers: list[float] = []  # a heap of the in-flight requests' answer times
+    now = 0.0
+    while now < 600.0:
+        while answers and answers[0] <= now:
+            window.end(heapq.heappop(answers))
+        if window.wait_needed(now) == 0.0 and rng.random() < 0.7:
+            window.begin()
+            arrive = now + rng.choice([0.0, 0.05, rng.uniform(0, 20.0)])
+            arrivals.append(arrive)
+            heapq.heappush(answers, arrive + rng.choice([0.0, 0.05, rng.uniform(0, 5.0)]))
+        now += rng.choice([0.0, 0.01, 0.5, rng.uniform(0, 10.0)])
+    arrivals.sort()
+    assert len(arrivals) > 3 * limit  # the windows were used, many times over
+    for i, start in enumerate(arrivals):
+        seen = sum(1 for at in arrivals[i:] if at < start + period)
+        assert seen <= limit, f"BloFin saw {seen} requests within a minute from t={start:.2f}"

@@ -302,12 +302,11 @@ class BloFinRest:
     async def _send(
         self, method: str, path: str, params: Params | None, body: Body | None, *, private: bool
     ) -> HttpReply:
-        await self._limiter.acquire(method, path)
         content = compact_json(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if content is not None else None
         what = f"{method} {path}"
         try:
-            async with asyncio.timeout(self._timeout):
+            async with self._limiter.sending(method, path), asyncio.timeout(self._timeout):
                 response = await self._http.request(
                     method, path, params=params, content=content, headers=headers,
                     auth=self._auth if private else None,

@@ -5,10 +5,13 @@ minutes or an hour), and per account 30 requests to its trading APIs (everything
 `/api/v1/trade/`, order lookups and pending-order listings included, as the simulator counts them) per
 10 seconds.
 
-Each limit is a sliding window: it remembers when its last `limit` requests went out and lets a new
-one through only when the oldest is older than the period. Unlike a refilling token bucket, this
-never lets `2 x limit` through across a window edge, which is what BloFin would punish. Waiters are
-served in arrival order (one lock per window). Clock and sleep are injected so tests run on fake time.
+Each limit is a sliding window of the requests BloFin may be counting: one counts from the moment it
+is let through until a period after its answer came back (`RateLimiter.sending`). BloFin counts a
+request from its arrival, which lies between those two moments however long it waited in between (in
+the connection pool, on a loaded machine, on the network), so BloFin's count is never above ours and a
+new request goes out only while ours is below the limit. Unlike a refilling token bucket, this never
+lets `2 x limit` through across a window edge, which is what BloFin would punish. Waiters are served in
+arrival order (one lock per window). Clock and sleep are injected so tests run on fake time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +30,16 @@ Sleep = Callable[[float], Awaitable[None]]
 
 TRADE_PREFIX = "/api/v1/trade/"
 
-# BloFin counts requests when they arrive; we count them when they leave. Two requests sent exactly one
-# period apart can arrive less than a period apart when the first met more network delay than the second,
-# and the second is then refused (429). Every window is kept this much longer than BloFin's, which covers
-# that jitter (seen: 429s from the simulator behind a 50 ms round trip without it, none with it).
+# Every window is kept this much longer than BloFin's: for the difference between BloFin's clock and
+# ours over a period, and for a window that BloFin may close on a boundary of its own.
 ARRIVAL_MARGIN_S = 0.5
+# A window whose every slot is taken by requests still waiting for their answer looks again this often.
+IN_FLIGHT_POLL_S = 0.05
 
 
 class SlidingWindow:
-    """At most `limit` acquisitions in any `period` seconds; `limit` 0 means unlimited."""
+    """At most `limit` requests counted at once, `limit` 0 meaning unlimited: those in flight (`begin`,
+    not yet `end`) and those that ended less than `period` seconds ago."""
 
     def __init__(self, limit: int, period: float, *, clock: Clock = time.monotonic,
                  sleep: Sleep = asyncio.sleep) -> None:
@@ -45,7 +49,8 @@ class SlidingWindow:
         self.period = period
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        self._sent: deque[float] = deque()  # when the ended requests ended, oldest first
+        self.in_flight = 0
         self.lock = asyncio.Lock()
 
     def wait_needed(self, now: float) -> float:
@@ -54,9 +59,12 @@ class SlidingWindow:
             return 0.0
         while self._sent and self._sent[0] <= now - self.period:
             self._sent.popleft()
-        if len(self._sent) < self.limit:
+        over = len(self._sent) + self.in_flight - self.limit  # slots to free before one more
+        if over < 0:
             return 0.0
-        return self._sent[0] + self.period - now
+        if over >= len(self._sent):  # in-flight requests hold the slots: wait for answers
+            return IN_FLIGHT_POLL_S
+        return self._sent[over] + self.period - now
 
     async def wait_for_slot(self) -> tuple[float, float]:
         """Wait (the caller holds `lock`) until a slot is free; returns (seconds waited, now)."""
@@ -70,13 +78,26 @@ class SlidingWindow:
             waited += wait
 
     def record(self, now: float) -> None:
+        """A request that went out and was answered at `now`."""
         if self.limit:
             self._sent.append(now)
 
+    def begin(self) -> None:
+        """A request goes out: counted until a period after its `end`."""
+        if self.limit:
+            self.in_flight += 1
+
+    def end(self, now: float) -> None:
+        """Its answer came (or it was given up) at `now`."""
+        if self.limit:
+            self.in_flight -= 1
+            self._sent.append(now)
+
     def sent(self, now: float) -> list[float]:
-        """When the sends still in the window went out (the clock's times, oldest first)."""
+        """The requests still counted, by when they ended (the clock's times, oldest first; those in
+        flight as ending `now`)."""
         self.wait_needed(now)  # drops those out of the window
-        return list(self._sent)
+        return [*self._sent, *[now] * self.in_flight]
 
     def room_at(self, at: float) -> int | None:
         """How many more sends this window allowed at clock time `at` (None: unlimited)."""
@@ -90,7 +111,7 @@ class SlidingWindow:
             self._sent = deque(sorted([*self._sent, *times]))
 
     async def acquire(self) -> float:
-        """Wait for a slot and take it. Returns the seconds waited."""
+        """Wait for a slot and take it, for a request answered at once. Returns the seconds waited."""
         async with self.lock:
             waited, now = await self.wait_for_slot()
             self.record(now)
@@ -173,25 +194,36 @@ class RateLimiter:
         del method  # the method does not matter: BloFin counts its trading APIs, not their writes
         return path.startswith(TRADE_PREFIX)
 
-    async def acquire(self, method: str, path: str) -> float:
-        """Wait until this request may be sent without breaking a limit. Returns the seconds waited.
+    @contextlib.asynccontextmanager
+    async def sending(self, method: str, path: str) -> AsyncIterator[float]:
+        """Wait until this request may be sent without breaking a limit, then count it until a period
+        after the block ends (send it inside, and the block ends once its answer is in or it was given
+        up). Yields the seconds waited.
 
-        Locks are taken in one fixed order (trade, then overall) and every window records the moment
-        the last wait ended, so no window ever records a send earlier than it really happens.
-        """
+        Locks are taken in one fixed order (trade, then overall), and a window counts the request from
+        the moment the last wait ended, so none counts it later than it really leaves."""
         windows = ((self._trade,) if self.is_trade(method, path) else ()) + self._overall
         waited = 0.0
         async with contextlib.AsyncExitStack() as stack:
-            now = self._clock()
             for window in windows:
                 await stack.enter_async_context(window.lock)
-                spent, now = await window.wait_for_slot()
+                spent, _ = await window.wait_for_slot()
                 waited += spent
             for window in windows:
-                window.record(now)
+                window.begin()
         if waited > 0:
             log.info("rate limit: %s %s waited %.2f s", method, path, waited)
-        return waited
+        try:
+            yield waited
+        finally:
+            now = self._clock()
+            for window in windows:
+                window.end(now)
+
+    async def acquire(self, method: str, path: str) -> float:
+        """`sending` for a request answered at once (a test's, a count's). Returns the seconds waited."""
+        async with self.sending(method, path) as waited:
+            return waited
 
 
 class ConnectionPacer:
