@@ -228,6 +228,7 @@ async def test_lifecycle_a_pass_reading_the_trade_before_another_process_worked_
     first process saw its entry fill and placed its targets; working from that stale view it took the
     trade for one whose entry had vanished unfilled, ended it and cancelled the targets. A pass works
     on a trade only if nobody saved the trade since the pass read it."""
+    from hit_server.journal.trade_lease import TradeLeases
     from hit_server.lifecycle.passes import Lifecycle
 
     first = server.monitor.lifecycle
@@ -247,6 +248,10 @@ async def test_lifecycle_a_pass_reading_the_trade_before_another_process_worked_
 
     assert sorted(o.client_order_id for o in server.sim.open_orders("BTC-USDT") if o.reduce_only) == placed
     assert "entries_cancelled" not in await types(server, "own-stale")
+    # the lease it took with its check was given back: another process works on the trade at once
+    third = TradeLeases(first.book.db, holder="a-third-process")
+    assert await third.take("own-stale")
+    await third.give_back("own-stale")
     await second.sync_all()  # read afresh, the trade is followed as it is
     assert sorted(o.client_order_id for o in server.sim.open_orders("BTC-USDT") if o.reduce_only) == placed
 

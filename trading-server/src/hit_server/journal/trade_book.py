@@ -14,6 +14,7 @@ records each change: a close is reported and counted once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,6 +161,11 @@ def values_of(trade: Trade) -> dict[str, Any]:
     }
 
 
+def version_in(conn: Connection, signal_id: str) -> int | None:
+    """The trade's version as saved (None when it has no row), inside a transaction."""
+    return conn.scalar(select(TRADES.c.version).where(TRADES.c.signal_id == signal_id))
+
+
 class TradeBook:
     """The monitor's reads and writes; each method is one transaction of `Database` (see db.py)."""
 
@@ -218,12 +224,17 @@ class TradeBook:
         await self.db.transaction(write)
         trade.version += 1
 
-    async def version_of(self, signal_id: str) -> int | None:
-        """The trade's version as saved now (None when it has no row)."""
-        def read(conn: Connection) -> int | None:
-            return conn.scalar(select(TRADES.c.version).where(TRADES.c.signal_id == signal_id))
-
-        return await self.db.transaction(read)
+    async def lease_unless_moved_on(self, trade: Trade) -> bool:
+        """Take the trade's lease (`leases.take`) and check in the same transaction that nobody saved
+        the trade since `trade` was read: True when this process may work on it now; False when
+        another holds the lease; TradeMovedOn (the lease given back) when the trade was saved since."""
+        taken, version = await self.leases.take_and_read(
+            trade.signal_id, functools.partial(version_in, signal_id=trade.signal_id)
+        )
+        if taken and version != trade.version:
+            await self.leases.give_back(trade.signal_id)
+            raise TradeMovedOn(trade.signal_id)
+        return taken
 
     async def orders_of(self, signal_ids: Sequence[str]) -> dict[str, list[OrderRecord]]:
         """The journaled orders of these signals in one query, by signal_id (oldest first)."""

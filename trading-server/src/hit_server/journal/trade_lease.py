@@ -14,15 +14,19 @@ the trade for that pass; a trade is never left unwatched for longer than a lease
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from sqlalchemy import Connection, DateTime, String, delete, insert, or_, select, update
+from sqlalchemy import Connection, DateTime, String, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hit_server.journal.db import Base, Database, utcnow
 
 LEASE_S = 20.0  # longer than one trade's work in a pass, retries included
+GIVEN_BACK = datetime(2000, 1, 1, tzinfo=UTC)  # the `until` of a lease given back: long lapsed
+T = TypeVar("T")
 
 
 class TradeLeaseRow(Base):
@@ -46,10 +50,16 @@ class TradeLeases:
 
     async def take(self, signal_id: str) -> bool:
         """True when this process may work on the trade now (the lease was free, lapsed or its own)."""
+        taken, _ = await self.take_and_read(signal_id, lambda _conn: None)
+        return taken
+
+    async def take_and_read(self, signal_id: str, read: Callable[[Connection], T]) -> tuple[bool, T | None]:
+        """`take`, and when taken, `read` in the same transaction (the monitor's pass reads the trade's
+        version so: one transaction per trade instead of two)."""
         now = utcnow()
         until = now + timedelta(seconds=self.seconds)
 
-        def write(conn: Connection) -> bool:
+        def write(conn: Connection) -> tuple[bool, T | None]:
             # one conditional statement: a concurrent taker re-reads the row it waited for and misses
             taken = conn.execute(
                 update(LEASES)
@@ -57,22 +67,25 @@ class TradeLeases:
                 .where(or_(LEASES.c.holder == self.holder, LEASES.c.until <= now))
                 .values(holder=self.holder, until=until)
             )
-            if taken.rowcount == 1:
-                return True
-            if conn.execute(select(LEASES.c.holder).where(LEASES.c.signal_id == signal_id)).first():
-                return False  # another process holds it
-            conn.execute(insert(LEASES).values(signal_id=signal_id, holder=self.holder, until=until))
-            return True
+            if taken.rowcount != 1:
+                if conn.execute(select(LEASES.c.holder).where(LEASES.c.signal_id == signal_id)).first():
+                    return False, None  # another process holds it
+                conn.execute(insert(LEASES).values(signal_id=signal_id, holder=self.holder, until=until))
+            return True, read(conn)
 
         try:
             return await self.db.transaction(write)
         except IntegrityError:  # another process inserted the lease first
-            return False
+            return False, None
 
     async def give_back(self, signal_id: str) -> None:
+        """Free the lease: its row stays, lapsed, so the next `take` is one UPDATE (a pass takes and gives
+        back the lease of every open trade each time it runs)."""
         def write(conn: Connection) -> None:
             conn.execute(
-                delete(LEASES).where(LEASES.c.signal_id == signal_id, LEASES.c.holder == self.holder)
+                update(LEASES)
+                .where(LEASES.c.signal_id == signal_id, LEASES.c.holder == self.holder)
+                .values(until=GIVEN_BACK)
             )
 
         await self.db.transaction(write)

@@ -141,13 +141,11 @@ class Lifecycle:
         so nothing is undone on the exchange from a stale view (found by the simulation, seed 170: a
         second process's pass, reading the trade before the first process saw its entry fill, took
         the trade for one that never filled and cancelled its targets)."""
-        if not await self.book.leases.take(trade.signal_id):
+        if not await self.book.lease_unless_moved_on(trade):
             log.debug("Trade %s: another process is working on it", trade.signal_id)
             yield False
             return
         try:
-            if await self.book.version_of(trade.signal_id) != trade.version:
-                raise TradeMovedOn(trade.signal_id)
             yield True
         finally:
             await self.book.leases.give_back(trade.signal_id)
