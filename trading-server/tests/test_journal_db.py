@@ -266,29 +266,38 @@ def test_server_program_with_an_unreachable_database_says_so_in_one_line(tmp_pat
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg"])
 async def test_postgres_connection_the_server_closed_is_replaced_before_a_transaction_uses_it(
-    fresh_postgres: str,
+    fresh_postgres: str, driver: str
 ) -> None:
     """The pool hands out no connection PostgreSQL has ended (a restart, pg_terminate_backend, the fleet's
-    cut-off test): the next transaction runs on a new one instead of failing, and no ping per checkout
-    pays for that (issue #19)."""
-    from sqlalchemy import event, text
+    cut-off test): the next transaction runs on a new one instead of failing. With asyncpg no ping per
+    checkout pays for that (issue #19): its connection knows it was closed; another driver keeps
+    SQLAlchemy's ping."""
+    from sqlalchemy import event, make_url, text
 
     from hit_server.testing import wait_until
-    db = Database(fresh_postgres, pool_size=1)
+
+    url = make_url(fresh_postgres).set(drivername=f"postgresql+{driver}")
+    db = Database(url.render_as_string(hide_password=False), pool_size=1)
     admin = Database(fresh_postgres, pool_size=1)
-    handed_out: list[Any] = []  # the asyncpg connections the pool handed out
+    handed_out: list[Any] = []  # the driver's connections the pool handed out
     assert db._async is not None
     event.listen(db._async.sync_engine, "checkout",
                  lambda _conn, record, _proxy: handed_out.append(record.driver_connection))
+
+    def backend(conn: Any) -> int:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
     try:
-        first = await db.transaction(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        first = await db.transaction(backend)
         ended = await admin.transaction(
             lambda conn: conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar_one()
         )
         assert ended is True
-        await wait_until(handed_out[-1].is_closed, "the client to see its connection closed")
-        second = await db.transaction(lambda conn: conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        if driver == "asyncpg":
+            await wait_until(handed_out[-1].is_closed, "the client to see its connection closed")
+        second = await db.transaction(backend)
         assert second != first
     finally:
         await db.dispose()

@@ -215,7 +215,7 @@ POOL_SIZE = 15
 
 
 def _closed_is_gone(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    """Before a pooled PostgreSQL connection is handed out: one the server has closed (a restart, an
+    """Before a pooled asyncpg connection is handed out: one the server has closed (a restart, an
     administrator's pg_terminate_backend, the fleet's database cut-off test) is replaced by a new one.
 
     This stands for SQLAlchemy's pool_pre_ping, which asks the server on every checkout (BEGIN, an empty
@@ -318,8 +318,12 @@ class Database:
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
             if engine is None:
-                engine = create_async_engine(url, pool_size=pool_size or POOL_SIZE, max_overflow=0)
-                event.listen(engine.sync_engine, "checkout", _closed_is_gone)
+                asyncpg = self.url.get_driver_name() == "asyncpg"
+                engine = create_async_engine(
+                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not asyncpg
+                )
+                if asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
+                    event.listen(engine.sync_engine, "checkout", _closed_is_gone)
             self._async = engine
             if schema is not None:
                 self._async = self._async.execution_options(schema_translate_map={None: schema})
