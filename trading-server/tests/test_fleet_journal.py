@@ -193,6 +193,31 @@ async def test_a_job_left_doing_that_no_one_runs_is_handed_back(db: Database, se
         await worker.db.dispose()
 
 
+async def test_a_worker_reads_a_fanned_out_signal_once_for_all_its_jobs(
+    db: Database, settings: Settings
+) -> None:
+    """The group's jobs of one signal (one per account) share one read of the fan-out's row, which is
+    written once; a signal not (yet) there is not remembered as missing."""
+    from hit_server.fleet import worker as worker_module
+
+    await add_accounts(db, settings, ["alice"])
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+    try:
+        assert await worker.fanned_signal("sig-1") == "the fan-out's signal is not in the journal"
+        await fanout.submit(signal())
+        read = await asyncio.gather(*(worker.fanned_signal("sig-1") for _ in range(20)))
+        assert all(isinstance(s, TradeSignal) and s.signal_id == "sig-1" for s in read)
+        assert read[0].posted_at is not None  # the fan-out's time stands for a signal posted without one
+        await db.transaction(lambda c: c.execute(text("DELETE FROM fanouts")))
+        assert await worker.fanned_signal("sig-1") == read[0]  # remembered, not read again
+    finally:
+        await fanout.stop()
+        await worker.http.aclose()
+        await worker.db.dispose()
+
+
 async def test_the_job_queues_worker_is_started_again_when_it_stops_on_its_own(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,7 +267,7 @@ async def test_the_lease_is_renewed_while_every_connection_of_the_jobs_is_busy(s
     try:
         assert await worker.lease.acquire() == {}
         await gate.execute("SELECT pg_advisory_lock(4242)")  # every holder below waits on it
-        busy = 15  # SQLAlchemy's default pool: 5 connections and 10 more under load
+        busy = 15  # every connection of the worker's pool (POOL_SIZE)
         holders = [asyncio.create_task(worker.db.transaction(
             lambda c: c.execute(text("SELECT pg_advisory_lock_shared(4242)")))) for _ in range(busy)]
 

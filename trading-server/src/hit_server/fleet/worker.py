@@ -65,6 +65,7 @@ IP_PER_MINUTE = 480
 IP_PER_5_MINUTES = 1440
 LEASE_LOST_EXIT = 75  # the exit status of a worker that lost its group's lease (EX_TEMPFAIL: start it again)
 WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account before trading)
+FANOUTS_REMEMBERED = 16  # the latest signals whose fan-out row a worker keeps read (the row never changes)
 CONNECTIONS = 64  # the worker's HTTP connections to BloFin, shared by its accounts
 
 
@@ -113,6 +114,7 @@ class Worker:
             MarkPrices(public_ws_url(settings.exchange_url), pacer=self.pacer) if settings.monitor_websocket
             else None
         )
+        self._fanouts: dict[str, asyncio.Future[TradeSignal | str]] = {}  # fanned_signal's reads
         self.traders = Traders(
             settings, self.db, self.store, self.http, ip_limits, self.public, self.marks, self.pacer
         )
@@ -256,21 +258,9 @@ class Worker:
             await record_outcome(self.db, signal_id, account, *reason)
 
     async def _trade(self, signal_id: str, account: str) -> tuple[str, str | None] | None:
-        fanned = await self.db.transaction(
-            lambda conn: conn.execute(select(FANOUTS.c.body, FANOUTS.c.created_at)
-                                      .where(FANOUTS.c.signal_id == signal_id)).first()
-        )
-        if fanned is None:
-            return FAILED, "the fan-out's signal is not in the journal"
-        body, fanned_at = fanned
-        try:
-            signal = TradeSignal.model_validate(body)
-        except ValidationError:
-            return FAILED, "the fan-out's signal can no longer be read"
-        if signal.posted_at is None:
-            # a job may run late (workers down, retries): its age is counted from the fan-out, so the risk
-            # check refuses it past MAX_SIGNAL_AGE_SECONDS as it would a signal posted then
-            signal = signal.model_copy(update={"posted_at": fanned_at})
+        signal = await self.fanned_signal(signal_id)
+        if isinstance(signal, str):
+            return FAILED, signal
         try:
             trader = await self.traders.get(account)
         except AccountError as exc:
@@ -279,6 +269,48 @@ class Worker:
             return "rejected", f"{signal.symbol} is not traded by this account (its allowed/blocked symbols)"
         answer, _ = await trader.service.submit(signal)
         return answer.status.value, answer.reason
+
+    async def fanned_signal(self, signal_id: str) -> TradeSignal | str:
+        """The fan-out's signal as its jobs trade it, or why it can't be traded. Read once per worker:
+        the row is written once, before its jobs, and the group's jobs of one signal (one per account,
+        250 at a time) would otherwise read and validate it once each. A read that failed or found
+        nothing is not kept: the next job reads again."""
+        reading = self._fanouts.get(signal_id)
+        if reading is None:
+            reading = self._fanouts[signal_id] = asyncio.ensure_future(self._read_fanned(signal_id))
+            while len(self._fanouts) > FANOUTS_REMEMBERED:
+                del self._fanouts[next(iter(self._fanouts))]  # the oldest
+        try:
+            # shielded: a job cancelled while it waits does not cancel the read the others wait for
+            signal = await asyncio.shield(reading)
+        except Exception:
+            self._forget_fanned(signal_id, reading)
+            raise
+        if isinstance(signal, str):
+            self._forget_fanned(signal_id, reading)
+        return signal
+
+    def _forget_fanned(self, signal_id: str, reading: asyncio.Future[TradeSignal | str]) -> None:
+        if self._fanouts.get(signal_id) is reading:  # not a newer read another job began meanwhile
+            del self._fanouts[signal_id]
+
+    async def _read_fanned(self, signal_id: str) -> TradeSignal | str:
+        fanned = await self.db.transaction(
+            lambda conn: conn.execute(select(FANOUTS.c.body, FANOUTS.c.created_at)
+                                      .where(FANOUTS.c.signal_id == signal_id)).first()
+        )
+        if fanned is None:
+            return "the fan-out's signal is not in the journal"
+        body, fanned_at = fanned
+        try:
+            signal = TradeSignal.model_validate(body)
+        except ValidationError:
+            return "the fan-out's signal can no longer be read"
+        if signal.posted_at is None:
+            # a job may run late (workers down, retries): its age is counted from the fan-out, so the risk
+            # check refuses it past MAX_SIGNAL_AGE_SECONDS as it would a signal posted then
+            signal = signal.model_copy(update={"posted_at": fanned_at})
+        return signal
 
     async def _serve_queue(self) -> None:
         """Take and run the group's jobs (procrastinate's worker), until cancelled. procrastinate's worker
