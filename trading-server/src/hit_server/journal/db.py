@@ -318,11 +318,11 @@ class Database:
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
             if engine is None:
-                asyncpg = self.url.get_driver_name() == "asyncpg"
+                on_asyncpg = self.url.get_driver_name() == "asyncpg"
                 engine = create_async_engine(
-                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not asyncpg
+                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not on_asyncpg
                 )
-                if asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
+                if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
                     event.listen(engine.sync_engine, "checkout", _closed_is_gone)
             self._async = engine
             if schema is not None:
