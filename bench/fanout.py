@@ -16,7 +16,8 @@ Measured:
 - `warm_up`: seconds until every worker logged ready (each builds all its accounts at start), then
   until every account's private stream is logged in at the simulator (BloFin lets an IP open one
   connection a second, so they trail the readiness) and its first read of the account has followed,
-  and what all that sent per IP (requests, the peaks of BloFin's windows, 429s);
+  then until every worker has learned its accounts' leverages (read with its IP's spare budget), and
+  what all that sent per IP (requests, the peaks of BloFin's windows, 429s);
 - `waited_for_ip_budget_s`: BloFin counts requests over a minute and 5 minutes per IP, so the warm-up
   spends the signal's budget; the signal is posted once the simulator's tallies show room for it;
 - `signal`: one market signal with a stop and 3 take profits. From the POST (wall clock in ms on both
@@ -80,6 +81,7 @@ PER_IP_MINUTE = 500  # BloFin's limits, as the simulator applies them by default
 PER_IP_5MIN = 1500
 TRADE_PER_KEY_10S = 30
 READY = "Fleet worker for egress group {group} ready"
+LEARNED = "Fleet worker for egress group {group} learned the leverages"
 ACTIVE = "Fleet worker is the active one of egress group {group} "
 STREAM_SEED_S = 5.0  # after the last private stream is up: its account's first reads follow
 ACCOUNT_READY = "Fleet: account "
@@ -116,11 +118,12 @@ def entry_ids(client_ids: list[str], signal_id: str) -> list[str]:
     return [c for c in client_ids if c.startswith(prefix) and c[len(prefix):].isdigit()]
 
 
-def room_needed(accounts_per_ip: int, requests_per_account: float) -> tuple[int, int]:
+def room_needed(accounts_per_ip: int, requests_per_account: float, ip_reserve: int) -> tuple[int, int]:
     """The requests one IP must have free in BloFin's minute and 5-minute windows for one signal to go
-    out at once: what it needs, at most what a worker lets out in each window (`fleet/worker.py`)."""
+    out at once: what it needs, at most what a worker lets out in each window (`fleet/worker.py`, less
+    its `--ip-reserve`)."""
     need = math.ceil(accounts_per_ip * requests_per_account)
-    return min(need, IP_PER_MINUTE), min(need, IP_PER_5_MINUTES)
+    return min(need, IP_PER_MINUTE - ip_reserve), min(need, IP_PER_5_MINUTES - 3 * ip_reserve)
 
 
 ACCESS_LINE = re.compile(r'(127\.0\.0\.\d+):\d+ - "([A-Z]+) ([^? ]+)')
@@ -463,6 +466,7 @@ class Bench:
             "benchmark": "one signal fanned out to a fleet of simulated BloFin accounts",
             "accounts": args.accounts, "workers": args.workers, "worker_concurrency": args.concurrency,
             "plan_leverage": args.plan_leverage, "sim_account_leverage": SIM_LEVERAGE,
+            "ip_reserve": args.ip_reserve,
             "cpu_count": os.cpu_count(), "load_at_start": load(), "code": code_version(),
         })
 
@@ -500,7 +504,7 @@ class Bench:
                 logs[group] = self.workdir / group / "out.log"
                 self.procs.start(f"worker {group}", [
                     "-m", "hit_server", "worker", "--egress", group, "--source-address", address,
-                    "--concurrency", str(args.concurrency),
+                    "--concurrency", str(args.concurrency), "--ip-reserve", str(args.ip_reserve),
                 ], self._env(env, group), logs[group])
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}", headers={"X-API-Key": api_key}, timeout=60
@@ -564,6 +568,7 @@ class Bench:
         await until(all_ready, "every worker ready", within, self.procs, every=0.5,
                     progress=lambda: f"accounts ready {seen}; {self._ip_line(last_limits)}")
         streams_at = await self._streams_up(sim, per_worker, began)
+        learned_at = await self._leverages_learned(logs, began)
         busy1 = machine_busy()
         limits = await self._limits(sim)
         if limits["suspendedIps"]:
@@ -574,6 +579,7 @@ class Bench:
         self.result["warm_up"] = {
             "seconds_until_all_ready": round(max(ready_at.values()), 1) if ready_at else None,
             "seconds_until_streams_up": streams_at,
+            "seconds_until_leverages_learned": learned_at,
             "groups_not_ready": sorted(set(logs) - set(ready_at)),
             "suspended_ips": limits["suspendedIps"],
             "seconds_by_group": {g: round(s, 1) for g, s in sorted(ready_at.items())},
@@ -615,11 +621,31 @@ class Bench:
         await asyncio.sleep(STREAM_SEED_S)
         return up_at
 
+    async def _leverages_learned(self, logs: dict[str, Path], began: float) -> float | None:
+        """Seconds from the start until every worker has learned its accounts' leverages (read with its
+        IP's spare budget once it is ready); None when some have not within `--leverage-deadline`."""
+        def logged() -> int:
+            return sum(log.exists() and LEARNED.format(group=group) in log.read_text(errors="replace")
+                       for group, log in logs.items())
+
+        async def all_learned() -> bool:
+            return logged() == len(logs)
+
+        try:
+            await until(all_learned, "every worker's leverages learned", self.args.leverage_deadline,
+                        self.procs, every=2.0, progress=lambda: f"{logged()} of {len(logs)} workers")
+        except SystemExit as exc:
+            say(f"{exc}: going on")
+            return None
+        learned_at = round(time.monotonic() - began, 1)
+        say(f"every worker's leverages learned after {learned_at} s")
+        return learned_at
+
     async def _wait_for_room(self, sim: httpx.AsyncClient) -> None:
         """Until every worker's IP has room, in BloFin's minute and 5-minute windows, for the signal's
         requests (`--requests-per-account` each: the warm path's 2, the entry and the targets)."""
         per_ip = math.ceil(self.args.accounts / self.args.workers)
-        minute, five = room_needed(per_ip, self.args.requests_per_account)
+        minute, five = room_needed(per_ip, self.args.requests_per_account, self.args.ip_reserve)
         began = time.monotonic()
         last: dict[str, Any] = {"ips": {}}
 
@@ -884,6 +910,11 @@ def main() -> int:
                         help="seconds of the warm fleet without a signal measured before it (its background)")
     parser.add_argument("--settle", type=float, default=5.0,
                         help="seconds after the last answer whose requests are counted apart")
+    parser.add_argument("--leverage-deadline", type=float, default=900.0,
+                        help="seconds after the streams for every worker to learn its accounts' leverages")
+    parser.add_argument("--ip-reserve", type=int, default=0,
+                        help="each worker's --ip-reserve (default 0: a worker's address is its own here; the "
+                             "API server's account sends from 127.0.0.1)")
     parser.add_argument("--restarts", type=int, default=3,
                         help="times a worker that lost its group's lease (exit 75) is started again")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) and say where")

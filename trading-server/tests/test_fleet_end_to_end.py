@@ -38,6 +38,8 @@ from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
 from hit_server.blofin_sim import SimConfig
 from hit_server.blofin_sim import create_app as create_sim_app
+from hit_server.blofin_sim.engine import DEFAULT_LEVERAGE as SIM_LEVERAGE
+from hit_server.blofin_sim.faults import Fault
 from hit_server.blofin_sim.loopback import serve_loopback
 from hit_server.fleet.tables import FANOUT_JOBS, FANOUTS
 from hit_server.fleet.worker import UNCLAIMED_AFTER_S, Worker
@@ -241,6 +243,53 @@ async def test_one_signal_places_one_protected_trade_on_every_enabled_account(
         assert seen["by_status"] == {"rejected": 1}, seen
         assert "older than the" in seen["not_placed"][0]["reason"]
         assert fleet.entries(team[0], "late-1") == []
+
+
+async def test_a_worker_learns_its_accounts_leverages_so_a_first_signal_sets_none(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    """Once ready, the worker reads every account's leverage on every live instrument with its IP's spare
+    budget, the symbols signalled lately first. A first signal on a symbol whose leverage is already the
+    plan's then sends no set-leverage (one request and one round trip less per account); one whose plan
+    asks for another still sets it. Here every set-leverage is refused: m0 (plan 3x, the simulated
+    accounts' own) is placed without one, m1 (plan 5x) is refused for it."""
+    team = members(2)
+    async with running_fleet(tmp_path, fresh_postgres, team, m0={"max_leverage": 3}) as fleet:
+        worker, mode = fleet.worker, fleet.settings.margin_mode
+        live = sorted(symbol for symbol, inst in worker.public.cached_instruments.items() if inst.is_live)
+        assert len(live) > 20  # more than one read per account
+
+        def learned() -> bool:
+            return all(trader.service.executor.known_leverage(symbol, mode) == SIM_LEVERAGE
+                       for trader in worker.traders.started() for symbol in live)
+
+        await until(learned, "every account's leverage on every live instrument learned")
+        assert len(worker.traders.started()) == 2
+
+        recent = [("r1", "SOL-USDT"), ("r2", "XRP-USDT"), ("r3", "XRP-USDT"), ("r4", "NOPE-USDT")]
+        await worker.db.transaction(lambda c: c.execute(insert(FANOUTS), [
+            {"signal_id": sid, "symbol": symbol, "body": {}, "accounts": 0} for sid, symbol in recent
+        ]))
+        order = await worker._symbols_to_learn()
+        assert order[:2] == ["XRP-USDT", "SOL-USDT"]  # the most signalled first; an unknown one never
+        assert sorted(order) == live
+
+        refused = Fault(kind="error_code", code="152002", count=100, path="/api/v1/account/set-leverage")
+        fleet.sim_app.state.sim_state.faults.add(refused)
+        price = fleet.sim_app.state.sim.price("ETH-USDT")
+        reply = await fleet.http.post("/api/v1/signals", json=market_signal("fan-lev", price))
+        assert reply.status_code == 201, reply.text
+        seen = await until(lambda: answered(fleet, "fan-lev", 2), "both accounts answered")
+        assert seen["by_status"].get("placed") == 1, seen
+        assert [o["account"] for o in seen["not_placed"]] == ["m1"], seen
+        assert "leverage" in seen["not_placed"][0]["reason"]
+        assert len(fleet.entries(team[0], "fan-lev")) == 1 and fleet.entries(team[1], "fan-lev") == []
+
+
+async def answered(fleet: Fleet, signal_id: str, total: int) -> dict[str, Any] | None:
+    """The fan-out's progress once `total` accounts answered (none queued), else None."""
+    seen = await fleet.progress(signal_id)
+    return seen if seen["total"] == total and seen["by_status"].get("queued", 0) == 0 else None
 
 
 # -- chaos: four worker processes, two per egress group (one active, one standing by), each group on its

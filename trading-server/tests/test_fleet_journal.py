@@ -218,6 +218,54 @@ async def test_a_worker_reads_a_fanned_out_signal_once_for_all_its_jobs(
         await worker.db.dispose()
 
 
+async def test_leverages_are_learned_only_with_the_ips_spare_budget(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The background reads of the accounts' leverages wait while a job runs and while any of the IP's
+    windows is half full, so a signal never queues behind them and finds most of the budget free."""
+    from hit_server.fleet import worker as worker_module
+
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1",
+                                  ip_reserve=0)
+    monkeypatch.setattr(worker_module, "LEARN_WAIT_S", 0.0)
+    now = [1000.0]
+    worker.ip_limits = RateLimiter(per_minute=500, per_5_minutes=1500, clock=lambda: now[0])
+
+    async def still_waiting(task: asyncio.Task[None]) -> bool:
+        for _ in range(50):  # the wait looks again on every turn of the loop here
+            await asyncio.sleep(0)
+        return not task.done()
+
+    try:
+        worker.queue.running.add(7)  # a job runs
+        waiting = asyncio.create_task(worker._spare_budget())
+        assert await still_waiting(waiting)
+        for _ in range(250):  # half of the minute's 500
+            await worker.ip_limits.acquire("GET", "/api/v1/account/balance")
+        worker.queue.running.clear()
+        assert await still_waiting(waiting)  # no job now, but the minute's window is half full
+        now[0] += 61.0  # the minute passes; the 5-minute window holds 250 of 1,500
+        await asyncio.wait_for(waiting, 5)
+        assert worker.ip_limits.ip_share_used() == pytest.approx(250 / 1500)
+    finally:
+        await worker.http.aclose()
+        await worker.db.dispose()
+        await worker.lease.db.dispose()
+
+
+def test_a_workers_ip_reserve_is_left_out_of_its_limits(settings: Settings) -> None:
+    from hit_server.fleet import worker as worker_module
+
+    remote = settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"})
+    with pytest.raises(ValueError, match="ip-reserve"):
+        worker_module.Worker(remote, "g1", ip_reserve=500)
+    shared = worker_module.Worker(remote, "g1")
+    alone = worker_module.Worker(remote, "g1", ip_reserve=0)
+    minute, five = shared.ip_limits._overall
+    assert (minute.limit, five.limit) == (480, 1440)  # 20 a minute, 60 in 5 minutes left to others
+    assert tuple(window.limit for window in alone.ip_limits._overall) == (500, 1500)  # BloFin's own
+
+
 async def test_the_job_queues_worker_is_started_again_when_it_stops_on_its_own(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

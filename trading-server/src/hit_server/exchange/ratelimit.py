@@ -160,6 +160,13 @@ class RateLimiter:
             usage[second] = usage.get(second, 0) + 1
         return usage
 
+    def ip_share_used(self) -> float:
+        """The largest share of its limit any of this IP's windows counts now (0.0 when unlimited): what
+        a fleet worker's background reads look at before they spend the IP's budget."""
+        now = self._clock()
+        return max((len(window.sent(now)) / window.limit for window in self._overall if window.limit),
+                   default=0.0)
+
     def seed_ip_usage(self, usage: dict[int, int], wall_now: float) -> None:
         """Count what another process sent from this IP (`ip_usage` of it) in this one's IP windows."""
         now = self._clock()

@@ -132,6 +132,10 @@ class Traders:
         future.set_result(trader)
         return trader
 
+    def started(self) -> list[Trader]:
+        """The traders built so far."""
+        return list(self._traders.values())
+
     def forget(self, name: str) -> None:
         """Build the account afresh on its next job (its keys or settings changed). Its old monitor
         runs until `close`."""
@@ -152,9 +156,9 @@ class Traders:
         service.executor.stream_wait_s = FLEET_STREAM_WAIT_S
         service.marks = self.marks
         # What a signal needs warm but the account's own state is the worker's (instruments, marks). The
-        # account's leverages are not read ahead: on BloFin that is a read per 20 instruments per
-        # account, more than the fleet's per-IP budget can pay at start; a first signal on a symbol
-        # sets the plan's leverage, then it is known.
+        # account's leverages are not read at start: on BloFin that is a read per 20 instruments per
+        # account, more than the fleet's per-IP budget can pay then; the worker learns them later with
+        # the IP's spare budget (`Worker._learn_leverages`).
         await service.start(read_leverages=False, own_instruments=False)
         self._stack.push_async_callback(service.stop)
         monitor = await self._stack.enter_async_context(

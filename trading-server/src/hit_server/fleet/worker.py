@@ -24,10 +24,11 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import httpx
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hit_server.accounts.store import AccountError, AccountStore
 from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
@@ -40,7 +41,7 @@ from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
 from hit_server.fleet.tables import FAILED, FANOUTS
 from hit_server.fleet.traders import Traders
-from hit_server.journal.db import Database
+from hit_server.journal.db import Database, utcnow
 from hit_server.settings import Settings, settings_problems
 from hit_server.trading.service import INSTRUMENTS_REFRESH_S
 from hit_shared.logs import configure_logging
@@ -57,12 +58,21 @@ RESCUE_EVERY_S = 3.0
 UNCLAIMED_AFTER_S = 45.0
 QUEUE_RESTART_S = 1.0
 # BloFin's limits per IP (500 requests a minute, 1,500 in 5 minutes; above them the IP is suspended for
-# 5 minutes or an hour), less a reserve for what else may send from the same address uncounted here: the
-# API server's own account on the same host, an operator's script. Requests that wait between our count
+# 5 minutes or an hour). A worker keeps under them less a reserve (`--ip-reserve`) for what else may send
+# from the same address uncounted here: the API server's own account on the same host, an operator's
+# script; none when the address is the worker's alone. Requests that wait between our count
 # and BloFin's (in the connection pool of a busy machine, on the network) need no reserve: the limiter
 # counts each one until a period after its answer, which covers its arrival (`exchange/ratelimit.py`).
-IP_PER_MINUTE = 480
-IP_PER_5_MINUTES = 1440
+IP_PER_MINUTE = 500
+IP_PER_5_MINUTES = 1500
+IP_RESERVE_PER_MINUTE = 20  # the default reserve (4%); 0 for an address nothing else sends from
+# The accounts' leverages are learned in the background once the worker is ready (`_learn_leverages`), so
+# that a first signal on a symbol whose leverage is already the plan's sends no set-leverage: a request
+# per account less in a fan-out (3 -> 2), and a round trip less before its entry. Those reads use only the
+# IP's spare budget: one goes out while no job runs and every IP window is under this share of its cap.
+LEARN_SHARE = 0.5
+LEARN_WAIT_S = 1.0
+RECENT_SIGNAL_DAYS = 30  # the symbols signalled within this many days are learned first
 LEASE_LOST_EXIT = 75  # the exit status of a worker that lost its group's lease (EX_TEMPFAIL: start it again)
 WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account before trading)
 FANOUTS_REMEMBERED = 16  # the latest signals whose fan-out row a worker keeps read (the row never changes)
@@ -78,7 +88,12 @@ def _exit_now() -> None:
 
 class Worker:
     def __init__(self, settings: Settings, egress: str, *, source_address: str | None = None,
-                 concurrency: int = 32, on_lease_lost: Callable[[], None] = _exit_now) -> None:
+                 concurrency: int = 32, ip_reserve: int = IP_RESERVE_PER_MINUTE,
+                 on_lease_lost: Callable[[], None] = _exit_now) -> None:
+        """`ip_reserve`: requests a minute (three times that in 5 minutes) left unused of BloFin's per-IP
+        limits for others sending from the same address (0 when the worker is alone on it)."""
+        if not 0 <= ip_reserve < IP_PER_MINUTE:
+            raise ValueError(f"--ip-reserve: 0 to {IP_PER_MINUTE - 1} requests a minute")
         if settings.exchange_url is None:
             raise ValueError(
                 "A fleet worker trades on BloFin or a simulator: set BLOFIN_BASE_URL or TRADING_MODE."
@@ -101,7 +116,9 @@ class Worker:
             base_url=settings.exchange_url, timeout=settings.exchange_timeout_seconds, transport=transport
         )
         self.store = AccountStore(self.db, settings)
-        self.ip_limits = ip_limits = RateLimiter(per_minute=IP_PER_MINUTE, per_5_minutes=IP_PER_5_MINUTES)
+        self.ip_limits = ip_limits = RateLimiter(
+            per_minute=IP_PER_MINUTE - ip_reserve, per_5_minutes=IP_PER_5_MINUTES - 3 * ip_reserve
+        )
         # public data (instruments) needs no key: the client signs nothing it reads with this one
         self.public = BloFinClient(
             self.http, BloFinAuth(Credentials("", SecretStr(""), SecretStr(""))),
@@ -148,6 +165,7 @@ class Worker:
             await self.warm()
             log.info("Fleet worker for egress group %s ready: %d account(s)", self.egress, len(self.traders))
             worker = asyncio.create_task(self._serve_queue(), name="queue")
+            tasks.append(asyncio.create_task(self._learn_leverages(), name="leverages"))
             await _until(worker, stop, lost)
         finally:
             for task in tasks:
@@ -243,6 +261,45 @@ class Worker:
                     log.error("Fleet: account %s could not be started (%s)", name, type(exc).__name__)
 
         await asyncio.gather(*(start(account.name) for account in enabled.ready))
+
+    async def _learn_leverages(self) -> None:
+        """Read every started account's leverage on every live instrument, the symbols signalled lately
+        first, with the IP's spare budget only (`_spare_budget`): once the executor knows an account's
+        leverage on a symbol is the plan's, the symbol's first signal sets none. What was learned is
+        forgotten when the exchange shows another leverage, as for one account. On BloFin a read covers
+        20 instruments: 250 accounts and 500 instruments take 6,250 reads, about 40 minutes of half the
+        IP's 5-minute budget; an account or a symbol not learned yet just sets the leverage as before."""
+        try:
+            symbols = await self._symbols_to_learn()
+        except Exception as exc:  # the database is away: the accounts' first signals set their leverage
+            log.warning("Fleet: leverages not learned (%s)", type(exc).__name__)
+            return
+        learned = 0
+        for trader in self.traders.started():
+            if await trader.service.read_leverages(symbols, before_each=self._spare_budget):
+                learned += 1
+        log.info("Fleet worker for egress group %s learned the leverages of %d account(s) on %d symbol(s)",
+                 self.egress, learned, len(symbols))
+
+    async def _symbols_to_learn(self) -> list[str]:
+        """The live symbols, those of the fan-outs of the last RECENT_SIGNAL_DAYS first (most signalled
+        first), then the others by name."""
+        since = utcnow() - timedelta(days=RECENT_SIGNAL_DAYS)
+        recent = await self.db.transaction(lambda conn: list(conn.scalars(
+            select(FANOUTS.c.symbol).where(FANOUTS.c.created_at >= since)
+            .group_by(FANOUTS.c.symbol).order_by(func.count().desc(), FANOUTS.c.symbol)
+        )))
+        live = {symbol for symbol, inst in self.public.cached_instruments.items() if inst.is_live}
+        first = [symbol for symbol in recent if symbol in live]
+        return first + sorted(live - set(first))
+
+    async def _spare_budget(self) -> None:
+        """Wait until no job runs here and every window of the IP is under LEARN_SHARE of its cap: a
+        signal's jobs never wait behind a background read, and the reads leave most of the budget to the
+        next signal."""
+        # polled: the windows empty as time passes, and nothing signals that
+        while self.queue.running or self.ip_limits.ip_share_used() >= LEARN_SHARE:  # noqa: ASYNC110
+            await asyncio.sleep(LEARN_WAIT_S)
 
     async def run_job(self, signal_id: str, account: str, last: bool) -> None:
         """One (signal, account): the account's answer to `fanout_jobs`. A failure raises for the queue
@@ -388,6 +445,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--source-address", default=None,
                         help="the local IP address requests to BloFin leave from")
     parser.add_argument("--concurrency", type=int, default=32, help="jobs run at once (default 32)")
+    parser.add_argument("--ip-reserve", type=int, default=IP_RESERVE_PER_MINUTE,
+                        help="requests a minute of BloFin's per-IP limit left to others sending from the "
+                             f"same address (default {IP_RESERVE_PER_MINUTE}; 0 when nothing else does)")
     args = parser.parse_args(argv)
     try:
         settings = Settings()
@@ -397,7 +457,8 @@ def main(argv: list[str]) -> int:
     configure_logging("fleet-worker", settings.log_level, settings.log_dir)
     try:
         worker = Worker(
-            settings, args.egress, source_address=args.source_address, concurrency=args.concurrency
+            settings, args.egress, source_address=args.source_address, concurrency=args.concurrency,
+            ip_reserve=args.ip_reserve,
         )
     except ValueError as exc:
         sys.stderr.write(f"The worker cannot start: {exc}\n")

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
@@ -159,17 +159,28 @@ class TradingService:
         executor's memory, in the background after start (readiness does not wait for it): a first
         signal whose plan asks for the leverage the account already has then sets none, one round trip
         less before its entry (the account of a returning user, or of one who set it on BloFin's site).
+        See `read_leverages`."""
+        await self.read_leverages(sorted(self.live_symbols()))
 
-        Only read, never set: the executor sets a leverage only when a signal's plan asks for another.
-        MAX_LEVERAGE_IDS instruments per read, LEVERAGE_READS_AT_ONCE reads at a time, each through the
-        client's rate limiter (a signal meanwhile waits for at most those in flight). A read that fails
-        leaves its instruments unknown: their first signal sets the leverage, as before."""
-        symbols = sorted(self.live_symbols())
+    async def read_leverages(
+        self, symbols: Sequence[str], *, before_each: Callable[[], Awaitable[None]] | None = None
+    ) -> int:
+        """Read the account's leverage on `symbols` (in that order, MAX_LEVERAGE_IDS per read) into the
+        executor's memory; the number of symbols whose leverage is now known. `before_each` is awaited
+        before each read (a fleet worker's pace: only with the IP's spare budget).
+
+        Only read, never set: the executor sets a leverage only when a signal's plan asks for another,
+        and forgets what it learned here when the exchange shows another (`Executor.leverage_seen`).
+        LEVERAGE_READS_AT_ONCE reads at a time, each through the client's rate limiter (a signal
+        meanwhile waits for at most those in flight). A read that fails leaves its instruments unknown:
+        their first signal sets the leverage, as before."""
         mode = self.settings.margin_mode
         gate = asyncio.Semaphore(LEVERAGE_READS_AT_ONCE)
 
-        async def read(chunk: list[str]) -> int:
+        async def read(chunk: Sequence[str]) -> int:
             async with gate:
+                if before_each is not None:
+                    await before_each()
                 try:
                     found = await self.client.leverages(chunk, mode)
                 except BloFinError as exc:
@@ -181,8 +192,9 @@ class TradingService:
             return len(found)
 
         chunks = [symbols[i : i + MAX_LEVERAGE_IDS] for i in range(0, len(symbols), MAX_LEVERAGE_IDS)]
-        counts = await asyncio.gather(*(read(chunk) for chunk in chunks))
-        log.info("Leverage known for %d of %d live instruments (%s margin)", sum(counts), len(symbols), mode)
+        known = sum(await asyncio.gather(*(read(chunk) for chunk in chunks)))
+        log.info("Leverage known for %d of %d live instruments (%s margin)", known, len(symbols), mode)
+        return known
 
     @property
     def signal_locks(self) -> SignalLocks:
