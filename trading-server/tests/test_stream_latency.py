@@ -334,3 +334,27 @@ async def test_the_balance_pushed_now_and_then_keeps_the_mirror_fresh_and_runs_n
     assert lifecycle.passes == passes, "a pass ran for a push that only told the balance"
     await post(setup, signal("pushes-1", "ETH-USDT", setup.sim.price("ETH-USDT")))
     await until(lambda: lifecycle.passes > passes, "the order's pushes woke a pass")
+
+
+async def test_a_signals_own_pushes_wake_no_pass_while_it_is_carried_out(setup: Setup) -> None:
+    """The pushes a signal causes (its entry filled, its stop, its targets) arrive while it is still being
+    carried out, when a pass finds nothing to do (the trade is the signal's until it is answered): the
+    monitor holds its pass until the signal is answered, and one pass after it sees the whole burst.
+    Here the take-profit batch answers 0.3 s late, so the entry's pushes come well before the end."""
+    monitor, service = setup.app.state.monitor, setup.service
+    busy_at_pass: list[bool] = []
+    sync_all = monitor.lifecycle.sync_all
+
+    async def watched(**kwargs: Any) -> int:
+        busy_at_pass.append(not service.signal_locks.idle)
+        return await sync_all(**kwargs)
+
+    monitor.lifecycle.sync_all = watched
+    fault = {"kind": "delay", "seconds": 0.3, "count": 1, "path": "/api/v1/trade/batch-orders"}
+    assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
+    passes = monitor.lifecycle.passes
+    posting = asyncio.create_task(post(setup, signal("own-1", "LINK-USDT", setup.sim.price("LINK-USDT"))))
+    await until(lambda: "LINK-USDT" in service.mirror.held_symbols(), "the entry's fill pushed")
+    await posting
+    await until(lambda: monitor.lifecycle.passes > passes, "a pass after the signal was answered")
+    assert busy_at_pass and not any(busy_at_pass), busy_at_pass

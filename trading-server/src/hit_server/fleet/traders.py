@@ -58,6 +58,12 @@ FLEET_STREAM_WAIT_S = 3.0
 # TP/SL orders read once at start) to read the account from it rather than by REST a second time: the
 # streams of 250 accounts on one IP open one a second (BloFin's limit), so a seed can take minutes.
 FLEET_SEED_WAIT_S = FLEET_POLL_S  # no longer than a poll with the stream down
+# How long an account's monitor pass waits for the account's signal being carried out to end
+# (`PositionMonitor.signal_wait_s`; one account alone: 0.5 s): during a fan-out a job takes seconds. The
+# pushes of its entry woke a pass while it ran, which found no trade to look at yet, and a fifth of the
+# accounts of a 400-account fan-out then had no pass after their signal until the next timed one (30
+# minutes on). Now every account's pushes make one pass, after its answer, which takes the trade in.
+FLEET_SIGNAL_WAIT_S = 5.0
 
 
 def account_settings(settings: Settings, account: AccountCredentials) -> Settings:
@@ -164,6 +170,7 @@ class Traders:
         monitor = await self._stack.enter_async_context(
             open_monitor(settings, service, Exchange(client), pacer=self.pacer, seed_wait_s=FLEET_SEED_WAIT_S)
         )
+        monitor.signal_wait_s = FLEET_SIGNAL_WAIT_S
         log.info("Fleet: account %s ready (journal schema %s)", name, schema_name(name))
         return Trader(account, service, monitor)
 

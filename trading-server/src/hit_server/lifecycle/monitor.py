@@ -1,7 +1,8 @@
 """The position monitor: a background task of the server's lifespan that runs lifecycle passes.
 
 When a pass runs:
-- at once (after MAX_GAP_S) when the account changes: pushes of BloFin's private WebSocket (`orders`,
+- at once (after MAX_GAP_S, and once the signals being carried out have ended, at most SIGNAL_WAIT_S
+  later) when the account changes: pushes of BloFin's private WebSocket (`orders`,
   `positions`, `orders-algo`, through `blofin_ws.PrivateStream`, which reconnects with backoff; an
   `account` push, the balance alone, only updates the mirror), or, in paper mode
   with the in-process simulator (reached through `inprocess.InProcessHttp`: no socket), the
@@ -53,6 +54,11 @@ log = logging.getLogger(__name__)
 
 QUIET_FACTOR = 6  # poll this many times less often while pushes arrive
 MAX_GAP_S = 0.1  # pushes arriving within this gap are handled by one pass
+# How long a pass waits for the signals this process is carrying out on the account to end: their own
+# pushes (the entry filled, its stop, the targets) would otherwise wake passes that find nothing to do
+# (the trade is the signal's until it is answered), one per burst. A stop-out of another trade
+# meanwhile is acted on that much later at most.
+SIGNAL_WAIT_S = 0.5
 STOP_CHECK_S = 0.5  # how often stopping the monitor checks that its task has ended
 PRIVATE_CHANNELS = ("orders", "positions", "orders-algo", "account")
 
@@ -169,6 +175,7 @@ class PositionMonitor:
         self.reconcile_s = settings.reconcile_minutes * 60
         self.reconciliations = 0
         self.seed_wait_s = 0.0  # how long the first reconciliation waits for the mirror's seed (above)
+        self.signal_wait_s = SIGNAL_WAIT_S
         self.unresolved = 0  # signals the last round could not resolve yet
         self.relay: WebhookRelay | None = None
         self._wake = asyncio.Event()
@@ -225,6 +232,7 @@ class PositionMonitor:
                     await self._wake.wait()
             pushed = self._wake.is_set()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
+            await self.service.signal_locks.until_idle(self.signal_wait_s)  # so do a signal's own
             self._wake.clear()
             if loop.time() >= due:
                 await self._guarded(self.reconcile)
