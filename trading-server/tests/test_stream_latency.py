@@ -350,6 +350,7 @@ async def test_a_signals_own_pushes_wake_no_pass_while_it_is_carried_out(setup: 
         return await sync_all(**kwargs)
 
     monitor.lifecycle.sync_all = watched
+    monitor.signal_wait_s = 60.0  # its bound (0.5 s) is for a signal stuck on the exchange; not here
     fault = {"kind": "delay", "seconds": 0.3, "count": 1, "path": "/api/v1/trade/batch-orders"}
     assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
     passes = monitor.lifecycle.passes

@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,8 @@ HALT = Base.metadata.tables["halt"]
 GET_SIGNAL = select(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
 SIGNAL_KNOWN = select(SIGNALS.c.signal_id).where(SIGNALS.c.signal_id == bindparam("sid"))
 OPEN_SYMBOLS = select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)).distinct()
+# the signals whose answer was never stored or whose outcome is unknown (`Journal.unresolved`)
+UNRESOLVED = select(SIGNALS.c.signal_id).where(SIGNALS.c.state.in_(OPEN_STATES))
 INSERT_SIGNAL, INSERT_ORDERS = insert(SIGNALS), insert(ORDERS)
 INSERT_STATES, INSERT_EVENTS = insert(STATE_CHANGES), insert(EVENTS)
 # An answer is stored only over a signal still without a settled one: a second process (a replay's or a
@@ -143,7 +145,8 @@ def _event_values(item: EventRecord, now: datetime) -> dict[str, Any]:
             "data": item.data, "created_at": now}
 
 
-def to_record(row: OrderRow) -> OrderRecord:
+def to_record(row: OrderRow | Row[Any]) -> OrderRecord:
+    """An order's journal row (the ORM's or a Core row of the orders table) as the record trading uses."""
     return OrderRecord(
         client_order_id=row.client_order_id,
         role=row.role,
@@ -301,13 +304,15 @@ class Journal:
 
         return await self.db.session(read)
 
-    async def unresolved(self) -> list[SignalRow]:
-        """Signals whose answer was never stored or whose orders' outcome is unknown."""
+    async def unresolved(self) -> list[str]:
+        """The signal_ids of the signals whose answer was never stored or whose orders' outcome is unknown.
+        Ids only (one Core read, a third of loading the rows through the ORM): every position monitor pass
+        asks, and the answer is nearly always none; whoever resolves one reads it afresh under its lock."""
 
-        def read(session: Session) -> list[SignalRow]:
-            return list(session.scalars(select(SignalRow).where(SignalRow.state.in_(OPEN_STATES))))
+        def read(conn: Connection) -> list[str]:
+            return self.db.column(conn, UNRESOLVED)
 
-        return await self.db.session(read)
+        return await self.db.transaction(read)
 
     async def open_symbols(self) -> set[str]:
         def read(conn: Connection) -> set[str]:

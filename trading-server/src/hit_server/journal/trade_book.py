@@ -21,12 +21,24 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, Boolean, Connection, DateTime, Integer, String, Text, insert, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hit_server.journal.claims import release_claim
-from hit_server.journal.db import Base, Database, OrderRow, SignalRow, as_utc, utcnow
+from hit_server.journal.db import Base, Database, SignalRow, as_utc, utcnow
 from hit_server.journal.journal import (
     EVENTS,
     ORDERS,
@@ -39,6 +51,10 @@ from hit_server.journal.journal import (
 from hit_server.journal.trade_lease import TradeLeases
 
 OPEN, CLOSED, ENDED = "open", "closed", "ended"  # ended: no entry ever filled
+ORDERS_OF = (
+    select(ORDERS).where(ORDERS.c.signal_id.in_(bindparam("signal_ids", expanding=True)))
+    .order_by(ORDERS.c.created_at)
+)
 
 
 class TradeMovedOn(Exception):
@@ -242,14 +258,11 @@ class TradeBook:
         if not signal_ids:
             return found
 
-        def read(session: Session) -> None:
-            rows = session.scalars(
-                select(OrderRow).where(OrderRow.signal_id.in_(list(signal_ids))).order_by(OrderRow.created_at)
-            )
-            for row in rows:
+        def read(conn: Connection) -> None:  # Core rows: every pass asks, and the ORM costs three times
+            for row in conn.execute(ORDERS_OF, {"signal_ids": list(signal_ids)}):
                 found[row.signal_id].append(to_record(row))
 
-        await self.db.session(read)
+        await self.db.transaction(read)
         return found
 
     async def get(self, signal_id: str) -> TradeRow | None:

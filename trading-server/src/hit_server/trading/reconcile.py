@@ -80,12 +80,12 @@ async def reconcile_pending(service: TradingService) -> tuple[int, int]:
     (resolved now, still unresolved)."""
     resolved = waiting = 0
     locks = service.signal_locks
-    for row in await service.journal.unresolved():
-        if locks.busy(row.signal_id):
+    for signal_id in await service.journal.unresolved():
+        if locks.busy(signal_id):
             waiting += 1  # this process is carrying it out
             continue
-        async with locks.hold(row.signal_id):
-            if await _resolve_held(service, row.signal_id):
+        async with locks.hold(signal_id):
+            if await _resolve_held(service, signal_id):
                 resolved += 1
             else:
                 waiting += 1
