@@ -25,9 +25,11 @@ def test_percentiles_by_nearest_rank() -> None:
 
 
 def test_room_is_what_the_signal_needs_at_most_what_a_worker_sends_in_each_window() -> None:
-    assert room_needed(25, 2) == (50, 50)
-    assert room_needed(250, 2) == (480, 500)
-    assert room_needed(2500, 2) == (480, 1440)
+    assert room_needed(25, 2, 20) == (50, 50)
+    assert room_needed(250, 2, 20) == (480, 500)
+    assert room_needed(2500, 2, 20) == (480, 1440)
+    assert room_needed(250, 2, 0) == (500, 500)  # a worker alone on its address: BloFin's own limits
+    assert room_needed(2500, 2, 0) == (500, 1500)
 
 
 def test_endpoints_of_the_worker_ips_only() -> None:
