@@ -45,9 +45,13 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-def client_for(http: httpx.AsyncClient, url: str, key: str = API_KEY, deadline: float = 2.0) -> TradingClient:
-    return TradingClient(http, url, key, deadline=deadline, attempt_timeout=0.3, initial_backoff=0.01,
-                         max_backoff=0.05)
+def client_for(
+    http: httpx.AsyncClient, url: str, key: str = API_KEY, deadline: float = 2.0, attempt_timeout: float = 2.0
+) -> TradingClient:
+    """A client with quick retries. Its attempts may take 2 s (a busy machine runs the suite: an events
+    read, one attempt, timed out at 0.3 s under load); the hang test sets them short to see retries."""
+    return TradingClient(http, url, key, deadline=deadline, attempt_timeout=attempt_timeout,
+                         initial_backoff=0.01, max_backoff=0.05)
 
 
 async def test_trading_client_submit_is_delivered_then_replayed(
@@ -113,7 +117,8 @@ async def test_trading_client_gives_up_at_the_deadline_when_the_server_hangs(
 ) -> None:
     trading_server.hang_next(1000)
     started = time.monotonic()
-    outcome = await client_for(http, trading_server.url, deadline=0.8).submit(make_signal())
+    client = client_for(http, trading_server.url, deadline=0.8, attempt_timeout=0.3)
+    outcome = await client.submit(make_signal())
     elapsed = time.monotonic() - started
     assert isinstance(outcome, Unreachable) and "did not answer within 0.8 s" in outcome.reason
     # gives up at its deadline: well before the 1,000 hung attempts (a margin for a busy machine)
