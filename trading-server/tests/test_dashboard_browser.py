@@ -105,6 +105,10 @@ class Dashboard:
         self.open("/dashboard/login")
         self.driver.find_element(By.ID, "password").send_keys(secret)
         self.driver.find_element(By.ID, "login").click()
+        # the login page itself has a heading: wait for the answer (another page, or the login page again
+        # with its error) before anything else, or a busy machine sees the page the click left
+        self.until(lambda: "/dashboard/login" not in self.driver.current_url
+                   or self.driver.find_elements(By.ID, "login-error"), "the login's answer")
         self.until(lambda: self.driver.find_elements(By.CSS_SELECTOR, "main h1, main #live"), "a page")
         self.collect()
 
