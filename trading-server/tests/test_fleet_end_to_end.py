@@ -286,6 +286,60 @@ async def test_a_worker_learns_its_accounts_leverages_so_a_first_signal_sets_non
         assert len(fleet.entries(team[0], "fan-lev")) == 1 and fleet.entries(team[1], "fan-lev") == []
 
 
+async def test_the_accounts_monitor_passes_wait_until_the_worker_has_carried_its_jobs_out(
+    tmp_path: Path, fresh_postgres: str
+) -> None:
+    """A fan-out's jobs go first: an account's monitor pass (its trade taken in after its fills) waits
+    until the worker runs no job, so the passes of the accounts answered first do not take the CPU the
+    others' entries wait for. Here m1's job is held open after it has traded while m0 has answered and
+    its fills were pushed: m0's pass, which ran 0.1 s after its pushes before, runs once m1's job ends.
+    Then every account has had its pass."""
+    team = members(2)
+    async with running_fleet(tmp_path, fresh_postgres, team) as fleet:
+        worker = fleet.worker
+        traders = {trader.account.name: trader for trader in worker.traders.started()}
+        # each monitor's first reconciliation, at start, is not a pass a push wakes: under way first
+        await until(lambda: all(t.monitor.lifecycle.passes >= 1 for t in traders.values()),
+                    "every account's first pass begun")
+        jobs_at_pass: list[tuple[str, bool]] = []
+        for name, trader in traders.items():
+            sync_all = trader.monitor.lifecycle.sync_all
+
+            async def watched(_name: str = name, _sync: Any = sync_all, **kwargs: Any) -> int:
+                jobs_at_pass.append((_name, bool(worker.queue.running)))
+                return int(await _sync(**kwargs))
+
+            trader.monitor.lifecycle.sync_all = watched  # type: ignore[method-assign]
+        passes = {name: trader.monitor.lifecycle.passes for name, trader in traders.items()}
+        trade, release = worker._trade, asyncio.Event()
+
+        async def m1_held(signal_id: str, account: str) -> tuple[str, str | None] | None:
+            outcome = await trade(signal_id, account)
+            if account == "m1":
+                await release.wait()
+            return outcome
+
+        worker._trade = m1_held  # type: ignore[method-assign]
+        price = fleet.sim_app.state.sim.price("ETH-USDT")
+        reply = await fleet.http.post("/api/v1/signals", json=market_signal("fan-first", price))
+        assert reply.status_code == 201, reply.text
+
+        async def m0_answered() -> bool:
+            return bool((await fleet.progress("fan-first"))["by_status"].get("placed") == 1)
+
+        await until(m0_answered, "m0 answered")
+        await until(lambda: "ETH-USDT" in traders["m0"].service.mirror.held_symbols(), "m0's fill pushed")
+        assert worker.queue.running  # m1's job, held
+        await asyncio.sleep(1.0)  # ten times what m0's pass waited after its pushes before
+        release.set()
+        seen = await until(lambda: answered(fleet, "fan-first", 2), "both accounts answered")
+        assert seen["by_status"] == {"placed": 2}, seen
+        await until(lambda: all(t.monitor.lifecycle.passes > passes[n] for n, t in traders.items()),
+                    "a pass of each account after the fan-out")
+        assert jobs_at_pass and not any(busy for _, busy in jobs_at_pass), jobs_at_pass
+        assert {name for name, _ in jobs_at_pass} == {"m0", "m1"}
+
+
 async def answered(fleet: Fleet, signal_id: str, total: int) -> dict[str, Any] | None:
     """The fan-out's progress once `total` accounts answered (none queued), else None."""
     seen = await fleet.progress(signal_id)

@@ -253,6 +253,30 @@ async def test_leverages_are_learned_only_with_the_ips_spare_budget(
         await worker.lease.db.dispose()
 
 
+async def test_the_queue_is_idle_once_no_job_has_run_for_a_moment(settings: Settings) -> None:
+    """What the accounts' monitor passes wait for (`JobQueue.until_idle`): no job running and none
+    ended within IDLE_AFTER_S (a fan-out's next job follows the one that ended), or the wait's bound."""
+    from hit_server.fleet import queue as queue_module
+
+    queue = JobQueue(settings.journal_url)
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(queue.until_idle(60), 5)  # no job ever ran
+    queue._started(1)
+    queue._started(2)
+    waiting = asyncio.create_task(queue.until_idle(60))
+    queue._ended(1)
+    await asyncio.sleep(2 * queue_module.IDLE_AFTER_S)
+    assert not waiting.done()  # job 2 still runs
+    queue._ended(2)
+    ended = loop.time()
+    await asyncio.wait_for(waiting, 5)
+    assert loop.time() - ended >= queue_module.IDLE_AFTER_S * 0.9  # a moment without a job first
+    queue._started(3)
+    bounded = loop.time()
+    await asyncio.wait_for(queue.until_idle(0.3), 5)  # job 3 runs on: the bound ends the wait
+    assert loop.time() - bounded >= 0.29 and queue.running == {3}
+
+
 def test_a_workers_ip_reserve_is_left_out_of_its_limits(settings: Settings) -> None:
     from hit_server.fleet import worker as worker_module
 

@@ -16,7 +16,10 @@ one account: a job run twice replays the stored answer or resumes from the journ
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +37,10 @@ MAX_RETRIES = 5
 # times, 2, 4, 8, 16 and 32 s apart. A signal older than MAX_SIGNAL_AGE_SECONDS is refused by the risk
 # check meanwhile, so a late retry can only answer, never trade a stale signal.
 RETRY = procrastinate.RetryStrategy(max_attempts=MAX_RETRIES, exponential_wait=2)
+
+# A worker is idle once no job has run in it for this long: between two jobs of a fan-out (one ends, the
+# queue hands over the next) it is not.
+IDLE_AFTER_S = 0.2
 
 # (signal_id, account, last): `last` is True on the job's last attempt (its failure is then final)
 Handler = Callable[[str, str, bool], Awaitable[None]]
@@ -65,19 +72,44 @@ class JobQueue:
         self.app = procrastinate.App(connector=connector)
         self._handler = handler
         self.running: set[int] = set()  # the ids of the jobs in this process's handler now
+        self._none_running = asyncio.Event()  # set while `running` is empty
+        self._none_running.set()
+        self._last_ran = 0.0  # time.monotonic() when a job last started or ended here
 
         async def trade_for_account(context: procrastinate.JobContext, signal_id: str, account: str) -> None:
             if self._handler is None:
                 raise RuntimeError("this process defers jobs; it does not run them")
             job_id = context.job.id
             assert job_id is not None  # noqa: S101 - a job taken from the queue has its id
-            self.running.add(job_id)
+            self._started(job_id)
             try:
                 await self._handler(signal_id, account, context.job.attempts >= MAX_RETRIES)
             finally:
-                self.running.discard(job_id)
+                self._ended(job_id)
 
         self.task = self.app.task(name=TASK_NAME, retry=RETRY, pass_context=True)(trade_for_account)
+
+    def _started(self, job_id: int) -> None:
+        self.running.add(job_id)
+        self._none_running.clear()
+        self._last_ran = time.monotonic()
+
+    def _ended(self, job_id: int) -> None:
+        self.running.discard(job_id)
+        self._last_ran = time.monotonic()
+        if not self.running:
+            self._none_running.set()
+
+    async def until_idle(self, within: float) -> None:
+        """Wait until no job has run in this process for IDLE_AFTER_S, at most `within` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                while True:
+                    await self._none_running.wait()
+                    quiet_for = time.monotonic() - self._last_ran
+                    if not self.running and quiet_for >= IDLE_AFTER_S:
+                        return
+                    await asyncio.sleep(IDLE_AFTER_S - quiet_for if not self.running else 0)
 
     async def open(self) -> None:
         await self.app.open_async()

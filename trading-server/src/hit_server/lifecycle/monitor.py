@@ -31,7 +31,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -176,6 +176,9 @@ class PositionMonitor:
         self.reconciliations = 0
         self.seed_wait_s = 0.0  # how long the first reconciliation waits for the mirror's seed (above)
         self.signal_wait_s = SIGNAL_WAIT_S
+        # What else a pass waits for before it runs, beside the account's own signals: a fleet worker's
+        # jobs (`fleet/traders.py`), which go first while a fan-out is carried out.
+        self.yield_to: Callable[[], Awaitable[None]] | None = None
         self.unresolved = 0  # signals the last round could not resolve yet
         self.relay: WebhookRelay | None = None
         self._wake = asyncio.Event()
@@ -233,6 +236,8 @@ class PositionMonitor:
             pushed = self._wake.is_set()
             await asyncio.sleep(min(self.poll_s, MAX_GAP_S))  # a burst of pushes makes one pass
             await self.service.signal_locks.until_idle(self.signal_wait_s)  # so do a signal's own
+            if self.yield_to is not None:
+                await self.yield_to()
             self._wake.clear()
             if loop.time() >= due:
                 await self._guarded(self.reconcile)
