@@ -277,6 +277,49 @@ async def test_the_queue_is_idle_once_no_job_has_run_for_a_moment(settings: Sett
     assert loop.time() - bounded >= 0.29 and queue.running == {3}
 
 
+async def test_a_worker_fetches_its_next_jobs_one_at_a_time(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """procrastinate's free slots fetch their jobs through one query at a time per process (racing
+    fetches cost PostgreSQL twice the CPU per job); the jobs run at once all the same, each taken once."""
+    import procrastinate
+
+    from hit_server.fleet import queue as queue_module
+
+    await add_accounts(db, settings, [f"m{i}" for i in range(8)])
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+    queue = JobQueue(settings.journal_url)
+    await queue.open()
+    fetching, most = 0, 0
+    plain = procrastinate.PsycopgConnector.execute_query_one_async
+
+    async def counted(self: Any, query: Any, **arguments: Any) -> Any:
+        nonlocal fetching, most
+        if query != queue_module.FETCH_JOB:
+            return await plain(self, query, **arguments)
+        fetching += 1
+        most = max(most, fetching)
+        try:
+            await asyncio.sleep(0.01)  # long enough for every other slot to try its own fetch meanwhile
+            return await plain(self, query, **arguments)
+        finally:
+            fetching -= 1
+
+    monkeypatch.setattr(procrastinate.PsycopgConnector, "execute_query_one_async", counted)
+    try:
+        await fanout.submit(signal())
+        worker_id = await db.transaction(lambda c: c.execute(
+            text("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")).scalar_one())
+        manager = queue.app.job_manager
+        taken = await asyncio.gather(*(manager.fetch_job(["egress_g1"], worker_id) for _ in range(8)))
+        assert sorted(job.lock for job in taken if job is not None) == [f"m{i}" for i in range(8)]
+        assert most == 1
+    finally:
+        await queue.close()
+        await fanout.stop()
+
+
 def test_a_workers_ip_reserve_is_left_out_of_its_limits(settings: Settings) -> None:
     from hit_server.fleet import worker as worker_module
 

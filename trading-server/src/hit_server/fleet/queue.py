@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import procrastinate
 import psycopg
@@ -62,13 +62,40 @@ def conninfo(journal_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+FETCH_JOB = procrastinate.sql.queries["fetch_job"]
+
+
+class OneFetchAtATime(procrastinate.PsycopgConnector):
+    """procrastinate's connector, with one job fetch at a time in this process.
+
+    Each free slot of procrastinate's worker fetches its next job as soon as it frees: with 32 slots,
+    dozens of fetches at once race for the same first rows of the queue (FOR UPDATE SKIP LOCKED), each
+    walking past the rows the others have just locked or taken. Measured with 32 connections taking 250
+    of 1,000 queued jobs (fetch and finish, on the dev PostgreSQL): PostgreSQL spent 1.4-2.1 ms of CPU per
+    job, 0.7-1.0 ms with the fetches one at a time, and a fetch takes ~0.4 ms, so one at a time still
+    hands out over 2,000 jobs a second: far more than the IP's budget lets a worker send. The jobs
+    themselves still run 32 at a time."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fetching = asyncio.Lock()
+
+    async def execute_query_one_async(self, query: LiteralString, **arguments: Any) -> dict[str, Any]:
+        if query != FETCH_JOB:
+            row: dict[str, Any] = await super().execute_query_one_async(query, **arguments)
+            return row
+        async with self._fetching:
+            fetched: dict[str, Any] = await super().execute_query_one_async(query, **arguments)
+            return fetched
+
+
 class JobQueue:
     """The procrastinate app, opened on the journal's database. `handler` runs a job (workers only)."""
 
     def __init__(self, journal_url: str, handler: Handler | None = None) -> None:
         self.conninfo = conninfo(journal_url)
         # small pools: a worker's jobs talk to the journal through SQLAlchemy, not through this pool
-        connector = procrastinate.PsycopgConnector(conninfo=self.conninfo, min_size=1, max_size=4)
+        connector = OneFetchAtATime(conninfo=self.conninfo, min_size=1, max_size=4)
         self.app = procrastinate.App(connector=connector)
         self._handler = handler
         self.running: set[int] = set()  # the ids of the jobs in this process's handler now
