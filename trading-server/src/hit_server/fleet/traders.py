@@ -68,8 +68,8 @@ FLEET_SEED_WAIT_S = FLEET_POLL_S  # no longer than a poll with the stream down
 FLEET_SIGNAL_WAIT_S = 5.0
 # How long an account's monitor pass waits for the worker's jobs to end (`Traders.jobs_idle`). The passes
 # that follow a fan-out's fills (each account's trade taken in, ~6 journal transactions) took more than
-# half the CPU of a fan-out while it ran: at 100 accounts on 4 workers, 47 -> 22 ms per account-signal
-# and every account placed in 1.3 s, not 2.6 (bench/fanout.py). They run once the worker has no job
+# half the CPU of a fan-out while it ran: at 100 accounts on 4 workers, ~51 -> 28 ms per account-signal
+# and every account placed in 1.4 s, not 2.5-2.9 (bench/fanout.py). They run once the worker has no job
 # left, or after this long at most. The stops are on the exchange already (each entry carries its own);
 # what waits is the monitor's reaction to a fill meanwhile (a target hit moving the stop, a stop-out
 # cancelling the targets), at most this much later during a fan-out.
