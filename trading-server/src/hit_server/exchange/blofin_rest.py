@@ -205,7 +205,7 @@ def parse_envelope(response: HttpReply, what: str, *, items: bool = False) -> An
 
 
 class HttpReply(Protocol):
-    """A reply as `BloFinRest` reads it: an `httpx.Response`, or `inprocess.Reply`."""
+    """A reply as `BloFinRest` reads it: an `httpx.Response`, or a `Reply`."""
 
     @property
     def status_code(self) -> int: ...
@@ -216,8 +216,25 @@ class HttpReply(Protocol):
     def json(self) -> Any: ...
 
 
+class Reply:
+    """A reply read in full: status, headers (case-insensitive) and body, read like an `httpx.Response`.
+    What `inprocess.InProcessHttp` and `pooled_http.PooledHttp` answer."""
+
+    def __init__(self, status_code: int, headers: Mapping[str, str], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    def __repr__(self) -> str:
+        return f"<Reply [{self.status_code}]>"
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
 class HttpRequester(Protocol):
-    """What `BloFinRest` sends through: an `httpx.AsyncClient`, or `inprocess.InProcessHttp`."""
+    """What `BloFinRest` sends through: an `httpx.AsyncClient`, `inprocess.InProcessHttp` or
+    `pooled_http.PooledHttp`."""
 
     async def request(
         self, method: str, url: str, *, params: Params | None = ..., content: bytes | None = ...,

@@ -21,7 +21,6 @@ caller (the simulator raises `httpx.RemoteProtocolError` to drop a reply, as a c
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
@@ -30,23 +29,9 @@ import httpx
 from starlette.types import ASGIApp
 
 from hit_server.exchange.blofin_auth import BloFinAuth
+from hit_server.exchange.blofin_rest import Reply
 
 CLIENT = ("127.0.0.1", 123)
-
-
-class Reply:
-    """What the app answered: status, headers (case-insensitive) and the body, read like httpx's."""
-
-    def __init__(self, status_code: int, headers: httpx.Headers, content: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self.content = content
-
-    def __repr__(self) -> str:
-        return f"<Reply [{self.status_code}]>"
-
-    def json(self) -> Any:
-        return json.loads(self.content)
 
 
 class InProcessHttp:

@@ -22,12 +22,12 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
-import httpx
 from pydantic import SecretStr
 
 from hit_server.accounts.store import AccountCredentials, AccountStore
 from hit_server.exchange.blofin_auth import BloFinAuth
 from hit_server.exchange.blofin_client import BloFinClient
+from hit_server.exchange.blofin_rest import HttpRequester
 from hit_server.exchange.paper import Exchange
 from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
 from hit_server.fleet.journals import schema_name
@@ -106,7 +106,7 @@ class Traders:
     """A worker's traders, built on an account's first job (or ahead, `warm`) and kept until `close`."""
 
     def __init__(
-        self, settings: Settings, db: Database, store: AccountStore, http: httpx.AsyncClient,
+        self, settings: Settings, db: Database, store: AccountStore, http: HttpRequester,
         ip_limits: RateLimiter, public: BloFinClient, marks: MarkSource | None, pacer: ConnectionPacer,
         jobs_idle: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:

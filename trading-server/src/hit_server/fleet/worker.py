@@ -26,7 +26,6 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
 from pydantic import SecretStr, ValidationError
 from sqlalchemy import func, select
 
@@ -35,6 +34,7 @@ from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
+from hit_server.exchange.pooled_http import PooledHttp
 from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
 from hit_server.fleet.lease import RENEW_S, SAFETY_S, TTL_S, EgressLease, Usage
 from hit_server.fleet.progress import record_outcome
@@ -108,12 +108,9 @@ class Worker:
         self.lease = EgressLease(Database(settings.journal_url, pool_size=1), egress)
         self._valid_until = 0.0  # time.monotonic() past which the lease may be another's
         self.queue = JobQueue(settings.journal_url, self.run_job)
-        transport = httpx.AsyncHTTPTransport(
+        self.http = PooledHttp(
+            settings.exchange_url, timeout=settings.exchange_timeout_seconds, connections=CONNECTIONS,
             local_address=source_address,
-            limits=httpx.Limits(max_connections=CONNECTIONS, max_keepalive_connections=CONNECTIONS),
-        )
-        self.http = httpx.AsyncClient(
-            base_url=settings.exchange_url, timeout=settings.exchange_timeout_seconds, transport=transport
         )
         self.store = AccountStore(self.db, settings)
         self.ip_limits = ip_limits = RateLimiter(
