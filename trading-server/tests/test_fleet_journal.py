@@ -320,6 +320,48 @@ async def test_a_worker_fetches_its_next_jobs_one_at_a_time(
         await fanout.stop()
 
 
+async def test_the_queues_connections_are_in_autocommit_and_checked_only_after_a_rest(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No BEGIN/COMMIT around procrastinate's one-statement queries, no check round trip for a
+    connection that served a query a moment ago; one that rested is checked, so a connection the
+    database dropped meanwhile is replaced without its query failing."""
+    import psycopg_pool
+
+    from hit_server.fleet import queue as queue_module
+
+    checks = 0
+    plain_check = psycopg_pool.AsyncConnectionPool.check_connection
+
+    async def counted(connection: Any) -> None:
+        nonlocal checks
+        checks += 1
+        await plain_check(connection)
+
+    monkeypatch.setattr(psycopg_pool.AsyncConnectionPool, "check_connection", counted)
+    queue = JobQueue(settings.journal_url)
+    await queue.open()
+    try:
+        connector = queue.app.connector
+        pool = connector.pool  # type: ignore[attr-defined]
+        row = await connector.execute_query_one_async("SELECT pg_backend_pid() AS pid, now() AS at")
+        again = await connector.execute_query_one_async("SELECT pg_backend_pid() AS pid, now() AS at")
+        assert row["at"] != again["at"]  # each statement its own transaction: now() moved on
+        async with pool.connection() as connection:
+            assert connection.autocommit
+        checks_fresh = checks
+
+        monkeypatch.setattr(queue_module, "CHECK_AFTER_REST_S", 0.0)  # from now on, every lend has rested
+        async with pool.connection() as connection:
+            pid = connection.info.backend_pid
+        await db.transaction(lambda c: c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}))
+        row = await connector.execute_query_one_async("SELECT pg_backend_pid() AS pid")
+        assert row["pid"] != pid  # the dropped connection failed its check and was replaced
+        assert checks_fresh == 0 and checks >= 2
+    finally:
+        await queue.close()
+
+
 def test_a_workers_ip_reserve_is_left_out_of_its_limits(settings: Settings) -> None:
     from hit_server.fleet import worker as worker_module
 
