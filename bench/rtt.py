@@ -17,7 +17,12 @@ the simulator's default limits: 30 trading writes per 10 s per key, 500 requests
 Measured:
 - `cold`: the first signal on each of `--symbols` symbols (the server has never traded them) whose
   leverage on the simulated account (the simulator's default, 3x) is not the plan's (5x): the plan's is
-  set before the entry, one round trip more, which BloFin requires;
+  sent before the intent, and the entry (a market entry the account's margin covers at 3x) does not wait
+  for its answer (a raise: ARCHITECTURE "A warm signal");
+- `cold_leverage_lowered`: the first signal on each of `--symbols` more symbols whose leverage on the
+  account is higher (20x, set before the server starts) than the plan's: an entry at 20x would be
+  margined less than planned, so it waits for the set, one round trip more (measured after the
+  stop-outs, everything closed and a trade-limit window of its own);
 - `cold_leverage_ready`: the first signal on each of `--symbols` other symbols whose leverage on the
   account was already the plan's before the server started (set on the simulator first, as on a returning
   user's account): the server read it at start (in the background, 20 instruments a read) and sets none;
@@ -74,6 +79,7 @@ from hit_server.trading import ids
 
 TRADE_PREFIX = "/api/v1/trade/"
 PLAN_LEVERAGE = 5  # the server's DEFAULT_LEVERAGE here: the plan of every signal below (they name none)
+HIGHER_LEVERAGE = 20  # the account's leverage on the `cold_leverage_lowered` symbols
 LEVERAGES_READ = "Leverage known for"  # the server's log line once the account's leverages are read
 
 
@@ -312,12 +318,15 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
     network = Network(sim_app, rtt_ms / 1000)
     names = sorted(s for s in starting_prices() if sim_app.state.sim.instruments[s].is_live)
     measured, ready = names[:symbols], names[symbols : 2 * symbols]
-    burst_names = names[2 * symbols : 2 * symbols + burst]
+    higher = names[2 * symbols : 3 * symbols]
+    burst_names = names[3 * symbols : 3 * symbols + burst]
     if len(burst_names) < burst:
-        raise SystemExit(f"the simulator lists {len(names)} live symbols: 2 x --symbols + --burst must not "
+        raise SystemExit(f"the simulator lists {len(names)} live symbols: 3 x --symbols + --burst must not "
                          "exceed it")
     for symbol in ready:  # before the server starts: a returning user's account
         sim_app.state.sim.set_leverage(symbol, PLAN_LEVERAGE, "cross")
+    for symbol in higher:
+        sim_app.state.sim.set_leverage(symbol, HIGHER_LEVERAGE, "cross")
     api_key = secrets.token_hex(20)
     with (
         UvicornThread(network, lifespan="off") as sim,
@@ -367,6 +376,15 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             say(f"stop-out, stream down: {exit_polled}")
             await close_everything(http, "rtt bench round")
             await trade_budget_unspent(network)
+            lowered: list[dict[str, Any]] = []
+            per_lowered: list[list[str]] = []
+            for symbol in higher:
+                mark = network.mark()
+                lowered.append(await post(http, stamps, signal(f"rtt:lower:{symbol}", symbol)))
+                per_lowered.append(network.since(mark))
+            say(f"cold, leverage to lower: {summary(lowered, rtt_ms)}")
+            await close_everything(http, "rtt bench round")
+            await trade_budget_unspent(network)
             too_many_before = sum(network.too_many.values())
             burst_mark = network.mark()
             started = time.perf_counter()
@@ -380,10 +398,12 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
         "rtt_ms": rtt_ms,
         "cold": summary(cold, rtt_ms),
         "cold_leverage_ready": summary(ready_cold, rtt_ms),
+        "cold_leverage_lowered": summary(lowered, rtt_ms),
         "warm": summary(warm, rtt_ms),
         "warm_leverage_ready_symbols": summary(ready_warm, rtt_ms),
         "requests_per_cold_signal": requests_per_signal(per_cold),
         "requests_per_cold_leverage_ready_signal": requests_per_signal(per_ready),
+        "requests_per_cold_leverage_lowered_signal": requests_per_signal(per_lowered),
         "requests_per_warm_signal": requests_per_signal(per_warm),
         "burst": {
             "signals": burst,

@@ -3,8 +3,9 @@ account stream, the public mark prices), as against BloFin.
 
 - a warm signal costs two trading requests (the entry, the take-profit batch) and no read at all;
 - so does the first signal on a symbol never traded, when the account's leverage there is already the
-  plan's (read at start) and its mark streamed (every instrument's is); with another leverage on the
-  account, the plan's is set first, before the entry;
+  plan's (read at start) and its mark streamed (every instrument's is); with a lower leverage on the
+  account the plan's is sent with the entry (the entry does not wait for it), with a higher one it is
+  set first, before the signal's intent;
 - a stop-out at the exchange is known to the journal, evented and its leftover take profits cancelled
   within a second, by the pushes alone (the timed passes are minutes apart here);
 - with the stream down, the same is known by the next REST poll;
@@ -193,28 +194,83 @@ async def test_a_first_signal_with_the_accounts_leverage_already_the_plans_is_as
     assert len(reads) == -(-live // 20), reads  # every live instrument, 20 a read
 
 
-async def test_a_first_signal_on_another_leverage_sets_the_plans_before_its_entry(setup: Setup) -> None:
-    symbol = "ADA-USDT"  # the simulated account's default leverage, 3x: not the plan's
+async def first_signal_with_the_set_held(
+    setup: Setup, symbol: str, signal_id: str, **extra: Any
+) -> tuple[asyncio.Task[dict[str, Any]], int]:
+    """Post a first signal on `symbol` (its leverage read at start, its mark streamed) while the
+    exchange holds its set-leverage for a second; the posting task once the set has arrived, and where
+    the simulator's request list stood before the post."""
     service = setup.service
-    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, "ADA-USDT's leverage read")
-    await until(lambda: service.marks.fresh(symbol), "the mark price of ADA-USDT streamed")
-
-    # set before the signal's intent is recorded: a process killed during that round trip leaves
-    # nothing to answer "failed", and the signal is traded when it comes again
+    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, f"{symbol}'s leverage read")
+    await until(lambda: service.marks.fresh(symbol), f"the mark price of {symbol} streamed")
     fault = {"kind": "delay", "seconds": 1.0, "count": 1, "path": "/api/v1/account/set-leverage"}
     assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
     before = len(setup.exchange.requests)
-    posting = asyncio.create_task(post(setup, signal("other-1", symbol, setup.sim.price(symbol))))
+    posting = asyncio.create_task(post(setup, signal(signal_id, symbol, setup.sim.price(symbol), **extra)))
     await until(lambda: "POST /api/v1/account/set-leverage" in since(setup, before), "the leverage being set")
-    assert await service.journal.get_signal("other-1") is None
+    return posting, before
+
+
+async def test_a_first_signal_raising_the_leverage_sends_its_entry_without_waiting_for_the_set(
+    setup: Setup,
+) -> None:
+    """The account holds 3x on the symbol, the plan asks 5x: a raise. The entry may go at 3x (more
+    margin than planned, liquidation farther away) while the set is on its way; whichever BloFin
+    carries out first, the position ends at the plan's 5x. One round trip less on the first signal."""
+    symbol = "ADA-USDT"  # the simulated account's default leverage, 3x: not the plan's
+    posting, before = await first_signal_with_the_set_held(setup, symbol, "raise-1")
+
+    # the set is still held by the exchange, and the entry is in already, its stop attached
+    await until(lambda: symbol in setup.sim.positions, "the entry filled while the set is held")
+    assert setup.sim.leverage_for(symbol, "cross") == 3 and not posting.done()
+    assert setup.sim.positions[symbol].leverage == 3
+    assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
+    await posting
+
+    assert sorted(since(setup, before)) == sorted([
+        "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",
+    ])
+    assert setup.sim.leverage_for(symbol, "cross") == PLAN_LEVERAGE
+    assert setup.sim.positions[symbol].leverage == PLAN_LEVERAGE  # applied to the open position
+    assert setup.service.executor.known_leverage(symbol, "cross") == PLAN_LEVERAGE
+    kinds = {e["type"] for e in await events(setup, "raise-1")}
+    assert "placed" in kinds and not kinds & {"leverage_restored", "leverage_not_raised"}, kinds
+
+
+async def test_a_first_signal_lowering_the_leverage_sets_it_before_its_intent(setup: Setup) -> None:
+    """The account holds 3x, the signal asks 2x: an entry at 3x would be margined less than planned, so
+    the set goes first, before the signal's intent is recorded (a process killed during that round
+    trip leaves nothing to answer "failed", and the signal is traded when it comes again)."""
+    symbol = "AVAX-USDT"
+    posting, before = await first_signal_with_the_set_held(setup, symbol, "lower-1", leverage=2)
+    assert await setup.service.journal.get_signal("lower-1") is None
+    assert symbol not in setup.sim.positions
     await posting
 
     assert since(setup, before) == [
         "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",
     ]
-    assert setup.sim.leverage_for(symbol, "cross") == PLAN_LEVERAGE
-    assert setup.sim.positions[symbol].leverage == PLAN_LEVERAGE
-    assert service.executor.known_leverage(symbol, "cross") == PLAN_LEVERAGE
+    assert setup.sim.positions[symbol].leverage == 2
+
+
+async def test_a_raise_the_exchange_refuses_leaves_the_entry_at_the_lower_leverage_and_says_so(
+    setup: Setup,
+) -> None:
+    symbol = "LINK-USDT"
+    service = setup.service
+    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, f"{symbol}'s leverage read")
+    await until(lambda: service.marks.fresh(symbol), f"the mark price of {symbol} streamed")
+    fault = {"kind": "error_code", "code": "152002", "count": 1, "path": "/api/v1/account/set-leverage"}
+    assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
+
+    answer = await post(setup, signal("refused-1", symbol, setup.sim.price(symbol)))
+
+    assert answer["status"] == "placed"
+    assert setup.sim.positions[symbol].leverage == 3
+    assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
+    told = [e["message"] for e in await events(setup, "refused-1") if e["type"] == "leverage_not_raised"]
+    assert len(told) == 1 and "5x" in told[0] and "3x" in told[0], told
+    assert service.executor.known_leverage(symbol, "cross") is None  # set again by the next signal
 
 
 async def test_watch_all_marks_false_watches_only_what_is_named(tmp_path: Path) -> None:

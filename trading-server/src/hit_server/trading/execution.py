@@ -2,8 +2,9 @@
 
 Order of operations, each step journaled by the caller before it is sent (see `service.py`):
 1. leverage, unless it is known to be the plan's on the exchange already (set by this process, or read
-   from the account at start: `Executor.learn_leverage`); the margin mode is set once per process by the
-   service;
+   from the account at start: `Executor.learn_leverage`), or it was sent ahead by the service and the
+   entry may go before its answer (`execution_run.LeverageOnItsWay`: a raise the plan is covered
+   without); the margin mode is set once per process by the service;
 2. the entries: one market order, one limit order, or a ladder of limits across a zone; each carries
    the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
@@ -49,7 +50,7 @@ from hit_server.exchange.mirror import AccountMirror
 from hit_server.journal.journal import OrderRecord, Reserve, journal_fresh_order
 from hit_server.lifecycle.trade_work import is_protective_stop, not_accepted
 from hit_server.trading import ids
-from hit_server.trading.execution_run import Execution, Outcome, failed, placed, unknown
+from hit_server.trading.execution_run import Execution, LeverageOnItsWay, Outcome, failed, placed, unknown
 from hit_shared.models import OrderRole, Side, fmt
 
 __all__ = ["Execution", "Executor", "Outcome"]  # Execution and Outcome live in execution_run.py
@@ -143,13 +144,17 @@ class Executor:
 
     async def execute(self, run: Execution) -> Outcome:
         symbol = run.signal.symbol
-        try:
-            await self.set_leverage(symbol, run.plan.leverage, run.margin_mode)
-        except BloFinError as exc:
-            for record in run.of(OrderRole.ENTRY):
-                record.state = "not_sent"
-            return failed(run, f"the exchange refused leverage {run.plan.leverage}x: {exc.message}")
+        on_its_way = run.leverage_on_its_way
+        if on_its_way is None:
+            try:
+                await self.set_leverage(symbol, run.plan.leverage, run.margin_mode)
+            except BloFinError as exc:
+                for record in run.of(OrderRole.ENTRY):
+                    record.state = "not_sent"
+                return failed(run, f"the exchange refused leverage {run.plan.leverage}x: {exc.message}")
         problem = await self._place_entries(run)
+        if on_its_way is not None:
+            await self._leverage_arrived(run, on_its_way)
         if problem is not None:
             return await self._unwind(run, problem)
         filled, holdings = await self._filled(run)
@@ -161,12 +166,25 @@ class Executor:
             await self._place_take_profits(run)
         return placed(run, filled)
 
+    async def _leverage_arrived(self, run: Execution, on_its_way: LeverageOnItsWay) -> None:
+        """The answer to the leverage set sent with the entry (`LeverageOnItsWay`); a refusal is told:
+        the entry went at the lower leverage the account held, more margin than planned."""
+        refused = await on_its_way.answer()
+        if refused is None:
+            return
+        run.event("leverage_not_raised", f"{run.signal.symbol}: the exchange refused leverage "
+                  f"{on_its_way.leverage}x ({refused.message}); the entry went at the {on_its_way.held}x "
+                  f"the account held: the same size and stop, more margin than planned")
+
     async def _heal_leverage(self, run: Execution, holdings: Holdings) -> None:
         """A position at another leverage than the plan's was changed behind our back: set the plan's
         again now, while only the stop rests on the symbol (BloFin refuses it once the take profits
         rest), so the position is margined as planned and its liquidation stays beyond the stop."""
         symbol = run.signal.symbol
+        on_its_way = run.leverage_on_its_way
         for position in holdings.positions:
+            if on_its_way is not None and position.leverage == on_its_way.held:
+                continue  # read before the plan's leverage, sent with the entry, showed on the position
             if self.leverage_seen(symbol, run.margin_mode, position.leverage):
                 continue
             try:

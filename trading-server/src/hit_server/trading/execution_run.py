@@ -4,9 +4,11 @@ endings the executor and the reconciliation give: placed, failed (nothing left o
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.blofin_models import MarginMode
 from hit_server.exchange.instruments import Instrument
 from hit_server.journal.journal import EventRecord, OrderRecord
@@ -30,6 +32,44 @@ class Outcome:
 
 
 @dataclass
+class LeverageOnItsWay:
+    """The plan's leverage sent to the exchange before the signal's intent was recorded
+    (`TradingService._leverage_ahead`), its answer not yet in.
+
+    The entry waits for that answer, except when it is safe to send it at the leverage the account
+    holds now (`entry_may_go_first`): a market entry, on an account whose leverage on the symbol is known
+    and LOWER than the plan's, whose available margin carries the plan at that lower leverage. Whichever
+    of the two BloFin carries out first, the position ends as the sequential order leaves it (BloFin
+    applies a leverage change to an open position), and until the change lands it is margined more
+    than planned, never less: its liquidation is farther from the entry, not closer to the stop. That
+    saves the first signal on such a symbol one round trip (issue #18). A raise refused leaves the
+    position at the lower leverage, told as an event; a lower or unknown leverage on the exchange is
+    always set first."""
+
+    symbol: str
+    leverage: int
+    held: int | None  # the leverage known on the exchange when the set was sent
+    sent: asyncio.Task[BloFinError | None]  # the error that refused the set, or None
+
+    def entry_may_go_first(self, plan: TradePlan, available: Decimal, fee_percent: Decimal) -> bool:
+        """Whether `plan`'s entry may leave before the set's answer (see the class): `available`
+        carries its margin at the lower leverage held, with `fee_percent` of its notional for fees
+        (as the risk engine sized it at the plan's)."""
+        if not plan.is_market or plan.leverage != self.leverage or self.held is None:
+            return False
+        if self.held >= self.leverage:
+            return False
+        margin = plan.notional_usd / self.held + plan.notional_usd * fee_percent / 100
+        return margin <= available
+
+    async def answer(self) -> BloFinError | None:
+        """Waits for the set's answer: None when BloFin carried it out, else why not. Shielded: a
+        caller cancelled while it waits leaves the set to finish (what is known of the exchange's
+        leverage is updated with its answer), never cut off half-way."""
+        return await asyncio.shield(self.sent)
+
+
+@dataclass
 class Execution:
     """The state of one signal's orders while it is being carried out."""
 
@@ -39,6 +79,9 @@ class Execution:
     margin_mode: MarginMode
     records: list[OrderRecord]
     events: list[EventRecord] = field(default_factory=list)
+    # the plan's leverage still on its way when the entry may go first (`LeverageOnItsWay`), else None:
+    # the executor sets the leverage before the entry
+    leverage_on_its_way: LeverageOnItsWay | None = None
 
     def of(self, role: OrderRole) -> list[OrderRecord]:
         return [r for r in self.records if r.role == role]

@@ -53,6 +53,7 @@ from hit_server.settings import Settings
 from hit_server.trading import ids
 from hit_server.trading.admission import Admission, Snapshot
 from hit_server.trading.execution import Execution, Executor, Outcome
+from hit_server.trading.execution_run import LeverageOnItsWay
 from hit_server.trading.order_plan import plan_orders
 from hit_server.trading.reconcile import reconcile_all, reconcile_one
 from hit_server.trading.responses import build_response
@@ -259,16 +260,22 @@ class TradingService:
         """`ours`: the symbols with an open trade of ours, read after `snapshot` was taken."""
         body = signal.model_dump(mode="json")
         created = clock.utcnow()
-        verdict, market = await self._assess(signal, ours)
+        verdict, market, leverage = await self._assess(signal, ours)
         if isinstance(verdict, TradePlan):
             # No await from here to reserve(): concurrent signals can't both take the last slot.
             verdict = assess(signal, self._admission.with_reservations(market, snapshot), self.limits)
             if isinstance(verdict, TradePlan):
                 self._admission.reserve(signal.signal_id, signal.symbol)
-        if isinstance(verdict, Rejection):
-            return await self._reject(signal, digest, body, created, verdict)
         try:
-            return await self._place(signal, digest, body, created, verdict, market)
+            if leverage is not None and not (
+                isinstance(verdict, TradePlan)
+                and leverage.entry_may_go_first(verdict, market.available, self.limits.fee_buffer_percent)
+            ):
+                await leverage.answer()  # before the intent is recorded: see `_leverage_ahead`
+                leverage = None
+            if isinstance(verdict, Rejection):
+                return await self._reject(signal, digest, body, created, verdict)
+            return await self._place(signal, digest, body, created, verdict, market, leverage)
         finally:
             self._admission.release(signal.signal_id)
 
@@ -302,6 +309,7 @@ class TradingService:
         created: datetime,
         verdict: TradePlan,
         market: MarketView,
+        leverage: LeverageOnItsWay | None,
     ) -> TradeResponse:
         assert market.instrument is not None  # noqa: S101 - a plan always has its instrument
         records = plan_orders(signal, verdict)
@@ -320,7 +328,8 @@ class TradingService:
             log.info("Signal %s: the journal refused the claim on %s", signal.signal_id, signal.symbol)
             rejection = self._claim_rejection(signal, market, refused)
             return await self._reject(signal, digest, body, created, rejection)
-        run = Execution(signal, verdict, market.instrument, self.settings.margin_mode, records)
+        run = Execution(signal, verdict, market.instrument, self.settings.margin_mode, records,
+                        leverage_on_its_way=leverage)
         outcome = await self.executor.execute(run)
         response = build_response(
             signal, self.mode, outcome.status, outcome.reason, verdict, records, created
@@ -366,24 +375,31 @@ class TradingService:
         log.info("Signal %s: %s %s %s", signal.signal_id, outcome.status, signal.symbol, outcome.reason or "")
         return response
 
-    async def _assess(self, signal: TradeSignal, ours: set[str]) -> tuple[TradePlan | Rejection, MarketView]:
+    async def _assess(
+        self, signal: TradeSignal, ours: set[str]
+    ) -> tuple[TradePlan | Rejection, MarketView, LeverageOnItsWay | None]:
+        """The risk engine's verdict, the market it judged, and the plan's leverage if it is on its way
+        to the exchange (`_leverage_ahead`)."""
         now = clock.utcnow()
         if self._halt.halted:
             market = MarketView(None, Decimal(0), Decimal(0), Decimal(0), 0, frozenset(), True, now)
-            return assess(signal, market, self.limits), market
+            return assess(signal, market, self.limits), market, None
         await self.exchange_check.ensure_tradable()
         try:
-            market = await self._market(signal, now, ours)
+            market, leverage = await self._market(signal, now, ours)
         except BloFinError as exc:
             log.warning("Market read for %s failed: %s", signal.signal_id, type(exc).__name__)
             raise self.exchange_check.refusal(exc) from exc
-        return assess(signal, market, self.limits), market
+        return assess(signal, market, self.limits), market, leverage
 
-    async def _market(self, signal: TradeSignal, now: datetime, ours: set[str]) -> MarketView:
+    async def _market(
+        self, signal: TradeSignal, now: datetime, ours: set[str]
+    ) -> tuple[MarketView, LeverageOnItsWay | None]:
         """What the risk check needs, from what is kept warm where it can be (issue #18): the
         instrument from the cache, the mark price from the public stream, positions, resting orders
         and the balance from the account mirror. Whatever is not warm (the first signal on a symbol,
-        a stream that is down, a balance too old) is read by REST, all reads at once."""
+        a stream that is down, a balance too old) is read by REST, all reads at once, while the plan's
+        leverage, when it must be set, is on its way (returned, its answer not awaited here)."""
         symbol = signal.symbol
         await self._ensure_margin_mode()
         try:
@@ -393,18 +409,24 @@ class TradingService:
         mark = Decimal(0) if instrument is None else self._warm_mark(symbol)
         mirror = self.mirror
         balance, held = mirror.balance(), mirror.held_symbols() if mirror.live else None
-        ahead = instrument is not None and self._untouched(symbol)
-        leverage = self._leverage_ahead(signal, instrument) if ahead and instrument else _known(None)
-        mark_now, balance_now, held_now, _ = await asyncio.gather(
-            self.client.mark_price(symbol) if mark is None else _known(mark),
-            self.client.balance() if balance is None else _known(balance),
-            self.client.held_symbols() if held is None else _known(held),
-            leverage,
+        leverage = (
+            self._leverage_ahead(signal, instrument)
+            if instrument is not None and self._untouched(symbol) else None
         )
-        # A trade of ours with no position yet is open while its entry rests: only those need the read.
-        resting = set()
-        if ours - held_now:
-            resting = self._mirrored_entries() if mirror.live else await self._resting_entries()
+        try:
+            mark_now, balance_now, held_now = await asyncio.gather(
+                self.client.mark_price(symbol) if mark is None else _known(mark),
+                self.client.balance() if balance is None else _known(balance),
+                self.client.held_symbols() if held is None else _known(held),
+            )
+            # A trade of ours with no position yet is open while its entry rests: only those need it.
+            resting = set()
+            if ours - held_now:
+                resting = self._mirrored_entries() if mirror.live else await self._resting_entries()
+        except Exception:
+            if leverage is not None:
+                await leverage.answer()  # nothing trades: the set is let finish, not left in flight
+            raise
         open_symbols = frozenset(held_now | (ours & resting))
         return MarketView(
             instrument=instrument,
@@ -415,31 +437,41 @@ class TradingService:
             symbols_with_open_trade=open_symbols,
             halted=False,
             now=now,
-        )
+        ), leverage
 
     def _untouched(self, symbol: str) -> bool:
         """Whether the live mirror shows nothing at all on `symbol`: no position, no order resting."""
         mirror = self.mirror
         return mirror.live and symbol not in mirror.held_symbols() and not mirror.open_orders(symbol)
 
-    async def _leverage_ahead(self, signal: TradeSignal, instrument: Instrument) -> None:
-        """Set the leverage the plan will ask for now, before the signal's intent is recorded, unless it
-        is known to be on the exchange already (`Executor.set_leverage`: then nothing is sent):
-        - alongside the reads a signal needs when some are not warm (the first signal on a symbol whose
-          mark is not streamed), one round trip less before the entry;
-        - and always outside the span between the intent and the entry's send. A process killed inside
-          that span leaves a signal that can only be answered "failed, nothing was placed" (the entry
-          may have been on its way); killed during this round trip, it leaves nothing recorded, and the
-          signal is traded when it comes again (a fleet job handed to the next worker, a bot's retry).
+    def _leverage_ahead(self, signal: TradeSignal, instrument: Instrument) -> LeverageOnItsWay | None:
+        """Send the leverage the plan will ask for now, unless it is known to be on the exchange already;
+        None when nothing was sent. Its answer is awaited
+        - before the signal's intent is recorded, in general: the set then always falls outside the
+          span between the intent and the entry's send. A process killed inside that span leaves a
+          signal that can only be answered "failed, nothing was placed" (the entry may have been on its
+          way); killed during this round trip, it leaves nothing recorded, and the signal is traded when
+          it comes again (a fleet job handed to the next worker, a bot's retry);
+        - or only once the entry is sent, when the entry may go first (`LeverageOnItsWay`): one round
+          trip less on the first signal on a symbol. The set was still sent before the intent.
         Only on a symbol the account holds nothing on (setting it would change an open position's
-        margin), and never decisive: a failure here is the executor's to meet and report when it sets
-        the plan's leverage."""
+        margin), and never decisive: a set refused here is the executor's to meet and report."""
         leverage, _ = plan_leverage(signal, instrument, self.limits)
-        try:
-            await self.executor.set_leverage(signal.symbol, leverage, self.settings.margin_mode)
-        except BloFinError as exc:
-            log.info("Leverage for %s not set ahead (%s); set with the entry", signal.symbol,
-                     type(exc).__name__)
+        symbol, margin_mode = signal.symbol, self.settings.margin_mode
+        held = self.executor.known_leverage(symbol, margin_mode)
+        if held == leverage:
+            return None
+
+        async def send() -> BloFinError | None:
+            try:
+                await self.executor.set_leverage(symbol, leverage, margin_mode)
+            except BloFinError as exc:
+                log.info("Leverage %sx for %s not set ahead (%s)", leverage, symbol, type(exc).__name__)
+                return exc
+            return None
+
+        sent = asyncio.create_task(send(), name=f"leverage {symbol}")
+        return LeverageOnItsWay(symbol, leverage, held, sent)
 
     def _warm_mark(self, symbol: str) -> Decimal | None:
         """The stream's fresh mark price of `symbol`, or None (read REST); from now on it is watched."""
