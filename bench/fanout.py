@@ -324,16 +324,18 @@ class Processes:
 # ---- PostgreSQL ----------------------------------------------------------------------------------------
 
 
-def postgres_ready(url: str, max_connections: int) -> Path:
+def postgres_ready(url: str, max_connections: int, *, statements: bool = False) -> Path:
     """Raise the throwaway cluster's max_connections to `max_connections` (tools/postgres.py sets 50; the
-    API server and each worker keep SQLAlchemy's pool of up to 15 and the queue's of 4) and restart it.
-    Returns its data directory."""
+    API server and each worker keep SQLAlchemy's pool of up to 15 and the queue's of 4), with
+    `statements` load pg_stat_statements, and restart it. Returns its data directory."""
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         current = int(conn.execute("SHOW max_connections").fetchone()[0])  # type: ignore[index]
         data = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
-        if current >= max_connections:
+        if current >= max_connections and not statements:
             return data
-        conn.execute(f"ALTER SYSTEM SET max_connections = {int(max_connections)}")
+        conn.execute(f"ALTER SYSTEM SET max_connections = {max(current, int(max_connections))}")
+        if statements:
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
     binaries = postgres.find_binaries()
     if binaries is None:
         raise SystemExit("PostgreSQL's pg_ctl is not found: cannot raise max_connections")
@@ -342,10 +344,35 @@ def postgres_ready(url: str, max_connections: int) -> Path:
                "--log", str(data.parent / "server.log")]
     command = postgres.as_server_user(restart, is_root=is_root)
     subprocess.run(command, check=True, capture_output=True, timeout=120, cwd=data.parent)  # noqa: S603
-    with psycopg.connect(conninfo(url)) as conn:
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
         now = conn.execute("SHOW max_connections").fetchone()[0]  # type: ignore[index]
-    say(f"PostgreSQL max_connections {current} -> {now}")
+        if statements:  # its settings are known once it is loaded
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+            conn.execute("SELECT pg_reload_conf()")
+    say(f"PostgreSQL max_connections {current} -> {now}" + (", pg_stat_statements on" if statements else ""))
     return data
+
+
+def statements_reset(url: str) -> None:
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def top_statements(url: str, count: int, per: int) -> list[dict[str, Any]]:
+    """The `count` statements that took PostgreSQL the most time (planning and execution) since the last
+    reset, each schema's copy of a statement summed under one text (schema names replaced by `S`); calls
+    and milliseconds per account-signal (`per` account-signals)."""
+    with psycopg.connect(conninfo(url), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT regexp_replace(query, '\"?account_[a-z0-9_-]+\"?\\.', 'S.', 'g') AS q,"
+            " sum(calls), sum(total_plan_time), sum(total_exec_time), sum(rows)"
+            " FROM pg_stat_statements GROUP BY q"
+            " ORDER BY sum(total_plan_time) + sum(total_exec_time) DESC LIMIT %s", (count,),
+        ).fetchall()
+    return [{"statement": " ".join(str(q).split())[:240], "calls": round(float(calls) / per, 2),
+             "plan_ms": round(float(plan) / per, 4), "exec_ms": round(float(exe) / per, 4),
+             "rows": round(float(n) / per, 2)} for q, calls, plan, exe, n in rows]
 
 
 def postgres_activity(url: str) -> dict[str, int]:
@@ -711,6 +738,8 @@ class Bench:
         log_before = self._sim_log_at()
         cpu_before = self._cpu()
         activity_before = postgres_activity(self.url)
+        if self.args.statements:
+            statements_reset(self.url)
         busy0 = machine_busy()
         load0 = load()
         posted_ms = time.time() * 1000
@@ -809,6 +838,9 @@ class Bench:
             "machine_busy_cores": round((busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
                                         * (os.cpu_count() or 1), 2),
         }
+        if self.args.statements:  # the signal's and the next `settle` seconds'
+            self.result["postgres_statements_per_account_signal"] = top_statements(
+                self.url, self.args.statements, len(members))
         self.result["cpu_ms_per_account_signal"] = {**cpu, "workers": round(worker_cpu, 3)}
         self.result["worker_restarts"] = list(self.procs.exits)
         self.result["cpu_ms_per_account_signal_net_of_idle"] = {**net, "workers": round(net_workers, 3)}
@@ -917,6 +949,8 @@ def main() -> int:
                              "API server's account sends from 127.0.0.1)")
     parser.add_argument("--restarts", type=int, default=3,
                         help="times a worker that lost its group's lease (exit 75) is started again")
+    parser.add_argument("--statements", type=int, default=0,
+                        help="N > 0: PostgreSQL's N costliest statements of the signal (pg_stat_statements)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) and say where")
     args = parser.parse_args()
     if not 1 <= args.workers <= 250:
@@ -934,7 +968,7 @@ def main() -> int:
                                     say) as url:
             if url is None:
                 raise SystemExit("no PostgreSQL could be had (see above)")
-            pg_data = postgres_ready(url, 40 * (args.workers + 1) + 40)
+            pg_data = postgres_ready(url, 40 * (args.workers + 1) + 40, statements=args.statements > 0)
             bench = Bench(args, workdir, url, pg_data, procs=Processes(restarts=args.restarts), result=result)
             try:
                 asyncio.run(bench.run())

@@ -13,6 +13,7 @@ from sqlalchemy import insert, text, update
 
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
+from hit_server.api.http_errors import JournalUnavailable
 from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.fleet.fanout import EXPIRE_GRACE_S, FanOut
 from hit_server.fleet.journals import schema_name
@@ -63,6 +64,39 @@ async def test_each_account_has_a_journal_of_its_own(db: Database) -> None:
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'account_alice'"))))
     assert tables == set(ACCOUNT_JOURNAL_TABLES)  # every one, trade_actions too (a worker once made none)
     assert not tables & {"accounts", "fanouts", "fanout_jobs"}  # fleet-wide tables live once
+
+
+async def test_accounts_on_one_connection_each_read_and_write_their_own_journal(fresh_postgres: str) -> None:
+    """The accounts' statements have one text (each transaction sets its schema as its search_path), so one
+    connection's prepared statements serve every account and the default journal in turn: PostgreSQL
+    analyses a statement again under another search_path, and each account still reads its own rows."""
+    one = Database(fresh_postgres, pool_size=1)  # every transaction below on the same connection
+    try:
+        await one.create_schema()
+        names = ["carol", "dave-3", "erin"]
+        journals = [Journal(one.in_schema(schema_name(name))) for name in names]
+        for journal in journals:
+            await journal.db.create_schema()
+        default = Journal(one)
+        everyone = [*journals, default]
+        for round_ in range(7):  # past PostgreSQL's 5 custom plans, so a generic plan is cached too
+            for index, journal in enumerate(everyone):
+                signal_id = f"r{round_}-j{index}"
+                await journal.record_intent(signal_id, body_hash="h", body={"of": index}, symbol="BTC-USDT",
+                                            side="long", orders=(), state="received")
+                row, _ = await journal.signal_or_open_symbols(signal_id)
+                assert row is not None and row.body == {"of": index}
+        for index, journal in enumerate(everyone):
+            ids = await journal.db.transaction(
+                lambda c: set(c.scalars(text("SELECT signal_id FROM signals")))
+            )
+            assert ids == {f"r{r}-j{index}" for r in range(7)}, (index, ids)
+        fleet_table = text("SELECT count(*) FROM fanout_jobs")
+        await one.transaction(lambda c: c.execute(fleet_table))  # the fleet-wide table, in public
+        with pytest.raises(JournalUnavailable):  # invisible from an account's journal: never read by mistake
+            await journals[0].db.transaction(lambda c: c.execute(fleet_table))
+    finally:
+        await one.dispose()
 
 
 async def add_accounts(db: Database, settings: Settings, names: list[str], group: str = "g1") -> None:

@@ -212,6 +212,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # TLS attempt and name lookup included, for most of its transactions, and PostgreSQL start a process for
 # each (issue #19's profile).
 POOL_SIZE = 15
+# asyncpg's prepared statements kept per connection (SQLAlchemy's default: 100). Every account of a fleet
+# worker uses the same texts (`Database.in_schema`): 52 distinct statements in a 100-account fan-out and the
+# passes after it (bench/fanout.py --statements), the queue's included. Room for the rarer ones (the
+# dashboard's, the kill switch's), bounded whatever the number of accounts.
+STATEMENT_CACHE = 500
+# a transaction's search_path, for that transaction only (`Database.in_schema`)
+SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
 
 
 def _closed_is_gone(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -303,6 +310,8 @@ class Database:
         unless told)."""
         self.url = make_url(url)
         self.schema = schema
+        # the search_path a transaction of this view sets (the schema, quoted: names may hold a `-`)
+        self._search_path = None if schema is None else '"' + schema.replace('"', '""') + '"'
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._owns_engine = engine is None
@@ -320,19 +329,29 @@ class Database:
             if engine is None:
                 on_asyncpg = self.url.get_driver_name() == "asyncpg"
                 engine = create_async_engine(
-                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not on_asyncpg
+                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not on_asyncpg,
+                    connect_args={"prepared_statement_cache_size": STATEMENT_CACHE} if on_asyncpg else {},
                 )
                 if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
                     event.listen(engine.sync_engine, "checkout", _closed_is_gone)
             self._async = engine
-            if schema is not None:
-                self._async = self._async.execution_options(schema_translate_map={None: schema})
 
     def in_schema(self, schema: str) -> Database:
         """This PostgreSQL database seen through `schema`: every journal table is read and written in that
-        schema (SQLAlchemy's schema_translate_map), over this database's own connection pool. A fleet
-        account's journal is such a schema (issue #19, `fleet/traders.py`): the whole single-account
-        journal, its guards included, once per account, with not one query changed."""
+        schema, over this database's own connection pool. A fleet account's journal is such a schema
+        (issue #19, `fleet/traders.py`): the whole single-account journal, its guards included, once per
+        account, with not one query changed.
+
+        Each of its transactions begins by setting its search_path to `schema` alone, for that
+        transaction only (`set_config(..., true)`); the statements name no schema. So every account's
+        statements have the same text, and a connection prepares each once for all the accounts it
+        serves: with the schema written into the statements (SQLAlchemy's schema_translate_map), a
+        worker's 250 accounts x ~30 statements never fitted the connections' statement caches, and
+        preparing them again took a third of a worker's time in a 400-account fan-out (py-spy). A
+        statement prepared under another search_path is analysed and planned again by PostgreSQL
+        itself (its plan cache checks the search_path: PREPARE's documentation), so it always reads
+        the tables of the schema in force. Tables outside `schema` (the fleet-wide ones) are not
+        visible in such a transaction: a statement naming one fails instead of reading the wrong one."""
         if self._async is None:
             raise ValueError("A journal per account needs PostgreSQL (DATABASE_URL), not SQLite.")
         url = self.url.render_as_string(hide_password=False)
@@ -353,13 +372,21 @@ class Database:
                 return result
             assert self._async is not None  # noqa: S101 - one of the two engines always exists
             async with self._async.begin() as aconn:
-                return await aconn.run_sync(work)
+                return await aconn.run_sync(work if self._search_path is None else self._in_schema(work))
         except IntegrityError:
             raise
         except SQLAlchemyError as exc:
             raise JournalUnavailable(
                 "The trade journal cannot be written, so no signal is accepted; check the database."
             ) from exc
+
+    def _in_schema(self, work: Callable[[Connection], T]) -> Callable[[Connection], T]:
+        """`work` run with this view's schema as the transaction's search_path (see `in_schema`)."""
+        def in_schema(conn: Connection) -> T:
+            conn.execute(SET_SEARCH_PATH, {"path": self._search_path})
+            return work(conn)
+
+        return in_schema
 
     def _connect(self) -> Connection:
         """SQLite: the event loop's own connection, kept; the checkpoint thread takes another from the pool.
