@@ -20,9 +20,11 @@ Measured:
   sent before the intent, and the entry (a market entry the account's margin covers at 3x) does not wait
   for its answer (a raise: ARCHITECTURE "A warm signal");
 - `cold_leverage_lowered`: the first signal on each of `--symbols` more symbols whose leverage on the
-  account is higher (20x, set before the server starts) than the plan's: an entry at 20x would be
-  margined less than planned, so it waits for the set, one round trip more (measured after the
-  stop-outs, everything closed and a trade-limit window of its own);
+  account is higher (10x, set before the server starts) than the plan's: the stop (3% away) lies well
+  inside the move that would liquidate an entry at 10x (`execution_run.STOP_SHARE_OF_LIQUIDATION`), so the
+  entry goes without waiting for the set; `cold_leverage_lowered_far`: the same from 20x, where the
+  3% stop is not within that share, so the entry waits for the set, one round trip more (both measured
+  after the stop-outs, everything closed and a trade-limit window of their own);
 - `cold_leverage_ready`: the first signal on each of `--symbols` other symbols whose leverage on the
   account was already the plan's before the server started (set on the simulator first, as on a returning
   user's account): the server read it at start (in the background, 20 instruments a read) and sets none;
@@ -79,7 +81,8 @@ from hit_server.trading import ids
 
 TRADE_PREFIX = "/api/v1/trade/"
 PLAN_LEVERAGE = 5  # the server's DEFAULT_LEVERAGE here: the plan of every signal below (they name none)
-HIGHER_LEVERAGE = 20  # the account's leverage on the `cold_leverage_lowered` symbols
+HIGHER_LEVERAGE = 10  # the account's leverage on the `cold_leverage_lowered` symbols
+MUCH_HIGHER_LEVERAGE = 20  # ... and on the `cold_leverage_lowered_far` ones
 LEVERAGES_READ = "Leverage known for"  # the server's log line once the account's leverages are read
 
 
@@ -311,6 +314,18 @@ def server_process(
             proc.wait(timeout=15)
 
 
+async def first_signals(
+    http: httpx.AsyncClient, stamps: Stamps, network: Network, symbols: list[str]
+) -> tuple[list[dict[str, Any]], list[list[str]]]:
+    """A first signal on each of `symbols`, one after the other: the samples and each one's requests."""
+    samples, requests = [], []
+    for symbol in symbols:
+        mark = network.mark()
+        samples.append(await post(http, stamps, signal(f"rtt:lower:{symbol}", symbol)))
+        requests.append(network.since(mark))
+    return samples, requests
+
+
 async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workdir: Path) -> dict[str, Any]:
     creds = (f"bench-{secrets.token_hex(10)}", secrets.token_hex(16), secrets.token_hex(8))
     sim_app = create_app(SimConfig(api_key=creds[0], api_secret=creds[1], passphrase=creds[2]))
@@ -318,15 +333,16 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
     network = Network(sim_app, rtt_ms / 1000)
     names = sorted(s for s in starting_prices() if sim_app.state.sim.instruments[s].is_live)
     measured, ready = names[:symbols], names[symbols : 2 * symbols]
-    higher = names[2 * symbols : 3 * symbols]
-    burst_names = names[3 * symbols : 3 * symbols + burst]
+    higher, much_higher = names[2 * symbols : 3 * symbols], names[3 * symbols : 4 * symbols]
+    burst_names = names[4 * symbols : 4 * symbols + burst]
     if len(burst_names) < burst:
-        raise SystemExit(f"the simulator lists {len(names)} live symbols: 3 x --symbols + --burst must not "
+        raise SystemExit(f"the simulator lists {len(names)} live symbols: 4 x --symbols + --burst must not "
                          "exceed it")
-    for symbol in ready:  # before the server starts: a returning user's account
-        sim_app.state.sim.set_leverage(symbol, PLAN_LEVERAGE, "cross")
-    for symbol in higher:
-        sim_app.state.sim.set_leverage(symbol, HIGHER_LEVERAGE, "cross")
+    # before the server starts: a returning user's account, and leverages left higher than the plan's
+    held = {**dict.fromkeys(ready, PLAN_LEVERAGE), **dict.fromkeys(higher, HIGHER_LEVERAGE),
+            **dict.fromkeys(much_higher, MUCH_HIGHER_LEVERAGE)}
+    for symbol, leverage in held.items():
+        sim_app.state.sim.set_leverage(symbol, leverage, "cross")
     api_key = secrets.token_hex(20)
     with (
         UvicornThread(network, lifespan="off") as sim,
@@ -376,15 +392,13 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
             say(f"stop-out, stream down: {exit_polled}")
             await close_everything(http, "rtt bench round")
             await trade_budget_unspent(network)
-            lowered: list[dict[str, Any]] = []
-            per_lowered: list[list[str]] = []
-            for symbol in higher:
-                mark = network.mark()
-                lowered.append(await post(http, stamps, signal(f"rtt:lower:{symbol}", symbol)))
-                per_lowered.append(network.since(mark))
-            say(f"cold, leverage to lower: {summary(lowered, rtt_ms)}")
-            await close_everything(http, "rtt bench round")
-            await trade_budget_unspent(network)
+            lowered, per_lowered = {}, {}
+            for kind, symbols_held_higher in (("near", higher), ("far", much_higher)):
+                lowered[kind], per_lowered[kind] = await first_signals(
+                    http, stamps, network, symbols_held_higher)
+                say(f"cold, leverage to lower ({kind}): {summary(lowered[kind], rtt_ms)}")
+                await close_everything(http, "rtt bench round")
+                await trade_budget_unspent(network)
             too_many_before = sum(network.too_many.values())
             burst_mark = network.mark()
             started = time.perf_counter()
@@ -398,12 +412,14 @@ async def bench(rtt_ms: float, warm_rounds: int, symbols: int, burst: int, workd
         "rtt_ms": rtt_ms,
         "cold": summary(cold, rtt_ms),
         "cold_leverage_ready": summary(ready_cold, rtt_ms),
-        "cold_leverage_lowered": summary(lowered, rtt_ms),
+        "cold_leverage_lowered": summary(lowered["near"], rtt_ms),
+        "cold_leverage_lowered_far": summary(lowered["far"], rtt_ms),
         "warm": summary(warm, rtt_ms),
         "warm_leverage_ready_symbols": summary(ready_warm, rtt_ms),
         "requests_per_cold_signal": requests_per_signal(per_cold),
         "requests_per_cold_leverage_ready_signal": requests_per_signal(per_ready),
-        "requests_per_cold_leverage_lowered_signal": requests_per_signal(per_lowered),
+        "requests_per_cold_leverage_lowered_signal": requests_per_signal(per_lowered["near"]),
+        "requests_per_cold_leverage_lowered_far_signal": requests_per_signal(per_lowered["far"]),
         "requests_per_warm_signal": requests_per_signal(per_warm),
         "burst": {
             "signals": burst,

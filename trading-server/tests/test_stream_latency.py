@@ -237,12 +237,19 @@ async def test_a_first_signal_raising_the_leverage_sends_its_entry_without_waiti
     assert "placed" in kinds and not kinds & {"leverage_restored", "leverage_not_raised"}, kinds
 
 
-async def test_a_first_signal_lowering_the_leverage_sets_it_before_its_intent(setup: Setup) -> None:
-    """The account holds 3x, the signal asks 2x: an entry at 3x would be margined less than planned, so
-    the set goes first, before the signal's intent is recorded (a process killed during that round
-    trip leaves nothing to answer "failed", and the signal is traded when it comes again)."""
+async def test_a_first_signal_lowering_the_leverage_with_a_far_stop_sets_it_before_its_intent(
+    setup: Setup,
+) -> None:
+    """The account holds 3x, the signal asks 2x with its stop 20% away: at 3x a move of ~33% takes the
+    whole margin, less the maintenance margin, and the stop is not within half of that (16.2%), so an
+    entry at 3x, margined less than planned, could be liquidated before its stop. The set goes first,
+    before the signal's intent is recorded (a process killed during that round trip leaves nothing to
+    answer "failed", and the signal is traded when it comes again)."""
     symbol = "AVAX-USDT"
-    posting, before = await first_signal_with_the_set_held(setup, symbol, "lower-1", leverage=2)
+    price = setup.sim.price(symbol)
+    posting, before = await first_signal_with_the_set_held(
+        setup, symbol, "lower-1", leverage=2, stop_loss=str(price * Decimal("0.80"))
+    )
     assert await setup.service.journal.get_signal("lower-1") is None
     assert symbol not in setup.sim.positions
     await posting
@@ -251,6 +258,48 @@ async def test_a_first_signal_lowering_the_leverage_sets_it_before_its_intent(se
         "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",
     ]
     assert setup.sim.positions[symbol].leverage == 2
+
+
+async def test_a_first_signal_lowering_the_leverage_with_a_near_stop_sends_its_entry_first(
+    setup: Setup,
+) -> None:
+    """The account holds 3x, the signal asks 2x with its stop 3% away, well inside the ~33% move that
+    would liquidate a position at 3x: the entry goes at 3x while the set is on its way, and the
+    position ends at the plan's 2x."""
+    symbol = "DOT-USDT"
+    posting, before = await first_signal_with_the_set_held(setup, symbol, "lower-near-1", leverage=2)
+
+    await until(lambda: symbol in setup.sim.positions, "the entry filled while the set is held")
+    assert setup.sim.positions[symbol].leverage == 3 and not posting.done()
+    assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
+    await posting
+
+    assert sorted(since(setup, before)) == sorted([
+        "POST /api/v1/account/set-leverage", "POST /api/v1/trade/order", "POST /api/v1/trade/batch-orders",
+    ])
+    assert setup.sim.positions[symbol].leverage == 2
+    kinds = {e["type"] for e in await events(setup, "lower-near-1")}
+    assert "placed" in kinds and not kinds & {"leverage_restored", "leverage_not_lowered"}, kinds
+
+
+async def test_a_lowering_the_exchange_refuses_leaves_the_entry_at_the_higher_leverage_and_says_so(
+    setup: Setup,
+) -> None:
+    symbol = "ATOM-USDT"
+    service = setup.service
+    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, f"{symbol}'s leverage read")
+    await until(lambda: service.marks.fresh(symbol), f"the mark price of {symbol} streamed")
+    fault = {"kind": "error_code", "code": "152002", "count": 1, "path": "/api/v1/account/set-leverage"}
+    assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
+
+    answer = await post(setup, signal("refused-lower-1", symbol, setup.sim.price(symbol), leverage=2))
+
+    assert answer["status"] == "placed"
+    assert setup.sim.positions[symbol].leverage == 3
+    assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
+    told = [e["message"] for e in await events(setup, "refused-lower-1")
+            if e["type"] == "leverage_not_lowered"]
+    assert len(told) == 1 and "2x" in told[0] and "3x" in told[0], told
 
 
 async def test_a_raise_the_exchange_refuses_leaves_the_entry_at_the_lower_leverage_and_says_so(

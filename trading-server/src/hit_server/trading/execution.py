@@ -4,7 +4,8 @@ Order of operations, each step journaled by the caller before it is sent (see `s
 1. leverage, unless it is known to be the plan's on the exchange already (set by this process, or read
    from the account at start: `Executor.learn_leverage`), or it was sent ahead by the service and the
    entry may go before its answer (`execution_run.LeverageOnItsWay`: a raise the plan is covered
-   without); the margin mode is set once per process by the service;
+   without, or a lowering whose stop lies well inside the held leverage's liquidation); the margin
+   mode is set once per process by the service;
 2. the entries: one market order, one limit order, or a ladder of limits across a zone; each carries
    the stop ATTACHED (slTriggerPrice, slOrderPrice -1 = market), so no fill exists without it;
 3. for what is filled at the time of the answer: the stop is confirmed on the exchange (a pending
@@ -168,13 +169,18 @@ class Executor:
 
     async def _leverage_arrived(self, run: Execution, on_its_way: LeverageOnItsWay) -> None:
         """The answer to the leverage set sent with the entry (`LeverageOnItsWay`); a refusal is told:
-        the entry went at the lower leverage the account held, more margin than planned."""
+        the entry went at the leverage the account held, the same size and stop."""
         refused = await on_its_way.answer()
         if refused is None:
             return
-        run.event("leverage_not_raised", f"{run.signal.symbol}: the exchange refused leverage "
-                  f"{on_its_way.leverage}x ({refused.message}); the entry went at the {on_its_way.held}x "
-                  f"the account held: the same size and stop, more margin than planned")
+        head = (f"{run.signal.symbol}: the exchange refused leverage {on_its_way.leverage}x "
+                f"({refused.message}); the entry went at the {on_its_way.held}x the account held: the same "
+                f"size and stop, ")
+        if on_its_way.is_raise:
+            run.event("leverage_not_raised", head + "more margin than planned")
+        else:
+            run.event("leverage_not_lowered", head + "less margin than planned; its stop lies well inside "
+                      "the move that would liquidate it")
 
     async def _heal_leverage(self, run: Execution, holdings: Holdings) -> None:
         """A position at another leverage than the plan's was changed behind our back: set the plan's

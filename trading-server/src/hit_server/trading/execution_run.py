@@ -31,20 +31,34 @@ class Outcome:
     state: str = "answered"
 
 
+# An entry sent at a HIGHER leverage than its plan's (the account's, while the plan's lower one is on its
+# way) carries less margin than planned until the change lands: a move of 1/leverage against it would
+# take all of that margin, and BloFin liquidates earlier, at the maintenance margin (under 1% of the
+# notional on the tiers a signal's size falls in). Its stop must then lie well inside that move: within
+# STOP_SHARE_OF_LIQUIDATION of what is left after MAINTENANCE_ALLOWANCE, the rest for the market fill's
+# slippage. At 10x: a stop within 4.5% of the entry; at 20x within 2%; from 100x, never.
+MAINTENANCE_ALLOWANCE = Decimal("0.01")
+STOP_SHARE_OF_LIQUIDATION = Decimal("0.5")
+
+
 @dataclass
 class LeverageOnItsWay:
     """The plan's leverage sent to the exchange before the signal's intent was recorded
     (`TradingService._leverage_ahead`), its answer not yet in.
 
     The entry waits for that answer, except when it is safe to send it at the leverage the account
-    holds now (`entry_may_go_first`): a market entry, on an account whose leverage on the symbol is known
-    and LOWER than the plan's, whose available margin carries the plan at that lower leverage. Whichever
-    of the two BloFin carries out first, the position ends as the sequential order leaves it (BloFin
-    applies a leverage change to an open position), and until the change lands it is margined more
-    than planned, never less: its liquidation is farther from the entry, not closer to the stop. That
-    saves the first signal on such a symbol one round trip (issue #18). A raise refused leaves the
-    position at the lower leverage, told as an event; a lower or unknown leverage on the exchange is
-    always set first."""
+    holds now (`entry_may_go_first`), which saves the first signal on such a symbol one round trip
+    (issue #18): a market entry, on an account whose leverage on the symbol is known, whose available
+    margin carries the plan at that leverage, and
+    - a raise (the account holds LESS than the plan asks): until the change lands the position is
+      margined more than planned, its liquidation farther from the entry, never closer to the stop;
+    - or a lowering (the account holds MORE) when the plan's stop lies well inside the move that would
+      liquidate the position at the leverage held (MAINTENANCE_ALLOWANCE above): the stop, attached to
+      the entry, closes the position first whatever happens to the change.
+    Whichever of the two BloFin carries out first, the position ends as the sequential order leaves it
+    (BloFin applies a leverage change to an open position). A change refused leaves the position at the
+    leverage held, same size, same stop, told as an event. An unknown leverage on the exchange, a limit
+    entry, or a lowering with a farther stop: the change is always set first."""
 
     symbol: str
     leverage: int
@@ -53,20 +67,35 @@ class LeverageOnItsWay:
 
     def entry_may_go_first(self, plan: TradePlan, available: Decimal, fee_percent: Decimal) -> bool:
         """Whether `plan`'s entry may leave before the set's answer (see the class): `available`
-        carries its margin at the lower leverage held, with `fee_percent` of its notional for fees
+        carries its margin at the leverage held, with `fee_percent` of its notional for fees
         (as the risk engine sized it at the plan's)."""
-        if not plan.is_market or plan.leverage != self.leverage or self.held is None:
+        held = self.held
+        if not plan.is_market or plan.leverage != self.leverage or held is None or held == self.leverage:
             return False
-        if self.held >= self.leverage:
+        if held > self.leverage and not stop_well_inside_liquidation(plan, held):
             return False
-        margin = plan.notional_usd / self.held + plan.notional_usd * fee_percent / 100
+        margin = plan.notional_usd / held + plan.notional_usd * fee_percent / 100
         return margin <= available
+
+    @property
+    def is_raise(self) -> bool:
+        return self.held is not None and self.held < self.leverage
 
     async def answer(self) -> BloFinError | None:
         """Waits for the set's answer: None when BloFin carried it out, else why not. Shielded: a
         caller cancelled while it waits leaves the set to finish (what is known of the exchange's
         leverage is updated with its answer), never cut off half-way."""
         return await asyncio.shield(self.sent)
+
+
+def stop_well_inside_liquidation(plan: TradePlan, leverage: int) -> bool:
+    """Whether `plan`'s stop, from its reference price (the mark, for a market entry), lies within
+    STOP_SHARE_OF_LIQUIDATION of the move that would liquidate it at `leverage` less the
+    MAINTENANCE_ALLOWANCE."""
+    if plan.reference_price <= 0:
+        return False
+    distance = abs(plan.reference_price - plan.stop_loss) / plan.reference_price
+    return distance <= (Decimal(1) / leverage - MAINTENANCE_ALLOWANCE) * STOP_SHARE_OF_LIQUIDATION
 
 
 @dataclass
