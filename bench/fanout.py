@@ -1,6 +1,6 @@
 """The fleet (issue #19): one market signal fanned out to N simulated members' accounts.
 
-    .venv/bin/python bench/fanout.py --accounts 1000 --workers 4 [--concurrency 32] [--keep]
+    .venv/bin/python bench/fanout.py --accounts 1000 --workers 4 [--concurrency 32] [--statements 30] [--keep]
 
 What runs, every part its own process as in production, all on this machine's loopback:
 - a throwaway PostgreSQL (`tools/postgres.py`; its max_connections raised for the fleet's pools);
@@ -28,7 +28,10 @@ Measured:
   PostgreSQL's transactions and connections opened per account-signal (`postgres_per_account_signal`);
 - `cpu_ms_per_account_signal`: each process's CPU time during the signal over the accounts (workers,
   simulator, PostgreSQL's server processes, the API server), with the machine's load;
-- `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores).
+- `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores);
+- with `--statements N`: `postgres_statements_per_account_signal`, PostgreSQL's N costliest statements
+  during the signal and the `--settle` seconds after (pg_stat_statements, loaded into the throwaway
+  cluster): calls, planning and execution ms per account-signal, each account schema's copies summed.
 
 Prints ONE JSON object; progress goes to stderr. Everything started is stopped, and the work directory
 deleted (`--keep`: kept, with every process's log), whatever happens; each phase has a deadline.

@@ -1,14 +1,31 @@
-"""The pure helpers of bench/fanout.py: what it counts as an entry and as a percentile, and its model."""
+"""The helpers of bench/fanout.py: what it counts as an entry and as a percentile, its model, and its
+reading of PostgreSQL's costliest statements."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
 
-from bench.fanout import endpoints, entry_ids, fleet_model, minutes_to_send, percentiles, room_needed
+from bench.fanout import (
+    conninfo,
+    endpoints,
+    entry_ids,
+    fleet_model,
+    minutes_to_send,
+    percentiles,
+    postgres,
+    postgres_ready,
+    room_needed,
+    statements_reset,
+    top_statements,
+)
 from hit_server.trading import ids
 
 
@@ -58,3 +75,24 @@ def test_the_model_at_two_requests_and_no_idle_reads() -> None:
     assert idle["per_ip_budget"]["accounts_per_ip"] == 68  # 1,500 / (2 + 5 x 4): the 5-minute window
     assert idle["ips_needed"] == 148
     assert idle["warm_up_per_ip"]["requests"] == 68 * 8  # ceil(10,000 / 148 IPs) accounts x 8
+
+
+def test_the_costliest_statements_count_every_account_schemas_copy_as_one() -> None:
+    """`--statements`: a throwaway cluster of its own (the bench restarts it with pg_stat_statements);
+    the same statement on two account schemas is one line, its calls summed, per account-signal."""
+    environ = {k: v for k, v in os.environ.items() if k != postgres.URL_VARIABLE}
+    with postgres.test_database(environ, lambda _: None) as url:
+        assert url is not None, "PostgreSQL is installed by the test setup"
+        postgres_ready(url, 60, statements=True)
+        with psycopg.connect(conninfo(url), autocommit=True) as conn:
+            for schema in ("account_m-1", "account_m2"):
+                conn.execute(f'CREATE SCHEMA "{schema}"')
+                conn.execute(f'CREATE TABLE "{schema}".orders (id int primary key)')
+            statements_reset(url)
+            select = sql.SQL("SELECT id FROM {}.orders WHERE id = %s")
+            for schema in ("account_m-1", "account_m2", "account_m2"):
+                conn.execute(select.format(sql.Identifier(schema)), (7,))
+        top = top_statements(url, 5, per=2)
+    folded = [line for line in top if "orders" in line["statement"]]
+    assert [line["statement"] for line in folded] == ["SELECT id FROM S.orders WHERE id = $1"], top
+    assert folded[0]["calls"] == 1.5  # 3 calls over 2 account-signals
