@@ -282,43 +282,30 @@ async def test_a_first_signal_lowering_the_leverage_with_a_near_stop_sends_its_e
     assert "placed" in kinds and not kinds & {"leverage_restored", "leverage_not_lowered"}, kinds
 
 
-async def test_a_lowering_the_exchange_refuses_leaves_the_entry_at_the_higher_leverage_and_says_so(
-    setup: Setup,
+@pytest.mark.parametrize(
+    ("symbol", "extra", "planned", "told_as"),
+    [
+        ("LINK-USDT", {}, PLAN_LEVERAGE, "leverage_not_raised"),  # 3x held, the plan's 5x refused
+        ("ATOM-USDT", {"leverage": 2}, 2, "leverage_not_lowered"),  # 3x held, 2x refused (a 3% stop)
+    ],
+)
+async def test_a_leverage_change_the_exchange_refuses_leaves_the_entry_at_the_leverage_held_and_says_so(
+    setup: Setup, symbol: str, extra: dict[str, Any], planned: int, told_as: str
 ) -> None:
-    symbol = "ATOM-USDT"
     service = setup.service
+    signal_id = f"refused-{symbol}"
     await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, f"{symbol}'s leverage read")
     await until(lambda: service.marks.fresh(symbol), f"the mark price of {symbol} streamed")
     fault = {"kind": "error_code", "code": "152002", "count": 1, "path": "/api/v1/account/set-leverage"}
     assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
 
-    answer = await post(setup, signal("refused-lower-1", symbol, setup.sim.price(symbol), leverage=2))
+    answer = await post(setup, signal(signal_id, symbol, setup.sim.price(symbol), **extra))
 
     assert answer["status"] == "placed"
     assert setup.sim.positions[symbol].leverage == 3
     assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
-    told = [e["message"] for e in await events(setup, "refused-lower-1")
-            if e["type"] == "leverage_not_lowered"]
-    assert len(told) == 1 and "2x" in told[0] and "3x" in told[0], told
-
-
-async def test_a_raise_the_exchange_refuses_leaves_the_entry_at_the_lower_leverage_and_says_so(
-    setup: Setup,
-) -> None:
-    symbol = "LINK-USDT"
-    service = setup.service
-    await until(lambda: service.executor.known_leverage(symbol, "cross") == 3, f"{symbol}'s leverage read")
-    await until(lambda: service.marks.fresh(symbol), f"the mark price of {symbol} streamed")
-    fault = {"kind": "error_code", "code": "152002", "count": 1, "path": "/api/v1/account/set-leverage"}
-    assert (await setup.sim_http.post("/sim/faults", json=fault)).is_success
-
-    answer = await post(setup, signal("refused-1", symbol, setup.sim.price(symbol)))
-
-    assert answer["status"] == "placed"
-    assert setup.sim.positions[symbol].leverage == 3
-    assert any(t.spec.sl_trigger is not None for t in setup.sim.live_tpsl(symbol))
-    told = [e["message"] for e in await events(setup, "refused-1") if e["type"] == "leverage_not_raised"]
-    assert len(told) == 1 and "5x" in told[0] and "3x" in told[0], told
+    told = [e["message"] for e in await events(setup, signal_id) if e["type"] == told_as]
+    assert len(told) == 1 and f"{planned}x" in told[0] and "3x" in told[0], told
     assert service.executor.known_leverage(symbol, "cross") is None  # set again by the next signal
 
 
