@@ -347,7 +347,8 @@ class Database:
         statements have the same text, and a connection prepares each once for all the accounts it
         serves: with the schema written into the statements (SQLAlchemy's schema_translate_map), a
         worker's 250 accounts x ~30 statements never fitted the connections' statement caches, and
-        preparing them again took a third of a worker's time in a 400-account fan-out (py-spy). A
+        preparing them again was the largest item of a worker's profile in a 400-account fan-out
+        (py-spy; bench/README "Sessions 18 and 19" for the figures with and without). A
         statement prepared under another search_path is analysed and planned again by PostgreSQL
         itself (its plan cache checks the search_path: PREPARE's documentation), so it always reads
         the tables of the schema in force. Tables outside `schema` (the fleet-wide ones) are not
