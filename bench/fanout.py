@@ -327,6 +327,16 @@ class Processes:
 # ---- PostgreSQL ----------------------------------------------------------------------------------------
 
 
+def placed_by_group(members: list[Member], placed_ms: dict[str, float]) -> dict[str, float | None]:
+    """When each egress group's last account was placed (s from the POST; None: none was)."""
+    times: dict[str, list[float]] = {}
+    for member in members:
+        times.setdefault(member.group, [])
+        if member.name in placed_ms:
+            times[member.group].append(placed_ms[member.name])
+    return {group: round(max(ms) / 1000, 2) if ms else None for group, ms in sorted(times.items())}
+
+
 def postgres_ready(url: str, max_connections: int, *, statements: bool = False) -> Path:
     """Raise the throwaway cluster's max_connections to `max_connections` (tools/postgres.py sets 50; the
     API server and each worker keep SQLAlchemy's pool of up to 15 and the queue's of 4), with
@@ -814,6 +824,8 @@ class Bench:
             "placed_ms": {**percentiles(list(placed_ms.values())), "accounts": len(placed_ms)},
             "all_entries_in_s": round(max(entry_times) / 1000, 2) if entry_times else None,
             "all_placed_in_s": round(max(placed_ms.values()) / 1000, 2) if placed_ms else None,
+            # a worker done early runs its accounts' monitor passes while the others still place
+            "all_placed_in_s_by_group": placed_by_group(members, placed_ms),
             "accounts_without_entry": len(members) - len(entries["first_entry_ms"]),
             "duplicate_entries": entries["duplicates"],
             "requests_per_ip": {ip: d for ip, d in ip_delta.items() if d["requests"] or d["refused"]},

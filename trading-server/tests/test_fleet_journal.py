@@ -70,7 +70,8 @@ async def test_accounts_on_one_connection_each_read_and_write_their_own_journal(
     """The accounts' statements have one text (each transaction sets its schema as its search_path), so one
     connection's prepared statements serve every account and the default journal in turn: PostgreSQL
     analyses a statement again under another search_path, and each account still reads its own rows."""
-    one = Database(fresh_postgres, pool_size=1)  # every transaction below on the same connection
+    # the accounts' transactions all on one connection (one lane), the default journal's on another
+    one = Database(fresh_postgres, pool_size=1, account_lanes=1)
     try:
         await one.create_schema()
         names = ["carol", "dave-3", "erin"]
@@ -97,6 +98,37 @@ async def test_accounts_on_one_connection_each_read_and_write_their_own_journal(
             await journals[0].db.transaction(lambda c: c.execute(fleet_table))
     finally:
         await one.dispose()
+
+
+async def test_an_accounts_transactions_always_go_over_its_own_connection(fresh_postgres: str) -> None:
+    """Each account's journal keeps to one connection of the database's account lanes (PostgreSQL learns
+    an account's tables once per connection), whatever runs at the same time; the accounts spread over
+    the lanes, and the database's own transactions use its own pool."""
+    db = Database(fresh_postgres, pool_size=2, account_lanes=3)
+    backend = text("SELECT pg_backend_pid()")
+    try:
+        await db.create_schema()
+        views = {name: db.in_schema(schema_name(name)) for name in (f"m{i}" for i in range(12))}
+        for view in views.values():
+            await view.create_schema()
+
+        async def pids(view: Database) -> set[int]:
+            seen = await asyncio.gather(*(view.transaction(lambda c: c.scalar(backend)) for _ in range(6)))
+            return set(seen)
+
+        rounds = await asyncio.gather(*(pids(view) for view in views.values() for _ in range(3)))
+        by_account: dict[str, set[int]] = {}
+        for name, seen in zip([n for n in views for _ in range(3)], rounds, strict=True):
+            by_account.setdefault(name, set()).update(seen)
+        assert all(len(seen) == 1 for seen in by_account.values()), by_account
+        lanes = set().union(*by_account.values())
+        assert len(lanes) == 3, by_account  # 12 names over 3 lanes: every lane serves some
+        own = set(await asyncio.gather(*(db.transaction(lambda c: c.scalar(backend)) for _ in range(8))))
+        assert own and not own & lanes
+        again = db.in_schema(schema_name("m0"))  # a view made again rides the same lane
+        assert await again.transaction(lambda c: c.scalar(backend)) in by_account["m0"]
+    finally:
+        await db.dispose()
 
 
 async def add_accounts(db: Database, settings: Settings, names: list[str], group: str = "g1") -> None:

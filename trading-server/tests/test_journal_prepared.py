@@ -1,17 +1,18 @@
-"""Statements run straight on SQLite's cursor (`prepared.py`) give what SQLAlchemy would give."""
+"""Statements run straight on the driver's cursor (`prepared.py`: SQLite's, asyncpg's) give what SQLAlchemy
+would give, inside the same transaction."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import asyncpg
 from sqlalchemy.exc import IntegrityError
 
-from hit_server.journal.db import Database
+from hit_server.journal.db import Database, as_utc
 from hit_server.journal.journal import OPEN_SYMBOLS, SIGNALS, STATE_CHANGES
 from hit_server.journal.prepared import prepare
 
@@ -19,8 +20,9 @@ AT = datetime(2026, 11, 24, 5, 6, 7, 891011, tzinfo=UTC)
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'j.db'}")
+async def db(journal_url: str) -> AsyncIterator[Database]:
+    """Once SQLite, once PostgreSQL (asyncpg)."""
+    database = Database(journal_url)
     await database.create_schema()
     try:
         yield database
@@ -58,7 +60,43 @@ async def test_prepared_select_of_a_column_needing_conversion_goes_through_sqlal
     await db.transaction(lambda conn: db.write(conn, insert(SIGNALS), signal("a", "BTC-USDT", is_open=True)))
     created = select(SIGNALS.c.created_at)
     assert prepare(sqlite.dialect(), created, ()) is None  # text in SQLite, a datetime in Python
-    assert await db.transaction(lambda conn: db.column(conn, created)) == [AT.replace(tzinfo=None)]
+    stored = await db.transaction(lambda conn: db.column(conn, created))
+    assert [as_utc(at) for at in stored] == [AT]
+
+
+async def test_prepared_writes_store_what_sqlalchemy_stores(db: Database) -> None:
+    """JSON, datetimes with their zone, NULLs, booleans: a row written on the cursor reads back as one
+    written by SQLAlchemy."""
+    fast, slow = signal("fast", "BTC-USDT", is_open=True), signal("slow", "BTC-USDT", is_open=True)
+    for row in (fast, slow):
+        row["body"] = {"nested": [1, "two", None], "price": "0.000123"}
+        row["response"] = {"status": "placed", "orders": [{"cid": "x"}]}
+
+    def write(conn: Connection) -> None:
+        db.write(conn, insert(SIGNALS), fast)
+        conn.execute(insert(SIGNALS), slow)
+
+    await db.transaction(write)
+    rows = await db.transaction(lambda conn: {
+        r.signal_id: r._asdict() for r in conn.execute(select(SIGNALS).order_by(SIGNALS.c.signal_id))
+    })
+    fast_row, slow_row = rows["fast"], rows["slow"]
+    assert {**fast_row, "signal_id": "slow"} == slow_row
+    assert fast_row["body"] == fast["body"] and as_utc(fast_row["created_at"]) == AT
+
+
+async def test_prepared_write_is_undone_with_its_transaction(db: Database) -> None:
+    """The cursor's statements belong to the transaction they run in, even as its first statement: a
+    transaction that fails after them leaves nothing of them."""
+
+    def write_then_fail(conn: Connection) -> None:
+        db.write(conn, insert(STATE_CHANGES), {"signal_id": "s", "client_order_id": None, "state": "x",
+                                               "note": None, "at": AT})
+        raise RuntimeError("after the write")
+
+    with pytest.raises(RuntimeError):
+        await db.transaction(write_then_fail)
+    assert await db.transaction(lambda conn: list(conn.scalars(select(STATE_CHANGES.c.id)))) == []
 
 
 async def test_prepared_write_of_a_known_key_raises_sqlalchemys_integrity_error(db: Database) -> None:
@@ -77,7 +115,9 @@ async def test_prepared_write_missing_a_parameter_lets_sqlalchemy_fill_its_defau
 
 def test_prepared_only_what_fits() -> None:
     assert prepare(sqlite.dialect(), insert(SIGNALS).returning(SIGNALS.c.signal_id), ["signal_id"]) is None
-    assert prepare(postgresql.dialect(), insert(STATE_CHANGES), ["signal_id", "state"]) is None  # not qmark
+    assert prepare(postgresql.dialect(), insert(STATE_CHANGES), ["signal_id", "state"]) is None  # pyformat
+    on_asyncpg = prepare(asyncpg.dialect(), insert(STATE_CHANGES), ["signal_id", "state", "note", "at"])
+    assert on_asyncpg is not None and "$2" in on_asyncpg.sql and "RETURNING" not in on_asyncpg.sql
     prepared = prepare(sqlite.dialect(), OPEN_SYMBOLS, ())
     assert prepared is not None and prepared.values({}) == []
 
@@ -85,3 +125,16 @@ def test_prepared_only_what_fits() -> None:
 async def test_prepared_write_of_no_rows_writes_nothing(db: Database) -> None:
     await db.transaction(lambda conn: db.write(conn, insert(STATE_CHANGES), []))
     assert await db.transaction(lambda conn: list(conn.scalars(select(STATE_CHANGES.c.id)))) == []
+
+
+async def test_prepared_update_says_how_many_rows_it_changed(db: Database) -> None:
+    """The optimistic guards (a signal answered once, a lease taken once) read this count."""
+    await db.transaction(lambda conn: db.write(conn, insert(SIGNALS), signal("a", "BTC-USDT", is_open=True)))
+    close = update(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
+    close = close.values(is_open=bindparam("now_open"))
+    counts = await db.transaction(lambda conn: [
+        db.write(conn, close, {"sid": "a", "now_open": False}),
+        db.write(conn, close, {"sid": "nobody", "now_open": False}),
+    ])
+    assert counts == [1, 0]
+    assert await db.transaction(lambda conn: db.column(conn, OPEN_SYMBOLS)) == []

@@ -4,7 +4,7 @@ account). Kept apart from `fanout.py` so the API reads progress without the queu
 from __future__ import annotations
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from hit_server.fleet.tables import FANOUT_JOBS, FANOUTS
 from hit_server.journal.db import Database, utcnow
@@ -26,15 +26,21 @@ class FanoutProgress(BaseModel):
     not_placed: list[JobOutcome]
 
 
+OUTCOME = (
+    update(FANOUT_JOBS)
+    .where(FANOUT_JOBS.c.signal_id == bindparam("sid")).where(FANOUT_JOBS.c.account == bindparam("of"))
+    .values(status=bindparam("new_status"), reason=bindparam("new_reason"),
+            attempts=FANOUT_JOBS.c.attempts + 1, updated_at=bindparam("at"))
+)
+
+
 async def record_outcome(db: Database, signal_id: str, account: str, status: str, reason: str | None) -> None:
     """A worker's answer for one (signal, account)."""
 
     def write(conn: Connection) -> None:
-        conn.execute(
-            update(FANOUT_JOBS)
-            .where(FANOUT_JOBS.c.signal_id == signal_id).where(FANOUT_JOBS.c.account == account)
-            .values(status=status, reason=reason, attempts=FANOUT_JOBS.c.attempts + 1, updated_at=utcnow())
-        )
+        db.write(conn, OUTCOME, {
+            "sid": signal_id, "of": account, "new_status": status, "new_reason": reason, "at": utcnow(),
+        })
 
     await db.transaction(write)
 

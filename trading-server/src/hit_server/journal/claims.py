@@ -68,7 +68,7 @@ class ClaimRefused(Exception):
 
 def take_claim(db: Database, conn: Connection, signal_id: str, claim: Claim, now: datetime) -> None:
     """Inside the intent's transaction: claim the symbol for this signal, or raise ClaimRefused."""
-    _lock_account(conn, claim.account, now)
+    _lock_account(db, conn, claim.account, now)
     claimed = set()
     over = []
     for symbol, holder, holds in conn.execute(CLAIMS_OF_ACCOUNT, {"account": claim.account}):
@@ -94,8 +94,8 @@ def release_claim(conn: Connection, signal_id: str) -> None:
     conn.execute(RELEASE, {"sid": signal_id})
 
 
-def _lock_account(conn: Connection, account: str, now: datetime) -> None:
-    if conn.execute(LOCK, {"of_account": account, "at": now}).rowcount:
+def _lock_account(db: Database, conn: Connection, account: str, now: datetime) -> None:
+    if db.write(conn, LOCK, {"of_account": account, "at": now}):
         return
     try:  # the account's first claim in this database (the default account's row is made at start)
         conn.execute(insert(CLAIM_LOCKS_TABLE).values(account=account, changed_at=now))

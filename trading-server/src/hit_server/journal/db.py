@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
     create_engine,
     event,
     insert,
@@ -51,7 +53,7 @@ from sqlalchemy.sql.dml import ValuesBase
 
 from hit_server import clock
 from hit_server.api.http_errors import JournalUnavailable
-from hit_server.journal.prepared import Prepared, prepare
+from hit_server.journal.prepared import Preparable, Prepared, prepare
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -217,8 +219,33 @@ POOL_SIZE = 15
 # passes after it (bench/fanout.py --statements), the queue's included. Room for the rarer ones (the
 # dashboard's, the kill switch's), bounded whatever the number of accounts.
 STATEMENT_CACHE = 500
+# The connections of a process's account journals (`Database.in_schema`), apart from its own pool: an
+# account's transactions always go over the same one of them, its lane. PostgreSQL keeps what it learned
+# of a table (its columns, its indexes, their statistics) in each connection that used it: a worker's 250
+# accounts have ~8,500 tables, indexes and sequences, and with any connection serving any account, each
+# connection learned them again for most transactions of a fan-out. Journal micro-benchmark (250 schemas,
+# a job's 3 transactions, 32 at once): PostgreSQL 3.5-4.6 -> 1.8-2.5 ms per job with 15 lanes.
+ACCOUNT_LANES = 15
 # a transaction's search_path, for that transaction only (`Database.in_schema`)
 SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
+
+
+# The drivers whose cursor `Database.write` and `Database.column` use directly (`prepared.py`), and what
+# they compiled: (dialect, driver, statement, parameter names) -> the prepared statement, or None.
+DRIVERS_PREPARED = frozenset({"pysqlite", "asyncpg"})
+_PREPARED: dict[tuple[str, str, Preparable, frozenset[str]], Prepared | None] = {}
+
+
+def _postgres_engine(url: str, pool_size: int) -> AsyncEngine:
+    """A pool of `pool_size` PostgreSQL connections, all kept open."""
+    on_asyncpg = make_url(url).get_driver_name() == "asyncpg"
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=not on_asyncpg,
+        connect_args={"prepared_statement_cache_size": STATEMENT_CACHE} if on_asyncpg else {},
+    )
+    if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
+        event.listen(engine.sync_engine, "checkout", _closed_is_gone)
+    return engine
 
 
 def _closed_is_gone(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -305,9 +332,11 @@ class Database:
     CHECKPOINT_EVERY = 200
 
     def __init__(self, url: str, *, schema: str | None = None, engine: AsyncEngine | None = None,
-                 pool_size: int | None = None) -> None:
+                 pool_size: int | None = None, account_lanes: int = ACCOUNT_LANES) -> None:
         """`schema` and `engine`: see `in_schema`. `pool_size`: the PostgreSQL connections kept (POOL_SIZE
-        unless told)."""
+        unless told); `account_lanes`: the connections the views of `in_schema` share, apart from those."""
+        if account_lanes < 1:
+            raise ValueError("account_lanes: at least one connection for the accounts' journals")
         self.url = make_url(url)
         self.schema = schema
         # the search_path a transaction of this view sets (the schema, quoted: names may hold a `-`)
@@ -315,10 +344,11 @@ class Database:
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
         self._owns_engine = engine is None
+        self._account_lanes = account_lanes
+        self._lanes: list[AsyncEngine] = []  # made by the first `in_schema`
         self._since_checkpoint = 0
         self._checkpointing: asyncio.Future[int] | None = None
         self._conn: Connection | None = None
-        self._prepared: dict[tuple[ValuesBase | Select[Any], frozenset[str]], Prepared | None] = {}
         if self.url.get_backend_name() == "sqlite":
             self._sync = create_engine(
                 self.url.set(drivername="sqlite"),
@@ -326,19 +356,12 @@ class Database:
             )
             event.listen(self._sync, "connect", _sqlite_pragmas)
         else:
-            if engine is None:
-                on_asyncpg = self.url.get_driver_name() == "asyncpg"
-                engine = create_async_engine(
-                    url, pool_size=pool_size or POOL_SIZE, max_overflow=0, pool_pre_ping=not on_asyncpg,
-                    connect_args={"prepared_statement_cache_size": STATEMENT_CACHE} if on_asyncpg else {},
-                )
-                if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
-                    event.listen(engine.sync_engine, "checkout", _closed_is_gone)
-            self._async = engine
+            self._async = engine or _postgres_engine(url, pool_size or POOL_SIZE)
 
     def in_schema(self, schema: str) -> Database:
         """This PostgreSQL database seen through `schema`: every journal table is read and written in that
-        schema, over this database's own connection pool. A fleet account's journal is such a schema
+        schema, over one connection of this database's account lanes (`_lane`, ACCOUNT_LANES), always the
+        same for one schema. A fleet account's journal is such a schema
         (issue #19, `fleet/traders.py`): the whole single-account journal, its guards included, once per
         account, with not one query changed.
 
@@ -356,7 +379,19 @@ class Database:
         if self._async is None:
             raise ValueError("A journal per account needs PostgreSQL (DATABASE_URL), not SQLite.")
         url = self.url.render_as_string(hide_password=False)
-        return Database(url, schema=schema, engine=self._async)
+        return Database(url, schema=schema, engine=self._lane(schema))
+
+    def _lane(self, schema: str) -> AsyncEngine:
+        """The one connection (a pool of one) every transaction of `schema`'s view goes over, chosen by
+        the schema's name among this database's ACCOUNT_LANES (see that constant for why). Transactions
+        never await inside (`transaction` runs a synchronous function), so a lane is held only while
+        one runs; the accounts of a lane take turns."""
+        if self.schema is not None:  # a view's lanes would be others than the database's
+            raise ValueError("in_schema is asked of the database, not of an account's view")
+        if not self._lanes:
+            url = self.url.render_as_string(hide_password=False)
+            self._lanes = [_postgres_engine(url, 1) for _ in range(self._account_lanes)]
+        return self._lanes[zlib.crc32(schema.encode()) % len(self._lanes)]
 
     def describe(self) -> str:
         """The URL without its password, for the log."""
@@ -384,7 +419,7 @@ class Database:
     def _in_schema(self, work: Callable[[Connection], T]) -> Callable[[Connection], T]:
         """`work` run with this view's schema as the transaction's search_path (see `in_schema`)."""
         def in_schema(conn: Connection) -> T:
-            conn.execute(SET_SEARCH_PATH, {"path": self._search_path})
+            self.column(conn, SET_SEARCH_PATH, {"path": self._search_path})
             return work(conn)
 
         return in_schema
@@ -401,50 +436,52 @@ class Database:
 
     def write(
         self, conn: Connection, statement: ValuesBase, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
-    ) -> None:
-        """Run an INSERT or UPDATE of constant shape (every value a bound parameter) inside `work`.
+    ) -> int:
+        """Run an INSERT, UPDATE or DELETE of constant shape (every value a bound parameter) inside `work`;
+        the rows it changed (for many rows of parameters: as the driver says, -1 when it doesn't).
 
-        On SQLite it runs straight on the transaction's sqlite3 cursor (`prepared.py`: compiled once,
-        values converted by the columns' own SQLAlchemy types, so the stored rows are the same as through
-        `conn.execute`, which a test checks) at a third of the cost per statement; a statement that
-        doesn't fit, and every other backend, go through `conn.execute`.
+        On SQLite and asyncpg it runs straight on the transaction's DBAPI cursor (`prepared.py`: compiled
+        once, values converted by the columns' own SQLAlchemy types, so the stored rows are the same as
+        through `conn.execute`, which a test checks), at a third of the cost per statement on SQLite; a
+        statement that doesn't fit, and other drivers, go through `conn.execute`.
 
         Kept for bench/server.py's p50 target (<= 15 ms at concurrency 4): with `conn.execute` alone,
         4 runs each way on a quiet machine, the median p50 went 14.1 -> 15.2 ms, 254 -> 240 signals/s,
         3.8 -> 4.1 ms of server CPU per signal (issue #13; figures in bench/README.md)."""
         rows = [params] if isinstance(params, Mapping) else params
         if not rows:  # no rows, nothing to write (SQLAlchemy would run the statement once, unbound)
-            return
+            return 0
         prepared = self._prepared_for(conn, statement, rows[0])
         if prepared is None:
-            conn.execute(statement, params)
-            return
+            return conn.execute(statement, params).rowcount
         try:
             values = [prepared.values(row) for row in rows]
         except KeyError:  # a row without a parameter the statement needs: SQLAlchemy decides
-            conn.execute(statement, params)
-            return
-        prepared.run(conn, values)
+            return conn.execute(statement, params).rowcount
+        return prepared.run(conn, values).changed
 
     def column(
-        self, conn: Connection, statement: Select[Any], params: Mapping[str, Any] | None = None
+        self, conn: Connection, statement: Select[Any] | TextClause, params: Mapping[str, Any] | None = None
     ) -> list[Any]:
-        """The first column of a SELECT's rows; on SQLite straight on the cursor, like `write`, when
-        that column needs no conversion (text, integers)."""
+        """The first column of a SELECT's rows; straight on the cursor like `write` when that column
+        needs no conversion (text, integers)."""
         prepared = self._prepared_for(conn, statement, params or {})
         if prepared is None:
             return list(conn.scalars(statement, params))
-        return [row[0] for row in prepared.run(conn, [prepared.values(params or {})])]
+        return [row[0] for row in prepared.run(conn, [prepared.values(params or {})]).rows]
 
     def _prepared_for(
-        self, conn: Connection, statement: ValuesBase | Select[Any], params: Mapping[str, Any]
+        self, conn: Connection, statement: Preparable, params: Mapping[str, Any]
     ) -> Prepared | None:
-        if self._sync is None:
+        """The statement compiled for these parameters (`prepared.py`), or None: SQLAlchemy runs it. One
+        compilation per process for every database of a dialect (a fleet worker's accounts share them)."""
+        dialect = conn.dialect
+        if dialect.driver not in DRIVERS_PREPARED:
             return None
-        key = (statement, frozenset(params))
-        if key not in self._prepared:
-            self._prepared[key] = prepare(conn.dialect, statement, key[1])
-        return self._prepared[key]
+        key = (dialect.name, dialect.driver, statement, frozenset(params))
+        if key not in _PREPARED:
+            _PREPARED[key] = prepare(dialect, statement, key[3])
+        return _PREPARED[key]
 
     async def session(self, work: Callable[[Session], T]) -> T:
         """Run `work` with an ORM session in one transaction, committed when it returns."""
@@ -520,3 +557,6 @@ class Database:
             self._sync.dispose()
         if self._async is not None and self._owns_engine:
             await self._async.dispose()
+        for lane in self._lanes:
+            await lane.dispose()
+        self._lanes = []

@@ -269,11 +269,11 @@ class Journal:
         now = utcnow()
 
         def write(conn: Connection) -> None:
-            answered = conn.execute(ANSWER, {
+            answered = self.db.write(conn, ANSWER, {
                 "sid": signal_id, "new_state": state, "new_status": status, "new_reason": reason,
                 "new_response": response, "new_is_open": is_open, "at": now,
             })
-            if answered.rowcount == 0:  # the transaction rolls back: nothing below is written either
+            if answered == 0:  # the transaction rolls back: nothing below is written either
                 raise AnsweredElsewhere(signal_id)
             if not is_open and state == "answered":
                 release_claim(conn, signal_id)

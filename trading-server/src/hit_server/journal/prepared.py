@@ -1,29 +1,43 @@
-"""Constant SQLite statements run straight on the sqlite3 cursor of a SQLAlchemy transaction.
+"""Constant statements run straight on the DBAPI cursor of a SQLAlchemy transaction.
 
 SQLAlchemy's execution of a statement (cache key, compiled-parameter processing, result set-up) costs
-about twice what SQLite takes to run one of the journal's small writes. A statement of constant shape
-(every value a bound parameter) is compiled once here by SQLAlchemy itself, for the connection's
-dialect; a row's values are converted by the columns' own SQLAlchemy types (`bind_processor`), so the
-stored bytes are those `Connection.execute` would store. It runs on the same DBAPI connection, inside
-the same transaction. Only statements that fit are prepared (qmark parameters, no RETURNING; for a
-SELECT, a first column that needs no conversion on the way back); others get None and the caller
-uses SQLAlchemy. sqlite3 errors are raised as SQLAlchemy's (IntegrityError for a duplicate key).
+about twice what SQLite takes to run one of the journal's small writes, and most of a fleet worker's
+journal time on PostgreSQL. A statement of constant shape (every value a bound parameter) is compiled
+once here by SQLAlchemy itself, for the connection's dialect; a row's values are converted by the
+columns' own SQLAlchemy types (`bind_processor`), so the stored values are those `Connection.execute`
+would store. It runs on the same DBAPI connection, inside the same transaction: sqlite3's cursor, or
+for PostgreSQL the cursor SQLAlchemy's asyncpg dialect gives (which begins the transaction if nothing
+has yet, and keeps asyncpg's prepared statements). Only statements that fit are prepared (positional
+parameters, qmark for SQLite or $n for asyncpg; an INSERT or UPDATE compiled without RETURNING, as for
+many rows; for a SELECT, a first column that needs no conversion on the way back); others get None and
+the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's (IntegrityError for a
+duplicate key, OperationalError for the rest).
 
-Kept for a figure: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
-module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md).
+Kept for figures: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
+module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md); on PostgreSQL, FIXME.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, DateTime, Dialect, Select
+from sqlalchemy import Connection, DateTime, Dialect, Select, TextClause
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.dml import ValuesBase
+
+# the parameter styles whose compiled statements list their parameters in order (`positiontup`): SQLite's
+# `?` and asyncpg's `$1`
+POSITIONAL = frozenset({"qmark", "numeric_dollar"})
+# a text() is taken as a SELECT whose first column needs no conversion
+Preparable = ValuesBase | Select[Any] | TextClause
+
+
+class Ran(NamedTuple):
+    rows: list[Any]  # what a SELECT returned
+    changed: int  # the rows a statement run once changed or returned (many: as the driver says, -1 if not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,28 +59,32 @@ class Prepared:
             out[index] = convert(out[index])
         return out
 
-    def run(self, conn: Connection, values: list[list[Any]]) -> list[tuple[Any, ...]]:
-        """Execute (many) on the transaction's own connection; the rows a SELECT returns."""
+    def run(self, conn: Connection, values: list[list[Any]]) -> Ran:
+        """Execute (many) on the transaction's own connection."""
+        dbapi = conn.dialect.dbapi
+        assert dbapi is not None  # noqa: S101 - a connected dialect has its driver
         cursor = conn.connection.cursor()
         try:
             if len(values) == 1:
-                return list(cursor.execute(self.sql, values[0]))
+                cursor.execute(self.sql, values[0])
+                return Ran(list(cursor.fetchall()) if cursor.description else [], cursor.rowcount)
             cursor.executemany(self.sql, values)
-            return []
-        except sqlite3.IntegrityError as exc:
+            return Ran([], cursor.rowcount)
+        except dbapi.IntegrityError as exc:
             raise IntegrityError(self.sql, values, exc) from exc
-        except sqlite3.Error as exc:
+        except dbapi.Error as exc:
             raise OperationalError(self.sql, values, exc) from exc
         finally:
             cursor.close()
 
 
-def prepare(dialect: Dialect, statement: ValuesBase | Select[Any], keys: Iterable[str]) -> Prepared | None:
+def prepare(dialect: Dialect, statement: Preparable, keys: Iterable[str]) -> Prepared | None:
     """`statement` compiled for rows with these keys; None if it doesn't fit (see the module's notes)."""
     given = frozenset(keys)
-    compiled = statement.compile(dialect=dialect, column_keys=sorted(given))
+    # as for many rows: an INSERT then returns no generated key (which nobody here reads)
+    compiled = statement.compile(dialect=dialect, column_keys=sorted(given), for_executemany=True)
     names = tuple(compiled.positiontup or ())
-    if dialect.paramstyle != "qmark" or not set(names) <= given:
+    if dialect.paramstyle not in POSITIONAL or not set(names) <= given:
         return None
     if isinstance(statement, Select):
         first = statement.selected_columns[0].type

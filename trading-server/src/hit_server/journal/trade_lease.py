@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import Connection, DateTime, String, insert, or_, select, update
+from sqlalchemy import Connection, DateTime, String, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,6 +38,21 @@ class TradeLeaseRow(Base):
 
 
 LEASES = Base.metadata.tables["trade_leases"]
+# free, lapsed or already ours: taken (one conditional statement: a concurrent taker re-reads the row it
+# waited for and misses)
+TAKE = (
+    update(LEASES)
+    .where(LEASES.c.signal_id == bindparam("sid"))
+    .where(or_(LEASES.c.holder == bindparam("me"), LEASES.c.until <= bindparam("now")))
+    .values(holder=bindparam("me"), until=bindparam("new_until"))
+)
+HOLDER = select(LEASES.c.holder).where(LEASES.c.signal_id == bindparam("sid"))
+NEW_LEASE = insert(LEASES)
+GIVE_BACK = (
+    update(LEASES)
+    .where(LEASES.c.signal_id == bindparam("sid"), LEASES.c.holder == bindparam("me"))
+    .values(until=bindparam("new_until"))
+)
 
 
 class TradeLeases:
@@ -60,17 +75,11 @@ class TradeLeases:
         until = now + timedelta(seconds=self.seconds)
 
         def write(conn: Connection) -> tuple[bool, T | None]:
-            # one conditional statement: a concurrent taker re-reads the row it waited for and misses
-            taken = conn.execute(
-                update(LEASES)
-                .where(LEASES.c.signal_id == signal_id)
-                .where(or_(LEASES.c.holder == self.holder, LEASES.c.until <= now))
-                .values(holder=self.holder, until=until)
-            )
-            if taken.rowcount != 1:
-                if conn.execute(select(LEASES.c.holder).where(LEASES.c.signal_id == signal_id)).first():
+            db, me = self.db, self.holder
+            if db.write(conn, TAKE, {"sid": signal_id, "me": me, "now": now, "new_until": until}) != 1:
+                if db.column(conn, HOLDER, {"sid": signal_id}):
                     return False, None  # another process holds it
-                conn.execute(insert(LEASES).values(signal_id=signal_id, holder=self.holder, until=until))
+                db.write(conn, NEW_LEASE, {"signal_id": signal_id, "holder": self.holder, "until": until})
             return True, read(conn)
 
         try:
@@ -82,10 +91,6 @@ class TradeLeases:
         """Free the lease: its row stays, lapsed, so the next `take` is one UPDATE (a pass takes and gives
         back the lease of every open trade each time it runs)."""
         def write(conn: Connection) -> None:
-            conn.execute(
-                update(LEASES)
-                .where(LEASES.c.signal_id == signal_id, LEASES.c.holder == self.holder)
-                .values(until=GIVEN_BACK)
-            )
+            self.db.write(conn, GIVE_BACK, {"sid": signal_id, "me": self.holder, "new_until": GIVEN_BACK})
 
         await self.db.transaction(write)
