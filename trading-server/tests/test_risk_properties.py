@@ -21,6 +21,9 @@ from hit_shared.models import Side, TradeSignal
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# for a test that also asserts what its examples covered: the same examples on every run (random ones
+# left a margin-limited plan out once in a while, and the run failed for want of a case, not a bug)
+COVERING = settings(EXAMPLES, derandomize=True)
 
 CONTRACT_VALUES = ["0.0001", "0.001", "0.01", "0.1", "1", "10", "1000", "10000000"]
 LOTS = ["0.001", "0.01", "0.1", "1", "10"]
@@ -153,7 +156,7 @@ def _check_not_undersized(plan: TradePlan, market: MarketView, limits: RiskLimit
 def test_risk_assess_plans_keep_every_rule_for_any_consistent_signal():
     outcomes: list[TradePlan | Rejection] = []
 
-    @EXAMPLES
+    @COVERING
     @given(scenarios())
     def check(scenario: tuple[TradeSignal, MarketView, RiskLimits]) -> None:
         signal, market, limits = scenario
