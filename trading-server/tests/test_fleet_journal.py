@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import insert, text, update
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from hit_server.accounts.models import AccountCreate
 from hit_server.accounts.store import AccountStore
@@ -20,8 +21,8 @@ from hit_server.fleet.journals import schema_name
 from hit_server.fleet.lease import SAFETY_S, TTL_S, EgressLease
 from hit_server.fleet.progress import progress, record_outcome
 from hit_server.fleet.queue import JobQueue
-from hit_server.fleet.tables import EGRESS_LEASES, FANOUT_JOBS
-from hit_server.journal.db import ACCOUNT_JOURNAL_TABLES, SIGNALS_TABLE, Database, fleet_wide
+from hit_server.fleet.tables import EGRESS_LEASES, FANOUT_JOBS, FANOUTS
+from hit_server.journal.db import ACCOUNT_JOURNAL_TABLES, SIGNALS_TABLE, Database, fleet_wide, utcnow
 from hit_server.journal.journal import Journal
 from hit_server.settings import Settings
 from hit_shared.models import TradeSignal
@@ -127,6 +128,26 @@ async def test_an_accounts_transactions_always_go_over_its_own_connection(fresh_
         assert own and not own & lanes
         again = db.in_schema(schema_name("m0"))  # a view made again rides the same lane
         assert await again.transaction(lambda c: c.scalar(backend)) in by_account["m0"]
+    finally:
+        await db.dispose()
+
+
+async def test_a_single_statement_commits_alone_and_fails_as_a_transaction_would(fresh_postgres: str) -> None:
+    """`single_statement` (autocommit on PostgreSQL: no BEGIN, no COMMIT) writes for good; a duplicate key is
+    still an IntegrityError, a broken statement a JournalUnavailable; an account's view refuses it (its
+    statements need their transaction's search_path)."""
+    db = Database(fresh_postgres)
+    row = {"signal_id": "s1", "symbol": "BTC-USDT", "body": {}, "accounts": 1, "created_at": utcnow()}
+    try:
+        await db.create_schema()
+        await db.single_statement(lambda conn: conn.execute(insert(FANOUTS), row))
+        assert await db.transaction(lambda c: c.scalar(select(FANOUTS.c.symbol))) == "BTC-USDT"
+        with pytest.raises(IntegrityError):
+            await db.single_statement(lambda conn: conn.execute(insert(FANOUTS), row))
+        with pytest.raises(JournalUnavailable):
+            await db.single_statement(lambda conn: conn.execute(text("SELECT * FROM no_such_table")))
+        with pytest.raises(ValueError, match="transaction"):
+            await db.in_schema(schema_name("zed")).single_statement(lambda conn: None)
     finally:
         await db.dispose()
 

@@ -35,14 +35,14 @@ OUTCOME = (
 
 
 async def record_outcome(db: Database, signal_id: str, account: str, status: str, reason: str | None) -> None:
-    """A worker's answer for one (signal, account)."""
+    """A worker's answer for one (signal, account): one statement, committed alone."""
 
     def write(conn: Connection) -> None:
         db.write(conn, OUTCOME, {
             "sid": signal_id, "of": account, "new_status": status, "new_reason": reason, "at": utcnow(),
         })
 
-    await db.transaction(write)
+    await db.single_statement(write)
 
 
 async def progress(db: Database, signal_id: str) -> FanoutProgress | None:
