@@ -1,6 +1,7 @@
 """The fleet (issue #19): one market signal fanned out to N simulated members' accounts.
 
-    .venv/bin/python bench/fanout.py --accounts 1000 --workers 4 [--concurrency 32] [--statements 30] [--keep]
+    .venv/bin/python bench/fanout.py --accounts 1000 --workers 4 [--concurrency 32] [--statements 30]
+        [--signals 2] [--keep]
 
 What runs, every part its own process as in production, all on this machine's loopback:
 - a throwaway PostgreSQL (`tools/postgres.py`; its max_connections raised for the fleet's pools);
@@ -29,6 +30,11 @@ Measured:
 - `cpu_ms_per_account_signal`: each process's CPU time during the signal over the accounts (workers,
   simulator, PostgreSQL's server processes, the API server), with the machine's load;
 - `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores);
+- with `--signals N`: `later_signals`, the same figures for N-1 more signals, each on another symbol,
+  posted `--between` seconds after the previous one's last answer (once the IPs have room). The first
+  signal after the workers' start meets cold caches in PostgreSQL (each connection learns the account
+  tables it touches) and brand-new accounts' empty tables; a later one is what every other signal of a
+  running fleet meets;
 - with `--statements N`: `postgres_statements_per_account_signal`, PostgreSQL's N costliest statements
   during the signal and the `--settle` seconds after (pg_stat_statements, loaded into the throwaway
   cluster): calls, planning and execution ms per account-signal, each account schema's copies summed.
@@ -471,10 +477,10 @@ async def until(condition: Callable[[], Any], what: str, within: float, procs: P
         await asyncio.sleep(every)
 
 
-def signal_body(signal_id: str, price: Decimal) -> dict[str, Any]:
+def signal_body(signal_id: str, price: Decimal, symbol: str = SYMBOL) -> dict[str, Any]:
     """A market signal (no entry price) with a stop 3% under the mark and 3 take profits."""
     return {
-        "signal_id": signal_id, "symbol": SYMBOL, "side": "long", "entries": [],
+        "signal_id": signal_id, "symbol": symbol, "side": "long", "entries": [],
         "stop_loss": str(price * Decimal("0.97")),
         "take_profits": [str(price * Decimal(f)) for f in ("1.02", "1.04", "1.06")],
     }
@@ -553,7 +559,15 @@ class Bench:
                 await self._warm_up(sim, logs, warm_began, warm_cpu0)
                 await self._wait_for_room(sim)
                 await self._idle(sim)
-                await self._signal(sim, api, members)
+                await self._signal(sim, api, members, SYMBOL, self.result)
+                for symbol in await self._later_symbols(sim):
+                    say(f"next signal on {symbol} in {args.between:g} s (the monitors' passes after the "
+                        "last one run meanwhile), once the IPs have room")
+                    await asyncio.sleep(args.between)
+                    await self._wait_for_room(sim)
+                    later: dict[str, Any] = {"symbol": symbol}
+                    self.result.setdefault("later_signals", []).append(later)
+                    await self._signal(sim, api, members, symbol, later)
 
     def _env(self, base: dict[str, str], name: str, **more: str) -> dict[str, str]:
         (self.workdir / name).mkdir(exist_ok=True)
@@ -705,9 +719,12 @@ class Bench:
         except SystemExit as exc:
             say(f"{exc}: posting the signal anyway")
             met = False
-        self.result["waited_for_ip_budget_s"] = round(time.monotonic() - began, 1)
-        self.result["ip_budget_room_met"] = met
-        self.result["ip_budget_room_wanted"] = {"per_minute": minute, "per_5_minutes": five}
+        waited = {"waited_for_ip_budget_s": round(time.monotonic() - began, 1), "ip_budget_room_met": met,
+                  "ip_budget_room_wanted": {"per_minute": minute, "per_5_minutes": five}}
+        if "signal" not in self.result:  # before the first signal (a later one's wait is its own)
+            self.result.update(waited)
+        else:
+            self.result.setdefault("later_waits", []).append(waited)
 
     def _sim_log_at(self) -> int:
         return (self.workdir / "simulator.log").stat().st_size
@@ -743,9 +760,17 @@ class Bench:
         }
         say(f"idle: {self.result['idle']}")
 
-    async def _signal(self, sim: httpx.AsyncClient, api: httpx.AsyncClient, members: list[Member]) -> None:
+    async def _later_symbols(self, sim: httpx.AsyncClient) -> list[str]:
+        """The symbols of the signals after the first (`--signals`): others than the first's, by name."""
+        prices = (await sim.get("/sim/state")).json()["data"]["prices"]
+        return sorted(symbol for symbol in prices if symbol != SYMBOL)[: self.args.signals - 1]
+
+    async def _signal(self, sim: httpx.AsyncClient, api: httpx.AsyncClient, members: list[Member],
+                      symbol: str, into: dict[str, Any]) -> None:
+        """Post one signal on `symbol` and write what it took into `into` (the result itself for the
+        first; the later ones' own entries)."""
         state = (await sim.get("/sim/state")).json()["data"]
-        price = Decimal(state["prices"][SYMBOL])
+        price = Decimal(state["prices"][symbol])
         signal_id = f"fanout-bench-{secrets.token_hex(6)}"
         before = await self._limits(sim)
         log_before = self._sim_log_at()
@@ -756,7 +781,7 @@ class Bench:
         busy0 = machine_busy()
         load0 = load()
         posted_ms = time.time() * 1000
-        reply = await api.post("/api/v1/signals", json=signal_body(signal_id, price))
+        reply = await api.post("/api/v1/signals", json=signal_body(signal_id, price, symbol))
         answered_ms = time.time() * 1000 - posted_ms
         if reply.status_code not in (200, 201):
             raise SystemExit(f"the signal was refused: {reply.status_code} {reply.text[:300]}")
@@ -811,7 +836,7 @@ class Bench:
                            * 1000 / len(members), 3) for name in cpu_before}
         net_workers = sum(v for k, v in net.items() if k.startswith("worker"))
         by_endpoint = endpoints(self._sim_log_since(log_before, log_after), worker_ips)
-        self.result["signal"] = {
+        into["signal"] = {
             "signal_id": signal_id,
             "server_own_account": {
                 "status": reply.json().get("status"), "answered_ms": round(answered_ms, 1),
@@ -854,12 +879,12 @@ class Bench:
                                         * (os.cpu_count() or 1), 2),
         }
         if self.args.statements:  # the signal's and the next `settle` seconds'
-            self.result["postgres_statements_per_account_signal"] = top_statements(
+            into["postgres_statements_per_account_signal"] = top_statements(
                 self.url, self.args.statements, len(members))
-        self.result["cpu_ms_per_account_signal"] = {**cpu, "workers": round(worker_cpu, 3)}
-        self.result["worker_restarts"] = list(self.procs.exits)
-        self.result["cpu_ms_per_account_signal_net_of_idle"] = {**net, "workers": round(net_workers, 3)}
-        self.result["target"] = {
+        into["cpu_ms_per_account_signal"] = {**cpu, "workers": round(worker_cpu, 3)}
+        into["worker_restarts"] = list(self.procs.exits)
+        into["cpu_ms_per_account_signal_net_of_idle"] = {**net, "workers": round(net_workers, 3)}
+        into["target"] = {
             "all_placed_within_s": 10.0,
             "met": bool(placed_ms and len(placed_ms) == len(members)
                         and max(placed_ms.values()) <= 10_000 and not entries["duplicates"]),
@@ -879,14 +904,14 @@ class Bench:
         net_requests = served_requests - balance_reads
         served_trade = [key_delta.get(m.api_key, {"requests": 0})["requests"] for m in served]
         served_workers_cpu = sum(net[f"worker_{g}"] for g in healthy) * len(members) / len(served)
-        self.result["signal"]["requests_per_account_signal_but_balance_reads"] = round(
+        into["signal"]["requests_per_account_signal_but_balance_reads"] = round(
             net_requests / len(served), 2)
-        self.result["model"] = {
+        into["model"] = {
             "from_groups": sorted(healthy), "accounts": len(served),
             **fleet_model(net_requests / len(served), idle_per_minute / len(served),
                           sum(served_trade) / len(served), served_workers_cpu, net["postgres"], warm),
         }
-        say(f"signal: {json.dumps(self.result['signal'])}")
+        say(f"signal: {json.dumps(into['signal'])}")
 
     def _cpu(self) -> dict[str, float]:
         out = {name.replace(" ", "_"): proc_cpu(proc.pid) for name, proc in self.procs.started.items()}
@@ -966,6 +991,12 @@ def main() -> int:
                         help="times a worker that lost its group's lease (exit 75) is started again")
     parser.add_argument("--statements", type=int, default=0,
                         help="N > 0: PostgreSQL's N costliest statements of the signal (pg_stat_statements)")
+    parser.add_argument("--signals", type=int, default=1,
+                        help="signals posted one after another, each on its own symbol (the first is the one "
+                             "after the workers' start; the later ones meet every cache warm)")
+    parser.add_argument("--between", type=float, default=60.0,
+                        help="seconds from one signal's last answer to the next signal (then it waits for "
+                             "room in the IPs' budget as well)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) and say where")
     args = parser.parse_args()
     if not 1 <= args.workers <= 250:

@@ -14,12 +14,14 @@ from psycopg import sql
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
 
 from bench.fanout import (
+    Member,
     conninfo,
     endpoints,
     entry_ids,
     fleet_model,
     minutes_to_send,
     percentiles,
+    placed_by_group,
     postgres,
     postgres_ready,
     room_needed,
@@ -39,6 +41,12 @@ def test_entries_are_the_signals_e_numbers_only() -> None:
 def test_percentiles_by_nearest_rank() -> None:
     assert percentiles([float(v) for v in range(1, 101)]) == {"p50": 50.0, "p99": 99.0, "max": 100.0}
     assert percentiles([]) == {"p50": None, "p99": None, "max": None}
+
+
+def test_each_group_is_done_when_its_last_account_was_placed() -> None:
+    members = [Member(f"m{i}", "k", "s", "p", "1000", f"g{i % 3 + 1}") for i in range(6)]
+    placed = {"m0": 1200.0, "m3": 2500.4, "m1": 900.0}  # g2's m4 not placed; g3 none at all
+    assert placed_by_group(members, placed) == {"g1": 2.5, "g2": 0.9, "g3": None}
 
 
 def test_room_is_what_the_signal_needs_at_most_what_a_worker_sends_in_each_window() -> None:
