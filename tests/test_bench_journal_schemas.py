@@ -1,0 +1,34 @@
+"""bench/journal_schemas.py end to end on the run's PostgreSQL: both passes measured, with and without the
+driver-cursor statements, over the lanes asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("options", [[], ["--plain", "--lanes", "2"]])
+def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
+    if not os.environ.get("HIT_TEST_POSTGRES_URL"):
+        if os.environ.get("CI"):
+            pytest.fail("./run.sh test starts PostgreSQL in CI, yet HIT_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL: run ./run.sh test")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "journal_schemas.py"), "--accounts", "6", "--jobs", "30",
+         *options],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["prepared"] is ("--plain" not in options)
+    assert result["lanes"] == (2 if options else 15)
+    assert result["first_pass"]["jobs"] == 6 and result["later_jobs"]["jobs"] == 30
+    for measured in (result["first_pass"], result["later_jobs"]):
+        assert measured["client_cpu_ms_per_job"] > 0 and measured["postgres_cpu_ms_per_job"] > 0
