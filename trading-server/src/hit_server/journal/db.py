@@ -224,8 +224,9 @@ STATEMENT_CACHE = 500
 # account's transactions always go over the same one of them, its lane. PostgreSQL keeps what it learned
 # of a table (its columns, its indexes, their statistics) in each connection that used it: a worker's 250
 # accounts have ~8,500 tables, indexes and sequences, and with any connection serving any account, each
-# connection learned them again for most transactions of a fan-out. Journal micro-benchmark (250 schemas,
-# a job's 3 transactions, 32 at once): PostgreSQL 3.5-4.6 -> 1.8-2.5 ms per job with 15 lanes.
+# connection learned them again for most transactions of a fan-out. bench/journal_schemas.py (250 schemas,
+# a job's 3 transactions, 32 at once): PostgreSQL 3.26 ms per job with any pooled connection for any
+# account (`--lanes 0`), 1.83 with 15 lanes.
 ACCOUNT_LANES = 15
 # a transaction's search_path, for that transaction only (`Database.in_schema`)
 SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")

@@ -1,22 +1,22 @@
 """Constant statements run straight on the DBAPI cursor of a SQLAlchemy transaction.
 
 SQLAlchemy's execution of a statement (cache key, compiled-parameter processing, result set-up) costs
-about twice what SQLite takes to run one of the journal's small writes, and most of a fleet worker's
-journal time on PostgreSQL. A statement of constant shape (every value a bound parameter) is compiled
+about twice what SQLite takes to run one of the journal's small writes, and a good part of a fleet
+worker's journal time on PostgreSQL. A statement of constant shape (every value a bound parameter) is compiled
 once here by SQLAlchemy itself, for the connection's dialect; a row's values are converted by the
 columns' own SQLAlchemy types (`bind_processor`), so the stored values are those `Connection.execute`
 would store. It runs on the same DBAPI connection, inside the same transaction: sqlite3's cursor, or
 for PostgreSQL the cursor SQLAlchemy's asyncpg dialect gives (which begins the transaction if nothing
 has yet, and keeps asyncpg's prepared statements). Only statements that fit are prepared (positional
 parameters, qmark for SQLite or $n for asyncpg; an INSERT or UPDATE compiled without RETURNING, as for
-many rows; for a SELECT, a first column that needs no conversion on the way back); others get None and
-the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's (IntegrityError for a
-duplicate key, OperationalError for the rest).
+many rows; for a SELECT, or a text() taken as one, a first column that needs no conversion on the way
+back); others get None and the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's
+(IntegrityError for a duplicate key, OperationalError for the rest).
 
 Kept for figures: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
-module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md). On PostgreSQL, a
-journal micro-benchmark of 250 account schemas (a fleet job's 3 transactions, 32 jobs at once, 1,500 jobs,
-two runs each way) spent 2.69-2.73 ms of client CPU per job without it and 2.33-2.34 with it (issue #19).
+module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md). On PostgreSQL,
+bench/journal_schemas.py (250 account schemas, a fleet job's 3 transactions, 32 jobs at once) spends
+2.88 ms of client CPU per job without it (`--plain`) and 2.20 with it (issue #19).
 """
 
 from __future__ import annotations
