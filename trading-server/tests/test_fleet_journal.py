@@ -511,7 +511,7 @@ async def test_the_lease_is_renewed_while_every_connection_of_the_jobs_is_busy(s
     try:
         assert await worker.lease.acquire() == {}
         await gate.execute("SELECT pg_advisory_lock(4242)")  # every holder below waits on it
-        busy = 15  # every connection of the worker's pool (POOL_SIZE)
+        busy = worker_module.OWN_CONNECTIONS  # every connection of the worker's own pool
         holders = [asyncio.create_task(worker.db.transaction(
             lambda c: c.execute(text("SELECT pg_advisory_lock_shared(4242)")))) for _ in range(busy)]
 

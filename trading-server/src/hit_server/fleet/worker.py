@@ -77,6 +77,10 @@ LEASE_LOST_EXIT = 75  # the exit status of a worker that lost its group's lease 
 WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account before trading)
 FANOUTS_REMEMBERED = 16  # the latest signals whose fan-out row a worker keeps read (the row never changes)
 CONNECTIONS = 64  # the worker's HTTP connections to BloFin, shared by its accounts
+# The worker's own PostgreSQL connections (the jobs' outcomes, the fan-outs' rows, the registry); its
+# accounts' journals have their lanes besides (journal/db.py ACCOUNT_LANES), the lease one, the queue 4:
+# ~24 a worker, so that an API server and 7 workers fit the fleet cluster's 200.
+OWN_CONNECTIONS = 4
 
 
 def _exit_now() -> None:
@@ -102,7 +106,7 @@ class Worker:
         self.egress = egress
         self.concurrency = concurrency
         self.on_lease_lost = on_lease_lost
-        self.db = Database(settings.journal_url)
+        self.db = Database(settings.journal_url, pool_size=OWN_CONNECTIONS)
         # the lease on a connection of its own: renewals never wait behind the jobs' and monitors'
         # transactions for one of `db`'s (a 1,000-account fan-out on a loaded machine lost its lease so)
         self.lease = EgressLease(Database(settings.journal_url, pool_size=1), egress)
