@@ -78,8 +78,9 @@ WARM_AT_ONCE = 8  # accounts started at the same time (each reads its account be
 FANOUTS_REMEMBERED = 16  # the latest signals whose fan-out row a worker keeps read (the row never changes)
 CONNECTIONS = 64  # the worker's HTTP connections to BloFin, shared by its accounts
 # The worker's own PostgreSQL connections (the jobs' outcomes, the fan-outs' rows, the registry); its
-# accounts' journals have their lanes besides (journal/db.py ACCOUNT_LANES), the lease one, the queue 4:
-# ~24 a worker, so that an API server and 7 workers fit the fleet cluster's 200.
+# accounts' journals have their lanes besides (journal/db.py ACCOUNT_LANES), the lease one, the queue up
+# to 4: ~24 a worker, so that an API server (up to ~34 with its own lanes) and 6 workers fit the fleet
+# cluster's max_connections of 200 (tools/postgres.py); more workers want a larger max_connections.
 OWN_CONNECTIONS = 4
 
 
