@@ -21,7 +21,7 @@ def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
             pytest.fail("./run.sh test starts PostgreSQL in CI, yet HIT_TEST_POSTGRES_URL is not set")
         pytest.skip("no PostgreSQL: run ./run.sh test")
     done = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "journal_schemas.py"), "--accounts", "6", "--jobs", "30",
+        [sys.executable, str(ROOT / "bench" / "journal_schemas.py"), "--accounts", "6", "--jobs", "150",
          *options],
         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,
     )
@@ -29,6 +29,8 @@ def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
     result = json.loads(done.stdout)
     assert result["prepared"] is ("--plain" not in options)
     assert result["lanes"] == (2 if options else 15)
-    assert result["first_pass"]["jobs"] == 6 and result["later_jobs"]["jobs"] == 30
-    for measured in (result["first_pass"], result["later_jobs"]):
-        assert measured["client_cpu_ms_per_job"] > 0 and measured["postgres_cpu_ms_per_job"] > 0
+    first, later = result["first_pass"], result["later_jobs"]
+    assert first["jobs"] == 6 and later["jobs"] == 150
+    assert first["client_cpu_ms_per_job"] > 0 and first["postgres_cpu_ms_per_job"] >= 0
+    # /proc counts CPU in clock ticks (10 ms): 6 jobs may fall under one of PostgreSQL's, 150 cannot
+    assert later["client_cpu_ms_per_job"] > 0 and later["postgres_cpu_ms_per_job"] > 0
