@@ -432,9 +432,9 @@ class Database:
         as `transaction`. Only on the database itself: an account's view needs its transaction for its
         search_path (`in_schema`).
 
-        Kept for a figure: a fleet worker writes each job's outcome so (bench/fanout.py): that write, in a
-        transaction of its own, was 7% of a worker's CPU in a 1,000-account fan-out, two thirds of it
-        the BEGIN and COMMIT round trips."""
+        Kept for a figure: a fleet worker writes each job's outcome so. In a transaction of its own that
+        write was 7% of a worker's CPU in a 1,000-account fan-out (py-spy, bench/README "Session 20"),
+        and two of its three round trips were the BEGIN and the COMMIT."""
         if self.schema is not None:
             raise ValueError("an account's view runs every statement inside its transaction")
         if self._async is None:

@@ -79,7 +79,7 @@ class TradeLeases:
             if db.write(conn, TAKE, {"sid": signal_id, "me": me, "now": now, "new_until": until}) != 1:
                 if db.column(conn, HOLDER, {"sid": signal_id}):
                     return False, None  # another process holds it
-                db.write(conn, NEW_LEASE, {"signal_id": signal_id, "holder": self.holder, "until": until})
+                db.write(conn, NEW_LEASE, {"signal_id": signal_id, "holder": me, "until": until})
             return True, read(conn)
 
         try:
