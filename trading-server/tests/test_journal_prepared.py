@@ -138,3 +138,19 @@ async def test_prepared_update_says_how_many_rows_it_changed(db: Database) -> No
     ])
     assert counts == [1, 0]
     assert await db.transaction(lambda conn: db.column(conn, OPEN_SYMBOLS)) == []
+
+
+async def test_prepared_rows_give_every_column_as_sqlalchemy_does(db: Database) -> None:
+    """`rows` (a signal's first read, KNOWN_OR_OPEN) on the cursor; a SELECT with one column that needs a
+    conversion (a datetime) goes through SQLAlchemy whole, whichever column it is."""
+    rows = [signal("a", "BTC-USDT", is_open=True), signal("b", "ETH-USDT", is_open=False),
+            signal("c", "SOL-USDT", is_open=True)]
+    await db.transaction(lambda conn: db.write(conn, insert(SIGNALS), rows))
+    both = select(SIGNALS.c.signal_id, SIGNALS.c.symbol).where(SIGNALS.c.signal_id != bindparam("sid"))
+    assert prepare(sqlite.dialect(), both, ["sid"]) is not None
+    fast = await db.transaction(lambda conn: sorted(tuple(r) for r in db.rows(conn, both, {"sid": "c"})))
+    assert fast == [("a", "BTC-USDT"), ("b", "ETH-USDT")]
+    dated = select(SIGNALS.c.signal_id, SIGNALS.c.created_at)
+    assert prepare(sqlite.dialect(), dated, ()) is None
+    stored = await db.transaction(lambda conn: db.rows(conn, dated))
+    assert {(sid, as_utc(at)) for sid, at in stored} == {("a", AT), ("b", AT), ("c", AT)}

@@ -491,12 +491,18 @@ class Database:
     def column(
         self, conn: Connection, statement: Select[Any] | TextClause, params: Mapping[str, Any] | None = None
     ) -> list[Any]:
-        """The first column of a SELECT's rows; straight on the cursor like `write` when that column
-        needs no conversion (text, integers)."""
+        """The first column of a SELECT's rows (`rows`)."""
+        return [row[0] for row in self.rows(conn, statement, params)]
+
+    def rows(
+        self, conn: Connection, statement: Select[Any] | TextClause, params: Mapping[str, Any] | None = None
+    ) -> list[Sequence[Any]]:
+        """A SELECT's rows (each a sequence of its columns); straight on the cursor like `write` when no
+        column needs a conversion (text, integers)."""
         prepared = self._prepared_for(conn, statement, params or {})
         if prepared is None:
-            return list(conn.scalars(statement, params))
-        return [row[0] for row in prepared.run(conn, [prepared.values(params or {})]).rows]
+            return list(conn.execute(statement, params))
+        return prepared.run(conn, [prepared.values(params or {})]).rows
 
     def _prepared_for(
         self, conn: Connection, statement: Preparable, params: Mapping[str, Any]

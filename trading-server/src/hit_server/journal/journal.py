@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, RowMapping, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Row, RowMapping, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,8 +31,12 @@ HALT = Base.metadata.tables["halt"]
 # The per-signal statements are built once: building a statement for every call costs more than
 # SQLite takes to run it. Values are bound at execution.
 GET_SIGNAL = select(SIGNALS).where(SIGNALS.c.signal_id == bindparam("sid"))
-SIGNAL_KNOWN = select(SIGNALS.c.signal_id).where(SIGNALS.c.signal_id == bindparam("sid"))
 OPEN_SYMBOLS = select(SIGNALS.c.symbol).where(SIGNALS.c.is_open.is_(True)).distinct()
+# a signal's first read (`signal_or_open_symbols`) in one statement: the signals with an open trade, and
+# this signal_id's own row if it was received before
+KNOWN_OR_OPEN = select(SIGNALS.c.signal_id, SIGNALS.c.symbol).where(
+    or_(SIGNALS.c.is_open.is_(True), SIGNALS.c.signal_id == bindparam("sid"))
+)
 # the signals whose answer was never stored or whose outcome is unknown (`Journal.unresolved`)
 UNRESOLVED = select(SIGNALS.c.signal_id).where(SIGNALS.c.state.in_(OPEN_STATES))
 INSERT_SIGNAL, INSERT_ORDERS = insert(SIGNALS), insert(ORDERS)
@@ -180,9 +184,10 @@ class Journal:
         replay it), else the symbols with an open trade of ours (to admit it)."""
 
         def read(conn: Connection) -> tuple[SignalRow | None, set[str]]:
-            if self.db.column(conn, SIGNAL_KNOWN, {"sid": signal_id}):  # the cheap test first: mostly new
+            found = self.db.rows(conn, KNOWN_OR_OPEN, {"sid": signal_id})
+            if any(sid == signal_id for sid, _ in found):  # seldom: the whole row is read then
                 return _signal_row(conn, signal_id), set()
-            return None, set(self.db.column(conn, OPEN_SYMBOLS))
+            return None, {symbol for _, symbol in found}
 
         return await self.db.transaction(read)
 

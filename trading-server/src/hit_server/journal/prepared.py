@@ -9,8 +9,8 @@ would store. It runs on the same DBAPI connection, inside the same transaction: 
 for PostgreSQL the cursor SQLAlchemy's asyncpg dialect gives (which begins the transaction if nothing
 has yet, and keeps asyncpg's prepared statements). Only statements that fit are prepared (positional
 parameters, qmark for SQLite or $n for asyncpg; an INSERT or UPDATE compiled without RETURNING, as for
-many rows; for a SELECT, or a text() taken as one, a first column that needs no conversion on the way
-back); others get None and the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's
+many rows; for a SELECT, columns that need no conversion on the way back; a text() is taken as such a
+SELECT); others get None and the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's
 (IntegrityError for a duplicate key, OperationalError for the rest).
 
 Kept for figures: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
@@ -33,7 +33,7 @@ from sqlalchemy.sql.dml import ValuesBase
 # the parameter styles whose compiled statements list their parameters in order (`positiontup`): SQLite's
 # `?` and asyncpg's `$1`
 POSITIONAL = frozenset({"qmark", "numeric_dollar"})
-# a text() is taken as a SELECT whose first column needs no conversion
+# a text() is taken as a SELECT whose columns need no conversion
 Preparable = ValuesBase | Select[Any] | TextClause
 
 
@@ -89,8 +89,8 @@ def prepare(dialect: Dialect, statement: Preparable, keys: Iterable[str]) -> Pre
     if dialect.paramstyle not in POSITIONAL or not set(names) <= given:
         return None
     if isinstance(statement, Select):
-        first = statement.selected_columns[0].type
-        if first.dialect_impl(dialect).result_processor(dialect, None) is not None:
+        if any(column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
+               for column in statement.selected_columns):
             return None
     elif compiled.returning or not names:
         return None

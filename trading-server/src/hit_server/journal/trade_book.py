@@ -199,8 +199,12 @@ class TradeBook:
         except IntegrityError:
             return await self.db.session(_open_trades)
 
-    async def save(self, trade: Trade, events: Sequence[EventRecord] = ()) -> None:
-        """Write the trade, its events, and, when it is over, the signal's closing figures."""
+    async def save(
+        self, trade: Trade, events: Sequence[EventRecord] = (), *, give_back: bool = False
+    ) -> None:
+        """Write the trade, its events, and, when it is over, the signal's closing figures; with
+        `give_back`, this process's lease on the trade is given back in the same transaction (the work
+        on it is over)."""
         now = utcnow()
         values = values_of(trade)
         if trade.state != OPEN:
@@ -236,9 +240,13 @@ class TradeBook:
                      "data": e.data, "created_at": now}
                     for e in events
                 ])
+            if give_back:
+                self.leases.give_back_in(conn, trade.signal_id)
 
         await self.db.transaction(write)
         trade.version += 1
+        if give_back:
+            self.leases.given_back(trade.signal_id)
 
     async def lease_unless_moved_on(self, trade: Trade) -> bool:
         """Take the trade's lease (`leases.take`) and check in the same transaction that nobody saved

@@ -16,11 +16,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, DateTime, String, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, DateTime, String, Table, bindparam, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.dml import ValuesBase
 
 from hit_server.journal.db import Base, Database, utcnow
 
@@ -38,16 +39,25 @@ class TradeLeaseRow(Base):
 
 
 LEASES = Base.metadata.tables["trade_leases"]
-# free, lapsed or already ours: taken (one conditional statement: a concurrent taker re-reads the row it
-# waited for and misses)
-TAKE = (
-    update(LEASES)
-    .where(LEASES.c.signal_id == bindparam("sid"))
-    .where(or_(LEASES.c.holder == bindparam("me"), LEASES.c.until <= bindparam("now")))
-    .values(holder=bindparam("me"), until=bindparam("new_until"))
-)
-HOLDER = select(LEASES.c.holder).where(LEASES.c.signal_id == bindparam("sid"))
-NEW_LEASE = insert(LEASES)
+
+
+def _take(insert: Callable[[Table], Any]) -> ValuesBase:
+    """The lease taken in one statement, by dialect (their INSERT ... ON CONFLICT are each its own
+    construct): made, or when it exists, taken if it is free, lapsed or already ours; one row changed
+    when taken, none when another holds it. A concurrent taker's insert waits for the first one's row
+    and then misses, as its update would."""
+    new = insert(LEASES).values(
+        signal_id=bindparam("sid"), holder=bindparam("me"), until=bindparam("new_until")
+    )
+    taken: ValuesBase = new.on_conflict_do_update(
+        index_elements=[LEASES.c.signal_id],
+        set_={"holder": new.excluded.holder, "until": new.excluded.until},
+        where=or_(LEASES.c.holder == new.excluded.holder, LEASES.c.until <= bindparam("now")),
+    )
+    return taken
+
+
+TAKE = {"postgresql": _take(postgresql.insert), "sqlite": _take(sqlite.insert)}
 GIVE_BACK = (
     update(LEASES)
     .where(LEASES.c.signal_id == bindparam("sid"), LEASES.c.holder == bindparam("me"))
@@ -62,6 +72,7 @@ class TradeLeases:
         self.db = db
         self.holder = holder or uuid.uuid4().hex
         self.seconds = seconds
+        self._held: set[str] = set()  # the trades whose lease this process took and has not given back
 
     async def take(self, signal_id: str) -> bool:
         """True when this process may work on the trade now (the lease was free, lapsed or its own)."""
@@ -75,22 +86,28 @@ class TradeLeases:
         until = now + timedelta(seconds=self.seconds)
 
         def write(conn: Connection) -> tuple[bool, T | None]:
-            db, me = self.db, self.holder
-            if db.write(conn, TAKE, {"sid": signal_id, "me": me, "now": now, "new_until": until}) != 1:
-                if db.column(conn, HOLDER, {"sid": signal_id}):
-                    return False, None  # another process holds it
-                db.write(conn, NEW_LEASE, {"signal_id": signal_id, "holder": me, "until": until})
+            params = {"sid": signal_id, "me": self.holder, "now": now, "new_until": until}
+            if self.db.write(conn, TAKE[conn.dialect.name], params) != 1:
+                return False, None  # another process holds it
             return True, read(conn)
 
-        try:
-            return await self.db.transaction(write)
-        except IntegrityError:  # another process inserted the lease first
-            return False, None
+        taken, value = await self.db.transaction(write)
+        if taken:
+            self._held.add(signal_id)
+        return taken, value
 
     async def give_back(self, signal_id: str) -> None:
-        """Free the lease: its row stays, lapsed, so the next `take` is one UPDATE (a pass takes and gives
-        back the lease of every open trade each time it runs)."""
-        def write(conn: Connection) -> None:
-            self.db.write(conn, GIVE_BACK, {"sid": signal_id, "me": self.holder, "new_until": GIVEN_BACK})
+        """Free the lease: its row stays, lapsed, so that another process may take it at once. Nothing
+        is sent when this process gave it back already, with the trade's save (`give_back_in`)."""
+        if signal_id not in self._held:
+            return
+        await self.db.transaction(lambda conn: self.give_back_in(conn, signal_id))
+        self.given_back(signal_id)
 
-        await self.db.transaction(write)
+    def give_back_in(self, conn: Connection, signal_id: str) -> None:
+        """Free the lease inside a transaction of this database that writes something else (a pass's save
+        of the trade: one transaction less per trade it changed); `given_back` once it committed."""
+        self.db.write(conn, GIVE_BACK, {"sid": signal_id, "me": self.holder, "new_until": GIVEN_BACK})
+
+    def given_back(self, signal_id: str) -> None:
+        self._held.discard(signal_id)

@@ -115,7 +115,7 @@ class Lifecycle:
         try:
             async with self._working_on(trade) as ours:
                 if ours:
-                    await self.sync_trade(trade, snap, records)
+                    await self.sync_trade(trade, snap, records, give_back_lease=True)
                 else:
                     await self.guard_stop(trade, snap, records)
         except TradeMovedOn:
@@ -193,7 +193,11 @@ class Lifecycle:
         except Exception:
             log.exception("Trade %s: the failure could not be recorded as an event", trade.signal_id)
 
-    async def sync_trade(self, trade: Trade, snap: Snapshot, records: list[OrderRecord]) -> None:
+    async def sync_trade(
+        self, trade: Trade, snap: Snapshot, records: list[OrderRecord], *, give_back_lease: bool = False
+    ) -> None:
+        """The trade's work in a pass, under its lease; `give_back_lease`: the lease is given back with
+        the trade's save, when there is one (a pass's work on the trade ends there)."""
         _first_sight(trade, records)
         work = Work(trade, records, await self.client.instrument(trade.symbol), self.settings.margin_mode)
         before = values_of(trade)
@@ -203,7 +207,8 @@ class Lifecycle:
             if work.changed:
                 await self.journal.add_or_update_orders(trade.signal_id, list(work.changed.values()))
             if work.changed or work.events or values_of(trade) != before:
-                await self.book.save(trade, work.events)  # every change moves the version on
+                # every change moves the version on
+                await self.book.save(trade, work.events, give_back=give_back_lease)
             for event in work.events:
                 log.info("Trade %s: %s", trade.signal_id, event.message)
 
