@@ -21,6 +21,7 @@ from hit_server.exchange.blofin_auth import BloFinAuth, Credentials
 from hit_server.exchange.blofin_client import BloFinClient
 from hit_server.exchange.blofin_rest import RetryPolicy
 from hit_server.exchange.ratelimit import RateLimiter
+from hit_server.journal.db import Database
 from hit_server.testing import UvicornThread
 
 CLIENT_API_KEY = "client-test-key-0123456789abcdef"
@@ -230,7 +231,7 @@ def this_workers_database(url: str) -> str:
 async def empty_postgres(url: str) -> None:
     """Drop the journal's tables (every test starts from an empty database)."""
     from hit_server.journal import trade_book  # noqa: F401 - registers the monitor's table beside the journal's
-    from hit_server.journal.db import Base, Database
+    from hit_server.journal.db import Base
 
     database = Database(url)
     try:
@@ -247,6 +248,18 @@ async def journal_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     url = postgres_test_url()
     await empty_postgres(url)
     return url
+
+
+@pytest.fixture
+async def db(journal_url: str) -> AsyncIterator[Database]:
+    """A journal's database with its tables, once on SQLite and once on PostgreSQL (`journal_url`); a
+    module that needs another kind defines its own `db`."""
+    database = Database(journal_url)
+    await database.create_schema()
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ whatever the process (defect 5), on SQLite and on PostgreSQL (`journal_url` in c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import Connection, select, update
@@ -13,16 +12,6 @@ from hit_server.journal.claims import Claim, ClaimRefused
 from hit_server.journal.db import CLAIMS_TABLE, DEFAULT_ACCOUNT, SIGNALS_TABLE, Database
 from hit_server.journal.journal import Journal
 from hit_server.journal.trade_book import CLOSED, TradeBook
-
-
-@pytest.fixture
-async def db(journal_url: str) -> AsyncIterator[Database]:
-    database = Database(journal_url)
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def claim(symbol: str, max_open: int = 10) -> Claim:

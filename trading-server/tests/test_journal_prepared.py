@@ -3,7 +3,6 @@ would give, inside the same transaction."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -17,17 +16,6 @@ from hit_server.journal.journal import OPEN_SYMBOLS, SIGNALS, STATE_CHANGES
 from hit_server.journal.prepared import prepare
 
 AT = datetime(2026, 11, 24, 5, 6, 7, 891011, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(journal_url: str) -> AsyncIterator[Database]:
-    """Once SQLite, once PostgreSQL (asyncpg)."""
-    database = Database(journal_url)
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def signal(sid: str, symbol: str, *, is_open: bool) -> dict[str, object]:

@@ -5,9 +5,7 @@ back (alone or with the trade's save) or lapsed; of many processes taking a new 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 
 from hit_server.journal.db import Database
@@ -16,16 +14,6 @@ from hit_server.journal.trade_book import OPEN, Trade, TradeBook
 from hit_server.journal.trade_lease import LEASES, TradeLeases
 
 from .test_journal_prepared import signal
-
-
-@pytest.fixture
-async def db(journal_url: str) -> AsyncIterator[Database]:
-    database = Database(journal_url)
-    await database.create_schema()
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def holder_of(db: Database, signal_id: str) -> list[object]:
