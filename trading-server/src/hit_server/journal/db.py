@@ -54,6 +54,7 @@ from sqlalchemy.sql.dml import ValuesBase
 
 from hit_server import clock
 from hit_server.api.http_errors import JournalUnavailable
+from hit_server.journal.lanes import run_on_lane
 from hit_server.journal.prepared import Preparable, Prepared, prepare
 
 T = TypeVar("T")
@@ -228,8 +229,6 @@ STATEMENT_CACHE = 500
 # a job's 3 transactions, 32 at once): PostgreSQL 3.26 ms per job with any pooled connection for any
 # account (`--lanes 0`), 1.83 with 15 lanes.
 ACCOUNT_LANES = 15
-# a transaction's search_path, for that transaction only (`Database.in_schema`)
-SET_SEARCH_PATH = text("SELECT set_config('search_path', :path, true)")
 
 
 # The drivers whose cursor `Database.write` and `Database.column` use directly (`prepared.py`), and what
@@ -252,12 +251,14 @@ def _unavailable_on_failure() -> Iterator[None]:
         ) from exc
 
 
-def _postgres_engine(url: str, pool_size: int) -> AsyncEngine:
-    """A pool of `pool_size` PostgreSQL connections, all kept open."""
+def _postgres_engine(url: str, pool_size: int, *, autocommit: bool = False) -> AsyncEngine:
+    """A pool of `pool_size` PostgreSQL connections, all kept open; with `autocommit`, SQLAlchemy begins
+    no transaction on them (an account's lane sends its own: `lanes.py`)."""
     on_asyncpg = make_url(url).get_driver_name() == "asyncpg"
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_pre_ping=not on_asyncpg,
         connect_args={"prepared_statement_cache_size": STATEMENT_CACHE} if on_asyncpg else {},
+        **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping
         event.listen(engine.sync_engine, "checkout", _closed_is_gone)
@@ -355,7 +356,7 @@ class Database:
             raise ValueError("account_lanes: at least one connection for the accounts' journals")
         self.url = make_url(url)
         self.schema = schema
-        # the search_path a transaction of this view sets (the schema, quoted: names may hold a `-`)
+        # the search_path of this view's transactions (the schema, quoted: names may hold a `-`)
         self._search_path = None if schema is None else '"' + schema.replace('"', '""') + '"'
         self._sync: Engine | None = None
         self._async: AsyncEngine | None = None
@@ -381,8 +382,8 @@ class Database:
         (issue #19, `fleet/traders.py`): the whole single-account journal, its guards included, once per
         account, with not one query changed.
 
-        Each of its transactions begins by setting its search_path to `schema` alone, for that
-        transaction only (`set_config(..., true)`); the statements name no schema. So every account's
+        Its transactions run with `schema` alone as the connection's search_path, set with the BEGIN
+        when the lane's connection has another (`lanes.py`); the statements name no schema. So every account's
         statements have the same text, and a connection prepares each once for all the accounts it
         serves: with the schema written into the statements (SQLAlchemy's schema_translate_map), a
         worker's 250 accounts x ~30 statements never fitted the connections' statement caches, and
@@ -392,8 +393,8 @@ class Database:
         itself (its plan cache checks the search_path: PREPARE's documentation), so it always reads
         the tables of the schema in force. Tables outside `schema` (the fleet-wide ones) are not
         visible in such a transaction: a statement naming one fails instead of reading the wrong one."""
-        if self._async is None:
-            raise ValueError("A journal per account needs PostgreSQL (DATABASE_URL), not SQLite.")
+        if self._async is None or self.url.get_driver_name() != "asyncpg":
+            raise ValueError("A journal per account needs PostgreSQL through asyncpg (DATABASE_URL=postgresql+asyncpg://...).")
         url = self.url.render_as_string(hide_password=False)
         return Database(url, schema=schema, engine=self._lane(schema))
 
@@ -406,7 +407,7 @@ class Database:
             raise ValueError("in_schema is asked of the database, not of an account's view")
         if not self._lanes:
             url = self.url.render_as_string(hide_password=False)
-            self._lanes = [_postgres_engine(url, 1) for _ in range(self._account_lanes)]
+            self._lanes = [_postgres_engine(url, 1, autocommit=True) for _ in range(self._account_lanes)]
         return self._lanes[zlib.crc32(schema.encode()) % len(self._lanes)]
 
     def describe(self) -> str:
@@ -423,34 +424,37 @@ class Database:
                 self._checkpoint_soon()
                 return result
             assert self._async is not None  # noqa: S101 - one of the two engines always exists
+            if self._search_path is not None:
+                return await run_on_lane(self._async, self._search_path, work)
             async with self._async.begin() as aconn:
-                return await aconn.run_sync(work if self._search_path is None else self._in_schema(work))
+                return await aconn.run_sync(work)
 
     async def single_statement(self, work: Callable[[Connection], T]) -> T:
         """Run `work`, which runs ONE statement, as a transaction of its own: on PostgreSQL in autocommit,
-        so that neither a BEGIN nor a COMMIT goes to the server (a statement alone is atomic); on SQLite
-        as `transaction`. Only on the database itself: an account's view needs its transaction for its
-        search_path (`in_schema`).
+        so that neither a BEGIN nor a COMMIT goes to the server (a statement alone is atomic; an account's
+        view sets its search_path first when its lane's connection has another: `lanes.py`); on SQLite
+        as `transaction`.
 
         Kept for a figure: a fleet worker writes each job's outcome so. In a transaction of its own that
         write was 7% of a worker's CPU in a 1,000-account fan-out (py-spy, bench/README "Session 20"),
         and two of its three round trips were the BEGIN and the COMMIT."""
-        if self.schema is not None:
-            raise ValueError("an account's view runs every statement inside its transaction")
+        return await self._without_transaction(work)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """Run `work`, which only reads, without a transaction (as `single_statement`): each of its
+        statements sees the database as it is when that statement runs. For the reads of one statement,
+        nearly always, that every fleet job and position monitor pass makes."""
+        return await self._without_transaction(work)
+
+    async def _without_transaction(self, work: Callable[[Connection], T]) -> T:
         if self._async is None:
             return await self.transaction(work)
         with _unavailable_on_failure():
+            if self._search_path is not None:
+                return await run_on_lane(self._async, self._search_path, work, alone=True)
             async with self._async.connect() as aconn:
                 await aconn.execution_options(isolation_level="AUTOCOMMIT")
                 return await aconn.run_sync(work)
-
-    def _in_schema(self, work: Callable[[Connection], T]) -> Callable[[Connection], T]:
-        """`work` run with this view's schema as the transaction's search_path (see `in_schema`)."""
-        def in_schema(conn: Connection) -> T:
-            self.column(conn, SET_SEARCH_PATH, {"path": self._search_path})
-            return work(conn)
-
-        return in_schema
 
     def _connect(self) -> Connection:
         """SQLite: the event loop's own connection, kept; the checkpoint thread takes another from the pool.

@@ -177,7 +177,7 @@ class Journal:
     async def get_signal(self, signal_id: str) -> SignalRow | None:
         """The signal's row (detached: read it, don't write through it), or None."""
 
-        return await self.db.transaction(lambda conn: _signal_row(conn, signal_id))
+        return await self.db.read(lambda conn: _signal_row(conn, signal_id))
 
     async def signal_or_open_symbols(self, signal_id: str) -> tuple[SignalRow | None, set[str]]:
         """What a signal needs first, in one read: its row if this signal_id was received before (to
@@ -189,7 +189,7 @@ class Journal:
                 return _signal_row(conn, signal_id), set()
             return None, {symbol for _, symbol in found}
 
-        return await self.db.transaction(read)
+        return await self.db.read(read)
 
     async def record_intent(
         self,
@@ -317,13 +317,13 @@ class Journal:
         def read(conn: Connection) -> list[str]:
             return self.db.column(conn, UNRESOLVED)
 
-        return await self.db.transaction(read)
+        return await self.db.read(read)
 
     async def open_symbols(self) -> set[str]:
         def read(conn: Connection) -> set[str]:
             return set(self.db.column(conn, OPEN_SYMBOLS))
 
-        return await self.db.transaction(read)
+        return await self.db.read(read)
 
     async def open_signals(self) -> dict[str, list[tuple[str, str]]]:
         """The open signals by symbol: (signal_id, side) each, oldest first."""

@@ -270,7 +270,7 @@ class TradeBook:
             for row in conn.execute(ORDERS_OF, {"signal_ids": list(signal_ids)}):
                 found[row.signal_id].append(to_record(row))
 
-        await self.db.transaction(read)
+        await self.db.read(read)
         return found
 
     async def get(self, signal_id: str) -> TradeRow | None:
