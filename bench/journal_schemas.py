@@ -88,6 +88,7 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, object]:
     assert row is not None  # noqa: S101 - PostgreSQL always answers it
     pg_data = Path(row[0])
     base = Database(url, account_lanes=max(1, args.lanes))
+    pool = None
     try:
         await base.create_schema()
         tag = secrets.token_hex(3)
@@ -95,7 +96,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, object]:
         if args.lanes:
             views = [base.in_schema(name) for name in names]
         else:  # as before the lanes: every account over the database's own pool, any connection each time
-            views = [Database(url, schema=name, engine=base._async) for name in names]
+            pool = journal_db._postgres_engine(url, journal_db.POOL_SIZE, autocommit=True)  # as a lane is
+            views = [Database(url, schema=name, engine=pool) for name in names]
         for view in views:
             await view.create_schema()
         journals = [Journal(view) for view in views]
@@ -106,6 +108,8 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, object]:
         return {"first_pass": first, "later_jobs": later}
     finally:
         await base.dispose()
+        if pool is not None:
+            await pool.dispose()
 
 
 def main() -> int:

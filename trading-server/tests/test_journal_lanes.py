@@ -216,3 +216,15 @@ async def until(db: Database, check: Callable[[Connection], bool], within: float
     while not await db.transaction(check):
         assert loop.time() < deadline, "the condition never held"
         await asyncio.sleep(0.02)
+
+
+async def test_a_view_over_a_pool_that_begins_its_own_transactions_is_refused(fresh_postgres: str) -> None:
+    """A lane sends its own BEGIN and COMMIT: over a pool whose driver begins transactions as well, the
+    two would overlap, so such a view refuses to run anything."""
+    db = Database(fresh_postgres, pool_size=1)
+    try:
+        view = Database(fresh_postgres, schema="account_x", engine=db._async)
+        with pytest.raises(RuntimeError, match="autocommit"):
+            await view.transaction(lambda conn: conn.scalar(BACKEND))
+    finally:
+        await db.dispose()

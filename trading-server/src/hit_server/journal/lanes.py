@@ -51,6 +51,8 @@ async def run_on_lane(
     (a quoted schema name) in force: as one transaction, or with `alone` as the single statement it runs."""
     async with engine.connect() as aconn:
         raw = await aconn.get_raw_connection()
+        if not getattr(raw.dbapi_connection, "autocommit", False):  # SQLAlchemy would begin its own as well
+            raise RuntimeError("an account's lane must be a pool in autocommit (journal.db._postgres_engine)")
         driver = raw.driver_connection
         saved = raw.info.get(PATH_KEY)
         has_path = saved is not None and saved[0] is driver and saved[1] == search_path
