@@ -361,6 +361,44 @@ async def test_the_queue_is_idle_once_no_job_has_run_for_a_moment(settings: Sett
     assert loop.time() - bounded >= 0.29 and queue.running == {3}
 
 
+async def test_the_fleet_is_idle_once_no_worker_of_any_group_runs_a_job(
+    db: Database, settings: Settings
+) -> None:
+    """The monitors' passes during a fan-out wait for every group's jobs (`until_fleet_idle`), not only
+    their own worker's: a job `doing` on the queue for another group keeps them waiting until it ends,
+    or the wait's bound."""
+    from procrastinate import jobs
+
+    from hit_server.fleet import queue as queue_module
+
+    await add_accounts(db, settings, ["far"], group="g2")
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+    queue = JobQueue(settings.journal_url)  # a worker of group g1: none of its own jobs runs
+    await queue.open()
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(queue.until_fleet_idle(60), 5)  # nothing runs anywhere
+        await fanout.submit(signal())
+        await asyncio.wait_for(queue.until_fleet_idle(60), 5)  # queued, not run by anyone yet
+        worker_id = await db.transaction(lambda c: c.execute(
+            text("INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id")).scalar_one())
+        manager = queue.app.job_manager
+        job = await manager.fetch_job(["egress_g2"], worker_id)  # g2's worker takes its job
+        assert job is not None
+        await asyncio.sleep(queue_module.FLEET_POLL_S)  # the last answer (none ran) is asked afresh now
+        waiting = asyncio.create_task(queue.until_fleet_idle(60))
+        bounded = loop.time()
+        await asyncio.wait_for(queue.until_fleet_idle(0.6), 5)  # the bound ends a wait
+        assert loop.time() - bounded >= 0.59
+        assert not waiting.done()
+        await manager.finish_job(job, status=jobs.Status.SUCCEEDED, delete_job=True)
+        await asyncio.wait_for(waiting, 5)
+    finally:
+        await queue.close()
+        await fanout.stop()
+
+
 async def test_a_worker_fetches_its_next_jobs_one_at_a_time(
     db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,6 +44,13 @@ RETRY = procrastinate.RetryStrategy(max_attempts=MAX_RETRIES, exponential_wait=2
 # queue hands over the next) it is not.
 IDLE_AFTER_S = 0.2
 
+# How often a worker asks the queue whether a worker of the fleet runs a job (`JobQueue.until_fleet_idle`):
+# one query per this long per worker at most, whatever the number of its accounts' monitors waiting.
+FLEET_POLL_S = 0.25
+FLEET_BUSY = (
+    "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status = 'doing' AND task_name = %(task)s) AS busy"
+)
+
 # (signal_id, account, last): `last` is True on the job's last attempt (its failure is then final)
 Handler = Callable[[str, str, bool], Awaitable[None]]
 
@@ -140,6 +147,8 @@ class JobQueue:
         self._none_running = asyncio.Event()  # set while `running` is empty
         self._none_running.set()
         self._last_ran = 0.0  # time.monotonic() when a job last started or ended here
+        self._fleet_asked: asyncio.Future[bool] | None = None  # `_fleet_busy`'s last question
+        self._fleet_asked_at = 0.0
 
         async def trade_for_account(context: procrastinate.JobContext, signal_id: str, account: str) -> None:
             if self._handler is None:
@@ -175,6 +184,34 @@ class JobQueue:
                     if not self.running and quiet_for >= IDLE_AFTER_S:
                         return
                     await asyncio.sleep(IDLE_AFTER_S - quiet_for if not self.running else 0)
+
+    async def until_fleet_idle(self, within: float) -> None:
+        """`until_idle`, then until no worker of the fleet runs a job (any egress group's: `doing` on the
+        queue), at most `within` seconds in all. What an account's monitor pass waits for during a
+        fan-out: the workers share the database (and, here, the machine), so a worker done with its
+        group's jobs leaves both to the groups still placing theirs. A job left `doing` by a dead worker
+        is handed back within STALLED_AFTER_S (`Worker._rescue_stalled`); the bound covers the rest."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(within):
+                await self.until_idle(within)
+                while await self._fleet_busy():  # noqa: ASYNC110 - other processes' jobs: polled
+                    await asyncio.sleep(FLEET_POLL_S)
+
+    async def _fleet_busy(self) -> bool:
+        """Whether a job runs anywhere, asked once per FLEET_POLL_S for every waiter of this process."""
+        asked = self._fleet_asked
+        if asked is None or (asked.done() and time.monotonic() - self._fleet_asked_at >= FLEET_POLL_S):
+            self._fleet_asked_at = time.monotonic()
+            asked = self._fleet_asked = asyncio.ensure_future(self._ask_fleet_busy())
+        return await asyncio.shield(asked)
+
+    async def _ask_fleet_busy(self) -> bool:
+        try:
+            row = await self.app.connector.execute_query_one_async(FLEET_BUSY, task=TASK_NAME)
+        except Exception as exc:  # the queue unreachable: nothing known to wait for (the bound holds anyway)
+            log.warning("Fleet: could not ask the queue whether jobs run (%s)", type(exc).__name__)
+            return False
+        return bool(row["busy"])
 
     async def open(self) -> None:
         await self.app.open_async()

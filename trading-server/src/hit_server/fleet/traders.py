@@ -66,11 +66,13 @@ FLEET_SEED_WAIT_S = FLEET_POLL_S  # no longer than a poll with the stream down
 # accounts of a 400-account fan-out then had no pass after their signal until the next timed one (30
 # minutes on). Now every account's pushes make one pass, after its answer, which takes the trade in.
 FLEET_SIGNAL_WAIT_S = 5.0
-# How long an account's monitor pass waits for the worker's jobs to end (`Traders.jobs_idle`). The passes
+# How long an account's monitor pass waits for the fleet's jobs to end (`Traders.jobs_idle`: the worker's
+# own, then every worker's, `JobQueue.until_fleet_idle`). The passes
 # that follow a fan-out's fills (each account's trade taken in, ~6 journal transactions) took more than
 # half the CPU of a fan-out while it ran: at 100 accounts on 4 workers, ~51 -> 28 ms per account-signal
-# and every account placed in 1.4 s, not 2.5-2.9 (bench/fanout.py). They run once the worker has no job
-# left, or after this long at most. The stops are on the exchange already (each entry carries its own);
+# and every account placed in 1.4 s, not 2.5-2.9 (bench/fanout.py). They run once no worker has a job
+# left (the database is shared: a group done early left the groups still placing its share), or after
+# this long at most. The stops are on the exchange already (each entry carries its own);
 # what waits is the monitor's reaction to a fill meanwhile (a target hit moving the stop, a stop-out
 # cancelling the targets), at most this much later during a fan-out.
 FLEET_JOBS_WAIT_S = 30.0
@@ -112,8 +114,8 @@ class Traders:
     ) -> None:
         """`public`: the worker's client for public data, whose instruments every account shares;
         `marks`: the worker's mark prices (one public stream for all its accounts), or None;
-        `jobs_idle(within)`: waits until the worker runs no job, at most `within` seconds (the queue's
-        `until_idle`): the accounts' monitor passes wait for it (FLEET_JOBS_WAIT_S)."""
+        `jobs_idle(within)`: waits until no job runs, at most `within` seconds (the queue's
+        `until_fleet_idle`): the accounts' monitor passes wait for it (FLEET_JOBS_WAIT_S)."""
         self.settings = settings
         self.db = db
         self.store = store

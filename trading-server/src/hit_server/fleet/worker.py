@@ -136,7 +136,7 @@ class Worker:
         self._fanouts: dict[str, asyncio.Future[TradeSignal | str]] = {}  # fanned_signal's reads
         self.traders = Traders(
             settings, self.db, self.store, self.http, ip_limits, self.public, self.marks, self.pacer,
-            jobs_idle=self.queue.until_idle,
+            jobs_idle=self.queue.until_fleet_idle,
         )
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
