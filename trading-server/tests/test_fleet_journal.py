@@ -302,6 +302,41 @@ async def test_a_worker_reads_a_fanned_out_signal_once_for_all_its_jobs(
         await worker.db.dispose()
 
 
+async def test_a_failed_attempt_is_logged_and_the_last_one_answers_the_account_with_its_reason(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """procrastinate's own lines per job are off in a worker (below WARNING): a failed attempt is the
+    worker's to log, and its last one is the account's answer, `failed` with the reason."""
+    from hit_server.fleet import worker as worker_module
+
+    await add_accounts(db, settings, ["alice"])
+    worker = worker_module.Worker(settings.model_copy(update={"blofin_base_url": "http://127.0.0.1:9"}), "g1")
+    fanout = FanOut(db, JobQueue(settings.journal_url), max_signal_age_s=settings.max_signal_age_seconds)
+    await fanout.start()
+
+    async def down(signal_id: str, account: str) -> None:
+        raise RuntimeError("the exchange is down")
+
+    monkeypatch.setattr(worker, "_trade", down)
+    try:
+        await fanout.submit(signal())
+        with caplog.at_level("WARNING", logger="hit_server.worker"), pytest.raises(RuntimeError):
+            await worker.run_job("sig-1", "alice", False)
+        assert "sig-1 for account alice failed (the exchange is down); the queue runs it again" in caplog.text
+        seen = await progress(db, "sig-1")
+        assert seen is not None and seen.by_status == {"queued": 1}  # not answered: it runs again
+        with caplog.at_level("WARNING", logger="hit_server.worker"), pytest.raises(RuntimeError):
+            await worker.run_job("sig-1", "alice", True)
+        assert "failed (the exchange is down); given up" in caplog.text
+        seen = await progress(db, "sig-1")
+        assert seen is not None and seen.by_status == {"failed": 1}
+        assert seen.not_placed[0].reason == "gave up after retries: the exchange is down"
+    finally:
+        await fanout.stop()
+        await worker.http.aclose()
+        await worker.db.dispose()
+
+
 async def test_leverages_are_learned_only_with_the_ips_spare_budget(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -310,9 +310,11 @@ class Worker:
         try:
             reason = await self._trade(signal_id, account)
         except Exception as exc:
+            why = str(exc) or type(exc).__name__
             if last:
-                why = str(exc) or type(exc).__name__
                 await record_outcome(self.db, signal_id, account, FAILED, f"gave up after retries: {why}")
+            log.warning("Fleet: signal %s for account %s failed (%s)%s", signal_id, account, why,
+                        "; given up" if last else "; the queue runs it again")
             raise
         if reason is not None:
             await record_outcome(self.db, signal_id, account, *reason)
@@ -458,6 +460,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"The worker cannot start: {settings_problems(exc)}\n")
         return 2
     configure_logging("fleet-worker", settings.log_level, settings.log_dir)
+    if settings.log_level.upper() != "DEBUG":
+        # procrastinate logs two INFO lines per job (taken, ended): 500 a worker for a 250-account fan-out,
+        # beside each account's own line about its signal. Its warnings and errors still show, and a
+        # failed attempt is logged by `run_job`.
+        logging.getLogger("procrastinate").setLevel(logging.WARNING)
     try:
         worker = Worker(
             settings, args.egress, source_address=args.source_address, concurrency=args.concurrency,
