@@ -68,6 +68,17 @@ async def ids(journal: Journal) -> set[str]:
     return await journal.db.read(lambda conn: set(conn.scalars(SIGNAL_IDS)))
 
 
+async def halts(journal: Journal) -> int:
+    return int(await journal.db.read(lambda conn: conn.scalar(text("SELECT count(*) FROM halt"))))
+
+
+async def one_signal_each(a: Journal, b: Journal) -> int:
+    """a1 in A's journal, then b1 in B's (the lane's path is B's after it); the lane's backend pid."""
+    await intent(a, "a1")
+    await intent(b, "b1")
+    return int(await b.db.read(lambda conn: conn.scalar(BACKEND)))
+
+
 async def test_the_schema_goes_with_the_begin_and_only_when_the_lane_has_another(
     lane: tuple[Database, Journal, Journal], sent: list[str]
 ) -> None:
@@ -96,8 +107,7 @@ async def test_a_rolled_back_transaction_leaves_no_schema_behind(
     """A's transaction that set A's path and failed was rolled back, its SET with it: the lane's path is
     B's again, and A's next read must set A's, not take B's rows for A's."""
     _, a, b = lane
-    await intent(a, "a1")
-    await intent(b, "b1")  # the lane's path: B's
+    await one_signal_each(a, b)
     with pytest.raises(DuplicateSignal):
         await intent(a, "a1")  # BEGIN with A's SET, the duplicate key, ROLLBACK
     assert await ids(a) == {"a1"}
@@ -109,7 +119,7 @@ async def test_a_rolled_back_transaction_leaves_no_schema_behind(
 
     with pytest.raises(ValueError, match="own failure"):
         await a.db.transaction(fails_after_a_write)
-    assert await a.db.read(lambda conn: conn.scalar(text("SELECT count(*) FROM halt"))) == 0
+    assert await halts(a) == 0
     assert await ids(b) == {"b1"}
     assert sent.count("ROLLBACK") == 2
 
@@ -130,7 +140,7 @@ async def test_a_commit_that_postgresql_answers_with_rollback_is_an_error(
 
     with pytest.raises(JournalUnavailable):
         await a.db.transaction(swallows)
-    assert await a.db.read(lambda conn: conn.scalar(text("SELECT count(*) FROM halt"))) == 0
+    assert await halts(a) == 0
     await intent(a, "a1")  # the lane works on
     assert await ids(a) == {"a1"}
 
@@ -139,9 +149,7 @@ async def test_a_cancelled_transaction_closes_its_connection_and_the_next_one_se
     lane: tuple[Database, Journal, Journal], sent: list[str]
 ) -> None:
     db, a, b = lane
-    await intent(a, "a1")
-    await intent(b, "b1")
-    before = await b.db.read(lambda conn: conn.scalar(BACKEND))
+    before = await one_signal_each(a, b)
 
     def sleeps(conn: Connection) -> None:
         conn.execute(text("INSERT INTO halt (id, halted) VALUES (1, true)"))
@@ -159,7 +167,7 @@ async def test_a_cancelled_transaction_closes_its_connection_and_the_next_one_se
     assert await ids(b) == {"b1"}  # B's path again, on a new connection
     assert sent == ['SET search_path TO "account_ben"']
     assert await b.db.read(lambda conn: conn.scalar(BACKEND)) != before
-    assert await a.db.read(lambda conn: conn.scalar(text("SELECT count(*) FROM halt"))) == 0
+    assert await halts(a) == 0
     assert await ids(a) == {"a1"}
 
 
@@ -167,9 +175,7 @@ async def test_a_connection_the_server_ended_is_replaced_and_given_the_schema_ag
     lane: tuple[Database, Journal, Journal], sent: list[str]
 ) -> None:
     db, a, b = lane
-    await intent(a, "a1")
-    await intent(b, "b1")
-    pid = await b.db.read(lambda conn: conn.scalar(BACKEND))
+    pid = await one_signal_each(a, b)
     await db.transaction(lambda c: c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}))
     sent.clear()
     for _ in range(2):  # the first statement on the cut connection may fail; the next has a new one
