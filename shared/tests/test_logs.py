@@ -52,11 +52,15 @@ def test_configure_logging_without_a_directory_writes_no_file(tmp_path):
 
 def test_configure_logging_quiets_per_request_library_lines_unless_debugging(tmp_path):
     try:
-        configure_logging("unit", "INFO", None)
+        configure_logging("unit", "INFO", None, chatty=("a.queue",))
         assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("a.queue").isEnabledFor(logging.INFO)  # this service's own
+        assert logging.getLogger("a.queue").isEnabledFor(logging.WARNING)
         assert logging.getLogger("hit.any").isEnabledFor(logging.INFO)
-        configure_logging("unit", "DEBUG", None)
+        configure_logging("unit", "DEBUG", None, chatty=("a.queue",))
         assert logging.getLogger("httpx").isEnabledFor(logging.DEBUG)
+        assert logging.getLogger("a.queue").isEnabledFor(logging.DEBUG)
     finally:
         logging.getLogger("httpx").setLevel(logging.NOTSET)
+        logging.getLogger("a.queue").setLevel(logging.NOTSET)
         logging.basicConfig(force=True, handlers=[logging.NullHandler()])

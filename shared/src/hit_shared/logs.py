@@ -47,8 +47,11 @@ class SignalIdFilter(logging.Filter):
         return True
 
 
-def configure_logging(service: str, level: str, log_dir: Path | None) -> Path | None:
-    """Console plus, when `log_dir` is given, `<log_dir>/<service>.log` rotated at 10 MB (5 kept).
+def configure_logging(
+    service: str, level: str, log_dir: Path | None, *, chatty: tuple[str, ...] = ()
+) -> Path | None:
+    """Console plus, when `log_dir` is given, `<log_dir>/<service>.log` rotated at 10 MB (5 kept). The
+    loggers of CHATTY_LOGGERS and of `chatty` (this service's own) show only warnings unless debugging.
 
     Returns the log file's path (None without a file), so the caller can say where to look.
     """
@@ -69,6 +72,6 @@ def configure_logging(service: str, level: str, log_dir: Path | None) -> Path | 
         handler.setFormatter(formatter)
     logging.basicConfig(level=level.upper(), handlers=handlers, force=True)
     chatty_level = logging.NOTSET if level.upper() == "DEBUG" else logging.WARNING
-    for name in CHATTY_LOGGERS:
+    for name in (*CHATTY_LOGGERS, *chatty):
         logging.getLogger(name).setLevel(chatty_level)
     return log_file

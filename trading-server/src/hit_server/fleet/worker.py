@@ -459,12 +459,10 @@ def main(argv: list[str]) -> int:
     except ValidationError as exc:
         sys.stderr.write(f"The worker cannot start: {settings_problems(exc)}\n")
         return 2
-    configure_logging("fleet-worker", settings.log_level, settings.log_dir)
-    if settings.log_level.upper() != "DEBUG":
-        # procrastinate logs two INFO lines per job (taken, ended): 500 a worker for a 250-account fan-out,
-        # beside each account's own line about its signal. Its warnings and errors still show, and a
-        # failed attempt is logged by `run_job`.
-        logging.getLogger("procrastinate").setLevel(logging.WARNING)
+    # procrastinate logs two INFO lines per job (taken, ended): 500 a worker for a 250-account fan-out,
+    # beside each account's own line about its signal. Its warnings and errors still show, and a failed
+    # attempt is logged by `run_job`.
+    configure_logging("fleet-worker", settings.log_level, settings.log_dir, chatty=("procrastinate",))
     try:
         worker = Worker(
             settings, args.egress, source_address=args.source_address, concurrency=args.concurrency,

@@ -394,7 +394,9 @@ class Database:
         the tables of the schema in force. Tables outside `schema` (the fleet-wide ones) are not
         visible in such a transaction: a statement naming one fails instead of reading the wrong one."""
         if self._async is None or self.url.get_driver_name() != "asyncpg":
-            raise ValueError("A journal per account needs PostgreSQL through asyncpg (DATABASE_URL=postgresql+asyncpg://...).")
+            raise ValueError(
+                "A journal per account needs PostgreSQL through asyncpg (DATABASE_URL=postgresql+asyncpg://...)."
+            )
         url = self.url.render_as_string(hide_password=False)
         return Database(url, schema=schema, engine=self._lane(schema))
 
