@@ -26,9 +26,12 @@ Measured:
   answered `placed` (`fanout_jobs.updated_at`, `placed_ms`): p50/p99/max, and when the last one was;
   the accounts' answers by status with the reasons; requests per IP and per account (trade-limited,
   per key) during the signal; 429s, suspended IPs, accounts over the trade limit, duplicate entries;
-  PostgreSQL's transactions and connections opened per account-signal (`postgres_per_account_signal`);
-- `cpu_ms_per_account_signal`: each process's CPU time during the signal over the accounts (workers,
-  simulator, PostgreSQL's server processes, the API server), with the machine's load;
+  PostgreSQL's transactions, connections opened, and pages found in its shared buffers or read in, per
+  account-signal, counted until `--settle` seconds after the last answer (`postgres_per_account_signal`:
+  the accounts' monitor passes after their fills, which wait until no job runs, fall in those seconds;
+  `--shared-buffers` sets PostgreSQL's buffers for the run);
+- `cpu_ms_per_account_signal`: each process's CPU time from the POST to the last answer, over the
+  accounts (workers, simulator, PostgreSQL's server processes, the API server), with the machine's load;
 - `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores);
 - with `--signals N`: `later_signals`, the same figures for N-1 more signals, each on another symbol,
   posted `--between` seconds after the previous one's last answer (once the IPs have room). The first
@@ -343,16 +346,27 @@ def placed_by_group(members: list[Member], placed_ms: dict[str, float]) -> dict[
     return {group: round(max(ms) / 1000, 2) if ms else None for group, ms in sorted(times.items())}
 
 
-def postgres_ready(url: str, max_connections: int, *, statements: bool = False) -> Path:
+def buffers_size(text: str) -> str:
+    """A shared_buffers size as PostgreSQL writes one (`512MB`, `1GB`), checked: ALTER SYSTEM takes text."""
+    if re.fullmatch(r"[1-9][0-9]{0,5}(kB|MB|GB)", text) is None:
+        raise argparse.ArgumentTypeError("a size such as 512MB or 1GB")
+    return text
+
+
+def postgres_ready(url: str, max_connections: int, *, statements: bool = False,
+                   shared_buffers: str | None = None) -> Path:
     """Raise the throwaway cluster's max_connections to `max_connections` (tools/postgres.py sets 50; the
     API server and each worker keep SQLAlchemy's pool of up to 15 and the queue's of 4), with
-    `statements` load pg_stat_statements, and restart it. Returns its data directory."""
+    `statements` load pg_stat_statements, with `shared_buffers` set PostgreSQL's buffers (its default is
+    128MB), and restart it. Returns its data directory."""
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
         current = int(conn.execute("SHOW max_connections").fetchone()[0])  # type: ignore[index]
         data = Path(str(conn.execute("SHOW data_directory").fetchone()[0]))  # type: ignore[index]
-        if current >= max_connections and not statements:
+        if current >= max_connections and not statements and shared_buffers is None:
             return data
         conn.execute(f"ALTER SYSTEM SET max_connections = {max(current, int(max_connections))}")
+        if shared_buffers is not None:
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{shared_buffers}'")
         if statements:
             conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
     binaries = postgres.find_binaries()
@@ -369,7 +383,9 @@ def postgres_ready(url: str, max_connections: int, *, statements: bool = False) 
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
             conn.execute("SELECT pg_reload_conf()")
-    say(f"PostgreSQL max_connections {current} -> {now}" + (", pg_stat_statements on" if statements else ""))
+        buffers = conn.execute("SHOW shared_buffers").fetchone()[0]  # type: ignore[index]
+    say(f"PostgreSQL max_connections {current} -> {now}, shared_buffers {buffers}"
+        + (", pg_stat_statements on" if statements else ""))
     return data
 
 
@@ -395,13 +411,15 @@ def top_statements(url: str, count: int, per: int) -> list[dict[str, Any]]:
 
 
 def postgres_activity(url: str) -> dict[str, int]:
-    """The fleet database's transactions and connections opened so far (pg_stat_database: a backend
-    reports its counts when its transaction ends, at most once a second, so read a few seconds after)."""
+    """The fleet database's transactions and connections opened so far, and its pages found in
+    PostgreSQL's shared buffers and read from outside them (pg_stat_database: a backend reports its
+    counts when its transaction ends, at most once a second, so read a few seconds after)."""
     with psycopg.connect(conninfo(url), autocommit=True) as conn:
-        row = conn.execute("SELECT xact_commit + xact_rollback, sessions FROM pg_stat_database"
-                           " WHERE datname = current_database()").fetchone()
+        row = conn.execute("SELECT xact_commit + xact_rollback, sessions, blks_hit, blks_read"
+                           " FROM pg_stat_database WHERE datname = current_database()").fetchone()
     assert row is not None  # noqa: S101 - the database we are connected to has its row
-    return {"transactions": int(row[0]), "connections_opened": int(row[1])}
+    return {"transactions": int(row[0]), "connections_opened": int(row[1]), "pages_in_buffers": int(row[2]),
+            "pages_read_in": int(row[3])}
 
 
 def postgres_cpu(data: Path) -> float:
@@ -512,7 +530,7 @@ class Bench:
             "benchmark": "one signal fanned out to a fleet of simulated BloFin accounts",
             "accounts": args.accounts, "workers": args.workers, "worker_concurrency": args.concurrency,
             "plan_leverage": args.plan_leverage, "sim_account_leverage": SIM_LEVERAGE,
-            "ip_reserve": args.ip_reserve,
+            "ip_reserve": args.ip_reserve, "postgres_shared_buffers": args.shared_buffers or "128MB",
             "cpu_count": os.cpu_count(), "load_at_start": load(), "code": code_version(),
         })
 
@@ -989,6 +1007,8 @@ def main() -> int:
                              "API server's account sends from 127.0.0.1)")
     parser.add_argument("--restarts", type=int, default=3,
                         help="times a worker that lost its group's lease (exit 75) is started again")
+    parser.add_argument("--shared-buffers", type=buffers_size, default=None,
+                        help="PostgreSQL's shared_buffers for the run, e.g. 1GB (default: its own, 128MB)")
     parser.add_argument("--statements", type=int, default=0,
                         help="N > 0: PostgreSQL's N costliest statements of the signal (pg_stat_statements)")
     parser.add_argument("--signals", type=int, default=1,
@@ -1014,7 +1034,8 @@ def main() -> int:
                                     say) as url:
             if url is None:
                 raise SystemExit("no PostgreSQL could be had (see above)")
-            pg_data = postgres_ready(url, 40 * (args.workers + 1) + 40, statements=args.statements > 0)
+            pg_data = postgres_ready(url, 40 * (args.workers + 1) + 40, statements=args.statements > 0,
+                                     shared_buffers=args.shared_buffers)
             bench = Bench(args, workdir, url, pg_data, procs=Processes(restarts=args.restarts), result=result)
             try:
                 asyncio.run(bench.run())

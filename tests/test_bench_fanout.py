@@ -3,18 +3,21 @@ reading of PostgreSQL's costliest statements."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 import psycopg
+import pytest
 from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a package
 
 from bench.fanout import (
     Member,
+    buffers_size,
     conninfo,
     endpoints,
     entry_ids,
@@ -104,3 +107,11 @@ def test_the_costliest_statements_count_every_account_schemas_copy_as_one() -> N
     folded = [line for line in top if "orders" in line["statement"]]
     assert [line["statement"] for line in folded] == ["SELECT id FROM S.orders WHERE id = $1"], top
     assert folded[0]["calls"] == 1.5  # 3 calls over 2 account-signals
+
+
+def test_a_shared_buffers_size_is_taken_only_as_postgresql_writes_one() -> None:
+    """It goes into ALTER SYSTEM as text: anything but a plain size is refused before that."""
+    assert [buffers_size(size) for size in ("1GB", "512MB", "65536kB")] == ["1GB", "512MB", "65536kB"]
+    for wrong in ("0MB", "1 GB", "1gb", "1GB'; SELECT 1; --", "", "1TB", "-1MB"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            buffers_size(wrong)
