@@ -530,7 +530,7 @@ class Bench:
             "benchmark": "one signal fanned out to a fleet of simulated BloFin accounts",
             "accounts": args.accounts, "workers": args.workers, "worker_concurrency": args.concurrency,
             "plan_leverage": args.plan_leverage, "sim_account_leverage": SIM_LEVERAGE,
-            "ip_reserve": args.ip_reserve, "postgres_shared_buffers": args.shared_buffers or "128MB",
+            "ip_reserve": args.ip_reserve, "postgres_shared_buffers": args.shared_buffers or "its default",
             "cpu_count": os.cpu_count(), "load_at_start": load(), "code": code_version(),
         })
 
