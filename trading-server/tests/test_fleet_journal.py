@@ -7,6 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import insert, select, text, update
@@ -475,6 +476,35 @@ async def test_a_worker_fetches_its_next_jobs_one_at_a_time(
     finally:
         await queue.close()
         await fanout.stop()
+
+
+async def test_deferring_jobs_refreshes_the_planners_count_of_the_queue(
+    db: Database, settings: Settings
+) -> None:
+    """A drained queue is recorded as empty by autovacuum (pages, no rows), and procrastinate's fetch
+    planned from that compares every waiting job with every other one on each fetch: after a deferral
+    PostgreSQL counts the table again, in the background, without the deferral waiting for it."""
+    queue = JobQueue(settings.journal_url)
+    await queue.open()
+
+    async def counted() -> float:
+        return float(await db.transaction(lambda c: c.scalar(text(
+            "SELECT reltuples FROM pg_class WHERE relname = 'procrastinate_jobs'"))))
+
+    try:
+        # a fan-out run and drained, then counted as autovacuum would: pages left, no rows
+        await queue.defer([("old", f"acct-{n}", "g1") for n in range(40)])
+        async with await psycopg.AsyncConnection.connect(queue.conninfo, autocommit=True) as conn:
+            await conn.execute("DELETE FROM procrastinate_jobs")
+            await conn.execute("ANALYZE procrastinate_jobs")
+        assert await counted() == 0
+        # fewer than autovacuum's 50 changes: only the refresh counts them
+        assert await queue.defer([("new", f"acct-{n}", "g1") for n in range(40)]) == 40
+        async with asyncio.timeout(30):
+            while await counted() < 40:  # noqa: ASYNC110 - another backend's work: polled
+                await asyncio.sleep(0.05)
+    finally:
+        await queue.close()
 
 
 async def test_the_queues_connections_are_in_autocommit_and_checked_only_after_a_rest(
