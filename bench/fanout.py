@@ -31,7 +31,10 @@ Measured:
   the accounts' monitor passes after their fills, which wait until no job runs, fall in those seconds;
   `--shared-buffers` sets PostgreSQL's buffers for the run);
 - `cpu_ms_per_account_signal`: each process's CPU time from the POST to the last answer, over the
-  accounts (workers, simulator, PostgreSQL's server processes, the API server), with the machine's load;
+  accounts (workers, simulator, PostgreSQL's server processes, the API server), with the machine's load
+  and its speed meanwhile (`signal.machine_speed`: steps of a fixed Python loop per CPU microsecond, run
+  at the lowest priority; this virtual machine's speed swings up to 1.5x, and every process's CPU with
+  it);
 - `model`: from those figures, the fleet needed for 10,000 accounts in under 2 s (IPs, workers, cores);
 - with `--signals N`: `later_signals`, the same figures for N-1 more signals, each on another symbol,
   posted `--between` seconds after the previous one's last answer (once the IPs have room). The first
@@ -278,6 +281,58 @@ def machine_busy() -> tuple[float, float]:
     total = sum(values[:8])
     tick = os.sysconf("SC_CLK_TCK")
     return (total - idle) / tick, total / tick
+
+
+# A fixed piece of Python run at the lowest priority while a signal is carried out: how many of its
+# steps a CPU microsecond ran (`machine_speed`). On this virtual machine the same loop runs up to 1.5x
+# faster or slower from one second to the next (a neighbour's load), and every process's CPU per
+# account-signal swings with it: the figure tells a slow run from a slow change. At nice 19 it takes ~1.5%
+# of a busy machine.
+SPEED_PROBE = """
+import os, signal, sys, time
+os.nice(19)
+chunks, began = 0, time.process_time()
+def report(*_):
+    print(chunks, time.process_time() - began, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, report)
+while True:
+    total = 0
+    for step in range(10_000):
+        total += step
+    chunks += 1
+"""
+PROBE_STEPS = 10_000
+
+
+class SpeedProbe:
+    """SPEED_PROBE in a process of its own, from `start()` to `stop()` (its steps per CPU microsecond, None
+    if it did not run long enough to tell)."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", SPEED_PROBE],  # noqa: S603 - fixed code
+                                     stdout=subprocess.PIPE, text=True)
+
+    def stop(self) -> float | None:
+        if self.proc is None:
+            return None
+        self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return None
+        finally:
+            self.proc = None
+        try:
+            chunks, seconds = int(out.split()[0]), float(out.split()[1])
+        except (ValueError, IndexError):
+            return None
+        return round(chunks * PROBE_STEPS / (seconds * 1e6), 2) if seconds > 0.01 else None
 
 
 LEASE_LOST_EXIT = 75  # a worker that lost its egress group's lease exits so, to be started again
@@ -805,6 +860,8 @@ class Bench:
             raise SystemExit(f"the signal was refused: {reply.status_code} {reply.text[:300]}")
         say(f"signal {signal_id} posted: the server's own account {reply.json().get('status')} in "
             f"{answered_ms:.0f} ms; waiting for every account")
+        probe = SpeedProbe()
+        probe.start()
 
         progress: dict[str, Any] = {}
 
@@ -823,7 +880,9 @@ class Bench:
                         progress=lambda: str(progress.get("by_status")))
         except SystemExit as exc:
             timed_out = str(exc)
-        all_answered_s = (time.time() * 1000 - posted_ms) / 1000
+        finally:
+            all_answered_s = (time.time() * 1000 - posted_ms) / 1000
+            speed = probe.stop()
         cpu_after = self._cpu()
         busy1 = machine_busy()
         after = await self._limits(sim)
@@ -895,6 +954,7 @@ class Bench:
             "load_before_after": [load0, load()],
             "machine_busy_cores": round((busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1])
                                         * (os.cpu_count() or 1), 2),
+            "machine_speed": speed,
         }
         if self.args.statements:  # the signal's and the next `settle` seconds'
             into["postgres_statements_per_account_signal"] = top_statements(

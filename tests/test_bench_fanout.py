@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `bench` as a pac
 
 from bench.fanout import (
     Member,
+    SpeedProbe,
     buffers_size,
     conninfo,
     endpoints,
@@ -27,6 +29,7 @@ from bench.fanout import (
     placed_by_group,
     postgres,
     postgres_ready,
+    proc_cpu,
     room_needed,
     statements_reset,
     top_statements,
@@ -39,6 +42,20 @@ def test_entries_are_the_signals_e_numbers_only() -> None:
     others = [f"{prefix}t1", f"{prefix}sl", f"{prefix}e1x", ids.entry_id("s-2", 1)]
     found = entry_ids([f"{prefix}e1", *others, f"{prefix}e2"], "s-1")
     assert found == [f"{prefix}e1", f"{prefix}e2"]
+
+
+def test_the_speed_probe_counts_its_steps_per_cpu_microsecond_and_ends() -> None:
+    probe = SpeedProbe()
+    probe.start()
+    proc = probe.proc
+    assert proc is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc_cpu(proc.pid) < 0.05:  # until it has run a while
+        time.sleep(0.05)
+    speed = probe.stop()
+    assert speed is not None and 0.1 < speed < 10_000
+    assert proc.poll() is not None and probe.proc is None
+    assert probe.stop() is None  # stopped once
 
 
 def test_percentiles_by_nearest_rank() -> None:
