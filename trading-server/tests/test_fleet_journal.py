@@ -4,8 +4,6 @@ the single-account journal unchanged, and the fan-out's rows and queue jobs."""
 from __future__ import annotations
 
 import asyncio
-import gc
-import weakref
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +18,6 @@ from hit_server.accounts.store import AccountStore
 from hit_server.api.http_errors import JournalUnavailable
 from hit_server.exchange.ratelimit import RateLimiter
 from hit_server.fleet.fanout import EXPIRE_GRACE_S, FanOut
-from hit_server.fleet.heap import FrozenWhileBusy
 from hit_server.fleet.journals import schema_name
 from hit_server.fleet.lease import SAFETY_S, TTL_S, EgressLease
 from hit_server.fleet.progress import progress, record_outcome
@@ -398,43 +395,6 @@ async def test_the_queue_is_idle_once_no_job_has_run_for_a_moment(settings: Sett
     bounded = loop.time()
     await asyncio.wait_for(queue.until_idle(0.3), 5)  # job 3 runs on: the bound ends the wait
     assert loop.time() - bounded >= 0.29 and queue.running == {3}
-
-
-async def test_a_workers_older_objects_are_left_out_of_the_collector_while_its_jobs_run(
-    settings: Settings,
-) -> None:
-    """While jobs run, what existed before them is out of the collector's reach (no full pass walks a
-    worker's accounts in the middle of a fan-out); the jobs' own cycles are still collected; between
-    two jobs it stays so; once no job has run for a moment, the collector has everything back."""
-    from hit_server.fleet import queue as queue_module
-
-    class Node:
-        def __init__(self) -> None:
-            self.me = self  # a cycle: only the collector frees it
-
-    queue = JobQueue(settings.journal_url, heap=FrozenWhileBusy())
-    try:
-        queue._started(1)
-        frozen = gc.get_freeze_count()
-        assert frozen > 1_000  # this process's modules and objects
-        cycle = Node()
-        gone = weakref.ref(cycle)
-        del cycle
-        gc.collect()
-        assert gone() is None
-        queue._ended(1)
-        queue._started(2)  # the next job of the fan-out
-        await asyncio.sleep(2 * queue_module.IDLE_AFTER_S)
-        assert gc.get_freeze_count() > frozen // 2  # still frozen (some died since, by their count)
-        queue._ended(2)
-        ended = asyncio.get_running_loop().time()
-        async with asyncio.timeout(10):
-            while gc.get_freeze_count():  # noqa: ASYNC110 - the collector has no event to wait on
-                await asyncio.sleep(0.02)
-        assert asyncio.get_running_loop().time() - ended >= queue_module.IDLE_AFTER_S * 0.9
-    finally:
-        await queue.close()
-    assert gc.get_freeze_count() == 0
 
 
 async def test_the_fleet_is_idle_once_no_worker_of_any_group_runs_a_job(

@@ -30,8 +30,6 @@ import psycopg
 import psycopg_pool
 from sqlalchemy import make_url
 
-from hit_server.fleet.heap import FrozenWhileBusy
-
 log = logging.getLogger(__name__)
 
 TASK_NAME = "trade_for_account"
@@ -148,16 +146,12 @@ class OneFetchAtATime(procrastinate.PsycopgConnector):
 class JobQueue:
     """The procrastinate app, opened on the journal's database. `handler` runs a job (workers only)."""
 
-    def __init__(
-        self, journal_url: str, handler: Handler | None = None, *, heap: FrozenWhileBusy | None = None
-    ) -> None:
+    def __init__(self, journal_url: str, handler: Handler | None = None) -> None:
         self.conninfo = conninfo(journal_url)
         # small pools: a worker's jobs talk to the journal through SQLAlchemy, not through this pool
         connector = OneFetchAtATime(conninfo=self.conninfo, min_size=1, max_size=4)
         self.app = procrastinate.App(connector=connector)
         self._handler = handler
-        self._heap = heap  # a worker's: its older objects left out of the collector while jobs run
-        self._idle_check: asyncio.TimerHandle | None = None
         self.running: set[int] = set()  # the ids of the jobs in this process's handler now
         self._none_running = asyncio.Event()  # set while `running` is empty
         self._none_running.set()
@@ -184,29 +178,12 @@ class JobQueue:
         self.running.add(job_id)
         self._none_running.clear()
         self._last_ran = time.monotonic()
-        if self._heap is not None:
-            self._heap.busy()
 
     def _ended(self, job_id: int) -> None:
         self.running.discard(job_id)
         self._last_ran = time.monotonic()
         if not self.running:
             self._none_running.set()
-            if self._heap is not None and self._idle_check is None:
-                self._idle_check = asyncio.get_running_loop().call_later(IDLE_AFTER_S, self._heap_idle)
-
-    def _heap_idle(self) -> None:
-        """The heap back to the collector once no job has run for IDLE_AFTER_S (not between two jobs of
-        a fan-out, when the queue hands over the next)."""
-        self._idle_check = None
-        quiet_for = time.monotonic() - self._last_ran
-        if self.running or self._heap is None:
-            return
-        if quiet_for < IDLE_AFTER_S:
-            loop = asyncio.get_running_loop()
-            self._idle_check = loop.call_later(IDLE_AFTER_S - quiet_for, self._heap_idle)
-            return
-        self._heap.idle()
 
     async def until_idle(self, within: float) -> None:
         """Wait until no job has run in this process for IDLE_AFTER_S, at most `within` seconds."""
@@ -252,11 +229,6 @@ class JobQueue:
         await self.install()
 
     async def close(self) -> None:
-        if self._idle_check is not None:
-            self._idle_check.cancel()
-            self._idle_check = None
-        if self._heap is not None:
-            self._heap.idle()
         if self._statistics is not None:
             self._statistics.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -36,7 +36,6 @@ from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
 from hit_server.exchange.pooled_http import PooledHttp
 from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
-from hit_server.fleet.heap import FrozenWhileBusy
 from hit_server.fleet.lease import RENEW_S, SAFETY_S, TTL_S, EgressLease, Usage
 from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
@@ -113,7 +112,7 @@ class Worker:
         # transactions for one of `db`'s (a 1,000-account fan-out on a loaded machine lost its lease so)
         self.lease = EgressLease(Database(settings.journal_url, pool_size=1), egress)
         self._valid_until = 0.0  # time.monotonic() past which the lease may be another's
-        self.queue = JobQueue(settings.journal_url, self.run_job, heap=FrozenWhileBusy())
+        self.queue = JobQueue(settings.journal_url, self.run_job)
         self.http = PooledHttp(
             settings.exchange_url, timeout=settings.exchange_timeout_seconds, connections=CONNECTIONS,
             local_address=source_address,
