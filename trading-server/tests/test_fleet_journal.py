@@ -564,9 +564,9 @@ def test_a_workers_ip_reserve_is_left_out_of_its_limits(settings: Settings) -> N
 
 
 def test_a_worker_runs_on_uvloop_where_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    """uvloop's transports and callbacks are C: at 400 accounts a worker's CPU per account-signal fell
-    from 11.5 / 14.2 ms to 8.9 / 7.6 (first / later signal, bench/README session 25). Without uvloop
-    (Windows) the worker runs on asyncio's own loop."""
+    """uvloop's transports and callbacks are C (a later signal's worker CPU at 400 accounts 10.5-14.2 ->
+    7.6-9.5 ms per account-signal, bench/README session 25). Without uvloop (Windows) the worker runs on
+    asyncio's own loop."""
     from hit_server.fleet import worker as worker_module
 
     factory = worker_module._event_loop_factory()

@@ -480,9 +480,9 @@ def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's event loop where it is installed (it has no Windows build), else asyncio's own.
 
     A worker spends its time in sockets (PostgreSQL, the queue, BloFin's REST and streams), and uvloop's
-    transports and callbacks are C where asyncio's are Python: at 400 accounts a worker's CPU per
-    account-signal went from 11.5 / 14.2 ms (first / later signal) to 8.9-9.1 / 7.6-9.5 (bench/README,
-    session 25). The API server and the simulator run under uvicorn, which picks uvloop by itself."""
+    transports and callbacks are C where asyncio's are Python: at 400 accounts a later signal's worker
+    CPU per account-signal went from 10.5-14.2 ms to 7.6-9.5 (bench/README, session 25). The API
+    server and the simulator run under uvicorn, which picks uvloop by itself."""
     try:
         import uvloop
     except ImportError:
