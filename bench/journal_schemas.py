@@ -1,6 +1,7 @@
 """A fleet worker's journal work alone (issue #19): many account schemas on one PostgreSQL, one process.
 
     .venv/bin/python bench/journal_schemas.py [--accounts 250] [--jobs 1500] [--lanes 15 | 0] [--plain]
+        [--restart]
 
 What a fleet job writes to its account's journal, without the exchange, the queue or the other processes
 of bench/fanout.py: `--accounts` account schemas (`Database.in_schema`, over `--lanes` connections), then
@@ -8,6 +9,9 @@ jobs spread over them, 32 at once, each one signal's 3 transactions (`signal_or_
 `record_intent` with 5 orders and the symbol's claim, `finish`). Two passes: every account once (its
 tables meet PostgreSQL's connections for the first time), then `--jobs` more. `--plain`: every statement
 through SQLAlchemy's execution, none on the driver's cursor (`journal/prepared.py` off), to weigh that.
+`--restart`: then new connections, as a worker started again has, and every account once more
+(`restart_pass`: its tables hold rows now, so this is what the first signal after a worker's restart costs,
+against the first pass's accounts that never traded).
 
 Measured per job: this process's CPU (`client_cpu_ms_per_job`), PostgreSQL's (its server processes, from
 /proc) and the wall time. A throwaway PostgreSQL (`tools/postgres.py`) unless HIT_TEST_POSTGRES_URL names
@@ -23,6 +27,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -65,11 +70,18 @@ async def one_job(journal: Journal, number: int) -> None:
 
 
 async def measure(journals: list[Journal], jobs: int, pg_data: Path) -> dict[str, float]:
+    return await measure_jobs(lambda number: one_job(journals[number % len(journals)], number), jobs, pg_data)
+
+
+async def measure_jobs(
+    run_job: Callable[[int], Awaitable[None]], jobs: int, pg_data: Path
+) -> dict[str, float]:
+    """`jobs` jobs (`run_job(number)`), AT_ONCE at a time: CPU per job of this process and PostgreSQL's."""
     gate = asyncio.Semaphore(AT_ONCE)
 
     async def job(number: int) -> None:
         async with gate:
-            await one_job(journals[number % len(journals)], number)
+            await run_job(number)
 
     cpu0, pg0, wall0 = time.process_time(), postgres_cpu(pg_data), time.perf_counter()
     await asyncio.gather(*(job(n) for n in range(jobs)))
@@ -105,7 +117,14 @@ async def run(url: str, args: argparse.Namespace) -> dict[str, object]:
         say(f"first pass: {first}")
         later = await measure(journals, args.jobs, pg_data)
         say(f"later jobs: {later}")
-        return {"first_pass": first, "later_jobs": later}
+        result: dict[str, object] = {"first_pass": first, "later_jobs": later}
+        if args.restart:
+            await base.dispose()  # a disposed engine opens new connections on its next use
+            if pool is not None:
+                await pool.dispose()
+            result["restart_pass"] = await measure(journals, args.accounts, pg_data)
+            say(f"restart pass: {result['restart_pass']}")
+        return result
     finally:
         await base.dispose()
         if pool is not None:
@@ -122,6 +141,8 @@ def main() -> int:
                              "the lanes, any connection of the database's pool of 15 for any account")
     parser.add_argument("--plain", action="store_true",
                         help="every statement through SQLAlchemy's execution (journal/prepared.py off)")
+    parser.add_argument("--restart", action="store_true",
+                        help="then every account once more over new connections (a worker's restart)")
     args = parser.parse_args()
     if args.plain:
         journal_db.DRIVERS_PREPARED = frozenset()

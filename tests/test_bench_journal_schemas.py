@@ -1,5 +1,5 @@
 """bench/journal_schemas.py end to end on the run's PostgreSQL: both passes measured, with and without the
-driver-cursor statements, over the lanes asked for."""
+driver-cursor statements, over the lanes asked for, and the pass after a restart when asked."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("options", [[], ["--plain", "--lanes", "2"]])
+@pytest.mark.parametrize("options", [[], ["--plain", "--lanes", "2", "--restart"]])
 def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
     if not os.environ.get("HIT_TEST_POSTGRES_URL"):
         if os.environ.get("CI"):
@@ -34,3 +34,7 @@ def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
     assert first["client_cpu_ms_per_job"] > 0 and first["postgres_cpu_ms_per_job"] >= 0
     # /proc counts CPU in clock ticks (10 ms): 6 jobs may fall under one of PostgreSQL's, 150 cannot
     assert later["client_cpu_ms_per_job"] > 0 and later["postgres_cpu_ms_per_job"] > 0
+    if "--restart" in options:  # every account once more, over new connections
+        assert result["restart_pass"]["jobs"] == 6 and result["restart_pass"]["client_cpu_ms_per_job"] > 0
+    else:
+        assert "restart_pass" not in result
