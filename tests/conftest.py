@@ -15,6 +15,7 @@ Waits are bounded polls (`wait_for`), never fixed long sleeps.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import signal
 import subprocess
@@ -129,6 +130,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     procs: Procs | None = getattr(item, "hit_procs", None)
     if report.failed and procs is not None and procs.started:
         report.sections.append(("output of the processes (tails)", procs.tails()))
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The run's PostgreSQL (HIT_TEST_POSTGRES_URL, started by ./run.sh test). Missing in CI is a failure,
+    never a skip; elsewhere the test is skipped."""
+    url = os.environ.get("HIT_TEST_POSTGRES_URL")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("./run.sh test starts PostgreSQL in CI, yet HIT_TEST_POSTGRES_URL is not set")
+        pytest.skip("no PostgreSQL: run ./run.sh test")
+    return url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ own job writes (so the modes compare the same work), and the benchmark measures 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -26,18 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("signals", "orders", "state_changes", "claims", "events")
 
 
-def _postgres_url() -> str:
-    url = os.environ.get("HIT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("./run.sh test starts PostgreSQL in CI, yet HIT_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL: run ./run.sh test")
-    return url
-
-
 @pytest.fixture
-async def base() -> AsyncIterator[Database]:
-    database = Database(_postgres_url())
+async def base(postgres_url: str) -> AsyncIterator[Database]:
+    database = Database(postgres_url)
     await database.create_schema()
     yield database
     await database.dispose()
@@ -63,9 +53,9 @@ async def _written(url: str, schema: str) -> dict[str, object]:
 
 @pytest.mark.parametrize("pipelined", [False, True])
 async def test_the_written_out_job_writes_what_the_journal_job_writes(
-    base: Database, pipelined: bool
+    base: Database, postgres_url: str, pipelined: bool
 ) -> None:
-    url = _postgres_url()
+    url = postgres_url
     tag = secrets.token_hex(3)
     ours, theirs = f"account_pipetest{tag}_journal", f"account_pipetest{tag}_psycopg"
     for schema in (ours, theirs):
@@ -81,8 +71,7 @@ async def test_the_written_out_job_writes_what_the_journal_job_writes(
     assert written_out == by_journal
 
 
-def test_the_pipeline_benchmark_measures_every_mode() -> None:
-    _postgres_url()
+def test_the_pipeline_benchmark_measures_every_mode(postgres_url: str) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "journal_pipeline.py"), "--accounts", "4", "--jobs", "60"],
         capture_output=True, text=True, timeout=300, cwd=ROOT, check=False,

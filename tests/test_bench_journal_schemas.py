@@ -4,7 +4,6 @@ driver-cursor statements, over the lanes asked for, and the pass after a restart
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("options", [[], ["--plain", "--lanes", "2", "--restart"]])
-def test_the_journal_benchmark_measures_both_passes(options: list[str]) -> None:
-    if not os.environ.get("HIT_TEST_POSTGRES_URL"):
-        if os.environ.get("CI"):
-            pytest.fail("./run.sh test starts PostgreSQL in CI, yet HIT_TEST_POSTGRES_URL is not set")
-        pytest.skip("no PostgreSQL: run ./run.sh test")
+def test_the_journal_benchmark_measures_both_passes(postgres_url: str, options: list[str]) -> None:
     done = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "journal_schemas.py"), "--accounts", "6", "--jobs", "150",
          *options],
