@@ -185,6 +185,10 @@ class JobQueue:
         if not self.running:
             self._none_running.set()
 
+    def quiet_for(self) -> float:
+        """Seconds since a job last ran in this process (0 while one runs)."""
+        return 0.0 if self.running else time.monotonic() - self._last_ran
+
     async def until_idle(self, within: float) -> None:
         """Wait until no job has run in this process for IDLE_AFTER_S, at most `within` seconds."""
         with contextlib.suppress(TimeoutError):

@@ -36,6 +36,7 @@ from hit_server.exchange.blofin_errors import BloFinError
 from hit_server.exchange.market_stream import MarkPrices, public_ws_url
 from hit_server.exchange.pooled_http import PooledHttp
 from hit_server.exchange.ratelimit import ConnectionPacer, RateLimiter
+from hit_server.fleet.garbage import collect_when_quiet
 from hit_server.fleet.lease import RENEW_S, SAFETY_S, TTL_S, EgressLease, Usage
 from hit_server.fleet.progress import record_outcome
 from hit_server.fleet.queue import JobQueue, queue_name
@@ -169,6 +170,7 @@ class Worker:
             log.info("Fleet worker for egress group %s ready: %d account(s)", self.egress, len(self.traders))
             worker = asyncio.create_task(self._serve_queue(), name="queue")
             tasks.append(asyncio.create_task(self._learn_leverages(), name="leverages"))
+            tasks.append(asyncio.create_task(collect_when_quiet(self.queue.quiet_for), name="garbage"))
             await _until(worker, stop, lost)
         finally:
             for task in tasks:
