@@ -195,10 +195,10 @@ class JobQueue:
             async with asyncio.timeout(within):
                 while True:
                     await self._none_running.wait()
-                    quiet_for = time.monotonic() - self._last_ran
-                    if not self.running and quiet_for >= IDLE_AFTER_S:
+                    quiet = self.quiet_for()
+                    if quiet >= IDLE_AFTER_S:
                         return
-                    await asyncio.sleep(IDLE_AFTER_S - quiet_for if not self.running else 0)
+                    await asyncio.sleep(IDLE_AFTER_S - quiet if not self.running else 0)
 
     async def until_fleet_idle(self, within: float) -> None:
         """`until_idle`, then until no worker of the fleet runs a job (any egress group's: `doing` on the
