@@ -190,6 +190,32 @@ async def test_a_connection_the_server_ended_is_replaced_and_given_the_schema_ag
     assert await ids(a) == {"a1"}
 
 
+async def test_a_write_whose_connection_breaks_fails_whole_and_the_next_has_a_new_connection(
+    lane: tuple[Database, Journal, Journal], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal's constant writes go to asyncpg itself on a lane (`prepared.py`). The connection
+    breaking under one (asyncpg's own error for it, raised once at the signal's row): the transaction
+    fails as the journal being unavailable, writes nothing, and the pool replaces the connection."""
+    _, a, b = lane
+    pid = await one_signal_each(a, b)
+    plain = asyncpg.Connection.execute
+    broken: list[str] = []
+
+    async def breaks_once(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        if args and not broken and query.startswith("INSERT INTO signals"):
+            broken.append(query)
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle")
+        return await plain(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", breaks_once)
+    with pytest.raises(JournalUnavailable):
+        await intent(b, "b2")
+    assert broken
+    await intent(b, "b3")
+    assert await ids(b) == {"b1", "b3"}
+    assert await b.db.read(lambda conn: conn.scalar(BACKEND)) != pid
+
+
 async def test_many_accounts_on_one_lane_at_once_each_write_and_read_their_own(fresh_postgres: str) -> None:
     """Eight accounts' transactions and reads interleaved on one lane, some failing on purpose: every
     account's journal holds exactly its own signals."""

@@ -1,10 +1,15 @@
 """Statements run straight on the driver's cursor (`prepared.py`: SQLite's, asyncpg's) give what SQLAlchemy
-would give, inside the same transaction."""
+would give, inside the same transaction: on SQLite, on PostgreSQL's own pool (SQLAlchemy begins the
+transaction) and on an account's lane (the lane begins it by hand, and the statements go to asyncpg's
+connection itself: `test_the_same_on_an_account_lane`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg as asyncpg_driver
 import pytest
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -142,3 +147,66 @@ async def test_prepared_rows_give_every_column_as_sqlalchemy_does(db: Database) 
     assert prepare(sqlite.dialect(), dated, ()) is None
     stored = await db.transaction(lambda conn: db.rows(conn, dated))
     assert {(sid, as_utc(at)) for sid, at in stored} == {("a", AT), ("b", AT), ("c", AT)}
+
+
+async def test_on_an_account_lane_the_statements_go_to_asyncpg_itself(
+    fresh_postgres: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lane's constant statements (a write, many rows, a read) reach asyncpg's connection itself, not
+    through SQLAlchemy's adapter cursor (which would begin nothing there anyway)."""
+    database = Database(fresh_postgres)
+    try:
+        await database.create_schema()
+        view = database.in_schema("account_direct")
+        await view.create_schema()
+        seen: list[str] = []
+        for name in ("execute", "executemany", "fetch"):
+            plain = getattr(asyncpg_driver.Connection, name)
+
+            async def recorded(self: Any, query: str, *args: Any, _plain: Any = plain, _name: str = name,
+                               **kwargs: Any) -> Any:
+                if args or _name == "fetch":  # not the lane's own BEGIN and COMMIT
+                    seen.append(f"{_name} {query.split()[0]}")
+                return await _plain(self, query, *args, **kwargs)
+
+            monkeypatch.setattr(asyncpg_driver.Connection, name, recorded)
+        states = [{"signal_id": "s", "client_order_id": None, "state": f"x{n}", "note": None, "at": AT}
+                  for n in range(3)]
+
+        def work(conn: Connection) -> list[object]:
+            view.write(conn, insert(SIGNALS), signal("a", "BTC-USDT", is_open=True))
+            view.write(conn, insert(STATE_CHANGES), states)
+            return view.column(conn, OPEN_SYMBOLS)
+
+        assert await view.transaction(work) == ["BTC-USDT"]
+        assert seen == ["execute INSERT", "executemany INSERT", "fetch SELECT"]
+    finally:
+        await database.dispose()
+
+
+CHECKS: list[Callable[[Database], Awaitable[None]]] = [
+    test_prepared_select_gives_the_same_column_as_sqlalchemy,
+    test_prepared_writes_store_what_sqlalchemy_stores,
+    test_prepared_write_is_undone_with_its_transaction,
+    test_prepared_write_of_a_known_key_raises_sqlalchemys_integrity_error,
+    test_prepared_write_missing_a_parameter_lets_sqlalchemy_fill_its_default,
+    test_prepared_write_of_no_rows_writes_nothing,
+    test_prepared_update_says_how_many_rows_it_changed,
+    test_prepared_rows_give_every_column_as_sqlalchemy_does,
+]
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=[check.__name__.removeprefix("test_") for check in CHECKS])
+async def test_the_same_on_an_account_lane(
+    check: Callable[[Database], Awaitable[None]], fresh_postgres: str
+) -> None:
+    """Each check above on an account's journal (`Database.in_schema`): the lane sends its transaction by
+    hand, and the statements go to asyncpg's connection itself."""
+    database = Database(fresh_postgres)
+    try:
+        await database.create_schema()
+        view = database.in_schema("account_prepared")
+        await view.create_schema()
+        await check(view)
+    finally:
+        await database.dispose()

@@ -216,10 +216,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 # TLS attempt and name lookup included, for most of its transactions, and PostgreSQL start a process for
 # each (issue #19's profile).
 POOL_SIZE = 15
-# asyncpg's prepared statements kept per connection (SQLAlchemy's default: 100). Every account of a fleet
-# worker uses the same texts (`Database.in_schema`): 52 distinct statements in a 100-account fan-out and the
-# passes after it (bench/fanout.py --statements), the queue's included. Room for the rarer ones (the
-# dashboard's, the kill switch's), bounded whatever the number of accounts.
+# asyncpg's prepared statements kept per connection (SQLAlchemy's default: 100), both those of SQLAlchemy's
+# adapter and those asyncpg keeps itself (the statements `prepared.py` sends it directly). Every account of a
+# fleet worker uses the same texts (`Database.in_schema`): 52 distinct statements in a 100-account fan-out
+# and the passes after it (bench/fanout.py --statements), the queue's included. Room for the rarer ones
+# (the dashboard's, the kill switch's), bounded whatever the number of accounts.
 STATEMENT_CACHE = 500
 # The connections of a process's account journals (`Database.in_schema`), apart from its own pool: an
 # account's transactions always go over the same one of them, its lane. PostgreSQL keeps what it learned
@@ -257,7 +258,10 @@ def _postgres_engine(url: str, pool_size: int, *, autocommit: bool = False) -> A
     on_asyncpg = make_url(url).get_driver_name() == "asyncpg"
     engine = create_async_engine(
         url, pool_size=pool_size, max_overflow=0, pool_pre_ping=not on_asyncpg,
-        connect_args={"prepared_statement_cache_size": STATEMENT_CACHE} if on_asyncpg else {},
+        connect_args=(
+            {"prepared_statement_cache_size": STATEMENT_CACHE, "statement_cache_size": STATEMENT_CACHE}
+            if on_asyncpg else {}
+        ),
         **({"isolation_level": "AUTOCOMMIT"} if autocommit else {}),
     )
     if on_asyncpg:  # another driver (psycopg's async mode) keeps SQLAlchemy's ping

@@ -13,6 +13,15 @@ many rows; for a SELECT, columns that need no conversion on the way back; a text
 SELECT); others get None and the caller uses SQLAlchemy. The driver's errors are raised as SQLAlchemy's
 (IntegrityError for a duplicate key, OperationalError for the rest).
 
+On a PostgreSQL connection in autocommit as SQLAlchemy sees it (an account's lane, whose transactions
+`lanes.py` sends by hand, and the reads and single statements run without a transaction), SQLAlchemy's
+adapter would begin nothing either: the statement then goes to asyncpg's connection itself
+(`_on_asyncpg`), which keeps its own prepared statements by text, without the adapter's cursor, lock,
+statement cache and status parsing around it. bench/journal_schemas.py (250 account schemas, a job's 3
+transactions, 32 at once, six runs in pairs on the dev PostgreSQL): client CPU per later job 2.63 / 2.95 /
+2.26 / 1.99 / 1.94 / 1.63 ms through the adapter, 2.68 / 1.98 / 1.84 / 1.83 / 1.47 / 1.51 straight on
+asyncpg (issue #19, session 28).
+
 Kept for figures: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
 module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md). On PostgreSQL,
 bench/journal_schemas.py (250 account schemas, a fleet job's 3 transactions, 32 jobs at once) spends
@@ -26,13 +35,21 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import asyncpg
 from sqlalchemy import Connection, DateTime, Dialect, Select, TextClause
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.util import await_only
 
 # the parameter styles whose compiled statements list their parameters in order (`positiontup`): SQLite's
 # `?` and asyncpg's `$1`
 POSITIONAL = frozenset({"qmark", "numeric_dollar"})
+# asyncpg's errors that leave its connection unusable: closed or cut (its own, or the server's class 08),
+# ended by an administrator, or no answer in time
+CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError, asyncpg.exceptions.AdminShutdownError, asyncpg.InterfaceError, OSError,
+    TimeoutError,
+)
 # a text() is taken as a SELECT whose columns need no conversion
 Preparable = ValuesBase | Select[Any] | TextClause
 
@@ -51,6 +68,7 @@ class Prepared:
     pick: Callable[[Mapping[str, Any]], Any] | None  # None: no parameters
     single: bool  # one parameter: `pick` gives it alone, not in a tuple
     convert: tuple[tuple[int, Callable[[Any], Any]], ...]
+    reads: bool = False  # a SELECT: it returns rows (a write returns how many it changed)
 
     def values(self, row: Mapping[str, Any]) -> list[Any]:
         if self.pick is None:
@@ -63,6 +81,9 @@ class Prepared:
 
     def run(self, conn: Connection, values: list[list[Any]]) -> Ran:
         """Execute (many) on the transaction's own connection."""
+        in_autocommit = getattr(conn.connection.dbapi_connection, "autocommit", False)
+        if conn.dialect.driver == "asyncpg" and in_autocommit:
+            return self._on_asyncpg(conn, values)
         dbapi = conn.dialect.dbapi
         assert dbapi is not None  # noqa: S101 - a connected dialect has its driver
         cursor = conn.connection.cursor()
@@ -78,6 +99,35 @@ class Prepared:
             raise OperationalError(self.sql, values, exc) from exc
         finally:
             cursor.close()
+
+    def _on_asyncpg(self, conn: Connection, values: list[list[Any]]) -> Ran:
+        """On asyncpg's connection itself, in autocommit (SQLAlchemy's adapter would begin nothing: the
+        statement belongs to the transaction a lane began by hand, or stands alone). A connection that
+        failed below PostgreSQL (closed, cut) is handed to the pool to be replaced, as SQLAlchemy does
+        for a disconnect."""
+        driver: Any = conn.connection.driver_connection  # asyncpg's connection: checked out, never None
+        try:
+            if len(values) > 1:
+                await_only(driver.executemany(self.sql, values))
+                return Ran([], -1)
+            if self.reads:
+                rows = await_only(driver.fetch(self.sql, *values[0]))
+                return Ran(rows, len(rows))
+            status: str = await_only(driver.execute(self.sql, *values[0]))
+            return Ran([], _changed(status))
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(self.sql, values, exc) from exc
+        except CONNECTION_LOST as exc:
+            conn.invalidate(exc)
+            raise OperationalError(self.sql, values, exc) from exc
+        except asyncpg.PostgresError as exc:
+            raise OperationalError(self.sql, values, exc) from exc
+
+
+def _changed(status: str) -> int:
+    """The rows a statement changed, from PostgreSQL's status ("UPDATE 3", "INSERT 0 1"); -1 if none."""
+    last = status.rsplit(" ", 1)[-1]
+    return int(last) if last.isdigit() else -1
 
 
 def prepare(dialect: Dialect, statement: Preparable, keys: Iterable[str]) -> Prepared | None:
@@ -101,7 +151,8 @@ def prepare(dialect: Dialect, statement: Preparable, keys: Iterable[str]) -> Pre
         if processor is not None:
             convert.append((index, _same_as_last(processor) if isinstance(kind, DateTime) else processor))
     pick = itemgetter(*names) if names else None
-    return Prepared(compiled.string, pick, len(names) == 1, tuple(convert))
+    reads = isinstance(statement, Select | TextClause)
+    return Prepared(compiled.string, pick, len(names) == 1, tuple(convert), reads)
 
 
 def _same_as_last(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
