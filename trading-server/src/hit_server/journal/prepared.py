@@ -17,10 +17,10 @@ On a PostgreSQL connection in autocommit as SQLAlchemy sees it (an account's lan
 `lanes.py` sends by hand, and the reads and single statements run without a transaction), SQLAlchemy's
 adapter would begin nothing either: the statement then goes to asyncpg's connection itself
 (`_on_asyncpg`), which keeps its own prepared statements by text, without the adapter's cursor, lock,
-statement cache and status parsing around it. bench/journal_schemas.py (250 account schemas, a job's 3
-transactions, 32 at once, six runs in pairs on the dev PostgreSQL): client CPU per later job 2.63 / 2.95 /
-2.26 / 1.99 / 1.94 / 1.63 ms through the adapter, 2.68 / 1.98 / 1.84 / 1.83 / 1.47 / 1.51 straight on
-asyncpg (issue #19, session 28).
+statement cache and status parsing around it. One lane, 2,000 UPDATEs in a transaction, six rounds each
+way alternated: median 39.1 µs of CPU per statement through the adapter, 31.9 straight on asyncpg; a fleet
+job runs ~15 of them, so ~0.1-0.2 ms of a worker's ~8-12 per account-signal (bench/journal_schemas.py's
+pairs stay within its spread; issue #19, session 28, bench/README).
 
 Kept for figures: bench/server.py's p50 at concurrency 4 (target <= 15 ms) is 14.1 ms with this
 module and 15.2 ms without it (medians, quiet machine; issue #13, bench/README.md). On PostgreSQL,
