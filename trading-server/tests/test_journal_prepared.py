@@ -5,7 +5,8 @@ connection itself: `test_the_same_on_an_account_lane`)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,16 +150,25 @@ async def test_prepared_rows_give_every_column_as_sqlalchemy_does(db: Database) 
     assert {(sid, as_utc(at)) for sid, at in stored} == {("a", AT), ("b", AT), ("c", AT)}
 
 
+@asynccontextmanager
+async def account_journal(url: str) -> AsyncIterator[Database]:
+    """An account's journal on PostgreSQL (`Database.in_schema`, its tables made), over its lane."""
+    database = Database(url)
+    try:
+        await database.create_schema()
+        view = database.in_schema("account_prepared")
+        await view.create_schema()
+        yield view
+    finally:
+        await database.dispose()
+
+
 async def test_on_an_account_lane_the_statements_go_to_asyncpg_itself(
     fresh_postgres: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The lane's constant statements (a write, many rows, a read) reach asyncpg's connection itself, not
     through SQLAlchemy's adapter cursor (which would begin nothing there anyway)."""
-    database = Database(fresh_postgres)
-    try:
-        await database.create_schema()
-        view = database.in_schema("account_direct")
-        await view.create_schema()
+    async with account_journal(fresh_postgres) as view:
         seen: list[str] = []
         for name in ("execute", "executemany", "fetch"):
             plain = getattr(asyncpg_driver.Connection, name)
@@ -180,8 +190,6 @@ async def test_on_an_account_lane_the_statements_go_to_asyncpg_itself(
 
         assert await view.transaction(work) == ["BTC-USDT"]
         assert seen == ["execute INSERT", "executemany INSERT", "fetch SELECT"]
-    finally:
-        await database.dispose()
 
 
 CHECKS: list[Callable[[Database], Awaitable[None]]] = [
@@ -202,11 +210,5 @@ async def test_the_same_on_an_account_lane(
 ) -> None:
     """Each check above on an account's journal (`Database.in_schema`): the lane sends its transaction by
     hand, and the statements go to asyncpg's connection itself."""
-    database = Database(fresh_postgres)
-    try:
-        await database.create_schema()
-        view = database.in_schema("account_prepared")
-        await view.create_schema()
+    async with account_journal(fresh_postgres) as view:
         await check(view)
-    finally:
-        await database.dispose()
