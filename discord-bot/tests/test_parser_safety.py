@@ -181,3 +181,37 @@ def test_parser_never_trades_a_garbled_value(number: int, at: int, garble: str, 
         f"Leverage: {values['Leverage']}"
     )
     assert parse(text).kind != "signal"
+
+
+SIGNAL_LINES = "LONG BTC-USDT\nEntry: 64000\nSL: 63000\nTP1: 65000\nTP2: 66000"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{SIGNAL_LINES}\nTP1 done",
+        f"{SIGNAL_LINES}\nAll targets done 🚀 +45%",
+        f"{SIGNAL_LINES}\nAll targets completed",
+        f"{SIGNAL_LINES}\nEntry done, SL at entry now",
+        "LONG BTC-USDT Entry: 64000 SL: 63000 TP: 65000 (update: entry filled)",
+        "LONG BTC-USDT\nEntry: 64000 (TP1 hit already)\nSL: 63000\nTP: 65000",
+        "LONG BTC-USDT\nEntry: 64000\nSL: 63000\nTP: 65000 (done ✅)",
+    ],
+)
+def test_a_signal_repeated_with_its_result_is_a_report_never_a_new_trade(text: str) -> None:
+    """A channel posts the signal again with how it went (a line under it, or a remark in brackets that
+    the reading of prices drops): trading it would open the trade again at stale prices."""
+    assert parse(text).kind in ("not_signal", "management")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"Retest done.\n{SIGNAL_LINES}",
+        "LONG BTC-USDT\nEntry: 64000\nSL: 63000 (4h candle closed below)\nTP: 65000",
+    ],
+)
+def test_done_about_the_chart_and_a_stop_s_condition_leave_a_signal_a_signal(text: str) -> None:
+    result = parse(text)
+    assert result.signal is not None
+    assert result.signal.stop_loss == Decimal("63000")

@@ -89,6 +89,15 @@ _FOLLOW_UP_WORDS = frozenset(
 )
 _RESULT_LABEL = f"(?:TP|TARGET|T[0-9]|SL|STOP|{TARGET_MARK}|{STOP_MARK})"
 _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[^\n]*{CHECK_MARK}")
+# Words that report a result only after a target, a stop or the entry on their line (`TP1 done`, `all
+# targets completed`, `entry done`): alone they may tell of a chart (`retest done`) above a real signal.
+_LABEL_THEN_DONE = re.compile(
+    f"(?<![A-Z])(?:{_RESULT_LABEL}|ENTRY)[^\n]{{0,24}}?(?<![A-Z])(?:DONE|COMPLETED|NAILED|TAGGED)(?![A-Z])"
+)
+# Result words that say the same inside a remark in brackets (`TP 65000 (update: entry filled)`), which
+# the signal's reading drops; `closed` is left out there (`SL 63000 (4h candle closed below)` is a stop's
+# condition, not a result).
+_REMARK_RESULT_WORDS = _RESULT_WORDS - {"CLOSED", "CLOSING", "CANCELLED", "CANCELED"}
 _QUESTION_WORDS = """SHOULD WOULD COULD CAN IS ARE DO DOES DID WHAT WHEN WHY HOW WHERE WHO WHICH ANYONE
     ANYBODY THOUGHTS WDYT SHALL""".split()
 _QUESTION_START = re.compile(f"[^A-Z0-9]*(?:{'|'.join(_QUESTION_WORDS)})(?![A-Z0-9])")
@@ -217,10 +226,16 @@ def _withdrawn(norm: str) -> bool:
     return _WITHDRAWN.search(norm) is not None
 
 
-def _reports_a_result(norm: str) -> bool:
-    """A result word (`hit`, `closed`...), or a check mark on a line with a target or a stop
-    (`TP1 61000 ✅`)."""
-    return bool(words(norm) & _RESULT_WORDS) or _CHECKED_LABEL.search(norm) is not None
+def _reports_a_result(norm: str, with_commentary: str) -> bool:
+    """A result word (`hit`, `closed`...), `done` or the like after a target, stop or entry label (`TP1
+    done`), or a check mark on a line with a target or a stop (`TP1 61000 ✅`); in the message as read
+    (`norm`) or in the remarks its reading drops (`with_commentary`: `... TP 65000 (TP1 hit)`)."""
+    return (
+        bool(words(norm) & _RESULT_WORDS)
+        or bool(words(with_commentary) & _REMARK_RESULT_WORDS)
+        or any(pattern.search(text) is not None
+               for pattern in (_CHECKED_LABEL, _LABEL_THEN_DONE) for text in (norm, with_commentary))
+    )
 
 
 _COMMAND_STARTS = ("!", "/", "?")
@@ -250,7 +265,7 @@ def _parse(message: _Message) -> ParseResult:
     if not _DIGIT.search(text) or _is_command(text):
         return NOT_SIGNAL
     norm = message.norm
-    if _reports_a_result(norm) or _is_question(norm) or _withdrawn(norm):
+    if _reports_a_result(norm, message.with_commentary) or _is_question(norm) or _withdrawn(norm):
         return NOT_SIGNAL
     candidates, found = message.candidates, message.found
     form = _choice(found)

@@ -116,8 +116,9 @@ def _why_ignored(text: str, norm: str) -> str:
         return "it has no number"
     if parser._is_command(text):
         return "it is a bot command"
-    if parser._reports_a_result(norm):
-        return "it reports a result (hit, closed, stopped, or a check mark beside a target or stop)"
+    if parser._reports_a_result(norm, normalise(text, keep_commentary=True)):
+        return ("it reports a result (hit, closed, stopped, done after a target, or a check mark beside a "
+                "target or stop)")
     if parser._is_question(norm):
         return "it asks a question"
     if parser._withdrawn(norm):
