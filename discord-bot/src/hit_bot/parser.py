@@ -91,8 +91,9 @@ _RESULT_LABEL = f"(?:TP|TARGET|T[0-9]|SL|STOP|{TARGET_MARK}|{STOP_MARK})"
 _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[^\n]*{CHECK_MARK}")
 # Words that report a result only after a target, a stop or the entry on their line (`TP1 done`, `all
 # targets completed`, `entry done`): alone they may tell of a chart (`retest done`) above a real signal.
+_DONE_WORDS = ("DONE", "COMPLETED", "NAILED", "TAGGED")  # looked for first, as text: most messages have none
 _LABEL_THEN_DONE = re.compile(
-    f"(?<![A-Z])(?:{_RESULT_LABEL}|ENTRY)[^\n]{{0,24}}?(?<![A-Z])(?:DONE|COMPLETED|NAILED|TAGGED)(?![A-Z])"
+    f"(?<![A-Z])(?:{_RESULT_LABEL}|ENTRY)[^\n]{{0,24}}?(?<![A-Z])(?:{'|'.join(_DONE_WORDS)})(?![A-Z])"
 )
 # Result words that say the same inside a remark in brackets (`TP 65000 (update: entry filled)`), which
 # the signal's reading drops; `closed` is left out there (`SL 63000 (4h candle closed below)` is a stop's
@@ -230,11 +231,13 @@ def _reports_a_result(norm: str, with_commentary: str) -> bool:
     """A result word (`hit`, `closed`...), `done` or the like after a target, stop or entry label (`TP1
     done`), or a check mark on a line with a target or a stop (`TP1 61000 ✅`); in the message as read
     (`norm`) or in the remarks its reading drops (`with_commentary`: `... TP 65000 (TP1 hit)`)."""
+    texts = (norm,) if with_commentary == norm else (norm, with_commentary)
     return (
         bool(words(norm) & _RESULT_WORDS)
-        or bool(words(with_commentary) & _REMARK_RESULT_WORDS)
-        or any(pattern.search(text) is not None
-               for pattern in (_CHECKED_LABEL, _LABEL_THEN_DONE) for text in (norm, with_commentary))
+        or (len(texts) == 2 and bool(words(with_commentary) & _REMARK_RESULT_WORDS))
+        or any(_CHECKED_LABEL.search(text) is not None
+               or (any(word in text for word in _DONE_WORDS) and _LABEL_THEN_DONE.search(text) is not None)
+               for text in texts)
     )
 
 
