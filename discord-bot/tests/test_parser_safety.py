@@ -193,6 +193,8 @@ SIGNAL_LINES = "LONG BTC-USDT\nEntry: 64000\nSL: 63000\nTP1: 65000\nTP2: 66000"
         f"{SIGNAL_LINES}\nAll targets done 🚀 +45%",
         f"{SIGNAL_LINES}\nAll targets completed",
         f"{SIGNAL_LINES}\nEntry done, SL at entry now",
+        f"{SIGNAL_LINES}\nSL moved to BE",
+        f"{SIGNAL_LINES}\nExpired",
         "LONG BTC-USDT Entry: 64000 SL: 63000 TP: 65000 (update: entry filled)",
         "LONG BTC-USDT\nEntry: 64000 (TP1 hit already)\nSL: 63000\nTP: 65000",
         "LONG BTC-USDT\nEntry: 64000\nSL: 63000\nTP: 65000 (done ✅)",

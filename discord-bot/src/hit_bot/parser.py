@@ -90,8 +90,9 @@ _FOLLOW_UP_WORDS = frozenset(
 _RESULT_LABEL = f"(?:TP|TARGET|T[0-9]|SL|STOP|{TARGET_MARK}|{STOP_MARK})"
 _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[^\n]*{CHECK_MARK}")
 # Words that report a result only after a target, a stop or the entry on their line (`TP1 done`, `all
-# targets completed`, `entry done`): alone they may tell of a chart (`retest done`) above a real signal.
-_DONE_WORDS = ("DONE", "COMPLETED", "NAILED", "TAGGED")  # looked for first, as text: most messages have none
+# targets completed`, `entry done`, `SL moved to BE`): alone they may tell of a chart (`retest done`,
+# `price moved up`) above a real signal.
+_DONE_WORDS = ("DONE", "COMPLETED", "NAILED", "TAGGED", "MOVED")  # looked for first, as text: most have none
 _LABEL_THEN_DONE = re.compile(
     f"(?<![A-Z])(?:{_RESULT_LABEL}|ENTRY)[^\n]{{0,24}}?(?<![A-Z])(?:{'|'.join(_DONE_WORDS)})(?![A-Z])"
 )
