@@ -117,8 +117,7 @@ def _why_ignored(text: str, norm: str) -> str:
     if parser._is_command(text):
         return "it is a bot command"
     if parser._reports_a_result(norm, normalise(text, keep_commentary=True)):
-        return ("it reports a result (hit, closed, stopped, done after a target, or a check mark beside a "
-                "target or stop)")
+        return "it reports a result (hit, closed, stopped, or a check mark beside a target or stop)"
     if parser._is_question(norm):
         return "it asks a question"
     if parser._withdrawn(norm):
@@ -127,4 +126,6 @@ def _why_ignored(text: str, norm: str) -> str:
         return "no entry, stop loss or take profit label carries a price"
     if not directions(norm):
         return "it gives no direction (LONG or SHORT) and no stop and target to infer one from"
+    if parser._reports_after_a_label(text):
+        return "it reports a level reached or a stop taken after its label (TP1 done, SL moved to BE)"
     return "it follows up a running trade (update, move, breakeven...)"
