@@ -35,7 +35,7 @@ from hit_bot.parsing.checks import (
     not_crypto_problem,
     scale_problem,
 )
-from hit_bot.parsing.cues import clean
+from hit_bot.parsing.cues import SPACED_LETTERS, clean
 from hit_bot.parsing.formats import DEFAULT_FORMATS, Prices, SignalFormat
 from hit_bot.parsing.management import Management, ManagementAction
 from hit_bot.parsing.management import read as read_management
@@ -97,7 +97,6 @@ _CHECKED_LABEL = re.compile(f"{CHECK_MARK}[^\n]*{_RESULT_LABEL}|{_RESULT_LABEL}[
 # tamam`, `SL moved to BE`. Alone those words may tell of a chart (`retest done`, `price moved up`) above a
 # real signal. Read on the message as the management reader cleans it (lower case, every language's words
 # kept, remarks in brackets too), where a word of a spaced script matches only whole.
-_SPACED = "a-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
 
 
 def _any_of(*kinds: str) -> str:
@@ -106,8 +105,8 @@ def _any_of(*kinds: str) -> str:
 
 _RESULT_WORD = f"(?:{_any_of('hit', 'stopped')}|moved)"
 _RESULT_AFTER_LABEL = re.compile(
-    f"(?<![{_SPACED}])(?:{_any_of('target', 'stop', 'entry')})[^\n]{{0,24}}?"
-    f"(?<![{_SPACED}]){_RESULT_WORD}(?![{_SPACED}])"
+    f"(?<![{SPACED_LETTERS}])(?:{_any_of('target', 'stop', 'entry')})[^\n]{{0,24}}?"
+    f"(?<![{SPACED_LETTERS}]){_RESULT_WORD}(?![{SPACED_LETTERS}])"
 )
 # The result words alone, anywhere, even inside a longer word: most signals have none, and this search
 # is several times quicker than the one above (whose leading look-behind must be tried at every character).

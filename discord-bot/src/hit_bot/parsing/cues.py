@@ -28,8 +28,8 @@ from typing import NamedTuple
 from hit_bot.parsing.vocabulary import MANAGEMENT_KINDS, VOCABULARY, recased
 
 # Letters of the scripts that put spaces between words: a word of theirs matches only whole.
-_LETTER = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
-_SPACED_LETTER = re.compile(f"[{_LETTER}]")
+SPACED_LETTERS = "A-Za-z\u00c0-\u024f\u0370-\u03ff\u0400-\u04ff"
+_SPACED_LETTER = re.compile(f"[{SPACED_LETTERS}]")
 
 
 class _Kind:
@@ -45,7 +45,8 @@ class _Kind:
         self.pattern = re.compile("|".join(f"(?:{word})" for word in lowered))
         # Alone, each word ends where a whole word may end, so that `re` backtracks into its other forms
         # (`закрыва(?:ем|емся)` in `закрываемся`).
-        self.words = tuple(re.compile(f"(?:{word})(?:(?<![{_LETTER}])|(?![{_LETTER}]))") for word in lowered)
+        whole = f"(?:(?<![{SPACED_LETTERS}])|(?![{SPACED_LETTERS}]))"
+        self.words = tuple(re.compile(f"(?:{word}){whole}") for word in lowered)
 
     def finditer(self, text: str) -> Iterator[tuple[int, int]]:
         at = 0
@@ -107,8 +108,8 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 # A number: digits with `.` or `,` inside, never glued to a letter, `#`, `№`, `第` or a `:`/`/` of a time or a
 # ratio; never a percentage, a leverage (`10x`), a timeframe (`4h`) or an ordinal (`1-й`, `2nd`).
 _NUMBER = re.compile(
-    rf"(?<![{_LETTER}\d#№第.,/:_])(\d+(?:[.,]\d+)*)(k(?![{_LETTER}]))?"
-    rf"(?![{_LETTER}\d_%]|[.,]\d|\s*%|:\d|/\d|-[{_LETTER}])"
+    rf"(?<![{SPACED_LETTERS}\d#№第.,/:_])(\d+(?:[.,]\d+)*)(k(?![{SPACED_LETTERS}]))?"
+    rf"(?![{SPACED_LETTERS}\d_%]|[.,]\d|\s*%|:\d|/\d|-[{SPACED_LETTERS}])"
 )
 _PERCENT = re.compile(r"(?<![+\-±\d.,])(\d{1,3}(?:[.,]\d+)?)\s*%")
 _SHARE = re.compile(r"(?<![\d.,/])([1-9])\s?/\s?([2-9]|10)(?![\d.,/])")  # `2/3` of the position
