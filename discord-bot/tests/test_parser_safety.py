@@ -224,3 +224,34 @@ def test_done_about_the_chart_and_a_stop_s_condition_leave_a_signal_a_signal(tex
     result = parse(text)
     assert result.signal is not None
     assert result.signal.stop_loss == Decimal("63000")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{SIGNAL_LINES}\nThis is a repost of yesterday's signal",
+        f"Repost:\n{SIGNAL_LINES}",
+        f"{SIGNAL_LINES}\nOld signal, ignore",
+        "Correction: LONG BTC-USDT Entry: 64000 SL: 63500 TP: 65000",
+        f"{SIGNAL_LINES}\nTest message, please ignore",
+        "Hypothetical: LONG BTC-USDT Entry: 64000 SL: 63000 TP: 65000",
+    ],
+)
+def test_a_repost_a_correction_a_test_or_a_hypothetical_is_never_a_new_trade(text: str) -> None:
+    """A repeat or a corrected copy of a signal already posted would be a second trade; a test or an
+    illustration is none."""
+    assert parse(text).kind != "signal"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{SIGNAL_LINES}\n\nDo not repost our signals.",
+        f"BTC in a correction, buying the dip.\n{SIGNAL_LINES}",
+        f"{SIGNAL_LINES}\nIgnore the noise, the trend is up.",
+    ],
+)
+def test_the_same_words_in_a_footer_or_the_market_s_talk_leave_a_signal_a_signal(text: str) -> None:
+    result = parse(text)
+    assert result.signal is not None
+    assert result.signal.stop_loss == Decimal("63000")
